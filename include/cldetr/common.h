@@ -1,0 +1,47 @@
+/* cldetr common helpers: fatal errors, checked allocation, small utilities.
+ *
+ * Error policy (STYLE.md habit 4): code that reads user input (files, configs,
+ * CLI) returns an error to its caller with a message in cd_errbuf(); code deep
+ * in a training step that cannot go on (a failed OpenCL call) calls cd_fatal,
+ * which prints the message and exits non-zero (never exit(0) on failure). */
+#ifndef CLDETR_COMMON_H
+#define CLDETR_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+#define CD_NORETURN __attribute__((noreturn))
+#define CD_PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+/* Print "cldetr: error: <msg>" to stderr, run the fatal hooks, exit(1). */
+CD_NORETURN void cd_fatal(const char *fmt, ...) CD_PRINTF(1, 2);
+
+/* A hook run by cd_fatal before exiting (e.g. the trainer notes that the last
+ * good checkpoint is kept). At most 8 hooks. */
+void cd_atfatal(void (*fn)(void *), void *ctx);
+
+/* Recoverable errors: functions that return -1 leave a message here. */
+int cd_seterr(const char *fmt, ...) CD_PRINTF(1, 2);   /* always returns -1 */
+const char *cd_errbuf(void);
+
+void *cd_xmalloc(size_t n);
+void *cd_xcalloc(size_t n, size_t size);
+void *cd_xrealloc(void *p, size_t n);
+char *cd_xstrdup(const char *s);
+
+/* Read a whole file; returns NULL and sets cd_errbuf on failure. *len may be NULL. */
+char *cd_read_file(const char *path, size_t *len);
+
+/* Monotonic wall clock in seconds. */
+double cd_now(void);
+
+/* 64-bit FNV-1a, for cache keys and checksums. */
+uint64_t cd_fnv1a(const void *data, size_t n, uint64_t h);
+#define CD_FNV_SEED 0xcbf29ce484222325ULL
+
+#define CD_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define CD_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define CD_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

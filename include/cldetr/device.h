@@ -1,0 +1,203 @@
+/* The device layer: OpenCL platforms and devices, one context and one in-order
+ * queue, kernels built at runtime from the cl/ files (embedded at build time, cached
+ * on disk as binaries), a buffer pool, checked launches, and CLBlast GEMM.
+ *
+ * Device memory is addressed as (buffer, element offset) pairs — cd_mem — as
+ * CLBlast does, so views need no sub-buffers. Every kernel takes each pointer
+ * as two arguments: `__global float *x, const ulong x_off` (see cl/common.h
+ * conventions in cl/elementwise.cl). */
+#ifndef CLDETR_DEVICE_H
+#define CLDETR_DEVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 120
+#endif
+#include <CL/cl.h>
+
+#include "cldetr/common.h"
+
+/* ---- errors ------------------------------------------------------------ */
+
+const char *cd_cl_status_name(cl_int status);       /* "CL_OUT_OF_RESOURCES" */
+const char *cd_cl_status_hint(cl_int status);       /* what to do about it */
+const char *cd_clblast_status_name(int status);
+CD_NORETURN void cd_cl_fail(cl_int status, const char *expr, const char *file, int line);
+CD_NORETURN void cd_clblast_fail(int status, const char *expr, const char *file, int line);
+
+/* Check an OpenCL call that returns a status. */
+#define CL_CHECK(expr) do { cl_int cd_st_ = (expr); \
+    if (cd_st_ != CL_SUCCESS) cd_cl_fail(cd_st_, #expr, __FILE__, __LINE__); } while (0)
+/* Check the errcode_ret of a clCreate* call: `x = clCreateBuffer(..., &err); CL_CHECK_ERR(err, "clCreateBuffer");` */
+#define CL_CHECK_ERR(err, what) do { if ((err) != CL_SUCCESS) cd_cl_fail((err), (what), __FILE__, __LINE__); } while (0)
+/* Check a CLBlast call. */
+#define CLBLAST_CHECK(expr) do { int cd_bst_ = (int)(expr); \
+    if (cd_bst_ != 0) cd_clblast_fail(cd_bst_, #expr, __FILE__, __LINE__); } while (0)
+
+/* ---- devices ----------------------------------------------------------- */
+
+typedef struct {
+    int index;                  /* flat index over all platforms, as `cldetr devices` prints */
+    int platform_index, device_index;
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_device_type type;
+    char platform_name[128], platform_version[128];
+    char name[256], vendor[128], driver_version[128], version[128], c_version[128];
+    cl_ulong global_mem, max_alloc, local_mem;
+    cl_uint compute_units;
+    size_t max_work_group;
+    int fp16, fp64;
+} cd_device_info;
+
+/* Every device of every platform. Returns the count (>= 1), or -1 with
+ * cd_errbuf() saying what to install when there is no platform or device. */
+int cd_list_devices(cd_device_info **out);
+
+/* Pick a device: spec NULL or "" = the default (first GPU, else first CPU, else
+ * the first device); "gpu" / "cpu" / "any" = first of that type; a number = the
+ * flat index; otherwise a case-insensitive substring of the device name (or
+ * "PLATFORM:DEVICE" indices). The environment variable CLDETR_DEVICE, when set,
+ * overrides spec. Returns the list index or -1 with cd_errbuf(). */
+int cd_select_device(const cd_device_info *list, int n, const char *spec);
+
+const char *cd_device_type_name(cl_device_type t);
+
+/* ---- an open device ---------------------------------------------------- */
+
+typedef struct { cl_mem mem; size_t off; } cd_mem;      /* off counts floats */
+static inline cd_mem cd_at(cd_mem m, size_t off) { m.off += off; return m; }
+
+typedef struct cd_kernel_entry cd_kernel_entry;
+typedef struct cd_program_entry cd_program_entry;
+typedef struct cd_pool_entry cd_pool_entry;
+typedef struct cd_profile_entry cd_profile_entry;
+
+typedef struct cd_device {
+    cd_device_info info;
+    cl_context ctx;
+    cl_command_queue queue;
+    int profiling;                  /* queue created with CL_QUEUE_PROFILING_ENABLE */
+    char build_options[256];        /* options every program is built with */
+    /* programs: one per cl/ file, built on first use of one of its kernels */
+    cd_program_entry *programs; int n_programs;
+    cd_kernel_entry *kernels; int n_kernels, cap_kernels;
+    /* buffer pool: freed buffers kept by size for reuse */
+    cd_pool_entry *pool; int n_pool, cap_pool;
+    size_t bytes_live, bytes_pooled, bytes_peak;
+    const char *oom_hint;           /* which config keys shrink memory, set by the caller */
+    /* CLBlast scratch for the GEMM pre-pass, grown on demand */
+    cl_mem blas_temp; size_t blas_temp_bytes;
+    /* profiling: events of launches since the last cd_profile_collect */
+    cl_event *events; const char **event_names; int n_events, cap_events;
+    cd_profile_entry *profile; int n_profile;
+    int verbose;
+} cd_device;
+
+/* Open a device (spec as cd_select_device). Returns NULL with cd_errbuf(). */
+cd_device *cd_open(const char *spec, int profiling);
+void cd_close(cd_device *dev);
+void cd_finish(cd_device *dev);
+
+/* ---- kernels ----------------------------------------------------------- */
+
+/* Where kernel sources come from: CLDETR_KERNEL_DIR, else the embedded copy. */
+const char *cd_kernel_source(const char *file);          /* NULL if unknown */
+int cd_kernel_files(const char ***names);                /* list of cl/ file names */
+
+/* Build one cl/ file for this device (through the binary cache). Returns 0 or
+ * -1 with cd_errbuf() holding the compiler log ("file.cl:LINE:COL: error ..."). */
+int cd_build_file(cd_device *dev, const char *file);
+/* Build every cl/ file; returns the number that failed (logs in stderr). */
+int cd_build_all(cd_device *dev, FILE *log);
+
+/* A kernel by name, building its file on first use; fatal if the name is unknown
+ * or its file does not build. */
+cl_kernel cd_kernel(cd_device *dev, const char *name);
+
+typedef struct {
+    int kind;                       /* 1 mem (2 args), 2 int, 3 uint, 4 float, 5 local bytes, 6 ulong */
+    union { cd_mem m; cl_int i; cl_uint u; cl_float f; size_t local_bytes; cl_ulong ul; } v;
+} cd_karg;
+#define KM(x) ((cd_karg){.kind = 1, .v.m = (x)})
+#define KI(x) ((cd_karg){.kind = 2, .v.i = (cl_int)(x)})
+#define KU(x) ((cd_karg){.kind = 3, .v.u = (cl_uint)(x)})
+#define KF(x) ((cd_karg){.kind = 4, .v.f = (cl_float)(x)})
+#define KLOCAL(bytes) ((cd_karg){.kind = 5, .v.local_bytes = (bytes)})
+#define KUL(x) ((cd_karg){.kind = 6, .v.ul = (cl_ulong)(x)})
+
+/* Launch `name` over an n-D range. global[] is rounded up to a multiple of the
+ * local size, so kernels guard with `if (gid >= n) return;`. local NULL = chosen
+ * from the device (CL_KERNEL_WORK_GROUP_SIZE and its preferred multiple). */
+void cd_launch(cd_device *dev, const char *name, int dims, const size_t *global,
+               const size_t *local, const cd_karg *args, int nargs);
+#define CD_NARGS(...) ((int)(sizeof((cd_karg[]){__VA_ARGS__}) / sizeof(cd_karg)))
+/* 1-D launch over n work-items: CD_LAUNCH1(dev, "relu_forward", n, KM(out), KM(x), KI(n)) */
+#define CD_LAUNCH1(dev, name, n, ...) \
+    cd_launch((dev), (name), 1, (size_t[]){(n)}, NULL, (cd_karg[]){__VA_ARGS__}, CD_NARGS(__VA_ARGS__))
+/* 2-D / 3-D launches with automatic local size */
+#define CD_LAUNCH2(dev, name, n0, n1, ...) \
+    cd_launch((dev), (name), 2, (size_t[]){(n0), (n1)}, NULL, (cd_karg[]){__VA_ARGS__}, CD_NARGS(__VA_ARGS__))
+#define CD_LAUNCH3(dev, name, n0, n1, n2, ...) \
+    cd_launch((dev), (name), 3, (size_t[]){(n0), (n1), (n2)}, NULL, (cd_karg[]){__VA_ARGS__}, CD_NARGS(__VA_ARGS__))
+/* Launch with an explicit work-group size (global is a multiple of local). */
+#define CD_LAUNCH_WG(dev, name, dims, global, local, ...) \
+    cd_launch((dev), (name), (dims), (global), (local), (cd_karg[]){__VA_ARGS__}, CD_NARGS(__VA_ARGS__))
+
+/* Largest work-group size this kernel can use on this device. */
+size_t cd_kernel_wg_size(cd_device *dev, const char *name);
+
+/* ---- memory ------------------------------------------------------------ */
+
+/* n floats from the pool (reused by exact size) or a new buffer. `what` names
+ * the tensor in out-of-memory messages. Contents are undefined (garbage). */
+cd_mem cd_alloc(cd_device *dev, size_t n, const char *what);
+void cd_free(cd_device *dev, cd_mem m);               /* back to the pool */
+void cd_pool_trim(cd_device *dev);                    /* release pooled buffers */
+size_t cd_mem_floats(cd_mem m);                       /* capacity of the buffer from m.off */
+
+void cd_write(cd_device *dev, cd_mem dst, const float *src, size_t n);     /* blocking */
+void cd_read(cd_device *dev, float *dst, cd_mem src, size_t n);            /* blocking */
+void cd_write_bytes(cd_device *dev, cl_mem dst, size_t off_bytes, const void *src, size_t n);
+void cd_read_bytes(cd_device *dev, void *dst, cl_mem src, size_t off_bytes, size_t n);
+void cd_fill(cd_device *dev, cd_mem dst, float value, size_t n);
+void cd_copy(cd_device *dev, cd_mem dst, cd_mem src, size_t n);
+
+/* ---- profiling --------------------------------------------------------- */
+
+struct cd_profile_entry { const char *name; double ms; long count; };
+/* Wait, read the recorded launch events, add them to dev->profile. */
+void cd_profile_collect(cd_device *dev);
+void cd_profile_print(cd_device *dev, FILE *f);
+void cd_profile_reset(cd_device *dev);
+/* Record an event for the profile (used by the BLAS wrapper). */
+void cd_profile_add_event(cd_device *dev, const char *name, cl_event ev);
+
+/* ---- cache ------------------------------------------------------------- */
+
+/* $XDG_CACHE_HOME/cldetr or ~/.cache/cldetr, created on demand. */
+const char *cd_cache_dir(void);
+/* Load/store a blob keyed by a 64-bit key under the cache dir (name prefix).
+ * load returns NULL when absent or corrupt (a corrupt entry is deleted). */
+void *cd_cache_load(const char *prefix, uint64_t key, size_t *len);
+int cd_cache_store(const char *prefix, uint64_t key, const void *data, size_t len);
+
+/* ---- GEMM (CLBlast), row-major --------------------------------------------
+ * C[M,N] = alpha * op(A) op(B) + beta * C, op(A) is [M,K], op(B) is [K,N];
+ * ta/tb: 0 = as stored, 1 = transposed. lda/ldb/ldc are row strides of the
+ * matrices as stored. */
+void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
+             float alpha, cd_mem A, size_t lda, cd_mem B, size_t ldb,
+             float beta, cd_mem C, size_t ldc);
+/* batch independent GEMMs with strides (in floats) between consecutive A, B, C. */
+void cd_gemm_batched(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
+                     float alpha, cd_mem A, size_t lda, size_t strideA,
+                     cd_mem B, size_t ldb, size_t strideB,
+                     float beta, cd_mem C, size_t ldc, size_t strideC, size_t batch);
+/* Apply stored GEMM tunings for this device (called by cd_open). */
+void cd_blas_init(cd_device *dev);
+
+#endif

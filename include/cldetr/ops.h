@@ -1,0 +1,164 @@
+/* The op library: forward and backward launchers of every op on the device.
+ *
+ * Conventions (STYLE.md habit 2, 3):
+ * - tensors are cd_mem (buffer + float offset), row-major, shapes in comments;
+ *   the caller allocates outputs (from the step arena or cd_alloc); an op may
+ *   take scratch memory from the device pool internally;
+ * - argument order: outputs, saved activations, inputs, weights, then sizes;
+ * - backward: parameter gradients always ADD (+=) into their buffer; an input
+ *   (activation) gradient is written (=) when acc == 0 and added when acc == 1,
+ *   for places where branches meet. A cd_mem with .mem == NULL means "not
+ *   needed" for an optional output (e.g. dx of the first layer) or input;
+ * - masks are float buffers, 1 = padding, 0 = valid (DETR's True = padding);
+ * - each op has a plain C reference `*_ref` in its source file; tests compare
+ *   the two and check the backward with finite differences in double.
+ *
+ * Families and files: elementwise/reduce/softmax/layernorm/dropout/permute in
+ * src/ops/{elementwise,reduce,softmax,layernorm,dropout,permute}.c with
+ * cl/{elementwise,reduce,softmax,norm,random}.cl; conv/batchnorm/pool in
+ * src/ops/{conv,batchnorm,pool}.c with cl/{conv,batchnorm,pool}.cl; linear and
+ * batched matmul in src/ops/linear.c (CLBlast, cd_gemm). */
+#ifndef CLDETR_OPS_H
+#define CLDETR_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "cldetr/device.h"
+
+static inline cd_mem cd_none(void) { cd_mem m = {NULL, 0}; return m; }
+static inline int cd_has(cd_mem m) { return m.mem != NULL; }
+
+/* ---- element-wise (src/ops/elementwise.c, cl/elementwise.cl) ------------- */
+
+/* out = a + b                                    out, a, b (n); out may alias a or b */
+void op_add(cd_device *dev, cd_mem out, cd_mem a, cd_mem b, size_t n);
+/* y = alpha * x + beta * y                        y, x (n)   (beta 0: y is written, never read) */
+void op_axpby(cd_device *dev, cd_mem y, float alpha, cd_mem x, float beta, size_t n);
+/* y (=/+=) alpha * x, by acc                      y, x (n) */
+void op_scale(cd_device *dev, cd_mem y, cd_mem x, float alpha, size_t n, int acc);
+
+/* out = relu(x)                                   out, x (n); out may alias x */
+void op_relu_forward(cd_device *dev, cd_mem out, cd_mem x, size_t n);
+/* dx (=/+=) dout * (out > 0)                      dx, dout, out (n) */
+void op_relu_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem out, size_t n, int acc);
+/* out = 1 / (1 + exp(-x))                         out, x (n) */
+void op_sigmoid_forward(cd_device *dev, cd_mem out, cd_mem x, size_t n);
+/* dx (=/+=) dout * out * (1 - out)                dx, dout, out (n) */
+void op_sigmoid_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem out, size_t n, int acc);
+
+/* Broadcast over channels, x (B, C, HW):
+ * out = x + bias[c]                               out, x (B,C,HW), bias (C) */
+void op_add_channels_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem bias, size_t B, size_t C, size_t HW);
+/* dx (=/+=) dout (if dx given); dbias += sum over B, HW of dout */
+void op_add_channels_backward(cd_device *dev, cd_mem dx, cd_mem dbias, cd_mem dout,
+                              size_t B, size_t C, size_t HW, int acc);
+/* out = x * scale[c]                              out, x (B,C,HW), scale (C) */
+void op_mul_channels_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem scale, size_t B, size_t C, size_t HW);
+/* dx (=/+=) dout * scale[c]; dscale += sum over B, HW of dout * x (if dscale given) */
+void op_mul_channels_backward(cd_device *dev, cd_mem dx, cd_mem dscale, cd_mem dout, cd_mem x, cd_mem scale,
+                              size_t B, size_t C, size_t HW, int acc);
+
+/* ---- dropout (src/ops/dropout.c, cl/random.cl) ----------------------------
+ * Counter-based: element i is kept iff uniform(seed, stream, i) >= p, where
+ * uniform is a hash of the three (Philox-like), so the mask is reproducible on
+ * every device and after a resume, and backward recomputes it (no mask saved).
+ * Kept elements are scaled by 1/(1-p). `stream` identifies (step, call site). */
+void op_dropout_forward(cd_device *dev, cd_mem out, cd_mem x, size_t n, float p, uint64_t seed, uint64_t stream);
+void op_dropout_backward(cd_device *dev, cd_mem dx, cd_mem dout, size_t n, float p, uint64_t seed,
+                         uint64_t stream, int acc);
+/* The same uniform numbers on the host, for tests and references. */
+float op_dropout_uniform_ref(uint64_t seed, uint64_t stream, uint64_t i);
+
+/* ---- reductions (src/ops/reduce.c, cl/reduce.cl) ---------------------------
+ * out[o, i] (=/+=) alpha * sum_r x[o, r, i]        x (O, R, I), out (O, I)
+ * Sum (alpha 1) and mean (alpha 1/R) over any middle axis; bias gradients are
+ * O = 1. */
+void op_reduce_sum(cd_device *dev, cd_mem out, cd_mem x, size_t O, size_t R, size_t I, float alpha, int acc);
+/* The backward of op_reduce_sum: dx[o, r, i] (=/+=) alpha * dout[o, i] */
+void op_broadcast(cd_device *dev, cd_mem dx, cd_mem dout, size_t O, size_t R, size_t I, float alpha, int acc);
+/* out[0] = sum of x[i]^2 over n elements, one float (deterministic two-pass). */
+void op_sumsq(cd_device *dev, cd_mem out, cd_mem x, size_t n);
+
+/* ---- softmax with key-padding mask (src/ops/softmax.c, cl/softmax.cl) -----
+ * Attention probabilities: x (B, H, Lq, Lk) scores, mask (B, Lk) 1 = padding
+ * or cd_none(). out = softmax over the last axis of (scale * x), with masked
+ * keys at -inf (probability exactly 0). A row whose keys are all masked gives
+ * all zeros (never NaN). */
+void op_softmax_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem mask,
+                        size_t B, size_t H, size_t Lq, size_t Lk, float scale);
+/* dx (=/+=) scale * out * (dout - sum_k dout*out) */
+void op_softmax_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem out,
+                         size_t B, size_t H, size_t Lq, size_t Lk, float scale, int acc);
+
+/* ---- layer norm over the last axis (src/ops/layernorm.c, cl/norm.cl) ------
+ * out = (x - mean) * rstd * w + b                 x, out (N, C); mean, rstd (N) saved */
+void op_layernorm_forward(cd_device *dev, cd_mem out, cd_mem mean, cd_mem rstd, cd_mem x,
+                          cd_mem w, cd_mem b, size_t N, size_t C, float eps);
+/* dx (=/+=), dw +=, db += */
+void op_layernorm_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x,
+                           cd_mem mean, cd_mem rstd, cd_mem w, size_t N, size_t C, int acc);
+
+/* ---- permute (src/ops/permute.c, cl/elementwise.cl or its own) -----------
+ * out = x with axes reordered: out's axis a is x's axis perm[a]; dims are x's
+ * sizes; up to 4 axes (pad with 1). The backward is the inverse permutation,
+ * with acc. Attention uses it for (L, B, NH, hd) <-> (B, NH, L, hd). */
+void op_permute(cd_device *dev, cd_mem out, cd_mem x, const size_t dims[4], const int perm[4], int acc);
+
+/* ---- linear and matmul (src/ops/linear.c, CLBlast) -----------------------
+ * out = x w^T + b                                 x (N, IN), w (OUT, IN), b (OUT) or none, out (N, OUT) */
+void op_linear_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, size_t N, size_t IN, size_t OUT);
+/* dx (=/+=) dout w; dw += dout^T x; db += sum_n dout        any of dx, db may be none */
+void op_linear_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x, cd_mem w,
+                        size_t N, size_t IN, size_t OUT, int acc);
+/* Batched: out[b] = op(A[b]) op(B[b]) with A, B, out contiguous batches:
+ * A (batch, M, K) or (batch, K, M) if ta; B (batch, K, N) or (batch, N, K) if tb; out (batch, M, N) */
+void op_bmm_forward(cd_device *dev, cd_mem out, cd_mem A, cd_mem B, size_t batch, size_t M, size_t N, size_t K,
+                    int ta, int tb);
+/* dA (=/+=), dB (=/+=) (either may be none), each with its own acc flag */
+void op_bmm_backward(cd_device *dev, cd_mem dA, cd_mem dB, cd_mem dout, cd_mem A, cd_mem B,
+                     size_t batch, size_t M, size_t N, size_t K, int ta, int tb, int acc_a, int acc_b);
+
+/* ---- conv2d (src/ops/conv.c, cl/conv.cl) ---------------------------------- */
+typedef struct {
+    size_t B, C, H, W;          /* input (B, C, H, W) */
+    size_t K, R, S;             /* K output channels, R x S kernel: w (K, C, R, S) */
+    size_t stride, pad, dil;    /* same in both directions */
+} conv_shape;
+static inline size_t conv_out_h(const conv_shape *s) { return (s->H + 2 * s->pad - s->dil * (s->R - 1) - 1) / s->stride + 1; }
+static inline size_t conv_out_w(const conv_shape *s) { return (s->W + 2 * s->pad - s->dil * (s->S - 1) - 1) / s->stride + 1; }
+/* out (B, K, Ho, Wo) = conv(x, w) + b (b may be none) */
+void op_conv2d_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, const conv_shape *s);
+/* dx (=/+=) (may be none), dw += , db += (may be none) */
+void op_conv2d_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x, cd_mem w,
+                        const conv_shape *s, int acc);
+
+/* ---- batch norm (src/ops/batchnorm.c, cl/batchnorm.cl) -------------------
+ * Frozen: y = x * scale + shift with scale = w * rsqrt(var + eps), shift = b - mean * scale
+ * (the statistics are buffers, not trained).     x, out (B, C, HW); w, b, mean, var (C) */
+void op_batchnorm_frozen_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, cd_mem mean,
+                                 cd_mem var, size_t B, size_t C, size_t HW, float eps);
+/* dx (=/+=) dout * scale */
+void op_batchnorm_frozen_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem w, cd_mem var,
+                                  size_t B, size_t C, size_t HW, float eps, int acc);
+/* Trainable, with batch statistics: saves the batch mean and rstd (C); updates the
+ * running statistics as PyTorch: running = (1 - momentum) * running + momentum * batch
+ * (unbiased variance for running_var). */
+void op_batchnorm_train_forward(cd_device *dev, cd_mem out, cd_mem save_mean, cd_mem save_rstd,
+                                cd_mem running_mean, cd_mem running_var, cd_mem x, cd_mem w, cd_mem b,
+                                size_t B, size_t C, size_t HW, float eps, float momentum);
+/* dx (=/+=), dw +=, db += */
+void op_batchnorm_train_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x,
+                                 cd_mem save_mean, cd_mem save_rstd, cd_mem w,
+                                 size_t B, size_t C, size_t HW, int acc);
+
+/* ---- max pool (src/ops/pool.c, cl/pool.cl) --------------------------------
+ * k x k window, stride s, padding p (ResNet: 3, 2, 1); padded cells are -inf.
+ * argmax (B, C, Ho, Wo) saves the index h*W+w of the max in its input plane (as float). */
+void op_maxpool_forward(cd_device *dev, cd_mem out, cd_mem argmax, cd_mem x, size_t B, size_t C,
+                        size_t H, size_t W, size_t k, size_t s, size_t p);
+/* dx (=/+=): each input cell gathers dout of the windows whose argmax it is (no atomics) */
+void op_maxpool_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem argmax, size_t B, size_t C,
+                         size_t H, size_t W, size_t k, size_t s, size_t p, int acc);
+static inline size_t pool_out(size_t H, size_t k, size_t s, size_t p) { return (H + 2 * p - k) / s + 1; }
+
+#endif

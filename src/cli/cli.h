@@ -1,0 +1,8 @@
+/* One function per verb; each returns the process exit code. argv[0] is the verb. */
+#ifndef CLDETR_CLI_H
+#define CLDETR_CLI_H
+
+int cmd_devices(int argc, char **argv);
+int cmd_selftest(int argc, char **argv);
+
+#endif

@@ -1,0 +1,42 @@
+/* cldetr: one binary, many verbs. main() only dispatches; every verb lives in
+ * its own file (src/cli/<verb>.c) and calls the library. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} verb;
+
+static const verb verbs[] = {
+    {"devices",  cmd_devices,  "list every OpenCL platform and device"},
+    {"selftest", cmd_selftest, "build every kernel and check GEMM and ops against host references"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "cldetr — DETR training and inference on OpenCL\n\n"
+               "usage: cldetr VERB [options]   (cldetr VERB --help for a verb's options)\n\nverbs:\n");
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        fprintf(f, "  %-12s %s\n", verbs[i].name, verbs[i].help);
+    fprintf(f, "\nenvironment:\n"
+               "  CLDETR_DEVICE      device to use: an index, a name substring, gpu, cpu or any\n"
+               "  CLDETR_KERNEL_DIR  load kernel sources from this folder instead of the embedded copy\n"
+               "  XDG_CACHE_HOME     compiled kernels and GEMM tunings go to $XDG_CACHE_HOME/cldetr\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return 2; }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) { printf("cldetr 0.1.0\n"); return 0; }
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        if (!strcmp(argv[1], verbs[i].name)) return verbs[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "cldetr: error: unknown verb '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,98 @@
+#include "cldetr/common.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static struct { void (*fn)(void *); void *ctx; } fatal_hooks[8];
+static int n_fatal_hooks;
+static _Thread_local char errbuf[2048];
+
+void cd_atfatal(void (*fn)(void *), void *ctx) {
+    if (n_fatal_hooks < (int)CD_ARRAY_LEN(fatal_hooks)) {
+        fatal_hooks[n_fatal_hooks].fn = fn;
+        fatal_hooks[n_fatal_hooks].ctx = ctx;
+        n_fatal_hooks++;
+    }
+}
+
+void cd_fatal(const char *fmt, ...) {
+    va_list ap;
+    fflush(stdout);
+    fputs("cldetr: error: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    for (int i = n_fatal_hooks - 1; i >= 0; i--) fatal_hooks[i].fn(fatal_hooks[i].ctx);
+    exit(1);
+}
+
+int cd_seterr(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+const char *cd_errbuf(void) { return errbuf; }
+
+void *cd_xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) cd_fatal("out of host memory allocating %zu bytes", n);
+    return p;
+}
+
+void *cd_xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) cd_fatal("out of host memory allocating %zu x %zu bytes", n, size);
+    return p;
+}
+
+void *cd_xrealloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) cd_fatal("out of host memory reallocating to %zu bytes", n);
+    return q;
+}
+
+char *cd_xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    return memcpy(cd_xmalloc(n), s, n);
+}
+
+char *cd_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { cd_seterr("cannot open %s: %s", path, strerror(errno)); return NULL; }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = cd_xmalloc(cap + 1);
+    for (;;) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n < cap) break;
+        cap *= 2;
+        buf = cd_xrealloc(buf, cap + 1);
+    }
+    if (ferror(f)) {
+        cd_seterr("cannot read %s: %s", path, strerror(errno));
+        fclose(f); free(buf); return NULL;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}
+
+double cd_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+uint64_t cd_fnv1a(const void *data, size_t n, uint64_t h) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 0x100000001b3ULL; }
+    return h;
+}

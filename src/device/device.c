@@ -1,0 +1,617 @@
+/* Platforms and devices, context and queue, kernel programs, launches, the
+ * buffer pool and profiling. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cldetr/device.h"
+#include "device/kernels.h"
+
+struct cd_program_entry {
+    const char *file;
+    cl_program program;         /* NULL until built */
+    int failed;                 /* build failed once: don't retry in this process */
+};
+
+struct cd_kernel_entry {
+    char *name;                 /* owned; stable (profile entries point at it) */
+    cl_kernel kernel;
+    size_t wg_size, wg_multiple;
+};
+
+struct cd_pool_entry { cl_mem mem; size_t bytes; };
+
+/* ---- listing and selection --------------------------------------------- */
+
+static void info_str(cl_device_id d, cl_device_info what, char *buf, size_t n) {
+    buf[0] = '\0';
+    if (clGetDeviceInfo(d, what, n, buf, NULL) != CL_SUCCESS) snprintf(buf, n, "?");
+    buf[n - 1] = '\0';
+}
+
+int cd_list_devices(cd_device_info **out) {
+    cl_uint np = 0;
+    cl_int st = clGetPlatformIDs(0, NULL, &np);
+    *out = NULL;
+    if (st != CL_SUCCESS || np == 0)
+        return cd_seterr("no OpenCL platform found (%s).\n"
+                         "  Install an OpenCL driver: pocl-opencl-icd runs on CPUs (apt-get install pocl-opencl-icd);\n"
+                         "  for a GPU install its vendor's OpenCL driver (NVIDIA: the driver's OpenCL ICD, AMD: ROCm\n"
+                         "  or mesa-opencl-icd, Intel: intel-opencl-icd). Check with `clinfo -l`; OCL_ICD_VENDORS and\n"
+                         "  /etc/OpenCL/vendors/*.icd tell the loader where drivers are.",
+                         st == CL_SUCCESS ? "0 platforms" : cd_cl_status_name(st));
+    cl_platform_id *plats = cd_xcalloc(np, sizeof *plats);
+    CL_CHECK(clGetPlatformIDs(np, plats, NULL));
+    int n = 0, cap = 8;
+    cd_device_info *list = cd_xcalloc(cap, sizeof *list);
+    for (cl_uint p = 0; p < np; p++) {
+        cl_uint nd = 0;
+        if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, 0, NULL, &nd) != CL_SUCCESS || nd == 0) continue;
+        cl_device_id *devs = cd_xcalloc(nd, sizeof *devs);
+        CL_CHECK(clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, nd, devs, NULL));
+        for (cl_uint d = 0; d < nd; d++) {
+            if (n == cap) { cap *= 2; list = cd_xrealloc(list, cap * sizeof *list); }
+            cd_device_info *x = &list[n];
+            memset(x, 0, sizeof *x);
+            x->index = n;
+            x->platform_index = (int)p;
+            x->device_index = (int)d;
+            x->platform = plats[p];
+            x->device = devs[d];
+            clGetPlatformInfo(plats[p], CL_PLATFORM_NAME, sizeof x->platform_name, x->platform_name, NULL);
+            clGetPlatformInfo(plats[p], CL_PLATFORM_VERSION, sizeof x->platform_version, x->platform_version, NULL);
+            info_str(devs[d], CL_DEVICE_NAME, x->name, sizeof x->name);
+            info_str(devs[d], CL_DEVICE_VENDOR, x->vendor, sizeof x->vendor);
+            info_str(devs[d], CL_DRIVER_VERSION, x->driver_version, sizeof x->driver_version);
+            info_str(devs[d], CL_DEVICE_VERSION, x->version, sizeof x->version);
+            info_str(devs[d], CL_DEVICE_OPENCL_C_VERSION, x->c_version, sizeof x->c_version);
+            clGetDeviceInfo(devs[d], CL_DEVICE_TYPE, sizeof x->type, &x->type, NULL);
+            clGetDeviceInfo(devs[d], CL_DEVICE_GLOBAL_MEM_SIZE, sizeof x->global_mem, &x->global_mem, NULL);
+            clGetDeviceInfo(devs[d], CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof x->max_alloc, &x->max_alloc, NULL);
+            clGetDeviceInfo(devs[d], CL_DEVICE_LOCAL_MEM_SIZE, sizeof x->local_mem, &x->local_mem, NULL);
+            clGetDeviceInfo(devs[d], CL_DEVICE_MAX_COMPUTE_UNITS, sizeof x->compute_units, &x->compute_units, NULL);
+            clGetDeviceInfo(devs[d], CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof x->max_work_group, &x->max_work_group, NULL);
+            char ext[8192];
+            info_str(devs[d], CL_DEVICE_EXTENSIONS, ext, sizeof ext);
+            x->fp16 = strstr(ext, "cl_khr_fp16") != NULL;
+            x->fp64 = strstr(ext, "cl_khr_fp64") != NULL;
+            n++;
+        }
+        free(devs);
+    }
+    free(plats);
+    if (n == 0) {
+        free(list);
+        return cd_seterr("OpenCL platforms were found but no device.\n"
+                         "  Install pocl-opencl-icd for CPUs or your GPU vendor's OpenCL driver; check with `clinfo -l`.");
+    }
+    *out = list;
+    return n;
+}
+
+const char *cd_device_type_name(cl_device_type t) {
+    if (t & CL_DEVICE_TYPE_GPU) return "gpu";
+    if (t & CL_DEVICE_TYPE_CPU) return "cpu";
+    if (t & CL_DEVICE_TYPE_ACCELERATOR) return "accel";
+    return "other";
+}
+
+static int ci_contains(const char *hay, const char *needle) {
+    size_t n = strlen(needle);
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i])) i++;
+        if (i == n) return 1;
+    }
+    return n == 0;
+}
+
+static int first_of_type(const cd_device_info *list, int n, cl_device_type t) {
+    for (int i = 0; i < n; i++) if (list[i].type & t) return i;
+    return -1;
+}
+
+int cd_select_device(const cd_device_info *list, int n, const char *spec) {
+    const char *env = getenv("CLDETR_DEVICE");
+    if (env && *env) spec = env;
+    if (!spec || !*spec) {
+        int i = first_of_type(list, n, CL_DEVICE_TYPE_GPU);
+        if (i < 0) i = first_of_type(list, n, CL_DEVICE_TYPE_CPU);
+        return i < 0 ? 0 : i;
+    }
+    if (!strcmp(spec, "any")) return 0;
+    if (!strcmp(spec, "gpu") || !strcmp(spec, "cpu")) {
+        int i = first_of_type(list, n, spec[0] == 'g' ? CL_DEVICE_TYPE_GPU : CL_DEVICE_TYPE_CPU);
+        if (i < 0) return cd_seterr("no %s device found (see `cldetr devices`)%s", spec,
+                                    env && *env ? "; CLDETR_DEVICE asked for it" : "");
+        return i;
+    }
+    char *end;
+    long idx = strtol(spec, &end, 10);
+    if (end != spec && *end == '\0') {
+        if (idx < 0 || idx >= n)
+            return cd_seterr("device index %ld is out of range: there %s %d device%s (see `cldetr devices`)",
+                             idx, n == 1 ? "is" : "are", n, n == 1 ? "" : "s");
+        return (int)idx;
+    }
+    if (end != spec && *end == ':') {
+        long d = strtol(end + 1, &end, 10);
+        if (*end == '\0') {
+            for (int i = 0; i < n; i++)
+                if (list[i].platform_index == idx && list[i].device_index == d) return i;
+            return cd_seterr("no device %ld on platform %ld (see `cldetr devices`)", d, idx);
+        }
+    }
+    for (int i = 0; i < n; i++) if (ci_contains(list[i].name, spec)) return i;
+    for (int i = 0; i < n; i++) if (ci_contains(list[i].platform_name, spec)) return i;
+    return cd_seterr("no device matches '%s'%s: give an index, gpu, cpu, any, or part of a device name "
+                     "(see `cldetr devices`)", spec, env && *env ? " (from CLDETR_DEVICE)" : "");
+}
+
+/* ---- open / close ------------------------------------------------------ */
+
+cd_device *cd_open(const char *spec, int profiling) {
+    cd_device_info *list;
+    int n = cd_list_devices(&list);
+    if (n < 0) return NULL;
+    int i = cd_select_device(list, n, spec);
+    if (i < 0) { free(list); return NULL; }
+    cd_device *dev = cd_xcalloc(1, sizeof *dev);
+    dev->info = list[i];
+    free(list);
+    cl_int err;
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)dev->info.platform, 0};
+    dev->ctx = clCreateContext(props, 1, &dev->info.device, NULL, NULL, &err);
+    if (err != CL_SUCCESS) {
+        cd_seterr("cannot create an OpenCL context on %s: %s (%s)", dev->info.name,
+                  cd_cl_status_name(err), cd_cl_status_hint(err));
+        free(dev);
+        return NULL;
+    }
+    dev->profiling = profiling;
+    dev->queue = clCreateCommandQueue(dev->ctx, dev->info.device,
+                                      profiling ? CL_QUEUE_PROFILING_ENABLE : 0, &err);
+    if (err != CL_SUCCESS) {
+        cd_seterr("cannot create a command queue on %s: %s", dev->info.name, cd_cl_status_name(err));
+        clReleaseContext(dev->ctx);
+        free(dev);
+        return NULL;
+    }
+    /* No fast-math: -INFINITY masks, NaN guards and exp overflow need IEEE. */
+    snprintf(dev->build_options, sizeof dev->build_options, "-cl-std=CL1.2");
+    const char **files;
+    dev->n_programs = cd_kernel_files(&files);
+    dev->programs = cd_xcalloc(dev->n_programs, sizeof *dev->programs);
+    for (int k = 0; k < dev->n_programs; k++) dev->programs[k].file = files[k];
+    dev->verbose = getenv("CLDETR_VERBOSE") != NULL;
+    cd_blas_init(dev);
+    return dev;
+}
+
+void cd_finish(cd_device *dev) { CL_CHECK(clFinish(dev->queue)); }
+
+void cd_close(cd_device *dev) {
+    if (!dev) return;
+    clFinish(dev->queue);
+    cd_profile_reset(dev);
+    for (int i = 0; i < dev->n_kernels; i++) {
+        clReleaseKernel(dev->kernels[i].kernel);
+        free(dev->kernels[i].name);
+    }
+    for (int i = 0; i < dev->n_programs; i++) if (dev->programs[i].program) clReleaseProgram(dev->programs[i].program);
+    cd_pool_trim(dev);
+    if (dev->blas_temp) clReleaseMemObject(dev->blas_temp);
+    clReleaseCommandQueue(dev->queue);
+    clReleaseContext(dev->ctx);
+    free(dev->kernels);
+    free(dev->programs);
+    free(dev->pool);
+    free(dev->events);
+    free(dev->event_names);
+    free(dev->profile);
+    free(dev);
+}
+
+/* ---- kernel sources ---------------------------------------------------- */
+
+static const char **source_files;
+static int n_source_files;
+static char **disk_sources;       /* from CLDETR_KERNEL_DIR, parallel to source_files */
+
+int cd_kernel_files(const char ***names) {
+    if (!source_files) {
+        int n = 0;
+        while (cd_embedded_kernels[n].file) n++;
+        source_files = cd_xcalloc(n, sizeof *source_files);
+        disk_sources = cd_xcalloc(n, sizeof *disk_sources);
+        for (int i = 0; i < n; i++) source_files[i] = cd_embedded_kernels[i].file;
+        n_source_files = n;
+    }
+    *names = source_files;
+    return n_source_files;
+}
+
+const char *cd_kernel_source(const char *file) {
+    const char **names;
+    int n = cd_kernel_files(&names);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(names[i], file)) continue;
+        const char *dir = getenv("CLDETR_KERNEL_DIR");
+        if (dir && *dir) {
+            if (!disk_sources[i]) {
+                char path[4096];
+                snprintf(path, sizeof path, "%s/%s", dir, file);
+                disk_sources[i] = cd_read_file(path, NULL);
+                if (!disk_sources[i])
+                    cd_fatal("CLDETR_KERNEL_DIR=%s: %s (unset CLDETR_KERNEL_DIR to use the embedded kernels)",
+                             dir, cd_errbuf());
+            }
+            return disk_sources[i];
+        }
+        return cd_embedded_kernels[i].source;
+    }
+    return NULL;
+}
+
+/* Does `src` define `__kernel void NAME(`? A plain scan: kernels are declared
+ * as "__kernel void name(" at the start of a line in cl/ files. */
+static int source_defines(const char *src, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = strstr(src, "__kernel"); p; p = strstr(p + 8, "__kernel")) {
+        const char *q = p + 8;
+        while (*q == ' ' || *q == '\t' || *q == '\n') q++;
+        if (strncmp(q, "void", 4)) continue;
+        q += 4;
+        while (*q == ' ' || *q == '\t' || *q == '\n') q++;
+        if (!strncmp(q, name, n) && (q[n] == '(' || q[n] == ' ')) return 1;
+    }
+    return 0;
+}
+
+/* ---- program build with the binary cache -------------------------------- */
+
+static uint64_t program_key(cd_device *dev, const char *file, const char *src) {
+    uint64_t h = CD_FNV_SEED;
+    const char *parts[] = {dev->info.name, dev->info.vendor, dev->info.driver_version,
+                           dev->info.platform_version, dev->build_options, file, src};
+    for (size_t i = 0; i < CD_ARRAY_LEN(parts); i++) h = cd_fnv1a(parts[i], strlen(parts[i]) + 1, h);
+    return h;
+}
+
+static char *build_log(cd_device *dev, cl_program prog) {
+    size_t n = 0;
+    clGetProgramBuildInfo(prog, dev->info.device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n);
+    char *log = cd_xcalloc(n + 1, 1);
+    if (n) clGetProgramBuildInfo(prog, dev->info.device, CL_PROGRAM_BUILD_LOG, n, log, NULL);
+    return log;
+}
+
+static cl_program try_cached(cd_device *dev, uint64_t key) {
+    size_t len;
+    unsigned char *bin = cd_cache_load("prog", key, &len);
+    if (!bin) return NULL;
+    cl_int err, bst;
+    const unsigned char *b = bin;
+    cl_program p = clCreateProgramWithBinary(dev->ctx, 1, &dev->info.device, &len, &b, &bst, &err);
+    free(bin);
+    if (err != CL_SUCCESS || bst != CL_SUCCESS) { if (p) clReleaseProgram(p); return NULL; }
+    if (clBuildProgram(p, 1, &dev->info.device, dev->build_options, NULL, NULL) != CL_SUCCESS) {
+        clReleaseProgram(p);
+        return NULL;               /* stale or foreign binary: rebuild from source */
+    }
+    return p;
+}
+
+static void store_binary(cl_program p, uint64_t key) {
+    size_t len = 0;
+    if (clGetProgramInfo(p, CL_PROGRAM_BINARY_SIZES, sizeof len, &len, NULL) != CL_SUCCESS || len == 0) return;
+    unsigned char *bin = cd_xmalloc(len);
+    unsigned char *bins[1] = {bin};
+    if (clGetProgramInfo(p, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) == CL_SUCCESS)
+        cd_cache_store("prog", key, bin, len);
+    free(bin);
+}
+
+int cd_build_file(cd_device *dev, const char *file) {
+    cd_program_entry *pe = NULL;
+    for (int i = 0; i < dev->n_programs; i++) if (!strcmp(dev->programs[i].file, file)) pe = &dev->programs[i];
+    if (!pe) return cd_seterr("no kernel file named %s", file);
+    if (pe->program) return 0;
+    if (pe->failed) return cd_seterr("%s failed to build earlier", file);
+    const char *body = cd_kernel_source(file);
+    /* #line makes compiler messages read "file.cl:LINE:COL". */
+    size_t n = strlen(body) + strlen(file) + 32;
+    char *src = cd_xmalloc(n);
+    snprintf(src, n, "#line 1 \"%s\"\n%s", file, body);
+    uint64_t key = program_key(dev, file, src);
+    double t0 = cd_now();
+    cl_program p = try_cached(dev, key);
+    int from_cache = p != NULL;
+    if (!p) {
+        cl_int err;
+        const char *s = src;
+        p = clCreateProgramWithSource(dev->ctx, 1, &s, NULL, &err);
+        CL_CHECK_ERR(err, "clCreateProgramWithSource");
+        err = clBuildProgram(p, 1, &dev->info.device, dev->build_options, NULL, NULL);
+        if (err != CL_SUCCESS) {
+            char *log = build_log(dev, p);
+            cd_seterr("kernel file %s did not build for %s (%s):\n%s", file, dev->info.name,
+                      cd_cl_status_name(err), log);
+            free(log);
+            clReleaseProgram(p);
+            free(src);
+            pe->failed = 1;
+            return -1;
+        }
+        store_binary(p, key);
+    }
+    free(src);
+    pe->program = p;
+    if (dev->verbose)
+        fprintf(stderr, "cldetr: built %s in %.0f ms%s\n", file, 1e3 * (cd_now() - t0),
+                from_cache ? " (from cache)" : "");
+    return 0;
+}
+
+int cd_build_all(cd_device *dev, FILE *log) {
+    int failed = 0;
+    for (int i = 0; i < dev->n_programs; i++) {
+        if (cd_build_file(dev, dev->programs[i].file) < 0) {
+            if (log) fprintf(log, "%s\n", cd_errbuf());
+            failed++;
+        }
+    }
+    return failed;
+}
+
+static cd_kernel_entry *find_kernel(cd_device *dev, const char *name) {
+    for (int i = 0; i < dev->n_kernels; i++)
+        if (!strcmp(dev->kernels[i].name, name)) return &dev->kernels[i];
+    return NULL;
+}
+
+static cd_kernel_entry *get_kernel(cd_device *dev, const char *name) {
+    cd_kernel_entry *ke = find_kernel(dev, name);
+    if (ke) return ke;
+    int prog = -1;
+    for (int i = 0; i < dev->n_programs && prog < 0; i++)
+        if (source_defines(cd_kernel_source(dev->programs[i].file), name)) prog = i;
+    if (prog < 0) cd_fatal("no kernel named '%s' in cl/*.cl", name);
+    if (cd_build_file(dev, dev->programs[prog].file) < 0) cd_fatal("%s", cd_errbuf());
+    if (dev->n_kernels == dev->cap_kernels) {
+        dev->cap_kernels = dev->cap_kernels ? 2 * dev->cap_kernels : 64;
+        dev->kernels = cd_xrealloc(dev->kernels, dev->cap_kernels * sizeof *dev->kernels);
+    }
+    ke = &dev->kernels[dev->n_kernels];
+    memset(ke, 0, sizeof *ke);
+    ke->name = cd_xstrdup(name);
+    cl_int err;
+    ke->kernel = clCreateKernel(dev->programs[prog].program, name, &err);
+    if (err != CL_SUCCESS)
+        cd_fatal("clCreateKernel(%s) from %s failed: %s", name, dev->programs[prog].file, cd_cl_status_name(err));
+    CL_CHECK(clGetKernelWorkGroupInfo(ke->kernel, dev->info.device, CL_KERNEL_WORK_GROUP_SIZE,
+                                      sizeof ke->wg_size, &ke->wg_size, NULL));
+    CL_CHECK(clGetKernelWorkGroupInfo(ke->kernel, dev->info.device, CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE,
+                                      sizeof ke->wg_multiple, &ke->wg_multiple, NULL));
+    if (ke->wg_multiple == 0) ke->wg_multiple = 1;
+    dev->n_kernels++;
+    return ke;
+}
+
+cl_kernel cd_kernel(cd_device *dev, const char *name) { return get_kernel(dev, name)->kernel; }
+size_t cd_kernel_wg_size(cd_device *dev, const char *name) { return get_kernel(dev, name)->wg_size; }
+
+/* ---- launches ---------------------------------------------------------- */
+
+static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+/* Local size for an automatic launch: a multiple of the preferred multiple, at
+ * most the kernel's limit; 1-D aims at 64..256, 2-D/3-D spread it over dim 0. */
+static void auto_local(const cd_kernel_entry *ke, int dims, const size_t *global, size_t *local) {
+    size_t limit = ke->wg_size, mult = ke->wg_multiple;
+    size_t target = CD_MIN(limit, (size_t)256);
+    if (mult > target) mult = target;
+    for (int d = 0; d < dims; d++) local[d] = 1;
+    if (dims == 1) {
+        size_t l = round_up(CD_MIN(target, CD_MAX(global[0], (size_t)1)), mult);
+        local[0] = CD_MIN(l, target);
+    } else {
+        size_t l0 = CD_MIN(round_up(CD_MAX(global[0], (size_t)1), mult), CD_MIN(target, (size_t)64));
+        local[0] = CD_MAX(l0, (size_t)1);
+        size_t rest = target / local[0];
+        local[1] = CD_MAX(CD_MIN(rest, global[1]), (size_t)1);
+        /* keep a power of two in dim 1 so it divides typical sizes nicely */
+        size_t p = 1; while (p * 2 <= local[1]) p *= 2; local[1] = p;
+    }
+}
+
+void cd_launch(cd_device *dev, const char *name, int dims, const size_t *global,
+               const size_t *local, const cd_karg *args, int nargs) {
+    cd_kernel_entry *ke = get_kernel(dev, name);
+    cl_kernel k = ke->kernel;
+    cl_uint ai = 0;
+    for (int i = 0; i < nargs; i++) {
+        const cd_karg *a = &args[i];
+        cl_int st;
+        switch (a->kind) {
+        case 1: {
+            cl_ulong off = a->v.m.off;
+            if (!a->v.m.mem) cd_fatal("kernel %s: argument %d is a null buffer (a bug in cldetr)", name, i);
+            st = clSetKernelArg(k, ai++, sizeof(cl_mem), &a->v.m.mem);
+            if (st == CL_SUCCESS) st = clSetKernelArg(k, ai++, sizeof off, &off);
+            break;
+        }
+        case 2: st = clSetKernelArg(k, ai++, sizeof a->v.i, &a->v.i); break;
+        case 3: st = clSetKernelArg(k, ai++, sizeof a->v.u, &a->v.u); break;
+        case 4: st = clSetKernelArg(k, ai++, sizeof a->v.f, &a->v.f); break;
+        case 5: st = clSetKernelArg(k, ai++, a->v.local_bytes, NULL); break;
+        case 6: st = clSetKernelArg(k, ai++, sizeof a->v.ul, &a->v.ul); break;
+        default: cd_fatal("kernel %s: bad argument kind %d", name, a->kind);
+        }
+        if (st != CL_SUCCESS)
+            cd_fatal("kernel %s: setting argument %d (OpenCL index %u) failed: %s — the host launcher and the "
+                     "kernel's signature disagree (a bug in cldetr)", name, i, ai - 1, cd_cl_status_name(st));
+    }
+    size_t g[3], l[3];
+    if (local) for (int d = 0; d < dims; d++) l[d] = local[d];
+    else auto_local(ke, dims, global, l);
+    for (int d = 0; d < dims; d++) {
+        if (global[d] == 0) return;   /* nothing to do */
+        g[d] = round_up(global[d], l[d]);
+    }
+    cl_event ev = NULL;
+    cl_int st = clEnqueueNDRangeKernel(dev->queue, k, (cl_uint)dims, NULL, g, l, 0, NULL,
+                                       dev->profiling ? &ev : NULL);
+    if (st != CL_SUCCESS) {
+        cd_fatal("launching kernel %s (global %zu x %zu x %zu, local %zu x %zu x %zu) failed: %s\n  hint: %s%s%s",
+                 name, g[0], dims > 1 ? g[1] : 1, dims > 2 ? g[2] : 1, l[0], dims > 1 ? l[1] : 1,
+                 dims > 2 ? l[2] : 1, cd_cl_status_name(st), cd_cl_status_hint(st),
+                 dev->oom_hint ? "; " : "", dev->oom_hint ? dev->oom_hint : "");
+    }
+    if (ev) cd_profile_add_event(dev, ke->name, ev);
+}
+
+/* ---- memory ------------------------------------------------------------ */
+
+cd_mem cd_alloc(cd_device *dev, size_t n, const char *what) {
+    size_t bytes = CD_MAX(n, (size_t)1) * sizeof(float);
+    for (int i = dev->n_pool - 1; i >= 0; i--) {
+        if (dev->pool[i].bytes == bytes) {
+            cd_mem m = {dev->pool[i].mem, 0};
+            dev->pool[i] = dev->pool[--dev->n_pool];
+            dev->bytes_pooled -= bytes;
+            dev->bytes_live += bytes;
+            if (dev->bytes_live > dev->bytes_peak) dev->bytes_peak = dev->bytes_live;
+            return m;
+        }
+    }
+    if (bytes > dev->info.max_alloc)
+        cd_fatal("tensor '%s' needs %.1f MiB, more than one buffer can hold on %s (%.1f MiB)\n  hint: %s",
+                 what ? what : "?", bytes / 1048576.0, dev->info.name, dev->info.max_alloc / 1048576.0,
+                 dev->oom_hint ? dev->oom_hint : cd_cl_status_hint(CL_MEM_OBJECT_ALLOCATION_FAILURE));
+    cl_int err;
+    cl_mem mem = clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, bytes, NULL, &err);
+    if (err != CL_SUCCESS && dev->n_pool) {        /* give pooled memory back and retry */
+        cd_pool_trim(dev);
+        mem = clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, bytes, NULL, &err);
+    }
+    if (err != CL_SUCCESS)
+        cd_fatal("out of device memory allocating tensor '%s' (%.1f MiB; %.1f MiB already in use on %s): %s\n  hint: %s",
+                 what ? what : "?", bytes / 1048576.0, dev->bytes_live / 1048576.0, dev->info.name,
+                 cd_cl_status_name(err),
+                 dev->oom_hint ? dev->oom_hint : cd_cl_status_hint(CL_MEM_OBJECT_ALLOCATION_FAILURE));
+    dev->bytes_live += bytes;
+    if (dev->bytes_live > dev->bytes_peak) dev->bytes_peak = dev->bytes_live;
+    return (cd_mem){mem, 0};
+}
+
+size_t cd_mem_floats(cd_mem m) {
+    size_t bytes = 0;
+    if (!m.mem) return 0;
+    CL_CHECK(clGetMemObjectInfo(m.mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL));
+    return bytes / sizeof(float) - m.off;
+}
+
+void cd_free(cd_device *dev, cd_mem m) {
+    if (!m.mem) return;
+    size_t bytes = 0;
+    CL_CHECK(clGetMemObjectInfo(m.mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL));
+    if (dev->n_pool == dev->cap_pool) {
+        dev->cap_pool = dev->cap_pool ? 2 * dev->cap_pool : 64;
+        dev->pool = cd_xrealloc(dev->pool, dev->cap_pool * sizeof *dev->pool);
+    }
+    dev->pool[dev->n_pool++] = (cd_pool_entry){m.mem, bytes};
+    dev->bytes_pooled += bytes;
+    dev->bytes_live -= bytes;
+}
+
+void cd_pool_trim(cd_device *dev) {
+    if (dev->n_pool) clFinish(dev->queue);
+    for (int i = 0; i < dev->n_pool; i++) clReleaseMemObject(dev->pool[i].mem);
+    dev->n_pool = 0;
+    dev->bytes_pooled = 0;
+}
+
+void cd_write(cd_device *dev, cd_mem dst, const float *src, size_t n) {
+    if (n) CL_CHECK(clEnqueueWriteBuffer(dev->queue, dst.mem, CL_TRUE, dst.off * sizeof(float),
+                                         n * sizeof(float), src, 0, NULL, NULL));
+}
+
+void cd_read(cd_device *dev, float *dst, cd_mem src, size_t n) {
+    if (n) CL_CHECK(clEnqueueReadBuffer(dev->queue, src.mem, CL_TRUE, src.off * sizeof(float),
+                                        n * sizeof(float), dst, 0, NULL, NULL));
+}
+
+void cd_write_bytes(cd_device *dev, cl_mem dst, size_t off, const void *src, size_t n) {
+    if (n) CL_CHECK(clEnqueueWriteBuffer(dev->queue, dst, CL_TRUE, off, n, src, 0, NULL, NULL));
+}
+
+void cd_read_bytes(cd_device *dev, void *dst, cl_mem src, size_t off, size_t n) {
+    if (n) CL_CHECK(clEnqueueReadBuffer(dev->queue, src, CL_TRUE, off, n, dst, 0, NULL, NULL));
+}
+
+void cd_fill(cd_device *dev, cd_mem dst, float value, size_t n) {
+    CD_LAUNCH1(dev, "fill", n, KM(dst), KF(value), KUL(n));
+}
+
+void cd_copy(cd_device *dev, cd_mem dst, cd_mem src, size_t n) {
+    if (n) CL_CHECK(clEnqueueCopyBuffer(dev->queue, src.mem, dst.mem, src.off * sizeof(float),
+                                        dst.off * sizeof(float), n * sizeof(float), 0, NULL, NULL));
+}
+
+/* ---- profiling --------------------------------------------------------- */
+
+void cd_profile_add_event(cd_device *dev, const char *name, cl_event ev) {
+    if (dev->n_events == dev->cap_events) {
+        dev->cap_events = dev->cap_events ? 2 * dev->cap_events : 1024;
+        dev->events = cd_xrealloc(dev->events, dev->cap_events * sizeof *dev->events);
+        dev->event_names = cd_xrealloc(dev->event_names, dev->cap_events * sizeof *dev->event_names);
+    }
+    dev->events[dev->n_events] = ev;
+    dev->event_names[dev->n_events++] = name;
+}
+
+void cd_profile_collect(cd_device *dev) {
+    if (!dev->n_events) return;
+    cd_finish(dev);
+    for (int i = 0; i < dev->n_events; i++) {
+        cl_ulong t0 = 0, t1 = 0;
+        clGetEventProfilingInfo(dev->events[i], CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL);
+        clGetEventProfilingInfo(dev->events[i], CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL);
+        clReleaseEvent(dev->events[i]);
+        const char *name = dev->event_names[i];
+        int j = 0;
+        while (j < dev->n_profile && strcmp(dev->profile[j].name, name)) j++;
+        if (j == dev->n_profile) {
+            dev->profile = cd_xrealloc(dev->profile, (dev->n_profile + 1) * sizeof *dev->profile);
+            dev->profile[dev->n_profile++] = (cd_profile_entry){name, 0, 0};
+        }
+        dev->profile[j].ms += (t1 > t0 ? (double)(t1 - t0) : 0.0) * 1e-6;
+        dev->profile[j].count++;
+    }
+    dev->n_events = 0;
+}
+
+static int by_time_desc(const void *a, const void *b) {
+    double x = ((const cd_profile_entry *)a)->ms, y = ((const cd_profile_entry *)b)->ms;
+    return (x < y) - (x > y);
+}
+
+void cd_profile_print(cd_device *dev, FILE *f) {
+    cd_profile_collect(dev);
+    qsort(dev->profile, dev->n_profile, sizeof *dev->profile, by_time_desc);
+    double total = 0;
+    for (int i = 0; i < dev->n_profile; i++) total += dev->profile[i].ms;
+    fprintf(f, "%-32s %10s %8s %10s %6s\n", "kernel", "total ms", "calls", "us/call", "share");
+    for (int i = 0; i < dev->n_profile; i++) {
+        const cd_profile_entry *e = &dev->profile[i];
+        fprintf(f, "%-32s %10.2f %8ld %10.1f %5.1f%%\n", e->name, e->ms, e->count,
+                1e3 * e->ms / (double)CD_MAX(e->count, 1L), total > 0 ? 100 * e->ms / total : 0);
+    }
+}
+
+void cd_profile_reset(cd_device *dev) {
+    for (int i = 0; i < dev->n_events; i++) clReleaseEvent(dev->events[i]);
+    dev->n_events = 0;
+    dev->n_profile = 0;
+}
