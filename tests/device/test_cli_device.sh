@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# CLI checks of the device layer (TAP): `cldetr devices`, the no-platform
+# message, `cldetr selftest`, a kernel broken on purpose, unknown verbs.
+bin=$1
+n=0; failed=0
+ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+export XDG_CACHE_HOME=$tmp/cache
+
+out=$("$bin" devices 2>&1); rc=$?
+echo "$out" | sed 's/^/# /'
+ok $([ $rc = 0 ] && echo "$out" | grep -q '^\*' && echo 0 || echo 1) "devices lists a default device"
+
+mkdir "$tmp/novendors"
+out=$(OCL_ICD_VENDORS=$tmp/novendors "$bin" devices 2>&1); rc=$?
+echo "$out" | sed 's/^/# /'
+ok $([ $rc = 1 ] && echo "$out" | grep -q "pocl-opencl-icd" && echo 0 || echo 1) "no platform: exit 1 and the install hint"
+
+out=$("$bin" selftest 2>&1); rc=$?
+echo "$out" | sed 's/^/# /'
+ok $([ $rc = 0 ] && echo "$out" | grep -q "0 failed" && echo 0 || echo 1) "selftest passes on the default device"
+
+# Break elementwise.cl on purpose at a known line and load it via CLDETR_KERNEL_DIR.
+mkdir "$tmp/kernels"
+cp "$CLDETR_SOURCE_ROOT"/cl/*.cl "$tmp/kernels/"
+line=$(grep -n "y\[gid\] = value;" "$tmp/kernels/elementwise.cl" | cut -d: -f1)
+sed -i "${line}s/.*/    y[gid] = value +* ;/" "$tmp/kernels/elementwise.cl"
+out=$(CLDETR_KERNEL_DIR=$tmp/kernels "$bin" selftest 2>&1); rc=$?
+echo "$out" | sed 's/^/# /'
+ok $([ $rc = 1 ] && echo 0 || echo 1) "broken kernel: selftest exits 1 (got $rc, not a crash)"
+ok $(echo "$out" | grep -q "elementwise.cl:$line:" && echo 0 || echo 1) "broken kernel: the compiler log names elementwise.cl:$line"
+
+out=$(CLDETR_KERNEL_DIR=$tmp/missing "$bin" selftest 2>&1); rc=$?
+ok $([ $rc = 1 ] && echo "$out" | grep -q "CLDETR_KERNEL_DIR" && echo 0 || echo 1) "missing CLDETR_KERNEL_DIR folder is named"
+
+out=$(CLDETR_DEVICE=no-such-gpu "$bin" selftest 2>&1); rc=$?
+ok $([ $rc = 1 ] && echo "$out" | grep -q "no-such-gpu" && echo 0 || echo 1) "unknown CLDETR_DEVICE is named"
+
+out=$("$bin" frobnicate 2>&1); rc=$?
+ok $([ $rc = 2 ] && echo "$out" | grep -q "unknown verb 'frobnicate'" && echo 0 || echo 1) "unknown verb: exit 2 and named"
+
+echo "1..$n"
+exit $failed

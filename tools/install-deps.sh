@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install every Debian package cldetr needs to build, test and run on the CPU
+# (PoCL). Run as root (or with sudo). Safe to run again.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+pkgs="build-essential pkg-config meson ninja-build python3
+      pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo
+      libclblast-dev libstb-dev libinih-dev libcjson-dev libopenblas-dev"
+missing=$(for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+if [ -n "$missing" ]; then
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
