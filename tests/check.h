@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int t_count, t_failed;
+static int t_count __attribute__((unused)), t_failed __attribute__((unused));
 
 /* One check. `ok` nonzero = pass. The name is printf-style. */
-static void t_ok(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void t_ok(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3), unused));
 static void t_ok(int ok, const char *fmt, ...) {
     va_list ap;
     t_count++;
@@ -27,7 +27,7 @@ static void t_ok(int ok, const char *fmt, ...) {
 }
 
 /* Diagnostics line (TAP comment). */
-static void t_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void t_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2), unused));
 static void t_diag(const char *fmt, ...) {
     va_list ap;
     printf("# ");
@@ -39,7 +39,7 @@ static void t_diag(const char *fmt, ...) {
 
 /* |ref - got| <= atol + rtol*|ref| elementwise; NaN in either fails. Prints the
  * first 5 mismatches with their index, and the max abs/rel error. Returns 1 if close. */
-static int t_close_d(const char *name, const double *ref, const double *got, size_t n,
+static inline int t_close_d(const char *name, const double *ref, const double *got, size_t n,
                      double atol, double rtol) {
     size_t bad = 0;
     double max_abs = 0, max_rel = 0;
@@ -60,7 +60,7 @@ static int t_close_d(const char *name, const double *ref, const double *got, siz
     return bad == 0;
 }
 
-static int t_close_f(const char *name, const float *ref, const float *got, size_t n,
+static inline int t_close_f(const char *name, const float *ref, const float *got, size_t n,
                      double atol, double rtol) {
     double *a = malloc((n ? n : 1) * sizeof *a), *b = malloc((n ? n : 1) * sizeof *b);
     for (size_t i = 0; i < n; i++) { a[i] = ref[i]; b[i] = got[i]; }
@@ -70,16 +70,16 @@ static int t_close_f(const char *name, const float *ref, const float *got, size_
 }
 
 /* Print the TAP plan and return the exit code for main. */
-static int t_done(void) {
+static inline int t_done(void) {
     printf("1..%d\n", t_count);
     if (t_failed) fprintf(stderr, "%d of %d checks failed\n", t_failed, t_count);
     return t_failed ? 1 : 0;
 }
 
 /* Deterministic test RNG (xorshift64*), uniform in [lo, hi). */
-static unsigned long long t_rng_state = 0x9E3779B97F4A7C15ULL;
-static void t_seed(unsigned long long s) { t_rng_state = s ? s : 0x9E3779B97F4A7C15ULL; }
-static double t_uniform(double lo, double hi) {
+__attribute__((unused)) static unsigned long long t_rng_state = 0x9E3779B97F4A7C15ULL;
+static inline void t_seed(unsigned long long s) { t_rng_state = s ? s : 0x9E3779B97F4A7C15ULL; }
+static inline double t_uniform(double lo, double hi) {
     t_rng_state ^= t_rng_state >> 12; t_rng_state ^= t_rng_state << 25; t_rng_state ^= t_rng_state >> 27;
     unsigned long long x = t_rng_state * 0x2545F4914F6CDD1DULL;
     return lo + (hi - lo) * (double)(x >> 11) * (1.0 / 9007199254740992.0);
