@@ -4,5 +4,6 @@
 
 int cmd_devices(int argc, char **argv);
 int cmd_selftest(int argc, char **argv);
+int cmd_config(int argc, char **argv);
 
 #endif

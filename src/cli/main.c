@@ -14,6 +14,7 @@ typedef struct {
 static const verb verbs[] = {
     {"devices",  cmd_devices,  "list every OpenCL platform and device"},
     {"selftest", cmd_selftest, "build every kernel and check GEMM and ops against host references"},
+    {"config",   cmd_config,   "load, validate and print a config's effective values (--set k=v overrides)"},
 };
 
 static void usage(FILE *f) {
