@@ -44,7 +44,11 @@ typedef struct {
 
 /* Load a COCO instances file. Returns 0, or -1 with cd_errbuf() naming the file
  * and the problem: "x.json:12:5: JSON syntax error", "x.json: annotations[3]:
- * image_id 7 is not in images", missing or mistyped fields, duplicate ids. */
+ * image_id 7 is not in images", missing or mistyped fields, duplicate ids.
+ * Required: images[].id, .file_name; categories[].id, .name; annotations[].id,
+ * .image_id, .category_id (one of categories), .bbox. Optional: width, height
+ * (0 if absent), area, iscrowd (0/1/bool), the "annotations" list itself.
+ * "segmentation" values are skipped unparsed (that is most of COCO's bytes). */
 int coco_load(coco_dataset *ds, const char *json_path);
 void coco_free(coco_dataset *ds);
 

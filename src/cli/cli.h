@@ -4,6 +4,8 @@
 
 int cmd_devices(int argc, char **argv);
 int cmd_selftest(int argc, char **argv);
+int cmd_make_shapes(int argc, char **argv);
+int cmd_cocoeval(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 
 #endif

@@ -14,6 +14,8 @@ typedef struct {
 static const verb verbs[] = {
     {"devices",  cmd_devices,  "list every OpenCL platform and device"},
     {"selftest", cmd_selftest, "build every kernel and check GEMM and ops against host references"},
+    {"make-shapes", cmd_make_shapes, "write a synthetic COCO-format dataset of coloured shapes"},
+    {"cocoeval", cmd_cocoeval, "COCO bbox AP of a results file against a ground-truth file (as pycocotools)"},
     {"config",   cmd_config,   "load, validate and print a config's effective values (--set k=v overrides)"},
 };
 

@@ -1,0 +1,102 @@
+/* cldetr cocoeval GT.json RESULTS.json [--per-class] [--json OUT]
+ * COCO bbox evaluation of a results file, the same numbers as pycocotools. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cldetr/coco.h"
+#include "cldetr/cocoeval.h"
+#include "cldetr/common.h"
+#include "cli/cli.h"
+
+static void cocoeval_usage(FILE *f) {
+    fprintf(f,
+            "usage: cldetr cocoeval GT.json RESULTS.json [--per-class] [--json OUT]\n\n"
+            "COCO bbox evaluation with the numbers pycocotools' COCOeval gives (12-line summary).\n\n"
+            "  GT.json        COCO instances file (images, annotations, categories)\n"
+            "  RESULTS.json   a list of detections: [{\"image_id\": 42, \"category_id\": 18,\n"
+            "                 \"bbox\": [x, y, w, h], \"score\": 0.93}, ...] (pixels of the original image)\n"
+            "  --per-class    also print AP and AP50 per category, with names\n"
+            "  --json OUT     write the 12 numbers and per-category AP to OUT as JSON\n"
+            "  -h, --help     this help\n\n"
+            "Detections of categories not in GT.json are ignored (as pycocotools does);\n"
+            "an image_id not in GT.json is an error.\n");
+}
+
+int cmd_cocoeval(int argc, char **argv) {
+    const char *gt_path = NULL, *res_path = NULL, *json_out = NULL;
+    int per_class = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            cocoeval_usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--per-class")) {
+            per_class = 1;
+        } else if (!strcmp(argv[i], "--json")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "cldetr cocoeval: error: --json needs a file name\n");
+                return 2;
+            }
+            json_out = argv[++i];
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            fprintf(stderr, "cldetr cocoeval: error: unknown option '%s'\n\n", argv[i]);
+            cocoeval_usage(stderr);
+            return 2;
+        } else if (!gt_path) {
+            gt_path = argv[i];
+        } else if (!res_path) {
+            res_path = argv[i];
+        } else {
+            fprintf(stderr, "cldetr cocoeval: error: unexpected argument '%s' (give GT.json and RESULTS.json)\n\n",
+                    argv[i]);
+            cocoeval_usage(stderr);
+            return 2;
+        }
+    }
+    if (!gt_path || !res_path) {
+        fprintf(stderr, "cldetr cocoeval: error: give GT.json and RESULTS.json\n\n");
+        cocoeval_usage(stderr);
+        return 2;
+    }
+
+    double t0 = cd_now();
+    coco_dataset gt;
+    if (coco_load(&gt, gt_path)) {
+        fprintf(stderr, "cldetr cocoeval: error: %s\n", cd_errbuf());
+        return 1;
+    }
+    coco_det *dets;
+    size_t n_dets;
+    if (coco_results_load(&dets, &n_dets, res_path, &gt)) {
+        fprintf(stderr, "cldetr cocoeval: error: %s\n", cd_errbuf());
+        coco_free(&gt);
+        return 1;
+    }
+    double t1 = cd_now();
+    coco_eval_result res;
+    int rc = 0;
+    if (coco_evaluate(&res, &gt, dets, n_dets, NULL)) {
+        fprintf(stderr, "cldetr cocoeval: error: %s: %s\n", res_path, cd_errbuf());
+        rc = 1;
+    } else {
+        double t2 = cd_now();
+        fprintf(stderr, "cocoeval: %zu images, %zu categories, %zu GT boxes, %zu detections", res.n_images,
+                res.n_cats, gt.n_anns, n_dets);
+        if (res.n_dets_unknown_cat)
+            fprintf(stderr, " (%zu of a category not in %s: ignored)", res.n_dets_unknown_cat, gt_path);
+        fprintf(stderr, "; load %.2f s, evaluate %.2f s\n", t1 - t0, t2 - t1);
+        coco_eval_print_summary(stdout, &res);
+        if (per_class) {
+            printf("\n");
+            coco_eval_print_per_category(stdout, &res);
+        }
+        if (json_out && coco_eval_write_json(json_out, &res)) {
+            fprintf(stderr, "cldetr cocoeval: error: %s\n", cd_errbuf());
+            rc = 1;
+        }
+        coco_eval_result_free(&res);
+    }
+    free(dets);
+    coco_free(&gt);
+    return rc;
+}
