@@ -1,15 +1,135 @@
-/* Element-wise kernels.
+/* Element-wise kernels: add, axpby, scale, relu, sigmoid, per-channel bias and
+ * scale, and the 4-axis permute.
  *
  * Conventions of every cl/ file (the host side is cd_launch in src/device/):
  * - each buffer argument is a pair `__global float *x, const ulong x_off`, and
  *   the kernel starts with `x += x_off;` (offsets count floats, as CLBlast's);
  * - sizes are passed as `const ulong n` (or int/uint where small), and every
  *   kernel guards `if (gid >= n) return;` because global sizes are rounded up;
- * - OpenCL C 1.2, no extensions, no fast-math. */
+ * - OpenCL C 1.2, no extensions, no fast-math.
+ * Backward kernels take `acc`: 0 writes the gradient (the old value is never
+ * read, so garbage or NaN there is harmless), 1 adds to it. */
 
 __kernel void fill(__global float *y, const ulong y_off, const float value, const ulong n) {
     y += y_off;
     size_t gid = get_global_id(0);
     if (gid >= n) return;
     y[gid] = value;
+}
+
+/* out = a + b; out may alias a or b (each item reads before it writes its own element) */
+__kernel void ew_add(__global float *out, const ulong out_off, __global const float *a, const ulong a_off,
+                     __global const float *b, const ulong b_off, const ulong n) {
+    out += out_off; a += a_off; b += b_off;
+    size_t gid = get_global_id(0);
+    if (gid >= n) return;
+    out[gid] = a[gid] + b[gid];
+}
+
+/* y = alpha * x + beta * y; beta == 0 never reads y */
+__kernel void ew_axpby(__global float *y, const ulong y_off, const float alpha,
+                       __global const float *x, const ulong x_off, const float beta, const ulong n) {
+    y += y_off; x += x_off;
+    size_t gid = get_global_id(0);
+    if (gid >= n) return;
+    float v = alpha * x[gid];
+    y[gid] = beta == 0.0f ? v : v + beta * y[gid];
+}
+
+/* y (=/+=) alpha * x */
+__kernel void ew_scale(__global float *y, const ulong y_off, __global const float *x, const ulong x_off,
+                       const float alpha, const ulong n, const int acc) {
+    y += y_off; x += x_off;
+    size_t gid = get_global_id(0);
+    if (gid >= n) return;
+    float v = alpha * x[gid];
+    y[gid] = acc ? y[gid] + v : v;
+}
+
+__kernel void relu_forward(__global float *out, const ulong out_off, __global const float *x, const ulong x_off,
+                           const ulong n) {
+    out += out_off; x += x_off;
+    size_t gid = get_global_id(0);
+    if (gid >= n) return;
+    float v = x[gid];
+    out[gid] = v < 0.0f ? 0.0f : v;      /* NaN stays NaN (as PyTorch), so divergence shows */
+}
+
+/* dx (=/+=) dout * (out > 0) */
+__kernel void relu_backward(__global float *dx, const ulong dx_off, __global const float *dout, const ulong dout_off,
+                            __global const float *out, const ulong out_off, const ulong n, const int acc) {
+    dx += dx_off; dout += dout_off; out += out_off;
+    size_t gid = get_global_id(0);
+    if (gid >= n) return;
+    float v = out[gid] > 0.0f ? dout[gid] : 0.0f;
+    dx[gid] = acc ? dx[gid] + v : v;
+}
+
+/* out = 1 / (1 + exp(-x)); exp(-x) overflows to inf for x < -88, giving exactly 0 */
+__kernel void sigmoid_forward(__global float *out, const ulong out_off, __global const float *x, const ulong x_off,
+                              const ulong n) {
+    out += out_off; x += x_off;
+    size_t gid = get_global_id(0);
+    if (gid >= n) return;
+    out[gid] = 1.0f / (1.0f + exp(-x[gid]));
+}
+
+/* dx (=/+=) dout * out * (1 - out) */
+__kernel void sigmoid_backward(__global float *dx, const ulong dx_off, __global const float *dout,
+                               const ulong dout_off, __global const float *out, const ulong out_off,
+                               const ulong n, const int acc) {
+    dx += dx_off; dout += dout_off; out += out_off;
+    size_t gid = get_global_id(0);
+    if (gid >= n) return;
+    float s = out[gid];
+    float v = dout[gid] * s * (1.0f - s);
+    dx[gid] = acc ? dx[gid] + v : v;
+}
+
+/* out = x + bias[c]                    x, out (B, C, HW), bias (C); n = B*C*HW */
+__kernel void add_channels_forward(__global float *out, const ulong out_off, __global const float *x,
+                                   const ulong x_off, __global const float *bias, const ulong bias_off,
+                                   const ulong C, const ulong HW, const ulong n) {
+    out += out_off; x += x_off; bias += bias_off;
+    size_t gid = get_global_id(0);
+    if (gid >= n) return;
+    out[gid] = x[gid] + bias[(gid / HW) % C];
+}
+
+/* out = x * scale[c]                   x, out (B, C, HW), scale (C) */
+__kernel void mul_channels_forward(__global float *out, const ulong out_off, __global const float *x,
+                                   const ulong x_off, __global const float *scale, const ulong scale_off,
+                                   const ulong C, const ulong HW, const ulong n) {
+    out += out_off; x += x_off; scale += scale_off;
+    size_t gid = get_global_id(0);
+    if (gid >= n) return;
+    out[gid] = x[gid] * scale[(gid / HW) % C];
+}
+
+/* dx (=/+=) dout * scale[c] */
+__kernel void mul_channels_backward(__global float *dx, const ulong dx_off, __global const float *dout,
+                                    const ulong dout_off, __global const float *scale, const ulong scale_off,
+                                    const ulong C, const ulong HW, const ulong n, const int acc) {
+    dx += dx_off; dout += dout_off; scale += scale_off;
+    size_t gid = get_global_id(0);
+    if (gid >= n) return;
+    float v = dout[gid] * scale[(gid / HW) % C];
+    dx[gid] = acc ? dx[gid] + v : v;
+}
+
+/* out (=/+=) x with 4 axes reordered. One item per output element (coalesced
+ * writes); od1..od3 are out's sizes of axes 1..3, xs0..xs3 the strides in x of
+ * the x axis that out's axis a is (x's stride of axis perm[a]). */
+__kernel void permute4(__global float *out, const ulong out_off, __global const float *x, const ulong x_off,
+                       const ulong n, const ulong od1, const ulong od2, const ulong od3,
+                       const ulong xs0, const ulong xs1, const ulong xs2, const ulong xs3, const int acc) {
+    out += out_off; x += x_off;
+    size_t gid = get_global_id(0);
+    if (gid >= n) return;
+    ulong t = gid;
+    ulong i3 = t % od3; t /= od3;
+    ulong i2 = t % od2; t /= od2;
+    ulong i1 = t % od1; t /= od1;
+    float v = x[t * xs0 + i1 * xs1 + i2 * xs2 + i3 * xs3];
+    out[gid] = acc ? out[gid] + v : v;
 }

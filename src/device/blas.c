@@ -4,14 +4,27 @@
  *
  * Tunings live in the cache folder as "gemm-<device key>.bin" holding text
  * lines "KERNEL PARAM=VALUE PARAM=VALUE ..." (e.g. "Xgemm MWG=128 NWG=64 ...");
- * `cldetr tune` writes them. */
+ * `cldetr tune` writes them (src/device/blas_tune.c). CLDETR_GEMM_TUNING=off
+ * skips them (to compare with CLBlast's defaults).
+ *
+ * Layout. CLBlast's fast (indirect) Xgemm kernel works column-major and wants
+ * C column-major; a row-major call therefore always transposes C into a
+ * temporary and back (CLBlast 1.5.3, Xgemm::ProcessArguments: c_do_transpose
+ * is true for every row-major call with GEMMK=0). A row-major C[M,N] is the
+ * column-major C^T[N,M] = op(B)^T op(A)^T, the same buffers with the operands
+ * swapped, so we call CLBlast column-major with (B, A): the same dot products,
+ * no C transposes, and A and B are transposed exactly when they were before.
+ * The one cost: the swapped call pads N up to MWG and M up to NWG instead of
+ * M to MWG and N to NWG, so when that padding is larger (e.g. N = 64 with
+ * MWG = 128) we keep the row-major call. Measured on PoCL 3.1 (AMD EPYC Zen 5,
+ * 2 cores), tuned Xgemm: see `cldetr bench-ops` and the report in
+ * src/cli/bench_ops.c. CLDETR_GEMM_LAYOUT=row|swap forces one (for benchmarks). */
 #include <stdlib.h>
 #include <string.h>
 #include <clblast_c.h>
 
+#include "cldetr/blas_tune.h"
 #include "cldetr/device.h"
-
-uint64_t cd_blas_tuning_key(const cd_device *dev);
 
 uint64_t cd_blas_tuning_key(const cd_device *dev) {
     uint64_t h = CD_FNV_SEED;
@@ -19,6 +32,30 @@ uint64_t cd_blas_tuning_key(const cd_device *dev) {
                            dev->info.platform_version};
     for (size_t i = 0; i < CD_ARRAY_LEN(parts); i++) h = cd_fnv1a(parts[i], strlen(parts[i]) + 1, h);
     return h;
+}
+
+/* The Xgemm tile sizes in force per device, for the layout choice. CLBlast's
+ * defaults are unknown here (no C API reads them back); 64/64 makes the
+ * swapped layout never pad more, so it is always taken. */
+typedef struct { cl_device_id id; size_t mwg, nwg; } gemm_tiles;
+static gemm_tiles tiles[8];
+static int n_tiles;
+
+static gemm_tiles *tiles_of(cl_device_id id) {
+    for (int i = 0; i < n_tiles; i++) if (tiles[i].id == id) return &tiles[i];
+    if (n_tiles == (int)CD_ARRAY_LEN(tiles)) return NULL;
+    tiles[n_tiles] = (gemm_tiles){id, 64, 64};
+    return &tiles[n_tiles++];
+}
+
+static void record_tiles(cd_device *dev, const char **names, const size_t *values, size_t n) {
+    gemm_tiles *t = tiles_of(dev->info.device);
+    if (!t) return;
+    t->mwg = t->nwg = 64;
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(names[i], "MWG") && values[i]) t->mwg = values[i];
+        if (!strcmp(names[i], "NWG") && values[i]) t->nwg = values[i];
+    }
 }
 
 /* Apply "KERNEL P=V P=V ..." lines. Returns the number of kernels overridden. */
@@ -38,15 +75,26 @@ static int apply_tuning_text(cd_device *dev, char *text) {
             names[n] = tok;
             values[n++] = strtoul(eq + 1, NULL, 10);
         }
-        if (n && CLBlastOverrideParameters(dev->info.device, kernel, CLBlastPrecisionSingle, n, names, values) == 0)
+        if (n && CLBlastOverrideParameters(dev->info.device, kernel, CLBlastPrecisionSingle, n, names, values) == 0) {
             applied++;
+            if (!strcmp(kernel, "Xgemm")) record_tiles(dev, names, values, n);
+        }
         else if (dev->verbose)
             fprintf(stderr, "cldetr: GEMM tuning for %s was not accepted by CLBlast; ignored\n", kernel);
     }
     return applied;
 }
 
+int cd_blas_apply_tuning(cd_device *dev, const char *text) {
+    char *copy = cd_xstrdup(text);
+    int n = apply_tuning_text(dev, copy);
+    free(copy);
+    return n;
+}
+
 void cd_blas_init(cd_device *dev) {
+    const char *env = getenv("CLDETR_GEMM_TUNING");
+    if (env && !strcmp(env, "off")) return;
     size_t len;
     char *text = cd_cache_load("gemm", cd_blas_tuning_key(dev), &len);
     if (!text) return;
@@ -71,6 +119,25 @@ static void ensure_temp(cd_device *dev, size_t bytes) {
     dev->blas_temp_bytes = bytes;
 }
 
+/* -1 = choose per shape, 0 = row-major call, 1 = swapped column-major call */
+static int layout_force = -2;
+
+void cd_blas_set_layout(int layout) { layout_force = layout; }
+
+static size_t ceil_to(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+/* 1 = call CLBlast column-major with the operands swapped (see the top). */
+static int use_swap(cd_device *dev, size_t M, size_t N) {
+    if (layout_force == -2) {
+        const char *env = getenv("CLDETR_GEMM_LAYOUT");
+        layout_force = env && !strcmp(env, "row") ? 0 : env && !strcmp(env, "swap") ? 1 : -1;
+    }
+    if (layout_force >= 0) return layout_force;
+    gemm_tiles *t = tiles_of(dev->info.device);
+    size_t mwg = t ? t->mwg : 64, nwg = t ? t->nwg : 64;
+    return ceil_to(N, mwg) * ceil_to(M, nwg) <= ceil_to(M, mwg) * ceil_to(N, nwg);
+}
+
 void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
              float alpha, cd_mem A, size_t lda, cd_mem B, size_t ldb,
              float beta, cd_mem C, size_t ldc) {
@@ -82,17 +149,26 @@ void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
         }
         cd_fatal("cd_gemm: K = 0 with beta != 0 is not supported");
     }
+    /* row-major (ta, tb, M, N, A, B) or column-major (tb, ta, N, M, B, A): the same C */
+    CLBlastLayout layout = CLBlastLayoutRowMajor;
+    if (use_swap(dev, M, N)) {
+        layout = CLBlastLayoutColMajor;
+        size_t t = M; M = N; N = t;
+        int tt = ta; ta = tb; tb = tt;
+        cd_mem m = A; A = B; B = m;
+        t = lda; lda = ldb; ldb = t;
+    }
     size_t temp = 0;
-    CLBLAST_CHECK(CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, tr(ta), tr(tb), M, N, K,
+    CLBLAST_CHECK(CLBlastSGemmTempBufferSize(layout, tr(ta), tr(tb), M, N, K,
                                              A.off, lda, B.off, ldb, C.off, ldc, &dev->queue, &temp));
     cl_event ev = NULL, *evp = dev->profiling ? &ev : NULL;
     if (temp > 0) {
         ensure_temp(dev, temp);
-        CLBLAST_CHECK(CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, tr(ta), tr(tb), M, N, K, alpha,
+        CLBLAST_CHECK(CLBlastSgemmWithTempBuffer(layout, tr(ta), tr(tb), M, N, K, alpha,
                                                  A.mem, A.off, lda, B.mem, B.off, ldb, beta,
                                                  C.mem, C.off, ldc, &dev->queue, evp, dev->blas_temp));
     } else {
-        CLBLAST_CHECK(CLBlastSgemm(CLBlastLayoutRowMajor, tr(ta), tr(tb), M, N, K, alpha,
+        CLBLAST_CHECK(CLBlastSgemm(layout, tr(ta), tr(tb), M, N, K, alpha,
                                    A.mem, A.off, lda, B.mem, B.off, ldb, beta, C.mem, C.off, ldc,
                                    &dev->queue, evp));
     }
@@ -106,8 +182,17 @@ void cd_gemm_batched(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t 
     if (M == 0 || N == 0 || batch == 0) return;
     if (batch == 1) { cd_gemm(dev, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
     if (K == 0) cd_fatal("cd_gemm_batched: K = 0 is not supported");
+    CLBlastLayout layout = CLBlastLayoutRowMajor;
+    if (use_swap(dev, M, N)) {
+        layout = CLBlastLayoutColMajor;
+        size_t t = M; M = N; N = t;
+        int tt = ta; ta = tb; tb = tt;
+        cd_mem m = A; A = B; B = m;
+        t = lda; lda = ldb; ldb = t;
+        t = strideA; strideA = strideB; strideB = t;
+    }
     cl_event ev = NULL, *evp = dev->profiling ? &ev : NULL;
-    CLBLAST_CHECK(CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, tr(ta), tr(tb), M, N, K, alpha,
+    CLBLAST_CHECK(CLBlastSgemmStridedBatched(layout, tr(ta), tr(tb), M, N, K, alpha,
                                              A.mem, A.off, lda, strideA, B.mem, B.off, ldb, strideB, beta,
                                              C.mem, C.off, ldc, strideC, batch, &dev->queue, evp));
     if (ev) cd_profile_add_event(dev, "gemm_batched", ev);

@@ -1,0 +1,111 @@
+/* cldetr summary CONFIG: parameters per module (trainable and frozen), totals,
+ * and the activation memory of one training step at the config's batch and
+ * largest input size (counted by a dry forward: nothing runs). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cldetr/config.h"
+#include "cldetr/detr.h"
+#include "cldetr/setup.h"
+#include "cli/cli.h"
+
+static const char *group_of(const char *name, char *buf, size_t n) {
+    static const char *prefixes[] = {
+        "backbone.0.body.conv1", "backbone.0.body.bn1", "backbone.0.body.layer1", "backbone.0.body.layer2",
+        "backbone.0.body.layer3", "backbone.0.body.layer4", "backbone.1", "input_proj",
+        "transformer.encoder", "transformer.decoder", "query_embed", "class_embed", "bbox_embed"};
+    for (size_t i = 0; i < CD_ARRAY_LEN(prefixes); i++)
+        if (!strncmp(name, prefixes[i], strlen(prefixes[i]))) { snprintf(buf, n, "%s", prefixes[i]); return buf; }
+    snprintf(buf, n, "%s", name);
+    return buf;
+}
+
+static const char *commas(size_t v, char *buf) {
+    char tmp[32];
+    int len = snprintf(tmp, sizeof tmp, "%zu", v), o = 0;
+    for (int i = 0; i < len; i++) {
+        if (i && (len - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = tmp[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+int cmd_summary(int argc, char **argv) {
+    const char *path = NULL;
+    const char *sets[64];
+    size_t n_sets = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--set") && i + 1 < argc && n_sets < 64) sets[n_sets++] = argv[++i];
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: cldetr summary CONFIG.ini [--set section.key=value ...]\n\n"
+                   "Prints the parameter count of every module (trainable and frozen), the totals, and the\n"
+                   "device memory of one training step's activations and their gradients at train.batch_size\n"
+                   "and the largest input (max of augment.scales by augment.max_size).\n");
+            return 0;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "cldetr summary: unknown option '%s' (see cldetr summary --help)\n", argv[i]);
+            return 2;
+        } else if (!path) path = argv[i];
+        else { fprintf(stderr, "cldetr summary: one config file only\n"); return 2; }
+    }
+    if (!path) { fprintf(stderr, "usage: cldetr summary CONFIG.ini (see --help)\n"); return 2; }
+    static config cfg;
+    if (config_load(&cfg, path, sets, n_sets) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    int from_data = 0;
+    if (cfg.model.num_classes <= 0 && (from_data = setup_num_classes(&cfg)) < 0) {
+        fprintf(stderr, "cldetr: error: %s\n", cd_errbuf());
+        return 1;
+    }
+    detr_opts o;
+    if (setup_detr_opts(&o, &cfg, from_data) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    cd_device *dev = cd_open(NULL, 0);      /* any device: nothing runs, only buffers are made */
+    if (!dev) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    detr_model m;
+    if (detr_build(&m, &o, dev, 0) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+
+    printf("model: resnet%d (width %d%s, %s BN), d=%d, %d heads, %d+%d layers, FFN %d, %d queries, %d classes + no-object\n",
+           o.depth, o.width, o.dilation ? ", DC5" : "", o.bn_trainable ? "trainable" : "frozen", o.d, o.nheads,
+           o.enc_layers, o.dec_layers, o.dim_ff, o.num_queries, o.num_classes);
+    printf("\n%-30s %14s %14s %14s\n", "module", "trainable", "frozen", "buffers");
+    char cur[128] = "", name[128], a[32], b[32], c[32];
+    size_t tr = 0, fr = 0, bu = 0, all = 0, trainable = 0;
+    for (int i = 0; i <= m.params.n; i++) {
+        const nn_param *p = i < m.params.n ? &m.params.p[i] : NULL;
+        if (p) group_of(p->name, name, sizeof name);
+        if (!p || strcmp(name, cur)) {
+            if (cur[0]) printf("%-30s %14s %14s %14s\n", cur, commas(tr, a), commas(fr, b), commas(bu, c));
+            if (!p) break;
+            snprintf(cur, sizeof cur, "%s", name);
+            tr = fr = bu = 0;
+        }
+        if (p->buffer) bu += p->n;
+        else if (p->trainable) tr += p->n;
+        else fr += p->n;
+    }
+    detr_count(&m, &all, &trainable);
+    printf("\nparameters: %s trainable, %s frozen, %s in all (buffers such as BN statistics not counted)\n",
+           commas(trainable, a), commas(all - trainable, b), commas(all, c));
+
+    size_t H = 0, W = (size_t)cfg.augment.max_size;
+    for (int i = 0; i < cfg.augment.scales.n; i++) H = CD_MAX(H, (size_t)cfg.augment.scales.v[i]);
+    W = cfg.augment.max_size > 0 ? CD_MAX(W, H) : H;     /* the worst padded batch */
+    size_t B = (size_t)cfg.train.batch_size;
+    nn_ctx ctx;
+    nn_ctx_init(&ctx, dev, &m.params);
+    ctx.dry = 1;
+    ctx.training = 1;
+    float *dummy = cd_xcalloc(B * 3 * H * W, sizeof(float));
+    detr_out out;
+    detr_forward(&m, &ctx, dummy, dummy, B, H, W, &out);
+    free(dummy);
+    double mib = 1.0 / 1048576.0 * sizeof(float);
+    printf("training step at batch %zu, worst-case input %zux%zu (features %zux%zu, %zu tokens):\n", B, H, W, out.Hf, out.Wf, out.S);
+    printf("  activations %.1f MiB, activation gradients %.1f MiB, parameters+grads+Adam %.1f MiB\n",
+           ctx.dry_act * mib, ctx.dry_grad * mib, (m.params.total + 3.0 * m.params.n_trainable) * mib);
+    nn_ctx_free(&ctx);
+    detr_free(&m, dev);
+    cd_close(dev);
+    return 0;
+}

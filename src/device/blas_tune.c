@@ -1,0 +1,372 @@
+/* `cldetr tune`: choose CLBlast's Xgemm parameters for a device by measurement.
+ *
+ * Why: CLBlast's database has no entry for PoCL on a CPU, and its defaults run
+ * 10-20x below OpenBLAS there (shared/reference/cpu-baseline.md). A small grid
+ * around the set found best on the build machine (MWG=128 NWG=64 MDIMC=MDIMA=8
+ * NDIMC=NDIMB=4 VWM=VWN=8 KWG=32 KWI=2 SA=SB=0) is enough to recover most of it.
+ *
+ * Every candidate runs in its own child process, forked before this process
+ * touches OpenCL: the child opens the device with CLBlast's defaults, applies
+ * the candidate, checks GEMM against a double-precision host reference, times
+ * the tuning shapes and writes one line to a pipe. The parent kills a child
+ * that runs past the budget (some parameter sets take minutes to compile on
+ * PoCL), and a crash in a driver compiling a strange set costs only that set. */
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cldetr/blas_tune.h"
+
+/* ---- the candidate grid -------------------------------------------------- */
+
+#define GEMM_ROUTINE_LINE "GemmRoutine XGEMM_MIN_INDIRECT_SIZE=0"
+
+/* Xgemm lines, GEMMK=0 (the 1-D register tiling kernel) with every parameter
+ * CLBlast 1.5.3 requires. The first is the base set; the others change one or
+ * two things about it: wider or narrower tiles, K blocking, unrolling, vector
+ * widths, work-group shape, local memory. */
+static const char *const candidates[] = {
+    "MWG=128 NWG=64 KWG=32 MDIMC=8 NDIMC=4 MDIMA=8 NDIMB=4 KWI=2 VWM=8 VWN=8 SA=0 SB=0 STRM=0 STRN=0",
+    "MWG=128 NWG=128 KWG=32 MDIMC=8 NDIMC=8 MDIMA=8 NDIMB=8 KWI=2 VWM=8 VWN=8 SA=0 SB=0 STRM=0 STRN=0",
+    "MWG=64 NWG=64 KWG=32 MDIMC=8 NDIMC=4 MDIMA=8 NDIMB=4 KWI=2 VWM=8 VWN=8 SA=0 SB=0 STRM=0 STRN=0",
+    "MWG=128 NWG=64 KWG=16 MDIMC=8 NDIMC=4 MDIMA=8 NDIMB=4 KWI=2 VWM=8 VWN=8 SA=0 SB=0 STRM=0 STRN=0",
+    /* --quick stops here */
+    "MWG=128 NWG=64 KWG=32 MDIMC=8 NDIMC=4 MDIMA=8 NDIMB=4 KWI=4 VWM=8 VWN=8 SA=0 SB=0 STRM=0 STRN=0",
+    "MWG=128 NWG=64 KWG=32 MDIMC=8 NDIMC=4 MDIMA=8 NDIMB=4 KWI=1 VWM=8 VWN=8 SA=0 SB=0 STRM=0 STRN=0",
+    "MWG=128 NWG=64 KWG=32 MDIMC=8 NDIMC=4 MDIMA=8 NDIMB=4 KWI=2 VWM=8 VWN=4 SA=0 SB=0 STRM=0 STRN=0",
+    "MWG=64 NWG=128 KWG=32 MDIMC=4 NDIMC=8 MDIMA=4 NDIMB=8 KWI=2 VWM=8 VWN=8 SA=0 SB=0 STRM=0 STRN=0",
+    "MWG=128 NWG=64 KWG=32 MDIMC=16 NDIMC=8 MDIMA=16 NDIMB=8 KWI=2 VWM=8 VWN=8 SA=0 SB=0 STRM=0 STRN=0",
+    "MWG=128 NWG=64 KWG=32 MDIMC=8 NDIMC=4 MDIMA=8 NDIMB=4 KWI=2 VWM=8 VWN=8 SA=1 SB=1 STRM=0 STRN=0",
+    "MWG=128 NWG=64 KWG=64 MDIMC=8 NDIMC=4 MDIMA=8 NDIMB=4 KWI=2 VWM=8 VWN=8 SA=0 SB=0 STRM=0 STRN=0",
+};
+#define N_QUICK 4
+
+int cd_gemm_tune_candidates(int quick, const char **out, int max) {
+    int n = quick ? N_QUICK : (int)CD_ARRAY_LEN(candidates);
+    for (int i = 0; i < n && i < max; i++) out[i] = candidates[i];
+    return CD_MIN(n, max);
+}
+
+/* Value of NAME in a "P=V P=V" line, or -1. */
+static long param(const char *line, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = line; (p = strstr(p, name)); p += n)
+        if ((p == line || p[-1] == ' ') && p[n] == '=') return strtol(p + n + 1, NULL, 10);
+    return -1;
+}
+
+int cd_gemm_check_xgemm(const char *line) {
+    static const char *const names[] = {"MWG", "NWG", "KWG", "MDIMC", "NDIMC", "MDIMA", "NDIMB", "KWI",
+                                        "VWM", "VWN", "SA", "SB", "STRM", "STRN"};
+    long v[CD_ARRAY_LEN(names)];
+    for (size_t i = 0; i < CD_ARRAY_LEN(names); i++) {
+        v[i] = param(line, names[i]);
+        if (v[i] < 0 || (i < 10 && v[i] == 0))
+            return cd_seterr("Xgemm parameters '%s': %s is missing or not a positive number", line, names[i]);
+    }
+    long MWG = v[0], NWG = v[1], KWG = v[2], MDIMC = v[3], NDIMC = v[4], MDIMA = v[5], NDIMB = v[6], KWI = v[7],
+         VWM = v[8], VWN = v[9];
+    /* the rules of CLBlast's Xgemm tuner (src/tuning/kernels/xgemm.hpp) */
+    if (KWG % KWI) return cd_seterr("Xgemm: KWG (%ld) must be a multiple of KWI (%ld)", KWG, KWI);
+    if (MWG % (MDIMC * VWM)) return cd_seterr("Xgemm: MWG (%ld) must be a multiple of MDIMC*VWM (%ld)", MWG, MDIMC * VWM);
+    if (NWG % (NDIMC * VWN)) return cd_seterr("Xgemm: NWG (%ld) must be a multiple of NDIMC*VWN (%ld)", NWG, NDIMC * VWN);
+    if (MWG % (MDIMA * VWM)) return cd_seterr("Xgemm: MWG (%ld) must be a multiple of MDIMA*VWM (%ld)", MWG, MDIMA * VWM);
+    if (NWG % (NDIMB * VWN)) return cd_seterr("Xgemm: NWG (%ld) must be a multiple of NDIMB*VWN (%ld)", NWG, NDIMB * VWN);
+    if ((MDIMC * NDIMC) % MDIMA || KWG % ((MDIMC * NDIMC) / MDIMA))
+        return cd_seterr("Xgemm: KWG (%ld) must be a multiple of MDIMC*NDIMC/MDIMA", KWG);
+    if ((MDIMC * NDIMC) % NDIMB || KWG % ((MDIMC * NDIMC) / NDIMB))
+        return cd_seterr("Xgemm: KWG (%ld) must be a multiple of MDIMC*NDIMC/NDIMB", KWG);
+    return 0;
+}
+
+/* ---- the child: check and time one candidate ----------------------------- */
+
+typedef struct { size_t M, N, K; int ta, tb; const char *what; } tune_shape;
+/* DETR's GEMMs as the ops issue them: linear forward (x w^T), conv forward
+ * (w . col), linear dw (dout^T x), and im2col columns on the left. */
+static const tune_shape shapes[] = {
+    {256, 2048, 256, 0, 1, "FFN 256x2048x256 NT"},
+    {64, 4096, 576, 0, 0, "conv 64x4096x576 NN"},
+    {256, 256, 256, 1, 0, "256x256x256 TN"},
+    {4096, 64, 576, 0, 0, "im2col 4096x64x576 NN"},
+};
+#define N_SHAPES ((int)CD_ARRAY_LEN(shapes))
+
+static uint64_t rng = 0x853C49E6748FEA9BULL;
+static float urand(void) {
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+static double ref_dot(const float *A, size_t lda, const float *B, size_t ldb, int ta, int tb, size_t i, size_t j, size_t K) {
+    double s = 0;
+    for (size_t k = 0; k < K; k++)
+        s += (double)(ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);
+    return s;
+}
+
+/* One GEMM C = alpha op(A) op(B) + beta C on the device with offsets and padded
+ * strides, compared with the host at `samples` entries (0 = every entry). */
+static int check_gemm(cd_device *dev, size_t M, size_t N, size_t K, int ta, int tb, size_t samples,
+                      char *msg, size_t n) {
+    size_t lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 2, ldc = N + 3, oa = 3, ob = 5, oc = 7;
+    size_t na = oa + (ta ? K : M) * lda, nb = ob + (tb ? N : K) * ldb, nc = oc + M * ldc;
+    float *A = cd_xmalloc(na * 4), *B = cd_xmalloc(nb * 4), *C = cd_xmalloc(nc * 4), *C0 = cd_xmalloc(nc * 4);
+    for (size_t i = 0; i < na; i++) A[i] = urand();
+    for (size_t i = 0; i < nb; i++) B[i] = urand();
+    for (size_t i = 0; i < nc; i++) C0[i] = urand();
+    cd_mem dA = cd_alloc(dev, na, "tune A"), dB = cd_alloc(dev, nb, "tune B"), dC = cd_alloc(dev, nc, "tune C");
+    cd_write(dev, dA, A, na); cd_write(dev, dB, B, nb); cd_write(dev, dC, C0, nc);
+    const float alpha = 0.5f, beta = 0.25f;
+    cd_gemm(dev, ta, tb, M, N, K, alpha, cd_at(dA, oa), lda, cd_at(dB, ob), ldb, beta, cd_at(dC, oc), ldc);
+    cd_read(dev, C, dC, nc);
+    int bad = 0;
+    size_t total = samples ? samples : M * N;
+    for (size_t s = 0; s < total && !bad; s++) {
+        size_t idx = samples ? (size_t)((urand() + 1.0f) * 0.5f * (float)(M * N)) % (M * N) : s;
+        size_t i = idx / N, j = idx % N;
+        double ref = alpha * ref_dot(A + oa, lda, B + ob, ldb, ta, tb, i, j, K) + beta * C0[oc + i * ldc + j];
+        double got = C[oc + i * ldc + j];
+        if (!(fabs(got - ref) <= 1e-4 * sqrt((double)K) * (1 + fabs(ref)))) {
+            snprintf(msg, n, "wrong result: %c%c %zux%zux%zu C[%zu,%zu] = %g, reference %g",
+                     ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, i, j, got, ref);
+            bad = 1;
+        }
+    }
+    /* the padding between rows of C must be untouched */
+    for (size_t i = 0; i < M && !bad; i++)
+        for (size_t j = N; j < ldc; j++)
+            if (C[oc + i * ldc + j] != C0[oc + i * ldc + j]) {
+                snprintf(msg, n, "wrote outside C: %c%c %zux%zux%zu row %zu column %zu",
+                         ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, i, j);
+                bad = 1;
+                break;
+            }
+    cd_free(dev, dA); cd_free(dev, dB); cd_free(dev, dC);
+    free(A); free(B); free(C); free(C0);
+    return bad ? -1 : 0;
+}
+
+/* GFLOP/s of one shape: best of `rounds` rounds of at least `min_s` seconds. */
+static double time_gemm(cd_device *dev, const tune_shape *s, int rounds, double min_s) {
+    size_t na = s->M * s->K, nb = s->K * s->N, nc = s->M * s->N;
+    cd_mem A = cd_alloc(dev, na, "tune A"), B = cd_alloc(dev, nb, "tune B"), C = cd_alloc(dev, nc, "tune C");
+    cd_fill(dev, A, 0.5f, na); cd_fill(dev, B, 0.25f, nb);
+    size_t lda = s->ta ? s->M : s->K, ldb = s->tb ? s->K : s->N;
+    cd_gemm(dev, s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, s->N);   /* warm-up */
+    cd_finish(dev);
+    double best = 0, flop = 2.0 * s->M * s->N * s->K;
+    for (int r = 0; r < rounds; r++) {
+        int calls = 0;
+        double t0 = cd_now(), t;
+        do {
+            cd_gemm(dev, s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, s->N);
+            if (++calls % 4 == 0 || calls == 1) cd_finish(dev);
+            t = cd_now() - t0;
+        } while (t < min_s || calls % 4);
+        cd_finish(dev);
+        t = cd_now() - t0;
+        best = CD_MAX(best, calls * flop / t * 1e-9);
+    }
+    cd_free(dev, A); cd_free(dev, B); cd_free(dev, C);
+    return best;
+}
+
+/* Writes "OK <key> <compile_s> <gflops>...\t<device name>\n" or "FAIL <reason>\n" to fd. */
+static void child_run(const cd_tune_options *opt, const char *tuning, int fd) {
+    char line[2048], msg[512];
+    setenv("CLDETR_GEMM_TUNING", "off", 1);
+    cd_device *dev = cd_open(opt->device, 0);
+    if (!dev) {
+        snprintf(line, sizeof line, "FAIL cannot open the device: %s\n", cd_errbuf());
+    } else if (tuning && cd_blas_apply_tuning(dev, tuning) != 2) {
+        snprintf(line, sizeof line, "FAIL CLBlast did not accept the parameters\n");
+    } else {
+        double t0 = cd_now();
+        int bad = check_gemm(dev, 67, 45, 33, 0, 0, 0, msg, sizeof msg);   /* compiles */
+        double compile_s = cd_now() - t0;
+        for (int t = 1; t < 4 && !bad; t++) bad = check_gemm(dev, 45, 67, 70, t & 1, t >> 1, 0, msg, sizeof msg);
+        if (!bad) bad = check_gemm(dev, 130, 200, 257, 1, 1, 0, msg, sizeof msg);
+        for (int s = 0; s < N_SHAPES && !bad; s++)
+            bad = check_gemm(dev, shapes[s].M, shapes[s].N, shapes[s].K, shapes[s].ta, shapes[s].tb, 64, msg, sizeof msg);
+        if (bad) {
+            snprintf(line, sizeof line, "FAIL %s\n", msg);
+        } else {
+            int len = snprintf(line, sizeof line, "OK %016llx %.2f", (unsigned long long)cd_blas_tuning_key(dev), compile_s);
+            for (int s = 0; s < N_SHAPES; s++)
+                len += snprintf(line + len, sizeof line - len, " %.2f",
+                                time_gemm(dev, &shapes[s], opt->quick ? 2 : 3, opt->quick ? 0.05 : 0.15));
+            snprintf(line + len, sizeof line - len, "\t%s\n", dev->info.name);
+        }
+    }
+    size_t off = 0, n = strlen(line);
+    while (off < n) {
+        ssize_t w = write(fd, line + off, n - off);
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+}
+
+/* ---- the parent ---------------------------------------------------------- */
+
+typedef struct {
+    int ok;
+    double compile_s, gflops[N_SHAPES], geomean, wall_s;
+    char reason[512];
+} cand_result;
+
+/* Run one candidate in a child; fills r. Returns 0 unless fork/pipe failed. */
+static int run_candidate(const cd_tune_options *opt, const char *tuning, double budget, cand_result *r,
+                         uint64_t *key, char *name, size_t name_len) {
+    int fds[2];
+    memset(r, 0, sizeof *r);
+    if (pipe(fds)) return cd_seterr("tune: pipe failed: %s", strerror(errno));
+    fflush(NULL);
+    double t0 = cd_now();
+    pid_t pid = fork();
+    if (pid < 0) { close(fds[0]); close(fds[1]); return cd_seterr("tune: fork failed: %s", strerror(errno)); }
+    if (pid == 0) {
+        close(fds[0]);
+        child_run(opt, tuning, fds[1]);
+        _exit(0);
+    }
+    close(fds[1]);
+    char buf[2048];
+    size_t len = 0;
+    int timed_out = 0;
+    for (;;) {
+        double left = budget - (cd_now() - t0);
+        if (left <= 0) { timed_out = 1; break; }
+        struct pollfd p = {fds[0], POLLIN, 0};
+        int pr = poll(&p, 1, (int)(left * 1000) + 1);
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr <= 0) continue;
+        ssize_t got = read(fds[0], buf + len, sizeof buf - 1 - len);
+        if (got <= 0) break;
+        len += (size_t)got;
+        if (len == sizeof buf - 1) break;
+    }
+    buf[len] = '\0';
+    close(fds[0]);
+    if (timed_out) kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    r->wall_s = cd_now() - t0;
+    if (timed_out) {
+        snprintf(r->reason, sizeof r->reason, "skipped: compile + check + timing took over %.0f s", budget);
+        return 0;
+    }
+    if (!strncmp(buf, "OK ", 3)) {
+        char *p = buf + 3, *end;
+        unsigned long long k = strtoull(p, &end, 16);
+        r->compile_s = strtod(end, &end);
+        double logsum = 0;
+        for (int s = 0; s < N_SHAPES; s++) {
+            r->gflops[s] = strtod(end, &end);
+            logsum += log(CD_MAX(r->gflops[s], 1e-6));
+        }
+        r->geomean = exp(logsum / N_SHAPES);
+        r->ok = 1;
+        *key = k;
+        char *tab = strchr(end, '\t');
+        if (tab) {
+            snprintf(name, name_len, "%s", tab + 1);
+            name[strcspn(name, "\n")] = '\0';
+        }
+    } else if (!strncmp(buf, "FAIL ", 5)) {
+        snprintf(r->reason, sizeof r->reason, "%.*s", (int)strcspn(buf + 5, "\n"), buf + 5);
+    } else if (WIFSIGNALED(status)) {
+        snprintf(r->reason, sizeof r->reason, "the check process died of signal %d", WTERMSIG(status));
+    } else {
+        snprintf(r->reason, sizeof r->reason, "the check process exited with status %d and no result",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    }
+    return 0;
+}
+
+/* "MWG=128 NWG=64 ..." without the parameters every candidate shares */
+static void short_name(char *out, size_t n, const char *line) {
+    snprintf(out, n, "%s", line);
+    char *p = strstr(out, " STRM=0 STRN=0");
+    if (p) *p = '\0';
+}
+
+int cd_gemm_tune(const cd_tune_options *opt, cd_tune_result *res) {
+    const char *list[CD_ARRAY_LEN(candidates)];
+    int n = cd_gemm_tune_candidates(opt->quick, list, (int)CD_ARRAY_LEN(list));
+    double budget = opt->budget_s > 0 ? opt->budget_s : 120;
+    FILE *log = opt->log;
+    memset(res, 0, sizeof *res);
+    for (int i = 0; i < n; i++)
+        if (cd_gemm_check_xgemm(list[i])) return -1;     /* a broken grid is a bug here, not a device problem */
+
+    cand_result def, best_r;
+    char win[1024] = "";
+    memset(&best_r, 0, sizeof best_r);
+    int best = -1;
+    for (int i = -1; i < n; i++) {
+        char text[1024] = "", label[256];
+        cand_result r;
+        if (i >= 0) snprintf(text, sizeof text, "Xgemm GEMMK=0 KREG=1 %s\n" GEMM_ROUTINE_LINE "\n", list[i]);
+        if (i >= 0) short_name(label, sizeof label, list[i]);
+        else snprintf(label, sizeof label, "CLBlast defaults");
+        if (log && i >= 0) { fprintf(log, "%-4d %-86s", i + 1, label); fflush(log); }
+        if (run_candidate(opt, i >= 0 ? text : NULL, budget, &r, &res->key, res->device_name, sizeof res->device_name))
+            return -1;
+        if (i < 0 && !r.ok && !strncmp(r.reason, "cannot open", 11)) return cd_seterr("%s", r.reason);
+        if (log && i < 0) {     /* the header once the device is known to open */
+            fprintf(log, "cldetr tune on %s: %d Xgemm candidates and CLBlast's defaults, each checked against a "
+                         "host reference, then timed (GFLOP/s; budget %.0f s each)\n", res->device_name, n, budget);
+            fprintf(log, "%-4s %-86s", "#", "Xgemm parameters (all with GEMMK=0 KREG=1 STRM=0 STRN=0; " GEMM_ROUTINE_LINE ")");
+            for (int s = 0; s < N_SHAPES; s++) fprintf(log, " %22s", shapes[s].what);
+            fprintf(log, " %8s %8s\n%-4d %-86s", "geomean", "compile", 0, label);
+        }
+        res->n_tried += i >= 0;
+        if (log) {
+            if (r.ok) {
+                for (int s = 0; s < N_SHAPES; s++) fprintf(log, " %22.1f", r.gflops[s]);
+                fprintf(log, " %8.1f %7.1fs\n", r.geomean, r.compile_s);
+            } else {
+                fprintf(log, " %s (%.0f s)\n", r.reason, r.wall_s);
+            }
+        }
+        if (i < 0) { def = r; continue; }
+        if (!r.ok) continue;
+        res->n_valid++;
+        if (best < 0 || r.geomean > best_r.geomean) { best = i; best_r = r; memcpy(win, text, sizeof win); }
+    }
+    res->default_gflops = def.ok ? def.geomean : 0;
+    if (best < 0) {
+        return cd_seterr("no Xgemm candidate passed its check on this device%s%s; CLBlast's defaults stay in use",
+                         def.ok ? "" : " (the defaults failed too: ", def.ok ? "" : def.reason);
+    }
+    res->best_gflops = best_r.geomean;
+    if (def.ok && def.geomean >= best_r.geomean) {      /* nothing beats the defaults: store nothing */
+        if (log) fprintf(log, "CLBlast's defaults are fastest here (%.1f vs %.1f GFLOP/s); nothing stored\n",
+                         def.geomean, best_r.geomean);
+        return 0;
+    }
+    char stored[sizeof res->best];
+    time_t now = time(NULL);
+    char date[32];
+    strftime(date, sizeof date, "%Y-%m-%d", localtime(&now));
+    snprintf(stored, sizeof stored, "# cldetr tune %s on %s: %.1f GFLOP/s geomean (CLBlast defaults %.1f)\n%s",
+             date, res->device_name, best_r.geomean, res->default_gflops, win);
+    snprintf(res->best, sizeof res->best, "%s", stored);
+    if (opt->store) {
+        if (cd_cache_store("gemm", res->key, stored, strlen(stored)))
+            return cd_seterr("cannot write the GEMM tuning to the cache folder %s", cd_cache_dir());
+        res->stored = 1;
+    }
+    if (log) {
+        fprintf(log, "best: #%d, %.1f GFLOP/s geomean, %.1fx CLBlast's defaults\n", best + 1, best_r.geomean,
+                def.ok && def.geomean > 0 ? best_r.geomean / def.geomean : 0.0);
+    }
+    return 0;
+}

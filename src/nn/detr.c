@@ -1,0 +1,337 @@
+/* The DETR model: parameters under the official names, the official
+ * initialization, and the forward pass (transformer and heads here, the
+ * backbone in resnet.c, the position encoding in position.c). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cldetr/detr.h"
+
+int detr_declare_backbone(detr_model *m);
+nn_tensor *detr_backbone_forward(detr_model *m, nn_ctx *ctx, nn_tensor *x, size_t B, size_t H, size_t W,
+                                 size_t *Hf, size_t *Wf);
+
+void detr_opts_default(detr_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->depth = 50;
+    o->width = 64;
+    o->d = 256;
+    o->nheads = 8;
+    o->enc_layers = 6;
+    o->dec_layers = 6;
+    o->dim_ff = 2048;
+    o->dropout = 0.1f;
+    o->num_queries = 100;
+    o->num_classes = 91;
+}
+
+/* ---- declaration ----------------------------------------------------------- */
+
+static int add(nn_params *ps, const char *name, int ndim, size_t s0, size_t s1) {
+    return nn_param_add(ps, name, NN_GROUP_REST, 1, 0, ndim, s0, s1, 0, 0);
+}
+
+static detr_mha declare_mha(nn_params *ps, const char *pfx, size_t d) {
+    char n[128];
+    detr_mha a;
+    snprintf(n, sizeof n, "%s.in_proj_weight", pfx);  a.in_w = add(ps, n, 2, 3 * d, d);
+    snprintf(n, sizeof n, "%s.in_proj_bias", pfx);    a.in_b = add(ps, n, 1, 3 * d, 0);
+    snprintf(n, sizeof n, "%s.out_proj.weight", pfx); a.out_w = add(ps, n, 2, d, d);
+    snprintf(n, sizeof n, "%s.out_proj.bias", pfx);   a.out_b = add(ps, n, 1, d, 0);
+    return a;
+}
+
+static void declare_layer(nn_params *ps, detr_tlayer *t, const char *pfx, size_t d, size_t ff, int decoder) {
+    char n[128], sub[128];
+    snprintf(sub, sizeof sub, "%s.self_attn", pfx);
+    t->self_attn = declare_mha(ps, sub, d);
+    if (decoder) {
+        snprintf(sub, sizeof sub, "%s.multihead_attn", pfx);
+        t->cross_attn = declare_mha(ps, sub, d);
+    }
+    snprintf(n, sizeof n, "%s.linear1.weight", pfx); t->l1_w = add(ps, n, 2, ff, d);
+    snprintf(n, sizeof n, "%s.linear1.bias", pfx);   t->l1_b = add(ps, n, 1, ff, 0);
+    snprintf(n, sizeof n, "%s.linear2.weight", pfx); t->l2_w = add(ps, n, 2, d, ff);
+    snprintf(n, sizeof n, "%s.linear2.bias", pfx);   t->l2_b = add(ps, n, 1, d, 0);
+    for (int k = 0; k < (decoder ? 3 : 2); k++) {
+        snprintf(n, sizeof n, "%s.norm%d.weight", pfx, k + 1); t->n_w[k] = add(ps, n, 1, d, 0);
+        snprintf(n, sizeof n, "%s.norm%d.bias", pfx, k + 1);   t->n_b[k] = add(ps, n, 1, d, 0);
+    }
+}
+
+/* ---- initialization (official: detr.md §1.5) ------------------------------ */
+
+typedef struct { uint64_t s; } init_rng;
+static double rng_uniform(init_rng *r) {      /* splitmix64 -> [0, 1) */
+    uint64_t z = (r->s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+}
+static double rng_normal(init_rng *r) {
+    double u1 = rng_uniform(r), u2 = rng_uniform(r);
+    return sqrt(-2.0 * log(u1 + 1e-300)) * cos(2.0 * M_PI * u2);
+}
+
+static void fill_uniform(nn_params *ps, int i, double bound, init_rng *r) {
+    float *x = nn_param_host(ps, i);
+    for (size_t k = 0; k < ps->p[i].n; k++) x[k] = (float)((2.0 * rng_uniform(r) - 1.0) * bound);
+}
+static void fill_const(nn_params *ps, int i, float v) {
+    float *x = nn_param_host(ps, i);
+    for (size_t k = 0; k < ps->p[i].n; k++) x[k] = v;
+}
+static void fill_normal(nn_params *ps, int i, double std, init_rng *r) {
+    float *x = nn_param_host(ps, i);
+    for (size_t k = 0; k < ps->p[i].n; k++) x[k] = (float)(std * rng_normal(r));
+}
+/* fan_in = shape[1] * receptive field; fan_out = shape[0] * receptive field */
+static size_t fan_in(const nn_param *p) { return p->ndim < 2 ? p->n : p->n / p->shape[0]; }
+static size_t fan_out(const nn_param *p) { return p->ndim < 2 ? p->n : p->n / p->shape[1]; }
+
+static void init_params(detr_model *m, uint64_t seed) {
+    nn_params *ps = &m->params;
+    init_rng r = {seed ^ 0x6A09E667F3BCC908ULL};
+    for (int i = 0; i < ps->n; i++) {
+        const nn_param *p = &ps->p[i];
+        const char *nm = p->name;
+        if (!strncmp(nm, "transformer.", 12)) {
+            if (p->ndim > 1) {                       /* xavier_uniform_ on every matrix */
+                fill_uniform(ps, i, sqrt(6.0 / (double)(p->shape[0] + p->shape[1])), &r);
+            } else if (strstr(nm, "norm")) {         /* LayerNorm: 1 and 0 */
+                fill_const(ps, i, strstr(nm, ".weight") ? 1.0f : 0.0f);
+            } else if (strstr(nm, "in_proj_bias") || strstr(nm, "out_proj.bias")) {
+                fill_const(ps, i, 0.0f);             /* MultiheadAttention's own init */
+            } else {                                 /* linear1/2 biases: Linear default */
+                int w = i - 1;                       /* the weight is declared just before */
+                fill_uniform(ps, i, 1.0 / sqrt((double)fan_in(&ps->p[w])), &r);
+            }
+        } else if (!strncmp(nm, "backbone.0.", 11)) {
+            if (p->ndim == 4) {                      /* kaiming_normal_(fan_out, relu) */
+                fill_normal(ps, i, sqrt(2.0 / (double)fan_out(p)), &r);
+            } else if (strstr(nm, "running_var") || strstr(nm, ".weight")) {
+                fill_const(ps, i, 1.0f);             /* BN at identity */
+            } else {
+                fill_const(ps, i, 0.0f);
+            }
+        } else if (!strcmp(nm, "query_embed.weight")) {
+            fill_normal(ps, i, 1.0, &r);
+        } else if (!strncmp(nm, "backbone.1.", 11)) {   /* learned PE tables: U[0,1) */
+            float *x = nn_param_host(ps, i);
+            for (size_t k = 0; k < p->n; k++) x[k] = (float)rng_uniform(&r);
+        } else {                                     /* Linear / Conv2d defaults */
+            size_t fi = p->ndim > 1 ? fan_in(p) : fan_in(&ps->p[i - 1]);
+            fill_uniform(ps, i, 1.0 / sqrt((double)fi), &r);
+        }
+    }
+}
+
+int detr_build(detr_model *m, const detr_opts *o, cd_device *dev, uint64_t seed) {
+    memset(m, 0, sizeof *m);
+    m->o = *o;
+    if (o->d < 2 || o->d % 2) return cd_seterr("model.hidden_dim must be even and >= 2, got %d", o->d);
+    if (o->nheads < 1 || o->d % o->nheads)
+        return cd_seterr("model.nheads (%d) must divide model.hidden_dim (%d)", o->nheads, o->d);
+    if (o->dec_layers < 1 || o->dec_layers > DETR_MAX_LAYERS || o->enc_layers < 0 || o->enc_layers > DETR_MAX_LAYERS)
+        return cd_seterr("model.enc_layers must be 0..%d and model.dec_layers 1..%d", DETR_MAX_LAYERS, DETR_MAX_LAYERS);
+    if (o->num_queries < 1 || o->num_classes < 1 || o->dim_ff < 1)
+        return cd_seterr("model.num_queries, model.num_classes and model.dim_feedforward must be >= 1");
+    nn_params *ps = &m->params;
+    size_t d = (size_t)o->d, ff = (size_t)o->dim_ff;
+    char pfx[96];
+    /* state_dict order: transformer, class_embed, bbox_embed, query_embed, input_proj, backbone */
+    m->enc = cd_xcalloc(CD_MAX(o->enc_layers, 1), sizeof *m->enc);
+    m->dec = cd_xcalloc(o->dec_layers, sizeof *m->dec);
+    for (int l = 0; l < o->enc_layers; l++) {
+        snprintf(pfx, sizeof pfx, "transformer.encoder.layers.%d", l);
+        declare_layer(ps, &m->enc[l], pfx, d, ff, 0);
+    }
+    m->enc_norm_w = m->enc_norm_b = -1;
+    if (o->pre_norm && o->enc_layers > 0) {
+        m->enc_norm_w = add(ps, "transformer.encoder.norm.weight", 1, d, 0);
+        m->enc_norm_b = add(ps, "transformer.encoder.norm.bias", 1, d, 0);
+    }
+    for (int l = 0; l < o->dec_layers; l++) {
+        snprintf(pfx, sizeof pfx, "transformer.decoder.layers.%d", l);
+        declare_layer(ps, &m->dec[l], pfx, d, ff, 1);
+    }
+    m->dec_norm_w = add(ps, "transformer.decoder.norm.weight", 1, d, 0);
+    m->dec_norm_b = add(ps, "transformer.decoder.norm.bias", 1, d, 0);
+    size_t K1 = (size_t)o->num_classes + 1;
+    m->class_w = add(ps, "class_embed.weight", 2, K1, d);
+    m->class_b = add(ps, "class_embed.bias", 1, K1, 0);
+    for (int k = 0; k < 3; k++) {
+        char n[64];
+        size_t out = k == 2 ? 4 : d;
+        snprintf(n, sizeof n, "bbox_embed.layers.%d.weight", k); m->bbox_w[k] = add(ps, n, 2, out, d);
+        snprintf(n, sizeof n, "bbox_embed.layers.%d.bias", k);   m->bbox_b[k] = add(ps, n, 1, out, 0);
+    }
+    m->query_embed = add(ps, "query_embed.weight", 2, (size_t)o->num_queries, d);
+    m->row_embed = m->col_embed = -1;
+    if (detr_declare_backbone(m) < 0) { detr_free(m, NULL); return -1; }
+    m->proj_w = nn_param_add(ps, "input_proj.weight", NN_GROUP_REST, 1, 0, 4, d, m->backbone_channels, 1, 1);
+    m->proj_b = add(ps, "input_proj.bias", 1, d, 0);
+    if (o->learned_pos) {
+        /* backbone.1.{row,col}_embed.weight: Embedding(50, d/2) each */
+        m->row_embed = nn_param_add(ps, "backbone.1.row_embed.weight", NN_GROUP_REST, 1, 0, 2, 50, d / 2, 0, 0);
+        m->col_embed = nn_param_add(ps, "backbone.1.col_embed.weight", NN_GROUP_REST, 1, 0, 2, 50, d / 2, 0, 0);
+    }
+    nn_params_finalize(ps, dev);
+    init_params(m, seed);
+    nn_params_upload(ps, dev);
+    return 0;
+}
+
+void detr_free(detr_model *m, cd_device *dev) {
+    if (dev) nn_params_free(&m->params, dev);
+    free(m->blocks);
+    free(m->enc);
+    free(m->dec);
+    memset(m, 0, sizeof *m);
+}
+
+size_t detr_feature_size(const detr_model *m, size_t H) {
+    size_t f = m->o.dilation ? 16 : 32;
+    (void)f;
+    /* each stride-2 op maps h -> floor((h + 2p - k)/2) + 1 = ceil(h/2) for the ResNet ops */
+    size_t h = H;
+    int halvings = m->o.dilation ? 4 : 5;
+    for (int i = 0; i < halvings; i++) h = (h + 1) / 2;
+    return h;
+}
+
+void detr_count(const detr_model *m, size_t *all, size_t *trainable) {
+    size_t a = 0, t = 0;
+    for (int i = 0; i < m->params.n; i++) {
+        const nn_param *p = &m->params.p[i];
+        if (p->buffer) continue;
+        a += p->n;
+        if (p->trainable) t += p->n;
+    }
+    *all = a;
+    *trainable = t;
+}
+
+/* ---- forward ----------------------------------------------------------------- */
+
+/* Multi-head attention as nn.MultiheadAttention (batch-first here):
+ * q_in (B, Lq, d), k_in and v_in (B, Lk, d), mask (B, Lk) or NULL -> (B, Lq, d) */
+static nn_tensor *mha(detr_model *m, nn_ctx *ctx, const detr_mha *a, nn_tensor *q_in, nn_tensor *k_in,
+                      nn_tensor *v_in, nn_tensor *mask, size_t B, size_t Lq, size_t Lk) {
+    size_t d = (size_t)m->o.d, NH = (size_t)m->o.nheads, hd = d / NH;
+    nn_tensor *q = nn_linear(ctx, q_in, a->in_w, 0, a->in_b, B * Lq, d, d);
+    nn_tensor *k = nn_linear(ctx, k_in, a->in_w, d, a->in_b, B * Lk, d, d);
+    nn_tensor *v = nn_linear(ctx, v_in, a->in_w, 2 * d, a->in_b, B * Lk, d, d);
+    static const int to_heads[4] = {0, 2, 1, 3};
+    q = nn_permute(ctx, q, (size_t[]){B, Lq, NH, hd}, to_heads);      /* (B, NH, Lq, hd) */
+    k = nn_permute(ctx, k, (size_t[]){B, Lk, NH, hd}, to_heads);
+    v = nn_permute(ctx, v, (size_t[]){B, Lk, NH, hd}, to_heads);
+    nn_tensor *s = nn_bmm(ctx, q, k, B * NH, Lq, Lk, hd, 0, 1);       /* (B, NH, Lq, Lk) */
+    nn_tensor *p = nn_softmax(ctx, s, mask, B, NH, Lq, Lk, 1.0f / sqrtf((float)hd));
+    p = nn_dropout(ctx, p, m->o.dropout);
+    nn_tensor *o = nn_bmm(ctx, p, v, B * NH, Lq, hd, Lk, 0, 0);       /* (B, NH, Lq, hd) */
+    o = nn_permute(ctx, o, (size_t[]){B, NH, Lq, hd}, to_heads);      /* (B, Lq, NH, hd) */
+    return nn_linear(ctx, o, a->out_w, 0, a->out_b, B * Lq, d, d);
+}
+
+static nn_tensor *ffn(detr_model *m, nn_ctx *ctx, const detr_tlayer *t, nn_tensor *x, size_t N) {
+    size_t d = (size_t)m->o.d, ff = (size_t)m->o.dim_ff;
+    nn_tensor *h = nn_relu(ctx, nn_linear(ctx, x, t->l1_w, 0, t->l1_b, N, d, ff));
+    h = nn_dropout(ctx, h, m->o.dropout);
+    return nn_linear(ctx, h, t->l2_w, 0, t->l2_b, N, ff, d);
+}
+
+static nn_tensor *residual(detr_model *m, nn_ctx *ctx, nn_tensor *x, nn_tensor *branch) {
+    return nn_add(ctx, x, nn_dropout(ctx, branch, m->o.dropout));
+}
+
+static nn_tensor *encoder_layer(detr_model *m, nn_ctx *ctx, const detr_tlayer *t, nn_tensor *src,
+                                nn_tensor *pos, nn_tensor *mask, size_t B, size_t S) {
+    size_t N = B * S, d = (size_t)m->o.d;
+    if (!m->o.pre_norm) {
+        nn_tensor *q = nn_add(ctx, src, pos);
+        src = residual(m, ctx, src, mha(m, ctx, &t->self_attn, q, q, src, mask, B, S, S));
+        src = nn_layernorm(ctx, src, t->n_w[0], t->n_b[0], N, d);
+        src = residual(m, ctx, src, ffn(m, ctx, t, src, N));
+        return nn_layernorm(ctx, src, t->n_w[1], t->n_b[1], N, d);
+    }
+    nn_tensor *s2 = nn_layernorm(ctx, src, t->n_w[0], t->n_b[0], N, d);
+    nn_tensor *q = nn_add(ctx, s2, pos);
+    src = residual(m, ctx, src, mha(m, ctx, &t->self_attn, q, q, s2, mask, B, S, S));
+    s2 = nn_layernorm(ctx, src, t->n_w[1], t->n_b[1], N, d);
+    return residual(m, ctx, src, ffn(m, ctx, t, s2, N));
+}
+
+static nn_tensor *decoder_layer(detr_model *m, nn_ctx *ctx, const detr_tlayer *t, nn_tensor *tgt,
+                                nn_tensor *qpos, nn_tensor *memory, nn_tensor *mem_pos, nn_tensor *mask,
+                                size_t B, size_t Q, size_t S) {
+    size_t N = B * Q, d = (size_t)m->o.d;
+    if (!m->o.pre_norm) {
+        nn_tensor *q = nn_add_channels(ctx, tgt, qpos, B, Q * d, 1);
+        tgt = residual(m, ctx, tgt, mha(m, ctx, &t->self_attn, q, q, tgt, NULL, B, Q, Q));
+        tgt = nn_layernorm(ctx, tgt, t->n_w[0], t->n_b[0], N, d);
+        q = nn_add_channels(ctx, tgt, qpos, B, Q * d, 1);
+        tgt = residual(m, ctx, tgt, mha(m, ctx, &t->cross_attn, q, mem_pos, memory, mask, B, Q, S));
+        tgt = nn_layernorm(ctx, tgt, t->n_w[1], t->n_b[1], N, d);
+        tgt = residual(m, ctx, tgt, ffn(m, ctx, t, tgt, N));
+        return nn_layernorm(ctx, tgt, t->n_w[2], t->n_b[2], N, d);
+    }
+    nn_tensor *t2 = nn_layernorm(ctx, tgt, t->n_w[0], t->n_b[0], N, d);
+    nn_tensor *q = nn_add_channels(ctx, t2, qpos, B, Q * d, 1);
+    tgt = residual(m, ctx, tgt, mha(m, ctx, &t->self_attn, q, q, t2, NULL, B, Q, Q));
+    t2 = nn_layernorm(ctx, tgt, t->n_w[1], t->n_b[1], N, d);
+    q = nn_add_channels(ctx, t2, qpos, B, Q * d, 1);
+    tgt = residual(m, ctx, tgt, mha(m, ctx, &t->cross_attn, q, mem_pos, memory, mask, B, Q, S));
+    t2 = nn_layernorm(ctx, tgt, t->n_w[2], t->n_b[2], N, d);
+    return residual(m, ctx, tgt, ffn(m, ctx, t, t2, N));
+}
+
+void detr_forward(detr_model *m, nn_ctx *ctx, const float *images, const float *mask,
+                  size_t B, size_t H, size_t W, detr_out *out) {
+    const detr_opts *o = &m->o;
+    size_t d = (size_t)o->d, Q = (size_t)o->num_queries, K1 = (size_t)o->num_classes + 1;
+    memset(out, 0, sizeof *out);
+    nn_tensor *x = nn_input(ctx, images, B * 3 * H * W);
+    size_t Hf, Wf;
+    out->features = detr_backbone_forward(m, ctx, x, B, H, W, &Hf, &Wf);
+    size_t S = Hf * Wf;
+    out->B = B; out->Hf = Hf; out->Wf = Wf; out->S = S; out->Q = Q; out->K1 = K1;
+    out->L = (size_t)o->dec_layers;
+
+    /* mask and position encoding at feature resolution (host) */
+    float *mask_f = cd_xmalloc(B * S * sizeof *mask_f), *pos = cd_xmalloc(B * S * d * sizeof *pos);
+    detr_mask_downsample(mask_f, mask, B, H, W, Hf, Wf);
+    out->mask = nn_input(ctx, mask_f, B * S);
+    if (o->learned_pos) {
+        out->pos = nn_learned_pos(ctx, m->row_embed, m->col_embed, B, Hf, Wf, d / 2);
+    } else {
+        detr_sine_pos(pos, mask_f, B, Hf, Wf, d);
+        out->pos = nn_input(ctx, pos, B * S * d);
+    }
+    free(mask_f);
+    free(pos);
+
+    conv_shape ps = {B, m->backbone_channels, Hf, Wf, d, 1, 1, 1, 0, 1};
+    out->proj = nn_conv2d(ctx, out->features, m->proj_w, m->proj_b, &ps);
+    nn_tensor *src = nn_permute(ctx, out->proj, (size_t[]){B, d, S, 1}, (int[]){0, 2, 1, 3});   /* (B, S, d) */
+    for (int l = 0; l < o->enc_layers; l++)
+        src = out->enc_out[l] = encoder_layer(m, ctx, &m->enc[l], src, out->pos, out->mask, B, S);
+    if (m->enc_norm_w >= 0) src = nn_layernorm(ctx, src, m->enc_norm_w, m->enc_norm_b, B * S, d);
+    out->memory = src;
+
+    nn_tensor *mem_pos = nn_add(ctx, out->memory, out->pos);
+    nn_tensor *qpos = nn_weight(ctx, m->query_embed);
+    nn_tensor *tgt = nn_new(ctx, B * Q * d);
+    if (!ctx->dry) cd_fill(ctx->dev, tgt->data, 0.0f, B * Q * d);
+    for (int l = 0; l < o->dec_layers; l++) {
+        tgt = out->dec_out[l] = decoder_layer(m, ctx, &m->dec[l], tgt, qpos, out->memory, mem_pos, out->mask,
+                                              B, Q, S);
+        nn_tensor *hs = out->hs[l] = nn_layernorm(ctx, tgt, m->dec_norm_w, m->dec_norm_b, B * Q, d);
+        out->logits[l] = nn_linear(ctx, hs, m->class_w, 0, m->class_b, B * Q, d, K1);
+        nn_tensor *h = nn_relu(ctx, nn_linear(ctx, hs, m->bbox_w[0], 0, m->bbox_b[0], B * Q, d, d));
+        h = nn_relu(ctx, nn_linear(ctx, h, m->bbox_w[1], 0, m->bbox_b[1], B * Q, d, d));
+        out->boxes[l] = nn_sigmoid(ctx, nn_linear(ctx, h, m->bbox_w[2], 0, m->bbox_b[2], B * Q, d, 4));
+    }
+}

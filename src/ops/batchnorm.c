@@ -1,0 +1,135 @@
+/* Batch norm over (B, C, HW): frozen (the statistics are buffers) and trainable
+ * with batch statistics, and plain C references. Kernels in cl/batchnorm.cl. */
+#include <math.h>
+#include <string.h>
+
+#include "cldetr/ops.h"
+#include "ops/ops_b_ref.h"
+
+/* ---- reference ----------------------------------------------------------- */
+
+void batchnorm_frozen_forward_ref(double *out, const double *x, const double *w, const double *b,
+                                  const double *mean, const double *var, size_t B, size_t C, size_t HW, double eps) {
+    for (size_t n = 0; n < B; n++)
+        for (size_t c = 0; c < C; c++) {
+            double scale = w[c] / sqrt(var[c] + eps), shift = b[c] - mean[c] * scale;
+            for (size_t i = 0; i < HW; i++) out[(n * C + c) * HW + i] = x[(n * C + c) * HW + i] * scale + shift;
+        }
+}
+
+void batchnorm_frozen_backward_ref(double *dx, const double *dout, const double *w, const double *var,
+                                   size_t B, size_t C, size_t HW, double eps) {
+    for (size_t n = 0; n < B; n++)
+        for (size_t c = 0; c < C; c++) {
+            double scale = w[c] / sqrt(var[c] + eps);
+            for (size_t i = 0; i < HW; i++) dx[(n * C + c) * HW + i] = dout[(n * C + c) * HW + i] * scale;
+        }
+}
+
+void batchnorm_train_forward_ref(double *out, double *save_mean, double *save_rstd, double *running_mean,
+                                 double *running_var, const double *x, const double *w, const double *b,
+                                 size_t B, size_t C, size_t HW, double eps, double momentum) {
+    double N = (double)(B * HW);
+    for (size_t c = 0; c < C; c++) {
+        double s = 0, ss = 0;
+        for (size_t n = 0; n < B; n++)
+            for (size_t i = 0; i < HW; i++) s += x[(n * C + c) * HW + i];
+        double mean = s / N;
+        for (size_t n = 0; n < B; n++)
+            for (size_t i = 0; i < HW; i++) {
+                double d = x[(n * C + c) * HW + i] - mean;
+                ss += d * d;
+            }
+        double var = ss / N, rstd = 1.0 / sqrt(var + eps);
+        if (save_mean) save_mean[c] = mean;
+        if (save_rstd) save_rstd[c] = rstd;
+        if (running_mean) running_mean[c] = (1 - momentum) * running_mean[c] + momentum * mean;
+        if (running_var) running_var[c] = (1 - momentum) * running_var[c] + momentum * ss / (N - 1);
+        for (size_t n = 0; n < B; n++)
+            for (size_t i = 0; i < HW; i++) {
+                size_t a = (n * C + c) * HW + i;
+                out[a] = (x[a] - mean) * rstd * w[c] + b[c];
+            }
+    }
+}
+
+void batchnorm_train_backward_ref(double *dx, double *dw, double *db, const double *dout, const double *x,
+                                  const double *save_mean, const double *save_rstd, const double *w,
+                                  size_t B, size_t C, size_t HW) {
+    double N = (double)(B * HW);
+    for (size_t c = 0; c < C; c++) {
+        double sd = 0, sdx = 0, m = save_mean[c], r = save_rstd[c];
+        for (size_t n = 0; n < B; n++)
+            for (size_t i = 0; i < HW; i++) {
+                size_t a = (n * C + c) * HW + i;
+                sd += dout[a];
+                sdx += dout[a] * (x[a] - m) * r;
+            }
+        if (db) db[c] = sd;
+        if (dw) dw[c] = sdx;
+        if (dx)
+            for (size_t n = 0; n < B; n++)
+                for (size_t i = 0; i < HW; i++) {
+                    size_t a = (n * C + c) * HW + i;
+                    dx[a] = w[c] * r * (dout[a] - sd / N - (x[a] - m) * r * sdx / N);
+                }
+    }
+}
+
+/* ---- device -------------------------------------------------------------- */
+
+/* Local size of a one-work-group-per-channel reduction: a power of two <= 256. */
+static size_t reduce_local(cd_device *dev, const char *kernel) {
+    size_t wg = CD_MIN(cd_kernel_wg_size(dev, kernel), (size_t)256), l = 1;
+    while (l * 2 <= wg) l *= 2;
+    return l;
+}
+
+/* out = x * scale + shift                         x, out (B, C, HW); w, b, mean, var (C) */
+void op_batchnorm_frozen_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, cd_mem mean,
+                                 cd_mem var, size_t B, size_t C, size_t HW, float eps) {
+    size_t n = B * C * HW;
+    CD_LAUNCH1(dev, "bn_frozen_forward", n, KM(out), KM(x), KM(w), KM(b), KM(mean), KM(var), KI(C), KUL(HW),
+               KUL(n), KF(eps));
+}
+
+/* dx (=/+=) dout * scale */
+void op_batchnorm_frozen_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem w, cd_mem var,
+                                  size_t B, size_t C, size_t HW, float eps, int acc) {
+    size_t n = B * C * HW;
+    CD_LAUNCH1(dev, "bn_frozen_backward", n, KM(dx), KM(dout), KM(w), KM(var), KI(C), KUL(HW), KUL(n), KF(eps),
+               KI(acc));
+}
+
+/* out (B, C, HW); save_mean, save_rstd (C) written; running_mean, running_var (C)
+ * updated in place (skipped when either is none). */
+void op_batchnorm_train_forward(cd_device *dev, cd_mem out, cd_mem save_mean, cd_mem save_rstd,
+                                cd_mem running_mean, cd_mem running_var, cd_mem x, cd_mem w, cd_mem b,
+                                size_t B, size_t C, size_t HW, float eps, float momentum) {
+    if (B * HW < 2)
+        cd_fatal("batch norm (training): expected more than 1 value per channel, got batch %zu x %zu; "
+                 "use a larger batch or input, or freeze the batch norm", B, HW);
+    int run = cd_has(running_mean) && cd_has(running_var);
+    size_t l = reduce_local(dev, "bn_train_stats");
+    CD_LAUNCH_WG(dev, "bn_train_stats", 1, (size_t[]){C * l}, (size_t[]){l}, KM(save_mean), KM(save_rstd),
+                 KM(run ? running_mean : save_mean), KM(run ? running_var : save_rstd), KM(x),
+                 KLOCAL(l * sizeof(float)), KI(B), KI(C), KUL(HW), KF(eps), KF(momentum), KI(run));
+    size_t n = B * C * HW;
+    CD_LAUNCH1(dev, "bn_train_apply", n, KM(out), KM(x), KM(save_mean), KM(save_rstd), KM(w), KM(b), KI(C),
+               KUL(HW), KUL(n));
+}
+
+/* dx (=/+=, may be none), dw += and db += (either may be none) */
+void op_batchnorm_train_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x,
+                                 cd_mem save_mean, cd_mem save_rstd, cd_mem w,
+                                 size_t B, size_t C, size_t HW, int acc) {
+    cd_mem sums = cd_alloc(dev, 2 * C, "batch norm gradient sums");
+    size_t l = reduce_local(dev, "bn_train_backward_reduce");
+    CD_LAUNCH_WG(dev, "bn_train_backward_reduce", 1, (size_t[]){C * l}, (size_t[]){l}, KM(sums),
+                 KM(cd_has(dw) ? dw : sums), KM(cd_has(db) ? db : sums), KM(dout), KM(x), KM(save_mean),
+                 KM(save_rstd), KLOCAL(l * sizeof(float)), KI(B), KI(C), KUL(HW), KI(cd_has(dw)), KI(cd_has(db)));
+    if (cd_has(dx))
+        CD_LAUNCH1(dev, "bn_train_backward_dx", B * C * HW, KM(dx), KM(dout), KM(x), KM(sums), KM(save_mean),
+                   KM(save_rstd), KM(w), KI(B), KI(C), KUL(HW), KI(acc));
+    cd_free(dev, sums);
+}

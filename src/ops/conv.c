@@ -1,0 +1,213 @@
+/* conv2d forward and backward: im2col + CLBlast GEMM over groups of images, and
+ * plain C references.
+ *
+ * Layouts (row-major, P = Ho*Wo, CRS = C*R*S, a group of g images at once so
+ * that deep layers with tiny P still give the GEMM a wide N):
+ *   forward  tmp (K, gP)  = w (K, CRS)   @ col (CRS, gP)        NN
+ *   dx       dcol (CRS, gP) = w^T        @ dperm (K, gP)        TN, then col2im gather
+ *   dw       dw (K, CRS) += dperm (K, gP) @ colT (gP, CRS)      NN
+ * CLBlast's kernel wants both operands with the reduction index as row index;
+ * these layouts leave only the small operand (w, or dperm which is 1/CRS of
+ * colT) to its transpose pre-pass, never the im2col matrix (see
+ * /work/shared/reference/cpu-baseline.md: 10x on PoCL). When g = 1 the GEMMs read
+ * and write the NCHW tensors in place; otherwise conv_unpack_out / conv_pack_dout
+ * move between (g, K, P) and (K, g, P). A 1x1 stride-1 unpadded conv on a
+ * wide image needs no im2col: its col is x itself. */
+#include <math.h>
+#include <string.h>
+
+#include "cldetr/ops.h"
+#include "ops/ops_b_ref.h"
+
+/* Floats of im2col scratch a group may use (64 MiB); one image is always allowed. */
+static size_t conv_scratch_floats = (size_t)1 << 24;
+/* Images per GEMM group: enough for ~1024 GEMM columns (g*P), no more. Measured
+ * on PoCL (2-core Zen 5, tuned CLBlast; bench/bench_ops_b_conv.c): at P = 16
+ * (4x4, 256 ch) the whole batch in one GEMM is 3-4x faster than image by image;
+ * at P = 256 they tie; at P = 1024 image by image is faster (backward 13 vs 19
+ * ms) because it needs no pack/unpack and the weight-gradient GEMM's long
+ * reduction (K = g*P) runs on few work-groups. */
+#define CONV_GROUP_COLS 1024
+/* 1x1 convs with at least this many output pixels per image skip im2col. */
+#define CONV_DIRECT_MIN_P 512
+
+/* ---- reference ----------------------------------------------------------- */
+
+void conv2d_forward_ref(double *out, const double *x, const double *w, const double *b, const conv_shape *s) {
+    size_t Ho = conv_out_h(s), Wo = conv_out_w(s);
+    for (size_t n = 0; n < s->B; n++)
+        for (size_t k = 0; k < s->K; k++)
+            for (size_t oh = 0; oh < Ho; oh++)
+                for (size_t ow = 0; ow < Wo; ow++) {
+                    double acc = b ? b[k] : 0.0;
+                    for (size_t c = 0; c < s->C; c++)
+                        for (size_t r = 0; r < s->R; r++) {
+                            long ih = (long)(oh * s->stride + r * s->dil) - (long)s->pad;
+                            if (ih < 0 || ih >= (long)s->H) continue;
+                            for (size_t q = 0; q < s->S; q++) {
+                                long iw = (long)(ow * s->stride + q * s->dil) - (long)s->pad;
+                                if (iw < 0 || iw >= (long)s->W) continue;
+                                acc += x[((n * s->C + c) * s->H + (size_t)ih) * s->W + (size_t)iw] *
+                                       w[((k * s->C + c) * s->R + r) * s->S + q];
+                            }
+                        }
+                    out[((n * s->K + k) * Ho + oh) * Wo + ow] = acc;
+                }
+}
+
+void conv2d_backward_ref(double *dx, double *dw, double *db, const double *dout, const double *x,
+                         const double *w, const conv_shape *s) {
+    size_t Ho = conv_out_h(s), Wo = conv_out_w(s);
+    if (dx) memset(dx, 0, s->B * s->C * s->H * s->W * sizeof *dx);
+    if (dw) memset(dw, 0, s->K * s->C * s->R * s->S * sizeof *dw);
+    if (db) memset(db, 0, s->K * sizeof *db);
+    for (size_t n = 0; n < s->B; n++)
+        for (size_t k = 0; k < s->K; k++)
+            for (size_t oh = 0; oh < Ho; oh++)
+                for (size_t ow = 0; ow < Wo; ow++) {
+                    double g = dout[((n * s->K + k) * Ho + oh) * Wo + ow];
+                    if (db) db[k] += g;
+                    for (size_t c = 0; c < s->C; c++)
+                        for (size_t r = 0; r < s->R; r++) {
+                            long ih = (long)(oh * s->stride + r * s->dil) - (long)s->pad;
+                            if (ih < 0 || ih >= (long)s->H) continue;
+                            for (size_t q = 0; q < s->S; q++) {
+                                long iw = (long)(ow * s->stride + q * s->dil) - (long)s->pad;
+                                if (iw < 0 || iw >= (long)s->W) continue;
+                                size_t xi = ((n * s->C + c) * s->H + (size_t)ih) * s->W + (size_t)iw;
+                                size_t wi = ((k * s->C + c) * s->R + r) * s->S + q;
+                                if (dx) dx[xi] += g * w[wi];
+                                if (dw) dw[wi] += g * x[xi];
+                            }
+                        }
+                }
+}
+
+/* ---- device -------------------------------------------------------------- */
+
+static void check_shape(const conv_shape *s) {
+    if (s->stride == 0 || s->dil == 0 || s->R == 0 || s->S == 0 ||
+        s->H + 2 * s->pad < s->dil * (s->R - 1) + 1 || s->W + 2 * s->pad < s->dil * (s->S - 1) + 1)
+        cd_fatal("conv2d: kernel %zux%zu (dilation %zu, stride %zu, padding %zu) does not fit a %zux%zu input",
+                 s->R, s->S, s->dil, s->stride, s->pad, s->H, s->W);
+}
+
+static int conv_is_direct(const conv_shape *s) {
+    return s->R == 1 && s->S == 1 && s->stride == 1 && s->pad == 0 && s->H * s->W >= CONV_DIRECT_MIN_P;
+}
+
+/* Images per group: CONV_GROUP_COLS columns, within the im2col scratch limit, at least 1. */
+static size_t conv_group(const conv_shape *s, size_t P) {
+    size_t per = s->C * s->R * s->S * P;
+    size_t g = per ? conv_scratch_floats / per : s->B;
+    g = CD_MIN(g, (CONV_GROUP_COLS + P - 1) / P);
+    return CD_MAX((size_t)1, CD_MIN(g, s->B));
+}
+
+static void im2col(cd_device *dev, cd_mem col, cd_mem x, size_t g, const conv_shape *s, int transposed) {
+    CD_LAUNCH3(dev, "conv_im2col", conv_out_w(s), conv_out_h(s), g * s->C, KM(col), KM(x), KI(g), KI(s->C),
+               KI(s->H), KI(s->W), KI(s->R), KI(s->S), KI(conv_out_h(s)), KI(conv_out_w(s)), KI(s->stride),
+               KI(s->pad), KI(s->dil), KI(transposed));
+}
+
+static void col2im(cd_device *dev, cd_mem dx, cd_mem dcol, size_t g, const conv_shape *s, int acc) {
+    CD_LAUNCH3(dev, "conv_col2im", s->W, s->H, g * s->C, KM(dx), KM(dcol), KI(g), KI(s->C), KI(s->H), KI(s->W),
+               KI(s->R), KI(s->S), KI(conv_out_h(s)), KI(conv_out_w(s)), KI(s->stride), KI(s->pad), KI(s->dil),
+               KI(acc));
+}
+
+/* out (B, K, Ho, Wo) = conv(x (B, C, H, W), w (K, C, R, S)) + b (K) or none */
+void op_conv2d_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, const conv_shape *s) {
+    check_shape(s);
+    size_t P = conv_out_h(s) * conv_out_w(s), CRS = s->C * s->R * s->S, CHW = s->C * s->H * s->W;
+    size_t KP = s->K * P;
+    if (conv_is_direct(s)) {
+        for (size_t n = 0; n < s->B; n++)
+            cd_gemm(dev, 0, 0, s->K, P, s->C, 1.0f, w, s->C, cd_at(x, n * CHW), P, 0.0f, cd_at(out, n * KP), P);
+        if (cd_has(b)) CD_LAUNCH1(dev, "conv_add_bias", s->B * KP, KM(out), KM(b), KI(s->K), KUL(P), KUL(s->B * KP));
+        return;
+    }
+    size_t G = conv_group(s, P);
+    cd_mem col = cd_alloc(dev, CRS * G * P, "conv2d im2col");
+    cd_mem tmp = G > 1 ? cd_alloc(dev, KP * G, "conv2d output group") : cd_none();
+    for (size_t n0 = 0; n0 < s->B; n0 += G) {
+        size_t g = CD_MIN(G, s->B - n0);
+        cd_mem o = cd_at(out, n0 * KP);
+        im2col(dev, col, cd_at(x, n0 * CHW), g, s, 0);
+        if (g == 1) {
+            cd_gemm(dev, 0, 0, s->K, P, CRS, 1.0f, w, CRS, col, P, 0.0f, o, P);
+            if (cd_has(b)) CD_LAUNCH1(dev, "conv_add_bias", KP, KM(o), KM(b), KI(s->K), KUL(P), KUL(KP));
+        } else {
+            cd_gemm(dev, 0, 0, s->K, g * P, CRS, 1.0f, w, CRS, col, g * P, 0.0f, tmp, g * P);
+            CD_LAUNCH1(dev, "conv_unpack_out", g * KP, KM(o), KM(tmp), KM(cd_has(b) ? b : tmp), KI(cd_has(b)),
+                       KI(g), KI(s->K), KUL(P));
+        }
+    }
+    cd_free(dev, col);
+    if (G > 1) cd_free(dev, tmp);
+}
+
+/* dx (=/+= by acc, may be none), dw += (may be none), db += (may be none);
+ * dout (B, K, Ho, Wo), x (B, C, H, W), w (K, C, R, S) */
+void op_conv2d_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x, cd_mem w,
+                        const conv_shape *s, int acc) {
+    check_shape(s);
+    size_t P = conv_out_h(s) * conv_out_w(s), CRS = s->C * s->R * s->S, CHW = s->C * s->H * s->W;
+    size_t KP = s->K * P;
+    if (cd_has(db)) {
+        size_t wg = cd_kernel_wg_size(dev, "conv_bias_backward"), l = 1;
+        while (l * 2 <= CD_MIN(wg, (size_t)256)) l *= 2;
+        CD_LAUNCH_WG(dev, "conv_bias_backward", 1, (size_t[]){s->K * l}, (size_t[]){l}, KM(db), KM(dout),
+                     KLOCAL(l * sizeof(float)), KI(s->B), KI(s->K), KUL(P));
+    }
+    if (!cd_has(dx) && !cd_has(dw)) return;
+    if (conv_is_direct(s)) {
+        for (size_t n = 0; n < s->B; n++) {
+            cd_mem dn = cd_at(dout, n * KP);
+            if (cd_has(dw))   /* dw (K, C) += dout_n (K, P) @ x_n^T (P, C) */
+                cd_gemm(dev, 0, 1, s->K, s->C, P, 1.0f, dn, P, cd_at(x, n * CHW), P, 1.0f, dw, s->C);
+            if (cd_has(dx))   /* dx_n (C, P) = w^T (C, K) @ dout_n (K, P) */
+                cd_gemm(dev, 1, 0, s->C, P, s->K, 1.0f, w, s->C, dn, P, acc ? 1.0f : 0.0f, cd_at(dx, n * CHW), P);
+        }
+        return;
+    }
+    size_t G = conv_group(s, P);
+    cd_mem col = cd_alloc(dev, CRS * G * P, "conv2d im2col");
+    cd_mem dperm = G > 1 ? cd_alloc(dev, KP * G, "conv2d output-gradient group") : cd_none();
+    for (size_t n0 = 0; n0 < s->B; n0 += G) {
+        size_t g = CD_MIN(G, s->B - n0), gP = g * P;
+        cd_mem dg = cd_at(dout, n0 * KP);
+        if (g > 1) {
+            CD_LAUNCH1(dev, "conv_pack_dout", g * KP, KM(dperm), KM(dg), KI(g), KI(s->K), KUL(P));
+            dg = dperm;
+        }
+        if (cd_has(dw)) {   /* dw (K, CRS) += dperm (K, gP) @ colT (gP, CRS) */
+            im2col(dev, col, cd_at(x, n0 * CHW), g, s, 1);
+            cd_gemm(dev, 0, 0, s->K, CRS, gP, 1.0f, dg, gP, col, CRS, 1.0f, dw, CRS);
+        }
+        if (cd_has(dx)) {   /* dcol (CRS, gP) = w^T (CRS, K) @ dperm (K, gP), then gather into dx */
+            cd_gemm(dev, 1, 0, CRS, gP, s->K, 1.0f, w, CRS, dg, gP, 0.0f, col, gP);
+            col2im(dev, cd_at(dx, n0 * CHW), col, g, s, acc);
+        }
+    }
+    cd_free(dev, col);
+    if (G > 1) cd_free(dev, dperm);
+}
+
+size_t op_conv2d_set_scratch_limit(size_t floats) {
+    size_t old = conv_scratch_floats;
+    conv_scratch_floats = floats;
+    return old;
+}
+
+/* For tests and the selftest: the im2col / col2im kernels alone.
+ * col (CRS, B*P) or colT (B*P, CRS) from x (B, C, H, W); dx (=/+=) the gather of dcol (CRS, B*P). */
+void op_conv2d_im2col(cd_device *dev, cd_mem col, cd_mem x, const conv_shape *s, int transposed) {
+    check_shape(s);
+    im2col(dev, col, x, s->B, s, transposed);
+}
+
+void op_conv2d_col2im(cd_device *dev, cd_mem dx, cd_mem dcol, const conv_shape *s, int acc) {
+    check_shape(s);
+    col2im(dev, dx, dcol, s->B, s, acc);
+}

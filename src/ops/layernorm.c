@@ -1,0 +1,90 @@
+/* Layer norm over the last axis, forward (saving mean and rstd) and backward,
+ * with plain C references. Kernels: cl/norm.cl; the parameter gradients are a
+ * column reduction over rows, split into chunks plus a second pass
+ * (ops_reduce_axis) when there are few columns and many rows. */
+#include <math.h>
+
+#include "cldetr/ops.h"
+#include "ops/ops_a_util.h"
+#include "ops/ops_ref.h"
+
+/* out = (x - mean) * rstd * w + b        x, out (N, C); w, b (C); mean, rstd (N) saved */
+void op_layernorm_forward(cd_device *dev, cd_mem out, cd_mem mean, cd_mem rstd, cd_mem x,
+                          cd_mem w, cd_mem b, size_t N, size_t C, float eps) {
+    if (N == 0 || C == 0) return;
+    size_t L = ops_reduce_wg(dev, "layernorm_forward", C);
+    size_t global = N * L;
+    CD_LAUNCH_WG(dev, "layernorm_forward", 1, &global, &L, KM(out), KM(mean), KM(rstd), KM(x), KM(w), KM(b),
+                 KUL(C), KF(eps), KLOCAL(L * sizeof(float)));
+}
+
+/* dx (=/+=) (may be none); dw += and db += (either may be none) */
+void op_layernorm_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x,
+                           cd_mem mean, cd_mem rstd, cd_mem w, size_t N, size_t C, int acc) {
+    if (N == 0 || C == 0) return;
+    if (cd_has(dx)) {
+        size_t L = ops_reduce_wg(dev, "layernorm_backward_dx", C);
+        size_t global = N * L;
+        CD_LAUNCH_WG(dev, "layernorm_backward_dx", 1, &global, &L, KM(dx), KM(dout), KM(x), KM(mean), KM(rstd),
+                     KM(w), KUL(C), KI(acc), KLOCAL(L * sizeof(float)));
+    }
+    if (!cd_has(dw) && !cd_has(db)) return;
+    ops_tiling t = ops_tile_reduction(dev, "layernorm_backward_params", 1, N, C);
+    size_t local[2] = {t.LI, t.LR};
+    size_t global[2] = {(C + t.LI - 1) / t.LI * t.LI, t.S * t.LR};
+    int has_w = cd_has(dw), has_b = cd_has(db);
+    if (t.S <= 1) {
+        CD_LAUNCH_WG(dev, "layernorm_backward_params", 2, global, local, KM(has_w ? dw : db), KM(has_b ? db : dw),
+                     KM(dout), KM(x), KM(mean), KM(rstd), KUL(N), KUL(C), KUL(N), KI(has_w), KI(has_b), KI(1),
+                     KLOCAL(2 * t.LI * t.LR * sizeof(float)));
+        return;
+    }
+    cd_mem part = cd_alloc(dev, 2 * t.S * C, "layer norm partial gradients");   /* (2, S, C) */
+    cd_mem pw = part, pb = cd_at(part, t.S * C);
+    CD_LAUNCH_WG(dev, "layernorm_backward_params", 2, global, local, KM(pw), KM(pb), KM(dout), KM(x), KM(mean),
+                 KM(rstd), KUL(N), KUL(C), KUL(t.Rc), KI(has_w), KI(has_b), KI(0),
+                 KLOCAL(2 * t.LI * t.LR * sizeof(float)));
+    if (has_w) ops_reduce_axis(dev, dw, pw, pw, 1, t.S, C, 1.0f, 1, 0);
+    if (has_b) ops_reduce_axis(dev, db, pb, pb, 1, t.S, C, 1.0f, 1, 0);
+    cd_free(dev, part);
+}
+
+/* ---- host references ---------------------------------------------------- */
+
+void op_layernorm_forward_ref(double *out, double *mean, double *rstd, const double *x, const double *w,
+                              const double *b, size_t N, size_t C, double eps) {
+    for (size_t n = 0; n < N; n++) {
+        const double *xr = x + n * C;
+        double mu = 0, var = 0;
+        for (size_t c = 0; c < C; c++) mu += xr[c];
+        mu /= (double)C;
+        for (size_t c = 0; c < C; c++) var += (xr[c] - mu) * (xr[c] - mu);
+        double rs = 1.0 / sqrt(var / (double)C + eps);
+        for (size_t c = 0; c < C; c++) out[n * C + c] = (xr[c] - mu) * rs * w[c] + b[c];
+        if (mean) mean[n] = mu;
+        if (rstd) rstd[n] = rs;
+    }
+}
+
+void op_layernorm_backward_ref(double *dx, double *dw, double *db, const double *dout, const double *x,
+                               const double *mean, const double *rstd, const double *w, size_t N, size_t C,
+                               int acc) {
+    for (size_t n = 0; n < N; n++) {
+        const double *g = dout + n * C, *xr = x + n * C;
+        double mg = 0, mgx = 0;
+        for (size_t c = 0; c < C; c++) {
+            double xh = (xr[c] - mean[n]) * rstd[n];
+            mg += g[c] * w[c];
+            mgx += g[c] * w[c] * xh;
+            if (dw) dw[c] += g[c] * xh;
+            if (db) db[c] += g[c];
+        }
+        mg /= (double)C;
+        mgx /= (double)C;
+        if (dx)
+            for (size_t c = 0; c < C; c++) {
+                double xh = (xr[c] - mean[n]) * rstd[n];
+                dx[n * C + c] = (acc ? dx[n * C + c] : 0.0) + rstd[n] * (g[c] * w[c] - mg - xh * mgx);
+            }
+    }
+}

@@ -1,0 +1,109 @@
+/* Linear layers and batched matmul on CLBlast (cd_gemm), with plain C references.
+ *
+ * Every product is one GEMM call (row-major, see cd_gemm); the bias add and its
+ * gradient are the two small kernels of cl/linear.cl. Accumulate rules as in
+ * ops.h: dw and db add; dx, dA, dB are written (acc 0) or added (acc 1), which
+ * maps onto GEMM's beta = acc. */
+#include "cldetr/ops.h"
+#include "ops/linear_ref.h"
+
+/* out (N,OUT) = x (N,IN) w^T (OUT,IN) + b (OUT) */
+void op_linear_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, size_t N, size_t IN, size_t OUT) {
+    cd_gemm(dev, 0, 1, N, OUT, IN, 1.0f, x, IN, w, IN, 0.0f, out, OUT);
+    if (cd_has(b) && N * OUT > 0)
+        CD_LAUNCH1(dev, "linear_bias_forward", N * OUT, KM(out), KM(b), KUL(N), KUL(OUT));
+}
+
+/* dx (N,IN) (=/+=) dout (N,OUT) w (OUT,IN); dw (OUT,IN) += dout^T x; db (OUT) += sum_n dout */
+void op_linear_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x, cd_mem w,
+                        size_t N, size_t IN, size_t OUT, int acc) {
+    if (cd_has(dx)) cd_gemm(dev, 0, 0, N, IN, OUT, 1.0f, dout, OUT, w, IN, acc ? 1.0f : 0.0f, dx, IN);
+    if (cd_has(dw) && N > 0) cd_gemm(dev, 1, 0, OUT, IN, N, 1.0f, dout, OUT, x, IN, 1.0f, dw, IN);
+    if (cd_has(db) && OUT > 0)
+        CD_LAUNCH1(dev, "linear_bias_backward", OUT, KM(db), KM(dout), KUL(N), KUL(OUT));
+}
+
+/* out[b] (M,N) = op(A[b]) op(B[b]), contiguous batches */
+void op_bmm_forward(cd_device *dev, cd_mem out, cd_mem A, cd_mem B, size_t batch, size_t M, size_t N, size_t K,
+                    int ta, int tb) {
+    cd_gemm_batched(dev, ta, tb, M, N, K, 1.0f, A, ta ? M : K, M * K, B, tb ? K : N, K * N,
+                    0.0f, out, N, M * N, batch);
+}
+
+/* With C = op(A) op(B):  d op(A) = dC op(B)^T  and  d op(B) = op(A)^T dC; a stored
+ * transpose is undone by transposing the product, (X Y)^T = Y^T X^T, so each
+ * gradient is one GEMM written straight into the stored layout. */
+void op_bmm_backward(cd_device *dev, cd_mem dA, cd_mem dB, cd_mem dout, cd_mem A, cd_mem B,
+                     size_t batch, size_t M, size_t N, size_t K, int ta, int tb, int acc_a, int acc_b) {
+    size_t lda = ta ? M : K, ldb = tb ? K : N;
+    if (cd_has(dA)) {
+        float beta = acc_a ? 1.0f : 0.0f;
+        if (!ta)    /* dA (M,K) = dC (M,N) op(B)^T (N,K) */
+            cd_gemm_batched(dev, 0, !tb, M, K, N, 1.0f, dout, N, M * N, B, ldb, K * N, beta, dA, K, M * K, batch);
+        else        /* dA (K,M) = op(B) (K,N) dC^T (N,M) */
+            cd_gemm_batched(dev, tb, 1, K, M, N, 1.0f, B, ldb, K * N, dout, N, M * N, beta, dA, M, M * K, batch);
+    }
+    if (cd_has(dB)) {
+        float beta = acc_b ? 1.0f : 0.0f;
+        if (!tb)    /* dB (K,N) = op(A)^T (K,M) dC (M,N) */
+            cd_gemm_batched(dev, !ta, 0, K, N, M, 1.0f, A, lda, M * K, dout, N, M * N, beta, dB, N, K * N, batch);
+        else        /* dB (N,K) = dC^T (N,M) op(A) (M,K) */
+            cd_gemm_batched(dev, 1, ta, N, K, M, 1.0f, dout, N, M * N, A, lda, M * K, beta, dB, K, K * N, batch);
+    }
+}
+
+/* ---- plain C references ------------------------------------------------- */
+
+/* C (M,N) (= or +=) op(A) op(B), one batch, double sums; lda/ldb as stored */
+static void matmul_ref(float *C, const float *A, const float *B, size_t M, size_t N, size_t K,
+                       int ta, int tb, int acc) {
+    size_t lda = ta ? M : K, ldb = tb ? K : N;
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < N; j++) {
+            double s = acc ? C[i * N + j] : 0.0;
+            for (size_t k = 0; k < K; k++)
+                s += (double)(ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);
+            C[i * N + j] = (float)s;
+        }
+}
+
+void op_linear_forward_ref(float *out, const float *x, const float *w, const float *b,
+                           size_t N, size_t IN, size_t OUT) {
+    matmul_ref(out, x, w, N, OUT, IN, 0, 1, 0);
+    if (b)
+        for (size_t n = 0; n < N; n++)
+            for (size_t o = 0; o < OUT; o++) out[n * OUT + o] += b[o];
+}
+
+void op_linear_backward_ref(float *dx, float *dw, float *db, const float *dout, const float *x,
+                            const float *w, size_t N, size_t IN, size_t OUT, int acc) {
+    if (dx) matmul_ref(dx, dout, w, N, IN, OUT, 0, 0, acc);
+    if (dw) matmul_ref(dw, dout, x, OUT, IN, N, 1, 0, 1);
+    if (db)
+        for (size_t o = 0; o < OUT; o++) {
+            double s = db[o];
+            for (size_t n = 0; n < N; n++) s += dout[n * OUT + o];
+            db[o] = (float)s;
+        }
+}
+
+void op_bmm_forward_ref(float *out, const float *A, const float *B, size_t batch, size_t M, size_t N,
+                        size_t K, int ta, int tb) {
+    for (size_t b = 0; b < batch; b++)
+        matmul_ref(out + b * M * N, A + b * M * K, B + b * K * N, M, N, K, ta, tb, 0);
+}
+
+void op_bmm_backward_ref(float *dA, float *dB, const float *dout, const float *A, const float *B,
+                         size_t batch, size_t M, size_t N, size_t K, int ta, int tb, int acc_a, int acc_b) {
+    for (size_t b = 0; b < batch; b++) {
+        const float *Ab = A + b * M * K, *Bb = B + b * K * N, *dC = dout + b * M * N;
+        if (dA) {
+            if (!ta) matmul_ref(dA + b * M * K, dC, Bb, M, K, N, 0, !tb, acc_a);
+            else     matmul_ref(dA + b * M * K, Bb, dC, K, M, N, tb, 1, acc_a);
+        }
+        if (dB) {
+            if (!tb) matmul_ref(dB + b * K * N, Ab, dC, K, N, M, !ta, 0, acc_b);
+            else     matmul_ref(dB + b * K * N, dC, Ab, N, K, M, 1, ta, acc_b);
+        }
+    }
+}

@@ -1,0 +1,35 @@
+/* Helpers shared by the ops-A launchers (src/ops/{elementwise,dropout,reduce,
+ * softmax,layernorm,permute}.c); not part of the public op API. */
+#ifndef CLDETR_OPS_A_UTIL_H
+#define CLDETR_OPS_A_UTIL_H
+
+#include <stddef.h>
+#include "cldetr/device.h"
+
+/* Largest power of two <= x (x >= 1), and smallest >= x. */
+static inline size_t ops_pow2_floor(size_t x) { size_t p = 1; while (p * 2 <= x) p *= 2; return p; }
+static inline size_t ops_pow2_ceil(size_t x) { size_t p = 1; while (p < x) p *= 2; return p; }
+
+/* Work-group size of a kernel that reduces in local memory: a power of two, at
+ * most the kernel's limit on this device and 256, and no larger than needed for
+ * `work` items (so short rows don't idle hundreds of items). */
+static inline size_t ops_reduce_wg(cd_device *dev, const char *kernel, size_t work) {
+    size_t cap = ops_pow2_floor(CD_MIN(cd_kernel_wg_size(dev, kernel), (size_t)256));
+    return CD_MIN(cap, ops_pow2_ceil(CD_MAX(work, (size_t)1)));
+}
+
+/* Split a 2-D tiled column reduction (I columns, R rows to sum, O independent
+ * problems) into a local size (LI, LR) and S chunks of Rc rows, so that there
+ * are enough work-groups to fill a device when O * I is small. */
+typedef struct { size_t LI, LR, S, Rc; } ops_tiling;
+ops_tiling ops_tile_reduction(cd_device *dev, const char *kernel, size_t O, size_t R, size_t I);
+
+/* out[o, i] (=/+=) alpha * sum_r f(x[o, r, i]) with f = x (mode 0), x^2 (mode 1),
+ * x * y (mode 2); x, y (O, R, I), out (O, I). Deterministic for a given device. */
+void ops_reduce_axis(cd_device *dev, cd_mem out, cd_mem x, cd_mem y, size_t O, size_t R, size_t I,
+                     float alpha, int acc, int mode);
+
+/* out[c] += sum over b, hw of f(x[b, c, hw]) (mode as ops_reduce_axis)     x, y (B, C, HW), out (C) */
+void ops_reduce_channels(cd_device *dev, cd_mem out, cd_mem x, cd_mem y, size_t B, size_t C, size_t HW, int mode);
+
+#endif

@@ -1,0 +1,71 @@
+/* Max pool forward (with saved argmax) and backward (a gather), and plain C
+ * references. Kernels in cl/pool.cl. */
+#include <math.h>
+#include <string.h>
+
+#include "cldetr/ops.h"
+#include "ops/ops_b_ref.h"
+
+/* ---- reference ----------------------------------------------------------- */
+
+void maxpool_forward_ref(double *out, double *argmax, const double *x, size_t B, size_t C, size_t H, size_t W,
+                         size_t k, size_t s, size_t p) {
+    size_t Ho = pool_out(H, k, s, p), Wo = pool_out(W, k, s, p);
+    for (size_t pl = 0; pl < B * C; pl++)
+        for (size_t oh = 0; oh < Ho; oh++)
+            for (size_t ow = 0; ow < Wo; ow++) {
+                double best = -INFINITY;
+                long arg = -1;
+                for (size_t i = 0; i < k; i++) {
+                    long ih = (long)(oh * s + i) - (long)p;
+                    if (ih < 0 || ih >= (long)H) continue;
+                    for (size_t j = 0; j < k; j++) {
+                        long iw = (long)(ow * s + j) - (long)p;
+                        if (iw < 0 || iw >= (long)W) continue;
+                        double v = x[pl * H * W + (size_t)ih * W + (size_t)iw];
+                        if (arg < 0 || v > best || isnan(v)) { best = v; arg = ih * (long)W + iw; }
+                    }
+                }
+                out[(pl * Ho + oh) * Wo + ow] = best;
+                if (argmax) argmax[(pl * Ho + oh) * Wo + ow] = (double)arg;
+            }
+}
+
+void maxpool_backward_ref(double *dx, const double *dout, const double *argmax, size_t B, size_t C, size_t H,
+                          size_t W, size_t k, size_t s, size_t p) {
+    size_t Ho = pool_out(H, k, s, p), Wo = pool_out(W, k, s, p);
+    memset(dx, 0, B * C * H * W * sizeof *dx);
+    for (size_t pl = 0; pl < B * C; pl++)
+        for (size_t o = 0; o < Ho * Wo; o++) {
+            double a = argmax[pl * Ho * Wo + o];
+            if (a >= 0) dx[pl * H * W + (size_t)a] += dout[pl * Ho * Wo + o];
+        }
+}
+
+/* ---- device -------------------------------------------------------------- */
+
+static void check_pool(size_t H, size_t W, size_t k, size_t s, size_t p) {
+    if (k == 0 || s == 0 || 2 * p > k || H + 2 * p < k || W + 2 * p < k)
+        cd_fatal("max pool: window %zu, stride %zu, padding %zu does not fit a %zux%zu input "
+                 "(need k >= 1, s >= 1, padding <= k/2, k <= size + 2*padding)", k, s, p, H, W);
+    if (H * W >= ((size_t)1 << 24))
+        cd_fatal("max pool: a %zux%zu plane has more cells than a float argmax indexes exactly (2^24)", H, W);
+}
+
+/* out, argmax (B, C, Ho, Wo) from x (B, C, H, W) */
+void op_maxpool_forward(cd_device *dev, cd_mem out, cd_mem argmax, cd_mem x, size_t B, size_t C,
+                        size_t H, size_t W, size_t k, size_t s, size_t p) {
+    check_pool(H, W, k, s, p);
+    size_t Ho = pool_out(H, k, s, p), Wo = pool_out(W, k, s, p);
+    CD_LAUNCH1(dev, "maxpool_forward", B * C * Ho * Wo, KM(out), KM(argmax), KM(x), KUL(B * C), KI(H), KI(W),
+               KI(Ho), KI(Wo), KI(k), KI(s), KI(p));
+}
+
+/* dx (B, C, H, W) (=/+=) from dout, argmax (B, C, Ho, Wo) */
+void op_maxpool_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem argmax, size_t B, size_t C,
+                         size_t H, size_t W, size_t k, size_t s, size_t p, int acc) {
+    check_pool(H, W, k, s, p);
+    size_t Ho = pool_out(H, k, s, p), Wo = pool_out(W, k, s, p);
+    CD_LAUNCH1(dev, "maxpool_backward", B * C * H * W, KM(dx), KM(dout), KM(argmax), KUL(B * C), KI(H), KI(W),
+               KI(Ho), KI(Wo), KI(k), KI(s), KI(p), KI(acc));
+}

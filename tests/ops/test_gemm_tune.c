@@ -1,0 +1,115 @@
+/* GEMM tuning and layouts: the Xgemm candidate grid obeys CLBlast's rules, a
+ * tuning line is accepted by CLBlast and applied, cd_gemm gives the reference
+ * result under that tuning in both call layouts (row-major and swapped
+ * column-major, with padding on either side), and the tune / bench-ops verbs
+ * reject bad options with a message. */
+#include <sys/wait.h>
+
+#include "../check.h"
+#include "cldetr/blas_tune.h"
+
+static cd_device *dev;
+
+static void gemm_ref(int ta, int tb, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                     const float *B, size_t ldb, float beta, const float *C0, float *C, size_t ldc) {
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < N; j++) {
+            double s = 0;
+            for (size_t k = 0; k < K; k++)
+                s += (double)(ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);
+            C[i * ldc + j] = (float)(alpha * s + (double)beta * C0[i * ldc + j]);
+        }
+}
+
+/* batch GEMMs with padded strides and offsets, compared with the reference over
+ * the whole C buffer (so the padding between rows must stay as it was) */
+static void check_gemm(int ta, int tb, size_t M, size_t N, size_t K, size_t batch, const char *layout) {
+    size_t lda = (ta ? M : K) + 2, ldb = (tb ? K : N) + 1, ldc = N + 3;
+    size_t sa = (ta ? K : M) * lda + 1, sb = (tb ? N : K) * ldb + 4, sc = M * ldc + 2;
+    size_t na = 5 + sa * batch, nb = 3 + sb * batch, nc = 9 + sc * batch;
+    float *A = malloc(na * 4), *B = malloc(nb * 4), *C0 = malloc(nc * 4), *R = malloc(nc * 4), *C = malloc(nc * 4);
+    for (size_t i = 0; i < na; i++) A[i] = (float)t_uniform(-1, 1);
+    for (size_t i = 0; i < nb; i++) B[i] = (float)t_uniform(-1, 1);
+    for (size_t i = 0; i < nc; i++) R[i] = C0[i] = (float)t_uniform(-1, 1);
+    cd_mem dA = cd_alloc(dev, na, "A"), dB = cd_alloc(dev, nb, "B"), dC = cd_alloc(dev, nc, "C");
+    cd_write(dev, dA, A, na); cd_write(dev, dB, B, nb); cd_write(dev, dC, C0, nc);
+    cd_gemm_batched(dev, ta, tb, M, N, K, 0.75f, cd_at(dA, 5), lda, sa, cd_at(dB, 3), ldb, sb, 0.5f,
+                    cd_at(dC, 9), ldc, sc, batch);
+    cd_read(dev, C, dC, nc);
+    for (size_t b = 0; b < batch; b++)
+        gemm_ref(ta, tb, M, N, K, 0.75f, A + 5 + b * sa, lda, B + 3 + b * sb, ldb, 0.5f, C0 + 9 + b * sc,
+                 R + 9 + b * sc, ldc);
+    char name[128];
+    snprintf(name, sizeof name, "gemm %c%c %zux%zux%zu batch %zu, %s layout", ta ? 'T' : 'N', tb ? 'T' : 'N',
+             M, N, K, batch, layout);
+    t_close_f(name, R, C, nc, 1e-5, 1e-4 * (1 + K / 64.0));
+    cd_free(dev, dA); cd_free(dev, dB); cd_free(dev, dC);
+    free(A); free(B); free(C0); free(R); free(C);
+}
+
+/* Run the cldetr binary with args; return its exit code, its output in out
+ * (newlines turned to spaces, so that it can go in a TAP line). */
+static int run_cli(const char *args, char *out, size_t n) {
+    const char *bin = getenv("CLDETR_BIN");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", bin, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t len = fread(out, 1, n - 1, p);
+    out[len] = '\0';
+    for (char *c = out; *c; c++) if (*c == '\n') *c = ' ';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int main(void) {
+    /* the grid obeys CLBlast's rules; a broken line is named */
+    const char *list[32];
+    int n = cd_gemm_tune_candidates(0, list, 32), nq = cd_gemm_tune_candidates(1, list + 16, 16), good = 0;
+    for (int i = 0; i < n; i++) good += cd_gemm_check_xgemm(list[i]) == 0;
+    t_ok(n >= 8 && good == n, "all %d tuning candidates obey CLBlast's Xgemm rules", n);
+    t_ok(nq > 0 && nq < n && !strcmp(list[16], list[0]), "--quick tries %d of them, the base set first", nq);
+    int rc = cd_gemm_check_xgemm("MWG=96 NWG=64 KWG=32 MDIMC=8 NDIMC=4 MDIMA=8 NDIMB=4 KWI=2 VWM=8 VWN=8 SA=0 SB=0 STRM=0 STRN=0");
+    t_ok(rc == -1 && strstr(cd_errbuf(), "MWG (96) must be a multiple of MDIMC*VWM (64)"),
+         "MWG=96 with MDIMC*VWM=64 is rejected: %s", cd_errbuf());
+    rc = cd_gemm_check_xgemm("MWG=128 NWG=64 KWG=32 MDIMC=8 NDIMC=4");
+    t_ok(rc == -1 && strstr(cd_errbuf(), "MDIMA is missing"), "a missing parameter is named: %s", cd_errbuf());
+
+    /* CLI: bad options give exit 2 and a message */
+    if (getenv("CLDETR_BIN")) {
+        char out[4096];
+        rc = run_cli("tune --budget abc", out, sizeof out);
+        t_ok(rc == 2 && strstr(out, "--budget needs a number of seconds > 0, got 'abc'"), "tune --budget abc: %d, %s", rc, out);
+        rc = run_cli("tune --frobnicate", out, sizeof out);
+        t_ok(rc == 2 && strstr(out, "unknown option '--frobnicate'"), "tune --frobnicate: %d", rc);
+        rc = run_cli("tune --list", out, sizeof out);
+        t_ok(rc == 0 && strstr(out, "Xgemm GEMMK=0 KREG=1 MWG=128 NWG=64 KWG=32"), "tune --list prints the grid");
+        rc = run_cli("bench-ops --seconds 0", out, sizeof out);
+        t_ok(rc == 2 && strstr(out, "--seconds needs a number in (0, 60], got '0'"), "bench-ops --seconds 0: %d, %s", rc, out);
+        rc = run_cli("tune --device no-such-device-xyz --quick --budget 30", out, sizeof out);
+        t_ok(rc == 1 && strstr(out, "no device matches 'no-such-device-xyz'"), "tune on a missing device: %d, %s", rc, out);
+    }
+
+    dev = cd_open(NULL, 0);
+    if (!dev) { t_diag("no OpenCL device: %s", cd_errbuf()); return t_done(); }
+    t_diag("device: %s", dev->info.name);
+    char line[1024];
+    snprintf(line, sizeof line, "# a comment\nXgemm GEMMK=0 KREG=1 %s\nGemmRoutine XGEMM_MIN_INDIRECT_SIZE=0\n", list[0]);
+    t_ok(cd_blas_apply_tuning(dev, line) == 2, "CLBlast accepts the base Xgemm and GemmRoutine lines");
+    t_ok(cd_blas_apply_tuning(dev, "Xgemm MWG=128\n") == 0, "an incomplete Xgemm line is refused (CLBlast needs every parameter)");
+    /* MWG=128 NWG=64: N=200 M=37 favours one layout, M=200 N=37 the other; force each too */
+    t_seed(7);
+    static const char *names[] = {"per-shape", "row-major", "swapped"};
+    for (int layout = -1; layout <= 1; layout++) {
+        cd_blas_set_layout(layout);
+        for (int t = 0; t < 4; t++) {
+            check_gemm(t & 1, t >> 1, 37, 200, 70, 1, names[layout + 1]);
+            check_gemm(t & 1, t >> 1, 200, 37, 33, 1, names[layout + 1]);
+        }
+        check_gemm(0, 1, 19, 23, 32, 3, names[layout + 1]);
+        check_gemm(1, 0, 23, 19, 9, 2, names[layout + 1]);
+    }
+    cd_blas_set_layout(-1);
+    cd_close(dev);
+    return t_done();
+}

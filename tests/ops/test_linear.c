@@ -1,0 +1,200 @@
+/* op_linear and op_bmm on the device against the plain C references (odd sizes,
+ * odd buffer offsets, every ta/tb, acc 0 and 1), and their backward against
+ * central finite differences of a double-precision forward on the host. */
+#include "../check.h"
+#include "cldetr/ops.h"
+#include "ops/linear_ref.h"
+
+static cd_device *dev;
+
+static float *rnd(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = (float)t_uniform(-1, 1);
+    return p;
+}
+/* A device copy of host data at a float offset `off` into a larger buffer. */
+static cd_mem up(const float *h, size_t n, size_t off) {
+    cd_mem base = cd_alloc(dev, n + off + 3, "test"), m = cd_at(base, off);
+    cd_fill(dev, base, NAN, n + off + 3);   /* NaN around and under, so stray reads and writes show */
+    cd_write(dev, m, h, n);
+    return m;
+}
+static float *down(cd_mem m, size_t n) {
+    float *h = malloc((n ? n : 1) * sizeof *h);
+    cd_read(dev, h, m, n);
+    return h;
+}
+static void release(cd_mem m) { cd_free(dev, m); }   /* cd_free ignores the offset */
+
+/* L = sum_ij G_ij * out_ij with out = x w^T + b, in double */
+static double linear_loss(const float *G, const double *x, const double *w, const double *b,
+                          size_t N, size_t IN, size_t OUT) {
+    double L = 0;
+    for (size_t n = 0; n < N; n++)
+        for (size_t o = 0; o < OUT; o++) {
+            double s = b[o];
+            for (size_t i = 0; i < IN; i++) s += x[n * IN + i] * w[o * IN + i];
+            L += G[n * OUT + o] * s;
+        }
+    return L;
+}
+
+/* d L / d p[i] by central differences, step h, for every i < n */
+static void fd_grad(double *g, double *p, size_t n, double h, double (*loss)(void *), void *ctx) {
+    for (size_t i = 0; i < n; i++) {
+        double keep = p[i];
+        p[i] = keep + h; double lp = loss(ctx);
+        p[i] = keep - h; double lm = loss(ctx);
+        p[i] = keep;
+        g[i] = (lp - lm) / (2 * h);
+    }
+}
+
+typedef struct { const float *G; double *x, *w, *b; size_t N, IN, OUT; } linear_ctx;
+static double linear_loss_cb(void *c) {
+    linear_ctx *l = c;
+    return linear_loss(l->G, l->x, l->w, l->b, l->N, l->IN, l->OUT);
+}
+
+static double *to_d(const float *f, size_t n) {
+    double *d = malloc((n ? n : 1) * sizeof *d);
+    for (size_t i = 0; i < n; i++) d[i] = f[i];
+    return d;
+}
+
+static void test_linear(size_t N, size_t IN, size_t OUT, int with_bias, int acc) {
+    char name[128];
+    float *x = rnd(N * IN), *w = rnd(OUT * IN), *b = rnd(OUT), *G = rnd(N * OUT);
+    float *dx0 = rnd(N * IN), *dw0 = rnd(OUT * IN), *db0 = rnd(OUT);   /* what the gradients start from */
+    cd_mem dX = up(x, N * IN, 5), dW = up(w, OUT * IN, 7), dBias = up(b, OUT, 3), dOut = up(G, N * OUT, 11);
+    cd_mem dG = up(G, N * OUT, 2), ddx = up(dx0, N * IN, 9), ddw = up(dw0, OUT * IN, 1), ddb = up(db0, OUT, 13);
+
+    op_linear_forward(dev, dOut, dX, dW, with_bias ? dBias : cd_none(), N, IN, OUT);
+    float *out = down(dOut, N * OUT), *ref = malloc(N * OUT * sizeof *ref);
+    op_linear_forward_ref(ref, x, w, with_bias ? b : NULL, N, IN, OUT);
+    snprintf(name, sizeof name, "linear forward N=%zu IN=%zu OUT=%zu bias=%d", N, IN, OUT, with_bias);
+    t_close_f(name, ref, out, N * OUT, 1e-5, 1e-4);
+
+    op_linear_backward(dev, ddx, ddw, with_bias ? ddb : cd_none(), dG, dX, dW, N, IN, OUT, acc);
+    float *gx = down(ddx, N * IN), *gw = down(ddw, OUT * IN), *gb = down(ddb, OUT);
+    /* reference backward (float ref) */
+    float *rx = malloc(N * IN * sizeof *rx), *rw = malloc(OUT * IN * sizeof *rw), *rb = malloc(OUT * sizeof *rb);
+    memcpy(rx, dx0, N * IN * sizeof *rx); memcpy(rw, dw0, OUT * IN * sizeof *rw); memcpy(rb, db0, OUT * sizeof *rb);
+    op_linear_backward_ref(rx, rw, with_bias ? rb : NULL, G, x, w, N, IN, OUT, acc);
+    snprintf(name, sizeof name, "linear backward dx acc=%d vs ref", acc);
+    t_close_f(name, rx, gx, N * IN, 1e-5, 1e-4);
+    t_close_f("linear backward dw (+=) vs ref", rw, gw, OUT * IN, 1e-5, 1e-4);
+    if (with_bias) t_close_f("linear backward db (+=) vs ref", rb, gb, OUT, 1e-5, 1e-4);
+    else t_close_f("linear backward without bias leaves db alone", db0, gb, OUT, 0, 0);
+
+    /* finite differences in double: the device gradient minus its start value */
+    double *xd = to_d(x, N * IN), *wd = to_d(w, OUT * IN), *bd = to_d(b, OUT);
+    if (!with_bias) for (size_t o = 0; o < OUT; o++) bd[o] = 0;
+    linear_ctx c = {G, xd, wd, bd, N, IN, OUT};
+    double *fx = malloc(N * IN * sizeof *fx), *fw = malloc(OUT * IN * sizeof *fw), *fb = malloc(OUT * sizeof *fb);
+    double *ex = malloc(N * IN * sizeof *ex), *ew = malloc(OUT * IN * sizeof *ew), *eb = malloc(OUT * sizeof *eb);
+    fd_grad(fx, xd, N * IN, 1e-3, linear_loss_cb, &c);
+    fd_grad(fw, wd, OUT * IN, 1e-3, linear_loss_cb, &c);
+    fd_grad(fb, bd, OUT, 1e-3, linear_loss_cb, &c);
+    for (size_t i = 0; i < N * IN; i++) ex[i] = (double)gx[i] - (acc ? dx0[i] : 0.0);
+    for (size_t i = 0; i < OUT * IN; i++) ew[i] = (double)gw[i] - dw0[i];
+    for (size_t i = 0; i < OUT; i++) eb[i] = (double)gb[i] - db0[i];
+    /* float GEMM error ~ 1e-6 * sqrt(K) * |terms|, plus the float subtraction of the start value */
+    t_close_d("linear dx vs finite differences", fx, ex, N * IN, 1e-4, 1e-4);
+    t_close_d("linear dw vs finite differences", fw, ew, OUT * IN, 1e-4, 1e-4);
+    if (with_bias) t_close_d("linear db vs finite differences", fb, eb, OUT, 1e-4, 1e-4);
+
+    cd_mem all[] = {dX, dW, dBias, dOut, dG, ddx, ddw, ddb};
+    for (int i = 0; i < 8; i++) release(all[i]);
+    free(x); free(w); free(b); free(G); free(dx0); free(dw0); free(db0); free(out); free(ref);
+    free(gx); free(gw); free(gb); free(rx); free(rw); free(rb); free(xd); free(wd); free(bd);
+    free(fx); free(fw); free(fb); free(ex); free(ew); free(eb);
+}
+
+/* L = sum G * op(A) op(B) over batches, in double */
+typedef struct { const float *G; double *A, *B; size_t batch, M, N, K; int ta, tb; } bmm_ctx;
+static double bmm_loss_cb(void *cv) {
+    bmm_ctx *c = cv;
+    size_t M = c->M, N = c->N, K = c->K, lda = c->ta ? M : K, ldb = c->tb ? K : N;
+    double L = 0;
+    for (size_t b = 0; b < c->batch; b++) {
+        const double *A = c->A + b * M * K, *B = c->B + b * K * N;
+        for (size_t i = 0; i < M; i++)
+            for (size_t j = 0; j < N; j++) {
+                double s = 0;
+                for (size_t k = 0; k < K; k++)
+                    s += (c->ta ? A[k * lda + i] : A[i * lda + k]) * (c->tb ? B[j * ldb + k] : B[k * ldb + j]);
+                L += c->G[b * M * N + i * N + j] * s;
+            }
+    }
+    return L;
+}
+
+static void test_bmm(size_t batch, size_t M, size_t N, size_t K, int ta, int tb, int acc_a, int acc_b) {
+    char name[160], what[64];
+    size_t nA = batch * M * K, nB = batch * K * N, nC = batch * M * N;
+    float *A = rnd(nA), *B = rnd(nB), *G = rnd(nC), *dA0 = rnd(nA), *dB0 = rnd(nB);
+    cd_mem mA = up(A, nA, 3), mB = up(B, nB, 17), mC = up(G, nC, 1), mG = up(G, nC, 6);
+    cd_mem mdA = up(dA0, nA, 4), mdB = up(dB0, nB, 10);
+    snprintf(what, sizeof what, "%c%c batch=%zu M=%zu N=%zu K=%zu", ta ? 'T' : 'N', tb ? 'T' : 'N', batch, M, N, K);
+
+    op_bmm_forward(dev, mC, mA, mB, batch, M, N, K, ta, tb);
+    float *C = down(mC, nC), *R = malloc(nC * sizeof *R);
+    op_bmm_forward_ref(R, A, B, batch, M, N, K, ta, tb);
+    snprintf(name, sizeof name, "bmm forward %s", what);
+    t_close_f(name, R, C, nC, 1e-5, 1e-4);
+
+    op_bmm_backward(dev, mdA, mdB, mG, mA, mB, batch, M, N, K, ta, tb, acc_a, acc_b);
+    float *gA = down(mdA, nA), *gB = down(mdB, nB);
+    float *rA = malloc(nA * sizeof *rA), *rB = malloc(nB * sizeof *rB);
+    memcpy(rA, dA0, nA * sizeof *rA); memcpy(rB, dB0, nB * sizeof *rB);
+    op_bmm_backward_ref(rA, rB, G, A, B, batch, M, N, K, ta, tb, acc_a, acc_b);
+    snprintf(name, sizeof name, "bmm backward dA acc=%d vs ref %s", acc_a, what);
+    t_close_f(name, rA, gA, nA, 1e-5, 1e-4);
+    snprintf(name, sizeof name, "bmm backward dB acc=%d vs ref %s", acc_b, what);
+    t_close_f(name, rB, gB, nB, 1e-5, 1e-4);
+
+    double *Ad = to_d(A, nA), *Bd = to_d(B, nB);
+    bmm_ctx c = {G, Ad, Bd, batch, M, N, K, ta, tb};
+    double *fA = malloc(nA * sizeof *fA), *fB = malloc(nB * sizeof *fB);
+    double *eA = malloc(nA * sizeof *eA), *eB = malloc(nB * sizeof *eB);
+    fd_grad(fA, Ad, nA, 1e-3, bmm_loss_cb, &c);
+    fd_grad(fB, Bd, nB, 1e-3, bmm_loss_cb, &c);
+    for (size_t i = 0; i < nA; i++) eA[i] = (double)gA[i] - (acc_a ? dA0[i] : 0.0);
+    for (size_t i = 0; i < nB; i++) eB[i] = (double)gB[i] - (acc_b ? dB0[i] : 0.0);
+    snprintf(name, sizeof name, "bmm dA vs finite differences %s", what);
+    t_close_d(name, fA, eA, nA, 1e-4, 1e-4);
+    snprintf(name, sizeof name, "bmm dB vs finite differences %s", what);
+    t_close_d(name, fB, eB, nB, 1e-4, 1e-4);
+
+    /* a gradient that is not asked for is not touched */
+    if (ta == 0 && tb == 0) {
+        cd_write(dev, mdB, dB0, nB);
+        op_bmm_backward(dev, mdA, cd_none(), mG, mA, mB, batch, M, N, K, ta, tb, acc_a, acc_b);
+        float *keep = down(mdB, nB);
+        t_close_f("bmm backward with dB none leaves dB alone", dB0, keep, nB, 0, 0);
+        free(keep);
+    }
+    release(mA); release(mB); release(mC); release(mG); release(mdA); release(mdB);
+    free(A); free(B); free(G); free(dA0); free(dB0); free(C); free(R); free(gA); free(gB); free(rA); free(rB);
+    free(Ad); free(Bd); free(fA); free(fB); free(eA); free(eB);
+}
+
+int main(void) {
+    dev = cd_open(NULL, 0);
+    if (!dev) { printf("1..0 # SKIP no OpenCL device: %s\n", cd_errbuf()); return 0; }
+    t_diag("device: %s", dev->info.name);
+    t_seed(42);
+    test_linear(37, 29, 23, 1, 0);
+    test_linear(5, 70, 3, 1, 1);
+    test_linear(1, 1, 1, 0, 1);
+    test_linear(65, 33, 130, 0, 0);
+    int t = 0;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++, t++)
+            test_bmm(3, 13, 11, 7 + t, ta, tb, t & 1, (t >> 1) ^ 1);
+    test_bmm(2, 33, 65, 40, 0, 1, 0, 0);     /* larger than one 32-wide tile */
+    test_bmm(1, 17, 9, 5, 1, 0, 1, 1);       /* batch 1 goes through cd_gemm */
+    cd_close(dev);
+    return t_done();
+}

@@ -1,0 +1,194 @@
+/* Element-wise ops (add, axpby, scale, relu, sigmoid, per-channel bias and
+ * scale) on the device vs the host references at odd sizes and nonzero
+ * offsets, acc 0 and 1; backward vs central finite differences in double. */
+#include "ops_test_util.h"
+
+static const size_t sizes[] = {1, 7, 33, 257, 1000, 4099};
+
+static void test_binary(size_t n, size_t off) {
+    ot_tensor a = ot_rand(n, off, -2, 2), b = ot_rand(n, off + 1, -2, 2), o = ot_nan(n, off + 2);
+    double *r = malloc(n * sizeof *r);
+    op_add(ot_dev, o.d, a.d, b.d, n);
+    op_add_ref(r, a.h, b.h, n);
+    ot_check("add", &o, r, 0, 1e-7);                       /* one float rounding */
+    op_add(ot_dev, a.d, a.d, b.d, n);                      /* out aliases a */
+    ot_check("add in place", &a, r, 0, 1e-7);
+
+    ot_tensor y = ot_nan(n, off + 3);                      /* beta 0: y is never read */
+    op_axpby(ot_dev, y.d, 0.75f, b.d, 0.0f, n);
+    op_axpby_ref(y.h, 0.75, b.h, 0.0, n);
+    ot_check("axpby beta 0", &y, y.h, 0, 1e-7);
+    double *yr = ot_copy(y.h, n);
+    op_axpby(ot_dev, y.d, -1.5f, b.d, 0.5f, n);
+    op_axpby_ref(yr, -1.5, b.h, 0.5, n);
+    ot_check("axpby", &y, yr, 1e-7, 1e-6);
+
+    ot_tensor s = ot_nan(n, off);
+    op_scale(ot_dev, s.d, b.d, 3.0f, n, 0);
+    op_scale_ref(r, b.h, 3.0, n, 0);
+    ot_check("scale acc 0", &s, r, 0, 1e-7);
+    op_scale(ot_dev, s.d, a.d, -0.25f, n, 1);
+    op_scale_ref(r, a.h, -0.25, n, 1);
+    ot_check("scale acc 1", &s, r, 1e-7, 1e-6);
+    free(yr); free(r);
+    ot_free(&a); ot_free(&b); ot_free(&o); ot_free(&y); ot_free(&s);
+}
+
+static void test_activations(size_t n, size_t off) {
+    ot_tensor x = ot_rand(n, off, -10, 10), g = ot_rand(n, off + 1, -1, 1), o = ot_nan(n, off + 2);
+    ot_tensor dx = ot_nan(n, off + 3);
+    double *r = malloc(n * sizeof *r), *dr = malloc(n * sizeof *dr);
+    op_relu_forward(ot_dev, o.d, x.d, n);
+    op_relu_forward_ref(r, x.h, n);
+    ot_check("relu forward", &o, r, 0, 0);                 /* exact */
+    op_relu_backward(ot_dev, dx.d, g.d, o.d, n, 0);
+    op_relu_backward_ref(dr, g.h, r, n, 0);
+    ot_check("relu backward acc 0", &dx, dr, 0, 0);
+    op_relu_backward(ot_dev, dx.d, g.d, o.d, n, 1);
+    op_relu_backward_ref(dr, g.h, r, n, 1);
+    ot_check("relu backward acc 1", &dx, dr, 0, 1e-7);
+
+    /* sigmoid: OpenCL exp is within 3 ulp; the rest is a few float roundings */
+    op_sigmoid_forward(ot_dev, o.d, x.d, n);
+    op_sigmoid_forward_ref(r, x.h, n);
+    ot_check("sigmoid forward", &o, r, 1e-7, 1e-6);
+    ot_get(&o);                                            /* backward from the device's out, as in training */
+    op_sigmoid_backward(ot_dev, dx.d, g.d, o.d, n, 0);
+    op_sigmoid_backward_ref(dr, g.h, o.h, n, 0);
+    ot_check("sigmoid backward acc 0", &dx, dr, 1e-7, 1e-6);
+    op_sigmoid_backward(ot_dev, dx.d, g.d, o.d, n, 1);
+    op_sigmoid_backward_ref(dr, g.h, o.h, n, 1);
+    ot_check("sigmoid backward acc 1", &dx, dr, 1e-7, 1e-6);
+    op_relu_forward(ot_dev, x.d, x.d, n);                  /* in place */
+    op_relu_forward_ref(r, x.h, n);
+    ot_check("relu in place", &x, r, 0, 0);
+    free(r); free(dr);
+    ot_free(&x); ot_free(&g); ot_free(&o); ot_free(&dx);
+}
+
+/* FD of L = sum dout * f(x) for relu and sigmoid; h = 1e-4 in double (truncation
+ * ~1e-9). Tolerance atol 1e-6, rtol 1e-5: the device backward is a float product. */
+typedef struct { double *x, *dout; size_t n; int which; } act_ctx;
+static double act_loss(void *p) {
+    act_ctx *c = p;
+    double *out = malloc(c->n * sizeof *out);
+    if (c->which) op_sigmoid_forward_ref(out, c->x, c->n); else op_relu_forward_ref(out, c->x, c->n);
+    double L = ot_dot(c->dout, out, c->n);
+    free(out);
+    return L;
+}
+
+static void test_activation_fd(void) {
+    size_t n = 33;
+    for (int which = 0; which < 2; which++) {
+        double xh[33];
+        for (size_t i = 0; i < n; i++) {        /* keep relu's kink out of reach of the step */
+            xh[i] = t_uniform(-4, 4);
+            if (fabs(xh[i]) < 1e-2) xh[i] = 0.5;
+        }
+        ot_tensor x = ot_from(xh, n, 3), g = ot_rand(n, 1, -1, 1), o = ot_nan(n, 2), dx = ot_nan(n, 4);
+        if (which) op_sigmoid_forward(ot_dev, o.d, x.d, n); else op_relu_forward(ot_dev, o.d, x.d, n);
+        if (which) op_sigmoid_backward(ot_dev, dx.d, g.d, o.d, n, 0);
+        else op_relu_backward(ot_dev, dx.d, g.d, o.d, n, 0);
+        double *fd = malloc(n * sizeof *fd);
+        act_ctx c = {x.h, g.h, n, which};
+        ot_fd_grad(x.h, n, 1e-4, act_loss, &c, fd);
+        ot_check(which ? "sigmoid backward vs finite differences" : "relu backward vs finite differences",
+                 &dx, fd, 1e-6, 1e-5);
+        free(fd);
+        ot_free(&x); ot_free(&g); ot_free(&o); ot_free(&dx);
+    }
+}
+
+static void test_channels(size_t B, size_t C, size_t HW) {
+    size_t n = B * C * HW;
+    char name[128];
+    ot_tensor x = ot_rand(n, 3, -2, 2), g = ot_rand(n, 5, -1, 1), o = ot_nan(n, 1), dx = ot_nan(n, 2);
+    ot_tensor bias = ot_rand(C, 7, -1, 1), sc = ot_rand(C, 2, -1, 1), dbias = ot_rand(C, 1, -1, 1),
+              dsc = ot_rand(C, 4, -1, 1);
+    double *r = malloc(n * sizeof *r), *dr = calloc(n, sizeof *dr);
+    /* channel sums add up to B*HW float terms (tree): atol 2e-6 * sqrt(B*HW) covers them */
+    double sum_atol = 2e-6 * sqrt((double)(B * HW)) + 1e-7;
+
+    op_add_channels_forward(ot_dev, o.d, x.d, bias.d, B, C, HW);
+    op_add_channels_forward_ref(r, x.h, bias.h, B, C, HW);
+    snprintf(name, sizeof name, "add_channels forward (%zu,%zu,%zu)", B, C, HW);
+    ot_check(name, &o, r, 0, 1e-7);
+    op_add_channels_backward(ot_dev, dx.d, dbias.d, g.d, B, C, HW, 0);
+    op_add_channels_backward_ref(dr, dbias.h, g.h, B, C, HW, 0);
+    snprintf(name, sizeof name, "add_channels backward dx acc 0 (%zu,%zu,%zu)", B, C, HW);
+    ot_check(name, &dx, dr, 0, 0);
+    snprintf(name, sizeof name, "add_channels backward dbias += (%zu,%zu,%zu)", B, C, HW);
+    ot_check(name, &dbias, dbias.h, sum_atol, 1e-6);
+    op_add_channels_backward(ot_dev, dx.d, cd_none(), g.d, B, C, HW, 1);
+    op_add_channels_backward_ref(dr, NULL, g.h, B, C, HW, 1);
+    snprintf(name, sizeof name, "add_channels backward dx acc 1, no dbias (%zu,%zu,%zu)", B, C, HW);
+    ot_check(name, &dx, dr, 0, 1e-7);
+
+    op_mul_channels_forward(ot_dev, o.d, x.d, sc.d, B, C, HW);
+    op_mul_channels_forward_ref(r, x.h, sc.h, B, C, HW);
+    snprintf(name, sizeof name, "mul_channels forward (%zu,%zu,%zu)", B, C, HW);
+    ot_check(name, &o, r, 0, 1e-7);
+    double *dsr = ot_copy(dsc.h, C);
+    op_mul_channels_backward(ot_dev, dx.d, dsc.d, g.d, x.d, sc.d, B, C, HW, 1);
+    op_mul_channels_backward_ref(dr, dsr, g.h, x.h, sc.h, B, C, HW, 1);
+    snprintf(name, sizeof name, "mul_channels backward dx acc 1 (%zu,%zu,%zu)", B, C, HW);
+    ot_check(name, &dx, dr, 1e-7, 1e-6);
+    snprintf(name, sizeof name, "mul_channels backward dscale += (%zu,%zu,%zu)", B, C, HW);
+    ot_check(name, &dsc, dsr, 2 * sum_atol, 1e-6);
+    op_mul_channels_backward(ot_dev, dx.d, cd_none(), g.d, x.d, sc.d, B, C, HW, 0);
+    op_mul_channels_backward_ref(dr, NULL, g.h, x.h, sc.h, B, C, HW, 0);
+    snprintf(name, sizeof name, "mul_channels backward dx acc 0, no dscale (%zu,%zu,%zu)", B, C, HW);
+    ot_check(name, &dx, dr, 0, 1e-7);
+    free(r); free(dr); free(dsr);
+    ot_free(&x); ot_free(&g); ot_free(&o); ot_free(&dx);
+    ot_free(&bias); ot_free(&sc); ot_free(&dbias); ot_free(&dsc);
+}
+
+/* FD of L = sum dout * (x * scale[c] + bias[c]) w.r.t. x, scale and bias; the
+ * loss is linear in each, so FD is exact up to rounding: atol 1e-5, rtol 1e-5. */
+typedef struct { double *x, *scale, *bias, *dout; size_t B, C, HW; } ch_ctx;
+static double ch_loss(void *p) {
+    ch_ctx *c = p;
+    size_t n = c->B * c->C * c->HW;
+    double *t = malloc(n * sizeof *t), *u = malloc(n * sizeof *u);
+    op_mul_channels_forward_ref(t, c->x, c->scale, c->B, c->C, c->HW);
+    op_add_channels_forward_ref(u, t, c->bias, c->B, c->C, c->HW);
+    double L = ot_dot(c->dout, u, n);
+    free(t); free(u);
+    return L;
+}
+
+static void test_channels_fd(void) {
+    size_t B = 2, C = 7, HW = 33, n = B * C * HW;
+    ot_tensor x = ot_rand(n, 1, -1, 1), sc = ot_rand(C, 2, -1, 1), bias = ot_rand(C, 3, -1, 1);
+    ot_tensor g = ot_rand(n, 4, -1, 1), dx = ot_nan(n, 5);
+    double zero[7] = {0};
+    ot_tensor dsc = ot_from(zero, C, 6), dbias = ot_from(zero, C, 7);
+    op_mul_channels_backward(ot_dev, dx.d, dsc.d, g.d, x.d, sc.d, B, C, HW, 0);
+    op_add_channels_backward(ot_dev, cd_none(), dbias.d, g.d, B, C, HW, 0);
+    ch_ctx c = {x.h, sc.h, bias.h, g.h, B, C, HW};
+    double *fd = malloc(n * sizeof *fd);
+    ot_fd_grad(x.h, n, 1e-3, ch_loss, &c, fd);
+    ot_check("mul_channels dx vs finite differences", &dx, fd, 1e-5, 1e-5);
+    ot_fd_grad(sc.h, C, 1e-3, ch_loss, &c, fd);
+    ot_check("mul_channels dscale vs finite differences", &dsc, fd, 1e-5, 1e-5);
+    ot_fd_grad(bias.h, C, 1e-3, ch_loss, &c, fd);
+    ot_check("add_channels dbias vs finite differences", &dbias, fd, 1e-5, 1e-5);
+    free(fd);
+    ot_free(&x); ot_free(&sc); ot_free(&bias); ot_free(&g); ot_free(&dx); ot_free(&dsc); ot_free(&dbias);
+}
+
+int main(void) {
+    ot_open();
+    t_seed(101);
+    for (size_t i = 0; i < CD_ARRAY_LEN(sizes); i++) {
+        test_binary(sizes[i], 1 + i);
+        test_activations(sizes[i], 2 + 3 * i);
+    }
+    test_activation_fd();
+    static const size_t ch[][3] = {{1, 1, 1}, {2, 7, 33}, {3, 5, 1}, {1, 13, 257}, {2, 3, 1000}, {4, 64, 49}};
+    for (size_t i = 0; i < CD_ARRAY_LEN(ch); i++) test_channels(ch[i][0], ch[i][1], ch[i][2]);
+    test_channels_fd();
+    return ot_finish();
+}

@@ -1,0 +1,111 @@
+/* Layer norm: forward (out, saved mean and rstd) and backward (dx with acc 0
+ * and 1, dw and db added) vs the host references on odd sizes and offsets,
+ * including many rows (the chunked parameter-gradient path) and rows with a
+ * large mean (two-pass variance); backward vs finite differences. */
+#include "ops_test_util.h"
+
+#define LN_EPS 1e-5f
+
+static void test_shape(size_t N, size_t C, double shift, size_t off) {
+    char name[160], what[64];
+    snprintf(what, sizeof what, "(%zu,%zu)%s", N, C, shift != 0 ? " shifted mean" : "");
+    ot_tensor x = ot_rand(N * C, off, shift - 2, shift + 3), w = ot_rand(C, off + 1, 0.5, 1.5);
+    ot_tensor b = ot_rand(C, off + 2, -1, 1), out = ot_nan(N * C, off + 3), mean = ot_nan(N, off + 4);
+    ot_tensor rstd = ot_nan(N, off + 5), g = ot_rand(N * C, off + 6, -1, 1), dx = ot_nan(N * C, off + 7);
+    ot_tensor dw = ot_rand(C, off + 8, -1, 1), db = ot_rand(C, off + 9, -1, 1);
+    double *r = malloc(N * C * sizeof *r), *mr = malloc(N * sizeof *mr), *sr = malloc(N * sizeof *sr);
+    double *dr = malloc(N * C * sizeof *dr);
+
+    op_layernorm_forward(ot_dev, out.d, mean.d, rstd.d, x.d, w.d, b.d, N, C, LN_EPS);
+    op_layernorm_forward_ref(r, mr, sr, x.h, w.h, b.h, N, C, LN_EPS);
+    /* normalized values are O(1): a few float roundings of the row sums. A float
+     * mean of values near `shift` is only good to about ulp(shift), which
+     * (x - mean) * rstd * w carries (rstd < 1, w < 1.5 here): atol 2 ulp(shift) * 1.5.
+     * The variance is two-pass, so rstd stays accurate (checked below). */
+    double atol = 2e-6 + (shift != 0 ? 2 * ldexp(1.0, ilogb(shift) - 23) * 1.5 : 0);
+    snprintf(name, sizeof name, "layernorm forward %s", what);
+    ot_check(name, &out, r, atol, 1e-5);
+    snprintf(name, sizeof name, "layernorm saved mean %s", what);
+    ot_check(name, &mean, mr, 1e-6, 1e-6);
+    snprintf(name, sizeof name, "layernorm saved rstd %s", what);
+    ot_check(name, &rstd, sr, 0, 1e-6);
+
+    /* backward from the device's saved statistics, as in training */
+    op_layernorm_backward(ot_dev, dx.d, dw.d, db.d, g.d, x.d, mean.d, rstd.d, w.d, N, C, 0);
+    op_layernorm_backward_ref(dr, dw.h, db.h, g.h, x.h, mean.h, rstd.h, w.h, N, C, 0);
+    snprintf(name, sizeof name, "layernorm backward dx acc 0 %s", what);
+    ot_check(name, &dx, dr, 1e-5, 1e-4);
+    /* dw, db: sums over N rows of O(1) terms, atol grows like sqrt(N) */
+    double sum_atol = 2e-6 * sqrt((double)N) + 1e-6;
+    snprintf(name, sizeof name, "layernorm backward dw += %s", what);
+    ot_check(name, &dw, dw.h, sum_atol, 1e-5);
+    snprintf(name, sizeof name, "layernorm backward db += %s", what);
+    ot_check(name, &db, db.h, sum_atol, 1e-5);
+
+    /* acc 1 and optional outputs: dx only, then dw only, then db only */
+    op_layernorm_backward(ot_dev, dx.d, cd_none(), cd_none(), g.d, x.d, mean.d, rstd.d, w.d, N, C, 1);
+    op_layernorm_backward_ref(dr, NULL, NULL, g.h, x.h, mean.h, rstd.h, w.h, N, C, 1);
+    snprintf(name, sizeof name, "layernorm backward dx acc 1 (no dw, db) %s", what);
+    ot_check(name, &dx, dr, 1e-5, 1e-4);
+    op_layernorm_backward(ot_dev, cd_none(), dw.d, cd_none(), g.d, x.d, mean.d, rstd.d, w.d, N, C, 0);
+    op_layernorm_backward(ot_dev, cd_none(), cd_none(), db.d, g.d, x.d, mean.d, rstd.d, w.d, N, C, 0);
+    op_layernorm_backward_ref(NULL, dw.h, db.h, g.h, x.h, mean.h, rstd.h, w.h, N, C, 0);
+    snprintf(name, sizeof name, "layernorm backward dw alone += %s", what);
+    ot_check(name, &dw, dw.h, sum_atol, 1e-5);
+    snprintf(name, sizeof name, "layernorm backward db alone += %s", what);
+    ot_check(name, &db, db.h, sum_atol, 1e-5);
+    free(r); free(mr); free(sr); free(dr);
+    ot_free(&x); ot_free(&w); ot_free(&b); ot_free(&out); ot_free(&mean); ot_free(&rstd);
+    ot_free(&g); ot_free(&dx); ot_free(&dw); ot_free(&db);
+}
+
+/* FD of L = sum dout * layernorm(x; w, b) in double w.r.t. x, w and b, h = 1e-4
+ * (truncation ~1e-8 for O(1) inputs). Tolerance atol 2e-5, rtol 1e-4: the device
+ * backward is float with two row reductions. */
+typedef struct { double *x, *w, *b, *dout; size_t N, C; } ln_ctx;
+static double ln_loss(void *p) {
+    ln_ctx *c = p;
+    double *out = malloc(c->N * c->C * sizeof *out);
+    op_layernorm_forward_ref(out, NULL, NULL, c->x, c->w, c->b, c->N, c->C, LN_EPS);
+    double L = ot_dot(c->dout, out, c->N * c->C);
+    free(out);
+    return L;
+}
+
+static void test_fd(size_t N, size_t C) {
+    char name[128];
+    ot_tensor x = ot_rand(N * C, 1, -2, 2), w = ot_rand(C, 2, 0.5, 1.5), b = ot_rand(C, 3, -1, 1);
+    ot_tensor g = ot_rand(N * C, 4, -1, 1), out = ot_nan(N * C, 5), mean = ot_nan(N, 6), rstd = ot_nan(N, 7);
+    ot_tensor dx = ot_nan(N * C, 8);
+    double *zero = calloc(C, sizeof *zero);
+    ot_tensor dw = ot_from(zero, C, 9), db = ot_from(zero, C, 10);
+    op_layernorm_forward(ot_dev, out.d, mean.d, rstd.d, x.d, w.d, b.d, N, C, LN_EPS);
+    op_layernorm_backward(ot_dev, dx.d, dw.d, db.d, g.d, x.d, mean.d, rstd.d, w.d, N, C, 0);
+    double *fd = malloc(N * C * sizeof *fd);
+    ln_ctx c = {x.h, w.h, b.h, g.h, N, C};
+    ot_fd_grad(x.h, N * C, 1e-4, ln_loss, &c, fd);
+    snprintf(name, sizeof name, "layernorm dx vs finite differences (%zu,%zu)", N, C);
+    ot_check(name, &dx, fd, 2e-5, 1e-4);
+    ot_fd_grad(w.h, C, 1e-4, ln_loss, &c, fd);
+    snprintf(name, sizeof name, "layernorm dw vs finite differences (%zu,%zu)", N, C);
+    ot_check(name, &dw, fd, 2e-5, 1e-4);
+    ot_fd_grad(b.h, C, 1e-4, ln_loss, &c, fd);
+    snprintf(name, sizeof name, "layernorm db vs finite differences (%zu,%zu)", N, C);
+    ot_check(name, &db, fd, 2e-5, 1e-4);
+    free(fd); free(zero);
+    ot_free(&x); ot_free(&w); ot_free(&b); ot_free(&g); ot_free(&out); ot_free(&mean); ot_free(&rstd);
+    ot_free(&dx); ot_free(&dw); ot_free(&db);
+}
+
+int main(void) {
+    ot_open();
+    t_seed(505);
+    static const size_t shapes[][2] = {{1, 1}, {3, 7}, {5, 33}, {4, 256}, {7, 257}, {2, 1000}, {300, 64},
+                                       {1500, 17}, {64, 128}};
+    for (size_t s = 0; s < CD_ARRAY_LEN(shapes); s++) test_shape(shapes[s][0], shapes[s][1], 0, s + 1);
+    test_shape(9, 129, 1000, 3);
+    test_fd(3, 33);
+    test_fd(2, 257);
+    test_fd(70, 5);
+    return ot_finish();
+}
