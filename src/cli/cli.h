@@ -5,8 +5,10 @@
 int cmd_devices(int argc, char **argv);
 int cmd_selftest(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 int cmd_make_shapes(int argc, char **argv);
 int cmd_cocoeval(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
 int cmd_bench_ops(int argc, char **argv);

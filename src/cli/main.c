@@ -14,9 +14,11 @@ typedef struct {
 static const verb verbs[] = {
     {"devices",  cmd_devices,  "list every OpenCL platform and device"},
     {"selftest", cmd_selftest, "build every kernel and check GEMM and ops against host references"},
+    {"train",    cmd_train,    "train a model as a config says; resume a run folder"},
     {"summary",  cmd_summary,  "parameter counts per module and the memory of one training step"},
     {"make-shapes", cmd_make_shapes, "write a synthetic COCO-format dataset of coloured shapes"},
     {"cocoeval", cmd_cocoeval, "COCO bbox AP of a results file against a ground-truth file (as pycocotools)"},
+    {"plot",     cmd_plot,     "loss or AP curves of one or more run folders on one chart (PNG)"},
     {"config",   cmd_config,   "load, validate and print a config's effective values (--set k=v overrides)"},
     {"tune",     cmd_tune,     "choose CLBlast GEMM parameters for a device by measurement (stored in the cache)"},
     {"bench-ops", cmd_bench_ops, "GFLOP/s of GEMM at DETR's shapes (and conv), beside OpenBLAS"},

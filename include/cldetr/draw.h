@@ -1,0 +1,95 @@
+/* Drawing on RGB images (data_image): rectangles, anti-aliased lines, text in
+ * stb_easy_font's bitmap font scaled by whole pixels, labels on a filled box,
+ * a palette of distinct colours, and detections drawn as boxes with
+ * "name 0.93" labels. Used by the charts (chart.h) and `cldetr predict`.
+ *
+ * Coordinates are pixels, x right and y down, (0,0) the top-left pixel.
+ * Every function clips to the image: drawing partly or wholly outside is
+ * allowed and touches nothing outside. */
+#ifndef CLDETR_DRAW_H
+#define CLDETR_DRAW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cldetr/data.h"
+
+typedef struct { uint8_t r, g, b; } draw_rgb;
+
+typedef struct { int x0, y0, x1, y1; } draw_rect;   /* inclusive pixel bounds */
+
+#define DRAW_BLACK ((draw_rgb){0, 0, 0})
+#define DRAW_WHITE ((draw_rgb){255, 255, 255})
+
+/* Colour k of a palette of distinct colours (k >= 0; negative k is taken as
+ * -k): the 10 of matplotlib's tab10 first, then hues 137.5 degrees apart with
+ * varying saturation and value, so neighbouring class ids differ. */
+draw_rgb draw_palette(int k);
+/* Black or white, whichever reads better on bg. */
+draw_rgb draw_contrast(draw_rgb bg);
+
+/* A new image w x h filled with c (w, h > 0). Free with data_image_free. */
+void draw_image_new(data_image *im, int w, int h, draw_rgb c);
+
+/* Pixel (x, y) set to c, or blended: c*alpha + old*(1-alpha), alpha in [0,1]. */
+void draw_pixel(data_image *im, int x, int y, draw_rgb c);
+void draw_blend(data_image *im, int x, int y, draw_rgb c, float alpha);
+
+/* Filled rectangle, corners inclusive (any order). */
+void draw_fill_rect(data_image *im, int x0, int y0, int x1, int y1, draw_rgb c);
+
+/* Rectangle outline on the pixels x0..x1, y0..y1 (inclusive), `thickness`
+ * pixels wide growing inward from those edges (thickness >= 1). */
+void draw_box(data_image *im, int x0, int y0, int x1, int y1, draw_rgb c, int thickness);
+
+/* Anti-aliased line of the given width (pixels, >= 1) from (x0,y0) to
+ * (x1,y1), pixel centres at integer coordinates; round caps. */
+void draw_line(data_image *im, double x0, double y0, double x1, double y1, draw_rgb c, double width);
+
+/* Polyline through n points with one coverage mask for the whole path, so
+ * joints are not blended twice; points with a NaN coordinate are skipped (the
+ * line joins their neighbours). */
+void draw_polyline(data_image *im, const double *x, const double *y, size_t n, draw_rgb c, double width);
+
+/* Filled anti-aliased disc. */
+void draw_disc(data_image *im, double cx, double cy, double radius, draw_rgb c);
+
+/* Text in stb_easy_font's font, each font pixel drawn as scale x scale image
+ * pixels; (x, y) is the top-left of the text box. One line of text is
+ * draw_text_height(scale) pixels high and draw_text_width(text, scale) wide.
+ * Characters outside printable ASCII are drawn as '?'; '\n' is not special. */
+void draw_text(data_image *im, int x, int y, const char *text, draw_rgb c, int scale);
+int draw_text_width(const char *text, int scale);
+int draw_text_height(int scale);
+/* Text turned 90 degrees counter-clockwise (reading bottom to top, for a y
+ * axis title); (x, y) is the top-left of its box, draw_text_height(scale)
+ * wide and draw_text_width(text, scale) high. */
+void draw_text_up(data_image *im, int x, int y, const char *text, draw_rgb c, int scale);
+
+/* Text scale for labels on this image: 1 when its longer side is under 300
+ * pixels, 2 from there on. */
+int draw_label_scale(const data_image *im);
+
+/* Text in colour fg on a box filled with bg, 2 pixels of padding around the
+ * text at scale draw_label_scale(im). (x, y) asks for the box's top-left; the
+ * box is moved to lie inside the image (a label wider than the image is cut
+ * at its right edge). Returns the box drawn. */
+draw_rect draw_label(data_image *im, int x, int y, const char *text, draw_rgb fg, draw_rgb bg);
+/* Size of the box draw_label would draw. */
+void draw_label_size(const data_image *im, const char *text, int *w, int *h);
+
+/* Detections on im: for each i with scores[i] >= threshold (in order of
+ * increasing score, so the best lie on top), a box xyxy[4*i..4*i+3] (pixels
+ * of im) in the palette colour of labels[i], and above its top-left corner
+ * (inside the box when there is no room) the label "name 0.93", name =
+ * class_names[labels[i]], or "class 7" when class_names or that entry is
+ * NULL. class_names must hold every label drawn. Boxes with a non-finite
+ * coordinate are skipped. Line thickness grows with the image: 1 px under
+ * 300 px, 2 under 1000, 3 above. scores may be NULL (all drawn, no score). */
+void draw_detections(data_image *im, const float *xyxy, const int *labels, const float *scores, size_t n,
+                     const char *const *class_names, float threshold);
+/* The same on a copy of im, written as a PNG to path. 0, or -1 with cd_errbuf(). */
+int draw_detections_png(const char *path, const data_image *im, const float *xyxy, const int *labels,
+                        const float *scores, size_t n, const char *const *class_names, float threshold);
+
+#endif

@@ -1,0 +1,543 @@
+/* The training loop: data -> model -> criterion -> backward -> AdamW, with
+ * logging, validation, checkpoints, resume and clean stops.
+ *
+ * One step: upload the padded batch, forward (recording the tape), read every
+ * decoder layer's logits and boxes, Hungarian matching and the set loss with
+ * its gradient on the host, upload the gradient, backward, global-norm clip
+ * and AdamW. The read of the outputs is the one sync point of a step. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cldetr/chart.h"
+#include "cldetr/config.h"
+#include "cldetr/evaluate.h"
+#include "cldetr/setup.h"
+#include "cldetr/train.h"
+#include "cldetr/trainer.h"
+
+void eval_read_outputs(cd_device *dev, const detr_out *o, float *logits, float *boxes);
+
+static volatile sig_atomic_t stop_requested;
+static void on_sigint(int sig) {
+    (void)sig;
+    if (stop_requested) _exit(130);          /* a second Ctrl-C: leave now */
+    stop_requested = 1;
+}
+
+typedef struct {
+    config cfg;
+    char run[2048];
+    FILE *log, *metrics, *evals;
+    int progress;                  /* 2 live line, 1 plain lines, 0 off */
+    cd_device *dev;
+    detr_model model;
+    nn_ctx ctx;
+    adamw_state opt;
+    lr_schedule sched;
+    criterion_opts crit;
+    data_dataset *train_ds, *val_ds;
+    data_loader *train_ld, *val_ld;
+    long step, epoch, batch_in_epoch, last_ckpt_step;
+    double best;                   /* best validation AP (or -loss without annotations) */
+    char *config_text;
+} trainer;
+
+/* Messages go to stderr and to the run's log.txt. */
+static void say(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(trainer *t, const char *fmt, ...) {
+    va_list ap;
+    if (t->progress == 2) fputs("\r\033[K", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    if (t->log) {
+        va_start(ap, fmt);
+        vfprintf(t->log, fmt, ap);
+        va_end(ap);
+        fputc('\n', t->log);
+        fflush(t->log);
+    }
+}
+
+static int mkdir_p(const char *path) {
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return (mkdir(tmp, 0755) && errno != EEXIST) ? -1 : 0;
+}
+
+static int file_exists(const char *p) { struct stat st; return stat(p, &st) == 0; }
+
+/* "a/b" into out; a path longer than the buffer is an error, never a silent cut. */
+static void join(char *out, size_t n, const char *a, const char *b) {
+    if (snprintf(out, n, "%s/%s", a, b) >= (int)n) cd_fatal("path too long: %s/%s", a, b);
+}
+
+/* ---- setup ------------------------------------------------------------------- */
+
+static int ensure_shapes(trainer *t) {
+    const config_data *dc = &t->cfg.data;
+    char ann[1024];
+    join(ann, sizeof ann, dc->root, dc->train_ann);
+    if (file_exists(ann) || !dc->make_shapes) return 0;
+    say(t, "making the shapes dataset in %s (%d train + %d val images, %d px; data.make_shapes = true)",
+        dc->root, dc->shapes_train, dc->shapes_val, dc->shapes_size);
+    shapes_opts so;
+    shapes_opts_default(&so);
+    so.dir = dc->root;
+    so.n_train = dc->shapes_train;
+    so.n_val = dc->shapes_val;
+    so.size = dc->shapes_size;
+    so.seed = (uint64_t)dc->shapes_seed;
+    so.min_objects = dc->shapes_min_objects;
+    so.max_objects = dc->shapes_max_objects;
+    so.progress = t->progress > 0;
+    return shapes_generate(&so);
+}
+
+static data_dataset *open_split(trainer *t, const char *ann, const char *images) {
+    char a[1024], im[1024];
+    join(a, sizeof a, t->cfg.data.root, ann);
+    join(im, sizeof im, t->cfg.data.root, images);
+    data_opts o;
+    data_opts_default(&o);
+    o.ann_file = a;
+    o.image_dir = im;
+    o.contiguous_labels = t->cfg.data.contiguous_labels;
+    o.on_bad_sample = strcmp(t->cfg.data.on_bad_sample, "skip") ? DATA_BAD_ERROR : DATA_BAD_SKIP;
+    return data_open(&o);
+}
+
+static void augment_from_config(augment_opts *a, const config *c) {
+    augment_opts_default(a);
+    a->hflip = c->augment.hflip > 0;
+    a->hflip_p = c->augment.hflip;
+    a->n_scales = CD_MIN(c->augment.scales.n, AUG_MAX_SCALES);
+    for (int i = 0; i < a->n_scales; i++) a->scales[i] = c->augment.scales.v[i];
+    a->max_size = c->augment.max_size;
+    a->select = c->augment.random_select < 1.0;
+    a->select_p = c->augment.random_select;
+    a->n_select_scales = CD_MIN(c->augment.select_scales.n, AUG_MAX_SCALES);
+    for (int i = 0; i < a->n_select_scales; i++) a->select_scales[i] = c->augment.select_scales.v[i];
+    a->crop_min = c->augment.crop_min;
+    a->crop_max = c->augment.crop_max;
+    a->val_size = c->augment.val_size;
+    a->val_max_size = c->augment.val_max_size;
+}
+
+static data_loader *make_loader(trainer *t, data_dataset *ds, int train) {
+    loader_opts lo;
+    loader_opts_default(&lo, train);
+    lo.batch_size = (size_t)(train ? t->cfg.train.batch_size : t->cfg.eval.batch_size);
+    lo.workers = t->cfg.data.workers;
+    lo.prefetch = t->cfg.data.prefetch;
+    lo.seed = (uint64_t)t->cfg.train.seed;
+    for (int i = 0; i < 3; i++) { lo.mean[i] = (float)t->cfg.augment.mean.v[i]; lo.std[i] = (float)t->cfg.augment.std.v[i]; }
+    augment_opts ao;
+    augment_from_config(&ao, &t->cfg);
+    return loader_create(ds, &lo, &ao);
+}
+
+/* ---- checkpoints ------------------------------------------------------------- */
+
+static int save_checkpoint(trainer *t, const char *name) {
+    char path[4096];
+    join(path, sizeof path, t->run, name);
+    ckpt_meta meta = {0};
+    meta.config_hash = config_hash(&t->cfg);
+    meta.step = (uint64_t)t->step;
+    meta.epoch = (uint64_t)t->epoch;
+    meta.rng[0] = (uint64_t)t->batch_in_epoch;
+    memcpy(&meta.rng[1], &t->best, sizeof t->best);
+    meta.rng[2] = (uint64_t)t->cfg.train.seed;
+    meta.config_text = t->config_text;
+    if (ckpt_save(path, &meta, &t->model.params, &t->opt, t->dev) < 0) {
+        say(t, "warning: could not write %s: %s", path, cd_errbuf());
+        return -1;
+    }
+    if (!strcmp(name, "last.ckpt")) t->last_ckpt_step = t->step;
+    return 0;
+}
+
+static void on_fatal(void *arg) {
+    trainer *t = arg;
+    if (t->last_ckpt_step >= 0)
+        fprintf(stderr, "the last good checkpoint is %s/last.ckpt (step %ld); continue with "
+                        "`cldetr train --resume %s`\n", t->run, t->last_ckpt_step, t->run);
+}
+
+/* ---- validation ---------------------------------------------------------------- */
+
+static void validate(trainer *t, int final) {
+    eval_result r;
+    if (eval_run(&r, &t->model, &t->ctx, t->val_ds, t->val_ld, &t->crit, 0, t->progress == 2) < 0) {
+        say(t, "warning: validation failed: %s", cd_errbuf());
+        return;
+    }
+    const double *s = r.coco.stats;
+    if (r.have_coco) {
+        say(t, "validation at step %ld (epoch %ld, %zu images, %.1f s): loss %.4f  AP %.3f  AP50 %.3f  AP75 %.3f",
+            t->step, t->epoch + 1, r.n_images, r.seconds, r.loss, s[COCO_AP], s[COCO_AP50], s[COCO_AP75]);
+        fprintf(t->evals, "%ld,%ld,%.6g", t->step, t->epoch, r.loss);
+        for (int i = 0; i < COCO_N_STATS; i++) fprintf(t->evals, ",%.6f", s[i]);
+        fprintf(t->evals, ",%.1f\n", r.seconds);
+        fflush(t->evals);
+        char path[4096];
+        join(path, sizeof path, t->run, "eval.json");
+        coco_eval_write_json(path, &r.coco);
+        join(path, sizeof path, t->run, "val_results.json");
+        eval_write_results(path, r.dets, r.n_dets);
+        if (final) {                      /* the AP table, as pycocotools prints it */
+            coco_eval_print_summary(stdout, &r.coco);
+            if (t->log) coco_eval_print_summary(t->log, &r.coco);
+        }
+    }
+    double score = r.have_coco ? s[COCO_AP] : -r.loss;
+    if (score > t->best) {
+        t->best = score;
+        save_checkpoint(t, "best.ckpt");
+    }
+    if (t->cfg.log.chart) {
+        char path[4096];
+        join(path, sizeof path, t->run, "loss.png");
+        if (chart_run_losses(t->run, path) < 0) say(t, "warning: loss.png: %s", cd_errbuf());
+        join(path, sizeof path, t->run, "ap.png");
+        if (r.have_coco && chart_run_ap(t->run, path) < 0) say(t, "warning: ap.png: %s", cd_errbuf());
+    }
+    eval_result_free(&r);
+}
+
+/* ---- one step ------------------------------------------------------------------ */
+
+typedef struct {
+    float *logits, *boxes, *dlogits, *dboxes, *mask;
+    size_t cap_l, cap_b, cap_m;
+    criterion_result cr;
+    criterion_target *tg;
+    size_t cap_t;
+} step_bufs;
+
+/* Returns 0, or -1 with cd_errbuf() (non-finite loss or gradient). */
+static int train_step(trainer *t, const data_batch *b, step_bufs *sb, double lr[2], double *grad_norm) {
+    nn_ctx *ctx = &t->ctx;
+    size_t B = b->B, H = b->H, W = b->W;
+    nn_ctx_reset(ctx);
+    ctx->step = (uint64_t)t->step;
+    nn_zero_grads(ctx);
+    if (B * H * W > sb->cap_m) { sb->cap_m = B * H * W; sb->mask = cd_xrealloc(sb->mask, sb->cap_m * sizeof(float)); }
+    for (size_t i = 0; i < B * H * W; i++) sb->mask[i] = b->mask[i];
+    detr_out o;
+    detr_forward(&t->model, ctx, b->images, sb->mask, B, H, W, &o);
+    size_t L = o.L, Q = o.Q, K1 = o.K1;
+    size_t nl = L * B * Q * K1, nb = L * B * Q * 4;
+    if (nl > sb->cap_l) {
+        sb->cap_l = nl;
+        sb->logits = cd_xrealloc(sb->logits, nl * sizeof(float));
+        sb->dlogits = cd_xrealloc(sb->dlogits, nl * sizeof(float));
+    }
+    if (nb > sb->cap_b) {
+        sb->cap_b = nb;
+        sb->boxes = cd_xrealloc(sb->boxes, nb * sizeof(float));
+        sb->dboxes = cd_xrealloc(sb->dboxes, nb * sizeof(float));
+    }
+    if (B > sb->cap_t) { sb->cap_t = B; sb->tg = cd_xrealloc(sb->tg, B * sizeof *sb->tg); }
+    eval_read_outputs(t->dev, &o, sb->logits, sb->boxes);
+    for (size_t i = 0; i < B; i++) {
+        sb->tg[i].labels = b->targets[i].labels;
+        sb->tg[i].boxes = b->targets[i].boxes;
+        sb->tg[i].n = b->targets[i].n;
+    }
+    if (criterion_loss(&sb->cr, sb->dlogits, sb->dboxes, sb->logits, sb->boxes, sb->tg, L, B, Q, K1, &t->crit) < 0)
+        return -1;
+    if (!isfinite(sb->cr.total)) return cd_seterr("the loss is %g", sb->cr.total);
+    size_t first = t->crit.aux_loss ? 0 : L - 1;
+    for (size_t l = first; l < L; l++) {
+        nn_set_grad(ctx, o.logits[l], sb->dlogits + l * B * Q * K1);
+        nn_set_grad(ctx, o.boxes[l], sb->dboxes + l * B * Q * 4);
+    }
+    nn_backward(ctx);
+    lr_at(&t->sched, t->step, t->epoch, lr);
+    if (adamw_step(&t->opt, t->dev, &t->model.params, lr, t->cfg.train.clip_max_norm, grad_norm) < 0)
+        return -1;
+    return 0;
+}
+
+static void log_step(trainer *t, const step_bufs *sb, const double lr[2], double grad_norm, double ips,
+                     double elapsed, long total_steps) {
+    const criterion_result *cr = &sb->cr;
+    const criterion_layer_terms *f = &cr->layer[cr->L - 1];
+    double card = f->cardinality_error;
+    fprintf(t->metrics, "%ld,%ld,%.6g,%.6g,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.6g,%.2f,%.1f\n", t->step, t->epoch,
+            lr[NN_GROUP_REST], lr[NN_GROUP_BACKBONE], cr->total, f->loss_ce, f->loss_bbox, f->loss_giou,
+            cr->class_error, card, grad_norm, ips, elapsed);
+    fflush(t->metrics);
+    if (!t->progress) return;
+    double eta = ips > 0 && total_steps > 0 ? (double)(total_steps - t->step) * t->cfg.train.batch_size / ips : 0;
+    char line[256];
+    snprintf(line, sizeof line, "step %ld/%ld  epoch %ld  loss %.4f (ce %.3f l1 %.3f giou %.3f)  class_err %.0f%%  "
+             "lr %.2g  %.1f img/s  ETA %dm%02ds", t->step, total_steps, t->epoch + 1, cr->total, f->loss_ce,
+             f->loss_bbox, f->loss_giou, cr->class_error, lr[NN_GROUP_REST], ips, (int)(eta / 60), (int)eta % 60);
+    if (t->progress == 2) { fprintf(stderr, "\r\033[K%s", line); fflush(stderr); }
+    else fprintf(stderr, "%s\n", line);
+    if (t->log) fprintf(t->log, "%s\n", line);
+}
+
+/* ---- main ------------------------------------------------------------------------ */
+
+int train_main(const train_args *a) {
+    static trainer T;
+    trainer *t = &T;
+    memset(t, 0, sizeof *t);
+    t->last_ckpt_step = -1;
+    t->best = -INFINITY;
+    char path[4096];
+
+    /* config: a fresh run from the INI file, or the run folder's own config */
+    const char *cfg_path = a->config_path;
+    if (a->resume_dir) {
+        snprintf(t->run, sizeof t->run, "%s", a->resume_dir);
+        size_t n = strlen(t->run);
+        while (n > 1 && t->run[n - 1] == '/') t->run[--n] = '\0';
+        join(path, sizeof path, t->run, "config.ini");
+        if (!file_exists(path)) {
+            fprintf(stderr, "cldetr: error: %s is not a run folder (no config.ini)\n", t->run);
+            return 1;
+        }
+        cfg_path = path;
+    }
+    static char cfg_file[4096];
+    snprintf(cfg_file, sizeof cfg_file, "%s", cfg_path);
+    if (config_load(&t->cfg, cfg_file, a->sets, a->n_sets) < 0) {
+        fprintf(stderr, "cldetr: error: %s\n", cd_errbuf());
+        return 1;
+    }
+    const char *prog = t->cfg.log.progress;
+    t->progress = !strcmp(prog, "off") ? 0 : !strcmp(prog, "plain") ? 1 : (isatty(2) ? 2 : 1);
+
+    /* data */
+    if (ensure_shapes(t) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    t->train_ds = open_split(t, t->cfg.data.train_ann, t->cfg.data.train_images);
+    if (!t->train_ds) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    t->val_ds = open_split(t, t->cfg.data.val_ann, t->cfg.data.val_images);
+    if (!t->val_ds) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    t->train_ld = make_loader(t, t->train_ds, 1);
+    t->val_ld = make_loader(t, t->val_ds, 0);
+    if (!t->train_ld || !t->val_ld) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    size_t per_epoch = loader_num_batches(t->train_ld);
+    if (per_epoch == 0) {
+        fprintf(stderr, "cldetr: error: the training set (%zu images) holds no full batch of %d; lower "
+                        "train.batch_size\n", data_size(t->train_ds), t->cfg.train.batch_size);
+        return 1;
+    }
+
+    /* device and model */
+    t->dev = cd_open(setup_device_spec(&t->cfg), t->cfg.device.profile);
+    if (!t->dev) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    t->dev->oom_hint = "lower train.batch_size, the input size (augment.scales, augment.max_size) or the model "
+                       "(model.hidden_dim, model.dim_feedforward, model.num_queries)";
+    detr_opts mo;
+    if (setup_detr_opts(&mo, &t->cfg, data_num_classes(t->train_ds)) < 0 ||
+        detr_build(&t->model, &mo, t->dev, (uint64_t)t->cfg.train.seed) < 0) {
+        fprintf(stderr, "cldetr: error: %s\n", cd_errbuf());
+        return 1;
+    }
+    if (mo.num_classes < data_num_classes(t->train_ds)) {
+        fprintf(stderr, "cldetr: error: model.num_classes = %d but the training set has labels up to %d; "
+                        "set model.num_classes = 0 (from the data) or >= %d\n", mo.num_classes,
+                data_num_classes(t->train_ds) - 1, data_num_classes(t->train_ds));
+        return 1;
+    }
+    nn_ctx_init(&t->ctx, t->dev, &t->model.params);
+    t->ctx.training = 1;
+    t->ctx.seed = (uint64_t)t->cfg.train.seed;
+    adamw_init(&t->opt, t->dev, &t->model.params, 0.9, 0.999, 1e-8, t->cfg.train.weight_decay);
+    criterion_opts_default(&t->crit);
+    t->crit.w_ce = t->cfg.loss.ce_loss_coef;
+    t->crit.w_bbox = t->cfg.loss.bbox_loss_coef;
+    t->crit.w_giou = t->cfg.loss.giou_loss_coef;
+    t->crit.eos_coef = t->cfg.loss.eos_coef;
+    t->crit.cost.cost_class = t->cfg.matcher.set_cost_class;
+    t->crit.cost.cost_bbox = t->cfg.matcher.set_cost_bbox;
+    t->crit.cost.cost_giou = t->cfg.matcher.set_cost_giou;
+    t->crit.aux_loss = t->cfg.model.aux_loss;
+    long total_steps = (long)per_epoch * t->cfg.train.epochs;
+    if (t->cfg.train.max_steps > 0 && t->cfg.train.max_steps < total_steps) total_steps = t->cfg.train.max_steps;
+    t->sched.kind = lr_schedule_kind(t->cfg.train.schedule);
+    t->sched.base_lr[NN_GROUP_REST] = t->cfg.train.lr;
+    t->sched.base_lr[NN_GROUP_BACKBONE] = t->cfg.train.lr_backbone;
+    t->sched.warmup_steps = t->cfg.train.warmup_steps;
+    t->sched.lr_drop = t->cfg.train.lr_drop;
+    t->sched.gamma = t->cfg.train.lr_gamma;
+    t->sched.total_steps = total_steps;
+
+    /* run folder */
+    size_t cap = 1 << 16;
+    t->config_text = cd_xcalloc(cap, 1);
+    FILE *mf = fmemopen(t->config_text, cap - 1, "w");
+    if (mf) { config_write(&t->cfg, mf); fclose(mf); }
+    int resumed = 0;
+    if (!a->resume_dir) {
+        char name[1200];
+        if (t->cfg.train.name[0]) join(name, sizeof name, ".", t->cfg.train.name);
+        else {
+            const char *base = strrchr(cfg_file, '/');
+            base = base ? base + 1 : cfg_file;
+            char stem[1200];
+            if (snprintf(stem, sizeof stem, "%s", base) >= (int)sizeof stem) cd_fatal("config name too long");
+            char *dot = strrchr(stem, '.');
+            if (dot) *dot = '\0';
+            time_t now = time(NULL);
+            struct tm tmv;
+            localtime_r(&now, &tmv);
+            if (snprintf(name, sizeof name, "./%s-%04d%02d%02d-%02d%02d%02d", stem, tmv.tm_year + 1900,
+                         tmv.tm_mon + 1, tmv.tm_mday, tmv.tm_hour, tmv.tm_min, tmv.tm_sec) >= (int)sizeof name)
+                cd_fatal("run name too long");
+        }
+        join(t->run, sizeof t->run, t->cfg.train.out_dir, name + 2);
+        join(path, sizeof path, t->run, "last.ckpt");
+        if (file_exists(path)) {
+            fprintf(stderr, "cldetr: error: %s already holds a run; resume it with `cldetr train --resume %s` or "
+                            "choose another train.name\n", t->run, t->run);
+            return 1;
+        }
+        if (mkdir_p(t->run) < 0) {
+            fprintf(stderr, "cldetr: error: cannot create the run folder %s: %s\n", t->run, strerror(errno));
+            return 1;
+        }
+        join(path, sizeof path, t->run, "config.ini");
+        if (config_save(&t->cfg, path) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    } else {
+        join(path, sizeof path, t->run, "last.ckpt");
+        ckpt_meta meta = {0};
+        if (ckpt_load(path, &meta, &t->model.params, &t->opt, t->dev) < 0) {
+            fprintf(stderr, "cldetr: error: cannot resume: %s\n", cd_errbuf());
+            return 1;
+        }
+        t->step = (long)meta.step;
+        t->epoch = (long)meta.epoch;
+        t->batch_in_epoch = (long)meta.rng[0];
+        memcpy(&t->best, &meta.rng[1], sizeof t->best);
+        t->last_ckpt_step = t->step;
+        ckpt_meta_free(&meta);
+        resumed = 1;
+    }
+    join(path, sizeof path, t->run, "log.txt");
+    t->log = fopen(path, "a");
+    join(path, sizeof path, t->run, "metrics.csv");
+    int fresh = !file_exists(path);
+    t->metrics = fopen(path, "a");
+    if (t->metrics && fresh)
+        fprintf(t->metrics, "step,epoch,lr,lr_backbone,loss,loss_ce,loss_bbox,loss_giou,class_error,"
+                            "cardinality_error,grad_norm,images_per_s,time_s\n");
+    join(path, sizeof path, t->run, "eval.csv");
+    fresh = !file_exists(path);
+    t->evals = fopen(path, "a");
+    if (t->evals && fresh)
+        fprintf(t->evals, "step,epoch,val_loss,AP,AP50,AP75,AP_small,AP_medium,AP_large,AR1,AR10,AR100,"
+                          "AR_small,AR_medium,AR_large,time_s\n");
+    if (!t->log || !t->metrics || !t->evals) {
+        fprintf(stderr, "cldetr: error: cannot write in the run folder %s: %s\n", t->run, strerror(errno));
+        return 1;
+    }
+    cd_atfatal(on_fatal, t);
+
+    size_t all, trainable;
+    detr_count(&t->model, &all, &trainable);
+    say(t, "%s run %s on %s", resumed ? "resuming" : "starting", t->run, t->dev->info.name);
+    say(t, "model: resnet%d width %d, d=%d, %d+%d layers, %d queries, %d classes; %.2fM parameters (%.2fM trainable)",
+        mo.depth, mo.width, mo.d, mo.enc_layers, mo.dec_layers, mo.num_queries, mo.num_classes, all / 1e6,
+        trainable / 1e6);
+    say(t, "data: %zu train / %zu val images, batch %d, %zu steps per epoch, %ld steps in all%s",
+        data_size(t->train_ds), data_size(t->val_ds), t->cfg.train.batch_size, per_epoch, total_steps,
+        resumed ? "" : "");
+    if (resumed) say(t, "continuing at step %ld (epoch %ld, batch %ld)", t->step, t->epoch + 1, t->batch_in_epoch);
+
+    signal(SIGINT, on_sigint);
+    signal(SIGTERM, on_sigint);
+    step_bufs sb;
+    memset(&sb, 0, sizeof sb);
+    double t_start = cd_now(), t_window = t_start;
+    long imgs_window = 0;
+    int rc = 0;
+    int eval_every = t->cfg.train.eval_every, ckpt_every = t->cfg.train.checkpoint_every;
+    while (t->step < total_steps && t->epoch < t->cfg.train.epochs && !stop_requested) {
+        loader_begin_epoch(t->train_ld, (uint64_t)t->epoch);
+        const data_batch *b;
+        int got;
+        long skip = t->batch_in_epoch;          /* resuming mid-epoch: the loader order is deterministic */
+        while ((got = loader_next(t->train_ld, &b)) == 1 && skip > 0) skip--;
+        for (; got == 1; got = loader_next(t->train_ld, &b)) {
+            double lr[2], gnorm = 0;
+            if (train_step(t, b, &sb, lr, &gnorm) < 0) {
+                say(t, "training stopped at step %ld (epoch %ld): %s", t->step, t->epoch + 1, cd_errbuf());
+                say(t, "  advice: lower train.lr or train.clip_max_norm, and check the data (cldetr eval, "
+                       "data.on_bad_sample)");
+                if (t->last_ckpt_step >= 0) say(t, "  the last good checkpoint is %s/last.ckpt (step %ld)",
+                                               t->run, t->last_ckpt_step);
+                rc = 1;
+                goto done;
+            }
+            t->step++;
+            t->batch_in_epoch++;
+            imgs_window += (long)b->B;
+            if (t->step % t->cfg.log.every == 0 || t->step == total_steps) {
+                double now = cd_now();
+                log_step(t, &sb, lr, gnorm, imgs_window / CD_MAX(now - t_window, 1e-9), now - t_start, total_steps);
+                t_window = now;
+                imgs_window = 0;
+            }
+            if (t->step >= total_steps || stop_requested) break;
+        }
+        if (got < 0) {
+            say(t, "training stopped at step %ld: %s", t->step, cd_errbuf());
+            rc = 1;
+            goto done;
+        }
+        if (got == 0) {            /* the epoch ended */
+            t->epoch++;
+            t->batch_in_epoch = 0;
+            int last = t->step >= total_steps || t->epoch >= t->cfg.train.epochs;
+            if (ckpt_every > 0 && t->epoch % ckpt_every == 0 && !last) save_checkpoint(t, "last.ckpt");
+            if (eval_every > 0 && t->epoch % eval_every == 0 && !last) validate(t, 0);
+        }
+    }
+    if (t->progress == 2) fputc('\n', stderr);
+    save_checkpoint(t, "last.ckpt");
+    if (stop_requested) {
+        say(t, "interrupted at step %ld: checkpoint written; continue with `cldetr train --resume %s`", t->step, t->run);
+        rc = 130;
+        goto done;
+    }
+    say(t, "done: %ld steps in %.1f min; validation of the final model:", t->step, (cd_now() - t_start) / 60.0);
+    validate(t, 1);
+    say(t, "run folder %s: config.ini, metrics.csv, eval.csv, eval.json, log.txt, loss.png, ap.png, last.ckpt, "
+           "best.ckpt", t->run);
+done:
+    if (t->cfg.device.profile) cd_profile_print(t->dev, stderr);
+    criterion_result_free(&sb.cr);
+    free(sb.logits); free(sb.boxes); free(sb.dlogits); free(sb.dboxes); free(sb.mask); free(sb.tg);
+    loader_destroy(t->train_ld);
+    loader_destroy(t->val_ld);
+    data_close(t->train_ds);
+    data_close(t->val_ds);
+    adamw_free(&t->opt, t->dev);
+    nn_ctx_free(&t->ctx);
+    detr_free(&t->model, t->dev);
+    cd_close(t->dev);
+    fclose(t->log); fclose(t->metrics); fclose(t->evals);
+    free(t->config_text);
+    return rc;
+}

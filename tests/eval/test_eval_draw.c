@@ -1,0 +1,207 @@
+/* Drawing (draw.h): box outlines land exactly on their edges and clip at the
+ * image border, labels stay inside the image, lines and text put ink where
+ * they should, palette colours are distinct, and draw_detections_png writes
+ * the boxes above the threshold only. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../check.h"
+#include "cldetr/common.h"
+#include "cldetr/data.h"
+#include "cldetr/draw.h"
+
+static const draw_rgb RED = {255, 0, 0}, BG = {10, 20, 30};
+
+static int is(const data_image *im, int x, int y, draw_rgb c) {
+    const uint8_t *p = im->rgb + 3 * ((size_t)y * (size_t)im->w + (size_t)x);
+    return p[0] == c.r && p[1] == c.g && p[2] == c.b;
+}
+
+/* Every pixel is c exactly where inside(x, y) says, else BG; reports the first wrong pixel. */
+static int only_where(const data_image *im, draw_rgb c, int x0, int y0, int x1, int y1, int t, const char *what) {
+    for (int y = 0; y < im->h; y++)
+        for (int x = 0; x < im->w; x++) {
+            int in_outer = x >= x0 && x <= x1 && y >= y0 && y <= y1;
+            int in_inner = x >= x0 + t && x <= x1 - t && y >= y0 + t && y <= y1 - t;
+            int want_c = in_outer && !in_inner;
+            if (!is(im, x, y, want_c ? c : BG)) {
+                t_diag("%s: pixel (%d,%d) should be %s", what, x, y, want_c ? "the box colour" : "background");
+                return 0;
+            }
+        }
+    return 1;
+}
+
+static void test_box(void) {
+    data_image im;
+    draw_image_new(&im, 50, 40, BG);
+    draw_box(&im, 10, 5, 30, 20, RED, 1);
+    t_ok(only_where(&im, RED, 10, 5, 30, 20, 1, "box t=1"), "draw_box thickness 1: the pixels of x=10,30 and y=5,20 and no others");
+    data_image_free(&im);
+
+    draw_image_new(&im, 50, 40, BG);
+    draw_box(&im, 30, 20, 10, 5, RED, 3);   /* corners in any order */
+    t_ok(only_where(&im, RED, 10, 5, 30, 20, 3, "box t=3"), "draw_box thickness 3 grows inward, corners swapped");
+    data_image_free(&im);
+
+    /* partly outside: only the edges inside the image are drawn */
+    draw_image_new(&im, 50, 40, BG);
+    draw_box(&im, -10, -7, 20, 60, RED, 2);
+    int ok = 1;
+    for (int y = 0; y < im.h; y++)
+        for (int x = 0; x < im.w; x++) {
+            int want = x == 19 || x == 20 ? 1 : 0;   /* only the right edge (2 px) crosses the image */
+            if (x > 20) want = 0;
+            if (is(&im, x, y, want ? RED : BG) != 1) { ok = 0; t_diag("clip: pixel (%d,%d)", x, y); y = im.h; break; }
+        }
+    t_ok(ok, "box from (-10,-7) to (20,60): only its right edge, columns 19-20, all rows");
+    data_image_free(&im);
+
+    draw_image_new(&im, 50, 40, BG);
+    draw_box(&im, 40, 30, 70, 90, RED, 1);   /* top-left corner inside, rest outside */
+    ok = is(&im, 40, 30, RED) && is(&im, 49, 30, RED) && is(&im, 40, 39, RED) && is(&im, 41, 31, BG) &&
+         is(&im, 39, 30, BG) && is(&im, 40, 29, BG);
+    t_ok(ok, "box reaching past the bottom-right corner: its top and left edges run to the border");
+    draw_box(&im, -100, -100, -50, -50, RED, 4);
+    draw_box(&im, 1000000, 5, 2000000, 8, RED, 4);
+    t_ok(is(&im, 0, 0, BG) && is(&im, 49, 5, BG), "boxes wholly outside draw nothing (and do not crash)");
+    data_image_free(&im);
+}
+
+/* The label's box: inside the image, filled with bg where the text is not. */
+static void label_inside(int w, int h, int x, int y, const char *text) {
+    data_image im;
+    draw_image_new(&im, w, h, BG);
+    draw_rect r = draw_label(&im, x, y, text, DRAW_WHITE, RED);
+    int inside = r.x0 >= 0 && r.y0 >= 0 && r.x1 < w && r.y1 < h && r.x0 <= r.x1 && r.y0 <= r.y1;
+    size_t fg = 0, bg = 0, outside = 0;
+    for (int yy = 0; yy < h; yy++)
+        for (int xx = 0; xx < w; xx++) {
+            int in = xx >= r.x0 && xx <= r.x1 && yy >= r.y0 && yy <= r.y1;
+            if (!in) outside += !is(&im, xx, yy, BG);
+            else if (is(&im, xx, yy, RED)) bg++;
+            else if (is(&im, xx, yy, DRAW_WHITE)) fg++;
+        }
+    int lw, lh;
+    draw_label_size(&im, text, &lw, &lh);
+    int full = r.x1 - r.x0 + 1 == CD_MIN(lw, w) && r.y1 - r.y0 + 1 == CD_MIN(lh, h);
+    t_ok(inside && full && fg > 0 && bg > 0 && outside == 0,
+         "label '%s' asked at (%d,%d) on %dx%d: box [%d,%d]-[%d,%d] inside, full size %dx%d, %zu text px, none outside",
+         text, x, y, w, h, r.x0, r.y0, r.x1, r.y1, lw, lh, fg);
+    data_image_free(&im);
+}
+
+static void test_label(void) {
+    label_inside(128, 128, 100, 120, "square 0.93");   /* bottom-right: moved left and up */
+    label_inside(128, 128, -20, -30, "circle 0.50");   /* top-left: moved in */
+    label_inside(640, 480, 600, -5, "triangle 1.00");  /* 2x text on a large image */
+    label_inside(60, 40, 0, 0, "a very long class name 0.99");   /* wider than the image: cut at the right */
+
+    data_image small, large;
+    draw_image_new(&small, 128, 96, BG);
+    draw_image_new(&large, 800, 600, BG);
+    int ws, hs, wl, hl;
+    draw_label_size(&small, "cat 0.93", &ws, &hs);
+    draw_label_size(&large, "cat 0.93", &wl, &hl);
+    t_ok(draw_label_scale(&small) == 1 && draw_label_scale(&large) == 2 && wl > ws && hl > hs,
+         "label text 1x on 128 px (%dx%d), 2x on 800 px (%dx%d)", ws, hs, wl, hl);
+    data_image_free(&small);
+    data_image_free(&large);
+}
+
+static void test_text_and_lines(void) {
+    data_image im;
+    draw_image_new(&im, 80, 30, DRAW_WHITE);
+    draw_text(&im, 2, 2, "0.93", DRAW_BLACK, 2);
+    int w = draw_text_width("0.93", 2), h = draw_text_height(2);
+    int minx = 1000, maxx = -1, miny = 1000, maxy = -1;
+    for (int y = 0; y < im.h; y++)
+        for (int x = 0; x < im.w; x++)
+            if (is(&im, x, y, DRAW_BLACK)) {
+                minx = CD_MIN(minx, x); maxx = CD_MAX(maxx, x);
+                miny = CD_MIN(miny, y); maxy = CD_MAX(maxy, y);
+            }
+    t_ok(minx == 2 && maxx <= 2 + w - 1 && maxx >= 2 + w - 3 && miny == 2 && maxy <= 2 + h - 1,
+         "text '0.93' at 2x: ink in [%d,%d]x[%d,%d], box %dx%d from (2,2)", minx, maxx, miny, maxy, w, h);
+    /* a byte outside printable ASCII must not read outside stb_easy_font's table */
+    draw_text(&im, 2, 2, "\x01\xff\n\t", DRAW_BLACK, 1);
+    t_ok(1, "non-printable bytes are drawn as '?' without a crash");
+    data_image_free(&im);
+
+    draw_image_new(&im, 60, 60, DRAW_WHITE);
+    draw_line(&im, 5, 10, 55, 10, RED, 2);
+    int on = is(&im, 30, 10, RED) || (im.rgb[3 * (10 * 60 + 30)] == 255 && im.rgb[3 * (10 * 60 + 30) + 1] < 80);
+    int off = is(&im, 30, 14, DRAW_WHITE) && is(&im, 2, 10, DRAW_WHITE);
+    t_ok(on && off, "2 px horizontal line: red on it, white 4 px away and past its end");
+    double x[4] = {5, NAN, 30, 50}, y[4] = {50, 0, 30, 50};
+    draw_polyline(&im, x, y, 4, DRAW_BLACK, 2);
+    t_ok(im.rgb[3 * (42 * 60 + 15)] < 100 && im.rgb[3 * (40 * 60 + 40)] < 100 && im.rgb[3 * (25 * 60 + 17)] == 255,
+         "polyline skips its NaN point and joins (5,50)-(30,30)-(50,50)");
+    data_image_free(&im);
+}
+
+static void test_palette(void) {
+    int min_d = 1 << 30, ka = 0, kb = 0;
+    for (int a = 0; a < 20; a++)
+        for (int b = a + 1; b < 20; b++) {
+            draw_rgb p = draw_palette(a), q = draw_palette(b);
+            int d = abs(p.r - q.r) + abs(p.g - q.g) + abs(p.b - q.b);
+            if (d < min_d) { min_d = d; ka = a; kb = b; }
+        }
+    t_ok(min_d >= 40, "the first 20 palette colours differ pairwise (closest: %d and %d, L1 distance %d)", ka, kb, min_d);
+    draw_rgb c = draw_palette(91);
+    t_ok(draw_contrast(DRAW_WHITE).r == 0 && draw_contrast(DRAW_BLACK).r == 255 && (c.r | c.g | c.b),
+         "contrast text colour: black on white, white on black; class 91 has a colour");
+}
+
+static void test_detections_png(void) {
+    char dir[] = "/tmp/cldetr_draw_XXXXXX", path[128];
+    if (!mkdtemp(dir)) { t_ok(0, "mkdtemp"); return; }
+    snprintf(path, sizeof path, "%s/det.png", dir);
+    data_image im;
+    draw_image_new(&im, 128, 128, BG);
+    float xyxy[12] = {10, 40, 60, 100, 70, 60, 120, 120, 90, 10, 110, 30};
+    int labels[3] = {0, 1, 2};
+    float scores[3] = {0.93f, 0.71f, 0.2f};
+    const char *names[3] = {"circle", "square", "triangle"};
+    int rc = draw_detections_png(path, &im, xyxy, labels, scores, 3, names, 0.5f);
+    t_ok(rc == 0, "draw_detections_png on 128x128 %s", rc ? cd_errbuf() : "");
+    data_image got = {0};
+    rc = data_image_load(&got, path);
+    t_ok(rc == 0 && got.w == 128 && got.h == 128, "read back %dx%d", got.w, got.h);
+    if (!rc) {
+        t_ok(is(&got, 10, 70, draw_palette(0)) && is(&got, 60, 70, draw_palette(0)) && is(&got, 35, 100, draw_palette(0)),
+             "box 0 (score 0.93) drawn in palette colour 0 on its left, right and bottom edges");
+        t_ok(is(&got, 120, 90, draw_palette(1)) && is(&got, 95, 120, draw_palette(1)),
+             "box 1 (score 0.71) drawn in palette colour 1");
+        t_ok(is(&got, 90, 20, BG) && is(&got, 110, 20, BG) && is(&got, 100, 10, BG) && is(&got, 100, 30, BG),
+             "box 2 (score 0.20, under the 0.5 threshold) not drawn");
+        /* label of box 0 sits above its top edge: a filled run in its colour */
+        size_t lab = 0;
+        for (int y = 40 - 12; y < 40; y++)
+            for (int x = 10; x < 60; x++) lab += is(&got, x, y, draw_palette(0));
+        t_ok(lab > 100, "label of box 0 above its top edge (%zu px of its colour)", lab);
+        t_ok(is(&im, 10, 70, BG), "the caller's image is left as it was");
+    }
+    data_image_free(&got);
+    data_image_free(&im);
+    snprintf(path, sizeof path, "/nonexistent-dir-%d/det.png", (int)getpid());
+    draw_image_new(&im, 16, 16, BG);
+    rc = draw_detections_png(path, &im, xyxy, labels, scores, 1, NULL, 0);
+    t_ok(rc == -1 && strstr(cd_errbuf(), "nonexistent-dir"), "unwritable path: -1, \"%s\"", cd_errbuf());
+    data_image_free(&im);
+    snprintf(path, sizeof path, "%s/det.png", dir);
+    remove(path);
+    rmdir(dir);
+}
+
+int main(void) {
+    test_box();
+    test_label();
+    test_text_and_lines();
+    test_palette();
+    test_detections_png();
+    return t_done();
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# `cldetr train` from the command line (TAP): usage errors, a bad config key,
+# --help-config, a diverging run stopped with advice, Ctrl-C writes a
+# checkpoint and exits 130, --resume of a folder that is no run.
+bin=$1
+n=0; failed=0
+ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
+check() { local rc=$1 want=$2 pat=$3 what=$4; [ "$rc" = "$want" ] && grep -q -- "$pat" "$tmp/out"; ok $? "$what"; }
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+ini="$CLDETR_SOURCE_ROOT/tests/train/tiny.ini"
+"$bin" make-shapes "$tmp/shapes" --train 8 --val 4 --size 64 -q
+common=(--set "data.root=$tmp/shapes" --set "train.out_dir=$tmp/runs" --set log.progress=plain)
+
+"$bin" train >"$tmp/out" 2>&1; check $? 2 "give a config file" "no config: exit 2 with usage"
+"$bin" train "$ini" --bogus >"$tmp/out" 2>&1; check $? 2 "unknown option '--bogus'" "unknown option is named"
+"$bin" train --help-config >"$tmp/out" 2>&1; check $? 0 "clip_max_norm" "--help-config lists the keys"
+"$bin" train "$ini" "${common[@]}" --set train.lr=abc >"$tmp/out" 2>&1
+check $? 1 "train.lr: expected a number" "a bad value is named with the key"
+"$bin" train "$ini" "${common[@]}" --set train.lrr=1 >"$tmp/out" 2>&1
+check $? 1 "train.lr" "an unknown key names the closest one"
+"$bin" train "$ini" "${common[@]}" --set data.root=/nonexistent --set data.make_shapes=false >"$tmp/out" 2>&1
+check $? 1 "/nonexistent" "a missing dataset is named"
+
+# A learning rate that makes the model diverge: the run stops with the step and advice.
+"$bin" train "$ini" "${common[@]}" --set train.name=diverge --set train.lr=1e9 --set train.lr_backbone=1e9 \
+  --set train.clip_max_norm=0 --set train.max_steps=60 >"$tmp/out" 2>&1; rc=$?
+sed 's/^/# /' "$tmp/out" | tail -4
+check $rc 1 "training stopped at step" "a non-finite loss stops the run with exit 1"
+grep -q "lower train.lr" "$tmp/out"; ok $? "and advises lowering train.lr"
+
+# Ctrl-C: the step finishes, a checkpoint is written, exit 130; then --resume continues.
+"$bin" train "$ini" "${common[@]}" --set train.name=intr --set train.max_steps=100000 >"$tmp/out" 2>&1 &
+pid=$!
+for i in $(seq 1 100); do grep -q "^step " "$tmp/out" 2>/dev/null && break; sleep 0.2; done
+kill -INT $pid; wait $pid; rc=$?
+check $rc 130 "interrupted at step" "SIGINT: exit 130 after writing a checkpoint"
+[ -s "$tmp/runs/intr/last.ckpt" ]; ok $? "last.ckpt exists after the interrupt"
+"$bin" train --resume "$tmp/runs/intr" --set train.max_steps=2000 --set log.progress=plain >"$tmp/out" 2>&1 &
+pid=$!
+for i in $(seq 1 100); do grep -q "^step " "$tmp/out" 2>/dev/null && break; sleep 0.2; done
+kill -INT $pid; wait $pid; rc=$?
+check $rc 130 "continuing at step" "--resume continues the interrupted run"
+
+"$bin" train --resume "$tmp/nothing" >"$tmp/out" 2>&1; check $? 1 "is not a run folder" "--resume of a non-run folder"
+echo "1..$n"
+exit $failed

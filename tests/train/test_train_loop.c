@@ -1,0 +1,237 @@
+/* The training loop end to end on a tiny config and a tiny shapes dataset:
+ * - overfitting 4 images: the loss falls by 10x and every matched box ends
+ *   with IoU > 0.8 against its target;
+ * - resume: a run stopped at step 3 and resumed to step 8 ends with exactly
+ *   the parameters and optimizer state of a run that went to step 8 at once. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cldetr/box.h"
+#include "cldetr/config.h"
+#include "cldetr/data.h"
+#include "cldetr/detr.h"
+#include "cldetr/evaluate.h"
+#include "cldetr/loss.h"
+#include "cldetr/setup.h"
+#include "cldetr/train.h"
+#include "cldetr/trainer.h"
+#include "../check.h"
+
+void eval_read_outputs(cd_device *dev, const detr_out *o, float *logits, float *boxes);
+
+static char dir[64], ini[4096], data_root[256];
+
+static void make_data(void) {
+    snprintf(dir, sizeof dir, "/tmp/cldetr-train-test-XXXXXX");
+    t_ok(mkdtemp(dir) != NULL, "temp folder %s", dir);
+    snprintf(data_root, sizeof data_root, "%s/shapes", dir);
+    shapes_opts so;
+    shapes_opts_default(&so);
+    so.dir = data_root;
+    so.n_train = 4;
+    so.n_val = 4;
+    so.size = 64;
+    so.seed = 3;
+    so.min_objects = 1;
+    so.max_objects = 2;
+    so.progress = 0;
+    t_ok(shapes_generate(&so) == 0, "4+4 shapes images of 64 px");
+    snprintf(ini, sizeof ini, "%s/tests/train/tiny.ini", getenv("CLDETR_SOURCE_ROOT"));
+}
+
+/* Overfit the 4 training images with the library pieces directly. */
+static void test_overfit(void) {
+    static config cfg;
+    char root_set[300];
+    snprintf(root_set, sizeof root_set, "data.root=%s", data_root);
+    const char *sets[] = {root_set, "model.dropout=0", "augment.hflip=0", "augment.scales=64"};
+    t_ok(config_load(&cfg, ini, sets, 4) == 0, "tiny.ini loads: %s", cd_errbuf());
+    char ann[512], img[512];
+    snprintf(ann, sizeof ann, "%s/annotations/train.json", data_root);
+    snprintf(img, sizeof img, "%s/train", data_root);
+    data_opts dop;
+    data_opts_default(&dop);
+    dop.ann_file = ann;
+    dop.image_dir = img;
+    data_dataset *ds = data_open(&dop);
+    t_ok(ds != NULL, "dataset opens");
+    if (!ds) return;
+    loader_opts lo;
+    loader_opts_default(&lo, 0);             /* validation transforms: no augmentation */
+    lo.batch_size = 4;
+    lo.workers = 0;
+    augment_opts ao;
+    augment_opts_default(&ao);
+    ao.val_size = 64;
+    ao.val_max_size = 64;
+    size_t samples[4] = {0, 1, 2, 3};
+    data_batch batch = {0};
+    t_ok(data_make_batch(ds, &lo, &ao, 0, samples, 4, &batch) == 0, "one batch of the 4 images");
+
+    cd_device *dev = cd_open(NULL, 0);
+    detr_opts o;
+    t_ok(setup_detr_opts(&o, &cfg, data_num_classes(ds)) == 0, "model options");
+    detr_model m;
+    t_ok(detr_build(&m, &o, dev, 7) == 0, "tiny model builds");
+    nn_ctx ctx;
+    nn_ctx_init(&ctx, dev, &m.params);
+    ctx.training = 1;
+    adamw_state opt;
+    adamw_init(&opt, dev, &m.params, 0.9, 0.999, 1e-8, 1e-4);
+    criterion_opts co;
+    criterion_opts_default(&co);
+    criterion_result cr = {0};
+    size_t B = batch.B, H = batch.H, W = batch.W, Q = (size_t)o.num_queries, K1 = (size_t)o.num_classes + 1;
+    size_t L = (size_t)o.dec_layers;
+    float *mask = malloc(B * H * W * sizeof *mask);
+    for (size_t i = 0; i < B * H * W; i++) mask[i] = batch.mask[i];
+    float *lg = malloc(L * B * Q * K1 * sizeof *lg), *bx = malloc(L * B * Q * 4 * sizeof *bx);
+    float *dlg = malloc(L * B * Q * K1 * sizeof *dlg), *dbx = malloc(L * B * Q * 4 * sizeof *dbx);
+    criterion_target tg[4];
+    for (size_t i = 0; i < B; i++) {
+        tg[i].labels = batch.targets[i].labels;
+        tg[i].boxes = batch.targets[i].boxes;
+        tg[i].n = batch.targets[i].n;
+    }
+    double first = 0, last = 0;
+    const int steps = 300;
+    double t0 = cd_now();
+    for (int s = 0; s < steps; s++) {
+        nn_ctx_reset(&ctx);
+        ctx.step = (uint64_t)s;
+        nn_zero_grads(&ctx);
+        detr_out out;
+        detr_forward(&m, &ctx, batch.images, mask, B, H, W, &out);
+        eval_read_outputs(dev, &out, lg, bx);
+        if (criterion_loss(&cr, dlg, dbx, lg, bx, tg, L, B, Q, K1, &co) < 0) {
+            t_ok(0, "criterion at step %d: %s", s, cd_errbuf());
+            break;
+        }
+        if (s == 0) first = cr.total;
+        last = cr.total;
+        for (size_t l = 0; l < L; l++) {
+            nn_set_grad(&ctx, out.logits[l], dlg + l * B * Q * K1);
+            nn_set_grad(&ctx, out.boxes[l], dbx + l * B * Q * 4);
+        }
+        nn_backward(&ctx);
+        double lr[2] = {1e-3, 1e-3}, gn;
+        if (adamw_step(&opt, dev, &m.params, lr, 1.0, &gn) < 0) { t_ok(0, "adamw: %s", cd_errbuf()); break; }
+    }
+    t_diag("%d steps in %.1f s", steps, cd_now() - t0);
+    t_ok(last < first / 10, "the loss falls by more than 10x overfitting 4 images: %.4f -> %.4f", first, last);
+    /* the final layer's matched boxes, after one more forward (training mode: batch statistics) */
+    nn_ctx_reset(&ctx);
+    detr_out out;
+    detr_forward(&m, &ctx, batch.images, mask, B, H, W, &out);
+    eval_read_outputs(dev, &out, lg, bx);
+    criterion_loss(&cr, NULL, NULL, lg, bx, tg, L, B, Q, K1, &co);
+    double min_iou = 1;
+    size_t n_match = 0;
+    for (size_t b = 0; b < B; b++) {
+        size_t l = L - 1;
+        for (size_t k = cr.match_start[l * B + b]; k < cr.match_start[l * B + b + 1]; k++) {
+            double p[4], t[4], pc[4], tc[4];
+            for (int j = 0; j < 4; j++) {
+                pc[j] = bx[((l * B + b) * Q + cr.match_query[k]) * 4 + j];
+                tc[j] = tg[b].boxes[cr.match_target[k] * 4 + j];
+            }
+            box_cxcywh_to_xyxy(p, pc);
+            box_cxcywh_to_xyxy(t, tc);
+            min_iou = fmin(min_iou, box_iou(p, t));
+            n_match++;
+        }
+    }
+    t_ok(n_match > 0 && min_iou > 0.8, "every matched box (%zu) has IoU > 0.8 with its target (min %.3f)",
+         n_match, min_iou);
+    t_ok(cr.class_error < 1e-9, "every matched query predicts its class (class_error %.1f%%)", cr.class_error);
+    free(mask); free(lg); free(bx); free(dlg); free(dbx);
+    criterion_result_free(&cr);
+    adamw_free(&opt, dev);
+    nn_ctx_free(&ctx);
+    detr_free(&m, dev);
+    cd_close(dev);
+    data_batch_free(&batch);
+    data_close(ds);
+}
+
+static int run_train(const char *name, int max_steps, const char *resume) {
+    char s_root[300], s_out[300], s_name[100], s_steps[100];
+    snprintf(s_root, sizeof s_root, "data.root=%s", data_root);
+    snprintf(s_out, sizeof s_out, "train.out_dir=%s/runs", dir);
+    snprintf(s_name, sizeof s_name, "train.name=%s", name);
+    snprintf(s_steps, sizeof s_steps, "train.max_steps=%d", max_steps);
+    const char *sets[] = {s_root, s_out, s_name, s_steps, "log.progress=off"};
+    char run[400];
+    snprintf(run, sizeof run, "%s/runs/%s", dir, name);
+    train_args a = {resume ? NULL : ini, resume ? sets + 3 : sets, resume ? 2 : 5, resume ? run : NULL};
+    return train_main(&a);
+}
+
+static size_t n_moments;
+static int load_ckpt(const char *name, float **params, float **m, float **v, uint64_t *step) {
+    static config cfg;
+    char path[512];
+    snprintf(path, sizeof path, "%s/runs/%s/config.ini", dir, name);
+    if (config_load(&cfg, path, NULL, 0) < 0) return -1;
+    cd_device *dev = cd_open(NULL, 0);
+    detr_opts o;
+    setup_detr_opts(&o, &cfg, setup_num_classes(&cfg));
+    detr_model mdl;
+    detr_build(&mdl, &o, dev, 99);            /* another seed: everything must come from the file */
+    adamw_state opt;
+    adamw_init(&opt, dev, &mdl.params, 0.9, 0.999, 1e-8, 1e-4);
+    snprintf(path, sizeof path, "%s/runs/%s/last.ckpt", dir, name);
+    ckpt_meta meta = {0};
+    int rc = ckpt_load(path, &meta, &mdl.params, &opt, dev);
+    *step = meta.step;
+    size_t n = mdl.params.total, nt = mdl.params.n_trainable;
+    n_moments = nt;
+    *params = malloc(n * sizeof(float));
+    *m = malloc(nt * sizeof(float));
+    *v = malloc(nt * sizeof(float));
+    memcpy(*params, mdl.params.host, n * sizeof(float));
+    cd_read(dev, *m, opt.m, nt);
+    cd_read(dev, *v, opt.v, nt);
+    ckpt_meta_free(&meta);
+    adamw_free(&opt, dev);
+    detr_free(&mdl, dev);
+    cd_close(dev);
+    return rc < 0 ? -1 : (int)n;
+}
+
+static void test_resume(void) {
+    t_ok(run_train("straight", 8, NULL) == 0, "a run of 8 steps");
+    t_ok(run_train("stopped", 3, NULL) == 0, "a run stopped at step 3");
+    t_ok(run_train("stopped", 8, "resume") == 0, "the stopped run resumed to step 8");
+    float *pa, *ma, *va, *pb, *mb, *vb;
+    uint64_t sa, sb;
+    int na = load_ckpt("straight", &pa, &ma, &va, &sa);
+    int nb = load_ckpt("stopped", &pb, &mb, &vb, &sb);
+    t_ok(na > 0 && na == nb && sa == 8 && sb == 8, "both checkpoints load at step 8 (%d, %d floats)", na, nb);
+    if (na <= 0 || na != nb) return;
+    size_t diff = 0;
+    for (int i = 0; i < na; i++) diff += memcmp(&pa[i], &pb[i], sizeof(float)) != 0;
+    t_ok(diff == 0, "resumed run's parameters equal the uninterrupted run's bit for bit (%zu differ)", diff);
+    t_ok(memcmp(ma, mb, n_moments * sizeof(float)) == 0 && memcmp(va, vb, n_moments * sizeof(float)) == 0,
+         "and so do the Adam moments (%zu floats each)", n_moments);
+    size_t moved = 0;
+    float *p0, *m0, *v0;
+    uint64_t s0;
+    t_ok(run_train("other", 3, NULL) == 0, "a 3-step run");
+    if (load_ckpt("other", &p0, &m0, &v0, &s0) > 0)
+        for (int i = 0; i < na; i++) moved += p0[i] != pa[i];
+    t_ok(moved > 0, "(and training does change the parameters: %zu of %d differ between step 3 and 8)", moved, na);
+}
+
+int main(void) {
+    make_data();
+    test_overfit();
+    test_resume();
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) t_diag("could not remove %s", dir);
+    return t_done();
+}
