@@ -12,5 +12,8 @@ int cmd_plot(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
 int cmd_bench_ops(int argc, char **argv);
+int cmd_export(int argc, char **argv);   /* weights */
+int cmd_import(int argc, char **argv);   /* weights */
+int cmd_step(int argc, char **argv);     /* weights */
 
 #endif

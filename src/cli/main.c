@@ -22,6 +22,9 @@ static const verb verbs[] = {
     {"config",   cmd_config,   "load, validate and print a config's effective values (--set k=v overrides)"},
     {"tune",     cmd_tune,     "choose CLBlast GEMM parameters for a device by measurement (stored in the cache)"},
     {"bench-ops", cmd_bench_ops, "GFLOP/s of GEMM at DETR's shapes (and conv), beside OpenBLAS"},
+    {"import",   cmd_import,   "official (PyTorch) or HF transformers DETR weights -> checked, official names"},
+    {"export",   cmd_export,   "a run's or checkpoint's weights -> safetensors under the official DETR names"},
+    {"step",     cmd_step,     "one forward, loss and backward on given images, everything dumped for PyTorch"},
 };
 
 static void usage(FILE *f) {

@@ -21,6 +21,7 @@
 #include "cldetr/setup.h"
 #include "cldetr/train.h"
 #include "cldetr/trainer.h"
+#include "cldetr/weights.h"
 
 void eval_read_outputs(cd_device *dev, const detr_out *o, float *logits, float *boxes);
 
@@ -359,6 +360,12 @@ int train_main(const train_args *a) {
                         "set model.num_classes = 0 (from the data) or >= %d\n", mo.num_classes,
                 data_num_classes(t->train_ds) - 1, data_num_classes(t->train_ds));
         return 1;
+    }
+    if (!a->resume_dir && t->cfg.model.init[0]) {   /* fine-tuning: weights before training */
+        if (weights_init_model(&t->model, t->dev, t->cfg.model.init, stderr) < 0) {
+            fprintf(stderr, "cldetr: error: %s\n", cd_errbuf());
+            return 1;
+        }
     }
     nn_ctx_init(&t->ctx, t->dev, &t->model.params);
     t->ctx.training = 1;

@@ -1,0 +1,144 @@
+/* cldetr export RUN|CKPT -o FILE.safetensors: a checkpoint's weights under the
+ * official DETR names (loadable by PyTorch's DETR with strict=True), with the
+ * training config in __metadata__. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cldetr/config.h"
+#include "cldetr/detr.h"
+#include "cldetr/setup.h"
+#include "cldetr/train.h"
+#include "cldetr/weights.h"
+#include "cli/cli.h"
+
+static int is_dir(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISDIR(st.st_mode); }
+static int is_file(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISREG(st.st_mode); }
+
+/* The number of classes of a checkpoint's class head, read from its parameter
+ * table (train.h, format version 1: 136-byte header, config text, 168-byte
+ * entries: name[112], ndim, flags, shape[4], off, n). -1 with cd_errbuf(). */
+static int ckpt_num_classes(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return cd_seterr("%s: cannot open", path);
+    unsigned char h[136];
+    int rc = -1;
+    if (fread(h, 1, sizeof h, f) == sizeof h) {
+        uint32_t n_params = (uint32_t)h[12] | (uint32_t)h[13] << 8 | (uint32_t)h[14] << 16 | (uint32_t)h[15] << 24;
+        uint64_t text_len = 0;
+        for (int i = 7; i >= 0; i--) text_len = text_len << 8 | h[104 + i];
+        if (fseek(f, (long)(136 + text_len), SEEK_SET) == 0) {
+            unsigned char e[168];
+            for (uint32_t k = 0; k < n_params && fread(e, 1, sizeof e, f) == sizeof e; k++) {
+                if (strncmp((const char *)e, "class_embed.bias", 112)) continue;
+                uint64_t rows = 0;
+                for (int i = 7; i >= 0; i--) rows = rows << 8 | e[120 + i];
+                rc = rows >= 2 && rows < 1000000 ? (int)rows - 1 : -1;
+                break;
+            }
+        }
+    }
+    fclose(f);
+    if (rc < 0) cd_seterr("%s: no class_embed.bias in the checkpoint's table; set model.num_classes", path);
+    return rc;
+}
+
+/* The config a checkpoint was trained with, from its text. */
+static int config_from_text(config *cfg, const char *text, const char *ckpt) {
+    char tmp[] = "/tmp/cldetr-export-XXXXXX";
+    int fd = mkstemp(tmp);
+    if (fd < 0) return cd_seterr("cannot create a temporary file for the config of %s", ckpt);
+    size_t n = strlen(text);
+    int ok = write(fd, text, n) == (ssize_t)n;
+    close(fd);
+    int rc = ok ? config_load(cfg, tmp, NULL, 0) : cd_seterr("cannot write %s", tmp);
+    unlink(tmp);
+    if (rc < 0) {
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", cd_errbuf());
+        return cd_seterr("the config stored in %s does not load: %s", ckpt, msg);
+    }
+    return 0;
+}
+
+int cmd_export(int argc, char **argv) {
+    const char *src = NULL, *out = NULL, *dtype = "f32";
+    int last = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) dtype = argv[++i];
+        else if (!strcmp(argv[i], "--last")) last = 1;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: cldetr export RUN|CKPT -o FILE.safetensors [--last] [--dtype f32|f16|bf16]\n\n"
+                   "Writes the weights of a checkpoint (a run folder's best.ckpt, or last.ckpt with --last or\n"
+                   "when there is no best.ckpt; or a .ckpt file) under the official DETR parameter names\n"
+                   "(backbone.0.body.conv1.weight, transformer.encoder.layers.0.self_attn.in_proj_weight, ...):\n"
+                   "PyTorch's DETR loads it with load_state_dict(strict=True). __metadata__ holds the config,\n"
+                   "the step and the epoch. Trainable BatchNorm gets num_batches_tracked = the step.\n");
+            return 0;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "cldetr export: unknown option '%s' (see cldetr export --help)\n", argv[i]);
+            return 2;
+        } else if (!src) src = argv[i];
+        else { fprintf(stderr, "cldetr export: one run folder or checkpoint only\n"); return 2; }
+    }
+    if (!src || !out) { fprintf(stderr, "usage: cldetr export RUN|CKPT -o FILE.safetensors (see --help)\n"); return 2; }
+    st_dtype dt = !strcmp(dtype, "f32") ? ST_F32 : !strcmp(dtype, "f16") ? ST_F16 : !strcmp(dtype, "bf16") ? ST_BF16
+                                                                                                           : ST_NDTYPES;
+    if (dt == ST_NDTYPES) { fprintf(stderr, "cldetr export: --dtype %s: use f32, f16 or bf16\n", dtype); return 2; }
+
+    char path[4096];
+    if (is_dir(src)) {
+        snprintf(path, sizeof path, "%s/best.ckpt", src);
+        if (last || !is_file(path)) snprintf(path, sizeof path, "%s/last.ckpt", src);
+        if (!is_file(path)) {
+            fprintf(stderr, "cldetr: error: %s holds no checkpoint (no best.ckpt or last.ckpt): is it a run folder?\n",
+                    src);
+            return 1;
+        }
+    } else if (is_file(src)) snprintf(path, sizeof path, "%s", src);
+    else { fprintf(stderr, "cldetr: error: %s: no such run folder or checkpoint file\n", src); return 1; }
+
+    ckpt_meta meta = {0};
+    if (ckpt_read_meta(path, &meta) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    static config cfg;
+    if (!meta.config_text || !meta.config_text[0]) {
+        fprintf(stderr, "cldetr: error: %s holds no config text: cannot tell which model it is\n", path);
+        return 1;
+    }
+    if (config_from_text(&cfg, meta.config_text, path) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    int ncls = cfg.model.num_classes > 0 ? cfg.model.num_classes : ckpt_num_classes(path);
+    detr_opts o;
+    if (ncls < 0 || setup_detr_opts(&o, &cfg, ncls) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    cd_device *dev = cd_open(NULL, 0);      /* any device: the weights only pass through */
+    if (!dev) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    detr_model m;
+    if (detr_build(&m, &o, dev, 0) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    ckpt_meta_free(&meta);
+    memset(&meta, 0, sizeof meta);
+    if (ckpt_load(path, &meta, &m.params, NULL, dev) < 0) {
+        fprintf(stderr, "cldetr: error: %s\n", cd_errbuf());
+        return 1;
+    }
+    char step[32], epoch[32], hash[32];
+    snprintf(step, sizeof step, "%llu", (unsigned long long)meta.step);
+    snprintf(epoch, sizeof epoch, "%llu", (unsigned long long)meta.epoch);
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)meta.config_hash);
+    const char *kv[] = {"format", "pt", "producer", "cldetr export", "source", path, "step", step, "epoch", epoch,
+                        "config_hash", hash, "config", meta.config_text ? meta.config_text : "", NULL};
+    weights_save_opts so = {0};
+    so.dtype = dt;
+    so.num_batches_tracked = (int64_t)meta.step;
+    so.meta = kv;
+    if (weights_save(&m, dev, out, &so) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    size_t all, trainable;
+    detr_count(&m, &all, &trainable);
+    printf("wrote %s: %d tensors (%zu parameters, %s) under the official DETR names, from %s (step %s, epoch %s)\n",
+           out, m.params.n, all, dtype, path, step, epoch);
+    ckpt_meta_free(&meta);
+    detr_free(&m, dev);
+    cd_close(dev);
+    return 0;
+}

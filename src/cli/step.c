@@ -1,0 +1,304 @@
+/* cldetr step CONFIG --weights FILE --image IMG... --targets COCO.json --dump OUT:
+ * one forward, set loss and backward on given images, no update, everything
+ * dumped by name for comparison with PyTorch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cldetr/config.h"
+#include "cldetr/data.h"
+#include "cldetr/detr.h"
+#include "cldetr/loss.h"
+#include "cldetr/safetensors.h"
+#include "cldetr/setup.h"
+#include "cldetr/weights.h"
+#include "cli/cli.h"
+
+#define MAX_IMAGES 64
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: cldetr step CONFIG.ini --weights FILE.safetensors --image IMG [IMG ...] --targets COCO.json\n"
+        "                   --dump OUT.safetensors [--set section.key=value ...]\n\n"
+        "One training step without the update, for comparison with PyTorch: the images at their own size\n"
+        "(no augmentation), normalised as in training (x/255, ImageNet mean/std), padded together at the\n"
+        "bottom/right with a mask; their targets from COCO.json (matched by file_name; crowd boxes dropped,\n"
+        "boxes clamped, as in training); one forward with dropout off, DETR's matcher and set criterion\n"
+        "(the config's loss weights and aux_loss), and one backward. Frozen BatchNorm uses its statistics;\n"
+        "trainable BatchNorm (model.backbone_bn = trainable) uses the batch statistics, as training does.\n"
+        "Tensors not used by the model in FILE (e.g. reference outputs) are ignored.\n\n"
+        "OUT holds: pred_logits [B,Q,K+1], pred_boxes [B,Q,4], aux_outputs.N.pred_logits/pred_boxes;\n"
+        "loss (weighted total), loss_ce, loss_bbox, loss_giou (+ _N for aux layer N, unweighted, DETR's\n"
+        "names) and weighted.loss_ce ...; class_error, cardinality_error(_N), num_boxes (F64 scalars);\n"
+        "indices(_N) I64 [n,3] rows (image, query, target index in the image's list); images F32\n"
+        "[B,3,H,W], mask F32 [B,H,W] (1 = padding), targets.N.labels I64 / targets.N.boxes F32 (cxcywh);\n"
+        "grad.<official name> F32 for every trainable parameter.\n");
+}
+
+/* The dataset holding an image path: file_name equal to the path or to its
+ * tail after a '/'. Returns the folder in dir. */
+static int find_image(const coco_dataset *c, const char *path, char *dir, size_t cap) {
+    size_t pl = strlen(path);
+    for (size_t i = 0; i < c->n_images; i++) {
+        const char *fn = c->images[i].file_name;
+        size_t fl = strlen(fn);
+        if (fl > pl || strcmp(path + pl - fl, fn)) continue;
+        if (fl == pl) { snprintf(dir, cap, "."); return (int)i; }
+        if (path[pl - fl - 1] != '/') continue;
+        snprintf(dir, cap, "%.*s", (int)(pl - fl - 1), path);
+        if (!dir[0]) snprintf(dir, cap, "/");
+        return (int)i;
+    }
+    return -1;
+}
+
+static int fail(const char *what) {
+    fprintf(stderr, "cldetr: error: %s\n", what ? what : cd_errbuf());
+    return 1;
+}
+
+int cmd_step(int argc, char **argv) {
+    const char *cfg_path = NULL, *weights = NULL, *targets = NULL, *dump = NULL;
+    const char *images[MAX_IMAGES], *sets[64];
+    size_t n_images = 0, n_sets = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--weights") && i + 1 < argc) weights = argv[++i];
+        else if (!strcmp(argv[i], "--targets") && i + 1 < argc) targets = argv[++i];
+        else if (!strcmp(argv[i], "--dump") && i + 1 < argc) dump = argv[++i];
+        else if (!strcmp(argv[i], "--set") && i + 1 < argc && n_sets < 64) sets[n_sets++] = argv[++i];
+        else if (!strcmp(argv[i], "--image")) {
+            while (i + 1 < argc && argv[i + 1][0] != '-') {
+                if (n_images == MAX_IMAGES) { fprintf(stderr, "cldetr step: at most %d images\n", MAX_IMAGES); return 2; }
+                images[n_images++] = argv[++i];
+            }
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
+        else if (argv[i][0] == '-') {
+            fprintf(stderr, "cldetr step: unknown option '%s' (see cldetr step --help)\n", argv[i]);
+            return 2;
+        } else if (!cfg_path) cfg_path = argv[i];
+        else { fprintf(stderr, "cldetr step: unexpected argument '%s' (images follow --image)\n", argv[i]); return 2; }
+    }
+    if (!cfg_path || !weights || !targets || !dump || n_images == 0) {
+        fprintf(stderr, "usage: cldetr step CONFIG --weights FILE --image IMG... --targets COCO.json --dump OUT "
+                        "(see --help)\n");
+        return 2;
+    }
+    static config cfg;
+    if (config_load(&cfg, cfg_path, sets, n_sets) < 0) return fail(NULL);
+
+    /* ---- the batch: each image through the training data path, no augmentation */
+    coco_dataset coco;
+    if (coco_load(&coco, targets) < 0) return fail(NULL);
+    size_t B = n_images, H = 0, W = 0;
+    data_batch *one = cd_xcalloc(B, sizeof *one);
+    data_dataset *ds = NULL;
+    char ds_dir[4096] = "";
+    int num_classes_data = 0;
+    for (size_t b = 0; b < B; b++) {
+        char dir[4096];
+        int ci = find_image(&coco, images[b], dir, sizeof dir);
+        if (ci < 0) {
+            fprintf(stderr, "cldetr: error: %s: no image of %s has this file_name (compared with the path's tail)\n",
+                    images[b], targets);
+            return 1;
+        }
+        if (!ds || strcmp(dir, ds_dir)) {
+            data_close(ds);
+            data_opts dop;
+            data_opts_default(&dop);
+            dop.ann_file = targets;
+            dop.image_dir = dir;
+            dop.contiguous_labels = cfg.data.contiguous_labels;
+            dop.on_bad_sample = DATA_BAD_SKIP;     /* the file may list images that are not given */
+            dop.quiet = 1;
+            if (!(ds = data_open(&dop))) return fail(NULL);
+            snprintf(ds_dir, sizeof ds_dir, "%s", dir);
+            num_classes_data = data_num_classes(ds);
+        }
+        size_t sample = data_size(ds);
+        for (size_t s = 0; s < data_size(ds); s++) if (data_coco_index(ds, s) == (size_t)ci) sample = s;
+        if (sample == data_size(ds)) {
+            fprintf(stderr, "cldetr: error: %s: not readable as image id %lld of %s\n", images[b],
+                    (long long)coco.images[ci].id, targets);
+            return 1;
+        }
+        data_image im;
+        if (data_image_load(&im, images[b]) < 0) return fail(NULL);
+        augment_opts aug;                    /* the validation resize to the image's own short side: a no-op */
+        augment_opts_default(&aug);
+        aug.val_size = im.w < im.h ? im.w : im.h;
+        aug.val_max_size = 0;
+        data_image_free(&im);
+        loader_opts lo;
+        loader_opts_default(&lo, 0);
+        if (data_make_batch(ds, &lo, &aug, 0, &sample, 1, &one[b]) < 0) return fail(NULL);
+        if (one[b].B != 1) { fprintf(stderr, "cldetr: error: %s: the image was left out as bad\n", images[b]); return 1; }
+        H = CD_MAX(H, one[b].H);
+        W = CD_MAX(W, one[b].W);
+    }
+    float *img = cd_xcalloc(B * 3 * H * W, sizeof *img), *mask = cd_xmalloc(B * H * W * sizeof *mask);
+    for (size_t i = 0; i < B * H * W; i++) mask[i] = 1;
+    criterion_target *tg = cd_xcalloc(B, sizeof *tg);
+    int max_label = -1;
+    for (size_t b = 0; b < B; b++) {
+        const data_batch *s = &one[b];
+        for (size_t c = 0; c < 3; c++)
+            for (size_t y = 0; y < s->H; y++)
+                memcpy(img + ((b * 3 + c) * H + y) * W, s->images + (c * s->H + y) * s->W, s->W * sizeof *img);
+        for (size_t y = 0; y < s->H; y++)
+            for (size_t x = 0; x < s->W; x++) mask[(b * H + y) * W + x] = s->mask[y * s->W + x];
+        tg[b].labels = s->targets[0].labels;
+        tg[b].boxes = s->targets[0].boxes;
+        tg[b].n = s->targets[0].n;
+        for (size_t k = 0; k < tg[b].n; k++) max_label = CD_MAX(max_label, tg[b].labels[k]);
+    }
+
+    /* ---- the model */
+    detr_opts o;
+    if (setup_detr_opts(&o, &cfg, num_classes_data) < 0) return fail(NULL);
+    if (max_label >= o.num_classes) {
+        fprintf(stderr, "cldetr: error: %s: label %d but the model has %d classes (model.num_classes)\n", targets,
+                max_label, o.num_classes);
+        return 1;
+    }
+    o.dropout = 0;   /* eval: no dropout; trainable BN still takes batch statistics (ctx.training) */
+    cd_device *dev = cd_open(setup_device_spec(&cfg), 0);
+    if (!dev) return fail(NULL);
+    detr_model m;
+    if (detr_build(&m, &o, dev, (uint64_t)cfg.train.seed) < 0) return fail(NULL);
+    weights_opts wo = {0};
+    wo.allow_unexpected = 1;
+    weights_report rep;
+    if (weights_load(&m, dev, weights, &wo, &rep) < 0) return fail(NULL);
+    if (rep.unexpected)
+        fprintf(stderr, "cldetr step: %s: %d tensors the model does not use were ignored\n", weights, rep.unexpected);
+
+    nn_ctx ctx;
+    nn_ctx_init(&ctx, dev, &m.params);
+    ctx.training = 1;
+    ctx.seed = (uint64_t)cfg.train.seed;
+    nn_zero_grads(&ctx);
+    detr_out out;
+    detr_forward(&m, &ctx, img, mask, B, H, W, &out);
+    size_t L = out.L, Q = out.Q, K1 = out.K1;
+    float *logits = cd_xmalloc(L * B * Q * K1 * sizeof *logits), *boxes = cd_xmalloc(L * B * Q * 4 * sizeof *boxes);
+    float *dlogits = cd_xmalloc(L * B * Q * K1 * sizeof *dlogits), *dboxes = cd_xmalloc(L * B * Q * 4 * sizeof *dboxes);
+    for (size_t l = 0; l < L; l++) {
+        cd_read(dev, logits + l * B * Q * K1, out.logits[l]->data, B * Q * K1);
+        cd_read(dev, boxes + l * B * Q * 4, out.boxes[l]->data, B * Q * 4);
+    }
+    criterion_opts co;
+    criterion_opts_default(&co);
+    co.w_ce = cfg.loss.ce_loss_coef;
+    co.w_bbox = cfg.loss.bbox_loss_coef;
+    co.w_giou = cfg.loss.giou_loss_coef;
+    co.eos_coef = cfg.loss.eos_coef;
+    co.cost.cost_class = cfg.matcher.set_cost_class;
+    co.cost.cost_bbox = cfg.matcher.set_cost_bbox;
+    co.cost.cost_giou = cfg.matcher.set_cost_giou;
+    co.aux_loss = cfg.model.aux_loss;
+    criterion_result cr = {0};
+    if (criterion_loss(&cr, dlogits, dboxes, logits, boxes, tg, L, B, Q, K1, &co) < 0) return fail(NULL);
+    for (size_t l = co.aux_loss ? 0 : L - 1; l < L; l++) {
+        nn_set_grad(&ctx, out.logits[l], dlogits + l * B * Q * K1);
+        nn_set_grad(&ctx, out.boxes[l], dboxes + l * B * Q * 4);
+    }
+    nn_backward(&ctx);
+    float *grads = cd_xmalloc((m.params.n_trainable ? m.params.n_trainable : 1) * sizeof *grads);
+    cd_read(dev, grads, m.params.grad, m.params.n_trainable);
+
+    /* ---- the dump */
+    st_writer *w = st_writer_new();
+    char *text = NULL, names[8192] = "";
+    size_t text_len = 0;
+    FILE *mf = open_memstream(&text, &text_len);
+    if (mf) { config_write(&cfg, mf); fclose(mf); }
+    for (size_t b = 0; b < B; b++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", b ? "," : "", images[b]);
+    st_writer_meta(w, "producer", "cldetr step");
+    st_writer_meta(w, "weights", weights);
+    st_writer_meta(w, "images", names);
+    st_writer_meta(w, "targets", targets);
+    st_writer_meta(w, "mode", o.bn_trainable ? "dropout off; trainable BatchNorm in training mode (batch statistics)"
+                                             : "dropout off; frozen BatchNorm");
+    st_writer_meta(w, "config", text ? text : "");
+    char name[256];
+    int64_t sh[4] = {(int64_t)B, (int64_t)Q, (int64_t)K1, 0}, shb[3] = {(int64_t)B, (int64_t)Q, 4};
+    for (size_t l = 0; l < L; l++) {
+        char pre[64] = "";
+        if (l + 1 < L) snprintf(pre, sizeof pre, "aux_outputs.%zu.", l);
+        snprintf(name, sizeof name, "%spred_logits", pre);
+        st_writer_add(w, name, ST_F32, 3, sh, logits + l * B * Q * K1);
+        snprintf(name, sizeof name, "%spred_boxes", pre);
+        st_writer_add(w, name, ST_F32, 3, shb, boxes + l * B * Q * 4);
+    }
+    for (size_t l = 0; l < L; l++) {
+        if (!co.aux_loss && l + 1 < L) continue;
+        char sfx[32] = "";
+        if (l + 1 < L) snprintf(sfx, sizeof sfx, "_%zu", l);
+        const criterion_layer_terms *t = &cr.layer[l];
+        const struct { const char *n; double v; } terms[] = {
+            {"loss_ce", t->loss_ce}, {"loss_bbox", t->loss_bbox}, {"loss_giou", t->loss_giou},
+            {"weighted.loss_ce", t->weighted_ce}, {"weighted.loss_bbox", t->weighted_bbox},
+            {"weighted.loss_giou", t->weighted_giou}, {"cardinality_error", t->cardinality_error}};
+        for (size_t k = 0; k < CD_ARRAY_LEN(terms); k++) {
+            snprintf(name, sizeof name, "%s%s", terms[k].n, sfx);
+            st_writer_add(w, name, ST_F64, 0, NULL, &terms[k].v);
+        }
+        size_t n = 0;
+        for (size_t b = 0; b < B; b++) n += cr.match_start[l * B + b + 1] - cr.match_start[l * B + b];
+        int64_t *idx = cd_xmalloc((n ? n : 1) * 3 * sizeof *idx), r = 0;
+        for (size_t b = 0; b < B; b++)
+            for (size_t k = cr.match_start[l * B + b]; k < cr.match_start[l * B + b + 1]; k++, r++) {
+                idx[3 * r] = (int64_t)b;
+                idx[3 * r + 1] = (int64_t)cr.match_query[k];
+                idx[3 * r + 2] = (int64_t)cr.match_target[k];
+            }
+        int64_t ish[2] = {(int64_t)n, 3};
+        snprintf(name, sizeof name, "indices%s", sfx);
+        st_writer_add(w, name, ST_I64, 2, ish, idx);
+        free(idx);
+    }
+    st_writer_add(w, "loss", ST_F64, 0, NULL, &cr.total);
+    st_writer_add(w, "class_error", ST_F64, 0, NULL, &cr.class_error);
+    st_writer_add(w, "num_boxes", ST_F64, 0, NULL, &cr.num_boxes);
+    int64_t ish[4] = {(int64_t)B, 3, (int64_t)H, (int64_t)W};
+    st_writer_add(w, "images", ST_F32, 4, ish, img);
+    int64_t msh[3] = {(int64_t)B, (int64_t)H, (int64_t)W};
+    st_writer_add(w, "mask", ST_F32, 3, msh, mask);
+    for (size_t b = 0; b < B; b++) {
+        int64_t *lab = cd_xmalloc((tg[b].n ? tg[b].n : 1) * sizeof *lab);
+        for (size_t k = 0; k < tg[b].n; k++) lab[k] = tg[b].labels[k];
+        int64_t n1[1] = {(int64_t)tg[b].n}, n2[2] = {(int64_t)tg[b].n, 4};
+        snprintf(name, sizeof name, "targets.%zu.labels", b);
+        st_writer_add(w, name, ST_I64, 1, n1, lab);
+        snprintf(name, sizeof name, "targets.%zu.boxes", b);
+        st_writer_add(w, name, ST_F32, 2, n2, tg[b].boxes);
+        free(lab);
+    }
+    for (int i = 0; i < m.params.n; i++) {
+        const nn_param *p = &m.params.p[i];
+        if (!p->trainable) continue;
+        int64_t s[4];
+        for (int d = 0; d < p->ndim; d++) s[d] = (int64_t)p->shape[d];
+        snprintf(name, sizeof name, "grad.%s", p->name);
+        st_writer_add_ref(w, name, ST_F32, p->ndim, s, grads + p->off);
+    }
+    if (st_writer_write(w, dump) < 0) return fail(NULL);
+    st_writer_free(w);
+    const criterion_layer_terms *f = &cr.layer[L - 1];
+    printf("step: %zu images, padded %zux%zu, %g target boxes; loss %.6f (final layer: ce %.6f, bbox %.6f, giou %.6f; "
+           "class_error %.1f)\nwrote %s\n", B, H, W, cr.num_boxes, cr.total, f->loss_ce, f->loss_bbox, f->loss_giou,
+           cr.class_error, dump);
+    free(text);
+    free(grads); free(logits); free(boxes); free(dlogits); free(dboxes);
+    criterion_result_free(&cr);
+    nn_ctx_free(&ctx);
+    detr_free(&m, dev);
+    cd_close(dev);
+    for (size_t b = 0; b < B; b++) data_batch_free(&one[b]);
+    free(one); free(img); free(mask); free(tg);
+    data_close(ds);
+    coco_free(&coco);
+    return 0;
+}

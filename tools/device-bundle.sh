@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Gather the built binaries and the shared libraries they need (found with
+# ldd, glibc excluded) into BUILD/bundle, with an ICD file and scripts, so
+# cldetr and its tests run on a GPU machine where nothing can be installed.
+#
+#   tools/device-bundle.sh [BUILD_DIR]          -> BUILD_DIR/bundle
+#   on the GPU machine, from the repository root:
+#     BUILD_DIR/bundle/env.sh cldetr devices
+#     BUILD_DIR/bundle/run-tests.sh              (every test binary, TAP; "N passed, N failed")
+#
+# The ICD file points at NVIDIA's libnvidia-opencl.so.1; env.sh looks for it in
+# the usual folders (or $NVIDIA_OPENCL) and writes the .icd file there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+[ -f "$build/build.ninja" ] || meson setup "$build" >/dev/null
+ninja -C "$build" >/dev/null
+out="$build/bundle"
+rm -rf "$out"
+mkdir -p "$out/bin" "$out/lib" "$out/tests"
+cp "$build/src/cli/cldetr" "$out/bin/"
+find "$build/tests" -maxdepth 2 -type f -name 'test_*' -perm -u+x -exec cp {} "$out/tests/" \;
+cp tests/*/*.sh "$out/tests/" 2>/dev/null || true
+for f in "$out"/bin/* "$out"/tests/test_*; do
+  [ -f "$f" ] && file "$f" | grep -q ELF || continue
+  ldd "$f" | awk '/=> \//{print $3}' | while read -r lib; do
+    case "$(basename "$lib")" in
+      libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*) ;;
+      *) cp -n "$lib" "$out/lib/" ;;
+    esac
+  done
+done
+cat > "$out/env.sh" <<'EOS'
+#!/usr/bin/env bash
+# Run a command with the bundle's libraries and NVIDIA's OpenCL driver.
+here=$(cd "$(dirname "$0")" && pwd)
+lib=${NVIDIA_OPENCL:-}
+for d in /usr/local/nvidia/lib64 /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/local/cuda/lib64 /usr/lib; do
+  [ -n "$lib" ] && break
+  [ -e "$d/libnvidia-opencl.so.1" ] && lib="$d/libnvidia-opencl.so.1"
+done
+[ -z "$lib" ] && lib=$(find / -name 'libnvidia-opencl.so*' 2>/dev/null | head -1)
+mkdir -p "$here/vendors"
+echo "$lib" > "$here/vendors/nvidia.icd"
+export OCL_ICD_VENDORS="$here/vendors"
+export LD_LIBRARY_PATH="$here/lib:${LD_LIBRARY_PATH:-}"
+export PATH="$here/bin:$PATH"
+exec "$@"
+EOS
+cat > "$out/run-tests.sh" <<'EOS'
+#!/usr/bin/env bash
+# Every test binary of the bundle on the default device, then "N passed, N failed".
+here=$(cd "$(dirname "$0")" && pwd)
+export CLDETR_SOURCE_ROOT=${CLDETR_SOURCE_ROOT:-$(pwd)}
+export CLDETR_BIN="$here/bin/cldetr"
+pass=0; fail=0
+for t in "$here"/tests/test_*; do
+  name=$(basename "$t")
+  case "$name" in *.sh) args=("$CLDETR_BIN");; *) args=();; esac
+  out=$("$here/env.sh" timeout 600 "$t" "${args[@]}" 2>&1); rc=$?
+  p=$(grep -c '^ok ' <<<"$out"); f=$(grep -c '^not ok ' <<<"$out")
+  [ $rc != 0 ] && [ "$f" = 0 ] && f=1
+  pass=$((pass + p)); fail=$((fail + f))
+  printf '%-32s %4d passed %3d failed (exit %d)\n' "$name" "$p" "$f" "$rc"
+  [ "$f" != 0 ] && grep -E '^not ok|^#' <<<"$out" | head -15
+done
+echo "$pass passed, $fail failed"
+EOS
+chmod +x "$out/env.sh" "$out/run-tests.sh"
+du -sh "$out"
