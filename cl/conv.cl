@@ -4,111 +4,213 @@
  *
  * A group of g images is processed at once; the GEMM operands are
  *   col  (CRS, g*P)   CRS = C*R*S rows, columns j = b*P + oh*Wo + ow
+ *                     (so row crs, image b starts at (crs*g + b)*P)
  *   colT (g*P, CRS)   the same, transposed (for the weight gradient)
  *   tmp  (K, g*P)     the GEMM output, channel-major over the group
  * with P = Ho*Wo. src/ops/conv.c says why each layout was chosen. */
 
-/* col[crs, j] (transposed = 0) or colT[j, crs] (transposed = 1) from x (g, C, H, W);
- * cells outside the padded input are 0. Range (ow, oh, b*C + c); each work-item
- * writes its R*S rows. Integer division is scalar and slow on CPUs: a range of
- * one work-item per element, decoded with div/mod, ran ~20 ns per element on
- * PoCL, so the kernel decodes once (one division) and loops over r, s. */
+/* Speed (PoCL 3.1, 2-core Zen 5; bench/bench_perf_kernels.c): PoCL vectorises
+ * across the work-items of dim 0 only a body with no loop or call left after
+ * inlining and unrolling, and integer division is scalar. The first versions
+ * (a work-item per output pixel looping over r, s; 1-D ranges decoded with
+ * ulong div/mod) ran scalar: im2col of the 7x7 stem 4.4 ms per image, of a
+ * 3x3 layer-1 conv 0.36 ms per image. Now every element is one work-item,
+ * dims 1 and 2 carry what would need a division, and col2im has kernels with
+ * the window unrolled for the common shapes (3x3 stride 1 and 2, 1x1). */
+
+/* a / d for d >= 1 and 0 <= a < 2^24 without an integer divide: the truncated
+ * float quotient is within 1 of the true one, and one step either way
+ * corrects it. inv_d = 1.0f / d from the host. Negative a gives some q;
+ * callers reject a < 0 themselves. */
+static inline __attribute__((always_inline)) int div_nonneg(int a, int d, float inv_d) {
+    int q = (int)((float)a * inv_d);
+    if ((q + 1) * d <= a) q++;
+    if (q * d > a) q--;
+    return q;
+}
+
+/* col (CRS, g*P) from x (g, C, H, W): row crs = (c*R + r)*S + s, column
+ * b*P + oh*Wo + ow; cells outside the padded input are 0. Range (P, CRS*g)
+ * with z = crs*g + b, so the range writes col in order, the decoding of z is
+ * uniform over dim 0, and small images still fill a work-group (a (Wo, Ho, z)
+ * range gave 4x4 layers work-groups of 16 items, 2x slower). inv_* = 1/g,
+ * 1/(R*S), 1/S, 1/Wo for div_nonneg: a division, even of a value uniform over
+ * dim 0, is scalarised and predicated per lane in PoCL's vectorised loop. */
+static inline __attribute__((always_inline)) void im2col_body(__global float *col, __global const float *x,
+                                                              const int g, const int C, const int H, const int W,
+                                                              const int R, const int S, const int Ho, const int Wo,
+                                                              const int stride, const int pad, const int dil,
+                                                              const float inv_g, const float inv_RS,
+                                                              const float inv_S, const float inv_Wo) {
+    const int p = (int)get_global_id(0), z = (int)get_global_id(1);
+    const int crs = div_nonneg(z, g, inv_g), b = z - crs * g;
+    const int c = div_nonneg(crs, R * S, inv_RS), rs = crs - c * (R * S);
+    const int r = div_nonneg(rs, S, inv_S), s = rs - r * S;
+    const int P = Ho * Wo;
+    if (p >= P || z >= C * R * S * g) return;
+    const int oh = div_nonneg(p, Wo, inv_Wo), ow = p - oh * Wo;
+    const int ih = oh * stride - pad + r * dil, iw = ow * stride - pad + s * dil;
+    __global const float *xp = x + ((ulong)b * C + c) * H * W;
+    col[(ulong)z * P + p] = ih >= 0 && ih < H && iw >= 0 && iw < W ? xp[ih * W + iw] : 0.0f;
+}
+
 __kernel void conv_im2col(__global float *col, const ulong col_off, __global const float *x, const ulong x_off,
                           const int g, const int C, const int H, const int W, const int R, const int S,
                           const int Ho, const int Wo, const int stride, const int pad, const int dil,
-                          const int transposed) {
-    col += col_off;
-    x += x_off;
-    const int ow = (int)get_global_id(0), oh = (int)get_global_id(1), z = (int)get_global_id(2);
-    if (ow >= Wo || oh >= Ho || z >= g * C) return;
-    const int b = z / C, c = z - b * C;
-    const ulong GP = (ulong)g * Ho * Wo, CRS = (ulong)C * R * S;
-    const ulong j = ((ulong)b * Ho + oh) * Wo + ow;      /* column b*P + oh*Wo + ow */
-    __global const float *xp = x + (ulong)z * H * W;    /* plane (b, c) */
-    ulong crs = (ulong)c * R * S;
-    for (int r = 0; r < R; r++) {
-        const int ih = oh * stride - pad + r * dil;
-        const int row_in = ih >= 0 && ih < H;
-        for (int s = 0; s < S; s++, crs++) {
-            const int iw = ow * stride - pad + s * dil;
-            const float v = (row_in && iw >= 0 && iw < W) ? xp[ih * W + iw] : 0.0f;
-            if (transposed) col[j * CRS + crs] = v;
-            else col[crs * GP + j] = v;
-        }
-    }
+                          const float inv_g, const float inv_RS, const float inv_S, const float inv_Wo) {
+    im2col_body(col + col_off, x + x_off, g, C, H, W, R, S, Ho, Wo, stride, pad, dil, inv_g, inv_RS, inv_S,
+                inv_Wo);
 }
 
-/* dx (g, C, H, W) (=, or += when acc) the sum of every column of dcol (CRS, g*P)
- * that im2col took from that cell: each input cell gathers its own contributions
- * (deterministic, no atomics). Range (iw, ih, b*C + c); stride 1 skips the
- * divisions (see conv_im2col). */
-__kernel void conv_col2im(__global float *dx, const ulong dx_off, __global const float *dcol, const ulong dcol_off,
-                          const int g, const int C, const int H, const int W, const int R, const int S,
-                          const int Ho, const int Wo, const int stride, const int pad, const int dil,
-                          const int acc) {
-    dx += dx_off;
-    dcol += dcol_off;
+/* stride 1: the loads along dim 0 are contiguous within an output row */
+__kernel void conv_im2col_s1(__global float *col, const ulong col_off, __global const float *x, const ulong x_off,
+                             const int g, const int C, const int H, const int W, const int R, const int S,
+                             const int Ho, const int Wo, const int stride, const int pad, const int dil,
+                             const float inv_g, const float inv_RS, const float inv_S, const float inv_Wo) {
+    im2col_body(col + col_off, x + x_off, g, C, H, W, R, S, Ho, Wo, 1, pad, dil, inv_g, inv_RS, inv_S, inv_Wo);
+}
+
+/* colT (g*P, CRS) from x (g, C, H, W), the transpose of conv_im2col's col.
+ * Range (CRS, Wo, Ho*g): dim 0 runs along a row of colT, so the stores are
+ * contiguous. */
+__kernel void conv_im2col_t(__global float *colT, const ulong colT_off, __global const float *x, const ulong x_off,
+                            const int g, const int C, const int H, const int W, const int R, const int S,
+                            const int Ho, const int Wo, const int stride, const int pad, const int dil,
+                            const float inv_g, const float inv_RS, const float inv_S, const float inv_Ho) {
+    colT += colT_off;
+    x += x_off;
+    const int crs = (int)get_global_id(0), ow = (int)get_global_id(1), y = (int)get_global_id(2);
+    const int b = div_nonneg(y, Ho, inv_Ho), oh = y - b * Ho;
+    const int CRS = C * R * S;
+    if (crs >= CRS || ow >= Wo || y >= Ho * g) return;
+    const int c = div_nonneg(crs, R * S, inv_RS), rs = crs - c * (R * S);
+    const int r = div_nonneg(rs, S, inv_S), s = rs - r * S;
+    const int ih = oh * stride - pad + r * dil, iw = ow * stride - pad + s * dil;
+    const ulong j = (ulong)y * Wo + ow;                   /* = b*P + oh*Wo + ow */
+    __global const float *xb = x + (ulong)b * C * H * W;
+    colT[j * CRS + crs] = ih >= 0 && ih < H && iw >= 0 && iw < W ? xb[(c * H + ih) * W + iw] : 0.0f;
+}
+
+/* dx (g, C, H, W) (=, or += when acc) the sum of every entry of dcol (CRS, g*P)
+ * that im2col took from that cell: each input cell gathers its own
+ * contributions (deterministic, no atomics), in increasing (r, s). Range
+ * (W, H, g*C), z = b*C + c. The *_k3s1, *_k3s2 and *_k1 kernels fix R = S and
+ * the stride so the window loops unroll and the body vectorises. */
+static inline __attribute__((always_inline)) void col2im_body(__global float *dx, __global const float *dcol,
+                                                              const int g, const int C, const int H, const int W,
+                                                              const int R, const int S, const int Ho, const int Wo,
+                                                              const int stride, const int pad, const int dil,
+                                                              const float inv_stride, const float inv_C,
+                                                              const int acc) {
     const int iw = (int)get_global_id(0), ih = (int)get_global_id(1), z = (int)get_global_id(2);
+    const int b = div_nonneg(z, C, inv_C), c = z - b * C;
     if (iw >= W || ih >= H || z >= g * C) return;
-    const int b = z / C, c = z - b * C;
-    const ulong P = (ulong)Ho * Wo, GP = (ulong)g * P;
+    const int P = Ho * Wo;
     float sum = 0.0f;
+#pragma unroll
     for (int r = 0; r < R; r++) {
         const int th = ih + pad - r * dil;          /* = oh * stride */
-        if (th < 0 || (stride > 1 && th % stride)) continue;
-        const int oh = stride > 1 ? th / stride : th;
-        if (oh >= Ho) continue;
+        const int oh = stride == 1 ? th : div_nonneg(th, stride, inv_stride);
+        const int row_ok = th >= 0 && oh * stride == th && oh < Ho;
+#pragma unroll
         for (int s = 0; s < S; s++) {
             const int tw = iw + pad - s * dil;
-            if (tw < 0 || (stride > 1 && tw % stride)) continue;
-            const int ow = stride > 1 ? tw / stride : tw;
-            if (ow >= Wo) continue;
-            const ulong crs = ((ulong)c * R + r) * S + s;
-            sum += dcol[crs * GP + (ulong)b * P + (ulong)oh * Wo + ow];
+            const int ow = stride == 1 ? tw : div_nonneg(tw, stride, inv_stride);
+            if (row_ok && tw >= 0 && ow * stride == tw && ow < Wo)
+                sum += dcol[(((ulong)(c * R + r) * S + s) * g + b) * P + oh * Wo + ow];
         }
     }
     const ulong i = ((ulong)z * H + ih) * W + iw;
     dx[i] = acc ? dx[i] + sum : sum;
 }
 
-/* out (g, K, P) = tmp (K, g*P) rearranged, plus bias[k] when has_bias. */
+/* Any window: the same sum without unrolling (the loops have run-time bounds,
+ * so this one runs scalar on PoCL); rows and columns whose offset is not a
+ * multiple of the stride are skipped. */
+static inline __attribute__((always_inline)) void col2im_generic(__global float *dx, __global const float *dcol,
+                                                                 const int g, const int C, const int H, const int W,
+                                                                 const int R, const int S, const int Ho,
+                                                                 const int Wo, const int stride, const int pad,
+                                                                 const int dil, const float inv_stride,
+                                                                 const float inv_C, const int acc) {
+    const int iw = (int)get_global_id(0), ih = (int)get_global_id(1), z = (int)get_global_id(2);
+    const int b = div_nonneg(z, C, inv_C), c = z - b * C;
+    if (iw >= W || ih >= H || z >= g * C) return;
+    const int P = Ho * Wo;
+    float sum = 0.0f;
+    for (int r = 0; r < R; r++) {
+        const int th = ih + pad - r * dil, oh = div_nonneg(th, stride, inv_stride);
+        if (th < 0 || oh * stride != th || oh >= Ho) continue;
+        for (int s = 0; s < S; s++) {
+            const int tw = iw + pad - s * dil, ow = div_nonneg(tw, stride, inv_stride);
+            if (tw < 0 || ow * stride != tw || ow >= Wo) continue;
+            sum += dcol[(((ulong)(c * R + r) * S + s) * g + b) * P + oh * Wo + ow];
+        }
+    }
+    const ulong i = ((ulong)z * H + ih) * W + iw;
+    dx[i] = acc ? dx[i] + sum : sum;
+}
+
+__kernel void conv_col2im(__global float *dx, const ulong dx_off, __global const float *dcol, const ulong dcol_off,
+                          const int g, const int C, const int H, const int W, const int R, const int S,
+                          const int Ho, const int Wo, const int stride, const int pad, const int dil,
+                          const float inv_stride, const float inv_C, const int acc) {
+    col2im_generic(dx + dx_off, dcol + dcol_off, g, C, H, W, R, S, Ho, Wo, stride, pad, dil, inv_stride, inv_C,
+                   acc);
+}
+
+__kernel void conv_col2im_k3s1(__global float *dx, const ulong dx_off, __global const float *dcol,
+                               const ulong dcol_off, const int g, const int C, const int H, const int W, const int R,
+                               const int S, const int Ho, const int Wo, const int stride, const int pad,
+                               const int dil, const float inv_stride, const float inv_C, const int acc) {
+    col2im_body(dx + dx_off, dcol + dcol_off, g, C, H, W, 3, 3, Ho, Wo, 1, pad, dil, 1.0f, inv_C, acc);
+}
+
+__kernel void conv_col2im_k3s2(__global float *dx, const ulong dx_off, __global const float *dcol,
+                               const ulong dcol_off, const int g, const int C, const int H, const int W, const int R,
+                               const int S, const int Ho, const int Wo, const int stride, const int pad,
+                               const int dil, const float inv_stride, const float inv_C, const int acc) {
+    col2im_body(dx + dx_off, dcol + dcol_off, g, C, H, W, 3, 3, Ho, Wo, 2, pad, dil, 0.5f, inv_C, acc);
+}
+
+__kernel void conv_col2im_k1(__global float *dx, const ulong dx_off, __global const float *dcol,
+                             const ulong dcol_off, const int g, const int C, const int H, const int W, const int R,
+                             const int S, const int Ho, const int Wo, const int stride, const int pad,
+                             const int dil, const float inv_stride, const float inv_C, const int acc) {
+    col2im_body(dx + dx_off, dcol + dcol_off, g, C, H, W, 1, 1, Ho, Wo, stride, pad, dil, inv_stride, inv_C, acc);
+}
+
+/* out (g, K, P) = tmp (K, g*P) rearranged, plus bias[k] when has_bias. Range (P, K, g). */
 __kernel void conv_unpack_out(__global float *out, const ulong out_off, __global const float *tmp, const ulong tmp_off,
                               __global const float *bias, const ulong bias_off, const int has_bias,
-                              const int g, const int K, const ulong P) {
+                              const int g, const int K, const int P) {
     out += out_off;
     tmp += tmp_off;
     bias += bias_off;
-    const ulong gid = get_global_id(0);
-    if (gid >= (ulong)g * K * P) return;
-    const ulong p = gid % P;
-    const int k = (int)((gid / P) % K), b = (int)(gid / (P * K));
-    float v = tmp[((ulong)k * g + b) * P + p];
-    if (has_bias) v += bias[k];
-    out[gid] = v;
+    const int p = (int)get_global_id(0), k = (int)get_global_id(1), b = (int)get_global_id(2);
+    if (p >= P || k >= K || b >= g) return;
+    const float v = tmp[((ulong)k * g + b) * P + p];
+    out[((ulong)b * K + k) * P + p] = has_bias ? v + bias[k] : v;
 }
 
-/* y (B, K, P) += bias[k]: the bias of a conv whose GEMM wrote its output in place. */
+/* y (B, K, P) += bias[k]: the bias of a conv whose GEMM wrote its output in place. Range (P, K, B). */
 __kernel void conv_add_bias(__global float *y, const ulong y_off, __global const float *bias, const ulong bias_off,
-                            const int K, const ulong P, const ulong n) {
+                            const int B, const int K, const int P) {
     y += y_off;
     bias += bias_off;
-    const ulong gid = get_global_id(0);
-    if (gid >= n) return;
-    y[gid] += bias[(gid / P) % K];
+    const int p = (int)get_global_id(0), k = (int)get_global_id(1), b = (int)get_global_id(2);
+    if (p >= P || k >= K || b >= B) return;
+    y[((ulong)b * K + k) * P + p] += bias[k];
 }
 
-/* tmp (K, g*P) = dout (g, K, P) rearranged (the inverse of conv_unpack_out). */
+/* tmp (K, g*P) = dout (g, K, P) rearranged (the inverse of conv_unpack_out). Range (P, K, g). */
 __kernel void conv_pack_dout(__global float *tmp, const ulong tmp_off, __global const float *dout, const ulong dout_off,
-                             const int g, const int K, const ulong P) {
+                             const int g, const int K, const int P) {
     tmp += tmp_off;
     dout += dout_off;
-    const ulong gid = get_global_id(0);
-    if (gid >= (ulong)g * K * P) return;
-    const ulong GP = (ulong)g * P;
-    const int k = (int)(gid / GP);
-    const ulong j = gid - (ulong)k * GP;
-    const ulong b = j / P, p = j - b * P;
-    tmp[gid] = dout[(b * K + k) * P + p];
+    const int p = (int)get_global_id(0), k = (int)get_global_id(1), b = (int)get_global_id(2);
+    if (p >= P || k >= K || b >= g) return;
+    tmp[((ulong)k * g + b) * P + p] = dout[((ulong)b * K + k) * P + p];
 }
 
 /* db[k] += sum over b, p of dout (B, K, P). One work-group per channel; the

@@ -5,19 +5,28 @@
  * first output word's top 24 bits, times 2^-24, in [0, 1). Integer operations
  * and one exact float conversion: every device gives the same bits, and
  * op_dropout_uniform_ref in src/ops/dropout.c is the same function on the host.
- * Conventions: see cl/elementwise.cl. */
+ * Conventions: see cl/elementwise.cl.
+ *
+ * Speed (PoCL 3.1, 2-core Zen 5, 65536 elements): PoCL vectorises a kernel
+ * across work-items only when the body has no call and no loop left after
+ * inlining. philox_uniform as a plain (extern) function stayed a call and the
+ * kernel ran scalar at 1900 us; inlined with the rounds unrolled it runs 16
+ * lanes wide in ~70 us. mul_hi vectorises worse than a 64-bit product of two
+ * zero-extended words (vpmuludq): 150-300 vs ~70 us. */
 
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
 #define PHILOX_W0 0x9E3779B9u
 #define PHILOX_W1 0xBB67AE85u
 
-float philox_uniform(ulong seed, ulong stream, ulong i) {
+static inline __attribute__((always_inline)) float philox_uniform(ulong seed, ulong stream, ulong i) {
     uint c0 = (uint)i, c1 = (uint)(i >> 32), c2 = (uint)stream, c3 = (uint)(stream >> 32);
     uint k0 = (uint)seed, k1 = (uint)(seed >> 32);
+#pragma unroll
     for (int round = 0; round < 10; round++) {
-        uint hi0 = mul_hi(PHILOX_M0, c0), lo0 = PHILOX_M0 * c0;
-        uint hi1 = mul_hi(PHILOX_M1, c2), lo1 = PHILOX_M1 * c2;
+        const ulong p0 = (ulong)PHILOX_M0 * c0, p1 = (ulong)PHILOX_M1 * c2;
+        const uint hi0 = (uint)(p0 >> 32), lo0 = (uint)p0;
+        const uint hi1 = (uint)(p1 >> 32), lo1 = (uint)p1;
         c0 = hi1 ^ c1 ^ k0;
         c1 = lo1;
         c2 = hi0 ^ c3 ^ k1;

@@ -78,27 +78,51 @@ void batchnorm_train_backward_ref(double *dx, double *dw, double *db, const doub
 
 /* ---- device -------------------------------------------------------------- */
 
-/* Local size of a one-work-group-per-channel reduction: a power of two <= 256. */
+/* Local size of a one-work-group-per-channel reduction: a power of two <= 256;
+ * on CPUs at most 16: PoCL runs each barrier-separated region as a loop over
+ * the work-items, so the tree's cost grows with the local size while the
+ * float8 loads of cl/batchnorm.cl already vectorise each work-item's share. */
 static size_t reduce_local(cd_device *dev, const char *kernel) {
-    size_t wg = CD_MIN(cd_kernel_wg_size(dev, kernel), (size_t)256), l = 1;
+    size_t cap = (dev->info.type & CL_DEVICE_TYPE_CPU) ? 16 : 256;
+    size_t wg = CD_MIN(cd_kernel_wg_size(dev, kernel), cap), l = 1;
     while (l * 2 <= wg) l *= 2;
     return l;
+}
+
+/* Local size of the element-wise kernels over (HW, C, B): (l, 1, 1) with l the
+ * largest power of two <= 256 dividing HW, so the range is exact along HW and
+ * a work-group holds one channel (the kernels rely on both: BN_CHANNEL_FIRST
+ * in cl/batchnorm.cl). */
+static const size_t *plane_local(cd_device *dev, const char *kernel, size_t HW, size_t *local) {
+    size_t cap = CD_MIN(cd_kernel_wg_size(dev, kernel), (size_t)256), l = 1;
+    while (l * 2 <= cap && HW % (l * 2) == 0) l *= 2;
+    local[0] = l; local[1] = 1; local[2] = 1;
+    return local;
+}
+
+/* The kernels index a plane and the batch with int. */
+static void check_sizes(size_t B, size_t C, size_t HW) {
+    if (B > INT32_MAX || C > INT32_MAX || HW > INT32_MAX)
+        cd_fatal("batch norm: a (%zu, %zu, %zu) tensor has a dimension beyond 2^31 (the kernels' int indexing)",
+                 B, C, HW);
 }
 
 /* out = x * scale + shift                         x, out (B, C, HW); w, b, mean, var (C) */
 void op_batchnorm_frozen_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, cd_mem mean,
                                  cd_mem var, size_t B, size_t C, size_t HW, float eps) {
-    size_t n = B * C * HW;
-    CD_LAUNCH1(dev, "bn_frozen_forward", n, KM(out), KM(x), KM(w), KM(b), KM(mean), KM(var), KI(C), KUL(HW),
-               KUL(n), KF(eps));
+    check_sizes(B, C, HW);
+    size_t loc[3];
+    CD_LAUNCH_WG(dev, "bn_frozen_forward", 3, ((size_t[]){HW, C, B}), plane_local(dev, "bn_frozen_forward", HW, loc),
+                 KM(out), KM(x), KM(w), KM(b), KM(mean), KM(var), KI(B), KI(C), KI(HW), KF(eps));
 }
 
 /* dx (=/+=) dout * scale */
 void op_batchnorm_frozen_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem w, cd_mem var,
                                   size_t B, size_t C, size_t HW, float eps, int acc) {
-    size_t n = B * C * HW;
-    CD_LAUNCH1(dev, "bn_frozen_backward", n, KM(dx), KM(dout), KM(w), KM(var), KI(C), KUL(HW), KUL(n), KF(eps),
-               KI(acc));
+    check_sizes(B, C, HW);
+    size_t loc[3];
+    CD_LAUNCH_WG(dev, "bn_frozen_backward", 3, ((size_t[]){HW, C, B}), plane_local(dev, "bn_frozen_backward", HW, loc),
+                 KM(dx), KM(dout), KM(w), KM(var), KI(B), KI(C), KI(HW), KF(eps), KI(acc));
 }
 
 /* out (B, C, HW); save_mean, save_rstd (C) written; running_mean, running_var (C)
@@ -109,27 +133,31 @@ void op_batchnorm_train_forward(cd_device *dev, cd_mem out, cd_mem save_mean, cd
     if (B * HW < 2)
         cd_fatal("batch norm (training): expected more than 1 value per channel, got batch %zu x %zu; "
                  "use a larger batch or input, or freeze the batch norm", B, HW);
+    check_sizes(B, C, HW);
     int run = cd_has(running_mean) && cd_has(running_var);
     size_t l = reduce_local(dev, "bn_train_stats");
     CD_LAUNCH_WG(dev, "bn_train_stats", 1, (size_t[]){C * l}, (size_t[]){l}, KM(save_mean), KM(save_rstd),
                  KM(run ? running_mean : save_mean), KM(run ? running_var : save_rstd), KM(x),
-                 KLOCAL(l * sizeof(float)), KI(B), KI(C), KUL(HW), KF(eps), KF(momentum), KI(run));
-    size_t n = B * C * HW;
-    CD_LAUNCH1(dev, "bn_train_apply", n, KM(out), KM(x), KM(save_mean), KM(save_rstd), KM(w), KM(b), KI(C),
-               KUL(HW), KUL(n));
+                 KLOCAL(l * sizeof(float)), KI(B), KI(C), KI(HW), KF(eps), KF(momentum), KI(run));
+    size_t loc[3];
+    CD_LAUNCH_WG(dev, "bn_train_apply", 3, ((size_t[]){HW, C, B}), plane_local(dev, "bn_train_apply", HW, loc),
+                 KM(out), KM(x), KM(save_mean), KM(save_rstd), KM(w), KM(b), KI(B), KI(C), KI(HW));
 }
 
 /* dx (=/+=, may be none), dw += and db += (either may be none) */
 void op_batchnorm_train_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x,
                                  cd_mem save_mean, cd_mem save_rstd, cd_mem w,
                                  size_t B, size_t C, size_t HW, int acc) {
+    check_sizes(B, C, HW);
     cd_mem sums = cd_alloc(dev, 2 * C, "batch norm gradient sums");
     size_t l = reduce_local(dev, "bn_train_backward_reduce");
     CD_LAUNCH_WG(dev, "bn_train_backward_reduce", 1, (size_t[]){C * l}, (size_t[]){l}, KM(sums),
                  KM(cd_has(dw) ? dw : sums), KM(cd_has(db) ? db : sums), KM(dout), KM(x), KM(save_mean),
-                 KM(save_rstd), KLOCAL(l * sizeof(float)), KI(B), KI(C), KUL(HW), KI(cd_has(dw)), KI(cd_has(db)));
+                 KM(save_rstd), KLOCAL(l * sizeof(float)), KI(B), KI(C), KI(HW), KI(cd_has(dw)), KI(cd_has(db)));
+    size_t loc[3];
     if (cd_has(dx))
-        CD_LAUNCH1(dev, "bn_train_backward_dx", B * C * HW, KM(dx), KM(dout), KM(x), KM(sums), KM(save_mean),
-                   KM(save_rstd), KM(w), KI(B), KI(C), KUL(HW), KI(acc));
+        CD_LAUNCH_WG(dev, "bn_train_backward_dx", 3, ((size_t[]){HW, C, B}),
+                     plane_local(dev, "bn_train_backward_dx", HW, loc), KM(dx), KM(dout), KM(x), KM(sums),
+                     KM(save_mean), KM(save_rstd), KM(w), KI(B), KI(C), KI(HW), KI(acc));
     cd_free(dev, sums);
 }

@@ -104,16 +104,44 @@ static size_t conv_group(const conv_shape *s, size_t P) {
     return CD_MAX((size_t)1, CD_MIN(g, s->B));
 }
 
-static void im2col(cd_device *dev, cd_mem col, cd_mem x, size_t g, const conv_shape *s, int transposed) {
-    CD_LAUNCH3(dev, "conv_im2col", conv_out_w(s), conv_out_h(s), g * s->C, KM(col), KM(x), KI(g), KI(s->C),
-               KI(s->H), KI(s->W), KI(s->R), KI(s->S), KI(conv_out_h(s)), KI(conv_out_w(s)), KI(s->stride),
-               KI(s->pad), KI(s->dil), KI(transposed));
+/* The kernels index with int and divide with div_nonneg (cl/conv.cl), exact
+ * below 2^24: every tensor of a group stays below 2^31 elements, and the
+ * numbers divided (rows, pixels, channels of a group) below 2^24. */
+static void check_index_range(const conv_shape *s, size_t g) {
+    size_t P = conv_out_h(s) * conv_out_w(s), CRS = s->C * s->R * s->S, lim24 = (size_t)1 << 24;
+    if (CRS * g * P >= ((size_t)1 << 31) || s->B * s->C * s->H * s->W >= ((size_t)1 << 31) ||
+        s->B * s->K * P >= ((size_t)1 << 31) || CRS * g >= lim24 || s->B * s->C >= lim24 ||
+        conv_out_h(s) * g >= lim24 || P >= lim24 || s->H + s->pad >= lim24 || s->W + s->pad >= lim24)
+        cd_fatal("conv2d: input %zux%zux%zux%zu, %zu outputs, kernel %zux%zu is too large for the conv kernels' "
+                 "32-bit indexing; use smaller images or batches", s->B, s->C, s->H, s->W, s->K, s->R, s->S);
 }
 
+/* 1/n for the kernels' div_nonneg */
+static float inv(size_t n) { return 1.0f / (float)n; }
+
+/* col (CRS, g*P) or colT (g*P, CRS) from x (g, C, H, W) */
+static void im2col(cd_device *dev, cd_mem col, cd_mem x, size_t g, const conv_shape *s, int transposed) {
+    size_t Ho = conv_out_h(s), Wo = conv_out_w(s), CRS = s->C * s->R * s->S;
+    if (transposed)
+        CD_LAUNCH3(dev, "conv_im2col_t", CRS, Wo, Ho * g, KM(col), KM(x), KI(g), KI(s->C), KI(s->H), KI(s->W),
+                   KI(s->R), KI(s->S), KI(Ho), KI(Wo), KI(s->stride), KI(s->pad), KI(s->dil), KF(inv(g)),
+                   KF(inv(s->R * s->S)), KF(inv(s->S)), KF(inv(Ho)));
+    else
+        CD_LAUNCH2(dev, s->stride == 1 ? "conv_im2col_s1" : "conv_im2col", Ho * Wo, CRS * g, KM(col), KM(x), KI(g),
+                   KI(s->C), KI(s->H), KI(s->W), KI(s->R), KI(s->S), KI(Ho), KI(Wo), KI(s->stride), KI(s->pad),
+                   KI(s->dil), KF(inv(g)), KF(inv(s->R * s->S)), KF(inv(s->S)), KF(inv(Wo)));
+}
+
+/* dx (g, C, H, W) (=/+=) gathered from dcol (CRS, g*P); common windows have kernels
+ * with the loops unrolled (cl/conv.cl). */
 static void col2im(cd_device *dev, cd_mem dx, cd_mem dcol, size_t g, const conv_shape *s, int acc) {
-    CD_LAUNCH3(dev, "conv_col2im", s->W, s->H, g * s->C, KM(dx), KM(dcol), KI(g), KI(s->C), KI(s->H), KI(s->W),
+    const char *name = "conv_col2im";
+    if (s->R == 3 && s->S == 3 && s->stride == 1) name = "conv_col2im_k3s1";
+    else if (s->R == 3 && s->S == 3 && s->stride == 2) name = "conv_col2im_k3s2";
+    else if (s->R == 1 && s->S == 1) name = "conv_col2im_k1";
+    CD_LAUNCH3(dev, name, s->W, s->H, g * s->C, KM(dx), KM(dcol), KI(g), KI(s->C), KI(s->H), KI(s->W),
                KI(s->R), KI(s->S), KI(conv_out_h(s)), KI(conv_out_w(s)), KI(s->stride), KI(s->pad), KI(s->dil),
-               KI(acc));
+               KF(inv(s->stride)), KF(inv(s->C)), KI(acc));
 }
 
 /* out (B, K, Ho, Wo) = conv(x (B, C, H, W), w (K, C, R, S)) + b (K) or none */
@@ -121,10 +149,11 @@ void op_conv2d_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b,
     check_shape(s);
     size_t P = conv_out_h(s) * conv_out_w(s), CRS = s->C * s->R * s->S, CHW = s->C * s->H * s->W;
     size_t KP = s->K * P;
+    check_index_range(s, conv_group(s, P));
     if (conv_is_direct(s)) {
         for (size_t n = 0; n < s->B; n++)
             cd_gemm(dev, 0, 0, s->K, P, s->C, 1.0f, w, s->C, cd_at(x, n * CHW), P, 0.0f, cd_at(out, n * KP), P);
-        if (cd_has(b)) CD_LAUNCH1(dev, "conv_add_bias", s->B * KP, KM(out), KM(b), KI(s->K), KUL(P), KUL(s->B * KP));
+        if (cd_has(b)) CD_LAUNCH3(dev, "conv_add_bias", P, s->K, s->B, KM(out), KM(b), KI(s->B), KI(s->K), KI(P));
         return;
     }
     size_t G = conv_group(s, P);
@@ -136,11 +165,11 @@ void op_conv2d_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b,
         im2col(dev, col, cd_at(x, n0 * CHW), g, s, 0);
         if (g == 1) {
             cd_gemm(dev, 0, 0, s->K, P, CRS, 1.0f, w, CRS, col, P, 0.0f, o, P);
-            if (cd_has(b)) CD_LAUNCH1(dev, "conv_add_bias", KP, KM(o), KM(b), KI(s->K), KUL(P), KUL(KP));
+            if (cd_has(b)) CD_LAUNCH3(dev, "conv_add_bias", P, s->K, 1, KM(o), KM(b), KI(1), KI(s->K), KI(P));
         } else {
             cd_gemm(dev, 0, 0, s->K, g * P, CRS, 1.0f, w, CRS, col, g * P, 0.0f, tmp, g * P);
-            CD_LAUNCH1(dev, "conv_unpack_out", g * KP, KM(o), KM(tmp), KM(cd_has(b) ? b : tmp), KI(cd_has(b)),
-                       KI(g), KI(s->K), KUL(P));
+            CD_LAUNCH3(dev, "conv_unpack_out", P, s->K, g, KM(o), KM(tmp), KM(cd_has(b) ? b : tmp), KI(cd_has(b)),
+                       KI(g), KI(s->K), KI(P));
         }
     }
     cd_free(dev, col);
@@ -154,6 +183,7 @@ void op_conv2d_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem 
     check_shape(s);
     size_t P = conv_out_h(s) * conv_out_w(s), CRS = s->C * s->R * s->S, CHW = s->C * s->H * s->W;
     size_t KP = s->K * P;
+    check_index_range(s, conv_group(s, P));
     if (cd_has(db)) {
         size_t wg = cd_kernel_wg_size(dev, "conv_bias_backward"), l = 1;
         while (l * 2 <= CD_MIN(wg, (size_t)256)) l *= 2;
@@ -178,7 +208,7 @@ void op_conv2d_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem 
         size_t g = CD_MIN(G, s->B - n0), gP = g * P;
         cd_mem dg = cd_at(dout, n0 * KP);
         if (g > 1) {
-            CD_LAUNCH1(dev, "conv_pack_dout", g * KP, KM(dperm), KM(dg), KI(g), KI(s->K), KUL(P));
+            CD_LAUNCH3(dev, "conv_pack_dout", P, s->K, g, KM(dperm), KM(dg), KI(g), KI(s->K), KI(P));
             dg = dperm;
         }
         if (cd_has(dw)) {   /* dw (K, CRS) += dperm (K, gP) @ colT (gP, CRS) */
@@ -204,10 +234,12 @@ size_t op_conv2d_set_scratch_limit(size_t floats) {
  * col (CRS, B*P) or colT (B*P, CRS) from x (B, C, H, W); dx (=/+=) the gather of dcol (CRS, B*P). */
 void op_conv2d_im2col(cd_device *dev, cd_mem col, cd_mem x, const conv_shape *s, int transposed) {
     check_shape(s);
+    check_index_range(s, s->B);
     im2col(dev, col, x, s->B, s, transposed);
 }
 
 void op_conv2d_col2im(cd_device *dev, cd_mem dx, cd_mem dcol, const conv_shape *s, int acc) {
     check_shape(s);
+    check_index_range(s, s->B);
     col2im(dev, dx, dcol, s->B, s, acc);
 }

@@ -44,28 +44,35 @@ void maxpool_backward_ref(double *dx, const double *dout, const double *argmax, 
 
 /* ---- device -------------------------------------------------------------- */
 
-static void check_pool(size_t H, size_t W, size_t k, size_t s, size_t p) {
+static void check_pool(size_t B, size_t C, size_t H, size_t W, size_t k, size_t s, size_t p) {
     if (k == 0 || s == 0 || 2 * p > k || H + 2 * p < k || W + 2 * p < k)
         cd_fatal("max pool: window %zu, stride %zu, padding %zu does not fit a %zux%zu input "
                  "(need k >= 1, s >= 1, padding <= k/2, k <= size + 2*padding)", k, s, p, H, W);
     if (H * W >= ((size_t)1 << 24))
         cd_fatal("max pool: a %zux%zu plane has more cells than a float argmax indexes exactly (2^24)", H, W);
+    if (B * C > INT32_MAX) cd_fatal("max pool: %zu x %zu planes are more than the kernels index (2^31)", B, C);
 }
+
+/* Ranges are (w, h, plane) so the kernels decode nothing; ResNet's pool (k 3,
+ * s 2, p <= 1) has its own kernels (see cl/pool.cl). */
+static int pool_is_k3s2(size_t k, size_t s, size_t p) { return k == 3 && s == 2 && p <= 1; }
 
 /* out, argmax (B, C, Ho, Wo) from x (B, C, H, W) */
 void op_maxpool_forward(cd_device *dev, cd_mem out, cd_mem argmax, cd_mem x, size_t B, size_t C,
                         size_t H, size_t W, size_t k, size_t s, size_t p) {
-    check_pool(H, W, k, s, p);
+    check_pool(B, C, H, W, k, s, p);
     size_t Ho = pool_out(H, k, s, p), Wo = pool_out(W, k, s, p);
-    CD_LAUNCH1(dev, "maxpool_forward", B * C * Ho * Wo, KM(out), KM(argmax), KM(x), KUL(B * C), KI(H), KI(W),
-               KI(Ho), KI(Wo), KI(k), KI(s), KI(p));
+    CD_LAUNCH3(dev, pool_is_k3s2(k, s, p) ? "maxpool_forward_k3s2" : "maxpool_forward", Wo, Ho, B * C, KM(out),
+               KM(argmax), KM(x), KI(B * C), KI(H), KI(W), KI(Ho), KI(Wo), KI(k), KI(s), KI(p));
 }
 
 /* dx (B, C, H, W) (=/+=) from dout, argmax (B, C, Ho, Wo) */
 void op_maxpool_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem argmax, size_t B, size_t C,
                          size_t H, size_t W, size_t k, size_t s, size_t p, int acc) {
-    check_pool(H, W, k, s, p);
+    check_pool(B, C, H, W, k, s, p);
     size_t Ho = pool_out(H, k, s, p), Wo = pool_out(W, k, s, p);
-    CD_LAUNCH1(dev, "maxpool_backward", B * C * H * W, KM(dx), KM(dout), KM(argmax), KUL(B * C), KI(H), KI(W),
-               KI(Ho), KI(Wo), KI(k), KI(s), KI(p), KI(acc));
+    int k3s2 = pool_is_k3s2(k, s, p);
+    CD_LAUNCH3(dev, k3s2 ? "maxpool_backward_k3s2" : "maxpool_backward", k3s2 ? (W + 1) / 2 : W, H, B * C, KM(dx),
+               KM(dout), KM(argmax), KI(B * C), KI(H), KI(W), KI(Ho), KI(Wo), KI(k), KI(s), KI(p),
+               KF(1.0f / (float)s), KI(acc));
 }
