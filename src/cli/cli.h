@@ -15,5 +15,7 @@ int cmd_bench_ops(int argc, char **argv);
 int cmd_export(int argc, char **argv);   /* weights */
 int cmd_import(int argc, char **argv);   /* weights */
 int cmd_step(int argc, char **argv);     /* weights */
+int cmd_eval(int argc, char **argv);     /* eval-cli */
+int cmd_predict(int argc, char **argv);  /* eval-cli */
 
 #endif

@@ -25,6 +25,8 @@ static const verb verbs[] = {
     {"import",   cmd_import,   "official (PyTorch) or HF transformers DETR weights -> checked, official names"},
     {"export",   cmd_export,   "a run's or checkpoint's weights -> safetensors under the official DETR names"},
     {"step",     cmd_step,     "one forward, loss and backward on given images, everything dumped for PyTorch"},
+    {"eval",     cmd_eval,     "COCO AP of a trained run on its validation (or training) split"},
+    {"predict",  cmd_predict,  "detections on images of any size: boxes drawn to PNGs, a JSON list"},
 };
 
 static void usage(FILE *f) {

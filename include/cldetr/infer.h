@@ -1,0 +1,92 @@
+/* Inference outside training: a trained model opened from a run folder, a
+ * checkpoint or a safetensors weights file, the evaluation pipeline of a run's
+ * config (dataset splits, the validation loader), and detections of single
+ * images of any size. Used by `cldetr eval` and `cldetr predict`
+ * (src/eval/infer.c).
+ *
+ * One image goes through the official evaluation transform: resize with the
+ * official rule (shorter side -> augment.val_size, longer side capped at
+ * augment.val_max_size; PIL-exact bilinear), x/255 then ImageNet mean/std
+ * (augment.mean, augment.std), no padding (batch of one); the forward runs in
+ * eval mode (no dropout, no tape) and the final decoder layer is
+ * post-processed as the official PostProcess to pixels of the original image. */
+#ifndef CLDETR_INFER_H
+#define CLDETR_INFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cldetr/config.h"
+#include "cldetr/data.h"
+#include "cldetr/detr.h"
+#include "cldetr/device.h"
+#include "cldetr/nn.h"
+
+typedef struct {
+    config cfg;                   /* the config the model was trained with */
+    cd_device *dev;
+    detr_model model;
+    nn_ctx ctx;                   /* eval mode: training = 0, record = 0 */
+    int num_classes;              /* labels 0 .. num_classes-1 (logits have num_classes + 1) */
+    char **class_names;           /* [num_classes]: names from the dataset's categories, NULL = unknown */
+    int64_t *label_cat;           /* [num_classes]: COCO category id of each label, -1 = unknown */
+    int have_names;               /* 1: the dataset's categories were read */
+    char weights[4096];           /* the file the weights came from */
+    char run[4096];               /* the run folder, or "" */
+    uint64_t step;                /* training step of the checkpoint (0 for safetensors) */
+} infer_model;
+
+/* The checkpoint `which` of a run folder: "best" (best.ckpt), "last"
+ * (last.ckpt), NULL (best.ckpt, else last.ckpt) or a file path. Writes the
+ * path to out and a short tag for output names to tag ("best", "last", or the
+ * file's name without .ckpt). Returns 0, or -1 with cd_errbuf(): run is not a
+ * run folder (no config.ini), or the checkpoint is missing. */
+int infer_find_checkpoint(char *out, size_t n_out, char *tag, size_t n_tag, const char *run, const char *which);
+
+/* Open a run folder: its config.ini, the checkpoint chosen as in
+ * infer_find_checkpoint, the device of the config (CLDETR_DEVICE overrides),
+ * the model (num_classes from the checkpoint's class head) with the weights
+ * loaded, and the class names of the config's dataset when it can be read.
+ * `log` (may be NULL) gets one line saying what was opened and, when the
+ * dataset is missing, that names are unknown. Returns 0, or -1 with cd_errbuf(). */
+int infer_open_run(infer_model *im, const char *run, const char *which, FILE *log);
+
+/* Open a weights file: a cldetr checkpoint (.ckpt: the config stored in it is
+ * used when config_path is NULL) or a safetensors file under the official (or
+ * HF) DETR names (the config from config_path, else the "config" metadata
+ * that `cldetr export` writes; num_classes from its class head). Returns 0,
+ * or -1 with cd_errbuf(). */
+int infer_open_weights(infer_model *im, const char *weights, const char *config_path, FILE *log);
+
+void infer_close(infer_model *im);
+
+/* Name of label l: the dataset's category name, or "class l" written to buf. */
+const char *infer_label_name(const infer_model *im, int label, char *buf, size_t n);
+/* COCO category id of label l: the dataset's, else l itself. */
+int64_t infer_label_category(const infer_model *im, int label);
+
+/* The evaluation transform of one image: resized copy's size (*h, *w) and the
+ * normalised pixels written to *chw (3, h, w), malloc'd (free()). The same
+ * numbers as a validation batch of one image (data_make_batch, train = 0). */
+void infer_prepare(float **chw, int *h, int *w, const data_image *img, const config *cfg);
+
+/* Detections of one image (RGB, any size): for every query q of the model's
+ * num_queries, scores[q], labels[q] and the box xyxy[4q..4q+3] in pixels of
+ * img. Returns the number of queries, or -1 with cd_errbuf(). */
+int infer_image(infer_model *im, const data_image *img, float *scores, int *labels, float *xyxy);
+
+/* ---- the evaluation pipeline of a config ------------------------------- */
+
+/* The augmentation and loader options a config gives (as the trainer builds
+ * them); train = 0: the validation loader (no shuffle, no drop_last,
+ * batch eval.batch_size). */
+void infer_augment_opts(augment_opts *a, const config *cfg);
+void infer_loader_opts(loader_opts *lo, const config *cfg, int train);
+
+/* Open split "val" or "train" of the config's dataset (paths relative to the
+ * current folder, as the trainer). A missing annotation file or image folder
+ * is an error that names it and says how to make or fetch the dataset.
+ * Returns NULL with cd_errbuf(). */
+data_dataset *infer_open_split(const config *cfg, const char *split);
+
+#endif

@@ -1,0 +1,169 @@
+/* cldetr eval RUN [--checkpoint best|last|FILE] [--split val|train] [--per-class] [--max-images N]
+ * COCO bbox AP of a trained run on a split of its dataset. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cldetr/coco.h"
+#include "cldetr/cocoeval.h"
+#include "cldetr/evaluate.h"
+#include "cldetr/infer.h"
+#include "cldetr/loss.h"
+#include "cli/cli.h"
+
+static void eval_usage(FILE *f) {
+    fprintf(f,
+            "usage: cldetr eval RUN [--checkpoint best|last|FILE] [--split val|train] [--per-class]\n"
+            "                   [--max-images N]\n\n"
+            "Runs a trained model over a split of its dataset (the run's config.ini: the validation\n"
+            "resize, eval.batch_size) and prints the COCO AP table (the numbers pycocotools gives).\n\n"
+            "  RUN               a run folder written by `cldetr train`\n"
+            "  --checkpoint C    best (best.ckpt; the default, last.ckpt when there is no best.ckpt),\n"
+            "                    last, or a checkpoint file of this run's model\n"
+            "  --split S         val (default) or train\n"
+            "  --per-class       also print AP and AP50 per category, with names\n"
+            "  --max-images N    only the first N images (rounded up to a whole batch of eval.batch_size)\n"
+            "  -h, --help        this help\n\n"
+            "Writes RUN/eval-SPLIT-CKPT.json (the 12 numbers and per-category AP) and\n"
+            "RUN/results-SPLIT-CKPT.json (every detection, COCO results format). The numbers are\n"
+            "those of the written results: `cldetr cocoeval GT RESULTS` gives the same.\n"
+            "The dataset paths in config.ini are relative to the folder cldetr runs in, as for training.\n");
+}
+
+static int parse_count(const char *opt, const char *s, long *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < 1) {
+        fprintf(stderr, "cldetr eval: error: %s expects a whole number >= 1, got '%s'\n", opt, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *run = NULL, *which = NULL, *split = "val";
+    int per_class = 0;
+    long max_images = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has_val = i + 1 < argc;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { eval_usage(stdout); return 0; }
+        else if (!strcmp(a, "--per-class")) per_class = 1;
+        else if (!strcmp(a, "--checkpoint") || !strcmp(a, "--split") || !strcmp(a, "--max-images")) {
+            if (!has_val) { fprintf(stderr, "cldetr eval: error: %s needs a value\n", a); return 2; }
+            const char *v = argv[++i];
+            if (!strcmp(a, "--checkpoint")) which = v;
+            else if (!strcmp(a, "--split")) {
+                if (strcmp(v, "val") && strcmp(v, "train")) {
+                    fprintf(stderr, "cldetr eval: error: --split %s: use val or train\n", v);
+                    return 2;
+                }
+                split = v;
+            } else if (parse_count(a, v, &max_images) < 0) return 2;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "cldetr eval: error: unknown option '%s'\n\n", a);
+            eval_usage(stderr);
+            return 2;
+        } else if (!run) run = a;
+        else {
+            fprintf(stderr, "cldetr eval: error: unexpected argument '%s' (give one run folder)\n", a);
+            return 2;
+        }
+    }
+    if (!run) {
+        fprintf(stderr, "cldetr eval: error: give a run folder\n\n");
+        eval_usage(stderr);
+        return 2;
+    }
+
+    char ckpt[4096], tag[256];
+    if (infer_find_checkpoint(ckpt, sizeof ckpt, tag, sizeof tag, run, which) < 0) {
+        fprintf(stderr, "cldetr eval: error: %s\n", cd_errbuf());
+        return 1;
+    }
+    static infer_model im;
+    if (infer_open_run(&im, run, ckpt, stderr) < 0) {
+        fprintf(stderr, "cldetr eval: error: %s\n", cd_errbuf());
+        return 1;
+    }
+    const config *cfg = &im.cfg;
+    int rc = 1;
+    data_loader *L = NULL;
+    data_dataset *ds = infer_open_split(cfg, split);
+    coco_det *dets = NULL;
+    size_t n_dets = 0;
+    eval_result r;
+    memset(&r, 0, sizeof r);
+    if (!ds) { fprintf(stderr, "cldetr eval: error: %s\n", cd_errbuf()); goto out; }
+    loader_opts lo;
+    augment_opts ao;
+    infer_loader_opts(&lo, cfg, 0);
+    infer_augment_opts(&ao, cfg);
+    L = loader_create(ds, &lo, &ao);
+    if (!L) { fprintf(stderr, "cldetr eval: error: %s\n", cd_errbuf()); goto out; }
+    criterion_opts crit;
+    criterion_opts_default(&crit);
+    crit.w_ce = cfg->loss.ce_loss_coef;
+    crit.w_bbox = cfg->loss.bbox_loss_coef;
+    crit.w_giou = cfg->loss.giou_loss_coef;
+    crit.eos_coef = cfg->loss.eos_coef;
+    crit.cost.cost_class = cfg->matcher.set_cost_class;
+    crit.cost.cost_bbox = cfg->matcher.set_cost_bbox;
+    crit.cost.cost_giou = cfg->matcher.set_cost_giou;
+    crit.aux_loss = cfg->model.aux_loss;
+    size_t bs = lo.batch_size, max_batches = max_images > 0 ? ((size_t)max_images + bs - 1) / bs : 0;
+    fprintf(stderr, "eval: split %s of %s/%s: %zu images%s, batch %zu, input %d (max %d)\n", split, cfg->data.root,
+            !strcmp(split, "train") ? cfg->data.train_ann : cfg->data.val_ann, data_size(ds),
+            max_batches && max_batches * bs < data_size(ds) ? " (the first ones only: --max-images)" : "", bs,
+            cfg->augment.val_size, cfg->augment.val_max_size);
+    if (eval_run(&r, &im.model, &im.ctx, ds, L, &crit, max_batches, isatty(2)) < 0) {
+        fprintf(stderr, "cldetr eval: error: %s\n", cd_errbuf());
+        goto out;
+    }
+    if (!r.n_images) { fprintf(stderr, "cldetr eval: error: the split has no image to evaluate\n"); goto out; }
+
+    char res_path[4400], eval_path[4400];
+    snprintf(res_path, sizeof res_path, "%s/results-%s-%s.json", run, split, tag);
+    snprintf(eval_path, sizeof eval_path, "%s/eval-%s-%s.json", run, split, tag);
+    if (eval_write_results(res_path, r.dets, r.n_dets) < 0) {
+        fprintf(stderr, "cldetr eval: error: %s\n", cd_errbuf());
+        goto out;
+    }
+    /* The numbers of the file as written (boxes to 3 decimals, scores to 6), so
+     * that eval-*.json and `cldetr cocoeval GT RESULTS` agree exactly. */
+    const coco_dataset *gt = data_coco(ds);
+    if (coco_results_load(&dets, &n_dets, res_path, gt) < 0) {
+        fprintf(stderr, "cldetr eval: error: %s\n", cd_errbuf());
+        goto out;
+    }
+    int64_t *ids = cd_xmalloc(r.n_images * sizeof *ids);
+    for (size_t i = 0, k = 0; i < r.n_dets && k < r.n_images; i++)   /* every image has Q detections in order */
+        if (!k || ids[k - 1] != r.dets[i].image_id) ids[k++] = r.dets[i].image_id;
+    coco_eval_opts eo = {ids, r.n_images};
+    coco_eval_result cr;
+    /* every GT image when all ran (as cocoeval), else the images that ran (as the trainer) */
+    int ok = coco_evaluate(&cr, gt, dets, n_dets, r.n_images == gt->n_images ? NULL : &eo);
+    free(ids);
+    if (ok < 0) { fprintf(stderr, "cldetr eval: error: %s\n", cd_errbuf()); goto out; }
+    fprintf(stderr, "eval: %zu images, %zu detections, loss %.4f, %.1f s\n", r.n_images, r.n_dets, r.loss, r.seconds);
+    coco_eval_print_summary(stdout, &cr);
+    if (per_class) {
+        printf("\n");
+        coco_eval_print_per_category(stdout, &cr);
+    }
+    if (coco_eval_write_json(eval_path, &cr) < 0) fprintf(stderr, "cldetr eval: error: %s\n", cd_errbuf());
+    else {
+        fprintf(stderr, "wrote %s and %s\n", eval_path, res_path);
+        rc = 0;
+    }
+    coco_eval_result_free(&cr);
+out:
+    free(dets);
+    eval_result_free(&r);
+    loader_destroy(L);
+    if (ds) data_close(ds);
+    infer_close(&im);
+    return rc;
+}
