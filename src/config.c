@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 
 #include "cldetr/common.h"
@@ -727,4 +728,24 @@ int config_print_help(FILE *f) {
                 K->help);
     }
     return ferror(f) ? -1 : 0;
+}
+
+/* A config from the text stored in a checkpoint or a weights file. */
+int config_load_text(config *cfg, const char *text, const char *source) {
+    const char *tmpdir = getenv("TMPDIR");
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s/cldetr-config-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+    int fd = mkstemp(tmp);
+    if (fd < 0) return cd_seterr("cannot create a temporary file for the config of %s: %s", source, strerror(errno));
+    size_t n = strlen(text);
+    int ok = write(fd, text, n) == (ssize_t)n;
+    close(fd);
+    int rc = ok ? config_load(cfg, tmp, NULL, 0) : cd_seterr("cannot write %s", tmp);
+    unlink(tmp);
+    if (rc < 0) {
+        char why[2048];
+        snprintf(why, sizeof why, "%s", cd_errbuf());
+        return cd_seterr("the config stored in %s does not load: %s", source, why);
+    }
+    return 0;
 }

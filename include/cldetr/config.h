@@ -66,6 +66,10 @@ int config_load(config *cfg, const char *path, const char *const *sets, size_t n
  * config filled in code. config_load runs them. Returns 0 or -1 with cd_errbuf(). */
 int config_validate(const config *cfg);
 
+/* config_load of a config held in memory (the text a checkpoint or a weights
+ * file stores); `source` names it in errors. 0 or -1 with cd_errbuf(). */
+int config_load_text(config *cfg, const char *text, const char *source);
+
 /* The effective config as INI: every key, defaults included, a comment with
  * the default after each value that differs from it, and the hash in the
  * header. Loads back to the same struct. Returns 0, or -1 on a write error. */

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "cldetr/config.h"
+#include "cldetr/setup.h"
 #include "cldetr/data.h"
 #include "cldetr/detr.h"
 #include "cldetr/device.h"
@@ -75,18 +76,7 @@ void infer_prepare(float **chw, int *h, int *w, const data_image *img, const con
  * img. Returns the number of queries, or -1 with cd_errbuf(). */
 int infer_image(infer_model *im, const data_image *img, float *scores, int *labels, float *xyxy);
 
-/* ---- the evaluation pipeline of a config ------------------------------- */
-
-/* The augmentation and loader options a config gives (as the trainer builds
- * them); train = 0: the validation loader (no shuffle, no drop_last,
- * batch eval.batch_size). */
-void infer_augment_opts(augment_opts *a, const config *cfg);
-void infer_loader_opts(loader_opts *lo, const config *cfg, int train);
-
-/* Open split "val" or "train" of the config's dataset (paths relative to the
- * current folder, as the trainer). A missing annotation file or image folder
- * is an error that names it and says how to make or fetch the dataset.
- * Returns NULL with cd_errbuf(). */
-data_dataset *infer_open_split(const config *cfg, const char *split);
+/* The data pipeline of a config (augmentation, loader options, splits) is
+ * in setup.h: setup_augment_opts, setup_loader_opts, setup_open_split. */
 
 #endif

@@ -5,6 +5,7 @@
 #define CLDETR_SETUP_H
 
 #include "cldetr/config.h"
+#include "cldetr/data.h"
 #include "cldetr/detr.h"
 
 /* Model options from cfg.model. num_classes: cfg.model.num_classes when > 0,
@@ -18,5 +19,13 @@ int setup_num_classes(const config *cfg);
 
 /* The device spec of cfg.device (index, name substring or type), for cd_open. */
 const char *setup_device_spec(const config *cfg);
+
+/* The data pipeline of a config: augmentation and loader options, and a split
+ * ("train" or "val") opened as the trainer does. A missing dataset is named,
+ * with the folder it is looked for in and, for shapes configs, the exact
+ * `cldetr make-shapes` command. NULL with cd_errbuf() on failure. */
+void setup_augment_opts(augment_opts *a, const config *c);
+void setup_loader_opts(loader_opts *lo, const config *c, int train);
+data_dataset *setup_open_split(const config *c, const char *split);
 
 #endif

@@ -163,4 +163,8 @@ int ckpt_read_meta(const char *path, ckpt_meta *meta);
 
 void ckpt_meta_free(ckpt_meta *meta);          /* frees config_text */
 
+/* The model's num_classes from a checkpoint's parameter table (rows of
+ * class_embed.bias minus one), without loading it; -1 with cd_errbuf(). */
+int ckpt_num_classes(const char *path);
+
 #endif

@@ -91,7 +91,7 @@ int cmd_eval(int argc, char **argv) {
     const config *cfg = &im.cfg;
     int rc = 1;
     data_loader *L = NULL;
-    data_dataset *ds = infer_open_split(cfg, split);
+    data_dataset *ds = setup_open_split(cfg, split);
     coco_det *dets = NULL;
     size_t n_dets = 0;
     eval_result r;
@@ -99,8 +99,8 @@ int cmd_eval(int argc, char **argv) {
     if (!ds) { fprintf(stderr, "cldetr eval: error: %s\n", cd_errbuf()); goto out; }
     loader_opts lo;
     augment_opts ao;
-    infer_loader_opts(&lo, cfg, 0);
-    infer_augment_opts(&ao, cfg);
+    setup_loader_opts(&lo, cfg, 0);
+    setup_augment_opts(&ao, cfg);
     L = loader_create(ds, &lo, &ao);
     if (!L) { fprintf(stderr, "cldetr eval: error: %s\n", cd_errbuf()); goto out; }
     criterion_opts crit;

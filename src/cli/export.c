@@ -17,52 +17,6 @@
 static int is_dir(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISDIR(st.st_mode); }
 static int is_file(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISREG(st.st_mode); }
 
-/* The number of classes of a checkpoint's class head, read from its parameter
- * table (train.h, format version 1: 136-byte header, config text, 168-byte
- * entries: name[112], ndim, flags, shape[4], off, n). -1 with cd_errbuf(). */
-static int ckpt_num_classes(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return cd_seterr("%s: cannot open", path);
-    unsigned char h[136];
-    int rc = -1;
-    if (fread(h, 1, sizeof h, f) == sizeof h) {
-        uint32_t n_params = (uint32_t)h[12] | (uint32_t)h[13] << 8 | (uint32_t)h[14] << 16 | (uint32_t)h[15] << 24;
-        uint64_t text_len = 0;
-        for (int i = 7; i >= 0; i--) text_len = text_len << 8 | h[104 + i];
-        if (fseek(f, (long)(136 + text_len), SEEK_SET) == 0) {
-            unsigned char e[168];
-            for (uint32_t k = 0; k < n_params && fread(e, 1, sizeof e, f) == sizeof e; k++) {
-                if (strncmp((const char *)e, "class_embed.bias", 112)) continue;
-                uint64_t rows = 0;
-                for (int i = 7; i >= 0; i--) rows = rows << 8 | e[120 + i];
-                rc = rows >= 2 && rows < 1000000 ? (int)rows - 1 : -1;
-                break;
-            }
-        }
-    }
-    fclose(f);
-    if (rc < 0) cd_seterr("%s: no class_embed.bias in the checkpoint's table; set model.num_classes", path);
-    return rc;
-}
-
-/* The config a checkpoint was trained with, from its text. */
-static int config_from_text(config *cfg, const char *text, const char *ckpt) {
-    char tmp[] = "/tmp/cldetr-export-XXXXXX";
-    int fd = mkstemp(tmp);
-    if (fd < 0) return cd_seterr("cannot create a temporary file for the config of %s", ckpt);
-    size_t n = strlen(text);
-    int ok = write(fd, text, n) == (ssize_t)n;
-    close(fd);
-    int rc = ok ? config_load(cfg, tmp, NULL, 0) : cd_seterr("cannot write %s", tmp);
-    unlink(tmp);
-    if (rc < 0) {
-        char msg[2048];
-        snprintf(msg, sizeof msg, "%s", cd_errbuf());
-        return cd_seterr("the config stored in %s does not load: %s", ckpt, msg);
-    }
-    return 0;
-}
-
 int cmd_export(int argc, char **argv) {
     const char *src = NULL, *out = NULL, *dtype = "f32";
     int last = 0;
@@ -108,7 +62,7 @@ int cmd_export(int argc, char **argv) {
         fprintf(stderr, "cldetr: error: %s holds no config text: cannot tell which model it is\n", path);
         return 1;
     }
-    if (config_from_text(&cfg, meta.config_text, path) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (config_load_text(&cfg, meta.config_text, path) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
     int ncls = cfg.model.num_classes > 0 ? cfg.model.num_classes : ckpt_num_classes(path);
     detr_opts o;
     if (ncls < 0 || setup_detr_opts(&o, &cfg, ncls) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }

@@ -61,48 +61,7 @@ int infer_find_checkpoint(char *out, size_t n_out, char *tag, size_t n_tag, cons
                                            : "");
 }
 
-/* Rows of class_embed.bias in a checkpoint's parameter table (train.h, format
- * version 1: 136-byte header, config text, 168-byte entries name[112], ndim,
- * flags, shape[4], off, n) minus one: the model's num_classes. */
-static int ckpt_num_classes(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return cd_seterr("%s: cannot open: %s", path, strerror(errno));
-    unsigned char h[136], e[168];
-    int rc = -1;
-    if (fread(h, 1, sizeof h, f) == sizeof h && !memcmp(h, CKPT_MAGIC, 8)) {
-        uint32_t n_params = 0;
-        uint64_t text_len = 0;
-        for (int i = 3; i >= 0; i--) n_params = n_params << 8 | h[12 + i];
-        for (int i = 7; i >= 0; i--) text_len = text_len << 8 | h[104 + i];
-        if (fseek(f, (long)(136 + text_len), SEEK_SET) == 0)
-            for (uint32_t k = 0; k < n_params && fread(e, 1, sizeof e, f) == sizeof e; k++) {
-                if (strncmp((const char *)e, "class_embed.bias", 112)) continue;
-                uint64_t rows = 0;
-                for (int i = 7; i >= 0; i--) rows = rows << 8 | e[120 + i];
-                rc = rows >= 2 && rows <= 1000001 ? (int)rows - 1 : -1;
-                break;
-            }
-    }
-    fclose(f);
-    if (rc < 0) cd_seterr("%s: no class_embed.bias in the checkpoint's parameter table", path);
-    return rc;
-}
 
-/* A config from the text stored in a checkpoint or a weights file. */
-static int config_from_text(config *cfg, const char *text, const char *source) {
-    const char *tmpdir = getenv("TMPDIR");
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s/cldetr-config-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-    int fd = mkstemp(tmp);
-    if (fd < 0) return cd_seterr("cannot create a temporary file for the config of %s: %s", source, strerror(errno));
-    size_t n = strlen(text);
-    int ok = write(fd, text, n) == (ssize_t)n;
-    close(fd);
-    int rc = ok ? config_load(cfg, tmp, NULL, 0) : cd_seterr("cannot write %s", tmp);
-    unlink(tmp);
-    if (rc < 0) return cd_seterr("the config stored in %s does not load: %s", source, errcopy());
-    return 0;
-}
 
 /* Class names of the config's dataset, labels as the data layer numbers them
  * (raw category ids, or 0..n-1 in increasing id with data.contiguous_labels).
@@ -174,7 +133,7 @@ static int open_ckpt(infer_model *im, const char *path, const config *cfg, FILE 
     else if (!meta.config_text || !meta.config_text[0]) {
         ckpt_meta_free(&meta);
         return cd_seterr("%s holds no config text: give the config with --config", path);
-    } else if (config_from_text(&im->cfg, meta.config_text, path) < 0) {
+    } else if (config_load_text(&im->cfg, meta.config_text, path) < 0) {
         ckpt_meta_free(&meta);
         return -1;
     }
@@ -224,7 +183,7 @@ int infer_open_weights(infer_model *im, const char *weights, const char *config_
             return cd_seterr("%s is neither a cldetr checkpoint nor a safetensors file: %s", weights, errcopy());
         if (config_path) im->cfg = cfg;
         else if (st_meta(&st, "config")) {
-            if (config_from_text(&im->cfg, st_meta(&st, "config"), weights) < 0) { st_close(&st); return -1; }
+            if (config_load_text(&im->cfg, st_meta(&st, "config"), weights) < 0) { st_close(&st); return -1; }
         } else {
             st_close(&st);
             return cd_seterr("%s holds no config in its metadata: give the model's config with --config CFG", weights);
@@ -326,67 +285,3 @@ int infer_image(infer_model *im, const data_image *img, float *scores, int *labe
     return (int)Q;
 }
 
-/* ---- the evaluation pipeline of a config --------------------------------- */
-
-void infer_augment_opts(augment_opts *a, const config *c) {
-    augment_opts_default(a);
-    a->hflip = c->augment.hflip > 0;
-    a->hflip_p = c->augment.hflip;
-    a->n_scales = CD_MIN(c->augment.scales.n, AUG_MAX_SCALES);
-    for (int i = 0; i < a->n_scales; i++) a->scales[i] = c->augment.scales.v[i];
-    a->max_size = c->augment.max_size;
-    a->select = c->augment.random_select < 1.0;
-    a->select_p = c->augment.random_select;
-    a->n_select_scales = CD_MIN(c->augment.select_scales.n, AUG_MAX_SCALES);
-    for (int i = 0; i < a->n_select_scales; i++) a->select_scales[i] = c->augment.select_scales.v[i];
-    a->crop_min = c->augment.crop_min;
-    a->crop_max = c->augment.crop_max;
-    a->val_size = c->augment.val_size;
-    a->val_max_size = c->augment.val_max_size;
-}
-
-void infer_loader_opts(loader_opts *lo, const config *c, int train) {
-    loader_opts_default(lo, train);
-    lo->batch_size = (size_t)(train ? c->train.batch_size : c->eval.batch_size);
-    lo->workers = c->data.workers;
-    lo->prefetch = c->data.prefetch;
-    lo->seed = (uint64_t)c->train.seed;
-    for (int i = 0; i < 3; i++) {
-        lo->mean[i] = (float)c->augment.mean.v[i];
-        lo->std[i] = (float)c->augment.std.v[i];
-    }
-}
-
-data_dataset *infer_open_split(const config *c, const char *split) {
-    int train = !strcmp(split, "train");
-    if (!train && strcmp(split, "val")) { cd_seterr("unknown split '%s': use val or train", split); return NULL; }
-    char ann[2 * CFG_STR_LEN + 2], images[2 * CFG_STR_LEN + 2], cwd[2048];
-    snprintf(ann, sizeof ann, "%s/%s", c->data.root, train ? c->data.train_ann : c->data.val_ann);
-    snprintf(images, sizeof images, "%s/%s", c->data.root, train ? c->data.train_images : c->data.val_images);
-    const char *missing = !is_file(ann) ? ann : !is_dir(images) ? images : NULL;
-    if (missing) {
-        if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, ".");
-        if (c->data.make_shapes)
-            cd_seterr("the run's dataset is missing: no %s (data.root = %s is taken relative to the current folder, "
-                      "%s). Run from the folder the training ran in, or make the same shapes dataset with\n"
-                      "  cldetr make-shapes %s --train %d --val %d --size %d --seed %d --min-objects %d "
-                      "--max-objects %d",
-                      missing, c->data.root, cwd, c->data.root, c->data.shapes_train, c->data.shapes_val,
-                      c->data.shapes_size, c->data.shapes_seed, c->data.shapes_min_objects,
-                      c->data.shapes_max_objects);
-        else
-            cd_seterr("the run's dataset is missing: no %s (data.root = %s is taken relative to the current folder, "
-                      "%s). Run from the folder the training ran in, or put the COCO-format dataset there "
-                      "(annotations %s, images %s)",
-                      missing, c->data.root, cwd, train ? c->data.train_ann : c->data.val_ann,
-                      train ? c->data.train_images : c->data.val_images);
-        return NULL;
-    }
-    data_opts o;
-    data_opts_default(&o);
-    o.ann_file = ann;
-    o.image_dir = images;
-    o.contiguous_labels = c->data.contiguous_labels;
-    o.on_bad_sample = strcmp(c->data.on_bad_sample, "skip") ? DATA_BAD_ERROR : DATA_BAD_SKIP;
-    return data_open(&o);
-}

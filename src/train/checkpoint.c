@@ -442,3 +442,30 @@ int ckpt_load(const char *path, ckpt_meta *meta, nn_params *ps, adamw_state *opt
     reader_close(&r);
     return rc;
 }
+
+/* Rows of class_embed.bias in a checkpoint's parameter table (train.h, format
+ * version 1: 136-byte header, config text, 168-byte entries name[112], ndim,
+ * flags, shape[4], off, n) minus one: the model's num_classes. */
+int ckpt_num_classes(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return cd_seterr("%s: cannot open: %s", path, strerror(errno));
+    unsigned char h[136], e[168];
+    int rc = -1;
+    if (fread(h, 1, sizeof h, f) == sizeof h && !memcmp(h, CKPT_MAGIC, 8)) {
+        uint32_t n_params = 0;
+        uint64_t text_len = 0;
+        for (int i = 3; i >= 0; i--) n_params = n_params << 8 | h[12 + i];
+        for (int i = 7; i >= 0; i--) text_len = text_len << 8 | h[104 + i];
+        if (fseek(f, (long)(136 + text_len), SEEK_SET) == 0)
+            for (uint32_t k = 0; k < n_params && fread(e, 1, sizeof e, f) == sizeof e; k++) {
+                if (strncmp((const char *)e, "class_embed.bias", 112)) continue;
+                uint64_t rows = 0;
+                for (int i = 7; i >= 0; i--) rows = rows << 8 | e[120 + i];
+                rc = rows >= 2 && rows <= 1000001 ? (int)rows - 1 : -1;
+                break;
+            }
+    }
+    fclose(f);
+    if (rc < 0) cd_seterr("%s: no class_embed.bias in the checkpoint's parameter table", path);
+    return rc;
+}

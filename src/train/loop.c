@@ -109,46 +109,11 @@ static int ensure_shapes(trainer *t) {
     return shapes_generate(&so);
 }
 
-static data_dataset *open_split(trainer *t, const char *ann, const char *images) {
-    char a[1024], im[1024];
-    join(a, sizeof a, t->cfg.data.root, ann);
-    join(im, sizeof im, t->cfg.data.root, images);
-    data_opts o;
-    data_opts_default(&o);
-    o.ann_file = a;
-    o.image_dir = im;
-    o.contiguous_labels = t->cfg.data.contiguous_labels;
-    o.on_bad_sample = strcmp(t->cfg.data.on_bad_sample, "skip") ? DATA_BAD_ERROR : DATA_BAD_SKIP;
-    return data_open(&o);
-}
-
-static void augment_from_config(augment_opts *a, const config *c) {
-    augment_opts_default(a);
-    a->hflip = c->augment.hflip > 0;
-    a->hflip_p = c->augment.hflip;
-    a->n_scales = CD_MIN(c->augment.scales.n, AUG_MAX_SCALES);
-    for (int i = 0; i < a->n_scales; i++) a->scales[i] = c->augment.scales.v[i];
-    a->max_size = c->augment.max_size;
-    a->select = c->augment.random_select < 1.0;
-    a->select_p = c->augment.random_select;
-    a->n_select_scales = CD_MIN(c->augment.select_scales.n, AUG_MAX_SCALES);
-    for (int i = 0; i < a->n_select_scales; i++) a->select_scales[i] = c->augment.select_scales.v[i];
-    a->crop_min = c->augment.crop_min;
-    a->crop_max = c->augment.crop_max;
-    a->val_size = c->augment.val_size;
-    a->val_max_size = c->augment.val_max_size;
-}
-
 static data_loader *make_loader(trainer *t, data_dataset *ds, int train) {
     loader_opts lo;
-    loader_opts_default(&lo, train);
-    lo.batch_size = (size_t)(train ? t->cfg.train.batch_size : t->cfg.eval.batch_size);
-    lo.workers = t->cfg.data.workers;
-    lo.prefetch = t->cfg.data.prefetch;
-    lo.seed = (uint64_t)t->cfg.train.seed;
-    for (int i = 0; i < 3; i++) { lo.mean[i] = (float)t->cfg.augment.mean.v[i]; lo.std[i] = (float)t->cfg.augment.std.v[i]; }
     augment_opts ao;
-    augment_from_config(&ao, &t->cfg);
+    setup_loader_opts(&lo, &t->cfg, train);
+    setup_augment_opts(&ao, &t->cfg);
     return loader_create(ds, &lo, &ao);
 }
 
@@ -330,9 +295,9 @@ int train_main(const train_args *a) {
 
     /* data */
     if (ensure_shapes(t) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
-    t->train_ds = open_split(t, t->cfg.data.train_ann, t->cfg.data.train_images);
+    t->train_ds = setup_open_split(&t->cfg, "train");
     if (!t->train_ds) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
-    t->val_ds = open_split(t, t->cfg.data.val_ann, t->cfg.data.val_images);
+    t->val_ds = setup_open_split(&t->cfg, "val");
     if (!t->val_ds) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
     t->train_ld = make_loader(t, t->train_ds, 1);
     t->val_ld = make_loader(t, t->val_ds, 0);

@@ -72,8 +72,8 @@ static void check_prepare(const char *ann, const char *images, const char *what)
     if (!ds) return;
     loader_opts lo;
     augment_opts ao;
-    infer_loader_opts(&lo, &cfg, 0);
-    infer_augment_opts(&ao, &cfg);
+    setup_loader_opts(&lo, &cfg, 0);
+    setup_augment_opts(&ao, &cfg);
     size_t sample = 0;
     data_batch b = {0};
     t_ok(data_make_batch(ds, &lo, &ao, 0, &sample, 1, &b) == 0, "%s: validation batch of one", what);
@@ -172,24 +172,24 @@ static void test_missing_dataset(void) {
     c = cfg;
     snprintf(c.data.root, sizeof c.data.root, "%s/gone", dir);
     c.data.make_shapes = true;
-    t_ok(infer_open_split(&c, "val") == NULL && contains(cd_errbuf(), "dataset is missing") &&
+    t_ok(setup_open_split(&c, "val") == NULL && contains(cd_errbuf(), "dataset is missing") &&
          contains(cd_errbuf(), "cldetr make-shapes") && contains(cd_errbuf(), "/gone/annotations/val.json"),
          "a missing shapes dataset says how to make it: %s", cd_errbuf());
     c.data.make_shapes = false;
-    t_ok(infer_open_split(&c, "train") == NULL && contains(cd_errbuf(), "put the COCO-format dataset there"),
+    t_ok(setup_open_split(&c, "train") == NULL && contains(cd_errbuf(), "put the COCO-format dataset there"),
          "a missing COCO dataset says where it goes");
-    t_ok(infer_open_split(&cfg, "test") == NULL && contains(cd_errbuf(), "unknown split 'test'"), "unknown split");
+    t_ok(setup_open_split(&cfg, "test") == NULL && contains(cd_errbuf(), "unknown split 'test'"), "unknown split");
 }
 
 /* Every validation image: infer_image == eval_run's detections of it. */
 static void test_infer_vs_eval(infer_model *im) {
-    data_dataset *ds = infer_open_split(&im->cfg, "val");
+    data_dataset *ds = setup_open_split(&im->cfg, "val");
     t_ok(ds != NULL, "val split opens");
     if (!ds) return;
     loader_opts lo;
     augment_opts ao;
-    infer_loader_opts(&lo, &im->cfg, 0);
-    infer_augment_opts(&ao, &im->cfg);
+    setup_loader_opts(&lo, &im->cfg, 0);
+    setup_augment_opts(&ao, &im->cfg);
     data_loader *L = loader_create(ds, &lo, &ao);
     criterion_opts crit;
     criterion_opts_default(&crit);

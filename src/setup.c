@@ -1,0 +1,134 @@
+/* Config -> model options and device spec. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cldetr/coco.h"
+#include "cldetr/setup.h"
+
+static int is_dir(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISDIR(st.st_mode); }
+static int is_file(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISREG(st.st_mode); }
+
+int setup_detr_opts(detr_opts *o, const config *cfg, int from_data) {
+    const config_model *mc = &cfg->model;
+    detr_opts_default(o);
+    if (sscanf(mc->backbone, "resnet%d", &o->depth) != 1)
+        return cd_seterr("model.backbone: unknown backbone '%s'", mc->backbone);
+    o->width = mc->width;
+    o->dilation = mc->dilation;
+    o->bn_trainable = !strcmp(mc->backbone_bn, "trainable");
+    o->train_stem = !strcmp(mc->freeze_backbone, "none");
+    o->freeze_backbone = !strcmp(mc->freeze_backbone, "all") || cfg->train.lr_backbone <= 0;
+    o->learned_pos = !strcmp(mc->position_embedding, "learned");
+    o->d = mc->hidden_dim;
+    o->nheads = mc->nheads;
+    o->enc_layers = mc->enc_layers;
+    o->dec_layers = mc->dec_layers;
+    o->dim_ff = mc->dim_feedforward;
+    o->dropout = (float)mc->dropout;
+    o->pre_norm = mc->pre_norm;
+    o->num_queries = mc->num_queries;
+    o->num_classes = mc->num_classes > 0 ? mc->num_classes : from_data;
+    if (o->num_classes < 1)
+        return cd_seterr("model.num_classes is 0 (from the dataset) but no dataset was read; "
+                         "set it, e.g. --set model.num_classes=91");
+    return 0;
+}
+
+int setup_num_classes(const config *cfg) {
+    char path[2 * CFG_STR_LEN + 2];
+    snprintf(path, sizeof path, "%s/%s", cfg->data.root, cfg->data.train_ann);
+    coco_dataset ds;
+    if (coco_load(&ds, path) < 0) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", cd_errbuf());
+        return cd_seterr("model.num_classes = 0 takes the class count from the training set, but %s\n"
+                         "  (make the dataset first, or set model.num_classes)", why);
+    }
+    int64_t max_id = 0;
+    for (size_t i = 0; i < ds.n_cats; i++) if (ds.cats[i].id > max_id) max_id = ds.cats[i].id;
+    int n = cfg->data.contiguous_labels ? (int)ds.n_cats : (int)(max_id + 1);
+    coco_free(&ds);
+    if (n < 1) return cd_seterr("%s has no categories", path);
+    return n;
+}
+
+const char *setup_device_spec(const config *cfg) {
+    if (cfg->device.device[0]) {
+        if (cfg->device.platform[0]) {
+            static char spec[2 * CFG_STR_LEN + 2];
+            snprintf(spec, sizeof spec, "%s:%s", cfg->device.platform, cfg->device.device);
+            return spec;
+        }
+        return cfg->device.device;
+    }
+    if (strcmp(cfg->device.type, "any")) return cfg->device.type;
+    return NULL;
+}
+
+/* ---- the data pipeline of a config ---------------------------------------- */
+
+void setup_augment_opts(augment_opts *a, const config *c) {
+    augment_opts_default(a);
+    a->hflip = c->augment.hflip > 0;
+    a->hflip_p = c->augment.hflip;
+    a->n_scales = CD_MIN(c->augment.scales.n, AUG_MAX_SCALES);
+    for (int i = 0; i < a->n_scales; i++) a->scales[i] = c->augment.scales.v[i];
+    a->max_size = c->augment.max_size;
+    a->select = c->augment.random_select < 1.0;
+    a->select_p = c->augment.random_select;
+    a->n_select_scales = CD_MIN(c->augment.select_scales.n, AUG_MAX_SCALES);
+    for (int i = 0; i < a->n_select_scales; i++) a->select_scales[i] = c->augment.select_scales.v[i];
+    a->crop_min = c->augment.crop_min;
+    a->crop_max = c->augment.crop_max;
+    a->val_size = c->augment.val_size;
+    a->val_max_size = c->augment.val_max_size;
+}
+
+void setup_loader_opts(loader_opts *lo, const config *c, int train) {
+    loader_opts_default(lo, train);
+    lo->batch_size = (size_t)(train ? c->train.batch_size : c->eval.batch_size);
+    lo->workers = c->data.workers;
+    lo->prefetch = c->data.prefetch;
+    lo->seed = (uint64_t)c->train.seed;
+    for (int i = 0; i < 3; i++) {
+        lo->mean[i] = (float)c->augment.mean.v[i];
+        lo->std[i] = (float)c->augment.std.v[i];
+    }
+}
+
+data_dataset *setup_open_split(const config *c, const char *split) {
+    int train = !strcmp(split, "train");
+    if (!train && strcmp(split, "val")) { cd_seterr("unknown split '%s': use val or train", split); return NULL; }
+    char ann[2 * CFG_STR_LEN + 2], images[2 * CFG_STR_LEN + 2], cwd[2048];
+    snprintf(ann, sizeof ann, "%s/%s", c->data.root, train ? c->data.train_ann : c->data.val_ann);
+    snprintf(images, sizeof images, "%s/%s", c->data.root, train ? c->data.train_images : c->data.val_images);
+    const char *missing = !is_file(ann) ? ann : !is_dir(images) ? images : NULL;
+    if (missing) {
+        if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, ".");
+        if (c->data.make_shapes)
+            cd_seterr("the run's dataset is missing: no %s (data.root = %s is taken relative to the current folder, "
+                      "%s). Run from the folder the training ran in, or make the same shapes dataset with\n"
+                      "  cldetr make-shapes %s --train %d --val %d --size %d --seed %d --min-objects %d "
+                      "--max-objects %d",
+                      missing, c->data.root, cwd, c->data.root, c->data.shapes_train, c->data.shapes_val,
+                      c->data.shapes_size, c->data.shapes_seed, c->data.shapes_min_objects,
+                      c->data.shapes_max_objects);
+        else
+            cd_seterr("the run's dataset is missing: no %s (data.root = %s is taken relative to the current folder, "
+                      "%s). Run from the folder the training ran in, or put the COCO-format dataset there "
+                      "(annotations %s, images %s)",
+                      missing, c->data.root, cwd, train ? c->data.train_ann : c->data.val_ann,
+                      train ? c->data.train_images : c->data.val_images);
+        return NULL;
+    }
+    data_opts o;
+    data_opts_default(&o);
+    o.ann_file = ann;
+    o.image_dir = images;
+    o.contiguous_labels = c->data.contiguous_labels;
+    o.on_bad_sample = strcmp(c->data.on_bad_sample, "skip") ? DATA_BAD_ERROR : DATA_BAD_SKIP;
+    return data_open(&o);
+}
