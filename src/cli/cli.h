@@ -17,5 +17,6 @@ int cmd_import(int argc, char **argv);   /* weights */
 int cmd_step(int argc, char **argv);     /* weights */
 int cmd_eval(int argc, char **argv);     /* eval-cli */
 int cmd_predict(int argc, char **argv);  /* eval-cli */
+int cmd_bench(int argc, char **argv);    /* bench */
 
 #endif
