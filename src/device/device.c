@@ -312,6 +312,55 @@ static void store_binary(cl_program p, uint64_t key) {
     free(bin);
 }
 
+/* Some compilers (NVIDIA's) ignore `#line` and name the source "<kernel>" or
+ * "<source>" with their own line numbering. Build a probe with an error on a
+ * known line, learn the compiler's name for the source and its line offset,
+ * and rewrite the log so that it reads "file.cl:LINE:COL" on every device. */
+static char *fix_log_locations(cd_device *dev, const char *file, const char *log) {
+    static const char probe[] = "#line 1 \"cldetr_probe.cl\"\n\n\n__kernel void cldetr_probe(void) { cldetr_probe_error; }\n";
+    const char *src = probe;
+    cl_int err;
+    cl_program p = clCreateProgramWithSource(dev->ctx, 1, &src, NULL, &err);
+    if (err != CL_SUCCESS) return cd_xstrdup(log);
+    char name[32] = "";
+    long offset = 0;
+    if (clBuildProgram(p, 1, &dev->info.device, dev->build_options, NULL, NULL) != CL_SUCCESS) {
+        char *plog = build_log(dev, p);
+        const char *names[] = {"cldetr_probe.cl", "<kernel>", "<source>", "<stdin>", "input"};
+        for (size_t i = 0; i < CD_ARRAY_LEN(names) && !name[0]; i++) {
+            char pat[40];
+            snprintf(pat, sizeof pat, "%s:", names[i]);
+            const char *hit = strstr(plog, pat);
+            long line;
+            if (hit && sscanf(hit + strlen(pat), "%ld", &line) == 1) {
+                snprintf(name, sizeof name, "%s", names[i]);
+                offset = line - 3;            /* the probe's error is on line 3 */
+            }
+        }
+        free(plog);
+    }
+    clReleaseProgram(p);
+    if (!name[0] || (!strcmp(name, "cldetr_probe.cl") && offset == 0)) return cd_xstrdup(log);
+    /* rewrite "<name>:N:" (or "file.cl:N:" when only the numbering is off) */
+    const char *from = strcmp(name, "cldetr_probe.cl") ? name : file;
+    size_t flen = strlen(from), cap = strlen(log) * 2 + 256, o = 0;
+    char *out = cd_xmalloc(cap);
+    for (const char *q = log; *q;) {
+        long line;
+        int used = 0;
+        if (!strncmp(q, from, flen) && q[flen] == ':' && sscanf(q + flen + 1, "%ld%n", &line, &used) == 1 && used > 0) {
+            if (o + 64 + strlen(file) >= cap) { cap *= 2; out = cd_xrealloc(out, cap); }
+            o += (size_t)snprintf(out + o, cap - o, "%s:%ld", file, line - offset);
+            q += flen + 1 + used;
+            continue;
+        }
+        if (o + 2 >= cap) { cap *= 2; out = cd_xrealloc(out, cap); }
+        out[o++] = *q++;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 int cd_build_file(cd_device *dev, const char *file) {
     cd_program_entry *pe = NULL;
     for (int i = 0; i < dev->n_programs; i++) if (!strcmp(dev->programs[i].file, file)) pe = &dev->programs[i];
@@ -334,9 +383,11 @@ int cd_build_file(cd_device *dev, const char *file) {
         CL_CHECK_ERR(err, "clCreateProgramWithSource");
         err = clBuildProgram(p, 1, &dev->info.device, dev->build_options, NULL, NULL);
         if (err != CL_SUCCESS) {
-            char *log = build_log(dev, p);
+            char *raw = build_log(dev, p);
+            char *log = fix_log_locations(dev, file, raw);
             cd_seterr("kernel file %s did not build for %s (%s):\n%s", file, dev->info.name,
                       cd_cl_status_name(err), log);
+            free(raw);
             free(log);
             clReleaseProgram(p);
             free(src);

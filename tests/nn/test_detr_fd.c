@@ -1,7 +1,9 @@
 /* The whole DETR model's backward against central finite differences.
  *
  * A tiny model (ResNet-18 of width 4, d = 16, 2 heads, 1 encoder + 2 decoder
- * layers, FFN 16, 5 queries, 3 classes, dropout 0) on a padded batch of two
+ * layers, FFN 16, 5 queries, 3 classes; dropout 0, and 0.3 in a third case
+ * whose masks stay fixed between forwards: they depend only on the seed, the
+ * step and the call site) on a padded batch of two
  * images (40x48 and 40x20 padded to 40x48, so the feature mask holds padding),
  * twice: frozen BN with the official freezing (conv1, bn1, layer1 fixed), and
  * trainable BN with the whole backbone trained (batch statistics in training
@@ -150,7 +152,7 @@ static double fd_ratio_at(const fd_eval *ev, double g, int retry) {
     return err / tol;
 }
 
-static void run_case(cd_device *dev, int bn_trainable, uint64_t seed) {
+static void run_case(cd_device *dev, int bn_trainable, uint64_t seed, float dropout) {
     fd_case c;
     memset(&c, 0, sizeof c);
     detr_opts o;
@@ -164,7 +166,7 @@ static void run_case(cd_device *dev, int bn_trainable, uint64_t seed) {
     o.enc_layers = 1;
     o.dec_layers = 2;
     o.dim_ff = 16;
-    o.dropout = 0;
+    o.dropout = dropout;
     o.num_queries = 5;
     o.num_classes = 3;
     t_diag("%s BN%s: resnet18 width 4, d 16, 2 heads, 1+2 layers, FFN 16, 5 queries, 3 classes",
@@ -326,8 +328,9 @@ int main(int argc, char **argv) {
     cd_device *dev = cd_open(NULL, 0);
     t_ok(dev != NULL, "open device");
     if (!dev) return t_done();
-    run_case(dev, 0, 11 + 2 * seed);
-    run_case(dev, 1, 12 + 2 * seed);
+    run_case(dev, 0, 11 + 2 * seed, 0.0f);
+    run_case(dev, 0, 13 + 2 * seed, 0.3f);
+    run_case(dev, 1, 12 + 2 * seed, 0.0f);
     t_diag("%.1f s", cd_now() - t0);
     cd_close(dev);
     return t_done();
