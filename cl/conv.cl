@@ -5,7 +5,8 @@
  * A group of g images is processed at once; the GEMM operands are
  *   col  (CRS, g*P)   CRS = C*R*S rows, columns j = b*P + oh*Wo + ow
  *                     (so row crs, image b starts at (crs*g + b)*P)
- *   colT (g*P, CRS)   the same, transposed (for the weight gradient)
+ *   colT (g*P, CRS)   the same, transposed (the weight gradient through CLBlast,
+ *                     on GPUs; CPUs use conv_dw_nt on col)
  *   tmp  (K, g*P)     the GEMM output, channel-major over the group
  * with P = Ho*Wo. src/ops/conv.c says why each layout was chosen. */
 
@@ -233,4 +234,77 @@ __kernel void conv_bias_backward(__global float *db, const ulong db_off, __globa
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     if (lid == 0) db[k] += part[0];
+}
+
+/* dw (K, CRS) += sum over b < g and p < P of dout[b][k][p] * col[crs*cs + b*cb + p]:
+ * the weight gradient read from dout (g, K, P) as it is and from col in
+ * conv_im2col's layout (CRS, g*P) (cs = g*P, cb = P) or from x itself for a
+ * 1x1 stride-1 conv (cs = P, cb = C*P), both with the reduction index
+ * contiguous. CLBlast
+ * wants one of the two operands the other way round, so the old path wrote a
+ * transposed im2col (conv_im2col_t: 31 ms of a 268 ms shapes.ini step on PoCL
+ * 3.1, 2-core Zen 5) and still padded the small dw (K = 32 pads to 64 and CRS
+ * to a multiple of 128: 35-47 GFLOP/s for the stem and layer 1).
+ * A work-item owns a 4 x 4 block of dw and runs along p with float16 loads and
+ * 16 float16 FMAs per 8 loads (explicit vectors: PoCL does not vectorise
+ * across work-items a body with a run-time loop); rows past K or CRS load a
+ * clamped row and store nothing. Range (ceil(CRS/4), ceil(K/4)). */
+__kernel void conv_dw_nt(__global float *dw, const ulong dw_off, __global const float *dout, const ulong dout_off,
+                         __global const float *col, const ulong col_off, const int g, const int K, const int CRS,
+                         const int P, const ulong cs, const ulong cb) {
+    dw += dw_off; dout += dout_off; col += col_off;
+    const int c0 = (int)get_global_id(0) * 4, k0 = (int)get_global_id(1) * 4;
+    if (c0 >= CRS || k0 >= K) return;
+    float16 acc[4][4];
+    float tail[4][4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) { acc[i][j] = (float16)(0.0f); tail[i][j] = 0.0f; }
+    for (int b = 0; b < g; b++) {
+        __global const float *a[4], *c[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            a[i] = dout + ((ulong)b * K + min(k0 + i, K - 1)) * P;
+            c[i] = col + (ulong)min(c0 + i, CRS - 1) * cs + (ulong)b * cb;
+        }
+        int p = 0;
+        for (; p + 16 <= P; p += 16) {
+            float16 av[4], cv[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) { av[i] = vload16(0, a[i] + p); cv[i] = vload16(0, c[i] + p); }
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) acc[i][j] = fma(av[i], cv[j], acc[i][j]);
+        }
+        for (; p < P; p++)
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) tail[i][j] = fma(a[i][p], c[j][p], tail[i][j]);
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            if (k0 + i >= K || c0 + j >= CRS) continue;
+            const float16 v = acc[i][j];
+            const float8 h8 = v.lo + v.hi;
+            const float4 h4 = h8.lo + h8.hi;
+            const float2 h2 = h4.lo + h4.hi;
+            dw[(ulong)(k0 + i) * CRS + c0 + j] += h2.x + h2.y + tail[i][j];
+        }
+}
+
+/* wp (K, CRSp) = w (K, CRS) with CRSp - CRS zero columns appended to each row:
+ * the conv GEMMs' weight operand with its reduction (forward) or output (dx)
+ * dimension rounded up to CLBlast's tile, so CLBlast needs no pad pass over
+ * the large im2col operand or output (src/ops/conv.c). Range (CRSp, K). */
+__kernel void conv_pad_cols(__global float *wp, const ulong wp_off, __global const float *w, const ulong w_off,
+                            const int K, const int CRS, const int CRSp) {
+    wp += wp_off; w += w_off;
+    const int c = (int)get_global_id(0), k = (int)get_global_id(1);
+    if (c >= CRSp || k >= K) return;
+    wp[(ulong)k * CRSp + c] = c < CRS ? w[(ulong)k * CRS + min(c, CRS - 1)] : 0.0f;
 }

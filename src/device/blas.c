@@ -138,6 +138,43 @@ static int use_swap(cd_device *dev, size_t M, size_t N) {
     return ceil_to(N, mwg) * ceil_to(M, nwg) <= ceil_to(M, mwg) * ceil_to(N, nwg);
 }
 
+/* CL_DEVICE_MEM_BASE_ADDR_ALIGN in floats (0 = unknown), per device */
+typedef struct { cl_device_id id; size_t floats; } base_align;
+static base_align aligns[8];
+static int n_aligns;
+
+static size_t align_floats(cd_device *dev) {
+    for (int i = 0; i < n_aligns; i++) if (aligns[i].id == dev->info.device) return aligns[i].floats;
+    cl_uint bits = 0;
+    if (clGetDeviceInfo(dev->info.device, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof bits, &bits, NULL) != CL_SUCCESS)
+        bits = 0;
+    size_t f = bits / 8 / sizeof(float);
+    if (n_aligns < (int)CD_ARRAY_LEN(aligns)) aligns[n_aligns++] = (base_align){dev->info.device, f};
+    return f;
+}
+
+/* CLBlast copies an operand through its pad/transpose pre-pass (and C back
+ * after) whenever its offset is not 0, even when its sizes and leading
+ * dimension already suit the kernel (Xgemm::NoTempBuffer in CLBlast 1.5.3).
+ * Tensors in the activation arena and per-image slices always have offsets, so
+ * most GEMMs of a training step paid for copies (PoCL 3.1, 2-core Zen 5: ~38 MB
+ * of the ~200 MB CLBlast copied per shapes.ini step were offset-only copies).
+ * An operand whose offset is a multiple of the device's base-address alignment
+ * is passed as a sub-buffer starting at it, covering the `extent` floats the
+ * matrix spans, so it is at offset 0. Returns the sub-buffer to release after
+ * the call, or NULL (then m is unchanged). */
+static cl_mem as_sub_buffer(cd_device *dev, cd_mem *m, size_t extent) {
+    size_t al = align_floats(dev);
+    if (m->off == 0 || al == 0 || m->off % al) return NULL;
+    cl_buffer_region r = {m->off * sizeof(float), extent * sizeof(float)};
+    cl_int err;
+    cl_mem sub = clCreateSubBuffer(m->mem, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION, &r, &err);
+    if (err != CL_SUCCESS) return NULL;
+    m->mem = sub;
+    m->off = 0;
+    return sub;
+}
+
 void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
              float alpha, cd_mem A, size_t lda, cd_mem B, size_t ldb,
              float beta, cd_mem C, size_t ldc) {
@@ -149,6 +186,12 @@ void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
         }
         cd_fatal("cd_gemm: K = 0 with beta != 0 is not supported");
     }
+    /* extents in floats of the stored (row-major) A, B, C */
+    cl_mem subs[3] = {
+        as_sub_buffer(dev, &A, ((ta ? K : M) - 1) * lda + (ta ? M : K)),
+        as_sub_buffer(dev, &B, ((tb ? N : K) - 1) * ldb + (tb ? K : N)),
+        as_sub_buffer(dev, &C, (M - 1) * ldc + N),
+    };
     /* row-major (ta, tb, M, N, A, B) or column-major (tb, ta, N, M, B, A): the same C */
     CLBlastLayout layout = CLBlastLayoutRowMajor;
     if (use_swap(dev, M, N)) {
@@ -173,6 +216,7 @@ void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
                                    &dev->queue, evp));
     }
     if (ev) cd_profile_add_event(dev, ta ? (tb ? "gemm_TT" : "gemm_TN") : (tb ? "gemm_NT" : "gemm_NN"), ev);
+    for (int i = 0; i < 3; i++) if (subs[i]) clReleaseMemObject(subs[i]);
 }
 
 void cd_gemm_batched(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,

@@ -5,11 +5,15 @@
  * that deep layers with tiny P still give the GEMM a wide N):
  *   forward  tmp (K, gP)  = w (K, CRS)   @ col (CRS, gP)        NN
  *   dx       dcol (CRS, gP) = w^T        @ dperm (K, gP)        TN, then col2im gather
- *   dw       dw (K, CRS) += dperm (K, gP) @ colT (gP, CRS)      NN
+ *   dw       dw (K, CRS) += dout (g, K, P) . col^T              conv_dw_nt (CPUs)
+ *            dw (K, CRS) += dperm (K, gP) @ colT (gP, CRS)      NN (GPUs)
  * CLBlast's kernel wants both operands with the reduction index as row index;
  * these layouts leave only the small operand (w, or dperm which is 1/CRS of
  * colT) to its transpose pre-pass, never the im2col matrix (see
- * /work/shared/reference/cpu-baseline.md: 10x on PoCL). When g = 1 the GEMMs read
+ * /work/shared/reference/cpu-baseline.md: 10x on PoCL). The weight gradient
+ * has its reduction index contiguous in both dout and col, so CLBlast needs
+ * the transposed im2col (conv_im2col_t); on CPUs conv_dw_nt reads the two as
+ * they are instead (see use_dw_nt). When g = 1 the GEMMs read
  * and write the NCHW tensors in place; otherwise conv_unpack_out / conv_pack_dout
  * move between (g, K, P) and (K, g, P). A 1x1 stride-1 unpadded conv on a
  * wide image needs no im2col: its col is x itself. */
@@ -28,6 +32,19 @@ static size_t conv_scratch_floats = (size_t)1 << 24;
  * ms) because it needs no pack/unpack and the weight-gradient GEMM's long
  * reduction (K = g*P) runs on few work-groups. */
 #define CONV_GROUP_COLS 1024
+/* CLBlast (1.5.3) copies a GEMM operand through a pad pass unless its sizes
+ * are multiples of the kernel's tiles (and its offset is 0, see
+ * src/device/blas.c). The conv GEMMs are called column-major with the operands
+ * swapped, so the forward's reduction CRS must be a multiple of KWG and dx's
+ * output rows CRS a multiple of NWG; the tuned Xgemm on PoCL has KWG = 32 and
+ * NWG = 64. The forward rounds CRS up to CONV_PAD_K (the stem's 147 -> 160:
+ * no 2.4 MB pad copy of its im2col per image) and dx rounds dcol's rows up to
+ * CONV_PAD_N (layer 1's 288 -> 320: no pad copy of dcol out of CLBlast's
+ * scratch), with zero weight columns (conv_pad_cols). With other tile sizes
+ * CLBlast pads as before: the rounding only costs the zero rows. */
+#define CONV_PAD_K 32
+#define CONV_PAD_N 64
+#define CD_ROUND_UP(x, m) (((x) + (m) - 1) / (m) * (m))
 /* 1x1 convs with at least this many output pixels per image skip im2col. */
 #define CONV_DIRECT_MIN_P 512
 
@@ -156,24 +173,72 @@ void op_conv2d_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b,
         if (cd_has(b)) CD_LAUNCH3(dev, "conv_add_bias", P, s->K, s->B, KM(out), KM(b), KI(s->B), KI(s->K), KI(P));
         return;
     }
-    size_t G = conv_group(s, P);
-    cd_mem col = cd_alloc(dev, CRS * G * P, "conv2d im2col");
+    size_t G = conv_group(s, P), CRSp = CD_ROUND_UP(CRS, CONV_PAD_K);
+    cd_mem col = cd_alloc(dev, CRSp * G * P, "conv2d im2col");
     cd_mem tmp = G > 1 ? cd_alloc(dev, KP * G, "conv2d output group") : cd_none();
+    cd_mem wk = w;
+    if (CRSp != CRS) {   /* the reduction rounded up to CLBlast's KWG: zero weight columns, zero col rows */
+        wk = cd_alloc(dev, s->K * CRSp, "conv2d padded weights");
+        CD_LAUNCH2(dev, "conv_pad_cols", CRSp, s->K, KM(wk), KM(w), KI(s->K), KI(CRS), KI(CRSp));
+    }
     for (size_t n0 = 0; n0 < s->B; n0 += G) {
         size_t g = CD_MIN(G, s->B - n0);
         cd_mem o = cd_at(out, n0 * KP);
         im2col(dev, col, cd_at(x, n0 * CHW), g, s, 0);
+        if (CRSp != CRS) cd_fill(dev, cd_at(col, CRS * g * P), 0.0f, (CRSp - CRS) * g * P);
         if (g == 1) {
-            cd_gemm(dev, 0, 0, s->K, P, CRS, 1.0f, w, CRS, col, P, 0.0f, o, P);
+            cd_gemm(dev, 0, 0, s->K, P, CRSp, 1.0f, wk, CRSp, col, P, 0.0f, o, P);
             if (cd_has(b)) CD_LAUNCH3(dev, "conv_add_bias", P, s->K, 1, KM(o), KM(b), KI(1), KI(s->K), KI(P));
         } else {
-            cd_gemm(dev, 0, 0, s->K, g * P, CRS, 1.0f, w, CRS, col, g * P, 0.0f, tmp, g * P);
+            cd_gemm(dev, 0, 0, s->K, g * P, CRSp, 1.0f, wk, CRSp, col, g * P, 0.0f, tmp, g * P);
             CD_LAUNCH3(dev, "conv_unpack_out", P, s->K, g, KM(o), KM(tmp), KM(cd_has(b) ? b : tmp), KI(cd_has(b)),
                        KI(g), KI(s->K), KI(P));
         }
     }
     cd_free(dev, col);
     if (G > 1) cd_free(dev, tmp);
+    if (CRSp != CRS) cd_free(dev, wk);
+}
+
+/* The weight gradient's path: 1 = conv_dw_nt from im2col's own layout (CPU
+ * devices), 0 = CLBlast from the transposed im2col (GPUs: conv_dw_nt has a
+ * work-item run along whole rows, no local-memory tiling, which suits a CPU's
+ * caches and not a GPU's coalescing), -1 = by device type. Measured on PoCL
+ * 3.1 (2-core Zen 5), dw alone for the whole batch of 8 at configs/shapes.ini
+ * sizes, CLBlast path -> conv_dw_nt: stem 7x7 15.1 -> 5.2 ms, layer-1 3x3
+ * 6.1 -> 2.0 ms, layer-4 3x3 1.23 -> 1.06 ms; no shape was slower. */
+static int dw_path = -1;
+
+int op_conv2d_set_dw_path(int path) {
+    int old = dw_path;
+    dw_path = path;
+    return old;
+}
+
+static int use_dw_nt(cd_device *dev) {
+    return dw_path >= 0 ? dw_path : (dev->info.type & CL_DEVICE_TYPE_GPU) == 0;
+}
+
+/* dw (K, CRS) += dout (B, K, P) . col^T by conv_dw_nt, col in im2col's layout
+ * over as many images at once as the scratch limit allows (x itself for a
+ * direct 1x1 conv). */
+static void dw_from_columns(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem x, const conv_shape *s) {
+    size_t P = conv_out_h(s) * conv_out_w(s), CRS = s->C * s->R * s->S, CHW = s->C * s->H * s->W;
+    if (conv_is_direct(s)) {
+        CD_LAUNCH2(dev, "conv_dw_nt", (CRS + 3) / 4, (s->K + 3) / 4, KM(dw), KM(dout), KM(x), KI(s->B), KI(s->K),
+                   KI(CRS), KI(P), KUL(P), KUL(CHW));
+        return;
+    }
+    size_t G = CD_MAX((size_t)1, CD_MIN(s->B, conv_scratch_floats / (CRS * P)));
+    check_index_range(s, G);
+    cd_mem col = cd_alloc(dev, CRS * G * P, "conv2d im2col");
+    for (size_t n0 = 0; n0 < s->B; n0 += G) {
+        size_t g = CD_MIN(G, s->B - n0);
+        im2col(dev, col, cd_at(x, n0 * CHW), g, s, 0);
+        CD_LAUNCH2(dev, "conv_dw_nt", (CRS + 3) / 4, (s->K + 3) / 4, KM(dw), KM(cd_at(dout, n0 * s->K * P)), KM(col),
+                   KI(g), KI(s->K), KI(CRS), KI(P), KUL(g * P), KUL(P));
+    }
+    cd_free(dev, col);
 }
 
 /* dx (=/+= by acc, may be none), dw += (may be none), db += (may be none);
@@ -191,19 +256,29 @@ void op_conv2d_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem 
                      KLOCAL(l * sizeof(float)), KI(s->B), KI(s->K), KUL(P));
     }
     if (!cd_has(dx) && !cd_has(dw)) return;
+    int dw_nt = cd_has(dw) && use_dw_nt(dev);
+    if (dw_nt) {
+        dw_from_columns(dev, dw, dout, x, s);
+        if (!cd_has(dx)) return;
+    }
     if (conv_is_direct(s)) {
         for (size_t n = 0; n < s->B; n++) {
             cd_mem dn = cd_at(dout, n * KP);
-            if (cd_has(dw))   /* dw (K, C) += dout_n (K, P) @ x_n^T (P, C) */
+            if (cd_has(dw) && !dw_nt)   /* dw (K, C) += dout_n (K, P) @ x_n^T (P, C) */
                 cd_gemm(dev, 0, 1, s->K, s->C, P, 1.0f, dn, P, cd_at(x, n * CHW), P, 1.0f, dw, s->C);
             if (cd_has(dx))   /* dx_n (C, P) = w^T (C, K) @ dout_n (K, P) */
                 cd_gemm(dev, 1, 0, s->C, P, s->K, 1.0f, w, s->C, dn, P, acc ? 1.0f : 0.0f, cd_at(dx, n * CHW), P);
         }
         return;
     }
-    size_t G = conv_group(s, P);
-    cd_mem col = cd_alloc(dev, CRS * G * P, "conv2d im2col");
+    size_t G = conv_group(s, P), CRSp = cd_has(dx) ? CD_ROUND_UP(CRS, CONV_PAD_N) : CRS;
+    cd_mem col = cd_alloc(dev, CRSp * G * P, "conv2d im2col");
     cd_mem dperm = G > 1 ? cd_alloc(dev, KP * G, "conv2d output-gradient group") : cd_none();
+    cd_mem wk = w;
+    if (CRSp != CRS) {   /* dcol's rows rounded up to CLBlast's NWG: zero weight columns */
+        wk = cd_alloc(dev, s->K * CRSp, "conv2d padded weights");
+        CD_LAUNCH2(dev, "conv_pad_cols", CRSp, s->K, KM(wk), KM(w), KI(s->K), KI(CRS), KI(CRSp));
+    }
     for (size_t n0 = 0; n0 < s->B; n0 += G) {
         size_t g = CD_MIN(G, s->B - n0), gP = g * P;
         cd_mem dg = cd_at(dout, n0 * KP);
@@ -211,17 +286,18 @@ void op_conv2d_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem 
             CD_LAUNCH3(dev, "conv_pack_dout", P, s->K, g, KM(dperm), KM(dg), KI(g), KI(s->K), KI(P));
             dg = dperm;
         }
-        if (cd_has(dw)) {   /* dw (K, CRS) += dperm (K, gP) @ colT (gP, CRS) */
+        if (cd_has(dw) && !dw_nt) {   /* dw (K, CRS) += dperm (K, gP) @ colT (gP, CRS) */
             im2col(dev, col, cd_at(x, n0 * CHW), g, s, 1);
             cd_gemm(dev, 0, 0, s->K, CRS, gP, 1.0f, dg, gP, col, CRS, 1.0f, dw, CRS);
         }
         if (cd_has(dx)) {   /* dcol (CRS, gP) = w^T (CRS, K) @ dperm (K, gP), then gather into dx */
-            cd_gemm(dev, 1, 0, CRS, gP, s->K, 1.0f, w, CRS, dg, gP, 0.0f, col, gP);
+            cd_gemm(dev, 1, 0, CRSp, gP, s->K, 1.0f, wk, CRSp, dg, gP, 0.0f, col, gP);
             col2im(dev, cd_at(dx, n0 * CHW), col, g, s, acc);
         }
     }
     cd_free(dev, col);
     if (G > 1) cd_free(dev, dperm);
+    if (CRSp != CRS) cd_free(dev, wk);
 }
 
 size_t op_conv2d_set_scratch_limit(size_t floats) {

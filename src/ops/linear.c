@@ -23,11 +23,28 @@ void op_linear_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem 
         CD_LAUNCH1(dev, "linear_bias_backward", OUT, KM(db), KM(dout), KUL(N), KUL(OUT));
 }
 
+/* The batched products: bmm_small (cl/linear.cl) when K <= 32 and M, N are
+ * small (attention at DETR's sizes, where CLBlast's tile padding and copies
+ * cost 20x the arithmetic), else CLBlast's strided-batched GEMM. */
+#define BMM_SMALL_MAX_K 32
+#define BMM_SMALL_MAX_MN 64
+static void bmm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, cd_mem A, size_t lda, size_t sA,
+                cd_mem B, size_t ldb, size_t sB, float beta, cd_mem C, size_t ldc, size_t sC, size_t batch) {
+    if (M == 0 || N == 0 || batch == 0) return;
+    if (K == 0 || K > BMM_SMALL_MAX_K || M > BMM_SMALL_MAX_MN || N > BMM_SMALL_MAX_MN ||
+        batch * sA >= ((size_t)1 << 31) || batch * sB >= ((size_t)1 << 31) || batch * sC >= ((size_t)1 << 31)) {
+        cd_gemm_batched(dev, ta, tb, M, N, K, 1.0f, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch);
+        return;
+    }
+    static const char *names[4] = {"bmm_small_nn", "bmm_small_nt", "bmm_small_tn", "bmm_small_tt"};
+    CD_LAUNCH3(dev, names[ta * 2 + tb], N, M, batch, KM(C), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda), KI(ldb),
+               KI(ldc), KUL(sA), KUL(sB), KUL(sC), KF(beta));
+}
+
 /* out[b] (M,N) = op(A[b]) op(B[b]), contiguous batches */
 void op_bmm_forward(cd_device *dev, cd_mem out, cd_mem A, cd_mem B, size_t batch, size_t M, size_t N, size_t K,
                     int ta, int tb) {
-    cd_gemm_batched(dev, ta, tb, M, N, K, 1.0f, A, ta ? M : K, M * K, B, tb ? K : N, K * N,
-                    0.0f, out, N, M * N, batch);
+    bmm(dev, ta, tb, M, N, K, A, ta ? M : K, M * K, B, tb ? K : N, K * N, 0.0f, out, N, M * N, batch);
 }
 
 /* With C = op(A) op(B):  d op(A) = dC op(B)^T  and  d op(B) = op(A)^T dC; a stored
@@ -39,16 +56,16 @@ void op_bmm_backward(cd_device *dev, cd_mem dA, cd_mem dB, cd_mem dout, cd_mem A
     if (cd_has(dA)) {
         float beta = acc_a ? 1.0f : 0.0f;
         if (!ta)    /* dA (M,K) = dC (M,N) op(B)^T (N,K) */
-            cd_gemm_batched(dev, 0, !tb, M, K, N, 1.0f, dout, N, M * N, B, ldb, K * N, beta, dA, K, M * K, batch);
+            bmm(dev, 0, !tb, M, K, N, dout, N, M * N, B, ldb, K * N, beta, dA, K, M * K, batch);
         else        /* dA (K,M) = op(B) (K,N) dC^T (N,M) */
-            cd_gemm_batched(dev, tb, 1, K, M, N, 1.0f, B, ldb, K * N, dout, N, M * N, beta, dA, M, M * K, batch);
+            bmm(dev, tb, 1, K, M, N, B, ldb, K * N, dout, N, M * N, beta, dA, M, M * K, batch);
     }
     if (cd_has(dB)) {
         float beta = acc_b ? 1.0f : 0.0f;
         if (!tb)    /* dB (K,N) = op(A)^T (K,M) dC (M,N) */
-            cd_gemm_batched(dev, !ta, 0, K, N, M, 1.0f, A, lda, M * K, dout, N, M * N, beta, dB, N, K * N, batch);
+            bmm(dev, !ta, 0, K, N, M, A, lda, M * K, dout, N, M * N, beta, dB, N, K * N, batch);
         else        /* dB (N,K) = dC^T (N,M) op(A) (M,K) */
-            cd_gemm_batched(dev, 1, ta, N, K, M, 1.0f, dout, N, M * N, A, lda, M * K, beta, dB, K, K * N, batch);
+            bmm(dev, 1, ta, N, K, M, dout, N, M * N, A, lda, M * K, beta, dB, K, K * N, batch);
     }
 }
 

@@ -45,5 +45,9 @@ void op_conv2d_col2im(cd_device *dev, cd_mem dx, cd_mem dcol, const conv_shape *
 /* Set how many floats of im2col scratch one group of images may use (default
  * 2^24); returns the old value. Tests use it to exercise groups with a remainder. */
 size_t op_conv2d_set_scratch_limit(size_t floats);
+/* Choose the weight gradient's path: 1 = conv_dw_nt (from im2col's layout),
+ * 0 = CLBlast (from the transposed im2col), -1 = by device type (the default:
+ * conv_dw_nt on CPUs); returns the old value. */
+int op_conv2d_set_dw_path(int path);
 
 #endif

@@ -62,8 +62,11 @@ void op_maxpool_forward(cd_device *dev, cd_mem out, cd_mem argmax, cd_mem x, siz
                         size_t H, size_t W, size_t k, size_t s, size_t p) {
     check_pool(B, C, H, W, k, s, p);
     size_t Ho = pool_out(H, k, s, p), Wo = pool_out(W, k, s, p);
-    CD_LAUNCH3(dev, pool_is_k3s2(k, s, p) ? "maxpool_forward_k3s2" : "maxpool_forward", Wo, Ho, B * C, KM(out),
-               KM(argmax), KM(x), KI(B * C), KI(H), KI(W), KI(Ho), KI(Wo), KI(k), KI(s), KI(p));
+    /* ResNet's pool on even widths: 8 outputs per work-item from float16 row loads (cl/pool.cl) */
+    int v8 = k == 3 && s == 2 && p == 1 && W % 2 == 0 && Wo % 8 == 0;
+    const char *name = v8 ? "maxpool_forward_k3s2p1_v8" : k == 3 ? "maxpool_forward_k3" : "maxpool_forward";
+    CD_LAUNCH3(dev, name, v8 ? Wo / 8 : Wo, Ho, B * C, KM(out), KM(argmax), KM(x), KI(B * C), KI(H), KI(W),
+               KI(Ho), KI(Wo), KI(k), KI(s), KI(p));
 }
 
 /* dx (B, C, H, W) (=/+=) from dout, argmax (B, C, Ho, Wo) */

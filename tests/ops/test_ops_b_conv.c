@@ -113,6 +113,21 @@ int main(void) {
     check_conv("groups 1+1+1", (conv_shape){3, 5, 9, 7, 6, 3, 3, 1, 1, 1}, 1, 0);
     op_conv2d_set_scratch_limit(old);
 
+    /* the weight gradient through the path the device does not use by default
+     * (conv_dw_nt on CPUs, CLBlast on GPUs), over shapes that reach its tails */
+    int path = op_conv2d_set_dw_path(dev->info.type & CL_DEVICE_TYPE_GPU ? 1 : 0);
+    check_conv("other dw path 3x3", (conv_shape){3, 5, 9, 7, 6, 3, 3, 1, 1, 1}, 1, 1);
+    check_conv("other dw path 7x7/2 pad 3", (conv_shape){3, 3, 15, 12, 5, 7, 7, 2, 3, 1}, 1, 0);
+    check_conv("other dw path 1x1 direct", (conv_shape){3, 5, 24, 23, 7, 1, 1, 1, 0, 1}, 0, 1);
+    op_conv2d_set_scratch_limit(2 * 5 * 9 * 9 * 7);
+    check_conv("other dw path groups 2+1", (conv_shape){3, 5, 9, 7, 6, 3, 3, 1, 1, 1}, 1, 0);
+    op_conv2d_set_scratch_limit(old);
+    op_conv2d_set_dw_path(path);
+    /* conv_dw_nt at a layer-1-like width: 16-wide vector loop over P = 256, K and CRS multiples of 4 */
+    path = op_conv2d_set_dw_path(1);
+    check_conv("conv_dw_nt 3x3 P 256", (conv_shape){2, 8, 16, 16, 8, 3, 3, 1, 1, 1}, 0, 1);
+    op_conv2d_set_dw_path(path);
+
     cd_close(dev);
     return t_done();
 }

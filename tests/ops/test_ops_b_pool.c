@@ -91,6 +91,12 @@ int main(void) {
     check_pool(2, 3, 10, 7, 3, 1, 1, 1, 1);   /* overlapping windows, every cell in up to 9 */
     check_pool(3, 2, 13, 9, 5, 3, 2, 2, 1);
     check_pool(1, 3, 1, 1, 3, 2, 1, 0, 0);    /* a 1x1 input: the window is mostly padding */
+    /* maxpool_forward_k3s2p1_v8 (k 3 s 2 p 1, W even, Wo a multiple of 8): one and
+     * two 8-output work-items per row, ties, -inf planes and a NaN */
+    check_pool(2, 3, 9, 16, 3, 2, 1, 0, 0);
+    check_pool(2, 3, 9, 16, 3, 2, 1, 1, 1);
+    check_pool(1, 4, 6, 32, 3, 2, 1, 2, 0);
+    check_pool(2, 2, 32, 32, 3, 2, 1, 2, 1);
 
     cd_close(dev);
     return t_done();
