@@ -17,6 +17,10 @@
 void detr_postprocess(float *scores, int *labels, float *xyxy, const float *logits, const float *boxes,
                       size_t Q, size_t K1, double w, double h);
 
+/* Read every decoder layer's logits (L, B, Q, K1) and boxes (L, B, Q, 4) of a
+ * forward pass back to the host (blocking). */
+void eval_read_outputs(cd_device *dev, const detr_out *o, float *logits, float *boxes);
+
 typedef struct {
     double loss;                  /* mean of the weighted total over the batches */
     double loss_ce, loss_bbox, loss_giou, class_error;   /* final layer, means */

@@ -28,7 +28,6 @@ void detr_postprocess(float *scores, int *labels, float *xyxy, const float *logi
     }
 }
 
-/* Read every decoder layer's logits and boxes: (L, B, Q, K1) and (L, B, Q, 4). */
 void eval_read_outputs(cd_device *dev, const detr_out *o, float *logits, float *boxes) {
     size_t nl = o->B * o->Q * o->K1, nb = o->B * o->Q * 4;
     for (size_t l = 0; l < o->L; l++) {
@@ -47,7 +46,7 @@ int eval_run(eval_result *res, detr_model *m, nn_ctx *ctx, data_dataset *ds, dat
     criterion_result cr = {0};
     size_t cap = 0, n_batches = loader_num_batches(L), done = 0, n_img_cap = 0;
     int64_t *img_ids = NULL;
-    float *logits = NULL, *boxes = NULL, *dl = NULL, *db = NULL, *maskf = NULL;
+    float *logits = NULL, *boxes = NULL, *maskf = NULL;
     int rc = 0;
     loader_begin_epoch(L, 0);
     const data_batch *b;
@@ -128,7 +127,7 @@ int eval_run(eval_result *res, detr_model *m, nn_ctx *ctx, data_dataset *ds, dat
         if (coco_evaluate(&res->coco, data_coco(ds), res->dets, res->n_dets, &eo) < 0) rc = -1;
         else res->have_coco = 1;
     }
-    free(img_ids); free(logits); free(boxes); free(dl); free(db); free(maskf);
+    free(img_ids); free(logits); free(boxes); free(maskf);
     criterion_result_free(&cr);
     ctx->training = training;
     ctx->record = record;

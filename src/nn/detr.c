@@ -193,9 +193,8 @@ void detr_free(detr_model *m, cd_device *dev) {
 }
 
 size_t detr_feature_size(const detr_model *m, size_t H) {
-    size_t f = m->o.dilation ? 16 : 32;
-    (void)f;
-    /* each stride-2 op maps h -> floor((h + 2p - k)/2) + 1 = ceil(h/2) for the ResNet ops */
+    /* each stride-2 op maps h -> floor((h + 2p - k)/2) + 1 = ceil(h/2) for the ResNet ops:
+     * five of them (stride 32), four with DC5 (stride 16) */
     size_t h = H;
     int halvings = m->o.dilation ? 4 : 5;
     for (int i = 0; i < halvings; i++) h = (h + 1) / 2;

@@ -23,8 +23,6 @@
 #include "cldetr/trainer.h"
 #include "cldetr/weights.h"
 
-void eval_read_outputs(cd_device *dev, const detr_out *o, float *logits, float *boxes);
-
 static volatile sig_atomic_t stop_requested;
 static void on_sigint(int sig) {
     (void)sig;
@@ -432,9 +430,8 @@ int train_main(const train_args *a) {
     say(t, "model: resnet%d width %d, d=%d, %d+%d layers, %d queries, %d classes; %.2fM parameters (%.2fM trainable)",
         mo.depth, mo.width, mo.d, mo.enc_layers, mo.dec_layers, mo.num_queries, mo.num_classes, all / 1e6,
         trainable / 1e6);
-    say(t, "data: %zu train / %zu val images, batch %d, %zu steps per epoch, %ld steps in all%s",
-        data_size(t->train_ds), data_size(t->val_ds), t->cfg.train.batch_size, per_epoch, total_steps,
-        resumed ? "" : "");
+    say(t, "data: %zu train / %zu val images, batch %d, %zu steps per epoch, %ld steps in all",
+        data_size(t->train_ds), data_size(t->val_ds), t->cfg.train.batch_size, per_epoch, total_steps);
     if (resumed) say(t, "continuing at step %ld (epoch %ld, batch %ld)", t->step, t->epoch + 1, t->batch_in_epoch);
 
     signal(SIGINT, on_sigint);

@@ -20,8 +20,6 @@
 #include "cldetr/trainer.h"
 #include "../check.h"
 
-void eval_read_outputs(cd_device *dev, const detr_out *o, float *logits, float *boxes);
-
 static char dir[64], ini[4096], data_root[256];
 
 static void make_data(void) {
