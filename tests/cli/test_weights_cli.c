@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../check.h"
+#include "../cli_run.h"
 #include "cldetr/config.h"
 #include "cldetr/detr.h"
 #include "cldetr/setup.h"
@@ -22,19 +23,8 @@ static char dir[256], bin[1024], root[1024];
 static char *out_text, *err_text;
 static cd_device *dev;
 
-static int run(const char *args) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s/out.txt' 2>'%s/err.txt'", bin, args, dir, dir);
-    int st = system(cmd);
-    free(out_text); free(err_text);
-    snprintf(cmd, sizeof cmd, "%s/out.txt", dir);
-    out_text = cd_read_file(cmd, NULL);
-    snprintf(cmd, sizeof cmd, "%s/err.txt", dir);
-    err_text = cd_read_file(cmd, NULL);
-    if (!out_text) out_text = cd_xstrdup("");
-    if (!err_text) err_text = cd_xstrdup("");
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
+/* Run `cldetr ARGS`; its exit code, and stdout / stderr in out_text / err_text. */
+static int run(const char *args) { return t_run_cli(bin, dir, args, &out_text, &err_text); }
 
 static const char *fx(const char *name) {
     char p[1400];

@@ -9,26 +9,15 @@
 #include <unistd.h>
 
 #include "../check.h"
+#include "../cli_run.h"
 #include "cldetr/coco.h"
 #include "cldetr/common.h"
 
 static char dir[256], bin[1024], fix[1200];
 static char *out_text, *err_text;
 
-/* Run `cldetr ARGS`; return its exit code, stdout and stderr in out_text / err_text. */
-static int run(const char *args) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s/out.txt' 2>'%s/err.txt'", bin, args, dir, dir);
-    int st = system(cmd);
-    free(out_text); free(err_text);
-    snprintf(cmd, sizeof cmd, "%s/out.txt", dir);
-    out_text = cd_read_file(cmd, NULL);
-    snprintf(cmd, sizeof cmd, "%s/err.txt", dir);
-    err_text = cd_read_file(cmd, NULL);
-    if (!out_text) out_text = cd_xstrdup("");
-    if (!err_text) err_text = cd_xstrdup("");
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
+/* Run `cldetr ARGS`; its exit code, and stdout / stderr in out_text / err_text. */
+static int run(const char *args) { return t_run_cli(bin, dir, args, &out_text, &err_text); }
 
 static const char *write_tmp(const char *name, const char *text) {
     static char path[512];
