@@ -33,6 +33,10 @@ char *cd_xstrdup(const char *s);
 /* Read a whole file; returns NULL and sets cd_errbuf on failure. *len may be NULL. */
 char *cd_read_file(const char *path, size_t *len);
 
+/* mkdir -p: create path and its missing parents (mode 0755). 0, or -1 with
+ * errno set (ENAMETOOLONG for a path over 4095 bytes). */
+int cd_mkdir_p(const char *path);
+
 /* Monotonic wall clock in seconds. */
 double cd_now(void);
 

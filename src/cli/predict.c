@@ -36,18 +36,6 @@ static void predict_usage(FILE *f) {
             "status is 1.\n");
 }
 
-static int mkdir_p(const char *path) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) { errno = ENAMETOOLONG; return -1; }
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return (mkdir(tmp, 0755) && errno != EEXIST) ? -1 : 0;
-}
-
 /* DIR/STEM.png for an image path; a name already used in this call gets -2, -3, ... */
 static void output_name(char *out, size_t n, const char *dir, const char *image, char **used, size_t n_used) {
     const char *base = strrchr(image, '/');
@@ -179,7 +167,7 @@ int cmd_predict(int argc, char **argv) {
         free(images);
         return 2;
     }
-    if (mkdir_p(folder) < 0) {
+    if (cd_mkdir_p(folder) < 0) {
         fprintf(stderr, "cldetr predict: error: cannot create the output folder %s: %s\n", folder, strerror(errno));
         infer_close(&im);
         free(images);

@@ -21,19 +21,6 @@ typedef struct {
     uint64_t checksum;
 } cache_header;
 
-static int mkdir_p(const char *path) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
-    return 0;
-}
-
 const char *cd_cache_dir(void) {
     static char dir[4096];
     if (dir[0]) return dir;
@@ -75,7 +62,7 @@ void *cd_cache_load(const char *prefix, uint64_t key, size_t *len) {
 }
 
 int cd_cache_store(const char *prefix, uint64_t key, const void *data, size_t len) {
-    if (mkdir_p(cd_cache_dir())) return -1;      /* a cache we cannot write is not an error */
+    if (cd_mkdir_p(cd_cache_dir())) return -1;      /* a cache we cannot write is not an error */
     char path[4200], tmp[4300];
     entry_path(path, sizeof path, prefix, key);
     snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());

@@ -66,18 +66,6 @@ static void say(trainer *t, const char *fmt, ...) {
     }
 }
 
-static int mkdir_p(const char *path) {
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return (mkdir(tmp, 0755) && errno != EEXIST) ? -1 : 0;
-}
-
 static int file_exists(const char *p) { struct stat st; return stat(p, &st) == 0; }
 
 /* "a/b" into out; a path longer than the buffer is an error, never a silent cut. */
@@ -383,7 +371,7 @@ int train_main(const train_args *a) {
                             "choose another train.name\n", t->run, t->run);
             return 1;
         }
-        if (mkdir_p(t->run) < 0) {
+        if (cd_mkdir_p(t->run) < 0) {
             fprintf(stderr, "cldetr: error: cannot create the run folder %s: %s\n", t->run, strerror(errno));
             return 1;
         }
