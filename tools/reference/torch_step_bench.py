@@ -34,28 +34,8 @@ from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from detr_reference import build_detr  # noqa: E402
-
-
-def box_xyxy(b):
-    cx, cy, w, h = b.unbind(-1)
-    return torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], dim=-1)
-
-
-def giou(a, b):
-    """Pairwise GIoU [N, M] of xyxy boxes (DETR's generalized_box_iou)."""
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    lt = torch.max(a[:, None, :2], b[None, :, :2])
-    rb = torch.min(a[:, None, 2:], b[None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    union = area_a[:, None] + area_b[None, :] - inter
-    iou = inter / union
-    lt = torch.min(a[:, None, :2], b[None, :, :2])
-    rb = torch.max(a[:, None, 2:], b[None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    encl = wh[..., 0] * wh[..., 1]
-    return iou - (encl - union) / encl
+# DETR's box_cxcywh_to_xyxy and generalized_box_iou, as the criterion fixtures use them
+from make_loss_fixtures import cxcywh_to_xyxy as box_xyxy, pairwise_giou as giou  # noqa: E402
 
 
 @torch.no_grad()
