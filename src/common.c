@@ -1,6 +1,7 @@
 #include "cldetr/common.h"
 
 #include <errno.h>
+#include <math.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,4 +109,9 @@ uint64_t cd_fnv1a(const void *data, size_t n, uint64_t h) {
     const unsigned char *p = data;
     for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 0x100000001b3ULL; }
     return h;
+}
+
+double cd_rng_normal(uint64_t *state) {
+    double u1 = cd_rng_uniform(state), u2 = cd_rng_uniform(state);
+    return sqrt(-2.0 * log(u1 + 1e-300)) * cos(2.0 * M_PI * u2);
 }

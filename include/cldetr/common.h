@@ -44,6 +44,28 @@ double cd_now(void);
 uint64_t cd_fnv1a(const void *data, size_t n, uint64_t h);
 #define CD_FNV_SEED 0xcbf29ce484222325ULL
 
+/* The host's one random generator: splitmix64 (Steele, Lea, Flood 2014).
+ * cd_mix64 is its output function, usable alone as a counter-based hash
+ * (seed, index) -> 64 bits; cd_rng_next steps a state by the golden-ratio
+ * increment and mixes it. Parameter init, augmentation, synthetic data, tests
+ * and benchmarks all draw from it, so a seed means the same numbers everywhere. */
+static inline uint64_t cd_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+static inline uint64_t cd_rng_next(uint64_t *state) { return cd_mix64(*state += 0x9E3779B97F4A7C15ULL); }
+/* Uniform in [0, 1) with 53 random bits. */
+static inline double cd_rng_uniform(uint64_t *state) {
+    return (double)(cd_rng_next(state) >> 11) * (1.0 / 9007199254740992.0);
+}
+/* Uniform in [lo, hi). */
+static inline double cd_rng_range(uint64_t *state, double lo, double hi) {
+    return lo + (hi - lo) * cd_rng_uniform(state);
+}
+/* Standard normal (Box-Muller, one value per two uniforms). */
+double cd_rng_normal(uint64_t *state);
+
 #define CD_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CD_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define CD_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

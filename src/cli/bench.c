@@ -31,14 +31,6 @@ typedef struct {
     criterion_target *targets;     /* [B] */
 } bench_batch;
 
-static uint64_t rng_next(uint64_t *s) {      /* splitmix64 */
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-static double rng_uniform(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
-
 /* Random images (values of a normalized image) without padding, 1-4 boxes each. */
 static void synthetic_batch(bench_batch *b, size_t B, size_t H, size_t W, int num_classes, uint64_t seed) {
     b->B = B; b->H = H; b->W = W;
@@ -48,17 +40,17 @@ static void synthetic_batch(bench_batch *b, size_t B, size_t H, size_t W, int nu
     b->boxes = cd_xmalloc(B * 4 * 4 * sizeof(float));
     b->targets = cd_xmalloc(B * sizeof *b->targets);
     uint64_t s = seed;
-    for (size_t i = 0; i < B * 3 * H * W; i++) b->images[i] = (float)(4.0 * rng_uniform(&s) - 2.0);
+    for (size_t i = 0; i < B * 3 * H * W; i++) b->images[i] = (float)(4.0 * cd_rng_uniform(&s) - 2.0);
     for (size_t i = 0; i < B; i++) {
-        size_t n = 1 + rng_next(&s) % 4;
+        size_t n = 1 + cd_rng_next(&s) % 4;
         for (size_t k = 0; k < n; k++) {
-            float w = (float)(0.1 + 0.4 * rng_uniform(&s)), h = (float)(0.1 + 0.4 * rng_uniform(&s));
+            float w = (float)(0.1 + 0.4 * cd_rng_uniform(&s)), h = (float)(0.1 + 0.4 * cd_rng_uniform(&s));
             float *bx = b->boxes + (i * 4 + k) * 4;
-            bx[0] = w / 2 + (1 - w) * (float)rng_uniform(&s);
-            bx[1] = h / 2 + (1 - h) * (float)rng_uniform(&s);
+            bx[0] = w / 2 + (1 - w) * (float)cd_rng_uniform(&s);
+            bx[1] = h / 2 + (1 - h) * (float)cd_rng_uniform(&s);
             bx[2] = w;
             bx[3] = h;
-            b->labels[i * 4 + k] = (int)(rng_next(&s) % (uint64_t)num_classes);
+            b->labels[i * 4 + k] = (int)(cd_rng_next(&s) % (uint64_t)num_classes);
         }
         b->targets[i] = (criterion_target){b->labels + i * 4, b->boxes + i * 16, n};
     }

@@ -26,27 +26,18 @@ void augment_opts_default(augment_opts *o) {
 
 /* ------------------------------------------------------------------ RNG */
 
-static uint64_t mix64(uint64_t z) {        /* splitmix64 finaliser */
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
+/* A stream per (seed, epoch, sample): the host generator (cd_rng_*) started
+ * from a hash of the three, so any worker draws the same numbers. */
 data_rng data_rng_make(uint64_t seed, uint64_t epoch, uint64_t index) {
-    uint64_t k = mix64(seed + 0x9E3779B97F4A7C15ULL);
-    k = mix64(k ^ (epoch + 0xD1B54A32D192ED03ULL));
-    k = mix64(k ^ (index + 0x8CB92BA72F3D8DD7ULL));
+    uint64_t k = cd_mix64(seed + 0x9E3779B97F4A7C15ULL);
+    k = cd_mix64(k ^ (epoch + 0xD1B54A32D192ED03ULL));
+    k = cd_mix64(k ^ (index + 0x8CB92BA72F3D8DD7ULL));
     return (data_rng){k};
 }
 
-uint64_t data_rng_u64(data_rng *r) {
-    r->s += 0x9E3779B97F4A7C15ULL;
-    return mix64(r->s);
-}
+uint64_t data_rng_u64(data_rng *r) { return cd_rng_next(&r->s); }
 
-double data_rng_uniform(data_rng *r) {
-    return (double)(data_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
-}
+double data_rng_uniform(data_rng *r) { return cd_rng_uniform(&r->s); }
 
 int data_rng_int(data_rng *r, int lo, int hi) {
     if (hi <= lo) return lo;

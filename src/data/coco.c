@@ -27,12 +27,6 @@ struct coco_index {
     id_map images, cats;
 };
 
-static uint64_t mix64(uint64_t x) {      /* splitmix64 finalizer */
-    x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27; x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 static void id_map_init(id_map *m, size_t n) {
     size_t cap = 16;
     while (cap < 2 * n) cap *= 2;
@@ -49,7 +43,7 @@ static void id_map_free(id_map *m) {
 
 /* Insert key -> val; returns the value already stored for key, or -1 if new. */
 static long id_map_put(id_map *m, int64_t key, long val) {
-    size_t i = mix64((uint64_t)key) & m->mask;
+    size_t i = cd_mix64((uint64_t)key) & m->mask;
     while (m->vals[i] >= 0) {
         if (m->keys[i] == key) return m->vals[i];
         i = (i + 1) & m->mask;
@@ -60,7 +54,7 @@ static long id_map_put(id_map *m, int64_t key, long val) {
 }
 
 static long id_map_get(const id_map *m, int64_t key) {
-    size_t i = mix64((uint64_t)key) & m->mask;
+    size_t i = cd_mix64((uint64_t)key) & m->mask;
     while (m->vals[i] >= 0) {
         if (m->keys[i] == key) return m->vals[i];
         i = (i + 1) & m->mask;

@@ -62,30 +62,17 @@ static void declare_layer(nn_params *ps, detr_tlayer *t, const char *pfx, size_t
 
 /* ---- initialization (official: detr.md §1.5) ------------------------------ */
 
-typedef struct { uint64_t s; } init_rng;
-static double rng_uniform(init_rng *r) {      /* splitmix64 -> [0, 1) */
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    z ^= z >> 31;
-    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
-}
-static double rng_normal(init_rng *r) {
-    double u1 = rng_uniform(r), u2 = rng_uniform(r);
-    return sqrt(-2.0 * log(u1 + 1e-300)) * cos(2.0 * M_PI * u2);
-}
-
-static void fill_uniform(nn_params *ps, int i, double bound, init_rng *r) {
+static void fill_uniform(nn_params *ps, int i, double bound, uint64_t *r) {
     float *x = nn_param_host(ps, i);
-    for (size_t k = 0; k < ps->p[i].n; k++) x[k] = (float)((2.0 * rng_uniform(r) - 1.0) * bound);
+    for (size_t k = 0; k < ps->p[i].n; k++) x[k] = (float)((2.0 * cd_rng_uniform(r) - 1.0) * bound);
 }
 static void fill_const(nn_params *ps, int i, float v) {
     float *x = nn_param_host(ps, i);
     for (size_t k = 0; k < ps->p[i].n; k++) x[k] = v;
 }
-static void fill_normal(nn_params *ps, int i, double std, init_rng *r) {
+static void fill_normal(nn_params *ps, int i, double std, uint64_t *r) {
     float *x = nn_param_host(ps, i);
-    for (size_t k = 0; k < ps->p[i].n; k++) x[k] = (float)(std * rng_normal(r));
+    for (size_t k = 0; k < ps->p[i].n; k++) x[k] = (float)(std * cd_rng_normal(r));
 }
 /* fan_in = shape[1] * receptive field; fan_out = shape[0] * receptive field */
 static size_t fan_in(const nn_param *p) { return p->ndim < 2 ? p->n : p->n / p->shape[0]; }
@@ -93,7 +80,7 @@ static size_t fan_out(const nn_param *p) { return p->ndim < 2 ? p->n : p->n / p-
 
 static void init_params(detr_model *m, uint64_t seed) {
     nn_params *ps = &m->params;
-    init_rng r = {seed ^ 0x6A09E667F3BCC908ULL};
+    uint64_t r = seed ^ 0x6A09E667F3BCC908ULL;
     for (int i = 0; i < ps->n; i++) {
         const nn_param *p = &ps->p[i];
         const char *nm = p->name;
@@ -120,7 +107,7 @@ static void init_params(detr_model *m, uint64_t seed) {
             fill_normal(ps, i, 1.0, &r);
         } else if (!strncmp(nm, "backbone.1.", 11)) {   /* learned PE tables: U[0,1) */
             float *x = nn_param_host(ps, i);
-            for (size_t k = 0; k < p->n; k++) x[k] = (float)rng_uniform(&r);
+            for (size_t k = 0; k < p->n; k++) x[k] = (float)cd_rng_uniform(&r);
         } else {                                     /* Linear / Conv2d defaults */
             size_t fi = p->ndim > 1 ? fan_in(p) : fan_in(&ps->p[i - 1]);
             fill_uniform(ps, i, 1.0 / sqrt((double)fi), &r);

@@ -91,13 +91,5 @@ static inline void fx_free(fx_file *fx) {
     fx->count = 0;
 }
 
-/* splitmix64 uniform doubles in [0,1), the generator of the matcher fixture. */
-static inline double fx_splitmix_uniform(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    z ^= z >> 31;
-    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
-}
 
 #endif

@@ -120,7 +120,7 @@ static void test_scipy_fixture(void) {
         int kind = (int)spec->data[4 * i + 3];
         double *cost = malloc(R * C * sizeof *cost);
         for (size_t k = 0; k < R * C; k++) {   /* the kinds of make_loss_fixtures.py */
-            double u = fx_splitmix_uniform(&s);
+            double u = cd_rng_uniform(&s)  /* the generator of the matcher fixture */;
             cost[k] = kind == 0 ? u : kind == 1 ? floor(100 * u) : kind == 3 ? 2000 * u - 1000
                     : kind == 4 ? floor(3 * u) : (double)((k / C + 1) * (k % C + 1));
         }
