@@ -1,8 +1,9 @@
 /* Inference outside training: a trained model opened from a run folder, a
  * checkpoint or a safetensors weights file, the evaluation pipeline of a run's
  * config (dataset splits, the validation loader), and detections of single
- * images of any size. Used by `cldetr eval` and `cldetr predict`
- * (src/eval/infer.c).
+ * images of any size, and a model run over a whole dataset split. Used by
+ * `cldetr eval`, `cldetr predict` and the trainer's validation
+ * (src/app/infer.c, src/app/infer_dataset.c).
  *
  * One image goes through the official evaluation transform: resize with the
  * official rule (shorter side -> augment.val_size, longer side capped at
@@ -21,6 +22,8 @@
 #include "cldetr/data.h"
 #include "cldetr/detr.h"
 #include "cldetr/device.h"
+#include "cldetr/cocoeval.h"
+#include "cldetr/loss.h"
 #include "cldetr/nn.h"
 
 typedef struct {
@@ -78,5 +81,27 @@ int infer_image(infer_model *im, const data_image *img, float *scores, int *labe
 
 /* The data pipeline of a config (augmentation, loader options, splits) is
  * in setup.h: setup_augment_opts, setup_loader_opts, setup_open_split. */
+
+
+/* ---- a model over a dataset (src/app/infer_dataset.c) ---------------------- */
+
+typedef struct {
+    double loss;                  /* mean of the weighted total over the batches */
+    double loss_ce, loss_bbox, loss_giou, class_error;   /* final layer, means */
+    coco_eval_result coco;        /* COCO bbox evaluation (stats[COCO_AP50] ...) */
+    int have_coco;                /* 0 when the dataset had no annotated image */
+    coco_det *dets; size_t n_dets;/* every detection (all queries of every image) */
+    size_t n_images;
+    double seconds;
+} infer_dataset_result;
+
+/* Run the model (eval mode: no dropout, running BN statistics, no tape) over
+ * every batch of the loader (a validation loader: no shuffle, no drop_last),
+ * compute the loss with `crit` and the COCO AP of the detections against the
+ * dataset's annotations. max_batches > 0 stops early. Returns 0 or -1 with
+ * cd_errbuf(). */
+int infer_dataset(infer_dataset_result *res, detr_model *m, nn_ctx *ctx, data_dataset *ds, data_loader *L,
+                  const criterion_opts *crit, size_t max_batches, int progress);
+void infer_dataset_result_free(infer_dataset_result *res);
 
 #endif

@@ -1,12 +1,15 @@
-/* From a config to the objects it describes: the device and the model's
- * options. Shared by the verbs that build a model (train, eval, predict,
- * summary, step). */
+/* From a config to the objects it describes: the device, the model's
+ * options, the criterion, the data pipeline and the schedule. The one place
+ * where the library reads a config for the layers below the application
+ * (src/app/setup.c); train, bench, step, eval, predict and summary use it. */
 #ifndef CLDETR_SETUP_H
 #define CLDETR_SETUP_H
 
 #include "cldetr/config.h"
 #include "cldetr/data.h"
 #include "cldetr/detr.h"
+#include "cldetr/loss.h"
+#include "cldetr/train.h"
 
 /* Model options from cfg.model. num_classes: cfg.model.num_classes when > 0,
  * else `from_data` (max category id + 1 of the training set, or the number of
@@ -20,12 +23,26 @@ int setup_num_classes(const config *cfg);
 /* The device spec of cfg.device (index, name substring or type), for cd_open. */
 const char *setup_device_spec(const config *cfg);
 
+/* Loss weights, matching costs, eos_coef and aux_loss of [loss], [matcher]
+ * and model.aux_loss. */
+void setup_criterion_opts(criterion_opts *o, const config *cfg);
+
+/* The learning-rate schedule of [train] for a run of total_steps steps. */
+void setup_lr_schedule(lr_schedule *s, const config *cfg, long total_steps);
+
+/* The synthetic shapes dataset a config describes ([data] shapes_*), into data.root. */
+void setup_shapes_opts(shapes_opts *o, const config *cfg);
+
 /* The data pipeline of a config: augmentation and loader options, and a split
  * ("train" or "val") opened as the trainer does. A missing dataset is named,
  * with the folder it is looked for in and, for shapes configs, the exact
  * `cldetr make-shapes` command. NULL with cd_errbuf() on failure. */
 void setup_augment_opts(augment_opts *a, const config *c);
 void setup_loader_opts(loader_opts *lo, const config *c, int train);
+/* The dataset options of a split: annotation file and image folder under
+ * data.root (ann and images are the caller's buffers of n bytes, which o
+ * points into), label mapping and the bad-sample policy. */
+void setup_data_opts(data_opts *o, const config *c, int train, char *ann, char *images, size_t n);
 data_dataset *setup_open_split(const config *c, const char *split);
 
 #endif

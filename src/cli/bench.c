@@ -16,165 +16,36 @@
 #include "cldetr/detr.h"
 #include "cldetr/loss.h"
 #include "cldetr/setup.h"
+#include "cldetr/step.h"
 #include "cldetr/train.h"
 #include "cli/cli.h"
 
-enum { PH_FWD, PH_LOSS, PH_BWD, PH_OPT, N_PH };
-static const char *phase_names[N_PH] = {"forward", "loss", "backward", "optimizer"};
-
-typedef struct {
-    size_t B, H, W;
-    float *images, *mask;          /* (B, 3, H, W), (B, H, W) */
-    size_t mask_cap;
-    int *labels;                   /* per image: up to 4 */
-    float *boxes;
-    criterion_target *targets;     /* [B] */
-} bench_batch;
-
-/* Random images (values of a normalized image) without padding, 1-4 boxes each. */
-static void synthetic_batch(bench_batch *b, size_t B, size_t H, size_t W, int num_classes, uint64_t seed) {
+/* Random images (values of a normalized image) without padding, 1-4 boxes
+ * each, as a loader batch. */
+static void synthetic_batch(data_batch *b, size_t B, size_t H, size_t W, int num_classes, uint64_t seed) {
+    memset(b, 0, sizeof *b);
     b->B = B; b->H = H; b->W = W;
     b->images = cd_xmalloc(B * 3 * H * W * sizeof(float));
-    b->mask = cd_xcalloc(B * H * W, sizeof(float));
-    b->labels = cd_xmalloc(B * 4 * sizeof(int));
-    b->boxes = cd_xmalloc(B * 4 * 4 * sizeof(float));
-    b->targets = cd_xmalloc(B * sizeof *b->targets);
+    b->mask = cd_xcalloc(B * H * W, 1);
+    b->targets = cd_xcalloc(B, sizeof *b->targets);
     uint64_t s = seed;
-    for (size_t i = 0; i < B * 3 * H * W; i++) b->images[i] = (float)(4.0 * cd_rng_uniform(&s) - 2.0);
+    for (size_t i = 0; i < B * 3 * H * W; i++) b->images[i] = (float)cd_rng_range(&s, -2.0, 2.0);
     for (size_t i = 0; i < B; i++) {
-        size_t n = 1 + cd_rng_next(&s) % 4;
-        for (size_t k = 0; k < n; k++) {
-            float w = (float)(0.1 + 0.4 * cd_rng_uniform(&s)), h = (float)(0.1 + 0.4 * cd_rng_uniform(&s));
-            float *bx = b->boxes + (i * 4 + k) * 4;
+        data_target *t = &b->targets[i];
+        t->n = 1 + cd_rng_next(&s) % 4;
+        t->boxes = cd_xmalloc(t->n * 4 * sizeof *t->boxes);
+        t->labels = cd_xmalloc(t->n * sizeof *t->labels);
+        t->area = cd_xcalloc(t->n, sizeof *t->area);
+        for (size_t k = 0; k < t->n; k++) {
+            float w = (float)cd_rng_range(&s, 0.1, 0.5), h = (float)cd_rng_range(&s, 0.1, 0.5);
+            float *bx = t->boxes + k * 4;
             bx[0] = w / 2 + (1 - w) * (float)cd_rng_uniform(&s);
             bx[1] = h / 2 + (1 - h) * (float)cd_rng_uniform(&s);
             bx[2] = w;
             bx[3] = h;
-            b->labels[i * 4 + k] = (int)(cd_rng_next(&s) % (uint64_t)num_classes);
+            t->labels[k] = (int32_t)(cd_rng_next(&s) % (uint64_t)num_classes);
         }
-        b->targets[i] = (criterion_target){b->labels + i * 4, b->boxes + i * 16, n};
     }
-}
-
-static void batch_free(bench_batch *b) {
-    free(b->images); free(b->mask); free(b->labels); free(b->boxes); free(b->targets);
-    memset(b, 0, sizeof *b);
-}
-
-/* --real: a batch from the loader, in the bench_batch shape (mask as float). */
-static void from_loader(bench_batch *b, const data_batch *db) {
-    size_t n = db->B * db->H * db->W;
-    if (n > b->mask_cap) {
-        b->mask_cap = n;
-        b->mask = cd_xrealloc(b->mask, n * sizeof(float));
-    }
-    free(b->targets);
-    b->targets = cd_xmalloc(db->B * sizeof *b->targets);
-    b->B = db->B; b->H = db->H; b->W = db->W;
-    b->images = db->images;
-    for (size_t i = 0; i < n; i++) b->mask[i] = db->mask[i];
-    for (size_t i = 0; i < db->B; i++)
-        b->targets[i] = (criterion_target){db->targets[i].labels, db->targets[i].boxes, db->targets[i].n};
-}
-
-static data_loader *open_loader(const config *cfg, data_dataset **ds) {
-    char ann[2 * CFG_STR_LEN + 2], img[2 * CFG_STR_LEN + 2];
-    snprintf(ann, sizeof ann, "%s/%s", cfg->data.root, cfg->data.train_ann);
-    snprintf(img, sizeof img, "%s/%s", cfg->data.root, cfg->data.train_images);
-    data_opts o;
-    data_opts_default(&o);
-    o.ann_file = ann;
-    o.image_dir = img;
-    o.contiguous_labels = cfg->data.contiguous_labels;
-    o.on_bad_sample = strcmp(cfg->data.on_bad_sample, "skip") ? DATA_BAD_ERROR : DATA_BAD_SKIP;
-    if (!(*ds = data_open(&o))) return NULL;
-    loader_opts lo;
-    loader_opts_default(&lo, 1);
-    lo.batch_size = (size_t)cfg->train.batch_size;
-    lo.workers = cfg->data.workers;
-    lo.prefetch = cfg->data.prefetch;
-    lo.seed = (uint64_t)cfg->train.seed;
-    for (int i = 0; i < 3; i++) {
-        lo.mean[i] = (float)cfg->augment.mean.v[i];
-        lo.std[i] = (float)cfg->augment.std.v[i];
-    }
-    augment_opts a;
-    augment_opts_default(&a);
-    a.hflip = cfg->augment.hflip > 0;
-    a.hflip_p = cfg->augment.hflip;
-    a.n_scales = CD_MIN(cfg->augment.scales.n, AUG_MAX_SCALES);
-    for (int i = 0; i < a.n_scales; i++) a.scales[i] = cfg->augment.scales.v[i];
-    a.max_size = cfg->augment.max_size;
-    a.select = cfg->augment.random_select < 1.0;
-    a.select_p = cfg->augment.random_select;
-    a.n_select_scales = CD_MIN(cfg->augment.select_scales.n, AUG_MAX_SCALES);
-    for (int i = 0; i < a.n_select_scales; i++) a.select_scales[i] = cfg->augment.select_scales.v[i];
-    a.crop_min = cfg->augment.crop_min;
-    a.crop_max = cfg->augment.crop_max;
-    data_loader *L = loader_create(*ds, &lo, &a);
-    if (L) loader_begin_epoch(L, 0);
-    return L;
-}
-
-typedef struct {
-    detr_model *m;
-    nn_ctx *ctx;
-    adamw_state *opt;
-    criterion_opts crit;
-    criterion_result cr;
-    double lr[2], clip;
-    float *logits, *boxes, *dlogits, *dboxes;
-    size_t cap_l, cap_b;
-    int phases;
-    double t_phase[N_PH];          /* seconds, summed over timed steps */
-} bench_state;
-
-static double phase_mark(bench_state *s, int ph, double t0) {
-    if (!s->phases) return t0;
-    cd_finish(s->ctx->dev);
-    double t = cd_now();
-    s->t_phase[ph] += t - t0;
-    return t;
-}
-
-/* One training step; returns 0 or -1 with cd_errbuf(). */
-static int bench_step(bench_state *s, const bench_batch *b, uint64_t step) {
-    nn_ctx *ctx = s->ctx;
-    cd_device *dev = ctx->dev;
-    double t = cd_now();
-    nn_ctx_reset(ctx);
-    ctx->step = step;
-    nn_zero_grads(ctx);
-    detr_out o;
-    detr_forward(s->m, ctx, b->images, b->mask, b->B, b->H, b->W, &o);
-    t = phase_mark(s, PH_FWD, t);
-    size_t L = o.L, B = o.B, Q = o.Q, K1 = o.K1, nl = B * Q * K1, nb = B * Q * 4;
-    if (L * nl > s->cap_l) {
-        s->cap_l = L * nl;
-        s->logits = cd_xrealloc(s->logits, s->cap_l * sizeof(float));
-        s->dlogits = cd_xrealloc(s->dlogits, s->cap_l * sizeof(float));
-    }
-    if (L * nb > s->cap_b) {
-        s->cap_b = L * nb;
-        s->boxes = cd_xrealloc(s->boxes, s->cap_b * sizeof(float));
-        s->dboxes = cd_xrealloc(s->dboxes, s->cap_b * sizeof(float));
-    }
-    for (size_t l = 0; l < L; l++) {
-        cd_read(dev, s->logits + l * nl, o.logits[l]->data, nl);
-        cd_read(dev, s->boxes + l * nb, o.boxes[l]->data, nb);
-    }
-    if (criterion_loss(&s->cr, s->dlogits, s->dboxes, s->logits, s->boxes, b->targets, L, B, Q, K1, &s->crit) < 0)
-        return -1;
-    for (size_t l = s->crit.aux_loss ? 0 : L - 1; l < L; l++) {
-        nn_set_grad(ctx, o.logits[l], s->dlogits + l * nl);
-        nn_set_grad(ctx, o.boxes[l], s->dboxes + l * nb);
-    }
-    t = phase_mark(s, PH_LOSS, t);
-    nn_backward(ctx);
-    t = phase_mark(s, PH_BWD, t);
-    if (adamw_step(s->opt, dev, &s->m->params, s->lr, s->clip, NULL) < 0) return -1;
-    phase_mark(s, PH_OPT, t);
-    return 0;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -242,10 +113,17 @@ int cmd_bench(int argc, char **argv) {
 
     data_dataset *ds = NULL;
     data_loader *loader = NULL;
-    if (real && !(loader = open_loader(&cfg, &ds))) {
-        fprintf(stderr, "cldetr: error: %s\n", cd_errbuf());
-        if (ds) data_close(ds);
-        return 1;
+    if (real) {
+        loader_opts lo;
+        augment_opts ao;
+        setup_loader_opts(&lo, &cfg, 1);
+        setup_augment_opts(&ao, &cfg);
+        if (!(ds = setup_open_split(&cfg, "train")) || !(loader = loader_create(ds, &lo, &ao))) {
+            fprintf(stderr, "cldetr: error: %s\n", cd_errbuf());
+            data_close(ds);
+            return 1;
+        }
+        loader_begin_epoch(loader, 0);
     }
     cd_device *dev = cd_open(setup_device_spec(&cfg), profile);
     if (!dev) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
@@ -261,29 +139,17 @@ int cmd_bench(int argc, char **argv) {
     ctx.seed = (uint64_t)cfg.train.seed;
     adamw_state opt;
     adamw_init(&opt, dev, &m.params, 0.9, 0.999, 1e-8, cfg.train.weight_decay);
-    bench_state s;
-    memset(&s, 0, sizeof s);
-    s.m = &m;
-    s.ctx = &ctx;
-    s.opt = &opt;
-    s.phases = phases;
-    s.lr[NN_GROUP_BACKBONE] = cfg.train.lr_backbone;
-    s.lr[NN_GROUP_REST] = cfg.train.lr;
-    s.clip = cfg.train.clip_max_norm;
-    criterion_opts_default(&s.crit);
-    s.crit.w_ce = cfg.loss.ce_loss_coef;
-    s.crit.w_bbox = cfg.loss.bbox_loss_coef;
-    s.crit.w_giou = cfg.loss.giou_loss_coef;
-    s.crit.eos_coef = cfg.loss.eos_coef;
-    s.crit.cost.cost_class = cfg.matcher.set_cost_class;
-    s.crit.cost.cost_bbox = cfg.matcher.set_cost_bbox;
-    s.crit.cost.cost_giou = cfg.matcher.set_cost_giou;
-    s.crit.aux_loss = cfg.model.aux_loss;
+    train_step_state st;                 /* the step `cldetr train` runs */
+    train_step_init(&st, &m, &ctx, &opt, &cfg);
+    st.time_phases = phases;
+    double lr[2];
+    lr[NN_GROUP_BACKBONE] = cfg.train.lr_backbone;
+    lr[NN_GROUP_REST] = cfg.train.lr;
 
     size_t B = (size_t)cfg.train.batch_size, H = 0;
     for (int i = 0; i < cfg.augment.scales.n; i++) H = CD_MAX(H, (size_t)cfg.augment.scales.v[i]);
     size_t W = cfg.augment.max_size > 0 ? CD_MAX((size_t)cfg.augment.max_size, H) : H;   /* the worst padded batch */
-    bench_batch batches[2];
+    data_batch batches[2];
     memset(batches, 0, sizeof batches);
     if (!real)
         for (int k = 0; k < 2; k++) synthetic_batch(&batches[k], B, H, W, mo.num_classes, 1000 + (uint64_t)k);
@@ -308,25 +174,22 @@ int cmd_bench(int argc, char **argv) {
         if (k == warmup) {
             cd_finish(dev);
             if (profile) cd_profile_reset(dev);
-            memset(s.t_phase, 0, sizeof s.t_phase);
+            memset(st.phase_s, 0, sizeof st.phase_s);
         }
-        const bench_batch *b = &batches[k & 1];
+        const data_batch *b = &batches[k & 1];
         if (real) {
             double tw = cd_now();
-            const data_batch *db;
-            int got = loader_next(loader, &db);
-            if (got == 0) { loader_begin_epoch(loader, (uint64_t)k); got = loader_next(loader, &db); }
+            int got = loader_next(loader, &b);
+            if (got == 0) { loader_begin_epoch(loader, (uint64_t)k); got = loader_next(loader, &b); }
             if (got <= 0) {
                 fprintf(stderr, "cldetr: error: %s\n", got < 0 ? cd_errbuf() : "the training set holds no batch");
                 rc = 1;
                 break;
             }
-            from_loader(&batches[0], db);
-            b = &batches[0];
             if (k >= warmup) t_wait += cd_now() - tw;
         }
         double t0 = cd_now();
-        if (bench_step(&s, b, (uint64_t)k) < 0) {
+        if (train_step(&st, b, (uint64_t)k, lr) < 0) {
             fprintf(stderr, "cldetr: error: step %ld: %s\n", k, cd_errbuf());
             rc = 1;
             break;
@@ -342,11 +205,12 @@ int cmd_bench(int argc, char **argv) {
         qsort(t_steps, (size_t)steps, sizeof *t_steps, cmp_double);
         double med = steps % 2 ? t_steps[steps / 2] : 0.5 * (t_steps[steps / 2 - 1] + t_steps[steps / 2]);
         printf("step %.1f ms (median of %ld; mean %.1f, min %.1f), %.1f images/s at the median; last loss %.4f\n",
-               1e3 * med, steps, 1e3 * t_timed / steps, 1e3 * t_steps[0], (double)images / steps / med, s.cr.total);
+               1e3 * med, steps, 1e3 * t_timed / steps, 1e3 * t_steps[0], (double)images / steps / med, st.cr.total);
         if (phases) {
             printf("  ");
-            for (int p = 0; p < N_PH; p++)
-                printf("%s %.1f ms%s", phase_names[p], 1e3 * s.t_phase[p] / steps, p + 1 < N_PH ? ", " : "\n");
+            for (int p = 0; p < STEP_N_PHASES; p++)
+                printf("%s %.1f ms%s", step_phase_names[p], 1e3 * st.phase_s[p] / steps,
+                       p + 1 < STEP_N_PHASES ? ", " : "\n");
         }
         if (real) printf("  waiting for the loader: %.1f ms per step (not in the step time)\n", 1e3 * t_wait / steps);
         if (profile) {
@@ -363,12 +227,10 @@ int cmd_bench(int argc, char **argv) {
         }
     }
     free(t_steps);
-    criterion_result_free(&s.cr);
-    free(s.logits); free(s.boxes); free(s.dlogits); free(s.dboxes);
-    if (real) { batches[0].images = NULL; batch_free(&batches[0]); }
-    else for (int k = 0; k < 2; k++) batch_free(&batches[k]);
-    if (loader) loader_destroy(loader);
-    if (ds) data_close(ds);
+    train_step_free(&st);
+    if (!real) for (int k = 0; k < 2; k++) data_batch_free(&batches[k]);
+    loader_destroy(loader);
+    data_close(ds);
     adamw_free(&opt, dev);
     nn_ctx_free(&ctx);
     detr_free(&m, dev);

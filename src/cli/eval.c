@@ -10,6 +10,7 @@
 #include "cldetr/evaluate.h"
 #include "cldetr/infer.h"
 #include "cldetr/loss.h"
+#include "cldetr/setup.h"
 #include "cli/cli.h"
 
 static void eval_usage(FILE *f) {
@@ -94,7 +95,7 @@ int cmd_eval(int argc, char **argv) {
     data_dataset *ds = setup_open_split(cfg, split);
     coco_det *dets = NULL;
     size_t n_dets = 0;
-    eval_result r;
+    infer_dataset_result r;
     memset(&r, 0, sizeof r);
     if (!ds) { fprintf(stderr, "cldetr eval: error: %s\n", cd_errbuf()); goto out; }
     loader_opts lo;
@@ -104,21 +105,13 @@ int cmd_eval(int argc, char **argv) {
     L = loader_create(ds, &lo, &ao);
     if (!L) { fprintf(stderr, "cldetr eval: error: %s\n", cd_errbuf()); goto out; }
     criterion_opts crit;
-    criterion_opts_default(&crit);
-    crit.w_ce = cfg->loss.ce_loss_coef;
-    crit.w_bbox = cfg->loss.bbox_loss_coef;
-    crit.w_giou = cfg->loss.giou_loss_coef;
-    crit.eos_coef = cfg->loss.eos_coef;
-    crit.cost.cost_class = cfg->matcher.set_cost_class;
-    crit.cost.cost_bbox = cfg->matcher.set_cost_bbox;
-    crit.cost.cost_giou = cfg->matcher.set_cost_giou;
-    crit.aux_loss = cfg->model.aux_loss;
+    setup_criterion_opts(&crit, cfg);
     size_t bs = lo.batch_size, max_batches = max_images > 0 ? ((size_t)max_images + bs - 1) / bs : 0;
     fprintf(stderr, "eval: split %s of %s/%s: %zu images%s, batch %zu, input %d (max %d)\n", split, cfg->data.root,
             !strcmp(split, "train") ? cfg->data.train_ann : cfg->data.val_ann, data_size(ds),
             max_batches && max_batches * bs < data_size(ds) ? " (the first ones only: --max-images)" : "", bs,
             cfg->augment.val_size, cfg->augment.val_max_size);
-    if (eval_run(&r, &im.model, &im.ctx, ds, L, &crit, max_batches, isatty(2)) < 0) {
+    if (infer_dataset(&r, &im.model, &im.ctx, ds, L, &crit, max_batches, isatty(2)) < 0) {
         fprintf(stderr, "cldetr eval: error: %s\n", cd_errbuf());
         goto out;
     }
@@ -161,7 +154,7 @@ int cmd_eval(int argc, char **argv) {
     coco_eval_result_free(&cr);
 out:
     free(dets);
-    eval_result_free(&r);
+    infer_dataset_result_free(&r);
     loader_destroy(L);
     if (ds) data_close(ds);
     infer_close(&im);

@@ -11,6 +11,7 @@
 #include "cldetr/loss.h"
 #include "cldetr/safetensors.h"
 #include "cldetr/setup.h"
+#include "cldetr/step.h"
 #include "cldetr/weights.h"
 #include "cli/cli.h"
 
@@ -136,21 +137,22 @@ int cmd_step(int argc, char **argv) {
         H = CD_MAX(H, one[b].H);
         W = CD_MAX(W, one[b].W);
     }
-    float *img = cd_xcalloc(B * 3 * H * W, sizeof *img), *mask = cd_xmalloc(B * H * W * sizeof *mask);
-    for (size_t i = 0; i < B * H * W; i++) mask[i] = 1;
-    criterion_target *tg = cd_xcalloc(B, sizeof *tg);
+    data_batch batch = {0};                  /* the images padded together at the bottom/right */
+    batch.B = B; batch.H = H; batch.W = W;
+    batch.images = cd_xcalloc(B * 3 * H * W, sizeof *batch.images);
+    batch.mask = cd_xmalloc(B * H * W);
+    batch.targets = cd_xcalloc(B, sizeof *batch.targets);
+    memset(batch.mask, 1, B * H * W);
     int max_label = -1;
     for (size_t b = 0; b < B; b++) {
         const data_batch *s = &one[b];
         for (size_t c = 0; c < 3; c++)
             for (size_t y = 0; y < s->H; y++)
-                memcpy(img + ((b * 3 + c) * H + y) * W, s->images + (c * s->H + y) * s->W, s->W * sizeof *img);
-        for (size_t y = 0; y < s->H; y++)
-            for (size_t x = 0; x < s->W; x++) mask[(b * H + y) * W + x] = s->mask[y * s->W + x];
-        tg[b].labels = s->targets[0].labels;
-        tg[b].boxes = s->targets[0].boxes;
-        tg[b].n = s->targets[0].n;
-        for (size_t k = 0; k < tg[b].n; k++) max_label = CD_MAX(max_label, tg[b].labels[k]);
+                memcpy(batch.images + ((b * 3 + c) * H + y) * W, s->images + (c * s->H + y) * s->W,
+                       s->W * sizeof *batch.images);
+        for (size_t y = 0; y < s->H; y++) memcpy(batch.mask + (b * H + y) * W, s->mask + y * s->W, s->W);
+        batch.targets[b] = s->targets[0];       /* borrowed: one[b] keeps ownership */
+        for (size_t k = 0; k < s->targets[0].n; k++) max_label = CD_MAX(max_label, s->targets[0].labels[k]);
     }
 
     /* ---- the model */
@@ -177,35 +179,19 @@ int cmd_step(int argc, char **argv) {
     nn_ctx_init(&ctx, dev, &m.params);
     ctx.training = 1;
     ctx.seed = (uint64_t)cfg.train.seed;
-    nn_zero_grads(&ctx);
-    detr_out out;
-    detr_forward(&m, &ctx, img, mask, B, H, W, &out);
-    size_t L = out.L, Q = out.Q, K1 = out.K1;
-    float *logits = cd_xmalloc(L * B * Q * K1 * sizeof *logits), *boxes = cd_xmalloc(L * B * Q * 4 * sizeof *boxes);
-    float *dlogits = cd_xmalloc(L * B * Q * K1 * sizeof *dlogits), *dboxes = cd_xmalloc(L * B * Q * 4 * sizeof *dboxes);
-    for (size_t l = 0; l < L; l++) {
-        cd_read(dev, logits + l * B * Q * K1, out.logits[l]->data, B * Q * K1);
-        cd_read(dev, boxes + l * B * Q * 4, out.boxes[l]->data, B * Q * 4);
-    }
-    criterion_opts co;
-    criterion_opts_default(&co);
-    co.w_ce = cfg.loss.ce_loss_coef;
-    co.w_bbox = cfg.loss.bbox_loss_coef;
-    co.w_giou = cfg.loss.giou_loss_coef;
-    co.eos_coef = cfg.loss.eos_coef;
-    co.cost.cost_class = cfg.matcher.set_cost_class;
-    co.cost.cost_bbox = cfg.matcher.set_cost_bbox;
-    co.cost.cost_giou = cfg.matcher.set_cost_giou;
-    co.aux_loss = cfg.model.aux_loss;
-    criterion_result cr = {0};
-    if (criterion_loss(&cr, dlogits, dboxes, logits, boxes, tg, L, B, Q, K1, &co) < 0) return fail(NULL);
-    for (size_t l = co.aux_loss ? 0 : L - 1; l < L; l++) {
-        nn_set_grad(&ctx, out.logits[l], dlogits + l * B * Q * K1);
-        nn_set_grad(&ctx, out.boxes[l], dboxes + l * B * Q * 4);
-    }
-    nn_backward(&ctx);
+    train_step_state st;                     /* the training step without an optimizer: gradients only */
+    train_step_init(&st, &m, &ctx, NULL, &cfg);
+    const double no_lr[2] = {0, 0};
+    if (train_step(&st, &batch, 0, no_lr) < 0) return fail(NULL);
+    size_t L = st.out.L, Q = st.out.Q, K1 = st.out.K1;
+    const float *logits = st.logits, *boxes = st.boxes;
+    const criterion_opts co = st.crit;
+    const criterion_result cr = st.cr;
     float *grads = cd_xmalloc((m.params.n_trainable ? m.params.n_trainable : 1) * sizeof *grads);
     cd_read(dev, grads, m.params.grad, m.params.n_trainable);
+    float *img = batch.images, *mask = cd_xmalloc(B * H * W * sizeof *mask);
+    for (size_t i = 0; i < B * H * W; i++) mask[i] = batch.mask[i];
+    criterion_target *tg = st.targets;
 
     /* ---- the dump */
     st_writer *w = st_writer_new();
@@ -291,13 +277,13 @@ int cmd_step(int argc, char **argv) {
            "class_error %.1f)\nwrote %s\n", B, H, W, cr.num_boxes, cr.total, f->loss_ce, f->loss_bbox, f->loss_giou,
            cr.class_error, dump);
     free(text);
-    free(grads); free(logits); free(boxes); free(dlogits); free(dboxes);
-    criterion_result_free(&cr);
+    free(grads);
+    train_step_free(&st);
     nn_ctx_free(&ctx);
     detr_free(&m, dev);
     cd_close(dev);
     for (size_t b = 0; b < B; b++) data_batch_free(&one[b]);
-    free(one); free(img); free(mask); free(tg);
+    free(one); free(mask); free(batch.images); free(batch.mask); free(batch.targets);
     data_close(ds);
     coco_free(&coco);
     return 0;

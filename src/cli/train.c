@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cldetr/common.h"
 #include "cldetr/config.h"
 #include "cldetr/trainer.h"
 #include "cli/cli.h"
@@ -51,5 +52,10 @@ int cmd_train(int argc, char **argv) {
     }
     a.sets = sets;
     a.n_sets = n;
-    return train_main(&a);
+    int rc = train_run(&a);
+    if (rc < 0) {
+        fprintf(stderr, "cldetr: error: %s\n", cd_errbuf());
+        return 1;
+    }
+    return rc == TRAIN_INTERRUPTED ? 130 : 0;
 }

@@ -5,7 +5,7 @@
  * - a run folder (config.ini + a checkpoint of a model built with another
  *   seed) opens with the checkpoint's weights, the dataset's class names and
  *   category ids; checkpoint choice and its errors; a missing dataset;
- * - infer_image on each validation image gives the detections eval_run gives
+ * - infer_image on each validation image gives the detections infer_dataset gives
  *   for it (batch of one: no padding);
  * - the same model opened from the .ckpt file alone (its stored config) and
  *   from a safetensors file (weights_save) gives the same detections. */
@@ -181,7 +181,7 @@ static void test_missing_dataset(void) {
     t_ok(setup_open_split(&cfg, "test") == NULL && contains(cd_errbuf(), "unknown split 'test'"), "unknown split");
 }
 
-/* Every validation image: infer_image == eval_run's detections of it. */
+/* Every validation image: infer_image == infer_dataset's detections of it. */
 static void test_infer_vs_eval(infer_model *im) {
     data_dataset *ds = setup_open_split(&im->cfg, "val");
     t_ok(ds != NULL, "val split opens");
@@ -193,8 +193,8 @@ static void test_infer_vs_eval(infer_model *im) {
     data_loader *L = loader_create(ds, &lo, &ao);
     criterion_opts crit;
     criterion_opts_default(&crit);
-    eval_result r;
-    t_ok(eval_run(&r, &im->model, &im->ctx, ds, L, &crit, 0, 0) == 0, "eval_run over %zu images", data_size(ds));
+    infer_dataset_result r;
+    t_ok(infer_dataset(&r, &im->model, &im->ctx, ds, L, &crit, 0, 0) == 0, "infer_dataset over %zu images", data_size(ds));
     size_t Q = (size_t)im->model.o.num_queries;
     t_ok(r.n_dets == Q * data_size(ds), "%zu detections = %zu queries x %zu images", r.n_dets, Q, data_size(ds));
     float *sc = malloc(Q * sizeof *sc), *xy = malloc(4 * Q * sizeof *xy);
@@ -228,7 +228,7 @@ static void test_infer_vs_eval(infer_model *im) {
         data_image_free(&img);
     }
     free(sc); free(xy); free(lb);
-    eval_result_free(&r);
+    infer_dataset_result_free(&r);
     loader_destroy(L);
     data_close(ds);
 }

@@ -1,5 +1,5 @@
 /* The training loop end to end on a tiny config and a tiny shapes dataset:
- * - overfitting 4 images: the loss falls by 10x and every matched box ends
+ * - overfitting 4 images with the training step (train_step): the loss falls by 10x and every matched box ends
  *   with IoU > 0.8 against its target;
  * - resume: a run stopped at step 3 and resumed to step 8 ends with exactly
  *   the parameters and optimizer state of a run that went to step 8 at once. */
@@ -13,9 +13,9 @@
 #include "cldetr/config.h"
 #include "cldetr/data.h"
 #include "cldetr/detr.h"
-#include "cldetr/evaluate.h"
 #include "cldetr/loss.h"
 #include "cldetr/setup.h"
+#include "cldetr/step.h"
 #include "cldetr/train.h"
 #include "cldetr/trainer.h"
 #include "../check.h"
@@ -79,53 +79,31 @@ static void test_overfit(void) {
     ctx.training = 1;
     adamw_state opt;
     adamw_init(&opt, dev, &m.params, 0.9, 0.999, 1e-8, 1e-4);
-    criterion_opts co;
-    criterion_opts_default(&co);
-    criterion_result cr = {0};
+    train_step_state st;                     /* the step `cldetr train` runs */
+    train_step_init(&st, &m, &ctx, &opt, &cfg);
+    criterion_opts_default(&st.crit);
+    st.clip_max_norm = 1.0;
     size_t B = batch.B, H = batch.H, W = batch.W, Q = (size_t)o.num_queries, K1 = (size_t)o.num_classes + 1;
     size_t L = (size_t)o.dec_layers;
-    float *mask = malloc(B * H * W * sizeof *mask);
-    for (size_t i = 0; i < B * H * W; i++) mask[i] = batch.mask[i];
-    float *lg = malloc(L * B * Q * K1 * sizeof *lg), *bx = malloc(L * B * Q * 4 * sizeof *bx);
-    float *dlg = malloc(L * B * Q * K1 * sizeof *dlg), *dbx = malloc(L * B * Q * 4 * sizeof *dbx);
-    criterion_target tg[4];
-    for (size_t i = 0; i < B; i++) {
-        tg[i].labels = batch.targets[i].labels;
-        tg[i].boxes = batch.targets[i].boxes;
-        tg[i].n = batch.targets[i].n;
-    }
     double first = 0, last = 0;
     const int steps = 300;
     double t0 = cd_now();
     for (int s = 0; s < steps; s++) {
-        nn_ctx_reset(&ctx);
-        ctx.step = (uint64_t)s;
-        nn_zero_grads(&ctx);
-        detr_out out;
-        detr_forward(&m, &ctx, batch.images, mask, B, H, W, &out);
-        eval_read_outputs(dev, &out, lg, bx);
-        if (criterion_loss(&cr, dlg, dbx, lg, bx, tg, L, B, Q, K1, &co) < 0) {
-            t_ok(0, "criterion at step %d: %s", s, cd_errbuf());
-            break;
-        }
-        if (s == 0) first = cr.total;
-        last = cr.total;
-        for (size_t l = 0; l < L; l++) {
-            nn_set_grad(&ctx, out.logits[l], dlg + l * B * Q * K1);
-            nn_set_grad(&ctx, out.boxes[l], dbx + l * B * Q * 4);
-        }
-        nn_backward(&ctx);
-        double lr[2] = {1e-3, 1e-3}, gn;
-        if (adamw_step(&opt, dev, &m.params, lr, 1.0, &gn) < 0) { t_ok(0, "adamw: %s", cd_errbuf()); break; }
+        double lr[2] = {1e-3, 1e-3};
+        if (train_step(&st, &batch, (uint64_t)s, lr) < 0) { t_ok(0, "step %d: %s", s, cd_errbuf()); break; }
+        if (s == 0) first = st.cr.total;
+        last = st.cr.total;
     }
     t_diag("%d steps in %.1f s", steps, cd_now() - t0);
     t_ok(last < first / 10, "the loss falls by more than 10x overfitting 4 images: %.4f -> %.4f", first, last);
     /* the final layer's matched boxes, after one more forward (training mode: batch statistics) */
     nn_ctx_reset(&ctx);
     detr_out out;
-    detr_forward(&m, &ctx, batch.images, mask, B, H, W, &out);
-    eval_read_outputs(dev, &out, lg, bx);
-    criterion_loss(&cr, NULL, NULL, lg, bx, tg, L, B, Q, K1, &co);
+    detr_forward(&m, &ctx, batch.images, st.mask, B, H, W, &out);
+    float *bx = st.boxes;
+    read_decoder_outputs(dev, &out, st.logits, bx);
+    criterion_result cr = {0};
+    criterion_loss(&cr, NULL, NULL, st.logits, bx, st.targets, L, B, Q, K1, &st.crit);
     double min_iou = 1;
     size_t n_match = 0;
     for (size_t b = 0; b < B; b++) {
@@ -134,7 +112,7 @@ static void test_overfit(void) {
             double p[4], t[4], pc[4], tc[4];
             for (int j = 0; j < 4; j++) {
                 pc[j] = bx[((l * B + b) * Q + cr.match_query[k]) * 4 + j];
-                tc[j] = tg[b].boxes[cr.match_target[k] * 4 + j];
+                tc[j] = st.targets[b].boxes[cr.match_target[k] * 4 + j];
             }
             box_cxcywh_to_xyxy(p, pc);
             box_cxcywh_to_xyxy(t, tc);
@@ -145,8 +123,8 @@ static void test_overfit(void) {
     t_ok(n_match > 0 && min_iou > 0.8, "every matched box (%zu) has IoU > 0.8 with its target (min %.3f)",
          n_match, min_iou);
     t_ok(cr.class_error < 1e-9, "every matched query predicts its class (class_error %.1f%%)", cr.class_error);
-    free(mask); free(lg); free(bx); free(dlg); free(dbx);
     criterion_result_free(&cr);
+    train_step_free(&st);
     adamw_free(&opt, dev);
     nn_ctx_free(&ctx);
     detr_free(&m, dev);
@@ -165,7 +143,7 @@ static int run_train(const char *name, int max_steps, const char *resume) {
     char run[400];
     snprintf(run, sizeof run, "%s/runs/%s", dir, name);
     train_args a = {resume ? NULL : ini, resume ? sets + 3 : sets, resume ? 2 : 5, resume ? run : NULL};
-    return train_main(&a);
+    return train_run(&a);
 }
 
 static size_t n_moments;
@@ -183,7 +161,8 @@ static int load_ckpt(const char *name, float **params, float **m, float **v, uin
     adamw_init(&opt, dev, &mdl.params, 0.9, 0.999, 1e-8, 1e-4);
     snprintf(path, sizeof path, "%s/runs/%s/last.ckpt", dir, name);
     ckpt_meta meta = {0};
-    int rc = ckpt_load(path, &meta, &mdl.params, &opt, dev);
+    ckpt_moments moments = adamw_moments(&opt);
+    int rc = ckpt_load(path, &meta, &mdl.params, &moments, dev);
     *step = meta.step;
     size_t n = mdl.params.total, nt = mdl.params.n_trainable;
     n_moments = nt;

@@ -68,6 +68,41 @@ const char *setup_device_spec(const config *cfg) {
     return NULL;
 }
 
+void setup_criterion_opts(criterion_opts *o, const config *cfg) {
+    criterion_opts_default(o);
+    o->w_ce = cfg->loss.ce_loss_coef;
+    o->w_bbox = cfg->loss.bbox_loss_coef;
+    o->w_giou = cfg->loss.giou_loss_coef;
+    o->eos_coef = cfg->loss.eos_coef;
+    o->cost.cost_class = cfg->matcher.set_cost_class;
+    o->cost.cost_bbox = cfg->matcher.set_cost_bbox;
+    o->cost.cost_giou = cfg->matcher.set_cost_giou;
+    o->aux_loss = cfg->model.aux_loss;
+}
+
+void setup_lr_schedule(lr_schedule *s, const config *cfg, long total_steps) {
+    memset(s, 0, sizeof *s);
+    s->kind = lr_schedule_kind(cfg->train.schedule);
+    s->base_lr[NN_GROUP_REST] = cfg->train.lr;
+    s->base_lr[NN_GROUP_BACKBONE] = cfg->train.lr_backbone;
+    s->warmup_steps = cfg->train.warmup_steps;
+    s->lr_drop = cfg->train.lr_drop;
+    s->gamma = cfg->train.lr_gamma;
+    s->total_steps = total_steps;
+}
+
+void setup_shapes_opts(shapes_opts *o, const config *cfg) {
+    const config_data *dc = &cfg->data;
+    shapes_opts_default(o);
+    o->dir = dc->root;
+    o->n_train = dc->shapes_train;
+    o->n_val = dc->shapes_val;
+    o->size = dc->shapes_size;
+    o->seed = (uint64_t)dc->shapes_seed;
+    o->min_objects = dc->shapes_min_objects;
+    o->max_objects = dc->shapes_max_objects;
+}
+
 /* ---- the data pipeline of a config ---------------------------------------- */
 
 void setup_augment_opts(augment_opts *a, const config *c) {
@@ -99,12 +134,22 @@ void setup_loader_opts(loader_opts *lo, const config *c, int train) {
     }
 }
 
+void setup_data_opts(data_opts *o, const config *c, int train, char *ann, char *images, size_t n) {
+    snprintf(ann, n, "%s/%s", c->data.root, train ? c->data.train_ann : c->data.val_ann);
+    snprintf(images, n, "%s/%s", c->data.root, train ? c->data.train_images : c->data.val_images);
+    data_opts_default(o);
+    o->ann_file = ann;
+    o->image_dir = images;
+    o->contiguous_labels = c->data.contiguous_labels;
+    o->on_bad_sample = strcmp(c->data.on_bad_sample, "skip") ? DATA_BAD_ERROR : DATA_BAD_SKIP;
+}
+
 data_dataset *setup_open_split(const config *c, const char *split) {
     int train = !strcmp(split, "train");
     if (!train && strcmp(split, "val")) { cd_seterr("unknown split '%s': use val or train", split); return NULL; }
     char ann[2 * CFG_STR_LEN + 2], images[2 * CFG_STR_LEN + 2], cwd[2048];
-    snprintf(ann, sizeof ann, "%s/%s", c->data.root, train ? c->data.train_ann : c->data.val_ann);
-    snprintf(images, sizeof images, "%s/%s", c->data.root, train ? c->data.train_images : c->data.val_images);
+    data_opts o;
+    setup_data_opts(&o, c, train, ann, images, sizeof ann);
     const char *missing = !is_file(ann) ? ann : !is_dir(images) ? images : NULL;
     if (missing) {
         if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, ".");
@@ -124,11 +169,5 @@ data_dataset *setup_open_split(const config *c, const char *split) {
                       train ? c->data.train_images : c->data.val_images);
         return NULL;
     }
-    data_opts o;
-    data_opts_default(&o);
-    o.ann_file = ann;
-    o.image_dir = images;
-    o.contiguous_labels = c->data.contiguous_labels;
-    o.on_bad_sample = strcmp(c->data.on_bad_sample, "skip") ? DATA_BAD_ERROR : DATA_BAD_SKIP;
     return data_open(&o);
 }

@@ -12,8 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cldetr/checkpoint.h"
 #include "cldetr/train.h"
 #include "../check.h"
+
+/* The checkpoint view of an optimizer state. */
+#define MOMENTS(opt) (&(ckpt_moments){(opt)->m, (opt)->v, (opt)->n, &(opt)->step})
 
 static char dir[256];
 
@@ -141,7 +145,7 @@ static void test_round_trip(cd_device *dev) {
     snapshot sa = snap(&a, &oa, dev);
     ckpt_meta meta = make_meta(1234);
     const char *path = tpath("last.ckpt");
-    int rc = ckpt_save(path, &meta, &a, &oa, dev);
+    int rc = ckpt_save(path, &meta, &a, MOMENTS(&oa), dev);
     t_ok(rc == 0, "save %s: %s", path, rc ? cd_errbuf() : "ok");
     t_ok(!file_exists(tpath("last.ckpt.tmp")), "no temporary file left after a save");
 
@@ -149,7 +153,7 @@ static void test_round_trip(cd_device *dev) {
     adamw_init(&ob, dev, &b, 0.9, 0.999, 1e-8, 1e-4);
     fill_model(&b, NULL, dev, 99);           /* other values, zero moments */
     ckpt_meta got = {0};
-    rc = ckpt_load(path, &got, &b, &ob, dev);
+    rc = ckpt_load(path, &got, &b, MOMENTS(&ob), dev);
     t_ok(rc == 0, "load: %s", rc ? cd_errbuf() : "ok");
     snapshot sb = snap(&b, &ob, dev);
     t_ok(sa.step == 2 && snap_equal(&sa, &sb),
@@ -176,7 +180,7 @@ static void test_round_trip(cd_device *dev) {
     adamw_state oc;
     build_model(&c, dev, 5, 0);
     adamw_init(&oc, dev, &c, 0.9, 0.999, 1e-8, 1e-4);
-    rc = ckpt_load(path, NULL, &c, &oc, dev);
+    rc = ckpt_load(path, NULL, &c, MOMENTS(&oc), dev);
     nn_params_download(&c, dev);
     int same = rc == 0;
     float *mc = malloc(c.n_trainable * sizeof(float)), *ma = malloc(a.n_trainable * sizeof(float));
@@ -198,7 +202,7 @@ static void test_round_trip(cd_device *dev) {
     const char *wpath = tpath("weights.ckpt");
     rc = ckpt_save(wpath, &meta, &a, NULL, dev);
     t_ok(rc == 0, "save weights only");
-    rc = ckpt_load(wpath, NULL, &b, &ob, dev);
+    rc = ckpt_load(wpath, NULL, &b, MOMENTS(&ob), dev);
     t_ok(rc == -1 && strstr(cd_errbuf(), "no optimizer state") && strstr(cd_errbuf(), "weights.ckpt"),
          "weights-only file cannot resume: %s", cd_errbuf());
     rc = ckpt_load(wpath, NULL, &b, NULL, dev);
@@ -207,7 +211,7 @@ static void test_round_trip(cd_device *dev) {
     t_ok(rc == 0, "a full checkpoint loads without optimizer state (eval)");
 
     /* a folder that does not exist */
-    rc = ckpt_save("/nonexistent-cldetr-dir/x/last.ckpt", &meta, &a, &oa, dev);
+    rc = ckpt_save("/nonexistent-cldetr-dir/x/last.ckpt", &meta, &a, MOMENTS(&oa), dev);
     t_ok(rc == -1 && strstr(cd_errbuf(), "/nonexistent-cldetr-dir/x/last.ckpt") && strstr(cd_errbuf(), "folder"),
          "save into a missing folder: %s", cd_errbuf());
 
@@ -228,7 +232,7 @@ static void expect_fail(cd_device *dev, const char *path, int variant, int with_
     adamw_init(&opt, dev, &ps, 0.9, 0.999, 1e-8, 1e-4);
     fill_model(&ps, &opt, dev, 5);
     snapshot before = snap(&ps, &opt, dev);
-    int rc = ckpt_load(path, NULL, &ps, with_opt ? &opt : NULL, dev);
+    int rc = ckpt_load(path, NULL, &ps, with_opt ? MOMENTS(&opt) : NULL, dev);
     const char *e = cd_errbuf();
     snapshot after = snap(&ps, &opt, dev);
     t_ok(rc == -1 && strstr(e, path) && strstr(e, want) && (!want2 || strstr(e, want2)) && snap_equal(&before, &after),
@@ -302,14 +306,14 @@ static void test_stale_temp(cd_device *dev) {
     build_model(&ps, dev, 0, 0);
     adamw_init(&opt, dev, &ps, 0.9, 0.999, 1e-8, 1e-4);
     ckpt_meta m = {0};
-    int rc = ckpt_load(good, &m, &ps, &opt, dev);
+    int rc = ckpt_load(good, &m, &ps, MOMENTS(&opt), dev);
     t_ok(rc == 0 && m.step == 1234, "a half-written %s beside it: the last checkpoint still loads (step %llu)",
          tmp, (unsigned long long)m.step);
     ckpt_meta_free(&m);
     ckpt_meta meta = make_meta(1300);
-    rc = ckpt_save(good, &meta, &ps, &opt, dev);
+    rc = ckpt_save(good, &meta, &ps, MOMENTS(&opt), dev);
     t_ok(rc == 0 && !file_exists(tmp), "the next save replaces the stale temp file");
-    rc = ckpt_load(good, &m, &ps, &opt, dev);
+    rc = ckpt_load(good, &m, &ps, MOMENTS(&opt), dev);
     t_ok(rc == 0 && m.step == 1300, "and the new checkpoint loads (step %llu)", (unsigned long long)m.step);
     ckpt_meta_free(&m);
     adamw_free(&opt, dev);
@@ -333,7 +337,7 @@ static void saver_child(const char *path, uint64_t first) {
         cd_write(dev, cd_at(ps.data, ps.p[big].off), &marker, 1);
         cd_fill(dev, opt.m, marker, opt.n);        /* the moments carry the marker too */
         ckpt_meta meta = make_meta(k);
-        if (ckpt_save(path, &meta, &ps, &opt, dev) != 0) _exit(4);
+        if (ckpt_save(path, &meta, &ps, MOMENTS(&opt), dev) != 0) _exit(4);
     }
 }
 
@@ -386,7 +390,7 @@ static void check_kills(cd_device *dev) {
         build_model(&ps, dev, 0, BIG_FLOATS);
         adamw_init(&opt, dev, &ps, 0.9, 0.999, 1e-8, 1e-4);
         ckpt_meta m = {0};
-        int rc = ckpt_load(tpath(name), &m, &ps, &opt, dev);
+        int rc = ckpt_load(tpath(name), &m, &ps, MOMENTS(&opt), dev);
         float marker = -1, mm = -1;
         if (rc == 0) {
             cd_read(dev, &marker, cd_at(ps.data, ps.p[nn_param_find(&ps, "big.weight")].off), 1);

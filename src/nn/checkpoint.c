@@ -1,6 +1,6 @@
 /* Checkpoints: parameters, buffers, optimizer state and run state in one
  * versioned, checksummed file, written atomically. The format is described in
- * include/cldetr/train.h.
+ * include/cldetr/checkpoint.h.
  *
  * Writing: everything goes to "<path>.tmp" in the same folder, is flushed and
  * fsync'ed, then renamed over <path> and the folder fsync'ed; a kill at any
@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cldetr/train.h"
+#include "cldetr/checkpoint.h"
 
 #define HEADER_BYTES 136
 #define ENTRY_BYTES 168
@@ -121,7 +121,7 @@ static int sync_parent_dir(const char *path) {
     return rc;
 }
 
-int ckpt_save(const char *path, const ckpt_meta *meta, nn_params *ps, const adamw_state *opt, cd_device *dev) {
+int ckpt_save(const char *path, const ckpt_meta *meta, nn_params *ps, const ckpt_moments *opt, cd_device *dev) {
     if (!host_is_little_endian()) return cd_seterr("checkpoint %s: big-endian hosts are not supported", path);
     if (!ps->finalized) cd_fatal("ckpt_save before nn_params_finalize (a bug in cldetr)");
     if (opt && opt->n != ps->n_trainable)
@@ -171,7 +171,7 @@ int ckpt_save(const char *path, const ckpt_meta *meta, nn_params *ps, const adam
         w_bytes(&w, e, sizeof e);
     }
     w_bytes(&w, ps->host, ps->total * sizeof(float));
-    w_u64(&w, opt ? opt->step : 0);
+    w_u64(&w, opt ? *opt->step : 0);
     if (opt) {
         float *chunk = cd_xmalloc(CHUNK_FLOATS * sizeof(float));
         w_device(&w, dev, opt->m, n_moments, chunk);
@@ -401,7 +401,7 @@ static int read_at(ck_reader *r, uint64_t pos, void *dst, size_t n) {
     return 0;
 }
 
-int ckpt_load(const char *path, ckpt_meta *meta, nn_params *ps, adamw_state *opt, cd_device *dev) {
+int ckpt_load(const char *path, ckpt_meta *meta, nn_params *ps, const ckpt_moments *opt, cd_device *dev) {
     if (!ps->finalized) cd_fatal("ckpt_load before nn_params_finalize (a bug in cldetr)");
     ck_reader r;
     uint32_t *match = cd_xcalloc(CD_MAX(ps->n, 1), sizeof *match);
@@ -434,7 +434,7 @@ int ckpt_load(const char *path, ckpt_meta *meta, nn_params *ps, adamw_state *opt
     }
     if (rc == 0) {
         nn_params_upload(ps, dev);
-        if (opt) opt->step = r.adam_step;
+        if (opt) *opt->step = r.adam_step;
         give_meta(&r, meta);
     }
     free(buf);

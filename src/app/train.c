@@ -1,0 +1,440 @@
+/* The training loop: batches from the loader through the one training step
+ * (src/app/step.c), with logging, validation, checkpoints, resume and clean
+ * stops. Library code: errors come back to the caller (src/cli/train.c) as -1
+ * with cd_errbuf(); the progress of the run is logged to stderr and log.txt. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cldetr/chart.h"
+#include "cldetr/checkpoint.h"
+#include "cldetr/config.h"
+#include "cldetr/evaluate.h"
+#include "cldetr/infer.h"
+#include "cldetr/setup.h"
+#include "cldetr/step.h"
+#include "cldetr/train.h"
+#include "cldetr/trainer.h"
+#include "cldetr/weights.h"
+
+static volatile sig_atomic_t stop_requested;
+static void on_sigint(int sig) {
+    (void)sig;
+    if (stop_requested) _exit(130);          /* a second Ctrl-C: leave now */
+    stop_requested = 1;
+}
+
+typedef struct {
+    config cfg;
+    char run[2048];
+    FILE *log, *metrics, *evals;
+    int progress;                  /* 2 live line, 1 plain lines, 0 off */
+    cd_device *dev;
+    detr_model model;
+    nn_ctx ctx;
+    adamw_state opt;
+    lr_schedule sched;
+    train_step_state st;           /* the step, and what the last one computed */
+    data_dataset *train_ds, *val_ds;
+    data_loader *train_ld, *val_ld;
+    long step, epoch, batch_in_epoch, last_ckpt_step;
+    double best;                   /* best validation AP (or -loss without annotations) */
+    char *config_text;
+    int have_model, have_ctx;      /* for the cleanup of a half-opened trainer */
+} trainer;
+
+/* Messages go to stderr and to the run's log.txt. */
+static void say(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(trainer *t, const char *fmt, ...) {
+    va_list ap;
+    if (t->progress == 2) fputs("\r\033[K", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    if (t->log) {
+        va_start(ap, fmt);
+        vfprintf(t->log, fmt, ap);
+        va_end(ap);
+        fputc('\n', t->log);
+        fflush(t->log);
+    }
+}
+
+static int file_exists(const char *p) { struct stat st; return stat(p, &st) == 0; }
+
+/* "a/b" into out; a path longer than the buffer is an error, never a silent cut. */
+static void join(char *out, size_t n, const char *a, const char *b) {
+    if (snprintf(out, n, "%s/%s", a, b) >= (int)n) cd_fatal("path too long: %s/%s", a, b);
+}
+
+/* ---- setup ------------------------------------------------------------------- */
+
+static int ensure_shapes(trainer *t) {
+    const config_data *dc = &t->cfg.data;
+    char ann[1024];
+    join(ann, sizeof ann, dc->root, dc->train_ann);
+    if (file_exists(ann) || !dc->make_shapes) return 0;
+    say(t, "making the shapes dataset in %s (%d train + %d val images, %d px; data.make_shapes = true)",
+        dc->root, dc->shapes_train, dc->shapes_val, dc->shapes_size);
+    shapes_opts so;
+    setup_shapes_opts(&so, &t->cfg);
+    so.progress = t->progress > 0;
+    return shapes_generate(&so);
+}
+
+static data_loader *make_loader(trainer *t, data_dataset *ds, int train) {
+    loader_opts lo;
+    augment_opts ao;
+    setup_loader_opts(&lo, &t->cfg, train);
+    setup_augment_opts(&ao, &t->cfg);
+    return loader_create(ds, &lo, &ao);
+}
+
+/* ---- checkpoints ------------------------------------------------------------- */
+
+static int save_checkpoint(trainer *t, const char *name) {
+    char path[4096];
+    join(path, sizeof path, t->run, name);
+    ckpt_meta meta = {0};
+    meta.config_hash = config_hash(&t->cfg);
+    meta.step = (uint64_t)t->step;
+    meta.epoch = (uint64_t)t->epoch;
+    meta.rng[0] = (uint64_t)t->batch_in_epoch;
+    memcpy(&meta.rng[1], &t->best, sizeof t->best);
+    meta.rng[2] = (uint64_t)t->cfg.train.seed;
+    meta.config_text = t->config_text;
+    ckpt_moments moments = adamw_moments(&t->opt);
+    if (ckpt_save(path, &meta, &t->model.params, &moments, t->dev) < 0) {
+        say(t, "warning: could not write %s: %s", path, cd_errbuf());
+        return -1;
+    }
+    if (!strcmp(name, "last.ckpt")) t->last_ckpt_step = t->step;
+    return 0;
+}
+
+static void on_fatal(void *arg) {
+    trainer *t = arg;
+    if (t->last_ckpt_step >= 0)
+        fprintf(stderr, "the last good checkpoint is %s/last.ckpt (step %ld); continue with "
+                        "`cldetr train --resume %s`\n", t->run, t->last_ckpt_step, t->run);
+}
+
+/* ---- validation ---------------------------------------------------------------- */
+
+static void validate(trainer *t, int final) {
+    infer_dataset_result r;
+    if (infer_dataset(&r, &t->model, &t->ctx, t->val_ds, t->val_ld, &t->st.crit, 0, t->progress == 2) < 0) {
+        say(t, "warning: validation failed: %s", cd_errbuf());
+        return;
+    }
+    const double *s = r.coco.stats;
+    if (r.have_coco) {
+        say(t, "validation at step %ld (epoch %ld, %zu images, %.1f s): loss %.4f  AP %.3f  AP50 %.3f  AP75 %.3f",
+            t->step, t->epoch + 1, r.n_images, r.seconds, r.loss, s[COCO_AP], s[COCO_AP50], s[COCO_AP75]);
+        fprintf(t->evals, "%ld,%ld,%.6g", t->step, t->epoch, r.loss);
+        for (int i = 0; i < COCO_N_STATS; i++) fprintf(t->evals, ",%.6f", s[i]);
+        fprintf(t->evals, ",%.1f\n", r.seconds);
+        fflush(t->evals);
+        char path[4096];
+        join(path, sizeof path, t->run, "eval.json");
+        coco_eval_write_json(path, &r.coco);
+        join(path, sizeof path, t->run, "val_results.json");
+        eval_write_results(path, r.dets, r.n_dets);
+        if (final) {                      /* the AP table, as pycocotools prints it */
+            coco_eval_print_summary(stdout, &r.coco);
+            if (t->log) coco_eval_print_summary(t->log, &r.coco);
+        }
+    }
+    double score = r.have_coco ? s[COCO_AP] : -r.loss;
+    if (score > t->best) {
+        t->best = score;
+        save_checkpoint(t, "best.ckpt");
+    }
+    if (t->cfg.log.chart) {
+        char path[4096];
+        join(path, sizeof path, t->run, "loss.png");
+        if (chart_run_losses(t->run, path) < 0) say(t, "warning: loss.png: %s", cd_errbuf());
+        join(path, sizeof path, t->run, "ap.png");
+        if (r.have_coco && chart_run_ap(t->run, path) < 0) say(t, "warning: ap.png: %s", cd_errbuf());
+    }
+    infer_dataset_result_free(&r);
+}
+
+static void log_step(trainer *t, const double lr[2], double ips, double elapsed, long total_steps) {
+    const criterion_result *cr = &t->st.cr;
+    double grad_norm = t->st.grad_norm;
+    const criterion_layer_terms *f = &cr->layer[cr->L - 1];
+    double card = f->cardinality_error;
+    fprintf(t->metrics, "%ld,%ld,%.6g,%.6g,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.6g,%.2f,%.1f\n", t->step, t->epoch,
+            lr[NN_GROUP_REST], lr[NN_GROUP_BACKBONE], cr->total, f->loss_ce, f->loss_bbox, f->loss_giou,
+            cr->class_error, card, grad_norm, ips, elapsed);
+    fflush(t->metrics);
+    if (!t->progress) return;
+    double eta = ips > 0 && total_steps > 0 ? (double)(total_steps - t->step) * t->cfg.train.batch_size / ips : 0;
+    char line[256];
+    snprintf(line, sizeof line, "step %ld/%ld  epoch %ld  loss %.4f (ce %.3f l1 %.3f giou %.3f)  class_err %.0f%%  "
+             "lr %.2g  %.1f img/s  ETA %dm%02ds", t->step, total_steps, t->epoch + 1, cr->total, f->loss_ce,
+             f->loss_bbox, f->loss_giou, cr->class_error, lr[NN_GROUP_REST], ips, (int)(eta / 60), (int)eta % 60);
+    if (t->progress == 2) { fprintf(stderr, "\r\033[K%s", line); fflush(stderr); }
+    else fprintf(stderr, "%s\n", line);
+    if (t->log) fprintf(t->log, "%s\n", line);
+}
+
+/* ---- opening and closing ------------------------------------------------------- */
+
+/* The config: a fresh run from the INI file, or the run folder's own config. */
+static int open_config(trainer *t, const train_args *a, char *cfg_file, size_t n) {
+    const char *cfg_path = a->config_path;
+    char path[4096];
+    if (a->resume_dir) {
+        snprintf(t->run, sizeof t->run, "%s", a->resume_dir);
+        size_t len = strlen(t->run);
+        while (len > 1 && t->run[len - 1] == '/') t->run[--len] = '\0';
+        join(path, sizeof path, t->run, "config.ini");
+        if (!file_exists(path)) return cd_seterr("%s is not a run folder (no config.ini)", t->run);
+        cfg_path = path;
+    }
+    snprintf(cfg_file, n, "%s", cfg_path);
+    if (config_load(&t->cfg, cfg_file, a->sets, a->n_sets) < 0) return -1;
+    const char *prog = t->cfg.log.progress;
+    t->progress = !strcmp(prog, "off") ? 0 : !strcmp(prog, "plain") ? 1 : (isatty(2) ? 2 : 1);
+    return 0;
+}
+
+static int open_data(trainer *t, size_t *per_epoch) {
+    if (ensure_shapes(t) < 0) return -1;
+    if (!(t->train_ds = setup_open_split(&t->cfg, "train"))) return -1;
+    if (!(t->val_ds = setup_open_split(&t->cfg, "val"))) return -1;
+    t->train_ld = make_loader(t, t->train_ds, 1);
+    t->val_ld = make_loader(t, t->val_ds, 0);
+    if (!t->train_ld || !t->val_ld) return -1;
+    *per_epoch = loader_num_batches(t->train_ld);
+    if (*per_epoch == 0)
+        return cd_seterr("the training set (%zu images) holds no full batch of %d; lower train.batch_size",
+                         data_size(t->train_ds), t->cfg.train.batch_size);
+    return 0;
+}
+
+static int open_model(trainer *t, detr_opts *mo, int fine_tune) {
+    t->dev = cd_open(setup_device_spec(&t->cfg), t->cfg.device.profile);
+    if (!t->dev) return -1;
+    t->dev->oom_hint = "lower train.batch_size, the input size (augment.scales, augment.max_size) or the model "
+                       "(model.hidden_dim, model.dim_feedforward, model.num_queries)";
+    int classes = data_num_classes(t->train_ds);
+    if (setup_detr_opts(mo, &t->cfg, classes) < 0 || detr_build(&t->model, mo, t->dev, (uint64_t)t->cfg.train.seed) < 0)
+        return -1;
+    t->have_model = 1;
+    if (mo->num_classes < classes)
+        return cd_seterr("model.num_classes = %d but the training set has labels up to %d; set model.num_classes = 0 "
+                         "(from the data) or >= %d", mo->num_classes, classes - 1, classes);
+    if (fine_tune && t->cfg.model.init[0] && weights_init_model(&t->model, t->dev, t->cfg.model.init, stderr) < 0)
+        return -1;
+    nn_ctx_init(&t->ctx, t->dev, &t->model.params);
+    t->have_ctx = 1;
+    t->ctx.training = 1;
+    t->ctx.seed = (uint64_t)t->cfg.train.seed;
+    adamw_init(&t->opt, t->dev, &t->model.params, 0.9, 0.999, 1e-8, t->cfg.train.weight_decay);
+    train_step_init(&t->st, &t->model, &t->ctx, &t->opt, &t->cfg);
+    return 0;
+}
+
+/* A new run folder with its config.ini, or the state of the run to resume. */
+static int open_run_folder(trainer *t, const char *cfg_file, int resume) {
+    char path[4096];
+    size_t cap = 1 << 16;
+    t->config_text = cd_xcalloc(cap, 1);
+    FILE *mf = fmemopen(t->config_text, cap - 1, "w");
+    if (mf) { config_write(&t->cfg, mf); fclose(mf); }
+    if (resume) {
+        join(path, sizeof path, t->run, "last.ckpt");
+        ckpt_meta meta = {0};
+        ckpt_moments moments = adamw_moments(&t->opt);
+        if (ckpt_load(path, &meta, &t->model.params, &moments, t->dev) < 0) {
+            char why[2048];
+            snprintf(why, sizeof why, "%s", cd_errbuf());
+            return cd_seterr("cannot resume: %s", why);
+        }
+        t->step = (long)meta.step;
+        t->epoch = (long)meta.epoch;
+        t->batch_in_epoch = (long)meta.rng[0];
+        memcpy(&t->best, &meta.rng[1], sizeof t->best);
+        t->last_ckpt_step = t->step;
+        ckpt_meta_free(&meta);
+        return 0;
+    }
+    char name[1200];
+    if (t->cfg.train.name[0]) join(name, sizeof name, ".", t->cfg.train.name);
+    else {
+        const char *base = strrchr(cfg_file, '/');
+        base = base ? base + 1 : cfg_file;
+        char stem[1200];
+        if (snprintf(stem, sizeof stem, "%s", base) >= (int)sizeof stem) return cd_seterr("config name too long");
+        char *dot = strrchr(stem, '.');
+        if (dot) *dot = '\0';
+        time_t now = time(NULL);
+        struct tm tmv;
+        localtime_r(&now, &tmv);
+        if (snprintf(name, sizeof name, "./%s-%04d%02d%02d-%02d%02d%02d", stem, tmv.tm_year + 1900, tmv.tm_mon + 1,
+                     tmv.tm_mday, tmv.tm_hour, tmv.tm_min, tmv.tm_sec) >= (int)sizeof name)
+            return cd_seterr("run name too long");
+    }
+    join(t->run, sizeof t->run, t->cfg.train.out_dir, name + 2);
+    join(path, sizeof path, t->run, "last.ckpt");
+    if (file_exists(path))
+        return cd_seterr("%s already holds a run; resume it with `cldetr train --resume %s` or choose another "
+                         "train.name", t->run, t->run);
+    if (cd_mkdir_p(t->run) < 0)
+        return cd_seterr("cannot create the run folder %s: %s", t->run, strerror(errno));
+    join(path, sizeof path, t->run, "config.ini");
+    return config_save(&t->cfg, path);
+}
+
+/* log.txt, metrics.csv and eval.csv, appended to on resume. */
+static int open_logs(trainer *t) {
+    char path[4096];
+    join(path, sizeof path, t->run, "log.txt");
+    t->log = fopen(path, "a");
+    join(path, sizeof path, t->run, "metrics.csv");
+    int fresh = !file_exists(path);
+    t->metrics = fopen(path, "a");
+    if (t->metrics && fresh)
+        fprintf(t->metrics, "step,epoch,lr,lr_backbone,loss,loss_ce,loss_bbox,loss_giou,class_error,"
+                            "cardinality_error,grad_norm,images_per_s,time_s\n");
+    join(path, sizeof path, t->run, "eval.csv");
+    fresh = !file_exists(path);
+    t->evals = fopen(path, "a");
+    if (t->evals && fresh)
+        fprintf(t->evals, "step,epoch,val_loss,AP,AP50,AP75,AP_small,AP_medium,AP_large,AR1,AR10,AR100,"
+                          "AR_small,AR_medium,AR_large,time_s\n");
+    if (!t->log || !t->metrics || !t->evals)
+        return cd_seterr("cannot write in the run folder %s: %s", t->run, strerror(errno));
+    return 0;
+}
+
+static void trainer_close(trainer *t) {
+    if (t->dev && t->cfg.device.profile) cd_profile_print(t->dev, stderr);
+    train_step_free(&t->st);
+    loader_destroy(t->train_ld);
+    loader_destroy(t->val_ld);
+    data_close(t->train_ds);
+    data_close(t->val_ds);
+    if (t->dev) adamw_free(&t->opt, t->dev);
+    if (t->have_ctx) nn_ctx_free(&t->ctx);
+    if (t->have_model) detr_free(&t->model, t->dev);
+    cd_close(t->dev);
+    if (t->log) fclose(t->log);
+    if (t->metrics) fclose(t->metrics);
+    if (t->evals) fclose(t->evals);
+    free(t->config_text);
+}
+
+/* ---- the loop --------------------------------------------------------------------- */
+
+/* Train until total_steps, the last epoch or a stop request. */
+static int train_loop(trainer *t, long total_steps) {
+    double t_start = cd_now(), t_window = t_start;
+    long imgs_window = 0;
+    int eval_every = t->cfg.train.eval_every, ckpt_every = t->cfg.train.checkpoint_every;
+    while (t->step < total_steps && t->epoch < t->cfg.train.epochs && !stop_requested) {
+        loader_begin_epoch(t->train_ld, (uint64_t)t->epoch);
+        const data_batch *b;
+        int got;
+        long skip = t->batch_in_epoch;          /* resuming mid-epoch: the loader order is deterministic */
+        while ((got = loader_next(t->train_ld, &b)) == 1 && skip > 0) skip--;
+        for (; got == 1; got = loader_next(t->train_ld, &b)) {
+            double lr[2];
+            lr_at(&t->sched, t->step, t->epoch, lr);
+            if (train_step(&t->st, b, (uint64_t)t->step, lr) < 0) {
+                char why[1024], kept[1200] = "";
+                snprintf(why, sizeof why, "%s", cd_errbuf());
+                if (t->last_ckpt_step >= 0)
+                    snprintf(kept, sizeof kept, "\n  the last good checkpoint is %s/last.ckpt (step %ld)", t->run,
+                             t->last_ckpt_step);
+                return cd_seterr("training stopped at step %ld (epoch %ld): %s\n  advice: lower train.lr or "
+                                 "train.clip_max_norm, and check the data (cldetr eval, data.on_bad_sample)%s",
+                                 t->step, t->epoch + 1, why, kept);
+            }
+            t->step++;
+            t->batch_in_epoch++;
+            imgs_window += (long)b->B;
+            if (t->step % t->cfg.log.every == 0 || t->step == total_steps) {
+                double now = cd_now();
+                log_step(t, lr, imgs_window / CD_MAX(now - t_window, 1e-9), now - t_start, total_steps);
+                t_window = now;
+                imgs_window = 0;
+            }
+            if (t->step >= total_steps || stop_requested) break;
+        }
+        if (got < 0) return cd_seterr("training stopped at step %ld: %s", t->step, cd_errbuf());
+        if (got == 0) {            /* the epoch ended */
+            t->epoch++;
+            t->batch_in_epoch = 0;
+            int last = t->step >= total_steps || t->epoch >= t->cfg.train.epochs;
+            if (ckpt_every > 0 && t->epoch % ckpt_every == 0 && !last) save_checkpoint(t, "last.ckpt");
+            if (eval_every > 0 && t->epoch % eval_every == 0 && !last) validate(t, 0);
+        }
+    }
+    if (t->progress == 2) fputc('\n', stderr);
+    save_checkpoint(t, "last.ckpt");
+    if (stop_requested) {
+        say(t, "interrupted at step %ld: checkpoint written; continue with `cldetr train --resume %s`", t->step, t->run);
+        return TRAIN_INTERRUPTED;
+    }
+    say(t, "done: %ld steps in %.1f min; validation of the final model:", t->step, (cd_now() - t_start) / 60.0);
+    validate(t, 1);
+    say(t, "run folder %s: config.ini, metrics.csv, eval.csv, eval.json, log.txt, loss.png, ap.png, last.ckpt, "
+           "best.ckpt", t->run);
+    return TRAIN_DONE;
+}
+
+int train_run(const train_args *a) {
+    static trainer T;
+    trainer *t = &T;
+    memset(t, 0, sizeof *t);
+    t->last_ckpt_step = -1;
+    t->best = -INFINITY;
+    static char cfg_file[4096];
+    size_t per_epoch = 0;
+    detr_opts mo;
+    int rc = open_config(t, a, cfg_file, sizeof cfg_file);
+    if (rc == 0) rc = open_data(t, &per_epoch);
+    if (rc == 0) rc = open_model(t, &mo, !a->resume_dir);
+    long total_steps = (long)per_epoch * t->cfg.train.epochs;
+    if (t->cfg.train.max_steps > 0 && t->cfg.train.max_steps < total_steps) total_steps = t->cfg.train.max_steps;
+    if (rc == 0) {
+        setup_lr_schedule(&t->sched, &t->cfg, total_steps);
+        rc = open_run_folder(t, cfg_file, a->resume_dir != NULL);
+    }
+    if (rc == 0) rc = open_logs(t);
+    if (rc < 0) { trainer_close(t); return -1; }
+    cd_atfatal(on_fatal, t);
+
+    size_t all, trainable;
+    detr_count(&t->model, &all, &trainable);
+    say(t, "%s run %s on %s", a->resume_dir ? "resuming" : "starting", t->run, t->dev->info.name);
+    say(t, "model: resnet%d width %d, d=%d, %d+%d layers, %d queries, %d classes; %.2fM parameters (%.2fM trainable)",
+        mo.depth, mo.width, mo.d, mo.enc_layers, mo.dec_layers, mo.num_queries, mo.num_classes, all / 1e6,
+        trainable / 1e6);
+    say(t, "data: %zu train / %zu val images, batch %d, %zu steps per epoch, %ld steps in all",
+        data_size(t->train_ds), data_size(t->val_ds), t->cfg.train.batch_size, per_epoch, total_steps);
+    if (a->resume_dir) say(t, "continuing at step %ld (epoch %ld, batch %ld)", t->step, t->epoch + 1, t->batch_in_epoch);
+
+    signal(SIGINT, on_sigint);
+    signal(SIGTERM, on_sigint);
+    rc = train_loop(t, total_steps);
+    if (rc < 0) {                 /* the message goes to log.txt too; the caller prints it */
+        char why[2048];
+        snprintf(why, sizeof why, "%s", cd_errbuf());
+        if (t->log) fprintf(t->log, "%s\n", why);
+        cd_seterr("%s", why);
+    }
+    trainer_close(t);
+    return rc;
+}
