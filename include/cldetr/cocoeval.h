@@ -1,7 +1,7 @@
 /* COCO bbox evaluation, the same numbers as pycocotools' COCOeval
  * (evaluate / accumulate / summarize with the default bbox parameters), all
- * in float64. See /work/shared/reference/detr.md section 6 for the algorithm
- * and its quirks, which are kept:
+ * in float64. See docs/coco-eval.md for the algorithm and its quirks, which
+ * are kept:
  *   - evaluated images = every GT image (or the given subset), sorted by id;
  *     evaluated categories = the GT file's categories, sorted by id;
  *   - detections of a category not in the GT categories are dropped silently;

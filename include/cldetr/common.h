@@ -1,6 +1,6 @@
 /* cldetr common helpers: fatal errors, checked allocation, small utilities.
  *
- * Error policy (STYLE.md habit 4): code that reads user input (files, configs,
+ * Error policy (docs/code-style.md §5): code that reads user input (files, configs,
  * CLI) returns an error to its caller with a message in cd_errbuf(); code deep
  * in a training step that cannot go on (a failed OpenCL call) calls cd_fatal,
  * which prints the message and exits non-zero (never exit(0) on failure). */

@@ -9,7 +9,7 @@
 #include "cldetr/detr.h"
 #include "cldetr/loss.h"
 
-/* The official PostProcess (detr.md §5): softmax over K+1, drop the no-object
+/* The official PostProcess (docs/model.md §10): softmax over K+1, drop the no-object
  * column, best class and its score per query, boxes to absolute xyxy of the
  * target size (the original image size for COCO). One image:
  *   logits (Q, K1), boxes (Q, 4) cxcywh in [0, 1]

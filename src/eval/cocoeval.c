@@ -1,5 +1,5 @@
 /* COCO bbox evaluation exactly as pycocotools' COCOeval (see cocoeval.h and
- * /work/shared/reference/detr.md section 6).
+ * docs/coco-eval.md).
  *
  * Shape of the computation: detections and GT are sorted once by (category,
  * image rank); one category at a time, each image with GT or detections of it

@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """A self-contained PyTorch DETR with the official architecture (facebookresearch/detr,
 models/{backbone,position_encoding,transformer,detr}.py), written from the facts in
-/work/shared/reference/detr.md sections 1, 2, 3 and 8 (no code copied), with no
-torchvision and no download.
+docs/model.md §1-7 (no code copied), with no torchvision and no download.
 
 What matches the official model exactly:
   - parameter and buffer names (state_dict keys and their order): backbone.0.body.conv1.weight,
@@ -31,7 +30,7 @@ base_width * 1/2/4/8 planes; 64 = official) so tiny configs are possible.
 Numerical note: the official sine encoding is computed in float32 and cast to the feature
 dtype; here it is computed in the feature dtype (identical in float32, exact in float64).
 
-Run as a script: checks the parameter counts of DETR-R50 against section 8 of detr.md
+Run as a script: checks the parameter counts of DETR-R50 against docs/model.md §7
 (41,524,768 in all, 41,302,368 trainable), R101 and DC5, and prints them.
 """
 import math
@@ -409,7 +408,7 @@ def count_params(model):
 
 
 def check_official_counts():
-    """Section 8 of detr.md: DETR-R50 41,524,768 / 41,302,368; R101 60,464,672 / 60,242,272."""
+    """docs/model.md §7: DETR-R50 41,524,768 / 41,302,368; R101 60,464,672 / 60,242,272."""
     cases = [(dict(), 41524768, 41302368), (dict(dilation=True), 41524768, 41302368),
              (dict(backbone="resnet101"), 60464672, 60242272),
              (dict(position_embedding="learned"), 41524768 + 12800, 41302368 + 12800)]

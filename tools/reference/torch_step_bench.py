@@ -17,7 +17,7 @@ per image; a new batch each step (as cldetr bench's synthetic batches).
 Timing: median over --steps steps after --warmup, of the whole step and of
 its phases (forward+loss incl. matching, backward, clip+AdamW), in ms; images/s.
 
-Run it as the machine's note says (the preset OpenBLAS core type halves its
+Run it as docs/performance.md §4 says (the preset OpenBLAS core type halves its
 speed; 2 threads on the 2 cores):
   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=2 python3 tools/reference/torch_step_bench.py
 """
