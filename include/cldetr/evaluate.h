@@ -1,13 +1,10 @@
-/* Inference: DETR's post-processing, and a model run over a dataset giving the
- * validation loss, COCO detections and the COCO AP (src/eval/). */
+/* DETR's post-processing of the model's outputs and COCO results files
+ * (src/eval/evaluate.c). A model run over a dataset is in infer.h. */
 #ifndef CLDETR_EVALUATE_H
 #define CLDETR_EVALUATE_H
 
 #include <stddef.h>
 #include "cldetr/cocoeval.h"
-#include "cldetr/data.h"
-#include "cldetr/detr.h"
-#include "cldetr/loss.h"
 
 /* The official PostProcess (docs/model.md §10): softmax over K+1, drop the no-object
  * column, best class and its score per query, boxes to absolute xyxy of the

@@ -12,11 +12,11 @@ int cmd_plot(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
 int cmd_bench_ops(int argc, char **argv);
-int cmd_export(int argc, char **argv);   /* weights */
-int cmd_import(int argc, char **argv);   /* weights */
-int cmd_step(int argc, char **argv);     /* weights */
-int cmd_eval(int argc, char **argv);     /* eval-cli */
-int cmd_predict(int argc, char **argv);  /* eval-cli */
-int cmd_bench(int argc, char **argv);    /* bench */
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_step(int argc, char **argv);  
+int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -4,8 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
+#include "cldetr/common.h"
 #include "cldetr/evaluate.h"
 
 void detr_postprocess(float *scores, int *labels, float *xyxy, const float *logits, const float *boxes,

@@ -53,7 +53,7 @@ static void setup_data(void) {
     t_ok(shapes_generate(&so) == 0, "shapes dataset 4+3 images of 64 px");
     char ini[4096], root_set[320];
     const char *root = getenv("CLDETR_SOURCE_ROOT");
-    snprintf(ini, sizeof ini, "%s/tests/train/tiny.ini", root ? root : ".");
+    snprintf(ini, sizeof ini, "%s/tests/fixtures/tiny.ini", root ? root : ".");
     snprintf(root_set, sizeof root_set, "data.root=%s", data_root);
     const char *sets[] = {root_set, "eval.batch_size=1", "data.workers=0", "augment.val_size=48",
                           "augment.val_max_size=60"};

@@ -16,7 +16,7 @@ check() { local rc=$1 want=$2 pat=$3 what=$4; [ "$rc" = "$want" ] && grep -q -- 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fix="$CLDETR_SOURCE_ROOT/tests/fixtures/data"
 "$bin" make-shapes "$tmp/shapes" --train 8 --val 4 --size 64 -q
-"$bin" train "$CLDETR_SOURCE_ROOT/tests/train/tiny.ini" --set "data.root=$tmp/shapes" --set "train.out_dir=$tmp/runs" \
+"$bin" train "$CLDETR_SOURCE_ROOT/tests/fixtures/tiny.ini" --set "data.root=$tmp/shapes" --set "train.out_dir=$tmp/runs" \
   --set train.name=tiny --set train.max_steps=40 --set log.every=20 >"$tmp/out" 2>&1
 ok $? "a tiny run trains for 40 steps"
 run="$tmp/runs/tiny"

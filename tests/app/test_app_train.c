@@ -37,7 +37,7 @@ static void make_data(void) {
     so.max_objects = 2;
     so.progress = 0;
     t_ok(shapes_generate(&so) == 0, "4+4 shapes images of 64 px");
-    snprintf(ini, sizeof ini, "%s/tests/train/tiny.ini", getenv("CLDETR_SOURCE_ROOT"));
+    snprintf(ini, sizeof ini, "%s/tests/fixtures/tiny.ini", getenv("CLDETR_SOURCE_ROOT"));
 }
 
 /* Overfit the 4 training images with the library pieces directly. */

@@ -7,7 +7,7 @@ n=0; failed=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
 check() { local rc=$1 want=$2 pat=$3 what=$4; [ "$rc" = "$want" ] && grep -q -- "$pat" "$tmp/out"; ok $? "$what"; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-ini="$CLDETR_SOURCE_ROOT/tests/train/tiny.ini"
+ini="$CLDETR_SOURCE_ROOT/tests/fixtures/tiny.ini"
 "$bin" make-shapes "$tmp/shapes" --train 8 --val 4 --size 64 -q
 common=(--set "data.root=$tmp/shapes" --set "train.out_dir=$tmp/runs" --set log.progress=plain)
 
