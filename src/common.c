@@ -1,5 +1,6 @@
 #include "cldetr/common.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <sys/stat.h>
@@ -114,4 +115,21 @@ uint64_t cd_fnv1a(const void *data, size_t n, uint64_t h) {
 double cd_rng_normal(uint64_t *state) {
     double u1 = cd_rng_uniform(state), u2 = cd_rng_uniform(state);
     return sqrt(-2.0 * log(u1 + 1e-300)) * cos(2.0 * M_PI * u2);
+}
+
+int cd_edit_distance(const char *a, const char *b) {
+    size_t na = strlen(a), nb = strlen(b);
+    if (na > 63 || nb > 63) return 99;
+    int prev[64], cur[64];
+    for (size_t j = 0; j <= nb; j++) prev[j] = (int)j;
+    for (size_t i = 1; i <= na; i++) {
+        cur[0] = (int)i;
+        for (size_t j = 1; j <= nb; j++) {
+            int sub = prev[j - 1] + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
+            int del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = CD_MIN(sub, CD_MIN(del, ins));
+        }
+        memcpy(prev, cur, (nb + 1) * sizeof *prev);
+    }
+    return prev[nb];
 }

@@ -40,6 +40,10 @@ int cd_mkdir_p(const char *path);
 /* Monotonic wall clock in seconds. */
 double cd_now(void);
 
+/* Levenshtein distance of two short strings, ignoring ASCII case (99 when
+ * either is longer than 63): the "did you mean" of config keys and verbs. */
+int cd_edit_distance(const char *a, const char *b);
+
 /* 64-bit FNV-1a, for cache keys and checksums. */
 uint64_t cd_fnv1a(const void *data, size_t n, uint64_t h);
 #define CD_FNV_SEED 0xcbf29ce484222325ULL
