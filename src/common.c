@@ -14,6 +14,8 @@ static int n_fatal_hooks;
 static _Thread_local char errbuf[2048];
 
 void cd_atfatal(void (*fn)(void *), void *ctx) {
+    for (int i = 0; i < n_fatal_hooks; i++)       /* once per (fn, ctx): a sweep trains many runs */
+        if (fatal_hooks[i].fn == fn && fatal_hooks[i].ctx == ctx) return;
     if (n_fatal_hooks < (int)CD_ARRAY_LEN(fatal_hooks)) {
         fatal_hooks[n_fatal_hooks].fn = fn;
         fatal_hooks[n_fatal_hooks].ctx = ctx;

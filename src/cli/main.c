@@ -27,6 +27,7 @@ static const verb verbs[] = {
     {"step",     cmd_step,     "one forward, loss and backward on given images, everything dumped for PyTorch"},
     {"eval",     cmd_eval,     "COCO AP of a trained run on its validation (or training) split"},
     {"predict",  cmd_predict,  "detections on images of any size: boxes drawn to PNGs, a JSON list"},
+    {"sweep",    cmd_sweep,    "train every point of a grid of config values; summary table and charts"},
     {"bench",    cmd_bench,    "ms per training step, images/s, phases and per-kernel profile of a config"},
 };
 
