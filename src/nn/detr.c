@@ -59,7 +59,7 @@ static void declare_layer(nn_params *ps, detr_tlayer *t, const char *pfx, size_t
     }
 }
 
-/* ---- initialization (official: detr.md §1.5) ------------------------------ */
+/* ---- initialization (the official code's, docs/model.md) ------------------- */
 
 static void fill_uniform(nn_params *ps, int i, double bound, uint64_t *r) {
     float *x = nn_param_host(ps, i);
