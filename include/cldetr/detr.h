@@ -38,7 +38,7 @@ typedef struct {
     int conv[3];
     detr_bn bn[3];
     int ds_conv; detr_bn ds_bn; /* downsample, ds_conv < 0 when none */
-    size_t in_c, planes, out_c, stride, dilation;
+    size_t out_c, stride, dilation;
 } detr_block;
 
 typedef struct { int in_w, in_b, out_w, out_b; } detr_mha;

@@ -22,6 +22,9 @@ static detr_bn declare_bn(nn_params *ps, const char *name, size_t C, int trainab
     return bn;
 }
 
+/* The 3x3 convs of a block: both of a basic block, the middle one of a bottleneck (1x1 otherwise). */
+static int is_3x3(const detr_block *b, int c) { return b->nconv == 2 || c == 1; }
+
 static int declare_conv(nn_params *ps, const char *name, size_t K, size_t C, size_t R, int trainable) {
     return nn_param_add(ps, name, NN_GROUP_BACKBONE, trainable, 0, 4, K, C, R, R);
 }
@@ -61,22 +64,12 @@ int detr_declare_backbone(detr_model *m) {
             detr_block *b = &m->blocks[m->n_blocks++];
             char name[128];
             b->nconv = bottleneck ? 3 : 2;
-            b->in_c = in_c;
-            b->planes = planes;
             b->out_c = planes * expansion;
             b->stride = i == 0 ? stride : 1;
             b->dilation = i == 0 ? prev_dilation : dilation;
             for (int c = 0; c < b->nconv; c++) {
-                size_t cin, cout, R;
-                if (bottleneck) {
-                    cin = c == 0 ? in_c : planes;
-                    cout = c == 2 ? planes * 4 : planes;
-                    R = c == 1 ? 3 : 1;
-                } else {
-                    cin = c == 0 ? in_c : planes;
-                    cout = planes;
-                    R = 3;
-                }
+                size_t cin = c == 0 ? in_c : planes, cout = c == b->nconv - 1 ? b->out_c : planes;
+                size_t R = is_3x3(b, c) ? 3 : 1;
                 snprintf(name, sizeof name, PFX "layer%d.%d.conv%d.weight", L + 1, i, c + 1);
                 b->conv[c] = declare_conv(ps, name, cout, cin, R, trainable);
                 snprintf(name, sizeof name, PFX "layer%d.%d.bn%d", L + 1, i, c + 1);
@@ -110,8 +103,8 @@ nn_tensor *detr_backbone_forward(detr_model *m, nn_ctx *ctx, nn_tensor *x) {
     for (int i = 0; i < m->n_blocks; i++) {
         const detr_block *b = &m->blocks[i];
         nn_tensor *y = x;
-        for (int c = 0; c < b->nconv; c++) {      /* 3x3 convs: the basic block's two, the bottleneck's middle */
-            int is3 = b->nconv == 2 || c == 1;
+        for (int c = 0; c < b->nconv; c++) {
+            int is3 = is_3x3(b, c);
             size_t stride = is3 && (b->nconv == 3 || c == 0) ? b->stride : 1;
             size_t dil = is3 ? b->dilation : 1;
             y = conv_bn(m, ctx, y, b->conv[c], b->bn[c], stride, is3 ? dil : 0, dil, c < b->nconv - 1);

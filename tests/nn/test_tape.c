@@ -181,6 +181,7 @@ static void shapes(cd_device *dev, tiny *t, int dry) {
          "%s: dry mode allocates no device memory", mode);
     nn_ctx_free(&ctx);
 }
+
 /* Dry mode counts what a real step allocates: activations as nn_new pads
  * them (to 32 floats), and the gradient of every activation an op with a
  * gradient reads. */
