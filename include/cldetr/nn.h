@@ -94,14 +94,17 @@ struct nn_node {
         struct { size_t B, C, HW; } channels;                       /* x (B, C, HW), bias (C) */
         struct { size_t N, IN, OUT; } linear;                       /* x (N, IN), w (OUT, IN) */
         conv_shape conv;
-        struct { size_t B, C, HW; cd_mem running_mean, running_var, save_mean, save_rstd; } bn;
-        struct { size_t B, C, H, W, k, s, p; cd_mem argmax; } pool;
+        struct {                    /* x (B, C, HW); running stats (C); batch stats (C) saved in training */
+            size_t B, C, HW;
+            cd_mem running_mean, running_var, save_mean, save_rstd;
+        } bn;
+        struct { size_t B, C, H, W, k, s, p; cd_mem argmax; } pool; /* x (B, C, H, W), k x k, stride s, pad p */
         struct { size_t N, C; cd_mem mean, rstd; } ln;              /* x (N, C) */
         struct { size_t dims[4]; int perm[4]; } permute;            /* dims: x's */
-        struct { size_t batch, M, N, K; int ta, tb; } bmm;
+        struct { size_t batch, M, N, K; int ta, tb; } bmm;          /* A (batch, M, K), B (batch, K, N) */
         struct { size_t B, H, Lq, Lk; float scale; } softmax;       /* x (B, H, Lq, Lk), mask (B, Lk) */
         struct { size_t B, Hf, Wf, F; } pos;                        /* out (B, Hf*Wf, 2F) */
-    } a;
+    } a;                        /* the op's arguments */
 };
 
 typedef struct { cl_mem *chunks; size_t *cap; int n; int cur; size_t used; } nn_arena;
