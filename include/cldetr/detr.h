@@ -1,8 +1,7 @@
 /* The DETR model (Carion et al. 2020) exactly as the official PyTorch code
- * defines it (shared/reference/detr.md §1): ResNet backbone, 1x1 input
- * projection, sine position encoding, transformer encoder and decoder with
- * object queries, class head (+ no-object) and 3-layer box MLP on every
- * decoder layer. Parameter names are the official state_dict names.
+ * defines it (docs/model.md): ResNet backbone, 1x1 input projection, sine
+ * position encoding, transformer encoder and decoder with object queries,
+ * class head (+ no-object) and 3-layer box MLP on every decoder layer. Parameter names are the official state_dict names.
  *
  * Layouts on the device: images (B, 3, H, W) NCHW; transformer tensors are
  * batch-first (B, S, d) / (B, Q, d) (the official code is sequence-first;
@@ -39,7 +38,7 @@ typedef struct {
     int conv[3];
     detr_bn bn[3];
     int ds_conv; detr_bn ds_bn; /* downsample, ds_conv < 0 when none */
-    size_t in_c, planes, out_c, stride, dilation;
+    size_t out_c, stride, dilation;
 } detr_block;
 
 typedef struct { int in_w, in_b, out_w, out_b; } detr_mha;

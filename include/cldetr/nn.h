@@ -1,6 +1,6 @@
 /* The nn layer: parameters in one flat buffer, tensors with lazily allocated
  * gradients, a per-step arena, and a tape that records every forward op so
- * that backward walks it in reverse (DESIGN.md §4 "Backward by recording").
+ * that backward walks it in reverse.
  *
  * Gradient rule: parameter gradients live in one flat buffer (zeroed once per
  * step) and always add. An activation's gradient is written by the first
@@ -55,10 +55,17 @@ static inline float *nn_param_host(nn_params *ps, int i) { return ps->host + ps-
 
 /* ---- tensors and the step context ---------------------------------------- */
 
+#define NN_MAX_DIMS 4
+
+/* A tensor: up to 4 dims, outermost first (row-major, contiguous). */
 typedef struct nn_tensor {
     cd_mem data;
     cd_mem grad;                /* allocated on first use in backward */
-    size_t n;
+    size_t n;                   /* number of floats: the product of dims */
+    int ndim;
+    size_t dims[NN_MAX_DIMS];
+    const char *name;           /* for messages: a parameter's name, or one given by nn_name (may be NULL) */
+    struct nn_tensor *base;     /* a view (nn_view): shares data and gradient with base */
     int param;                  /* >= 0: a parameter view (index), -1 otherwise */
     int requires_grad;
     int grad_state;             /* 0: no gradient yet, 1: written (later ones add) */
@@ -66,20 +73,38 @@ typedef struct nn_tensor {
 
 struct nn_ctx;
 typedef struct nn_node nn_node;
-typedef void (*nn_backward_fn)(struct nn_ctx *ctx, nn_node *node);
+typedef void (*nn_node_fn)(struct nn_ctx *ctx, nn_node *node);
 
-#define NN_NODE_T 6
-#define NN_NODE_S 10
+/* One op: its inputs, output and arguments, named per op. The forward runs
+ * when the op is called; the node is kept on the tape for the backward. */
+#define NN_NODE_IN 3
 struct nn_node {
-    nn_backward_fn backward;
     const char *what;           /* op name, for messages */
+    nn_node_fn forward, backward;
     nn_tensor *out;
-    nn_tensor *in[NN_NODE_T];   /* inputs (may be NULL) */
-    cd_mem saved[NN_NODE_T];    /* saved activations (mean, rstd, argmax, ...) */
-    size_t s[NN_NODE_S];        /* sizes */
-    float f[4];
-    uint64_t u[2];
-    conv_shape conv;
+    nn_tensor *in[NN_NODE_IN];  /* inputs (may be NULL); only these receive gradients */
+    union {
+        struct { const float *host; } input;                       /* host data to upload (forward only) */
+        struct { float value; } fill;
+        struct {                                                    /* relu, sigmoid */
+            void (*forward)(cd_device *dev, cd_mem out, cd_mem x, size_t n);
+            void (*backward)(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem out, size_t n, int acc);
+        } act;
+        struct { float p; uint64_t seed, stream; } dropout;
+        struct { size_t B, C, HW; } channels;                       /* x (B, C, HW), bias (C) */
+        struct { size_t N, IN, OUT; } linear;                       /* x (N, IN), w (OUT, IN) */
+        conv_shape conv;
+        struct {                    /* x (B, C, HW); running stats (C); batch stats (C) saved in training */
+            size_t B, C, HW;
+            cd_mem running_mean, running_var, save_mean, save_rstd;
+        } bn;
+        struct { size_t B, C, H, W, k, s, p; cd_mem argmax; } pool; /* x (B, C, H, W), k x k, stride s, pad p */
+        struct { size_t N, C; cd_mem mean, rstd; } ln;              /* x (N, C) */
+        struct { size_t dims[4]; int perm[4]; } permute;            /* dims: x's */
+        struct { size_t batch, M, N, K; int ta, tb; } bmm;          /* A (batch, M, K), B (batch, K, N) */
+        struct { size_t B, H, Lq, Lk; float scale; } softmax;       /* x (B, H, Lq, Lk), mask (B, Lk) */
+        struct { size_t B, Hf, Wf, F; } pos;                        /* out (B, Hf*Wf, 2F) */
+    } a;                        /* the op's arguments */
 };
 
 typedef struct { cl_mem *chunks; size_t *cap; int n; int cur; size_t used; } nn_arena;
@@ -89,7 +114,7 @@ typedef struct nn_ctx {
     nn_params *params;
     int training;               /* dropout on, trainable BN uses batch statistics */
     int record;                 /* record a tape for backward */
-    int dry;                    /* count memory only: no device memory, no launches */
+    int dry;                    /* count memory only: no device memory, no launches (see nn_run) */
     size_t dry_act, dry_grad;   /* floats a real step would take (dry mode) */
     uint64_t seed, step;        /* dropout streams: (seed, step, site) */
     uint32_t dropout_site;
@@ -105,46 +130,73 @@ void nn_ctx_reset(nn_ctx *ctx);
 /* Bytes the arenas hold (activations and activation gradients) */
 size_t nn_ctx_bytes(const nn_ctx *ctx);
 
-/* A new tensor of n floats from the arena (contents undefined). */
-nn_tensor *nn_new(nn_ctx *ctx, size_t n);
+/* A new tensor of shape dims[0..ndim) from the arena (contents undefined; in
+ * dry mode only counted). */
+nn_tensor *nn_new(nn_ctx *ctx, int ndim, const size_t *dims);
+static inline nn_tensor *nn_new1(nn_ctx *ctx, size_t n) { return nn_new(ctx, 1, &n); }
 /* A tensor holding host data (no gradient). */
-nn_tensor *nn_input(nn_ctx *ctx, const float *host, size_t n);
-/* A view of parameter i (gradient into the flat gradient buffer when trainable). */
+nn_tensor *nn_input(nn_ctx *ctx, const float *host, int ndim, const size_t *dims);
+/* A tensor filled with value (no gradient). */
+nn_tensor *nn_fill(nn_ctx *ctx, float value, int ndim, const size_t *dims);
+/* A view of parameter i (gradient into the flat gradient buffer when trainable),
+ * with the parameter's shape and name. */
 nn_tensor *nn_weight(nn_ctx *ctx, int i);
+/* The same data and gradient as x under another shape of as many elements. */
+nn_tensor *nn_view(nn_ctx *ctx, nn_tensor *x, int ndim, const size_t *dims);
+/* Name t for messages (a string that outlives the step); returns t. */
+static inline nn_tensor *nn_name(nn_tensor *t, const char *name) { t->name = name; return t; }
+/* For messages: "(800, 256)"; and "role name" ("weight linear1.weight"), or
+ * role alone for a tensor without a name. Both return buf. */
+const char *nn_shape_str(const nn_tensor *t, char *buf, size_t size);
+const char *nn_label(const nn_tensor *t, const char *role, char *buf, size_t size);
 /* The gradient buffer of t, allocated on first use; *acc tells the backward
  * whether to write (0) or add (1), and marks it written. */
 cd_mem nn_grad(nn_ctx *ctx, nn_tensor *t, int *acc);
 /* Seed the backward: t's gradient = host values. */
 void nn_set_grad(nn_ctx *ctx, nn_tensor *t, const float *host);
+/* Run an op given its filled node: launch its forward (unless ctx->dry), and
+ * when recording and any input needs a gradient, set out->requires_grad and
+ * keep the node for the backward (in dry mode: count the activation gradients
+ * the backward would allocate). The one place that knows about dry mode,
+ * with the allocator (nn_new). */
+void nn_run(nn_ctx *ctx, nn_node *node);
 /* Walk the tape in reverse. */
 void nn_backward(nn_ctx *ctx);
 /* Zero the flat parameter gradient buffer. */
 void nn_zero_grads(nn_ctx *ctx);
 
-/* ---- differentiable ops (src/nn/layers.c) -------------------------------- */
+/* ---- differentiable ops (src/nn/layers.c) -------------------------------- *
+ * Each checks its inputs' shapes (cd_fatal naming the op, the tensors and
+ * their shapes) and gives its output a shape. */
 
-nn_tensor *nn_add(nn_ctx *ctx, nn_tensor *a, nn_tensor *b);                       /* a + b */
+nn_tensor *nn_add(nn_ctx *ctx, nn_tensor *a, nn_tensor *b);                       /* a + b, same shapes */
 nn_tensor *nn_relu(nn_ctx *ctx, nn_tensor *x);
 nn_tensor *nn_sigmoid(nn_ctx *ctx, nn_tensor *x);
 nn_tensor *nn_dropout(nn_ctx *ctx, nn_tensor *x, float p);                         /* identity unless training */
-/* x (B, C, HW) + bias (C) broadcast */
-nn_tensor *nn_add_channels(nn_ctx *ctx, nn_tensor *x, nn_tensor *bias, size_t B, size_t C, size_t HW);
-/* x (N, IN) w^T + b: w, b parameter indices (b < 0: none); w may be a row slice of a parameter */
-nn_tensor *nn_linear(nn_ctx *ctx, nn_tensor *x, int w, size_t w_row0, int b, size_t N, size_t IN, size_t OUT);
-nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, int w, int b, const conv_shape *s);
-/* BN with the four tensors at indices w, b, mean, var (running stats): frozen,
- * or trainable (batch statistics when ctx->training) */
-nn_tensor *nn_batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable,
-                        size_t B, size_t C, size_t HW);
-nn_tensor *nn_maxpool(nn_ctx *ctx, nn_tensor *x, size_t B, size_t C, size_t H, size_t W,
-                      size_t k, size_t s, size_t p);
-nn_tensor *nn_layernorm(nn_ctx *ctx, nn_tensor *x, int w, int b, size_t N, size_t C);
-nn_tensor *nn_permute(nn_ctx *ctx, nn_tensor *x, const size_t dims[4], const int perm[4]);
-nn_tensor *nn_bmm(nn_ctx *ctx, nn_tensor *A, nn_tensor *B, size_t batch, size_t M, size_t N, size_t K,
-                  int ta, int tb);
-/* softmax(scale * x) over Lk with key mask (B, Lk) (a tensor without grad, or NULL) */
-nn_tensor *nn_softmax(nn_ctx *ctx, nn_tensor *x, nn_tensor *mask, size_t B, size_t H, size_t Lq,
-                      size_t Lk, float scale);
+/* x + bias broadcast over x's first dim and its trailing ones: bias's dims are
+ * x's dims 1..bias->ndim, e.g. x (B, C, H, W) + bias (C), or x (B, Q, d) + bias (Q, d) */
+nn_tensor *nn_add_channels(nn_ctx *ctx, nn_tensor *x, nn_tensor *bias);
+/* x (..., IN) w^T + b -> (..., OUT): w (OUT, IN), b (OUT) parameter indices (b < 0: none) */
+nn_tensor *nn_linear(nn_ctx *ctx, nn_tensor *x, int w, int b);
+/* The same with rows [row0, row0 + rows) of w and b (one part of a packed projection) */
+nn_tensor *nn_linear_rows(nn_ctx *ctx, nn_tensor *x, int w, int b, size_t row0, size_t rows);
+/* x (B, C, H, W) -> (B, K, Ho, Wo) with w (K, C, R, S), b (K) or b < 0 */
+nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, int w, int b, size_t stride, size_t pad, size_t dil);
+/* BN over x (B, C, ...) with the four tensors at indices w, b, mean, var (running
+ * stats): frozen, or trainable (batch statistics when ctx->training) */
+nn_tensor *nn_batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable);
+/* x (B, C, H, W) -> (B, C, Ho, Wo): k x k window, stride s, padding p */
+nn_tensor *nn_maxpool(nn_ctx *ctx, nn_tensor *x, size_t k, size_t s, size_t p);
+/* over x's last dim (C): w, b (C) */
+nn_tensor *nn_layernorm(nn_ctx *ctx, nn_tensor *x, int w, int b);
+/* out's axis a is x's axis perm[a]; x has up to 4 dims (padded with 1s) */
+nn_tensor *nn_permute(nn_ctx *ctx, nn_tensor *x, const int perm[4]);
+/* A (..., M, K) or (..., K, M) if ta; B (..., K, N) or (..., N, K) if tb; the
+ * leading dims (the batch) equal -> (..., M, N) */
+nn_tensor *nn_bmm(nn_ctx *ctx, nn_tensor *A, nn_tensor *B, int ta, int tb);
+/* softmax(scale * x) over the last dim of x (B, H, Lq, Lk) with key mask (B, Lk)
+ * (a tensor without grad, or NULL) */
+nn_tensor *nn_softmax(nn_ctx *ctx, nn_tensor *x, nn_tensor *mask, float scale);
 /* learned position encoding from row/col tables (parameters) -> (B, Hf*Wf, 2F) */
 nn_tensor *nn_learned_pos(nn_ctx *ctx, int row, int col, size_t B, size_t Hf, size_t Wf, size_t F);
 

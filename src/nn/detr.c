@@ -9,8 +9,7 @@
 #include "cldetr/detr.h"
 
 int detr_declare_backbone(detr_model *m);
-nn_tensor *detr_backbone_forward(detr_model *m, nn_ctx *ctx, nn_tensor *x, size_t B, size_t H, size_t W,
-                                 size_t *Hf, size_t *Wf);
+nn_tensor *detr_backbone_forward(detr_model *m, nn_ctx *ctx, nn_tensor *x);
 
 void detr_opts_default(detr_opts *o) {
     memset(o, 0, sizeof *o);
@@ -60,7 +59,7 @@ static void declare_layer(nn_params *ps, detr_tlayer *t, const char *pfx, size_t
     }
 }
 
-/* ---- initialization (official: detr.md §1.5) ------------------------------ */
+/* ---- initialization (the official code's, docs/model.md) ------------------- */
 
 static void fill_uniform(nn_params *ps, int i, double bound, uint64_t *r) {
     float *x = nn_param_host(ps, i);
@@ -205,73 +204,71 @@ void detr_count(const detr_model *m, size_t *all, size_t *trainable) {
 /* Multi-head attention as nn.MultiheadAttention (batch-first here):
  * q_in (B, Lq, d), k_in and v_in (B, Lk, d), mask (B, Lk) or NULL -> (B, Lq, d) */
 static nn_tensor *mha(detr_model *m, nn_ctx *ctx, const detr_mha *a, nn_tensor *q_in, nn_tensor *k_in,
-                      nn_tensor *v_in, nn_tensor *mask, size_t B, size_t Lq, size_t Lk) {
+                      nn_tensor *v_in, nn_tensor *mask) {
     size_t d = (size_t)m->o.d, NH = (size_t)m->o.nheads, hd = d / NH;
-    nn_tensor *q = nn_linear(ctx, q_in, a->in_w, 0, a->in_b, B * Lq, d, d);
-    nn_tensor *k = nn_linear(ctx, k_in, a->in_w, d, a->in_b, B * Lk, d, d);
-    nn_tensor *v = nn_linear(ctx, v_in, a->in_w, 2 * d, a->in_b, B * Lk, d, d);
     static const int to_heads[4] = {0, 2, 1, 3};
-    q = nn_permute(ctx, q, (size_t[]){B, Lq, NH, hd}, to_heads);      /* (B, NH, Lq, hd) */
-    k = nn_permute(ctx, k, (size_t[]){B, Lk, NH, hd}, to_heads);
-    v = nn_permute(ctx, v, (size_t[]){B, Lk, NH, hd}, to_heads);
-    nn_tensor *s = nn_bmm(ctx, q, k, B * NH, Lq, Lk, hd, 0, 1);       /* (B, NH, Lq, Lk) */
-    nn_tensor *p = nn_softmax(ctx, s, mask, B, NH, Lq, Lk, 1.0f / sqrtf((float)hd));
+    nn_tensor *qkv[3] = {q_in, k_in, v_in};
+    for (int i = 0; i < 3; i++)                 /* rows [i*d, (i+1)*d) of the packed in_proj */
+        qkv[i] = nn_linear_rows(ctx, qkv[i], a->in_w, a->in_b, (size_t)i * d, d);
+    for (int i = 0; i < 3; i++) {               /* (B, L, d) -> (B, NH, L, hd) */
+        nn_tensor *t = qkv[i];
+        qkv[i] = nn_permute(ctx, nn_view(ctx, t, 4, (size_t[]){t->dims[0], t->dims[1], NH, hd}), to_heads);
+    }
+    nn_tensor *s = nn_bmm(ctx, qkv[0], qkv[1], 0, 1);                  /* (B, NH, Lq, Lk) */
+    nn_tensor *p = nn_softmax(ctx, s, mask, 1.0f / sqrtf((float)hd));
     p = nn_dropout(ctx, p, m->o.dropout);
-    nn_tensor *o = nn_bmm(ctx, p, v, B * NH, Lq, hd, Lk, 0, 0);       /* (B, NH, Lq, hd) */
-    o = nn_permute(ctx, o, (size_t[]){B, NH, Lq, hd}, to_heads);      /* (B, Lq, NH, hd) */
-    return nn_linear(ctx, o, a->out_w, 0, a->out_b, B * Lq, d, d);
+    nn_tensor *o = nn_permute(ctx, nn_bmm(ctx, p, qkv[2], 0, 0), to_heads);   /* (B, Lq, NH, hd) */
+    o = nn_view(ctx, o, 3, (size_t[]){o->dims[0], o->dims[1], d});
+    return nn_linear(ctx, o, a->out_w, a->out_b);
 }
 
-static nn_tensor *ffn(detr_model *m, nn_ctx *ctx, const detr_tlayer *t, nn_tensor *x, size_t N) {
-    size_t d = (size_t)m->o.d, ff = (size_t)m->o.dim_ff;
-    nn_tensor *h = nn_relu(ctx, nn_linear(ctx, x, t->l1_w, 0, t->l1_b, N, d, ff));
+static nn_tensor *ffn(detr_model *m, nn_ctx *ctx, const detr_tlayer *t, nn_tensor *x) {
+    nn_tensor *h = nn_relu(ctx, nn_linear(ctx, x, t->l1_w, t->l1_b));
     h = nn_dropout(ctx, h, m->o.dropout);
-    return nn_linear(ctx, h, t->l2_w, 0, t->l2_b, N, ff, d);
+    return nn_linear(ctx, h, t->l2_w, t->l2_b);
 }
 
 static nn_tensor *residual(detr_model *m, nn_ctx *ctx, nn_tensor *x, nn_tensor *branch) {
     return nn_add(ctx, x, nn_dropout(ctx, branch, m->o.dropout));
 }
 
-static nn_tensor *encoder_layer(detr_model *m, nn_ctx *ctx, const detr_tlayer *t, nn_tensor *src,
-                                nn_tensor *pos, nn_tensor *mask, size_t B, size_t S) {
-    size_t N = B * S, d = (size_t)m->o.d;
-    if (!m->o.pre_norm) {
-        nn_tensor *q = nn_add(ctx, src, pos);
-        src = residual(m, ctx, src, mha(m, ctx, &t->self_attn, q, q, src, mask, B, S, S));
-        src = nn_layernorm(ctx, src, t->n_w[0], t->n_b[0], N, d);
-        src = residual(m, ctx, src, ffn(m, ctx, t, src, N));
-        return nn_layernorm(ctx, src, t->n_w[1], t->n_b[1], N, d);
-    }
-    nn_tensor *s2 = nn_layernorm(ctx, src, t->n_w[0], t->n_b[0], N, d);
-    nn_tensor *q = nn_add(ctx, s2, pos);
-    src = residual(m, ctx, src, mha(m, ctx, &t->self_attn, q, q, s2, mask, B, S, S));
-    s2 = nn_layernorm(ctx, src, t->n_w[1], t->n_b[1], N, d);
-    return residual(m, ctx, src, ffn(m, ctx, t, s2, N));
+static nn_tensor *norm(nn_ctx *ctx, const detr_tlayer *t, int k, nn_tensor *x) {
+    return nn_layernorm(ctx, x, t->n_w[k], t->n_b[k]);
 }
 
-static nn_tensor *decoder_layer(detr_model *m, nn_ctx *ctx, const detr_tlayer *t, nn_tensor *tgt,
-                                nn_tensor *qpos, nn_tensor *memory, nn_tensor *mem_pos, nn_tensor *mask,
-                                size_t B, size_t Q, size_t S) {
-    size_t N = B * Q, d = (size_t)m->o.d;
+/* src, pos (B, S, d), mask (B, S) */
+static nn_tensor *encoder_layer(detr_model *m, nn_ctx *ctx, const detr_tlayer *t, nn_tensor *src,
+                                nn_tensor *pos, nn_tensor *mask) {
     if (!m->o.pre_norm) {
-        nn_tensor *q = nn_add_channels(ctx, tgt, qpos, B, Q * d, 1);
-        tgt = residual(m, ctx, tgt, mha(m, ctx, &t->self_attn, q, q, tgt, NULL, B, Q, Q));
-        tgt = nn_layernorm(ctx, tgt, t->n_w[0], t->n_b[0], N, d);
-        q = nn_add_channels(ctx, tgt, qpos, B, Q * d, 1);
-        tgt = residual(m, ctx, tgt, mha(m, ctx, &t->cross_attn, q, mem_pos, memory, mask, B, Q, S));
-        tgt = nn_layernorm(ctx, tgt, t->n_w[1], t->n_b[1], N, d);
-        tgt = residual(m, ctx, tgt, ffn(m, ctx, t, tgt, N));
-        return nn_layernorm(ctx, tgt, t->n_w[2], t->n_b[2], N, d);
+        nn_tensor *q = nn_add(ctx, src, pos);
+        src = norm(ctx, t, 0, residual(m, ctx, src, mha(m, ctx, &t->self_attn, q, q, src, mask)));
+        return norm(ctx, t, 1, residual(m, ctx, src, ffn(m, ctx, t, src)));
     }
-    nn_tensor *t2 = nn_layernorm(ctx, tgt, t->n_w[0], t->n_b[0], N, d);
-    nn_tensor *q = nn_add_channels(ctx, t2, qpos, B, Q * d, 1);
-    tgt = residual(m, ctx, tgt, mha(m, ctx, &t->self_attn, q, q, t2, NULL, B, Q, Q));
-    t2 = nn_layernorm(ctx, tgt, t->n_w[1], t->n_b[1], N, d);
-    q = nn_add_channels(ctx, t2, qpos, B, Q * d, 1);
-    tgt = residual(m, ctx, tgt, mha(m, ctx, &t->cross_attn, q, mem_pos, memory, mask, B, Q, S));
-    t2 = nn_layernorm(ctx, tgt, t->n_w[2], t->n_b[2], N, d);
-    return residual(m, ctx, tgt, ffn(m, ctx, t, t2, N));
+    nn_tensor *s2 = norm(ctx, t, 0, src);
+    nn_tensor *q = nn_add(ctx, s2, pos);
+    src = residual(m, ctx, src, mha(m, ctx, &t->self_attn, q, q, s2, mask));
+    return residual(m, ctx, src, ffn(m, ctx, t, norm(ctx, t, 1, src)));
+}
+
+/* tgt (B, Q, d), qpos (Q, d), memory and mem_pos (B, S, d), mask (B, S). The
+ * three sublayers (self-attention, cross-attention, FFN) each add a residual;
+ * post-norm normalizes after it, pre-norm the sublayer's input. */
+static nn_tensor *decoder_layer(detr_model *m, nn_ctx *ctx, const detr_tlayer *t, nn_tensor *tgt,
+                                nn_tensor *qpos, nn_tensor *memory, nn_tensor *mem_pos, nn_tensor *mask) {
+    int pre = m->o.pre_norm;
+    for (int k = 0; k < 3; k++) {
+        nn_tensor *x = pre ? norm(ctx, t, k, tgt) : tgt, *branch;
+        if (k < 2) {
+            nn_tensor *q = nn_add_channels(ctx, x, qpos);
+            branch = k == 0 ? mha(m, ctx, &t->self_attn, q, q, x, NULL)
+                            : mha(m, ctx, &t->cross_attn, q, mem_pos, memory, mask);
+        } else {
+            branch = ffn(m, ctx, t, x);
+        }
+        tgt = residual(m, ctx, tgt, branch);
+        if (!pre) tgt = norm(ctx, t, k, tgt);
+    }
+    return tgt;
 }
 
 void detr_forward(detr_model *m, nn_ctx *ctx, const float *images, const float *mask,
@@ -279,45 +276,43 @@ void detr_forward(detr_model *m, nn_ctx *ctx, const float *images, const float *
     const detr_opts *o = &m->o;
     size_t d = (size_t)o->d, Q = (size_t)o->num_queries, K1 = (size_t)o->num_classes + 1;
     memset(out, 0, sizeof *out);
-    nn_tensor *x = nn_input(ctx, images, B * 3 * H * W);
-    size_t Hf, Wf;
-    out->features = detr_backbone_forward(m, ctx, x, B, H, W, &Hf, &Wf);
-    size_t S = Hf * Wf;
+    nn_tensor *x = nn_name(nn_input(ctx, images, 4, (size_t[]){B, 3, H, W}), "images");
+    out->features = nn_name(detr_backbone_forward(m, ctx, x), "features");
+    size_t Hf = out->features->dims[2], Wf = out->features->dims[3], S = Hf * Wf;
     out->B = B; out->Hf = Hf; out->Wf = Wf; out->S = S; out->Q = Q; out->K1 = K1;
     out->L = (size_t)o->dec_layers;
 
     /* mask and position encoding at feature resolution (host) */
     float *mask_f = cd_xmalloc(B * S * sizeof *mask_f), *pos = cd_xmalloc(B * S * d * sizeof *pos);
     detr_mask_downsample(mask_f, mask, B, H, W, Hf, Wf);
-    out->mask = nn_input(ctx, mask_f, B * S);
+    out->mask = nn_name(nn_input(ctx, mask_f, 2, (size_t[]){B, S}), "mask");
     if (o->learned_pos) {
         out->pos = nn_learned_pos(ctx, m->row_embed, m->col_embed, B, Hf, Wf, d / 2);
     } else {
         detr_sine_pos(pos, mask_f, B, Hf, Wf, d);
-        out->pos = nn_input(ctx, pos, B * S * d);
+        out->pos = nn_input(ctx, pos, 3, (size_t[]){B, S, d});
     }
+    nn_name(out->pos, "pos");
     free(mask_f);
     free(pos);
 
-    conv_shape ps = {B, m->backbone_channels, Hf, Wf, d, 1, 1, 1, 0, 1};
-    out->proj = nn_conv2d(ctx, out->features, m->proj_w, m->proj_b, &ps);
-    nn_tensor *src = nn_permute(ctx, out->proj, (size_t[]){B, d, S, 1}, (int[]){0, 2, 1, 3});   /* (B, S, d) */
+    out->proj = nn_name(nn_conv2d(ctx, out->features, m->proj_w, m->proj_b, 1, 0, 1), "proj");
+    nn_tensor *src = nn_permute(ctx, nn_view(ctx, out->proj, 3, (size_t[]){B, d, S}), (int[]){0, 2, 1, 3});
+    src = nn_view(ctx, src, 3, (size_t[]){B, S, d});
     for (int l = 0; l < o->enc_layers; l++)
-        src = out->enc_out[l] = encoder_layer(m, ctx, &m->enc[l], src, out->pos, out->mask, B, S);
-    if (m->enc_norm_w >= 0) src = nn_layernorm(ctx, src, m->enc_norm_w, m->enc_norm_b, B * S, d);
-    out->memory = src;
+        src = out->enc_out[l] = encoder_layer(m, ctx, &m->enc[l], src, out->pos, out->mask);
+    if (m->enc_norm_w >= 0) src = nn_layernorm(ctx, src, m->enc_norm_w, m->enc_norm_b);
+    out->memory = nn_name(src, "memory");
 
     nn_tensor *mem_pos = nn_add(ctx, out->memory, out->pos);
     nn_tensor *qpos = nn_weight(ctx, m->query_embed);
-    nn_tensor *tgt = nn_new(ctx, B * Q * d);
-    if (!ctx->dry) cd_fill(ctx->dev, tgt->data, 0.0f, B * Q * d);
+    nn_tensor *tgt = nn_fill(ctx, 0.0f, 3, (size_t[]){B, Q, d});
     for (int l = 0; l < o->dec_layers; l++) {
-        tgt = out->dec_out[l] = decoder_layer(m, ctx, &m->dec[l], tgt, qpos, out->memory, mem_pos, out->mask,
-                                              B, Q, S);
-        nn_tensor *hs = out->hs[l] = nn_layernorm(ctx, tgt, m->dec_norm_w, m->dec_norm_b, B * Q, d);
-        out->logits[l] = nn_linear(ctx, hs, m->class_w, 0, m->class_b, B * Q, d, K1);
-        nn_tensor *h = nn_relu(ctx, nn_linear(ctx, hs, m->bbox_w[0], 0, m->bbox_b[0], B * Q, d, d));
-        h = nn_relu(ctx, nn_linear(ctx, h, m->bbox_w[1], 0, m->bbox_b[1], B * Q, d, d));
-        out->boxes[l] = nn_sigmoid(ctx, nn_linear(ctx, h, m->bbox_w[2], 0, m->bbox_b[2], B * Q, d, 4));
+        tgt = out->dec_out[l] = decoder_layer(m, ctx, &m->dec[l], tgt, qpos, out->memory, mem_pos, out->mask);
+        nn_tensor *hs = out->hs[l] = nn_layernorm(ctx, tgt, m->dec_norm_w, m->dec_norm_b);
+        out->logits[l] = nn_linear(ctx, hs, m->class_w, m->class_b);
+        nn_tensor *h = nn_relu(ctx, nn_linear(ctx, hs, m->bbox_w[0], m->bbox_b[0]));
+        h = nn_relu(ctx, nn_linear(ctx, h, m->bbox_w[1], m->bbox_b[1]));
+        out->boxes[l] = nn_sigmoid(ctx, nn_linear(ctx, h, m->bbox_w[2], m->bbox_b[2]));
     }
 }

@@ -1,5 +1,8 @@
-/* Differentiable ops: each runs an op's forward and records a node whose
- * backward calls the op's backward (src/ops/). */
+/* Differentiable ops: each checks its inputs' shapes, fills a node (inputs,
+ * output, named arguments, forward and backward) and hands it to nn_run; the
+ * forward and backward call the op's kernels (src/ops/). */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cldetr/nn.h"
@@ -7,34 +10,56 @@
 #define EPS_NORM 1e-5f           /* LayerNorm and BatchNorm eps, PyTorch's default */
 #define BN_MOMENTUM 0.1f
 
-/* Append a node if recording and any input needs a gradient; sets
- * out->requires_grad. Returns the node to fill in, or NULL. */
-static nn_node *record(nn_ctx *ctx, nn_backward_fn fn, const char *what, nn_tensor *out,
-                       nn_tensor *a, nn_tensor *b, nn_tensor *c) {
-    nn_tensor *ins[3] = {a, b, c};
-    int rg = 0;
-    for (int i = 0; i < 3; i++) if (ins[i] && ins[i]->requires_grad) rg = 1;
-    out->requires_grad = rg && ctx->record;
-    if (!out->requires_grad) return NULL;
-    if (ctx->dry) {           /* count the gradients backward would allocate */
-        for (int i = 0; i < 3; i++)
-            if (ins[i] && ins[i]->requires_grad && ins[i]->param < 0 && !ins[i]->grad_state) {
-                ins[i]->grad_state = 1;
-                ctx->dry_grad += (ins[i]->n + 31) & ~(size_t)31;
-            }
-        return NULL;
-    }
-    if (ctx->n_nodes == ctx->cap_nodes) {
-        ctx->cap_nodes = ctx->cap_nodes ? 2 * ctx->cap_nodes : 1024;
-        ctx->nodes = cd_xrealloc(ctx->nodes, ctx->cap_nodes * sizeof *ctx->nodes);
-    }
-    nn_node *nd = &ctx->nodes[ctx->n_nodes++];
-    memset(nd, 0, sizeof *nd);
-    nd->backward = fn;
-    nd->what = what;
-    nd->out = out;
-    for (int i = 0; i < 3; i++) nd->in[i] = ins[i];
-    return nd;
+/* ---- shapes and messages ----------------------------------------------------- */
+
+/* Rotating buffers: a message names up to four tensors. */
+static const char *shp(const nn_tensor *t) {
+    static char buf[4][64];
+    static int k;
+    k = (k + 1) % 4;
+    return nn_shape_str(t, buf[k], sizeof buf[k]);
+}
+static const char *lbl(const nn_tensor *t, const char *role) {
+    static char buf[4][160];
+    static int k;
+    k = (k + 1) % 4;
+    return nn_label(t, role, buf[k], sizeof buf[k]);
+}
+
+/* "op: <role> has shape (...) <why>" */
+CD_NORETURN CD_PRINTF(4, 5) static void bad_shape(const char *op, const nn_tensor *t, const char *role,
+                                                  const char *fmt, ...) {
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    cd_fatal("%s: %s has shape %s %s", op, lbl(t, role), shp(t), why);
+}
+
+static int same_shape(const nn_tensor *a, const nn_tensor *b) {
+    if (a->ndim != b->ndim) return 0;
+    for (int d = 0; d < a->ndim; d++) if (a->dims[d] != b->dims[d]) return 0;
+    return 1;
+}
+
+static void need_ndim(const char *op, const nn_tensor *t, const char *role, int ndim, const char *dims) {
+    if (t->ndim != ndim) bad_shape(op, t, role, "but must be %s", dims);
+}
+
+static nn_tensor *like(nn_ctx *ctx, const nn_tensor *x) { return nn_new(ctx, x->ndim, x->dims); }
+
+static size_t prod(const size_t *dims, int n) {
+    size_t p = 1;
+    for (int d = 0; d < n; d++) p *= dims[d];
+    return p;
+}
+
+/* ---- running and gradients ------------------------------------------------- */
+
+static nn_tensor *run(nn_ctx *ctx, nn_node *nd) {
+    nn_run(ctx, nd);
+    return nd->out;
 }
 
 static int needs(const nn_tensor *t) { return t && t->requires_grad; }
@@ -53,16 +78,32 @@ static cd_mem grad_or_none(nn_ctx *ctx, nn_tensor *t, int *acc) {
     return needs(t) ? nn_grad(ctx, t, acc) : cd_none();
 }
 
-/* Parameter view with an offset (rows of a packed matrix). */
-static nn_tensor *param_slice(nn_ctx *ctx, int i, size_t off, size_t n) {
+/* The gradients of an op on x with a weight and a bias (in[0..2]): dx (its acc
+ * flag in *acc), and the parameters' gradients, which always add. */
+static void weight_grads(nn_ctx *ctx, nn_node *nd, int *acc, cd_mem *dx, cd_mem *dw, cd_mem *db) {
+    *dx = grad_or_none(ctx, nd->in[0], acc);
+    *dw = needs(nd->in[1]) ? nd->in[1]->grad : cd_none();
+    *db = needs(nd->in[2]) ? nd->in[2]->grad : cd_none();
+}
+
+static cd_mem data_or_none(const nn_tensor *t) { return t ? t->data : cd_none(); }
+
+/* Rows [row0, row0 + rows) of parameter i (a packed matrix, or its bias). */
+static nn_tensor *param_rows(nn_ctx *ctx, int i, size_t row0, size_t rows) {
     nn_tensor *t = nn_weight(ctx, i);
-    t->data = cd_at(t->data, off);
-    if (t->grad.mem) t->grad = cd_at(t->grad, off);
-    t->n = n;
+    size_t row = t->n / t->dims[0];
+    t->data = cd_at(t->data, row0 * row);
+    if (t->grad.mem) t->grad = cd_at(t->grad, row0 * row);
+    t->dims[0] = rows;
+    t->n = rows * row;
     return t;
 }
 
 /* ---- add, relu, sigmoid, dropout ----------------------------------------- */
+
+static void add_fw(nn_ctx *ctx, nn_node *nd) {
+    op_add(ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data, nd->out->n);
+}
 
 static void add_bw(nn_ctx *ctx, nn_node *nd) {
     for (int i = 0; i < 2; i++) {
@@ -73,250 +114,348 @@ static void add_bw(nn_ctx *ctx, nn_node *nd) {
     }
 }
 
+/* a, b, out: the same shape */
 nn_tensor *nn_add(nn_ctx *ctx, nn_tensor *a, nn_tensor *b) {
-    if (a->n != b->n) cd_fatal("nn_add: sizes differ (%zu vs %zu)", a->n, b->n);
-    nn_tensor *out = nn_new(ctx, a->n);
-    if (!ctx->dry) op_add(ctx->dev, out->data, a->data, b->data, a->n);
-    record(ctx, add_bw, "add", out, a, b, NULL);
-    return out;
+    if (!same_shape(a, b)) bad_shape("nn_add", a, "a", "but %s has shape %s", lbl(b, "b"), shp(b));
+    nn_node nd = {.what = "add", .forward = add_fw, .backward = add_bw, .out = like(ctx, a), .in = {a, b}};
+    return run(ctx, &nd);
 }
 
-static void relu_bw(nn_ctx *ctx, nn_node *nd) {
+static void act_fw(nn_ctx *ctx, nn_node *nd) {
+    nd->a.act.forward(ctx->dev, nd->out->data, nd->in[0]->data, nd->out->n);
+}
+
+static void act_bw(nn_ctx *ctx, nn_node *nd) {
     int acc;
     cd_mem g = nn_grad(ctx, nd->in[0], &acc);
-    op_relu_backward(ctx->dev, g, nd->out->grad, nd->out->data, nd->out->n, acc);
+    nd->a.act.backward(ctx->dev, g, nd->out->grad, nd->out->data, nd->out->n, acc);
 }
 
+/* x, out: any shape */
 nn_tensor *nn_relu(nn_ctx *ctx, nn_tensor *x) {
-    nn_tensor *out = nn_new(ctx, x->n);
-    if (!ctx->dry) op_relu_forward(ctx->dev, out->data, x->data, x->n);
-    record(ctx, relu_bw, "relu", out, x, NULL, NULL);
-    return out;
+    nn_node nd = {.what = "relu", .forward = act_fw, .backward = act_bw, .out = like(ctx, x), .in = {x},
+                  .a.act = {op_relu_forward, op_relu_backward}};
+    return run(ctx, &nd);
 }
 
-static void sigmoid_bw(nn_ctx *ctx, nn_node *nd) {
-    int acc;
-    cd_mem g = nn_grad(ctx, nd->in[0], &acc);
-    op_sigmoid_backward(ctx->dev, g, nd->out->grad, nd->out->data, nd->out->n, acc);
-}
-
+/* x, out: any shape */
 nn_tensor *nn_sigmoid(nn_ctx *ctx, nn_tensor *x) {
-    nn_tensor *out = nn_new(ctx, x->n);
-    if (!ctx->dry) op_sigmoid_forward(ctx->dev, out->data, x->data, x->n);
-    record(ctx, sigmoid_bw, "sigmoid", out, x, NULL, NULL);
-    return out;
+    nn_node nd = {.what = "sigmoid", .forward = act_fw, .backward = act_bw, .out = like(ctx, x), .in = {x},
+                  .a.act = {op_sigmoid_forward, op_sigmoid_backward}};
+    return run(ctx, &nd);
+}
+
+static void dropout_fw(nn_ctx *ctx, nn_node *nd) {
+    op_dropout_forward(ctx->dev, nd->out->data, nd->in[0]->data, nd->out->n, nd->a.dropout.p, nd->a.dropout.seed,
+                       nd->a.dropout.stream);
 }
 
 static void dropout_bw(nn_ctx *ctx, nn_node *nd) {
     int acc;
     cd_mem g = nn_grad(ctx, nd->in[0], &acc);
-    op_dropout_backward(ctx->dev, g, nd->out->grad, nd->out->n, nd->f[0], nd->u[0], nd->u[1], acc);
+    op_dropout_backward(ctx->dev, g, nd->out->grad, nd->out->n, nd->a.dropout.p, nd->a.dropout.seed,
+                        nd->a.dropout.stream, acc);
 }
 
+/* x, out: any shape */
 nn_tensor *nn_dropout(nn_ctx *ctx, nn_tensor *x, float p) {
     if (!ctx->training || p <= 0.0f) return x;
     uint64_t stream = (ctx->step << 20) ^ (uint64_t)ctx->dropout_site++;
-    nn_tensor *out = nn_new(ctx, x->n);
-    if (!ctx->dry) op_dropout_forward(ctx->dev, out->data, x->data, x->n, p, ctx->seed, stream);
-    nn_node *nd = record(ctx, dropout_bw, "dropout", out, x, NULL, NULL);
-    if (nd) { nd->f[0] = p; nd->u[0] = ctx->seed; nd->u[1] = stream; }
-    return out;
+    nn_node nd = {.what = "dropout", .forward = dropout_fw, .backward = dropout_bw, .out = like(ctx, x), .in = {x},
+                  .a.dropout = {p, ctx->seed, stream}};
+    return run(ctx, &nd);
 }
 
 /* ---- broadcast add over channels ---------------------------------------- */
+
+static void add_channels_fw(nn_ctx *ctx, nn_node *nd) {
+    op_add_channels_forward(ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data, nd->a.channels.B,
+                            nd->a.channels.C, nd->a.channels.HW);
+}
 
 static void add_channels_bw(nn_ctx *ctx, nn_node *nd) {
     int acc;
     cd_mem dx = grad_or_none(ctx, nd->in[0], &acc);
     cd_mem db = needs(nd->in[1]) ? grad_for_add(ctx, nd->in[1]) : cd_none();
-    op_add_channels_backward(ctx->dev, dx, db, nd->out->grad, nd->s[0], nd->s[1], nd->s[2], acc);
+    op_add_channels_backward(ctx->dev, dx, db, nd->out->grad, nd->a.channels.B, nd->a.channels.C,
+                             nd->a.channels.HW, acc);
 }
 
-nn_tensor *nn_add_channels(nn_ctx *ctx, nn_tensor *x, nn_tensor *bias, size_t B, size_t C, size_t HW) {
-    nn_tensor *out = nn_new(ctx, B * C * HW);
-    if (!ctx->dry) op_add_channels_forward(ctx->dev, out->data, x->data, bias->data, B, C, HW);
-    nn_node *nd = record(ctx, add_channels_bw, "add_channels", out, x, bias, NULL);
-    if (nd) { nd->s[0] = B; nd->s[1] = C; nd->s[2] = HW; }
-    return out;
+/* x (B, C..., HW...) viewed as (B, C, HW), bias (C...) */
+nn_tensor *nn_add_channels(nn_ctx *ctx, nn_tensor *x, nn_tensor *bias) {
+    int ok = bias->ndim < x->ndim;
+    for (int d = 0; ok && d < bias->ndim; d++) ok = bias->dims[d] == x->dims[1 + d];
+    if (!ok) bad_shape("nn_add_channels", x, "x", "but %s has shape %s (it must match x's dims from the second on)",
+                       lbl(bias, "bias"), shp(bias));
+    size_t B = x->dims[0], C = bias->n;
+    nn_node nd = {.what = "add_channels", .forward = add_channels_fw, .backward = add_channels_bw,
+                  .out = like(ctx, x), .in = {x, bias}, .a.channels = {B, C, x->n / (B * C)}};
+    return run(ctx, &nd);
 }
 
 /* ---- linear, conv ---------------------------------------------------------- */
 
-static void linear_bw(nn_ctx *ctx, nn_node *nd) {
-    int acc;
-    cd_mem dx = grad_or_none(ctx, nd->in[0], &acc);
-    cd_mem dw = needs(nd->in[1]) ? nd->in[1]->grad : cd_none();
-    cd_mem db = needs(nd->in[2]) ? nd->in[2]->grad : cd_none();
-    op_linear_backward(ctx->dev, dx, dw, db, nd->out->grad, nd->in[0]->data, nd->in[1]->data,
-                       nd->s[0], nd->s[1], nd->s[2], acc);
+static void linear_fw(nn_ctx *ctx, nn_node *nd) {
+    op_linear_forward(ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data, data_or_none(nd->in[2]),
+                      nd->a.linear.N, nd->a.linear.IN, nd->a.linear.OUT);
 }
 
-nn_tensor *nn_linear(nn_ctx *ctx, nn_tensor *x, int w, size_t w_row0, int b, size_t N, size_t IN, size_t OUT) {
-    nn_tensor *wt = param_slice(ctx, w, w_row0 * IN, OUT * IN);
-    nn_tensor *bt = b >= 0 ? param_slice(ctx, b, w_row0, OUT) : NULL;
-    nn_tensor *out = nn_new(ctx, N * OUT);
-    if (!ctx->dry) op_linear_forward(ctx->dev, out->data, x->data, wt->data, bt ? bt->data : cd_none(), N, IN, OUT);
-    nn_node *nd = record(ctx, linear_bw, "linear", out, x, wt, bt);
-    if (nd) { nd->s[0] = N; nd->s[1] = IN; nd->s[2] = OUT; }
-    return out;
+static void linear_bw(nn_ctx *ctx, nn_node *nd) {
+    int acc;
+    cd_mem dx, dw, db;
+    weight_grads(ctx, nd, &acc, &dx, &dw, &db);
+    op_linear_backward(ctx->dev, dx, dw, db, nd->out->grad, nd->in[0]->data, nd->in[1]->data,
+                       nd->a.linear.N, nd->a.linear.IN, nd->a.linear.OUT, acc);
+}
+
+/* x (..., IN), wt (OUT, IN), bt (OUT) or NULL -> (..., OUT) */
+static nn_tensor *linear(nn_ctx *ctx, nn_tensor *x, nn_tensor *wt, nn_tensor *bt) {
+    size_t OUT = wt->dims[0], IN = wt->dims[1];
+    if (x->dims[x->ndim - 1] != IN)
+        bad_shape("nn_linear", x, "x", "but %s %s expects (*, %zu)", lbl(wt, "the weight"), shp(wt), IN);
+    size_t dims[NN_MAX_DIMS];
+    memcpy(dims, x->dims, sizeof dims);
+    dims[x->ndim - 1] = OUT;
+    nn_node nd = {.what = "linear", .forward = linear_fw, .backward = linear_bw, .out = nn_new(ctx, x->ndim, dims),
+                  .in = {x, wt, bt}, .a.linear = {x->n / IN, IN, OUT}};
+    return run(ctx, &nd);
+}
+
+nn_tensor *nn_linear(nn_ctx *ctx, nn_tensor *x, int w, int b) {
+    return linear(ctx, x, nn_weight(ctx, w), b >= 0 ? nn_weight(ctx, b) : NULL);
+}
+
+nn_tensor *nn_linear_rows(nn_ctx *ctx, nn_tensor *x, int w, int b, size_t row0, size_t rows) {
+    return linear(ctx, x, param_rows(ctx, w, row0, rows), b >= 0 ? param_rows(ctx, b, row0, rows) : NULL);
+}
+
+static void conv_fw(nn_ctx *ctx, nn_node *nd) {
+    op_conv2d_forward(ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data, data_or_none(nd->in[2]),
+                      &nd->a.conv);
 }
 
 static void conv_bw(nn_ctx *ctx, nn_node *nd) {
     int acc;
-    cd_mem dx = grad_or_none(ctx, nd->in[0], &acc);
-    cd_mem dw = needs(nd->in[1]) ? nd->in[1]->grad : cd_none();
-    cd_mem db = needs(nd->in[2]) ? nd->in[2]->grad : cd_none();
-    op_conv2d_backward(ctx->dev, dx, dw, db, nd->out->grad, nd->in[0]->data, nd->in[1]->data, &nd->conv, acc);
+    cd_mem dx, dw, db;
+    weight_grads(ctx, nd, &acc, &dx, &dw, &db);
+    op_conv2d_backward(ctx->dev, dx, dw, db, nd->out->grad, nd->in[0]->data, nd->in[1]->data, &nd->a.conv, acc);
 }
 
-nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, int w, int b, const conv_shape *s) {
+/* x (B, C, H, W), w (K, C, R, S), b (K) -> (B, K, Ho, Wo) */
+nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, int w, int b, size_t stride, size_t pad, size_t dil) {
     nn_tensor *wt = nn_weight(ctx, w);
     nn_tensor *bt = b >= 0 ? nn_weight(ctx, b) : NULL;
-    nn_tensor *out = nn_new(ctx, s->B * s->K * conv_out_h(s) * conv_out_w(s));
-    if (!ctx->dry) op_conv2d_forward(ctx->dev, out->data, x->data, wt->data, bt ? bt->data : cd_none(), s);
-    nn_node *nd = record(ctx, conv_bw, "conv2d", out, x, wt, bt);
-    if (nd) nd->conv = *s;
-    return out;
+    if (x->ndim != 4 || x->dims[1] != wt->dims[1])
+        bad_shape("nn_conv2d", x, "x", "but %s %s expects (B, %zu, H, W)", lbl(wt, "the weight"), shp(wt), wt->dims[1]);
+    conv_shape s = {x->dims[0], x->dims[1], x->dims[2], x->dims[3], wt->dims[0], wt->dims[2], wt->dims[3],
+                    stride, pad, dil};
+    size_t dims[4] = {s.B, s.K, conv_out_h(&s), conv_out_w(&s)};
+    nn_node nd = {.what = "conv2d", .forward = conv_fw, .backward = conv_bw, .out = nn_new(ctx, 4, dims),
+                  .in = {x, wt, bt}, .a.conv = s};
+    return run(ctx, &nd);
 }
 
 /* ---- batch norm ------------------------------------------------------------ */
+
+#define BN(nd) (nd)->a.bn.B, (nd)->a.bn.C, (nd)->a.bn.HW
+
+static void bn_frozen_fw(nn_ctx *ctx, nn_node *nd) {
+    op_batchnorm_frozen_forward(ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data, nd->in[2]->data,
+                                nd->a.bn.running_mean, nd->a.bn.running_var, BN(nd), EPS_NORM);
+}
 
 static void bn_frozen_bw(nn_ctx *ctx, nn_node *nd) {
     if (!needs(nd->in[0])) return;
     int acc;
     cd_mem dx = nn_grad(ctx, nd->in[0], &acc);
-    op_batchnorm_frozen_backward(ctx->dev, dx, nd->out->grad, nd->saved[0], nd->saved[1],
-                                 nd->s[0], nd->s[1], nd->s[2], EPS_NORM, acc);
+    op_batchnorm_frozen_backward(ctx->dev, dx, nd->out->grad, nd->in[1]->data, nd->a.bn.running_var, BN(nd),
+                                 EPS_NORM, acc);
+}
+
+static void bn_train_fw(nn_ctx *ctx, nn_node *nd) {
+    op_batchnorm_train_forward(ctx->dev, nd->out->data, nd->a.bn.save_mean, nd->a.bn.save_rstd,
+                               nd->a.bn.running_mean, nd->a.bn.running_var, nd->in[0]->data, nd->in[1]->data,
+                               nd->in[2]->data, BN(nd), EPS_NORM, BN_MOMENTUM);
 }
 
 static void bn_train_bw(nn_ctx *ctx, nn_node *nd) {
     int acc;
-    cd_mem dx = grad_or_none(ctx, nd->in[0], &acc);
-    cd_mem dw = needs(nd->in[1]) ? nd->in[1]->grad : cd_none();
-    cd_mem db = needs(nd->in[2]) ? nd->in[2]->grad : cd_none();
-    op_batchnorm_train_backward(ctx->dev, dx, dw, db, nd->out->grad, nd->in[0]->data, nd->saved[0],
-                                nd->saved[1], nd->in[1]->data, nd->s[0], nd->s[1], nd->s[2], acc);
+    cd_mem dx, dw, db;
+    weight_grads(ctx, nd, &acc, &dx, &dw, &db);
+    op_batchnorm_train_backward(ctx->dev, dx, dw, db, nd->out->grad, nd->in[0]->data, nd->a.bn.save_mean,
+                                nd->a.bn.save_rstd, nd->in[1]->data, BN(nd), acc);
 }
 
-nn_tensor *nn_batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable,
-                        size_t B, size_t C, size_t HW) {
+/* x (B, C, ...) viewed as (B, C, HW); w, b, mean, var (C) */
+nn_tensor *nn_batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable) {
     nn_tensor *wt = nn_weight(ctx, w), *bt = nn_weight(ctx, b);
     nn_tensor *mt = nn_weight(ctx, mean), *vt = nn_weight(ctx, var);
-    nn_tensor *out = nn_new(ctx, B * C * HW);
+    if (x->ndim < 2 || x->dims[1] != wt->n)
+        bad_shape("nn_batchnorm", x, "x", "but %s %s expects (B, %zu, ...)", lbl(wt, "the weight"), shp(wt), wt->n);
+    size_t B = x->dims[0], C = x->dims[1];
+    nn_node nd = {.what = "batchnorm", .out = like(ctx, x), .in = {x, wt, bt},
+                  .a.bn = {B, C, x->n / (B * C), mt->data, vt->data, cd_none(), cd_none()}};
     if (trainable && ctx->training) {
-        cd_mem save_mean = nn_new(ctx, C)->data, save_rstd = nn_new(ctx, C)->data;
-        if (!ctx->dry) op_batchnorm_train_forward(ctx->dev, out->data, save_mean, save_rstd, mt->data, vt->data, x->data,
-                                   wt->data, bt->data, B, C, HW, EPS_NORM, BN_MOMENTUM);
-        nn_node *nd = record(ctx, bn_train_bw, "batchnorm", out, x, wt, bt);
-        if (nd) { nd->saved[0] = save_mean; nd->saved[1] = save_rstd; nd->s[0] = B; nd->s[1] = C; nd->s[2] = HW; }
-        return out;
+        nd.forward = bn_train_fw;
+        nd.backward = bn_train_bw;
+        nd.a.bn.save_mean = nn_new1(ctx, C)->data;
+        nd.a.bn.save_rstd = nn_new1(ctx, C)->data;
+        return run(ctx, &nd);
     }
-    if (!ctx->dry) op_batchnorm_frozen_forward(ctx->dev, out->data, x->data, wt->data, bt->data, mt->data, vt->data,
-                                B, C, HW, EPS_NORM);
     if (trainable && ctx->record && (needs(wt) || needs(bt)))
         cd_fatal("backward through a trainable batch norm in eval mode is not supported: "
                  "run the step in training mode or freeze the backbone's batch norms");
-    nn_node *nd = record(ctx, bn_frozen_bw, "batchnorm_frozen", out, x, NULL, NULL);
-    if (nd) { nd->saved[0] = wt->data; nd->saved[1] = vt->data; nd->s[0] = B; nd->s[1] = C; nd->s[2] = HW; }
-    return out;
+    nd.what = "batchnorm_frozen";
+    nd.forward = bn_frozen_fw;
+    nd.backward = bn_frozen_bw;
+    return run(ctx, &nd);
 }
 
 /* ---- max pool -------------------------------------------------------------- */
 
+#define POOL(nd) (nd)->a.pool.B, (nd)->a.pool.C, (nd)->a.pool.H, (nd)->a.pool.W, (nd)->a.pool.k, \
+                 (nd)->a.pool.s, (nd)->a.pool.p
+
+static void maxpool_fw(nn_ctx *ctx, nn_node *nd) {
+    op_maxpool_forward(ctx->dev, nd->out->data, nd->a.pool.argmax, nd->in[0]->data, POOL(nd));
+}
+
 static void maxpool_bw(nn_ctx *ctx, nn_node *nd) {
     int acc;
     cd_mem dx = nn_grad(ctx, nd->in[0], &acc);
-    op_maxpool_backward(ctx->dev, dx, nd->out->grad, nd->saved[0], nd->s[0], nd->s[1], nd->s[2], nd->s[3],
-                        nd->s[4], nd->s[5], nd->s[6], acc);
+    op_maxpool_backward(ctx->dev, dx, nd->out->grad, nd->a.pool.argmax, POOL(nd), acc);
 }
 
-nn_tensor *nn_maxpool(nn_ctx *ctx, nn_tensor *x, size_t B, size_t C, size_t H, size_t W,
-                      size_t k, size_t s, size_t p) {
-    size_t Ho = pool_out(H, k, s, p), Wo = pool_out(W, k, s, p);
-    nn_tensor *out = nn_new(ctx, B * C * Ho * Wo);
-    cd_mem argmax = nn_new(ctx, B * C * Ho * Wo)->data;
-    if (!ctx->dry) op_maxpool_forward(ctx->dev, out->data, argmax, x->data, B, C, H, W, k, s, p);
-    nn_node *nd = record(ctx, maxpool_bw, "maxpool", out, x, NULL, NULL);
-    if (nd) {
-        nd->saved[0] = argmax;
-        size_t v[7] = {B, C, H, W, k, s, p};
-        memcpy(nd->s, v, sizeof v);
-    }
-    return out;
+/* x (B, C, H, W) -> (B, C, Ho, Wo) */
+nn_tensor *nn_maxpool(nn_ctx *ctx, nn_tensor *x, size_t k, size_t s, size_t p) {
+    need_ndim("nn_maxpool", x, "x", 4, "(B, C, H, W)");
+    size_t B = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
+    size_t dims[4] = {B, C, pool_out(H, k, s, p), pool_out(W, k, s, p)};
+    nn_node nd = {.what = "maxpool", .forward = maxpool_fw, .backward = maxpool_bw, .out = nn_new(ctx, 4, dims),
+                  .in = {x}, .a.pool = {B, C, H, W, k, s, p, cd_none()}};
+    nd.a.pool.argmax = nn_new(ctx, 4, dims)->data;
+    return run(ctx, &nd);
 }
 
 /* ---- layer norm ------------------------------------------------------------ */
 
-static void layernorm_bw(nn_ctx *ctx, nn_node *nd) {
-    int acc;
-    cd_mem dx = grad_or_none(ctx, nd->in[0], &acc);
-    cd_mem dw = needs(nd->in[1]) ? nd->in[1]->grad : cd_none();
-    cd_mem db = needs(nd->in[2]) ? nd->in[2]->grad : cd_none();
-    op_layernorm_backward(ctx->dev, dx, dw, db, nd->out->grad, nd->in[0]->data, nd->saved[0], nd->saved[1],
-                          nd->in[1]->data, nd->s[0], nd->s[1], acc);
+static void layernorm_fw(nn_ctx *ctx, nn_node *nd) {
+    op_layernorm_forward(ctx->dev, nd->out->data, nd->a.ln.mean, nd->a.ln.rstd, nd->in[0]->data, nd->in[1]->data,
+                         nd->in[2]->data, nd->a.ln.N, nd->a.ln.C, EPS_NORM);
 }
 
-nn_tensor *nn_layernorm(nn_ctx *ctx, nn_tensor *x, int w, int b, size_t N, size_t C) {
+static void layernorm_bw(nn_ctx *ctx, nn_node *nd) {
+    int acc;
+    cd_mem dx, dw, db;
+    weight_grads(ctx, nd, &acc, &dx, &dw, &db);
+    op_layernorm_backward(ctx->dev, dx, dw, db, nd->out->grad, nd->in[0]->data, nd->a.ln.mean, nd->a.ln.rstd,
+                          nd->in[1]->data, nd->a.ln.N, nd->a.ln.C, acc);
+}
+
+/* x (..., C), w, b (C) */
+nn_tensor *nn_layernorm(nn_ctx *ctx, nn_tensor *x, int w, int b) {
     nn_tensor *wt = nn_weight(ctx, w), *bt = nn_weight(ctx, b);
-    nn_tensor *out = nn_new(ctx, N * C);
-    cd_mem mean = nn_new(ctx, N)->data, rstd = nn_new(ctx, N)->data;
-    if (!ctx->dry) op_layernorm_forward(ctx->dev, out->data, mean, rstd, x->data, wt->data, bt->data, N, C, EPS_NORM);
-    nn_node *nd = record(ctx, layernorm_bw, "layernorm", out, x, wt, bt);
-    if (nd) { nd->saved[0] = mean; nd->saved[1] = rstd; nd->s[0] = N; nd->s[1] = C; }
-    return out;
+    size_t C = wt->n, N = x->n / C;
+    if (x->dims[x->ndim - 1] != C)
+        bad_shape("nn_layernorm", x, "x", "but %s %s expects (*, %zu)", lbl(wt, "the weight"), shp(wt), C);
+    nn_node nd = {.what = "layernorm", .forward = layernorm_fw, .backward = layernorm_bw, .out = like(ctx, x),
+                  .in = {x, wt, bt}, .a.ln = {N, C, cd_none(), cd_none()}};
+    nd.a.ln.mean = nn_new1(ctx, N)->data;
+    nd.a.ln.rstd = nn_new1(ctx, N)->data;
+    return run(ctx, &nd);
 }
 
 /* ---- permute, bmm, softmax ------------------------------------------------- */
 
+static void permute_fw(nn_ctx *ctx, nn_node *nd) {
+    op_permute(ctx->dev, nd->out->data, nd->in[0]->data, nd->a.permute.dims, nd->a.permute.perm, 0);
+}
+
 static void permute_bw(nn_ctx *ctx, nn_node *nd) {
     size_t out_dims[4];
-    int perm[4], inv[4];
-    for (int a = 0; a < 4; a++) perm[a] = (int)nd->s[4 + a];
-    for (int a = 0; a < 4; a++) { out_dims[a] = nd->s[perm[a]]; inv[perm[a]] = a; }
+    int inv[4];
+    for (int a = 0; a < 4; a++) {
+        out_dims[a] = nd->a.permute.dims[nd->a.permute.perm[a]];
+        inv[nd->a.permute.perm[a]] = a;
+    }
     int acc;
     cd_mem dx = nn_grad(ctx, nd->in[0], &acc);
     op_permute(ctx->dev, dx, nd->out->grad, out_dims, inv, acc);
 }
 
-nn_tensor *nn_permute(nn_ctx *ctx, nn_tensor *x, const size_t dims[4], const int perm[4]) {
-    nn_tensor *out = nn_new(ctx, x->n);
-    if (!ctx->dry) op_permute(ctx->dev, out->data, x->data, dims, perm, 0);
-    nn_node *nd = record(ctx, permute_bw, "permute", out, x, NULL, NULL);
-    if (nd) for (int a = 0; a < 4; a++) { nd->s[a] = dims[a]; nd->s[4 + a] = (size_t)perm[a]; }
-    return out;
+/* x (d0, d1, d2, d3) (fewer dims: padded with 1s) -> (d[perm[0]], ..., d[perm[3]]) */
+nn_tensor *nn_permute(nn_ctx *ctx, nn_tensor *x, const int perm[4]) {
+    nn_node nd = {.what = "permute", .forward = permute_fw, .backward = permute_bw, .in = {x}};
+    size_t out[4];
+    for (int a = 0; a < 4; a++) nd.a.permute.dims[a] = a < x->ndim ? x->dims[a] : 1;
+    for (int a = 0; a < 4; a++) {
+        nd.a.permute.perm[a] = perm[a];
+        out[a] = nd.a.permute.dims[perm[a]];
+    }
+    nd.out = nn_new(ctx, 4, out);
+    return run(ctx, &nd);
+}
+
+#define BMM(nd) (nd)->a.bmm.batch, (nd)->a.bmm.M, (nd)->a.bmm.N, (nd)->a.bmm.K, (nd)->a.bmm.ta, (nd)->a.bmm.tb
+
+static void bmm_fw(nn_ctx *ctx, nn_node *nd) {
+    op_bmm_forward(ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data, BMM(nd));
 }
 
 static void bmm_bw(nn_ctx *ctx, nn_node *nd) {
     int acc_a, acc_b;
     cd_mem dA = grad_or_none(ctx, nd->in[0], &acc_a);
     cd_mem dB = grad_or_none(ctx, nd->in[1], &acc_b);
-    op_bmm_backward(ctx->dev, dA, dB, nd->out->grad, nd->in[0]->data, nd->in[1]->data,
-                    nd->s[0], nd->s[1], nd->s[2], nd->s[3], (int)nd->s[4], (int)nd->s[5], acc_a, acc_b);
+    op_bmm_backward(ctx->dev, dA, dB, nd->out->grad, nd->in[0]->data, nd->in[1]->data, BMM(nd), acc_a, acc_b);
 }
 
-nn_tensor *nn_bmm(nn_ctx *ctx, nn_tensor *A, nn_tensor *B, size_t batch, size_t M, size_t N, size_t K,
-                  int ta, int tb) {
-    nn_tensor *out = nn_new(ctx, batch * M * N);
-    if (!ctx->dry) op_bmm_forward(ctx->dev, out->data, A->data, B->data, batch, M, N, K, ta, tb);
-    nn_node *nd = record(ctx, bmm_bw, "bmm", out, A, B, NULL);
-    if (nd) { size_t v[6] = {batch, M, N, K, (size_t)ta, (size_t)tb}; memcpy(nd->s, v, sizeof v); }
-    return out;
+/* A (..., M, K) or (..., K, M) if ta; B (..., K, N) or (..., N, K) if tb -> (..., M, N) */
+nn_tensor *nn_bmm(nn_ctx *ctx, nn_tensor *A, nn_tensor *B, int ta, int tb) {
+    int na = A->ndim;
+    if (na < 2) bad_shape("nn_bmm", A, "A", "but must be (..., M, K)");
+    size_t M = A->dims[na - 2 + !!ta], K = A->dims[na - 1 - !!ta];
+    size_t N = B->ndim == na ? B->dims[na - 1 - !!tb] : 0;
+    int ok = B->ndim == na && B->dims[na - 2 + !!tb] == K;
+    for (int d = 0; ok && d < na - 2; d++) ok = A->dims[d] == B->dims[d];
+    if (!ok) {
+        char want[96] = "(";
+        size_t k = 1;
+        for (int d = 0; d < na - 2; d++) k += (size_t)snprintf(want + k, sizeof want - k, "%zu, ", A->dims[d]);
+        snprintf(want + k, sizeof want - k, tb ? "*, %zu)" : "%zu, *)", K);
+        bad_shape("nn_bmm", B, "B", "but %s has shape %s%s: B must be %s%s", lbl(A, "A"), shp(A),
+                  ta ? " (transposed)" : "", want, tb ? " (transposed)" : "");
+    }
+    size_t dims[NN_MAX_DIMS];
+    memcpy(dims, A->dims, sizeof dims);
+    dims[na - 2] = M;
+    dims[na - 1] = N;
+    nn_node nd = {.what = "bmm", .forward = bmm_fw, .backward = bmm_bw, .out = nn_new(ctx, na, dims), .in = {A, B},
+                  .a.bmm = {prod(A->dims, na - 2), M, N, K, ta, tb}};
+    return run(ctx, &nd);
+}
+
+#define SOFTMAX(nd) (nd)->a.softmax.B, (nd)->a.softmax.H, (nd)->a.softmax.Lq, (nd)->a.softmax.Lk, (nd)->a.softmax.scale
+
+static void softmax_fw(nn_ctx *ctx, nn_node *nd) {
+    op_softmax_forward(ctx->dev, nd->out->data, nd->in[0]->data, data_or_none(nd->in[1]), SOFTMAX(nd));
 }
 
 static void softmax_bw(nn_ctx *ctx, nn_node *nd) {
     int acc;
     cd_mem dx = nn_grad(ctx, nd->in[0], &acc);
-    op_softmax_backward(ctx->dev, dx, nd->out->grad, nd->out->data, nd->s[0], nd->s[1], nd->s[2], nd->s[3],
-                        nd->f[0], acc);
+    op_softmax_backward(ctx->dev, dx, nd->out->grad, nd->out->data, SOFTMAX(nd), acc);
 }
 
-nn_tensor *nn_softmax(nn_ctx *ctx, nn_tensor *x, nn_tensor *mask, size_t B, size_t H, size_t Lq,
-                      size_t Lk, float scale) {
-    nn_tensor *out = nn_new(ctx, B * H * Lq * Lk);
-    if (!ctx->dry) op_softmax_forward(ctx->dev, out->data, x->data, mask ? mask->data : cd_none(), B, H, Lq, Lk, scale);
-    nn_node *nd = record(ctx, softmax_bw, "softmax", out, x, NULL, NULL);
-    if (nd) { nd->s[0] = B; nd->s[1] = H; nd->s[2] = Lq; nd->s[3] = Lk; nd->f[0] = scale; }
-    return out;
+/* x (B, H, Lq, Lk), mask (B, Lk) or NULL */
+nn_tensor *nn_softmax(nn_ctx *ctx, nn_tensor *x, nn_tensor *mask, float scale) {
+    need_ndim("nn_softmax", x, "x", 4, "(B, H, Lq, Lk)");
+    size_t B = x->dims[0], Lk = x->dims[3];
+    if (mask && mask->n != B * Lk)
+        bad_shape("nn_softmax", mask, "mask", "but x has shape %s: the mask must be (%zu, %zu)", shp(x), B, Lk);
+    if (mask && mask->requires_grad) bad_shape("nn_softmax", mask, "mask", "and needs a gradient, which it cannot get");
+    nn_node nd = {.what = "softmax", .forward = softmax_fw, .backward = softmax_bw, .out = like(ctx, x),
+                  .in = {x, mask}, .a.softmax = {B, x->dims[1], x->dims[2], Lk, scale}};
+    return run(ctx, &nd);
 }
 
 /* ---- learned position encoding ---------------------------------------------- */
@@ -324,10 +463,20 @@ nn_tensor *nn_softmax(nn_ctx *ctx, nn_tensor *x, nn_tensor *mask, size_t B, size
 /* pos (B, Hf*Wf, 2F): channels [0, F) = col_embed[j], [F, 2F) = row_embed[i]
  * (x first, as the official PositionEmbeddingLearned). Built from broadcasts
  * and one permute; backward reduces the same way into the two tables. */
-static void learned_pos_bw(nn_ctx *ctx, nn_node *nd) {
-    size_t B = nd->s[0], Hf = nd->s[1], Wf = nd->s[2], F = nd->s[3], S = Hf * Wf;
+static void learned_pos_fw(nn_ctx *ctx, nn_node *nd) {
+    size_t B = nd->a.pos.B, Hf = nd->a.pos.Hf, Wf = nd->a.pos.Wf, F = nd->a.pos.F, S = Hf * Wf;
     cd_device *dev = ctx->dev;
-    cd_mem g1 = nn_new(ctx, S * 2 * F)->data, g2 = nn_new(ctx, 2 * S * F)->data;
+    cd_mem halves = nn_new1(ctx, 2 * S * F)->data, sp = nn_new1(ctx, S * 2 * F)->data;
+    op_broadcast(dev, halves, nd->in[1]->data, 1, Hf, Wf * F, 1.0f, 0);                 /* x: (Hf, Wf, F) */
+    op_broadcast(dev, cd_at(halves, S * F), nd->in[0]->data, Hf, Wf, F, 1.0f, 0);       /* y: (Hf, Wf, F) */
+    op_permute(dev, sp, halves, (size_t[]){2, S, F, 1}, (int[]){1, 0, 2, 3}, 0);       /* (S, 2, F) */
+    op_broadcast(dev, nd->out->data, sp, 1, B, S * 2 * F, 1.0f, 0);
+}
+
+static void learned_pos_bw(nn_ctx *ctx, nn_node *nd) {
+    size_t B = nd->a.pos.B, Hf = nd->a.pos.Hf, Wf = nd->a.pos.Wf, F = nd->a.pos.F, S = Hf * Wf;
+    cd_device *dev = ctx->dev;
+    cd_mem g1 = nn_new1(ctx, S * 2 * F)->data, g2 = nn_new1(ctx, 2 * S * F)->data;
     op_reduce_sum(dev, g1, nd->out->grad, 1, B, S * 2 * F, 1.0f, 0);             /* (S, 2, F) */
     op_permute(dev, g2, g1, (size_t[]){S, 2, F, 1}, (int[]){1, 0, 2, 3}, 0);       /* (2, S, F) */
     if (needs(nd->in[1]))   /* col: x-half (Hf, Wf, F) summed over i */
@@ -336,22 +485,15 @@ static void learned_pos_bw(nn_ctx *ctx, nn_node *nd) {
         op_reduce_sum(dev, nd->in[0]->grad, cd_at(g2, S * F), Hf, Wf, F, 1.0f, 1);
 }
 
+/* row, col: tables (rows, F) -> (B, Hf*Wf, 2F) */
 nn_tensor *nn_learned_pos(nn_ctx *ctx, int row, int col, size_t B, size_t Hf, size_t Wf, size_t F) {
-    size_t S = Hf * Wf, rows = ctx->params->p[row].shape[0];
+    size_t rows = ctx->params->p[row].shape[0];
     if (Hf > rows || Wf > rows)
         cd_fatal("model.position_embedding = learned supports feature maps up to %zux%zu, got %zux%zu: "
                  "use sine or smaller images", rows, rows, Hf, Wf);
-    nn_tensor *rt = param_slice(ctx, row, 0, Hf * F), *ct = param_slice(ctx, col, 0, Wf * F);
-    nn_tensor *out = nn_new(ctx, B * S * 2 * F);
-    if (!ctx->dry) {
-        cd_device *dev = ctx->dev;
-        cd_mem halves = nn_new(ctx, 2 * S * F)->data, sp = nn_new(ctx, S * 2 * F)->data;
-        op_broadcast(dev, halves, ct->data, 1, Hf, Wf * F, 1.0f, 0);                   /* x: (Hf, Wf, F) */
-        op_broadcast(dev, cd_at(halves, S * F), rt->data, Hf, Wf, F, 1.0f, 0);          /* y: (Hf, Wf, F) */
-        op_permute(dev, sp, halves, (size_t[]){2, S, F, 1}, (int[]){1, 0, 2, 3}, 0);   /* (S, 2, F) */
-        op_broadcast(dev, out->data, sp, 1, B, S * 2 * F, 1.0f, 0);
-    }
-    nn_node *nd = record(ctx, learned_pos_bw, "learned_pos", out, rt, ct, NULL);
-    if (nd) { nd->s[0] = B; nd->s[1] = Hf; nd->s[2] = Wf; nd->s[3] = F; }
-    return out;
+    nn_tensor *rt = param_rows(ctx, row, 0, Hf), *ct = param_rows(ctx, col, 0, Wf);
+    if (rt->dims[1] != F) bad_shape("nn_learned_pos", rt, "the table", "but the encoding asks for %zu features", F);
+    nn_node nd = {.what = "learned_pos", .forward = learned_pos_fw, .backward = learned_pos_bw,
+                  .out = nn_new(ctx, 3, (size_t[]){B, Hf * Wf, 2 * F}), .in = {rt, ct}, .a.pos = {B, Hf, Wf, F}};
+    return run(ctx, &nd);
 }

@@ -22,6 +22,9 @@ static detr_bn declare_bn(nn_params *ps, const char *name, size_t C, int trainab
     return bn;
 }
 
+/* The 3x3 convs of a block: both of a basic block, the middle one of a bottleneck (1x1 otherwise). */
+static int is_3x3(const detr_block *b, int c) { return b->nconv == 2 || c == 1; }
+
 static int declare_conv(nn_params *ps, const char *name, size_t K, size_t C, size_t R, int trainable) {
     return nn_param_add(ps, name, NN_GROUP_BACKBONE, trainable, 0, 4, K, C, R, R);
 }
@@ -61,22 +64,12 @@ int detr_declare_backbone(detr_model *m) {
             detr_block *b = &m->blocks[m->n_blocks++];
             char name[128];
             b->nconv = bottleneck ? 3 : 2;
-            b->in_c = in_c;
-            b->planes = planes;
             b->out_c = planes * expansion;
             b->stride = i == 0 ? stride : 1;
             b->dilation = i == 0 ? prev_dilation : dilation;
             for (int c = 0; c < b->nconv; c++) {
-                size_t cin, cout, R;
-                if (bottleneck) {
-                    cin = c == 0 ? in_c : planes;
-                    cout = c == 2 ? planes * 4 : planes;
-                    R = c == 1 ? 3 : 1;
-                } else {
-                    cin = c == 0 ? in_c : planes;
-                    cout = planes;
-                    R = 3;
-                }
+                size_t cin = c == 0 ? in_c : planes, cout = c == b->nconv - 1 ? b->out_c : planes;
+                size_t R = is_3x3(b, c) ? 3 : 1;
                 snprintf(name, sizeof name, PFX "layer%d.%d.conv%d.weight", L + 1, i, c + 1);
                 b->conv[c] = declare_conv(ps, name, cout, cin, R, trainable);
                 snprintf(name, sizeof name, PFX "layer%d.%d.bn%d", L + 1, i, c + 1);
@@ -96,48 +89,28 @@ int detr_declare_backbone(detr_model *m) {
     return 0;
 }
 
-static nn_tensor *conv_bn(detr_model *m, nn_ctx *ctx, nn_tensor *x, int conv, detr_bn bn, conv_shape *s,
-                          size_t *H, size_t *W, int relu) {
-    nn_tensor *y = nn_conv2d(ctx, x, conv, -1, s);
-    *H = conv_out_h(s);
-    *W = conv_out_w(s);
-    y = nn_batchnorm(ctx, y, bn.w, bn.b, bn.mean, bn.var, m->o.bn_trainable, s->B, s->K, *H * *W);
+static nn_tensor *conv_bn(detr_model *m, nn_ctx *ctx, nn_tensor *x, int conv, detr_bn bn, size_t stride,
+                          size_t pad, size_t dil, int relu) {
+    nn_tensor *y = nn_conv2d(ctx, x, conv, -1, stride, pad, dil);
+    y = nn_batchnorm(ctx, y, bn.w, bn.b, bn.mean, bn.var, m->o.bn_trainable);
     return relu ? nn_relu(ctx, y) : y;
 }
 
 /* images (B, 3, H, W) -> features (B, C, Hf, Wf) */
-nn_tensor *detr_backbone_forward(detr_model *m, nn_ctx *ctx, nn_tensor *x, size_t B, size_t H, size_t W,
-                                 size_t *Hf, size_t *Wf) {
-    size_t w = (size_t)m->o.width;
-    conv_shape s = {B, 3, H, W, w, 7, 7, 2, 3, 1};
-    x = conv_bn(m, ctx, x, m->conv1, m->bn1, &s, &H, &W, 1);
-    x = nn_maxpool(ctx, x, B, w, H, W, 3, 2, 1);
-    H = pool_out(H, 3, 2, 1);
-    W = pool_out(W, 3, 2, 1);
+nn_tensor *detr_backbone_forward(detr_model *m, nn_ctx *ctx, nn_tensor *x) {
+    x = conv_bn(m, ctx, x, m->conv1, m->bn1, 2, 3, 1, 1);
+    x = nn_maxpool(ctx, x, 3, 2, 1);
     for (int i = 0; i < m->n_blocks; i++) {
         const detr_block *b = &m->blocks[i];
-        size_t h = H, ww = W;
         nn_tensor *y = x;
         for (int c = 0; c < b->nconv; c++) {
-            int is3 = b->nconv == 2 || c == 1;
-            size_t cin = c == 0 ? b->in_c : b->planes;
-            size_t cout = c == b->nconv - 1 ? b->out_c : b->planes;
+            int is3 = is_3x3(b, c);
             size_t stride = is3 && (b->nconv == 3 || c == 0) ? b->stride : 1;
             size_t dil = is3 ? b->dilation : 1;
-            conv_shape cs = {B, cin, h, ww, cout, is3 ? 3 : 1, is3 ? 3 : 1, stride, is3 ? dil : 0, dil};
-            y = conv_bn(m, ctx, y, b->conv[c], b->bn[c], &cs, &h, &ww, c < b->nconv - 1);
+            y = conv_bn(m, ctx, y, b->conv[c], b->bn[c], stride, is3 ? dil : 0, dil, c < b->nconv - 1);
         }
-        nn_tensor *shortcut = x;
-        if (b->ds_conv >= 0) {
-            size_t hs, ws;
-            conv_shape ds = {B, b->in_c, H, W, b->out_c, 1, 1, b->stride, 0, 1};
-            shortcut = conv_bn(m, ctx, x, b->ds_conv, b->ds_bn, &ds, &hs, &ws, 0);
-        }
+        nn_tensor *shortcut = b->ds_conv >= 0 ? conv_bn(m, ctx, x, b->ds_conv, b->ds_bn, b->stride, 0, 1, 0) : x;
         x = nn_relu(ctx, nn_add(ctx, y, shortcut));
-        H = h;
-        W = ww;
     }
-    *Hf = H;
-    *Wf = W;
     return x;
 }

@@ -1,4 +1,5 @@
 /* The step context: activation arenas, tensors, and the tape. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,7 +77,8 @@ void nn_ctx_reset(nn_ctx *ctx) {
 
 size_t nn_ctx_bytes(const nn_ctx *ctx) { return arena_bytes(&ctx->act) + arena_bytes(&ctx->grads); }
 
-static nn_tensor *new_tensor(nn_ctx *ctx) {
+static nn_tensor *new_tensor(nn_ctx *ctx, int ndim, const size_t *dims) {
+    if (ndim < 1 || ndim > NN_MAX_DIMS) cd_fatal("a tensor has 1 to %d dims, not %d (a bug in cldetr)", NN_MAX_DIMS, ndim);
     int b = ctx->n_tensors / TBLOCK, i = ctx->n_tensors % TBLOCK;
     if (b == ctx->n_tblocks) {
         ctx->tblocks = cd_xrealloc(ctx->tblocks, (ctx->n_tblocks + 1) * sizeof *ctx->tblocks);
@@ -86,40 +88,85 @@ static nn_tensor *new_tensor(nn_ctx *ctx) {
     nn_tensor *t = &ctx->tblocks[b][i];
     memset(t, 0, sizeof *t);
     t->param = -1;
-    return t;
-}
-
-nn_tensor *nn_new(nn_ctx *ctx, size_t n) {
-    nn_tensor *t = new_tensor(ctx);
-    if (ctx->dry) {
-        ctx->dry_act += (n + 31) & ~(size_t)31;
-        t->n = n;
-        return t;
+    t->ndim = ndim;
+    t->n = 1;
+    for (int d = 0; d < ndim; d++) {
+        t->dims[d] = dims[d];
+        t->n *= dims[d];
     }
-    t->data = arena_alloc(ctx->dev, &ctx->act, n, "activations");
-    t->n = n;
     return t;
 }
 
-nn_tensor *nn_input(nn_ctx *ctx, const float *host, size_t n) {
-    nn_tensor *t = nn_new(ctx, n);
-    if (!ctx->dry) cd_write(ctx->dev, t->data, host, n);
+static size_t padded(size_t n) { return (n + 31) & ~(size_t)31; }
+
+nn_tensor *nn_new(nn_ctx *ctx, int ndim, const size_t *dims) {
+    nn_tensor *t = new_tensor(ctx, ndim, dims);
+    if (ctx->dry) ctx->dry_act += padded(t->n);
+    else t->data = arena_alloc(ctx->dev, &ctx->act, t->n, "activations");
     return t;
+}
+
+const char *nn_shape_str(const nn_tensor *t, char *buf, size_t size) {
+    size_t k = 0;
+    buf[0] = 0;
+    for (int d = 0; d < t->ndim && k < size; d++)
+        k += (size_t)snprintf(buf + k, size - k, "%s%zu", d ? ", " : "(", t->dims[d]);
+    if (k < size) snprintf(buf + k, size - k, ")");
+    return buf;
+}
+
+const char *nn_label(const nn_tensor *t, const char *role, char *buf, size_t size) {
+    if (t->name) snprintf(buf, size, "%s %s", role, t->name);
+    else snprintf(buf, size, "%s", role);
+    return buf;
+}
+
+static void input_fw(nn_ctx *ctx, nn_node *nd) { cd_write(ctx->dev, nd->out->data, nd->a.input.host, nd->out->n); }
+
+nn_tensor *nn_input(nn_ctx *ctx, const float *host, int ndim, const size_t *dims) {
+    nn_node nd = {.what = "input", .forward = input_fw, .out = nn_new(ctx, ndim, dims), .a.input = {host}};
+    nn_run(ctx, &nd);
+    return nd.out;
+}
+
+static void fill_fw(nn_ctx *ctx, nn_node *nd) { cd_fill(ctx->dev, nd->out->data, nd->a.fill.value, nd->out->n); }
+
+nn_tensor *nn_fill(nn_ctx *ctx, float value, int ndim, const size_t *dims) {
+    nn_node nd = {.what = "fill", .forward = fill_fw, .out = nn_new(ctx, ndim, dims), .a.fill = {value}};
+    nn_run(ctx, &nd);
+    return nd.out;
 }
 
 nn_tensor *nn_weight(nn_ctx *ctx, int i) {
     nn_params *ps = ctx->params;
-    nn_tensor *t = new_tensor(ctx);
     const nn_param *p = &ps->p[i];
+    nn_tensor *t = new_tensor(ctx, p->ndim, p->shape);
     t->data = cd_at(ps->data, p->off);
-    t->n = p->n;
+    t->name = p->name;
     t->param = i;
     t->requires_grad = p->trainable && ctx->record;
     if (p->trainable) t->grad = cd_at(ps->grad, p->off);
     return t;
 }
 
+nn_tensor *nn_view(nn_ctx *ctx, nn_tensor *x, int ndim, const size_t *dims) {
+    while (x->base) x = x->base;
+    nn_tensor *t = new_tensor(ctx, ndim, dims);
+    if (t->n != x->n) {
+        char l[160], a[64], b[64];
+        cd_fatal("nn_view: %s has shape %s (%zu elements), which cannot be viewed as %s", nn_label(x, "x", l, sizeof l),
+                 nn_shape_str(x, a, sizeof a), x->n, nn_shape_str(t, b, sizeof b));
+    }
+    t->data = x->data;
+    t->name = x->name;
+    t->base = x;
+    t->param = x->param;
+    t->requires_grad = x->requires_grad;
+    return t;
+}
+
 cd_mem nn_grad(nn_ctx *ctx, nn_tensor *t, int *acc) {
+    while (t->base) t = t->base;      /* a view's gradient is its base's */
     if (t->param >= 0) { *acc = 1; return t->grad; }
     if (!t->grad.mem) t->grad = arena_alloc(ctx->dev, &ctx->grads, t->n, "activation gradients");
     *acc = t->grad_state;
@@ -134,8 +181,33 @@ void nn_set_grad(nn_ctx *ctx, nn_tensor *t, const float *host) {
         cd_write(ctx->dev, g, host, t->n);
         return;
     }
-    nn_tensor *tmp = nn_input(ctx, host, t->n);
+    nn_tensor *tmp = nn_input(ctx, host, 1, &t->n);
     op_axpby(ctx->dev, g, 1.0f, tmp->data, 1.0f, t->n);
+}
+
+void nn_run(nn_ctx *ctx, nn_node *node) {
+    if (!ctx->dry) node->forward(ctx, node);
+    int rg = 0;
+    for (int i = 0; i < NN_NODE_IN; i++) rg |= node->in[i] && node->in[i]->requires_grad;
+    node->out->requires_grad = rg && ctx->record;
+    if (!node->out->requires_grad) return;
+    if (ctx->dry) {           /* count the gradients backward would allocate */
+        for (int i = 0; i < NN_NODE_IN; i++) {
+            nn_tensor *t = node->in[i];
+            if (!t || !t->requires_grad) continue;
+            while (t->base) t = t->base;
+            if (t->param < 0 && !t->grad_state) {
+                t->grad_state = 1;
+                ctx->dry_grad += padded(t->n);
+            }
+        }
+        return;
+    }
+    if (ctx->n_nodes == ctx->cap_nodes) {
+        ctx->cap_nodes = ctx->cap_nodes ? 2 * ctx->cap_nodes : 1024;
+        ctx->nodes = cd_xrealloc(ctx->nodes, ctx->cap_nodes * sizeof *ctx->nodes);
+    }
+    ctx->nodes[ctx->n_nodes++] = *node;
 }
 
 void nn_backward(nn_ctx *ctx) {
