@@ -35,13 +35,19 @@ static const char *source_path(const char *rel) {
 }
 
 /* Load `text` (NULL: no file) with sets; check it fails with exactly `want`
- * (the %s in `want` is replaced by the file's path). */
+ * (every %s in `want` is replaced by the file's path). */
 static void expect_error(const char *what, const char *text, const char *const *sets, size_t n_sets,
                          const char *want) {
     config cfg;
-    const char *path = text ? write_ini(text) : NULL;
-    char expected[2048];
-    snprintf(expected, sizeof expected, want, path ? path : "", path ? path : "", path ? path : "");
+    const char *path = text ? write_ini(text) : "";
+    char expected[4096];
+    size_t o = 0;
+    for (const char *p = want; *p && o + strlen(path) + 1 < sizeof expected; p++) {
+        if (p[0] == '%' && p[1] == 's') o += (size_t)sprintf(expected + o, "%s", path), p++;
+        else expected[o++] = *p;
+    }
+    expected[o] = '\0';
+    if (!text) path = NULL;
     int rc = config_load(&cfg, path, sets, n_sets);
     int ok = rc == -1 && !strcmp(cd_errbuf(), expected);
     if (!ok) t_diag("rc %d\n#   got:  %s\n#   want: %s", rc, rc ? cd_errbuf() : "(success)", expected);
@@ -113,7 +119,7 @@ static void test_shipped(void) {
              cfg.model.dim_feedforward == 512 && cfg.model.num_queries == 10 && cfg.train.batch_size == 8 &&
              !strcmp(cfg.model.backbone_bn, "trainable") && cfg.data.make_shapes && cfg.augment.val_size == 128 &&
              !strcmp(cfg.data.root, "datasets/shapes"),
-         "configs/shapes.ini: the small model of DESIGN.md section 6 (10 queries: the recipe found for 15 minutes)");
+         "configs/shapes.ini: the default small run (10 queries: the recipe found for 15 minutes)");
     if (!rc) round_trip("configs/shapes.ini", &cfg);
 
     rc = config_load(&cfg, source_path("configs/detr_r50.ini"), NULL, 0);
@@ -225,12 +231,23 @@ static void test_errors(void) {
                  "malformed section header '[train': expected '[name]' (%s:1)");
     expect_error("key before any section", "lr = 1e-4\n[train]\n", NULL, 0,
                  "lr: key outside any section: put it under its [section] header (did you mean [train] lr?) (%s:1)");
+    expect_error("key before any section, nothing close", "zzzzzzzzzzzz = 1\n[train]\n", NULL, 0,
+                 "zzzzzzzzzzzz: key outside any section: put it under its [section] header (%s:1)");
+    expect_error("a line with no key before '='", "[train]\n= 5\n", NULL, 0,
+                 "malformed line '= 5': expected 'key = value', '[section]' or a comment (%s:2)");
+    expect_error("keys of an unknown section are not reported again", "[modle]\nhidden_dim = 3\nzz = 1\n", NULL, 0,
+                 "[modle]: unknown section, did you mean [model]? (%s:1)");
     expect_error("a key set twice", "[train]\nlr = 1e-4\n[model]\n[train]\nlr = 2e-4\n", NULL, 0,
                  "train.lr: set twice, first at line 2 (%s:5)");
     expect_error("every problem of a file at once", "[train]\nlr = x\nepochs = y\n[evall]\n", NULL, 0,
                  "train.lr: expected a number > 0, got 'x' (%s:2)\n"
                  "train.epochs: expected an integer in [1, 100000], got 'y' (%s:3)\n"
                  "[evall]: unknown section, did you mean [eval]? (%s:4)");
+    expect_error("every malformed line of a file at once", "[train]\nlr 1\n[model\nepochs 2\n[data]\nroot\n", NULL, 0,
+                 "malformed line 'lr 1': expected 'key = value', '[section]' or a comment (%s:2)\n"
+                 "malformed section header '[model': expected '[name]' (%s:3)\n"
+                 "malformed line 'epochs 2': expected 'key = value', '[section]' or a comment (%s:4)\n"
+                 "malformed line 'root': expected 'key = value', '[section]' or a comment (%s:6)");
 
     {
         config cfg;
@@ -259,6 +276,23 @@ static void test_errors(void) {
                  "data.root: expected non-empty text of at most 255 characters, without line breaks or "
                  "';'/'#' after a space, got 'a ;b' (--set data.root=a ;b)");
 
+    const char *s8[] = {"zzzzzzzzzzzz=1"};
+    expect_error("--set without a section, nothing close", NULL, s8, 1,
+                 "--set zzzzzzzzzzzz=1: expected section.key=value, e.g. --set train.lr=2e-4");
+    char long_set[200];
+    snprintf(long_set, sizeof long_set, "%090d.lr=1", 0);
+    const char *s9[] = {long_set};
+    char want_long[300];
+    snprintf(want_long, sizeof want_long, "--set %s: expected section.key=value", long_set);
+    expect_error("--set with a section name too long to be one", NULL, s9, 1, want_long);
+    const char *s10[14];
+    for (int i = 0; i < 14; i++) s10[i] = "zzzzzzzzzzzz";
+    char want_many[2048] = "";
+    for (int i = 0; i < 12; i++)
+        strcat(want_many, "--set zzzzzzzzzzzz: expected section.key=value, e.g. --set train.lr=2e-4\n");
+    strcat(want_many, "... and 2 more");
+    expect_error("at most a dozen problems, then how many more", NULL, s10, 14, want_many);
+
     /* Cross-key checks name where the value came from. */
     const char *s7[] = {"model.nheads=3"};
     expect_error("nheads must divide hidden_dim", "[model]\nhidden_dim = 128\n", s7, 1,
@@ -267,6 +301,16 @@ static void test_errors(void) {
                  "augment.crop_min: 384 is above augment.crop_max = 100 (%s:2)");
     expect_error("mean needs 3 values", "[augment]\nmean = 0.5\n", NULL, 0,
                  "augment.mean: expected 3 values (R,G,B), got 1 (%s:2)");
+    expect_error("std needs 3 values", "[augment]\nstd = 0.5,0.5\n", NULL, 0,
+                 "augment.std: expected 3 values (R,G,B), got 2 (%s:2)");
+    expect_error("learned positions need an even width", "[model]\nposition_embedding = learned\nhidden_dim = 5\nnheads = 1\n",
+                 NULL, 0, "model.hidden_dim: learned positions need an even number, got 5 (%s:3)");
+    expect_error("shapes_min_objects above shapes_max_objects", "[data]\nshapes_min_objects = 5\nshapes_max_objects = 2\n",
+                 NULL, 0, "data.shapes_min_objects: 5 is above data.shapes_max_objects = 2 (%s:2)");
+    expect_error("all matcher costs 0", "[matcher]\nset_cost_class = 0\nset_cost_bbox = 0\nset_cost_giou = 0\n", NULL, 0,
+                 "matcher: set_cost_class, set_cost_bbox and set_cost_giou are all 0; at least one must be > 0 (%s:2)");
+    expect_error("run name '..'", "[train]\nname = ..\n", NULL, 0,
+                 "train.name: expected a folder name without '/', got '..' (%s:2)");
     expect_error("run name without '/'", "[train]\nname = a/b\n", NULL, 0,
                  "train.name: expected a folder name without '/', got 'a/b' (%s:2)");
 
