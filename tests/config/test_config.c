@@ -167,13 +167,13 @@ static void test_syntax(void) {
     /* Indented keys stay keys (inih would glue them to the previous value as a
      * continuation line); '#' after a space and ';' start comments. */
     const char *path = write_ini("\xEF\xBB\xBF# comment\n; comment\n[train]\nlr = 2e-4   # inline\n"
-                                 "   batch_size = 6 ; inline\n\n  [ model ]\n\tnheads = 2\ninit = a#b\n");
+                                 "   batch_size = 6 ; inline\nepochs: 7\n\n  [ model ]\n\tnheads = 2\ninit = a#b\n");
     config cfg;
     int rc = config_load(&cfg, path, NULL, 0);
     if (rc) t_diag("%s", cd_errbuf());
-    t_ok(!rc && cfg.train.lr == 2e-4 && cfg.train.batch_size == 6 && cfg.model.nheads == 2 &&
+    t_ok(!rc && cfg.train.lr == 2e-4 && cfg.train.batch_size == 6 && cfg.train.epochs == 7 && cfg.model.nheads == 2 &&
              !strcmp(cfg.model.init, "a#b"),
-         "BOM, comments, indentation, spaced section header, '#' inside a value");
+         "BOM, comments, indentation, 'key: value', spaced section header, '#' inside a value");
 
     /* A line longer than inih's 200-byte buffer. */
     char big[600], longpath[240];
@@ -185,6 +185,10 @@ static void test_syntax(void) {
     t_ok(!rc && strlen(cfg.model.init) == sizeof longpath && cfg.model.init[0] == '/' && cfg.model.nheads == 4,
          "a 250-character line loads whole (inih's buffer is 200)");
     if (!rc) round_trip("a 240-character string", &cfg);
+    snprintf(big, sizeof big, "[model]\ninit = /short ; %s\n", longpath);
+    rc = config_load(&cfg, write_ini(big), NULL, 0);
+    if (rc) t_diag("%s", cd_errbuf());
+    t_ok(!rc && !strcmp(cfg.model.init, "/short"), "a long line whose comment starts within inih's buffer");
 }
 
 static void test_errors(void) {
@@ -243,6 +247,10 @@ static void test_errors(void) {
                  "train.lr: expected a number > 0, got 'x' (%s:2)\n"
                  "train.epochs: expected an integer in [1, 100000], got 'y' (%s:3)\n"
                  "[evall]: unknown section, did you mean [eval]? (%s:4)");
+    expect_error("a ';' comment before the '='", "[train]\nlr ; = 5\n", NULL, 0,
+                 "malformed line 'lr ; = 5': expected 'key = value', '[section]' or a comment (%s:2)");
+    expect_error("a ';' comment before the ']'", "[train ; x]\n", NULL, 0,
+                 "malformed section header '[train ; x]': expected '[name]' (%s:1)");
     expect_error("every malformed line of a file at once", "[train]\nlr 1\n[model\nepochs 2\n[data]\nroot\n", NULL, 0,
                  "malformed line 'lr 1': expected 'key = value', '[section]' or a comment (%s:2)\n"
                  "malformed section header '[model': expected '[name]' (%s:3)\n"
