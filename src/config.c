@@ -36,9 +36,6 @@ enum {
 #define X(s, n, type, def, range, help) K_##s##_##n,
 #define END(s)
 #include "cldetr/config_keys.def"
-#undef SECTION
-#undef X
-#undef END
     N_KEYS
 };
 
@@ -48,9 +45,6 @@ static const key_info keys[N_KEYS] = {
     {#s, #n, T_##type, def, range, help, offsetof(config, s.n), sizeof(((config *)0)->s.n)},
 #define END(s)
 #include "cldetr/config_keys.def"
-#undef SECTION
-#undef X
-#undef END
 };
 
 static const struct { const char *name, *help; } sections[] = {
@@ -58,9 +52,6 @@ static const struct { const char *name, *help; } sections[] = {
 #define X(s, n, type, def, range, help)
 #define END(s)
 #include "cldetr/config_keys.def"
-#undef SECTION
-#undef X
-#undef END
 };
 #define N_SECTIONS ((int)CD_ARRAY_LEN(sections))
 
