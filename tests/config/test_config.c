@@ -166,14 +166,14 @@ static void test_sets(void) {
 static void test_syntax(void) {
     /* Indented keys stay keys (inih would glue them to the previous value as a
      * continuation line); '#' after a space and ';' start comments. */
-    const char *path = write_ini("\xEF\xBB\xBF# comment\n; comment\n[train]\nlr = 2e-4   # inline\n"
+    const char *path = write_ini("\xEF\xBB\xBF# comment\n; comment\n[train]\r\nlr = 2e-4   # inline\r\n"
                                  "   batch_size = 6 ; inline\nepochs: 7\n\n  [ model ]\n\tnheads = 2\ninit = a#b\n");
     config cfg;
     int rc = config_load(&cfg, path, NULL, 0);
     if (rc) t_diag("%s", cd_errbuf());
     t_ok(!rc && cfg.train.lr == 2e-4 && cfg.train.batch_size == 6 && cfg.train.epochs == 7 && cfg.model.nheads == 2 &&
              !strcmp(cfg.model.init, "a#b"),
-         "BOM, comments, indentation, 'key: value', spaced section header, '#' inside a value");
+         "BOM, CRLF, comments, indentation, 'key: value', spaced section header, '#' inside a value");
 
     /* A line longer than inih's 200-byte buffer. */
     char big[600], longpath[240];
