@@ -2,12 +2,10 @@
  * the INI parser (inih), `--set` overrides, validation, the effective-config
  * writer, the hash and the help.
  *
- * Parsing goes through inih with our own line reader, which gives us what
- * inih's handler does not: the line number (for every message), leading
- * whitespace stripped (so an indented key is never glued to the previous
- * value as an inih continuation line), '#' comments after whitespace (as ';'),
- * malformed lines and unknown sections named on their own line, and lines of
- * any length (inih's line buffer is 200 bytes). Problems are collected, not
+ * inih parses the file: it finds section headers and their names, splits
+ * `key = value` (or `key: value`), trims both, cuts ';' comments, skips blank
+ * and comment lines, and calls on_key for every key. Our line reader feeds it
+ * (see read_line) and names what inih refuses. Problems are collected, not
  * stopped at, so one run names every mistake in a file. */
 #include "cldetr/config.h"
 
@@ -38,9 +36,6 @@ enum {
 #define X(s, n, type, def, range, help) K_##s##_##n,
 #define END(s)
 #include "cldetr/config_keys.def"
-#undef SECTION
-#undef X
-#undef END
     N_KEYS
 };
 
@@ -50,9 +45,6 @@ static const key_info keys[N_KEYS] = {
     {#s, #n, T_##type, def, range, help, offsetof(config, s.n), sizeof(((config *)0)->s.n)},
 #define END(s)
 #include "cldetr/config_keys.def"
-#undef SECTION
-#undef X
-#undef END
 };
 
 static const struct { const char *name, *help; } sections[] = {
@@ -60,9 +52,6 @@ static const struct { const char *name, *help; } sections[] = {
 #define X(s, n, type, def, range, help)
 #define END(s)
 #include "cldetr/config_keys.def"
-#undef SECTION
-#undef X
-#undef END
 };
 #define N_SECTIONS ((int)CD_ARRAY_LEN(sections))
 
@@ -380,10 +369,16 @@ typedef struct {
     config *cfg;
     const char *path;
     const char *const *sets;
-    const char *pos;              /* reader: next line of the file text */
-    int line;                     /* reader: number of the line inih is handling */
-    int section_known;            /* the current [section] is one of ours */
-    char *long_value;             /* value of a line too long for inih's buffer */
+    const char *pos;              /* reader: the rest of the file text */
+    int line;                     /* reader: number of the file line inih is on */
+    char *text;                   /* that line as inih got it, whole (see read_line) */
+    const char *buf;              /* inih's line buffer, as the reader last filled it */
+    int cut;                      /* the line did not fit in that buffer */
+    int step;                     /* STEP_*: a section header goes to inih in three steps */
+    int probe;                    /* inih is on the probe line after a header */
+    int key_line;                 /* neither blank, comment nor header: inih must call on_key */
+    int handled;                  /* it did */
+    int section;                  /* index of the current [section], or NO_SECTION / SKIP_SECTION */
     int origin[N_KEYS];           /* 0 default, > 0 file line, < 0: --set number -origin-1 */
     int in_code;                  /* config_validate: values set by a program, no place to name */
     int n_errors;
@@ -449,72 +444,93 @@ static void unknown_section(loader *L, const char *section, int origin) {
 
 /* ------------------------------------------------------------ INI file */
 
-static int is_blank_or_comment(const char *s) { return !*s || *s == ';' || *s == '#'; }
+enum { STEP_LINE, STEP_HEADER, STEP_PROBE };
+enum { NO_SECTION = -1, SKIP_SECTION = -2 };   /* before any header; under one already reported */
 
-/* inih's fgets: hands it one line of the file at a time (see the file comment). */
+static void malformed(loader *L, const char *what, const char *expected) {
+    char w[CFG_STR_LEN + 32];
+    add_error(L, "malformed %s '%s': expected %s %s", what, L->text, expected, where(L, L->line, w, sizeof w));
+}
+
+static char *hand(loader *L, char *str, int num, const char *s) {
+    size_t n = strlen(s);
+    L->cut = n >= (size_t)num;
+    if (L->cut) n = (size_t)num - 1;
+    memcpy(str, s, n);
+    str[n] = '\0';
+    L->buf = str;
+    return str;
+}
+
+/* inih's fgets. The inih we link calls on_key without a line number
+ * (INI_HANDLER_LINENO is 0 in its ini.h), so the reader counts the lines. It
+ * hands inih each line with the indentation taken off (inih would glue an
+ * indented line to the previous value as a multi-line value) and a '#' after
+ * a space cut off as a comment (inih's inline comments start with ';' only).
+ * A key line inih does not pass to on_key is malformed. A section header goes
+ * out between two lines of our own: "[\n]" before it, a section name no file
+ * line can hold, which stays if inih refuses the header, and a probe key after
+ * it, which gives on_key the section inih read. A line longer than inih's
+ * buffer goes in cut short, and on_key finds the rest of its value in L->text. */
 static char *read_line(char *str, int num, void *stream) {
     loader *L = stream;
+    L->probe = L->step == STEP_PROBE;
+    if (L->step == STEP_HEADER) { L->step = STEP_PROBE; return hand(L, str, num, L->text); }
+    if (L->step == STEP_PROBE) { L->step = STEP_LINE; return hand(L, str, num, "probe="); }
+    if (L->key_line && !L->handled) malformed(L, "line", "'key = value', '[section]' or a comment");
     if (!*L->pos) return NULL;
     const char *nl = strchr(L->pos, '\n');
     size_t len = nl ? (size_t)(nl - L->pos) : strlen(L->pos);
-    char *line = cd_xmalloc(len + 1);
-    memcpy(line, L->pos, len);
-    line[len] = '\0';
+    free(L->text);
+    L->text = cd_xmalloc(len + 1);
+    memcpy(L->text, L->pos, len);
+    L->text[len] = '\0';
     L->pos += len + (nl != NULL);
     L->line++;
+    for (char *p = L->text; *p; p++)
+        if (*p == '#' && p > L->text && isspace((unsigned char)p[-1])) { *p = '\0'; break; }
+    const char *s = trim(L->text);
+    memmove(L->text, s, strlen(s) + 1);
+    L->key_line = !strchr("[;#", L->text[0]);   /* strchr finds the '\0' of a blank line too */
+    L->handled = 0;
+    if (L->text[0] == '[') { L->step = STEP_HEADER; return hand(L, str, num, "[\n]"); }
+    return hand(L, str, num, L->text);
+}
 
-    char *s = line;
-    while (isspace((unsigned char)*s)) s++;
-    for (char *p = s + 1; *s && *p; p++)                  /* '#' after whitespace: a comment */
-        if (*p == '#' && isspace((unsigned char)p[-1])) { *p = '\0'; break; }
-    char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
-
-    char w[CFG_STR_LEN + 32];
-    str[0] = '\0';
-    if (is_blank_or_comment(s)) {
-        /* nothing for inih */
-    } else if (*s == '[') {
-        char *close = strchr(s, ']');
-        if (!close) {
-            L->section_known = 0;
-            add_error(L, "malformed section header '%s': expected '[name]' %s", s, where(L, L->line, w, sizeof w));
-            snprintf(str, (size_t)num, "[?]");
-        } else {
-            *close = '\0';
-            const char *name = trim(s + 1);
-            L->section_known = find_section(name) >= 0;
-            if (!L->section_known) unknown_section(L, name, L->line);
-            snprintf(str, (size_t)num, "[%.*s]", num - 3, L->section_known ? name : "?");
-        }
-    } else {
-        char *sep = strpbrk(s, "=:");
-        if (!sep || sep == s) {
-            add_error(L, "malformed line '%s': expected 'key = value', '[section]' or a comment %s", s,
-                      where(L, L->line, w, sizeof w));
-        } else if ((size_t)(e - s) + 3 <= (size_t)num) {
-            memcpy(str, s, (size_t)(e - s) + 1);
-        } else {
-            /* Too long for inih's buffer: split it here as inih would (value
-             * cut at ';' after whitespace) and pass a stand-in value. */
-            *sep = '\0';
-            char *v = sep + 1;
-            for (char *p = v + 1; *v && *p; p++)
-                if (*p == ';' && isspace((unsigned char)p[-1])) { *p = '\0'; break; }
-            free(L->long_value);
-            L->long_value = cd_xstrdup(trim(v));
-            snprintf(str, (size_t)num, "%.*s=\x01", num - 4, trim(s));
-        }
+/* The probe after a header: `section` is what inih read from it. */
+static void open_section(loader *L, const char *section) {
+    if (!strcmp(section, "\n")) {
+        L->section = SKIP_SECTION;
+        malformed(L, "section header", "'[name]'");
+        return;
     }
-    free(line);
-    return str;
+    char name[CFG_STR_LEN];
+    snprintf(name, sizeof name, "%s", section);
+    const char *s = trim(name);
+    L->section = find_section(s);
+    if (L->section < 0) {
+        L->section = SKIP_SECTION;
+        unknown_section(L, s, L->line);
+    }
+}
+
+/* The value of a line inih got cut short: where inih's begins in its buffer,
+ * on in the whole line up to a ';' after a space (inih's inline comment). */
+static const char *whole_value(loader *L, const char *value) {
+    char *v = L->text + (value - L->buf), *e = v;
+    while (*e && !(*e == ';' && isspace((unsigned char)e[-1]))) e++;
+    *e = '\0';
+    return trim(v);
 }
 
 static int on_key(void *user, const char *section, const char *name, const char *value) {
     loader *L = user;
     char w[CFG_STR_LEN + 32];
-    if (value && !strcmp(value, "\x01") && L->long_value) value = L->long_value;
-    if (!*section) {
+    L->handled = 1;
+    if (L->probe) { open_section(L, section); return 1; }
+    if (!*name) { malformed(L, "line", "'key = value', '[section]' or a comment"); return 1; }
+    if (L->section == SKIP_SECTION) return 1;          /* its header was reported */
+    if (L->section == NO_SECTION) {
         int s = suggest_key("", name);
         char hint[160] = "";
         if (s >= 0) snprintf(hint, sizeof hint, " (did you mean [%s] %s?)", keys[s].section, keys[s].name);
@@ -522,7 +538,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
                   where(L, L->line, w, sizeof w));
         return 1;
     }
-    if (!L->section_known) return 1;                   /* its section was reported */
+    section = sections[L->section].name;
+    if (L->cut) value = whole_value(L, value);
     int k = find_key(section, name);
     if (k < 0) { unknown_key(L, section, name, L->line); return 1; }
     if (L->origin[k] > 0) {
@@ -530,7 +547,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
                   where(L, L->line, w, sizeof w));
         return 1;
     }
-    set_value(L, k, value ? value : "", L->line);
+    set_value(L, k, value, L->line);
     return 1;
 }
 
@@ -539,16 +556,13 @@ static void load_file(loader *L) {
     if (!text) { add_error(L, "%s", cd_errbuf()); return; }
     L->pos = text;
     if (!strncmp(L->pos, "\xEF\xBB\xBF", 3)) L->pos += 3;   /* UTF-8 byte order mark */
-    L->line = 0;
-    L->section_known = 0;
+    L->section = NO_SECTION;
     int n_before = L->n_errors;
     int rc = ini_parse_stream(read_line, L, on_key, L);
-    if (rc > 0 && L->n_errors == n_before)   /* inih refused a line the reader let through */
-        add_error(L, "%s:%d: cannot parse this line", L->path, rc);
-    else if (rc < 0 && L->n_errors == n_before)
+    if (rc && L->n_errors == n_before)   /* inih refused a line we did not name, or ran out of memory */
         add_error(L, "%s: inih failed (%d)", L->path, rc);
-    free(L->long_value);
-    L->long_value = NULL;
+    free(L->text);
+    L->text = NULL;
     free(text);
 }
 

@@ -37,18 +37,12 @@ typedef struct { int n; double v[CFG_LIST_MAX]; } config_floats;
 #define X(s, n, type, def, range, help) CFG_FIELD_##type(n);
 #define END(s) } config_##s;
 #include "cldetr/config_keys.def"
-#undef SECTION
-#undef X
-#undef END
 
 typedef struct {
 #define SECTION(s, help) config_##s s;
 #define X(s, n, type, def, range, help)
 #define END(s)
 #include "cldetr/config_keys.def"
-#undef SECTION
-#undef X
-#undef END
 } config;
 
 /* Every key at its default (the official DETR values where DETR has the key). */

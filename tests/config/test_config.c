@@ -35,13 +35,19 @@ static const char *source_path(const char *rel) {
 }
 
 /* Load `text` (NULL: no file) with sets; check it fails with exactly `want`
- * (the %s in `want` is replaced by the file's path). */
+ * (every %s in `want` is replaced by the file's path). */
 static void expect_error(const char *what, const char *text, const char *const *sets, size_t n_sets,
                          const char *want) {
     config cfg;
-    const char *path = text ? write_ini(text) : NULL;
-    char expected[2048];
-    snprintf(expected, sizeof expected, want, path ? path : "", path ? path : "", path ? path : "");
+    const char *path = text ? write_ini(text) : "";
+    char expected[4096];
+    size_t o = 0;
+    for (const char *p = want; *p && o + strlen(path) + 1 < sizeof expected; p++) {
+        if (p[0] == '%' && p[1] == 's') o += (size_t)sprintf(expected + o, "%s", path), p++;
+        else expected[o++] = *p;
+    }
+    expected[o] = '\0';
+    if (!text) path = NULL;
     int rc = config_load(&cfg, path, sets, n_sets);
     int ok = rc == -1 && !strcmp(cd_errbuf(), expected);
     if (!ok) t_diag("rc %d\n#   got:  %s\n#   want: %s", rc, rc ? cd_errbuf() : "(success)", expected);
@@ -113,7 +119,7 @@ static void test_shipped(void) {
              cfg.model.dim_feedforward == 512 && cfg.model.num_queries == 10 && cfg.train.batch_size == 8 &&
              !strcmp(cfg.model.backbone_bn, "trainable") && cfg.data.make_shapes && cfg.augment.val_size == 128 &&
              !strcmp(cfg.data.root, "datasets/shapes"),
-         "configs/shapes.ini: the small model of DESIGN.md section 6 (10 queries: the recipe found for 15 minutes)");
+         "configs/shapes.ini: the default small run (10 queries: the recipe found for 15 minutes)");
     if (!rc) round_trip("configs/shapes.ini", &cfg);
 
     rc = config_load(&cfg, source_path("configs/detr_r50.ini"), NULL, 0);
@@ -160,14 +166,14 @@ static void test_sets(void) {
 static void test_syntax(void) {
     /* Indented keys stay keys (inih would glue them to the previous value as a
      * continuation line); '#' after a space and ';' start comments. */
-    const char *path = write_ini("\xEF\xBB\xBF# comment\n; comment\n[train]\nlr = 2e-4   # inline\n"
-                                 "   batch_size = 6 ; inline\n\n  [ model ]\n\tnheads = 2\ninit = a#b\n");
+    const char *path = write_ini("\xEF\xBB\xBF# comment\n; comment\n[train]\r\nlr = 2e-4   # inline\r\n"
+                                 "   batch_size = 6 ; inline\nepochs: 7\n\n  [ model ]\n\tnheads = 2\ninit = a#b\n");
     config cfg;
     int rc = config_load(&cfg, path, NULL, 0);
     if (rc) t_diag("%s", cd_errbuf());
-    t_ok(!rc && cfg.train.lr == 2e-4 && cfg.train.batch_size == 6 && cfg.model.nheads == 2 &&
+    t_ok(!rc && cfg.train.lr == 2e-4 && cfg.train.batch_size == 6 && cfg.train.epochs == 7 && cfg.model.nheads == 2 &&
              !strcmp(cfg.model.init, "a#b"),
-         "BOM, comments, indentation, spaced section header, '#' inside a value");
+         "BOM, CRLF, comments, indentation, 'key: value', spaced section header, '#' inside a value");
 
     /* A line longer than inih's 200-byte buffer. */
     char big[600], longpath[240];
@@ -179,58 +185,118 @@ static void test_syntax(void) {
     t_ok(!rc && strlen(cfg.model.init) == sizeof longpath && cfg.model.init[0] == '/' && cfg.model.nheads == 4,
          "a 250-character line loads whole (inih's buffer is 200)");
     if (!rc) round_trip("a 240-character string", &cfg);
+    snprintf(big, sizeof big, "[model]\ninit = /short ; %s\n", longpath);
+    rc = config_load(&cfg, write_ini(big), NULL, 0);
+    if (rc) t_diag("%s", cd_errbuf());
+    t_ok(!rc && !strcmp(cfg.model.init, "/short"), "a long line whose comment starts within inih's buffer");
 }
 
+/* A file that does not load, and exactly what config_load says (every %s: the file's path). */
+static const struct { const char *what, *text, *want; } bad_files[] = {
+    {"wrong type: names key, expectation, value, file:line", "[train]\n\nlr = abc\n",
+     "train.lr: expected a number > 0, got 'abc' (%s:3)"},
+    {"out of range (exclusive bound)", "[train]\nlr = 0\n",
+     "train.lr: expected a number > 0, got '0' (%s:2)"},
+    {"out of range (interval)", "[model]\nnheads = 0\n",
+     "model.nheads: expected an integer in [1, 256], got '0' (%s:2)"},
+    {"an int given a fraction", "[train]\nbatch_size = 2.5\n",
+     "train.batch_size: expected an integer in [1, 4096], got '2.5' (%s:2)"},
+    {"an empty number", "[train]\nepochs =\n",
+     "train.epochs: expected an integer in [1, 100000], got '' (%s:2)"},
+    {"half-open interval", "[model]\ndropout = 1\n",
+     "model.dropout: expected a number in [0, 1), got '1' (%s:2)"},
+    {"bool", "[model]\npre_norm = maybe\n",
+     "model.pre_norm: expected true or false (or yes/no, on/off, 1/0), got 'maybe' (%s:2)"},
+    {"enum lists the words", "[model]\nbackbone = resnet51\n",
+     "model.backbone: expected one of resnet18, resnet34, resnet50, resnet101, got 'resnet51' (%s:2)"},
+    {"list with an empty item", "[augment]\nscales = 480,,512\n",
+     "augment.scales: expected a comma-separated list of 1 to 32 integers, each in [1, 100000], "
+     "got '480,,512' (%s:2)"},
+    {"list item out of range", "[augment]\nstd = 0.2,0,0.2\n",
+     "augment.std: expected a comma-separated list of 1 to 32 numbers, each in (0, 10], "
+     "got '0.2,0,0.2' (%s:2)"},
+    {"non-empty string", "[data]\nroot =\n",
+     "data.root: expected non-empty text of at most 255 characters, without line breaks or "
+     "';'/'#' after a space, got '' (%s:2)"},
+    {"unknown key with the closest one", "[train]\nlr = 1e-4\nlr_backbon = 1e-5\n",
+     "train.lr_backbon: unknown key, did you mean train.lr_backbone? (%s:3)"},
+    {"a key in the wrong section", "[model]\nweight_decay = 0\n",
+     "model.weight_decay: unknown key, did you mean train.weight_decay? (%s:2)"},
+    {"an unknown key far from all", "[train]\nzzzzzzzzzzzz = 1\n",
+     "train.zzzzzzzzzzzz: unknown key (cldetr train --help-config lists every key) (%s:2)"},
+    {"unknown section with the closest one, on its own line", "[train]\nlr = 1e-4\n\n[modle]\nx = 1\n",
+     "[modle]: unknown section, did you mean [model]? (%s:4)"},
+    {"unknown section far from all", "[qqqqqqqqqq]\n",
+     "[qqqqqqqqqq]: unknown section; sections are [model] [data] [augment] [loss] [matcher] [train] "
+     "[eval] [device] [log] (%s:1)"},
+    {"malformed line", "[train]\nlr 1e-4\n",
+     "malformed line 'lr 1e-4': expected 'key = value', '[section]' or a comment (%s:2)"},
+    {"malformed section header", "[train\nlr = 1\n",
+     "malformed section header '[train': expected '[name]' (%s:1)"},
+    {"key before any section", "lr = 1e-4\n[train]\n",
+     "lr: key outside any section: put it under its [section] header (did you mean [train] lr?) (%s:1)"},
+    {"key before any section, nothing close", "zzzzzzzzzzzz = 1\n[train]\n",
+     "zzzzzzzzzzzz: key outside any section: put it under its [section] header (%s:1)"},
+    {"a line with no key before '='", "[train]\n= 5\n",
+     "malformed line '= 5': expected 'key = value', '[section]' or a comment (%s:2)"},
+    {"keys of an unknown section are not reported again", "[modle]\nhidden_dim = 3\nzz = 1\n",
+     "[modle]: unknown section, did you mean [model]? (%s:1)"},
+    {"a key set twice", "[train]\nlr = 1e-4\n[model]\n[train]\nlr = 2e-4\n",
+     "train.lr: set twice, first at line 2 (%s:5)"},
+    {"every problem of a file at once", "[train]\nlr = x\nepochs = y\n[evall]\n",
+     "train.lr: expected a number > 0, got 'x' (%s:2)\n"
+     "train.epochs: expected an integer in [1, 100000], got 'y' (%s:3)\n"
+     "[evall]: unknown section, did you mean [eval]? (%s:4)"},
+    {"a ';' comment before the '='", "[train]\nlr ; = 5\n",
+     "malformed line 'lr ; = 5': expected 'key = value', '[section]' or a comment (%s:2)"},
+    {"a ';' comment before the ']'", "[train ; x]\n",
+     "malformed section header '[train ; x]': expected '[name]' (%s:1)"},
+    {"every malformed line of a file at once", "[train]\nlr 1\n[model\nepochs 2\n[data]\nroot\n",
+     "malformed line 'lr 1': expected 'key = value', '[section]' or a comment (%s:2)\n"
+     "malformed section header '[model': expected '[name]' (%s:3)\n"
+     "malformed line 'epochs 2': expected 'key = value', '[section]' or a comment (%s:4)\n"
+     "malformed line 'root': expected 'key = value', '[section]' or a comment (%s:6)"},
+    /* cross-key checks name where the value came from */
+    {"crop_min above crop_max", "[augment]\ncrop_max = 100\n",
+     "augment.crop_min: 384 is above augment.crop_max = 100 (%s:2)"},
+    {"mean needs 3 values", "[augment]\nmean = 0.5\n",
+     "augment.mean: expected 3 values (R,G,B), got 1 (%s:2)"},
+    {"std needs 3 values", "[augment]\nstd = 0.5,0.5\n",
+     "augment.std: expected 3 values (R,G,B), got 2 (%s:2)"},
+    {"learned positions need an even width", "[model]\nposition_embedding = learned\nhidden_dim = 5\nnheads = 1\n",
+     "model.hidden_dim: learned positions need an even number, got 5 (%s:3)"},
+    {"shapes_min_objects above shapes_max_objects", "[data]\nshapes_min_objects = 5\nshapes_max_objects = 2\n",
+     "data.shapes_min_objects: 5 is above data.shapes_max_objects = 2 (%s:2)"},
+    {"all matcher costs 0", "[matcher]\nset_cost_class = 0\nset_cost_bbox = 0\nset_cost_giou = 0\n",
+     "matcher: set_cost_class, set_cost_bbox and set_cost_giou are all 0; at least one must be > 0 (%s:2)"},
+    {"run name '..'", "[train]\nname = ..\n",
+     "train.name: expected a folder name without '/', got '..' (%s:2)"},
+    {"run name without '/'", "[train]\nname = a/b\n",
+     "train.name: expected a folder name without '/', got 'a/b' (%s:2)"},
+};
+
+/* One --set that does not apply, and exactly what config_load says. */
+static const struct { const char *what, *set, *want; } bad_sets[] = {
+    {"--set without '='", "train.lr",
+     "--set train.lr: expected section.key=value, e.g. --set train.lr=2e-4"},
+    {"--set without a section", "lr=2e-4",
+     "--set lr=2e-4: expected section.key=value, e.g. --set train.lr=2e-4; did you mean train.lr?"},
+    {"--set with an unknown section", "trian.lr=2e-4",
+     "[trian]: unknown section, did you mean [train]? (--set trian.lr=2e-4)"},
+    {"--set with an unknown key", "train.lrr=2e-4",
+     "train.lrr: unknown key, did you mean train.lr? (--set train.lrr=2e-4)"},
+    {"--set of a string that cannot be written back", "data.root=a ;b",
+     "data.root: expected non-empty text of at most 255 characters, without line breaks or "
+     "';'/'#' after a space, got 'a ;b' (--set data.root=a ;b)"},
+    {"--set without a section, nothing close", "zzzzzzzzzzzz=1",
+     "--set zzzzzzzzzzzz=1: expected section.key=value, e.g. --set train.lr=2e-4"},
+};
+
 static void test_errors(void) {
-    expect_error("wrong type: names key, expectation, value, file:line",
-                 "[train]\n\nlr = abc\n", NULL, 0,
-                 "train.lr: expected a number > 0, got 'abc' (%s:3)");
-    expect_error("out of range (exclusive bound)", "[train]\nlr = 0\n", NULL, 0,
-                 "train.lr: expected a number > 0, got '0' (%s:2)");
-    expect_error("out of range (interval)", "[model]\nnheads = 0\n", NULL, 0,
-                 "model.nheads: expected an integer in [1, 256], got '0' (%s:2)");
-    expect_error("an int given a fraction", "[train]\nbatch_size = 2.5\n", NULL, 0,
-                 "train.batch_size: expected an integer in [1, 4096], got '2.5' (%s:2)");
-    expect_error("an empty number", "[train]\nepochs =\n", NULL, 0,
-                 "train.epochs: expected an integer in [1, 100000], got '' (%s:2)");
-    expect_error("half-open interval", "[model]\ndropout = 1\n", NULL, 0,
-                 "model.dropout: expected a number in [0, 1), got '1' (%s:2)");
-    expect_error("bool", "[model]\npre_norm = maybe\n", NULL, 0,
-                 "model.pre_norm: expected true or false (or yes/no, on/off, 1/0), got 'maybe' (%s:2)");
-    expect_error("enum lists the words", "[model]\nbackbone = resnet51\n", NULL, 0,
-                 "model.backbone: expected one of resnet18, resnet34, resnet50, resnet101, got 'resnet51' (%s:2)");
-    expect_error("list with an empty item", "[augment]\nscales = 480,,512\n", NULL, 0,
-                 "augment.scales: expected a comma-separated list of 1 to 32 integers, each in [1, 100000], "
-                 "got '480,,512' (%s:2)");
-    expect_error("list item out of range", "[augment]\nstd = 0.2,0,0.2\n", NULL, 0,
-                 "augment.std: expected a comma-separated list of 1 to 32 numbers, each in (0, 10], "
-                 "got '0.2,0,0.2' (%s:2)");
-    expect_error("non-empty string", "[data]\nroot =\n", NULL, 0,
-                 "data.root: expected non-empty text of at most 255 characters, without line breaks or "
-                 "';'/'#' after a space, got '' (%s:2)");
-    expect_error("unknown key with the closest one", "[train]\nlr = 1e-4\nlr_backbon = 1e-5\n", NULL, 0,
-                 "train.lr_backbon: unknown key, did you mean train.lr_backbone? (%s:3)");
-    expect_error("a key in the wrong section", "[model]\nweight_decay = 0\n", NULL, 0,
-                 "model.weight_decay: unknown key, did you mean train.weight_decay? (%s:2)");
-    expect_error("an unknown key far from all", "[train]\nzzzzzzzzzzzz = 1\n", NULL, 0,
-                 "train.zzzzzzzzzzzz: unknown key (cldetr train --help-config lists every key) (%s:2)");
-    expect_error("unknown section with the closest one, on its own line", "[train]\nlr = 1e-4\n\n[modle]\nx = 1\n",
-                 NULL, 0, "[modle]: unknown section, did you mean [model]? (%s:4)");
-    expect_error("unknown section far from all", "[qqqqqqqqqq]\n", NULL, 0,
-                 "[qqqqqqqqqq]: unknown section; sections are [model] [data] [augment] [loss] [matcher] [train] "
-                 "[eval] [device] [log] (%s:1)");
-    expect_error("malformed line", "[train]\nlr 1e-4\n", NULL, 0,
-                 "malformed line 'lr 1e-4': expected 'key = value', '[section]' or a comment (%s:2)");
-    expect_error("malformed section header", "[train\nlr = 1\n", NULL, 0,
-                 "malformed section header '[train': expected '[name]' (%s:1)");
-    expect_error("key before any section", "lr = 1e-4\n[train]\n", NULL, 0,
-                 "lr: key outside any section: put it under its [section] header (did you mean [train] lr?) (%s:1)");
-    expect_error("a key set twice", "[train]\nlr = 1e-4\n[model]\n[train]\nlr = 2e-4\n", NULL, 0,
-                 "train.lr: set twice, first at line 2 (%s:5)");
-    expect_error("every problem of a file at once", "[train]\nlr = x\nepochs = y\n[evall]\n", NULL, 0,
-                 "train.lr: expected a number > 0, got 'x' (%s:2)\n"
-                 "train.epochs: expected an integer in [1, 100000], got 'y' (%s:3)\n"
-                 "[evall]: unknown section, did you mean [eval]? (%s:4)");
+    for (size_t i = 0; i < CD_ARRAY_LEN(bad_files); i++)
+        expect_error(bad_files[i].what, bad_files[i].text, NULL, 0, bad_files[i].want);
+    for (size_t i = 0; i < CD_ARRAY_LEN(bad_sets); i++)
+        expect_error(bad_sets[i].what, NULL, &bad_sets[i].set, 1, bad_sets[i].want);
 
     {
         config cfg;
@@ -240,35 +306,24 @@ static void test_errors(void) {
              "missing file named (%s)", cd_errbuf());
     }
 
-    const char *s1[] = {"train.lr"};
-    expect_error("--set without '='", NULL, s1, 1,
-                 "--set train.lr: expected section.key=value, e.g. --set train.lr=2e-4");
-    const char *s2[] = {"lr=2e-4"};
-    expect_error("--set without a section", NULL, s2, 1,
-                 "--set lr=2e-4: expected section.key=value, e.g. --set train.lr=2e-4; did you mean train.lr?");
-    const char *s3[] = {"trian.lr=2e-4"};
-    expect_error("--set with an unknown section", NULL, s3, 1,
-                 "[trian]: unknown section, did you mean [train]? (--set trian.lr=2e-4)");
-    const char *s4[] = {"train.lrr=2e-4"};
-    expect_error("--set with an unknown key", NULL, s4, 1,
-                 "train.lrr: unknown key, did you mean train.lr? (--set train.lrr=2e-4)");
-    const char *s5[] = {"train.lr=2e-4", "train.lr=abc"};
-    expect_error("--set with a bad value", NULL, s5, 2, "train.lr: expected a number > 0, got 'abc' (--set train.lr=abc)");
-    const char *s6[] = {"data.root=a ;b"};
-    expect_error("--set of a string that cannot be written back", NULL, s6, 1,
-                 "data.root: expected non-empty text of at most 255 characters, without line breaks or "
-                 "';'/'#' after a space, got 'a ;b' (--set data.root=a ;b)");
-
-    /* Cross-key checks name where the value came from. */
-    const char *s7[] = {"model.nheads=3"};
-    expect_error("nheads must divide hidden_dim", "[model]\nhidden_dim = 128\n", s7, 1,
+    const char *bad_value[] = {"train.lr=2e-4", "train.lr=abc"};
+    expect_error("--set with a bad value", NULL, bad_value, 2, "train.lr: expected a number > 0, got 'abc' (--set train.lr=abc)");
+    char long_set[200];
+    snprintf(long_set, sizeof long_set, "%090d.lr=1", 0);
+    const char *long_sets[] = {long_set};
+    char want_long[300];
+    snprintf(want_long, sizeof want_long, "--set %s: expected section.key=value", long_set);
+    expect_error("--set with a section name too long to be one", NULL, long_sets, 1, want_long);
+    const char *many[14];
+    for (int i = 0; i < 14; i++) many[i] = "zzzzzzzzzzzz";
+    char want_many[2048] = "";
+    for (int i = 0; i < 12; i++)
+        strcat(want_many, "--set zzzzzzzzzzzz: expected section.key=value, e.g. --set train.lr=2e-4\n");
+    strcat(want_many, "... and 2 more");
+    expect_error("at most a dozen problems, then how many more", NULL, many, 14, want_many);
+    const char *nheads[] = {"model.nheads=3"};
+    expect_error("nheads must divide hidden_dim", "[model]\nhidden_dim = 128\n", nheads, 1,
                  "model.nheads: 3 does not divide model.hidden_dim = 128 (--set model.nheads=3)");
-    expect_error("crop_min above crop_max", "[augment]\ncrop_max = 100\n", NULL, 0,
-                 "augment.crop_min: 384 is above augment.crop_max = 100 (%s:2)");
-    expect_error("mean needs 3 values", "[augment]\nmean = 0.5\n", NULL, 0,
-                 "augment.mean: expected 3 values (R,G,B), got 1 (%s:2)");
-    expect_error("run name without '/'", "[train]\nname = a/b\n", NULL, 0,
-                 "train.name: expected a folder name without '/', got 'a/b' (%s:2)");
 
     config cfg;
     config_defaults(&cfg);

@@ -4,45 +4,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../check.h"
+#include "../cli_run.h"
 #include "cldetr/common.h"
 #include "cldetr/config.h"
 
 static const char *bin, *root;
 static char tmpdir[256];
 
-/* Run `cldetr ARGS` in the source root; stdout to `out_path` (or merged
- * with stderr into *merged when out_path is NULL). Returns the exit code. */
-static int run(const char *args, const char *out_path, char **merged) {
-    char cmd[4096];
-    if (out_path) snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >'%s' 2>/dev/null", root, bin, args, out_path);
-    else snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s 2>&1", root, bin, args);
-    FILE *p = popen(cmd, "r");
-    if (!p) { perror("popen"); exit(2); }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = cd_xmalloc(cap);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += got;
-        if (n + 1 == cap) buf = cd_xrealloc(buf, cap *= 2);
-    }
-    buf[n] = '\0';
-    int st = pclose(p);
-    if (merged) *merged = buf;
-    else free(buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
+/* `cldetr ARGS` (in the source root) exits with want_rc and prints want_text. */
 static void expect(const char *what, const char *args, int want_rc, const char *want_text) {
-    char *out;
-    int rc = run(args, NULL, &out);
-    int ok = rc == want_rc && strstr(out, want_text) != NULL;
-    if (!ok) t_diag("cldetr %s: exit %d (want %d)\n#   output: %s#   want to find: %s", args, rc, want_rc, out, want_text);
+    char *out = NULL, *err = NULL;
+    int rc = t_run_cli(bin, tmpdir, args, &out, &err);
+    int ok = rc == want_rc && (strstr(out, want_text) || strstr(err, want_text));
+    if (!ok)
+        t_diag("cldetr %s: exit %d (want %d)\n#   output: %s%s#   want to find: %s", args, rc, want_rc, out, err,
+               want_text);
     t_ok(ok, "%s", what);
     free(out);
+    free(err);
 }
 
 int main(void) {
@@ -54,28 +36,29 @@ int main(void) {
         return 0;
     }
     snprintf(tmpdir, sizeof tmpdir, "/tmp/cldetr_test_config_cli_XXXXXX");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 2; }
-    char out_path[300], bad_path[300], shapes[1024];
-    snprintf(out_path, sizeof out_path, "%s/effective.ini", tmpdir);
+    if (!mkdtemp(tmpdir) || chdir(root)) { perror(tmpdir); return 2; }   /* the commands name configs/... */
+    char out_path[300], err_path[300], bad_path[300];
+    snprintf(out_path, sizeof out_path, "%s/out.txt", tmpdir);
+    snprintf(err_path, sizeof err_path, "%s/err.txt", tmpdir);
     snprintf(bad_path, sizeof bad_path, "%s/bad.ini", tmpdir);
-    snprintf(shapes, sizeof shapes, "%s/configs/shapes.ini", root);
 
-    /* The printed effective config loads back to the library's own load. */
-    int rc = run("config configs/shapes.ini --set train.lr=2e-4 --set=model.dec_layers=3", out_path, NULL);
+    /* The printed effective config (t_run_cli leaves stdout in out_path) loads back to the library's own load. */
+    char *out = NULL, *err = NULL;
+    int rc = t_run_cli(bin, tmpdir, "config configs/shapes.ini --set train.lr=2e-4 --set=model.dec_layers=3", &out, &err);
+    free(err);
     const char *sets[] = {"train.lr=2e-4", "model.dec_layers=3"};
     config lib, back;
-    int lrc = config_load(&lib, shapes, sets, 2);
+    int lrc = config_load(&lib, "configs/shapes.ini", sets, 2);
     int brc = config_load(&back, out_path, NULL, 0);
     if (brc) t_diag("%s", cd_errbuf());
     t_ok(rc == 0 && lrc == 0 && brc == 0 && !memcmp(&lib, &back, sizeof lib),
          "config CONFIG --set ...: prints an INI that loads back to the same config");
-    char *text = cd_read_file(out_path, NULL);
     char hash_line[64];
     snprintf(hash_line, sizeof hash_line, "# config hash %016llx\n", (unsigned long long)config_hash(&lib));
-    t_ok(text && strstr(text, "\nlr = 0.0002  ; default 0.0001\n") && strstr(text, "\ndec_layers = 3  ; default 6\n") &&
-             strstr(text, hash_line),
+    t_ok(strstr(out, "\nlr = 0.0002  ; default 0.0001\n") && strstr(out, "\ndec_layers = 3  ; default 6\n") &&
+             strstr(out, hash_line),
          "changed values carry their default; the header has the config hash");
-    free(text);
+    free(out);
 
     expect("config with no file prints the defaults", "config", 0, "\nbackbone = resnet50\n");
     expect("config --keys lists keys with defaults and help", "config --keys", 0,
@@ -100,6 +83,7 @@ int main(void) {
     expect("two config files: exit 2", "config configs/shapes.ini configs/detr_r50.ini", 2, "one config file only");
 
     remove(out_path);
+    remove(err_path);
     remove(bad_path);
     rmdir(tmpdir);
     return t_done();
