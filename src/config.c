@@ -72,23 +72,6 @@ static int find_key(const char *section, const char *name) {
 
 /* ------------------------------------------------- suggestions (did you mean) */
 
-static int edit_distance(const char *a, const char *b) {
-    size_t na = strlen(a), nb = strlen(b);
-    if (na > 63 || nb > 63) return 99;
-    int prev[64], cur[64];
-    for (size_t j = 0; j <= nb; j++) prev[j] = (int)j;
-    for (size_t i = 1; i <= na; i++) {
-        cur[0] = (int)i;
-        for (size_t j = 1; j <= nb; j++) {
-            int sub = prev[j - 1] + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
-            int del = prev[j] + 1, ins = cur[j - 1] + 1;
-            cur[j] = CD_MIN(sub, CD_MIN(del, ins));
-        }
-        memcpy(prev, cur, (nb + 1) * sizeof *prev);
-    }
-    return prev[nb];
-}
-
 static int close_enough(int d, const char *typed) { return d <= 2 + (int)strlen(typed) / 4; }
 
 /* The known key closest to section.name: by full name, or by the bare name
@@ -100,8 +83,8 @@ static int suggest_key(const char *section, const char *name) {
     for (int k = 0; k < N_KEYS; k++) {
         char full[160];
         snprintf(full, sizeof full, "%s.%s", keys[k].section, keys[k].name);
-        int d = edit_distance(typed, full);
-        int d_name = edit_distance(name, keys[k].name);
+        int d = cd_edit_distance(typed, full);
+        int d_name = cd_edit_distance(name, keys[k].name);
         size_t n = strlen(name), kn = strlen(keys[k].name);
         if (n >= 3 && n < kn && !strncmp(name, keys[k].name, n)) d_name = CD_MIN(d_name, 1);   /* "hidden" */
         d_name += strcmp(section, keys[k].section) != 0;
@@ -114,7 +97,7 @@ static int suggest_key(const char *section, const char *name) {
 static int suggest_section(const char *s) {
     int best = -1, best_d = 1 << 20;
     for (int i = 0; i < N_SECTIONS; i++) {
-        int d = edit_distance(s, sections[i].name);
+        int d = cd_edit_distance(s, sections[i].name);
         if (d < best_d) { best_d = d; best = i; }
     }
     return close_enough(best_d, s) ? best : -1;
@@ -508,6 +491,10 @@ static void open_section(loader *L, const char *section) {
     snprintf(name, sizeof name, "%s", section);
     const char *s = trim(name);
     L->section = find_section(s);
+    if (L->section < 0 && !strcmp(s, "sweep")) {   /* the grid of `cldetr sweep` (src/app/sweep.c reads it) */
+        L->section = SKIP_SECTION;
+        return;
+    }
     if (L->section < 0) {
         L->section = SKIP_SECTION;
         unknown_section(L, s, L->line);
