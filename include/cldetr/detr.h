@@ -39,6 +39,7 @@ typedef struct {
     detr_bn bn[3];
     int ds_conv; detr_bn ds_bn; /* downsample, ds_conv < 0 when none */
     size_t out_c, stride, dilation;
+    int stage;                  /* 0..3: layer1..layer4 */
 } detr_block;
 
 typedef struct { int in_w, in_b, out_w, out_b; } detr_mha;
@@ -77,11 +78,14 @@ size_t detr_feature_size(const detr_model *m, size_t H);
 /* The outputs of one forward pass; tensors live in the context's arena. */
 typedef struct {
     size_t B, Hf, Wf, S, Q, K1, L;
-    nn_tensor *features;                  /* (B, C, Hf, Wf) backbone output */
+    nn_tensor *stage_out[4];              /* (B, C_i, H_i, W_i) output of layer1..layer4 */
+    nn_tensor *features;                  /* (B, C, Hf, Wf) backbone output (= stage_out[3]) */
     nn_tensor *proj;                      /* (B, d, Hf, Wf) input_proj output */
     nn_tensor *mask;                      /* (B, S) 1 = padding */
     nn_tensor *pos;                       /* (B, S, d) */
     nn_tensor *enc_out[DETR_MAX_LAYERS];  /* (B, S, d) each encoder layer */
+    nn_tensor *enc_ffn[DETR_MAX_LAYERS];  /* (B, S, dim_ff) each encoder layer's FFN hidden (after the ReLU) */
+    nn_tensor *dec_ffn[DETR_MAX_LAYERS];  /* (B, Q, dim_ff) each decoder layer's FFN hidden (after the ReLU) */
     nn_tensor *memory;                    /* (B, S, d) */
     nn_tensor *dec_out[DETR_MAX_LAYERS];  /* (B, Q, d) each decoder layer, before the shared norm */
     nn_tensor *hs[DETR_MAX_LAYERS];       /* (B, Q, d) after the shared decoder norm */

@@ -161,4 +161,11 @@ void op_maxpool_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem argmax, 
                          size_t H, size_t W, size_t k, size_t s, size_t p, int acc);
 static inline size_t pool_out(size_t H, size_t k, size_t s, size_t p) { return (H + 2 * p - k) / s + 1; }
 
+
+/* ---- statistics for the training log (src/ops/stats.c, cl/stats.cl) -------
+ * out (3) = {sum x, sum x^2, number of x == 0} over x (n), in a fixed order
+ * (deterministic for a device). A measurement, not a model op: no backward. */
+void op_moments(cd_device *dev, cd_mem out, cd_mem x, size_t n);
+void op_moments_ref(double out[3], const double *x, size_t n);
+
 #endif

@@ -19,6 +19,7 @@
 #include "cldetr/config.h"
 #include "cldetr/data.h"
 #include "cldetr/detr.h"
+#include "cldetr/layer_stats.h"
 #include "cldetr/loss.h"
 #include "cldetr/train.h"
 
@@ -32,6 +33,8 @@ typedef struct {
     criterion_opts crit;           /* from the config: setup_criterion_opts */
     double clip_max_norm;          /* train.clip_max_norm (<= 0: no clipping) */
     int time_phases;               /* 1: a device sync after each phase, seconds added to phase_s */
+    layer_stats *stats;            /* per-layer statistics, or NULL */
+    int measure;                   /* 1: measure them in the next step (around its update) */
     double phase_s[STEP_N_PHASES];
 
     /* what the last step computed */

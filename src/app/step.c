@@ -89,8 +89,11 @@ int train_step(train_step_state *s, const data_batch *b, uint64_t step, const do
     t = phase_end(s, STEP_BACKWARD, t);
 
     s->grad_norm = 0;
+    int measure = s->stats && s->measure;
+    if (measure) layer_stats_before_update(s->stats, ctx->dev, &s->model->params);
     if (s->opt && adamw_step(s->opt, ctx->dev, &s->model->params, lr, s->clip_max_norm, &s->grad_norm) < 0)
         return -1;
+    if (measure) layer_stats_measure(s->stats, ctx->dev, &s->model->params, o);
     phase_end(s, STEP_OPTIMIZER, t);
     return 0;
 }

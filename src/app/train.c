@@ -17,6 +17,7 @@
 #include "cldetr/config.h"
 #include "cldetr/evaluate.h"
 #include "cldetr/infer.h"
+#include "cldetr/layer_stats.h"
 #include "cldetr/setup.h"
 #include "cldetr/step.h"
 #include "cldetr/train.h"
@@ -47,6 +48,8 @@ typedef struct {
     double best;                   /* best validation AP (or -loss without annotations) */
     char *config_text;
     int have_model, have_ctx;      /* for the cleanup of a half-opened trainer */
+    layer_stats layers;            /* per-layer statistics (log.layers_every > 0) */
+    FILE *layers_csv;
 } trainer;
 
 /* Messages go to stderr and to the run's log.txt. */
@@ -163,6 +166,9 @@ static void validate(trainer *t, int final) {
         if (chart_run_losses(t->run, path) < 0) say(t, "warning: loss.png: %s", cd_errbuf());
         join(path, sizeof path, t->run, "ap.png");
         if (r.have_coco && chart_run_ap(t->run, path) < 0) say(t, "warning: ap.png: %s", cd_errbuf());
+        join(path, sizeof path, t->run, "layers.png");
+        const char *runs[1] = {t->run};
+        if (t->layers_csv && layer_stats_chart(runs, 1, path) < 0) say(t, "warning: layers.png: %s", cd_errbuf());
     }
     infer_dataset_result_free(&r);
 }
@@ -318,9 +324,23 @@ static int open_logs(trainer *t) {
     return 0;
 }
 
+/* layers.csv and the per-layer statistics, when log.layers_every > 0. */
+static int open_layer_log(trainer *t) {
+    if (t->cfg.log.layers_every <= 0) return 0;
+    char path[4096];
+    join(path, sizeof path, t->run, "layers.csv");
+    int fresh = !file_exists(path);
+    if (!(t->layers_csv = fopen(path, "a"))) return cd_seterr("cannot write %s: %s", path, strerror(errno));
+    if (fresh) fprintf(t->layers_csv, "%s\n", LAYER_STATS_HEADER);
+    layer_stats_init(&t->layers, &t->model.params, t->dev);
+    t->st.stats = &t->layers;
+    return 0;
+}
+
 static void trainer_close(trainer *t) {
     if (t->dev && t->cfg.device.profile) cd_profile_print(t->dev, stderr);
     train_step_free(&t->st);
+    if (t->layers_csv) { fclose(t->layers_csv); layer_stats_free(&t->layers, t->dev); }
     loader_destroy(t->train_ld);
     loader_destroy(t->val_ld);
     data_close(t->train_ds);
@@ -351,6 +371,8 @@ static int train_loop(trainer *t, long total_steps) {
         for (; got == 1; got = loader_next(t->train_ld, &b)) {
             double lr[2];
             lr_at(&t->sched, t->step, t->epoch, lr);
+            int every = t->cfg.log.layers_every;
+            t->st.measure = t->layers_csv && (t->step + 1) % every == 0;
             if (train_step(&t->st, b, (uint64_t)t->step, lr) < 0) {
                 char why[1024], kept[1200] = "";
                 snprintf(why, sizeof why, "%s", cd_errbuf());
@@ -364,6 +386,7 @@ static int train_loop(trainer *t, long total_steps) {
             t->step++;
             t->batch_in_epoch++;
             imgs_window += (long)b->B;
+            if (t->st.measure) layer_stats_write(&t->layers, t->layers_csv, t->step);
             if (t->step % t->cfg.log.every == 0 || t->step == total_steps) {
                 double now = cd_now();
                 log_step(t, lr, imgs_window / CD_MAX(now - t_window, 1e-9), now - t_start, total_steps);
@@ -413,6 +436,7 @@ int train_run(const train_args *a) {
         rc = open_run_folder(t, cfg_file, a->resume_dir != NULL);
     }
     if (rc == 0) rc = open_logs(t);
+    if (rc == 0) rc = open_layer_log(t);
     if (rc < 0) { trainer_close(t); return -1; }
     cd_atfatal(on_fatal, t);
 

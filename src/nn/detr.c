@@ -9,7 +9,7 @@
 #include "cldetr/detr.h"
 
 int detr_declare_backbone(detr_model *m);
-nn_tensor *detr_backbone_forward(detr_model *m, nn_ctx *ctx, nn_tensor *x);
+nn_tensor *detr_backbone_forward(detr_model *m, nn_ctx *ctx, nn_tensor *x, nn_tensor *stages[4]);
 
 void detr_opts_default(detr_opts *o) {
     memset(o, 0, sizeof *o);
@@ -222,8 +222,9 @@ static nn_tensor *mha(detr_model *m, nn_ctx *ctx, const detr_mha *a, nn_tensor *
     return nn_linear(ctx, o, a->out_w, a->out_b);
 }
 
-static nn_tensor *ffn(detr_model *m, nn_ctx *ctx, const detr_tlayer *t, nn_tensor *x) {
-    nn_tensor *h = nn_relu(ctx, nn_linear(ctx, x, t->l1_w, t->l1_b));
+/* x (B, L, d) -> (B, L, d); *hidden gets the (B, L, dim_ff) activation after the ReLU */
+static nn_tensor *ffn(detr_model *m, nn_ctx *ctx, const detr_tlayer *t, nn_tensor *x, nn_tensor **hidden) {
+    nn_tensor *h = *hidden = nn_relu(ctx, nn_linear(ctx, x, t->l1_w, t->l1_b));
     h = nn_dropout(ctx, h, m->o.dropout);
     return nn_linear(ctx, h, t->l2_w, t->l2_b);
 }
@@ -238,23 +239,24 @@ static nn_tensor *norm(nn_ctx *ctx, const detr_tlayer *t, int k, nn_tensor *x) {
 
 /* src, pos (B, S, d), mask (B, S) */
 static nn_tensor *encoder_layer(detr_model *m, nn_ctx *ctx, const detr_tlayer *t, nn_tensor *src,
-                                nn_tensor *pos, nn_tensor *mask) {
+                                nn_tensor *pos, nn_tensor *mask, nn_tensor **ffn_hidden) {
     if (!m->o.pre_norm) {
         nn_tensor *q = nn_add(ctx, src, pos);
         src = norm(ctx, t, 0, residual(m, ctx, src, mha(m, ctx, &t->self_attn, q, q, src, mask)));
-        return norm(ctx, t, 1, residual(m, ctx, src, ffn(m, ctx, t, src)));
+        return norm(ctx, t, 1, residual(m, ctx, src, ffn(m, ctx, t, src, ffn_hidden)));
     }
     nn_tensor *s2 = norm(ctx, t, 0, src);
     nn_tensor *q = nn_add(ctx, s2, pos);
     src = residual(m, ctx, src, mha(m, ctx, &t->self_attn, q, q, s2, mask));
-    return residual(m, ctx, src, ffn(m, ctx, t, norm(ctx, t, 1, src)));
+    return residual(m, ctx, src, ffn(m, ctx, t, norm(ctx, t, 1, src), ffn_hidden));
 }
 
 /* tgt (B, Q, d), qpos (Q, d), memory and mem_pos (B, S, d), mask (B, S). The
  * three sublayers (self-attention, cross-attention, FFN) each add a residual;
  * post-norm normalizes after it, pre-norm the sublayer's input. */
 static nn_tensor *decoder_layer(detr_model *m, nn_ctx *ctx, const detr_tlayer *t, nn_tensor *tgt,
-                                nn_tensor *qpos, nn_tensor *memory, nn_tensor *mem_pos, nn_tensor *mask) {
+                                nn_tensor *qpos, nn_tensor *memory, nn_tensor *mem_pos, nn_tensor *mask,
+                                nn_tensor **ffn_hidden) {
     int pre = m->o.pre_norm;
     for (int k = 0; k < 3; k++) {
         nn_tensor *x = pre ? norm(ctx, t, k, tgt) : tgt, *branch;
@@ -263,7 +265,7 @@ static nn_tensor *decoder_layer(detr_model *m, nn_ctx *ctx, const detr_tlayer *t
             branch = k == 0 ? mha(m, ctx, &t->self_attn, q, q, x, NULL)
                             : mha(m, ctx, &t->cross_attn, q, mem_pos, memory, mask);
         } else {
-            branch = ffn(m, ctx, t, x);
+            branch = ffn(m, ctx, t, x, ffn_hidden);
         }
         tgt = residual(m, ctx, tgt, branch);
         if (!pre) tgt = norm(ctx, t, k, tgt);
@@ -277,7 +279,7 @@ void detr_forward(detr_model *m, nn_ctx *ctx, const float *images, const float *
     size_t d = (size_t)o->d, Q = (size_t)o->num_queries, K1 = (size_t)o->num_classes + 1;
     memset(out, 0, sizeof *out);
     nn_tensor *x = nn_name(nn_input(ctx, images, 4, (size_t[]){B, 3, H, W}), "images");
-    out->features = nn_name(detr_backbone_forward(m, ctx, x), "features");
+    out->features = nn_name(detr_backbone_forward(m, ctx, x, out->stage_out), "features");
     size_t Hf = out->features->dims[2], Wf = out->features->dims[3], S = Hf * Wf;
     out->B = B; out->Hf = Hf; out->Wf = Wf; out->S = S; out->Q = Q; out->K1 = K1;
     out->L = (size_t)o->dec_layers;
@@ -300,7 +302,7 @@ void detr_forward(detr_model *m, nn_ctx *ctx, const float *images, const float *
     nn_tensor *src = nn_permute(ctx, nn_view(ctx, out->proj, 3, (size_t[]){B, d, S}), (int[]){0, 2, 1, 3});
     src = nn_view(ctx, src, 3, (size_t[]){B, S, d});
     for (int l = 0; l < o->enc_layers; l++)
-        src = out->enc_out[l] = encoder_layer(m, ctx, &m->enc[l], src, out->pos, out->mask);
+        src = out->enc_out[l] = encoder_layer(m, ctx, &m->enc[l], src, out->pos, out->mask, &out->enc_ffn[l]);
     if (m->enc_norm_w >= 0) src = nn_layernorm(ctx, src, m->enc_norm_w, m->enc_norm_b);
     out->memory = nn_name(src, "memory");
 
@@ -308,7 +310,8 @@ void detr_forward(detr_model *m, nn_ctx *ctx, const float *images, const float *
     nn_tensor *qpos = nn_weight(ctx, m->query_embed);
     nn_tensor *tgt = nn_fill(ctx, 0.0f, 3, (size_t[]){B, Q, d});
     for (int l = 0; l < o->dec_layers; l++) {
-        tgt = out->dec_out[l] = decoder_layer(m, ctx, &m->dec[l], tgt, qpos, out->memory, mem_pos, out->mask);
+        tgt = out->dec_out[l] = decoder_layer(m, ctx, &m->dec[l], tgt, qpos, out->memory, mem_pos, out->mask,
+                                              &out->dec_ffn[l]);
         nn_tensor *hs = out->hs[l] = nn_layernorm(ctx, tgt, m->dec_norm_w, m->dec_norm_b);
         out->logits[l] = nn_linear(ctx, hs, m->class_w, m->class_b);
         nn_tensor *h = nn_relu(ctx, nn_linear(ctx, hs, m->bbox_w[0], m->bbox_b[0]));

@@ -64,6 +64,7 @@ int detr_declare_backbone(detr_model *m) {
             detr_block *b = &m->blocks[m->n_blocks++];
             char name[128];
             b->nconv = bottleneck ? 3 : 2;
+            b->stage = L;
             b->out_c = planes * expansion;
             b->stride = i == 0 ? stride : 1;
             b->dilation = i == 0 ? prev_dilation : dilation;
@@ -96,8 +97,9 @@ static nn_tensor *conv_bn(detr_model *m, nn_ctx *ctx, nn_tensor *x, int conv, de
     return relu ? nn_relu(ctx, y) : y;
 }
 
-/* images (B, 3, H, W) -> features (B, C, Hf, Wf) */
-nn_tensor *detr_backbone_forward(detr_model *m, nn_ctx *ctx, nn_tensor *x) {
+/* images (B, 3, H, W) -> features (B, C, Hf, Wf); stages[i] (may be NULL)
+ * receives the output of layer i+1 */
+nn_tensor *detr_backbone_forward(detr_model *m, nn_ctx *ctx, nn_tensor *x, nn_tensor *stages[4]) {
     x = conv_bn(m, ctx, x, m->conv1, m->bn1, 2, 3, 1, 1);
     x = nn_maxpool(ctx, x, 3, 2, 1);
     for (int i = 0; i < m->n_blocks; i++) {
@@ -111,6 +113,7 @@ nn_tensor *detr_backbone_forward(detr_model *m, nn_ctx *ctx, nn_tensor *x) {
         }
         nn_tensor *shortcut = b->ds_conv >= 0 ? conv_bn(m, ctx, x, b->ds_conv, b->ds_bn, b->stride, 0, 1, 0) : x;
         x = nn_relu(ctx, nn_add(ctx, y, shortcut));
+        if (stages) stages[b->stage] = x;
     }
     return x;
 }

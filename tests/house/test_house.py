@@ -43,7 +43,7 @@ HEADERS = {
     "data": ["coco.h", "data.h"],
     "train": ["train.h"],
     "eval": ["cocoeval.h", "evaluate.h", "chart.h", "draw.h"],
-    "app": ["setup.h", "step.h", "trainer.h", "infer.h", "sweep.h"],
+    "app": ["setup.h", "step.h", "trainer.h", "infer.h", "sweep.h", "layer_stats.h"],
 }
 MODULE_OF_HEADER = {h: m for m, hs in HEADERS.items() for h in hs}
 
