@@ -171,7 +171,7 @@ int detr_build(detr_model *m, const detr_opts *o, cd_device *dev, uint64_t seed)
 }
 
 void detr_free(detr_model *m, cd_device *dev) {
-    if (dev) nn_params_free(&m->params, dev);
+    nn_params_free(&m->params, dev);      /* the registry always; the device buffers when finalized */
     free(m->blocks);
     free(m->enc);
     free(m->dec);

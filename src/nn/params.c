@@ -60,7 +60,7 @@ void nn_params_upload(nn_params *ps, cd_device *dev) { cd_write(dev, ps->data, p
 void nn_params_download(nn_params *ps, cd_device *dev) { cd_read(dev, ps->host, ps->data, ps->total); }
 
 void nn_params_free(nn_params *ps, cd_device *dev) {
-    if (ps->finalized) {
+    if (ps->finalized && dev) {
         cd_free(dev, ps->data);
         cd_free(dev, ps->grad);
     }

@@ -32,6 +32,8 @@ typedef struct {
     size_t N;
     const float *params0;
     fx_step s[16];
+    float *copies[1 + 4 * 16];     /* aligned copies of the file's float arrays */
+    int n_copies;
 } fixture;
 
 static const void *fx_take(fixture *f, size_t n) {
@@ -39,6 +41,19 @@ static const void *fx_take(fixture *f, size_t n) {
     const void *p = f->raw + f->pos;
     f->pos += n;
     return p;
+}
+/* n floats from the file, copied to aligned memory (the file's offsets are not). */
+static const float *fx_floats(fixture *f, size_t n) {
+    const void *p = fx_take(f, n * sizeof(float));
+    if (!p) return NULL;
+    float *c = malloc(n ? n * sizeof(float) : 1);
+    memcpy(c, p, n * sizeof(float));
+    f->copies[f->n_copies++] = c;
+    return c;
+}
+static void fx_free(fixture *f) {
+    for (int i = 0; i < f->n_copies; i++) free(f->copies[i]);
+    free(f->raw);
 }
 static uint32_t fx_u32(fixture *f) { uint32_t x = 0; const void *p = fx_take(f, 4); if (p) memcpy(&x, p, 4); return x; }
 static double fx_f64(fixture *f) { double x = 0; const void *p = fx_take(f, 8); if (p) memcpy(&x, p, 8); return x; }
@@ -66,14 +81,14 @@ static int fx_load(fixture *f, const char *path) {
         t->off = f->N;
         f->N += t->n;
     }
-    f->params0 = fx_take(f, f->N * 4);
+    f->params0 = fx_floats(f, f->N);
     for (int k = 0; k < f->n_steps; k++) {
         fx_step *s = &f->s[k];
         s->lr[0] = fx_f64(f); s->lr[1] = fx_f64(f); s->max_norm = fx_f64(f); s->norm = fx_f64(f);
-        s->grad = fx_take(f, f->N * 4);
-        s->param = fx_take(f, f->N * 4);
-        s->m = fx_take(f, f->N * 4);
-        s->v = fx_take(f, f->N * 4);
+        s->grad = fx_floats(f, f->N);
+        s->param = fx_floats(f, f->N);
+        s->m = fx_floats(f, f->N);
+        s->v = fx_floats(f, f->N);
     }
     return f->bad || f->pos != f->len ? -1 : 0;
 }
@@ -113,7 +128,7 @@ static void test_fixture(cd_device *dev) {
     fixture f;
     int ok = fx_load(&f, path) == 0;
     t_ok(ok, "fixture %s loads (%d tensors, %zu floats, %d steps)", path, f.n_tensors, f.N, f.n_steps);
-    if (!ok) { free(f.raw); return; }
+    if (!ok) { fx_free(&f); return; }
 
     /* The fixture's tensors in their order, with a frozen parameter and a buffer
      * registered between them: neither may change. */
@@ -218,7 +233,7 @@ static void test_fixture(cd_device *dev) {
 
     adamw_free(&opt, dev);
     nn_params_free(&ps, dev);
-    free(grad); free(m); free(v); free(got); free(rp); free(rm); free(rv); free(frozen0); free(f.raw);
+    free(grad); free(m); free(v); free(got); free(rp); free(rm); free(rv); free(frozen0); fx_free(&f);
     free(pterm); free(mterm);
 }
 
