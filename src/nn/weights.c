@@ -237,6 +237,13 @@ int weights_load_file(detr_model *m, cd_device *dev, const st_file *f, const wei
         n_shape += e->status == P_SHAPE;
         n_class += e->status == P_CLASS_HEAD;
     }
+    /* a whole model without its class head (DETR's recipe for a new dataset deletes it): kept as initialized */
+    for (int i = 0; i < ps->n && o->reinit_class_head && n_nonbackbone_found > 0; i++)
+        if (plan[i].status == P_MISSING && starts(ps->p[i].name, "class_embed.")) {
+            plan[i].status = P_CLASS_HEAD;
+            n_missing--;
+            n_class++;
+        }
     /* a file of the backbone alone */
     int backbone_only = o->allow_backbone_only && n_nonbackbone_found == 0 && n_missing > n_backbone_missing;
     char a[64], b[64];
@@ -332,7 +339,9 @@ int weights_load_file(detr_model *m, cd_device *dev, const st_file *f, const wei
         if (o->log) {
             fprintf(o->log, "%s: %s, %d of the model's %d tensors loaded\n", f->path, weights_naming_name(r.naming),
                     r.loaded, ps->n);
-            if (r.class_head_kept)
+            if (r.class_head_kept && r.file_classes < 0)
+                fprintf(o->log, "%s: no class head in the file: class_embed keeps its initialization\n", f->path);
+            else if (r.class_head_kept)
                 fprintf(o->log, "%s: the class head has %d classes, the model %d: class_embed keeps its "
                                 "initialization (fine-tuning on a new set of classes)\n", f->path, r.file_classes,
                         m->o.num_classes);
@@ -409,7 +418,9 @@ int weights_init_model(detr_model *m, cd_device *dev, const char *path, FILE *lo
     if (log) {
         fprintf(log, "model.init: %d of %d tensors loaded from %s (%s)\n", r.loaded, m->params.n, path,
                 weights_naming_name(r.naming));
-        if (r.class_head_kept)
+        if (r.class_head_kept && r.file_classes < 0)
+            fprintf(log, "model.init: %s has no class head: class_embed is re-initialized\n", path);
+        else if (r.class_head_kept)
             fprintf(log, "model.init: %s has a class head for %d classes, the model %d (model.num_classes): "
                          "class_embed is re-initialized\n", path, r.file_classes, m->o.num_classes);
         if (r.missing && !r.class_head_kept)

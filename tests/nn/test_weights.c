@@ -295,6 +295,37 @@ static void test_official_and_roundtrip(void) {
     load_fails(&c, rn, NULL, "a ResNet file in a strict load", "missing", "'transformer.");
     detr_free(&fresh, dev);
     detr_free(&c, dev);
+    /* a whole model with class_embed deleted (DETR's recipe for a new dataset): the head keeps its init */
+    st_open(&f, saved);
+    w = st_writer_new();
+    for (size_t i = 0; i < f.n_tensors; i++)
+        if (strncmp(f.tensors[i].name, "class_embed.", 12))
+            st_writer_add(w, f.tensors[i].name, f.tensors[i].dtype, f.tensors[i].ndim, f.tensors[i].shape,
+                          st_data(&f, &f.tensors[i]));
+    const char *headless = tpath("headless.safetensors");
+    st_writer_write(w, headless);
+    st_writer_free(w);
+    st_close(&f);
+    build(&c, &o, 17);
+    build(&fresh, &o, 17);
+    log = open_memstream(&logtext, &loglen);
+    rc = weights_init_model(&c, dev, headless, log);
+    fclose(log);
+    int head_ok = 1, body_ok = 1;
+    for (int i = 0; i < c.params.n; i++) {
+        const nn_param *p = &c.params.p[i];
+        int head = !strncmp(p->name, "class_embed.", 12);
+        const float *want = head ? nn_param_host(&fresh.params, i) : nn_param_host(&a.params, i);
+        int same = !memcmp(want, nn_param_host(&c.params, i), p->n * sizeof(float));
+        if (head) head_ok &= same; else body_ok &= same;
+    }
+    t_ok(rc == 0 && head_ok && body_ok && strstr(logtext, "has no class head: class_embed is re-initialized"),
+         "init from a file without class_embed: everything else loads, the class head keeps its init: \"%s\" %s",
+         logtext, rc ? cd_errbuf() : "");
+    free(logtext);
+    load_fails(&c, headless, NULL, "a file without class_embed in a strict load", "missing", "'class_embed.");
+    detr_free(&fresh, dev);
+    detr_free(&c, dev);
     o2 = o;
     o2.num_queries = 4;
     build(&c, &o2, 1);
