@@ -42,7 +42,7 @@ HEADERS = {
     "loss": ["box.h", "matcher.h", "loss.h"],
     "data": ["coco.h", "data.h"],
     "train": ["train.h"],
-    "eval": ["cocoeval.h", "evaluate.h", "chart.h", "draw.h"],
+    "eval": ["cocoeval.h", "evaluate.h", "chart.h", "draw.h", "tfevents.h"],
     "app": ["setup.h", "step.h", "trainer.h", "infer.h", "sweep.h", "layer_stats.h"],
 }
 MODULE_OF_HEADER = {h: m for m, hs in HEADERS.items() for h in hs}
