@@ -13,6 +13,7 @@
 #include "cldetr/setup.h"
 #include "cldetr/step.h"
 #include "cldetr/weights.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 
 #define MAX_IMAGES 64
@@ -60,32 +61,31 @@ static int fail(const char *what) {
 
 int cmd_step(int argc, char **argv) {
     const char *cfg_path = NULL, *weights = NULL, *targets = NULL, *dump = NULL;
-    const char *images[MAX_IMAGES], *sets[64];
-    size_t n_images = 0, n_sets = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--weights") && i + 1 < argc) weights = argv[++i];
-        else if (!strcmp(argv[i], "--targets") && i + 1 < argc) targets = argv[++i];
-        else if (!strcmp(argv[i], "--dump") && i + 1 < argc) dump = argv[++i];
-        else if (!strcmp(argv[i], "--set") && i + 1 < argc && n_sets < 64) sets[n_sets++] = argv[++i];
-        else if (!strcmp(argv[i], "--image")) {
-            while (i + 1 < argc && argv[i + 1][0] != '-') {
-                if (n_images == MAX_IMAGES) { fprintf(stderr, "cldetr step: at most %d images\n", MAX_IMAGES); return 2; }
-                images[n_images++] = argv[++i];
-            }
-        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
-        else if (argv[i][0] == '-') {
-            fprintf(stderr, "cldetr step: unknown option '%s' (see cldetr step --help)\n", argv[i]);
-            return 2;
-        } else if (!cfg_path) cfg_path = argv[i];
-        else { fprintf(stderr, "cldetr step: unexpected argument '%s' (images follow --image)\n", argv[i]); return 2; }
+    const char *images[MAX_IMAGES], *v;
+    size_t n_images = 0;
+    int image_next = -1;          /* argv index of the argument after --image IMG...: one more image */
+    args a;
+    args_init(&a, "step", argc, argv, usage, ARGS_SETS);
+    while (args_next(&a)) {
+        args_value(&a, "--weights", &weights);
+        args_value(&a, "--targets", &targets);
+        args_value(&a, "--dump", &dump);
+        int more = a.pos == image_next && args_positional(&a, &v);
+        if (more || args_value(&a, "--image", &v)) {
+            if (n_images < MAX_IMAGES) images[n_images++] = v;
+            else args_error(&a, "at most %d images", MAX_IMAGES);
+            image_next = a.next;
+        }
+        if (args_positional(&a, &v)) {
+            if (cfg_path) args_error(&a, "unexpected argument '%s' (images follow --image)", v);
+            cfg_path = v;
+        }
     }
-    if (!cfg_path || !weights || !targets || !dump || n_images == 0) {
-        fprintf(stderr, "usage: cldetr step CONFIG --weights FILE --image IMG... --targets COCO.json --dump OUT "
-                        "(see --help)\n");
-        return 2;
-    }
+    if (a.rc >= 0) return a.rc;
+    if (!cfg_path || !weights || !targets || !dump || n_images == 0)
+        return args_missing(&a, "give CONFIG, --weights, --image, --targets and --dump");
     static config cfg;
-    if (config_load(&cfg, cfg_path, sets, n_sets) < 0) return fail(NULL);
+    if (config_load(&cfg, cfg_path, a.sets, a.n_sets) < 0) return fail(NULL);
 
     /* ---- the batch: each image through the training data path, no augmentation */
     coco_dataset coco;
