@@ -88,7 +88,7 @@ int cmd_bench(int argc, char **argv) {
     if (!path) return args_missing(&a, "give a config file");
 
     static config cfg;
-    if (config_load(&cfg, path, a.sets, a.n_sets) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (config_load(&cfg, path, a.sets, a.n_sets) < 0) return cli_error();
     int from_data = 0;
     if (cfg.model.num_classes <= 0 && (from_data = setup_num_classes(&cfg)) < 0) {
         fprintf(stderr, "cldetr: error: %s\n  (for a synthetic benchmark without the dataset: "
@@ -96,7 +96,7 @@ int cmd_bench(int argc, char **argv) {
         return 1;
     }
     detr_opts mo;
-    if (setup_detr_opts(&mo, &cfg, from_data) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (setup_detr_opts(&mo, &cfg, from_data) < 0) return cli_error();
 
     data_dataset *ds = NULL;
     data_loader *loader = NULL;
@@ -113,13 +113,10 @@ int cmd_bench(int argc, char **argv) {
         loader_begin_epoch(loader, 0);
     }
     cd_device *dev = cd_open(setup_device_spec(&cfg), profile);
-    if (!dev) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (!dev) return cli_error();
     dev->oom_hint = "lower train.batch_size, the input size (augment.scales, augment.max_size) or the model";
     detr_model m;
-    if (detr_build(&m, &mo, dev, (uint64_t)cfg.train.seed) < 0) {
-        fprintf(stderr, "cldetr: error: %s\n", cd_errbuf());
-        return 1;
-    }
+    if (detr_build(&m, &mo, dev, (uint64_t)cfg.train.seed) < 0) return cli_error();
     nn_ctx ctx;
     nn_ctx_init(&ctx, dev, &m.params);
     ctx.training = 1;

@@ -22,7 +22,7 @@ int cmd_devices(int argc, char **argv) {
     if (a.rc >= 0) return a.rc;
     cd_device_info *list;
     int n = cd_list_devices(&list);
-    if (n < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (n < 0) return cli_error();
     int def = cd_select_device(list, n, NULL);
     printf("  %-3s %-5s %-28s %-36s %-5s %9s %4s %6s %-14s %-4s %-4s\n", "#", "P:D", "platform", "device", "type",
            "memory", "CUs", "max wg", "OpenCL C", "fp16", "fp64");

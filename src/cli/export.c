@@ -56,26 +56,23 @@ int cmd_export(int argc, char **argv) {
     else { fprintf(stderr, "cldetr: error: %s: no such run folder or checkpoint file\n", src); return 1; }
 
     ckpt_meta meta = {0};
-    if (ckpt_read_meta(path, &meta) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (ckpt_read_meta(path, &meta) < 0) return cli_error();
     static config cfg;
     if (!meta.config_text || !meta.config_text[0]) {
         fprintf(stderr, "cldetr: error: %s holds no config text: cannot tell which model it is\n", path);
         return 1;
     }
-    if (config_load_text(&cfg, meta.config_text, path) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (config_load_text(&cfg, meta.config_text, path) < 0) return cli_error();
     int ncls = cfg.model.num_classes > 0 ? cfg.model.num_classes : ckpt_num_classes(path);
     detr_opts o;
-    if (ncls < 0 || setup_detr_opts(&o, &cfg, ncls) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (ncls < 0 || setup_detr_opts(&o, &cfg, ncls) < 0) return cli_error();
     cd_device *dev = cd_open(NULL, 0);      /* any device: the weights only pass through */
-    if (!dev) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (!dev) return cli_error();
     detr_model m;
-    if (detr_build(&m, &o, dev, 0) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (detr_build(&m, &o, dev, 0) < 0) return cli_error();
     ckpt_meta_free(&meta);
     memset(&meta, 0, sizeof meta);
-    if (ckpt_load(path, &meta, &m.params, NULL, dev) < 0) {
-        fprintf(stderr, "cldetr: error: %s\n", cd_errbuf());
-        return 1;
-    }
+    if (ckpt_load(path, &meta, &m.params, NULL, dev) < 0) return cli_error();
     char step[32], epoch[32], hash[32];
     snprintf(step, sizeof step, "%llu", (unsigned long long)meta.step);
     snprintf(epoch, sizeof epoch, "%llu", (unsigned long long)meta.epoch);
@@ -86,7 +83,7 @@ int cmd_export(int argc, char **argv) {
     so.dtype = st_dtypes[dtype];
     so.num_batches_tracked = (int64_t)meta.step;
     so.meta = kv;
-    if (weights_save(&m, dev, out, &so) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (weights_save(&m, dev, out, &so) < 0) return cli_error();
     size_t all, trainable;
     detr_count(&m, &all, &trainable);
     printf("wrote %s: %d tensors (%zu parameters, %s) under the official DETR names, from %s (step %s, epoch %s)\n",

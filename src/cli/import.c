@@ -47,24 +47,24 @@ int cmd_import(int argc, char **argv) {
     if (a.rc >= 0) return a.rc;
     if (!in || !out) return args_missing(&a, "give FILE.safetensors and -o OUT.safetensors");
     static config cfg;
-    if (config_load(&cfg, cfg_path, a.sets, a.n_sets) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (config_load(&cfg, cfg_path, a.sets, a.n_sets) < 0) return cli_error();
     st_file f;
-    if (st_open(&f, in) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (st_open(&f, in) < 0) return cli_error();
     int ncls = cfg.model.num_classes > 0 ? cfg.model.num_classes : file_num_classes(&f);
     if (ncls < 0) {
         fprintf(stderr, "cldetr: error: %s has no class head (class_embed.bias): set model.num_classes\n", in);
         return 1;
     }
     detr_opts o;
-    if (setup_detr_opts(&o, &cfg, ncls) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (setup_detr_opts(&o, &cfg, ncls) < 0) return cli_error();
     cd_device *dev = cd_open(NULL, 0);
-    if (!dev) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (!dev) return cli_error();
     detr_model m;
-    if (detr_build(&m, &o, dev, 0) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (detr_build(&m, &o, dev, 0) < 0) return cli_error();
     weights_opts wo = {0};
     wo.allow_unexpected = allow_unexpected;
     weights_report rep;
-    if (weights_load_file(&m, NULL, &f, &wo, &rep) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (weights_load_file(&m, NULL, &f, &wo, &rep) < 0) return cli_error();
     char *text = NULL;
     size_t text_len = 0;
     FILE *mf = open_memstream(&text, &text_len);
@@ -74,7 +74,7 @@ int cmd_import(int argc, char **argv) {
     weights_save_opts so = {0};
     so.dtype = st_dtypes[dtype];
     so.meta = kv;
-    if (weights_save(&m, NULL, out, &so) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (weights_save(&m, NULL, out, &so) < 0) return cli_error();
     printf("wrote %s: %d tensors under the official DETR names (%s), from %s (%s%s)\n", out, m.params.n, dtypes[dtype], in,
            weights_naming_name(rep.naming), rep.unexpected ? ", some tensors ignored" : "");
     free(text);

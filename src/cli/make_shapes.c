@@ -46,10 +46,7 @@ int cmd_make_shapes(int argc, char **argv) {
     if (o.min_objects > o.max_objects)
         return args_error(&a, "--min-objects %d is above --max-objects %d", o.min_objects, o.max_objects);
     double t0 = cd_now();
-    if (shapes_generate(&o)) {
-        fprintf(stderr, "cldetr: error: %s\n", cd_errbuf());
-        return 1;
-    }
+    if (shapes_generate(&o)) return cli_error();
     if (o.progress)
         fprintf(stderr, "make-shapes: wrote %d train and %d val images (%dx%d) to %s in %.1f s\n", o.n_train, o.n_val,
                 o.size, o.size, o.dir, cd_now() - t0);

@@ -48,18 +48,15 @@ int cmd_summary(int argc, char **argv) {
     if (a.rc >= 0) return a.rc;
     if (!path) return args_missing(&a, "give a config file");
     static config cfg;
-    if (config_load(&cfg, path, a.sets, a.n_sets) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (config_load(&cfg, path, a.sets, a.n_sets) < 0) return cli_error();
     int from_data = 0;
-    if (cfg.model.num_classes <= 0 && (from_data = setup_num_classes(&cfg)) < 0) {
-        fprintf(stderr, "cldetr: error: %s\n", cd_errbuf());
-        return 1;
-    }
+    if (cfg.model.num_classes <= 0 && (from_data = setup_num_classes(&cfg)) < 0) return cli_error();
     detr_opts o;
-    if (setup_detr_opts(&o, &cfg, from_data) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (setup_detr_opts(&o, &cfg, from_data) < 0) return cli_error();
     cd_device *dev = cd_open(NULL, 0);      /* any device: nothing runs, only buffers are made */
-    if (!dev) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (!dev) return cli_error();
     detr_model m;
-    if (detr_build(&m, &o, dev, 0) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (detr_build(&m, &o, dev, 0) < 0) return cli_error();
 
     printf("model: resnet%d (width %d%s, %s BN), d=%d, %d heads, %d+%d layers, FFN %d, %d queries, %d classes + no-object\n",
            o.depth, o.width, o.dilation ? ", DC5" : "", o.bn_trainable ? "trainable" : "frozen", o.d, o.nheads,

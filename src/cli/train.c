@@ -37,9 +37,6 @@ int cmd_train(int argc, char **argv) {
     t.sets = a.sets;
     t.n_sets = a.n_sets;
     int rc = train_run(&t);
-    if (rc < 0) {
-        fprintf(stderr, "cldetr: error: %s\n", cd_errbuf());
-        return 1;
-    }
+    if (rc < 0) return cli_error();
     return rc == TRAIN_INTERRUPTED ? 130 : 0;
 }

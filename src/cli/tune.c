@@ -51,10 +51,7 @@ int cmd_tune(int argc, char **argv) {
     }
     if (a.rc >= 0) return a.rc;
     cd_tune_result res;
-    if (cd_gemm_tune(&opt, &res)) {
-        fprintf(stderr, "cldetr: error: %s\n", cd_errbuf());
-        return 1;
-    }
+    if (cd_gemm_tune(&opt, &res)) return cli_error();
     if (res.stored)
         printf("stored for %s in %s/gemm-%016llx.bin; applied at every cd_open on this device\n",
                res.device_name, cd_cache_dir(), (unsigned long long)res.key);
