@@ -18,6 +18,7 @@
 #include "cldetr/setup.h"
 #include "cldetr/step.h"
 #include "cldetr/train.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 
 /* Random images (values of a normalized image) without padding, 1-4 boxes
@@ -70,38 +71,24 @@ static void usage(FILE *f) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *path = NULL, *sets[64];
-    size_t n_sets = 0;
+    const char *path = NULL;
     long steps = 10, warmup = 2;
     int profile = 0, phases = 0, real = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if ((!strcmp(a, "--steps") || !strcmp(a, "--warmup")) && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < (a[2] == 's' ? 1 : 0) || v > 100000) {
-                fprintf(stderr, "cldetr bench: %s expects a whole number %s, got '%s'\n", a,
-                        a[2] == 's' ? ">= 1" : ">= 0", argv[i]);
-                return 2;
-            }
-            if (a[2] == 's') steps = v; else warmup = v;
-        } else if (!strcmp(a, "--set") && i + 1 < argc) {
-            if (n_sets == 64) { fprintf(stderr, "cldetr bench: at most 64 --set\n"); return 2; }
-            sets[n_sets++] = argv[++i];
-        } else if (!strcmp(a, "--profile")) profile = 1;
-        else if (!strcmp(a, "--phases")) phases = 1;
-        else if (!strcmp(a, "--real")) real = 1;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
-        else if (a[0] == '-') {
-            fprintf(stderr, "cldetr bench: unknown option '%s' or missing value (see cldetr bench --help)\n", a);
-            return 2;
-        } else if (!path) path = a;
-        else { fprintf(stderr, "cldetr bench: one config file only (got '%s' and '%s')\n", path, a); return 2; }
+    args a;
+    args_init(&a, "bench", argc, argv, usage, ARGS_SETS);
+    while (args_next(&a)) {
+        args_long(&a, "--steps", &steps, 1, 100000);
+        args_long(&a, "--warmup", &warmup, 0, 100000);
+        if (args_flag(&a, "--profile")) profile = 1;
+        if (args_flag(&a, "--phases")) phases = 1;
+        if (args_flag(&a, "--real")) real = 1;
+        args_single(&a, &path, "config file");
     }
-    if (!path) { fprintf(stderr, "usage: cldetr bench CONFIG.ini (see --help)\n"); return 2; }
+    if (a.rc >= 0) return a.rc;
+    if (!path) return args_missing(&a, "give a config file");
 
     static config cfg;
-    if (config_load(&cfg, path, sets, n_sets) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (config_load(&cfg, path, a.sets, a.n_sets) < 0) return cli_error();
     int from_data = 0;
     if (cfg.model.num_classes <= 0 && (from_data = setup_num_classes(&cfg)) < 0) {
         fprintf(stderr, "cldetr: error: %s\n  (for a synthetic benchmark without the dataset: "
@@ -109,7 +96,7 @@ int cmd_bench(int argc, char **argv) {
         return 1;
     }
     detr_opts mo;
-    if (setup_detr_opts(&mo, &cfg, from_data) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (setup_detr_opts(&mo, &cfg, from_data) < 0) return cli_error();
 
     data_dataset *ds = NULL;
     data_loader *loader = NULL;
@@ -126,13 +113,10 @@ int cmd_bench(int argc, char **argv) {
         loader_begin_epoch(loader, 0);
     }
     cd_device *dev = cd_open(setup_device_spec(&cfg), profile);
-    if (!dev) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (!dev) return cli_error();
     dev->oom_hint = "lower train.batch_size, the input size (augment.scales, augment.max_size) or the model";
     detr_model m;
-    if (detr_build(&m, &mo, dev, (uint64_t)cfg.train.seed) < 0) {
-        fprintf(stderr, "cldetr: error: %s\n", cd_errbuf());
-        return 1;
-    }
+    if (detr_build(&m, &mo, dev, (uint64_t)cfg.train.seed) < 0) return cli_error();
     nn_ctx ctx;
     nn_ctx_init(&ctx, dev, &m.params);
     ctx.training = 1;

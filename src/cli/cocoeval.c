@@ -2,11 +2,11 @@
  * COCO bbox evaluation of a results file, the same numbers as pycocotools. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "cldetr/coco.h"
 #include "cldetr/cocoeval.h"
 #include "cldetr/common.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 
 static void cocoeval_usage(FILE *f) {
@@ -26,38 +26,16 @@ static void cocoeval_usage(FILE *f) {
 int cmd_cocoeval(int argc, char **argv) {
     const char *gt_path = NULL, *res_path = NULL, *json_out = NULL;
     int per_class = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            cocoeval_usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--per-class")) {
-            per_class = 1;
-        } else if (!strcmp(argv[i], "--json")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "cldetr cocoeval: error: --json needs a file name\n");
-                return 2;
-            }
-            json_out = argv[++i];
-        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            fprintf(stderr, "cldetr cocoeval: error: unknown option '%s'\n\n", argv[i]);
-            cocoeval_usage(stderr);
-            return 2;
-        } else if (!gt_path) {
-            gt_path = argv[i];
-        } else if (!res_path) {
-            res_path = argv[i];
-        } else {
-            fprintf(stderr, "cldetr cocoeval: error: unexpected argument '%s' (give GT.json and RESULTS.json)\n\n",
-                    argv[i]);
-            cocoeval_usage(stderr);
-            return 2;
-        }
+    args a;
+    args_init(&a, "cocoeval", argc, argv, cocoeval_usage, 0);
+    while (args_next(&a)) {
+        if (args_flag(&a, "--per-class")) per_class = 1;
+        args_value(&a, "--json", &json_out);
+        if (!gt_path) args_positional(&a, &gt_path);
+        if (!res_path) args_positional(&a, &res_path);
     }
-    if (!gt_path || !res_path) {
-        fprintf(stderr, "cldetr cocoeval: error: give GT.json and RESULTS.json\n\n");
-        cocoeval_usage(stderr);
-        return 2;
-    }
+    if (a.rc >= 0) return a.rc;
+    if (!gt_path || !res_path) return args_missing(&a, "give GT.json and RESULTS.json");
 
     double t0 = cd_now();
     coco_dataset gt;

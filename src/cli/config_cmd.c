@@ -2,10 +2,10 @@
  * print the effective config (every key; the same text a run folder gets). */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "cldetr/common.h"
 #include "cldetr/config.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 
 static void usage(FILE *f) {
@@ -23,36 +23,16 @@ static void usage(FILE *f) {
 
 int cmd_config(int argc, char **argv) {
     const char *path = NULL;
-    const char **sets = cd_xcalloc((size_t)argc, sizeof *sets);
-    size_t n_sets = 0;
-    int rc = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); goto done; }
-        if (!strcmp(a, "--keys") || !strcmp(a, "--help-config")) { rc = config_print_help(stdout) ? 1 : 0; goto done; }
-        if (!strcmp(a, "--set")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "cldetr: error: config: --set needs section.key=value after it\n");
-                rc = 2;
-                goto done;
-            }
-            sets[n_sets++] = argv[++i];
-        } else if (!strncmp(a, "--set=", 6)) {
-            sets[n_sets++] = a + 6;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "cldetr: error: config: unknown option '%s' (see cldetr config --help)\n", a);
-            rc = 2;
-            goto done;
-        } else if (path) {
-            fprintf(stderr, "cldetr: error: config: one config file only, got '%s' and '%s'\n", path, a);
-            rc = 2;
-            goto done;
-        } else {
-            path = a;
-        }
+    args a;
+    args_init(&a, "config", argc, argv, usage, ARGS_SETS);
+    while (args_next(&a)) {
+        if (args_flag(&a, "--keys") || args_flag(&a, "--help-config")) return config_print_help(stdout) ? 1 : 0;
+        args_single(&a, &path, "config file");
     }
+    if (a.rc >= 0) return a.rc;
     config *cfg = cd_xmalloc(sizeof *cfg);
-    if (config_load(cfg, path, sets, n_sets)) {
+    int rc = 0;
+    if (config_load(cfg, path, a.sets, a.n_sets)) {
         fprintf(stderr, "cldetr: error: %s\n", cd_errbuf());
         rc = 1;
     } else if (config_write(cfg, stdout)) {
@@ -60,7 +40,5 @@ int cmd_config(int argc, char **argv) {
         rc = 1;
     }
     free(cfg);
-done:
-    free(sets);
     return rc;
 }

@@ -4,24 +4,25 @@
 #include <string.h>
 
 #include "cldetr/device.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 
+static void usage(FILE *f) {
+    fprintf(f, "usage: cldetr devices\n\n"
+               "Lists every OpenCL platform and device with its index, type, global memory,\n"
+               "compute units, max work-group size, OpenCL C version and fp16/fp64 support.\n"
+               "The device marked '*' is the one cldetr uses by default (first GPU, else first CPU);\n"
+               "choose another with [device] device= in a config, --device, or CLDETR_DEVICE.\n");
+}
+
 int cmd_devices(int argc, char **argv) {
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: cldetr devices\n\n"
-                   "Lists every OpenCL platform and device with its index, type, global memory,\n"
-                   "compute units, max work-group size, OpenCL C version and fp16/fp64 support.\n"
-                   "The device marked '*' is the one cldetr uses by default (first GPU, else first CPU);\n"
-                   "choose another with [device] device= in a config, --device, or CLDETR_DEVICE.\n");
-            return 0;
-        }
-        fprintf(stderr, "cldetr devices: unknown option '%s' (see cldetr devices --help)\n", argv[i]);
-        return 2;
-    }
+    args a;
+    args_init(&a, "devices", argc, argv, usage, 0);
+    while (args_next(&a)) {}
+    if (a.rc >= 0) return a.rc;
     cd_device_info *list;
     int n = cd_list_devices(&list);
-    if (n < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (n < 0) return cli_error();
     int def = cd_select_device(list, n, NULL);
     printf("  %-3s %-5s %-28s %-36s %-5s %9s %4s %6s %-14s %-4s %-4s\n", "#", "P:D", "platform", "device", "type",
            "memory", "CUs", "max wg", "OpenCL C", "fp16", "fp64");

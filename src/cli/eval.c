@@ -1,5 +1,6 @@
 /* cldetr eval RUN [--checkpoint best|last|FILE] [--split val|train] [--per-class] [--max-images N]
  * COCO bbox AP of a trained run on a split of its dataset. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "cldetr/infer.h"
 #include "cldetr/loss.h"
 #include "cldetr/setup.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 
 static void eval_usage(FILE *f) {
@@ -32,52 +34,23 @@ static void eval_usage(FILE *f) {
             "The dataset paths in config.ini are relative to the folder cldetr runs in, as for training.\n");
 }
 
-static int parse_count(const char *opt, const char *s, long *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < 1) {
-        fprintf(stderr, "cldetr eval: error: %s expects a whole number >= 1, got '%s'\n", opt, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 int cmd_eval(int argc, char **argv) {
-    const char *run = NULL, *which = NULL, *split = "val";
-    int per_class = 0;
+    static const char *const splits[] = {"val", "train", NULL};
+    const char *run = NULL, *which = NULL;
+    int per_class = 0, split_k = 0;
     long max_images = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has_val = i + 1 < argc;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { eval_usage(stdout); return 0; }
-        else if (!strcmp(a, "--per-class")) per_class = 1;
-        else if (!strcmp(a, "--checkpoint") || !strcmp(a, "--split") || !strcmp(a, "--max-images")) {
-            if (!has_val) { fprintf(stderr, "cldetr eval: error: %s needs a value\n", a); return 2; }
-            const char *v = argv[++i];
-            if (!strcmp(a, "--checkpoint")) which = v;
-            else if (!strcmp(a, "--split")) {
-                if (strcmp(v, "val") && strcmp(v, "train")) {
-                    fprintf(stderr, "cldetr eval: error: --split %s: use val or train\n", v);
-                    return 2;
-                }
-                split = v;
-            } else if (parse_count(a, v, &max_images) < 0) return 2;
-        } else if (a[0] == '-' && a[1] != '\0') {
-            fprintf(stderr, "cldetr eval: error: unknown option '%s'\n\n", a);
-            eval_usage(stderr);
-            return 2;
-        } else if (!run) run = a;
-        else {
-            fprintf(stderr, "cldetr eval: error: unexpected argument '%s' (give one run folder)\n", a);
-            return 2;
-        }
+    args a;
+    args_init(&a, "eval", argc, argv, eval_usage, 0);
+    while (args_next(&a)) {
+        if (args_flag(&a, "--per-class")) per_class = 1;
+        args_value(&a, "--checkpoint", &which);
+        args_choice(&a, "--split", &split_k, splits);
+        args_long(&a, "--max-images", &max_images, 1, LONG_MAX);
+        args_single(&a, &run, "run folder");
     }
-    if (!run) {
-        fprintf(stderr, "cldetr eval: error: give a run folder\n\n");
-        eval_usage(stderr);
-        return 2;
-    }
+    if (a.rc >= 0) return a.rc;
+    if (!run) return args_missing(&a, "give a run folder");
+    const char *split = splits[split_k];
 
     char ckpt[4096], tag[256];
     if (infer_find_checkpoint(ckpt, sizeof ckpt, tag, sizeof tag, run, which) < 0) {

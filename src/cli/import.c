@@ -3,12 +3,12 @@
  * F32, checked tensor by tensor against a config's model. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "cldetr/config.h"
 #include "cldetr/detr.h"
 #include "cldetr/setup.h"
 #include "cldetr/weights.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 
 /* num_classes of a file's class head (either naming), or -1. */
@@ -18,57 +18,53 @@ static int file_num_classes(const st_file *f) {
     return t && t->ndim == 1 && t->shape[0] >= 2 ? (int)t->shape[0] - 1 : -1;
 }
 
+static void usage(FILE *f) {
+    fprintf(f, "usage: cldetr import FILE.safetensors -o OUT.safetensors [--config CONFIG.ini] [--set k=v ...]\n"
+               "                     [--dtype f32|f16|bf16] [--allow-unexpected]\n\n"
+               "Reads DETR weights under the official PyTorch names (facebookresearch/detr; a .pth converts\n"
+               "with tools/convert_detr_checkpoint.py) or HF transformers names (DetrForObjectDetection's\n"
+               "model.safetensors, q/k/v joined into in_proj), in F32, F16, BF16 or F64, checks every\n"
+               "tensor against the model of CONFIG (default: the official DETR-R50; model.num_classes 0\n"
+               "takes the file's class head) and writes them under the official names. A missing tensor,\n"
+               "another shape or a tensor the model does not use is an error naming it.\n"
+               "The result is what [model] init = OUT (fine-tuning) and cldetr step --weights read.\n");
+}
+
 int cmd_import(int argc, char **argv) {
-    const char *in = NULL, *out = NULL, *cfg_path = NULL, *dtype = "f32";
-    const char *sets[64];
-    size_t n_sets = 0;
-    int allow_unexpected = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--config") && i + 1 < argc) cfg_path = argv[++i];
-        else if (!strcmp(argv[i], "--set") && i + 1 < argc && n_sets < 64) sets[n_sets++] = argv[++i];
-        else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) dtype = argv[++i];
-        else if (!strcmp(argv[i], "--allow-unexpected")) allow_unexpected = 1;
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: cldetr import FILE.safetensors -o OUT.safetensors [--config CONFIG.ini] [--set k=v ...]\n"
-                   "                     [--dtype f32|f16|bf16] [--allow-unexpected]\n\n"
-                   "Reads DETR weights under the official PyTorch names (facebookresearch/detr; a .pth converts\n"
-                   "with tools/convert_detr_checkpoint.py) or HF transformers names (DetrForObjectDetection's\n"
-                   "model.safetensors, q/k/v joined into in_proj), in F32, F16, BF16 or F64, checks every\n"
-                   "tensor against the model of CONFIG (default: the official DETR-R50; model.num_classes 0\n"
-                   "takes the file's class head) and writes them under the official names. A missing tensor,\n"
-                   "another shape or a tensor the model does not use is an error naming it.\n"
-                   "The result is what [model] init = OUT (fine-tuning) and cldetr step --weights read.\n");
-            return 0;
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr, "cldetr import: unknown option '%s' (see cldetr import --help)\n", argv[i]);
-            return 2;
-        } else if (!in) in = argv[i];
-        else { fprintf(stderr, "cldetr import: one input file only\n"); return 2; }
+    static const char *const dtypes[] = {"f32", "f16", "bf16", NULL};
+    static const st_dtype st_dtypes[] = {ST_F32, ST_F16, ST_BF16};
+    const char *in = NULL, *out = NULL, *cfg_path = NULL;
+    int allow_unexpected = 0, dtype = 0;
+    args a;
+    args_init(&a, "import", argc, argv, usage, ARGS_SETS);
+    while (args_next(&a)) {
+        args_value(&a, "-o", &out);
+        args_value(&a, "--config", &cfg_path);
+        args_choice(&a, "--dtype", &dtype, dtypes);
+        if (args_flag(&a, "--allow-unexpected")) allow_unexpected = 1;
+        args_single(&a, &in, "input file");
     }
-    if (!in || !out) { fprintf(stderr, "usage: cldetr import FILE.safetensors -o OUT.safetensors (see --help)\n"); return 2; }
-    st_dtype dt = !strcmp(dtype, "f32") ? ST_F32 : !strcmp(dtype, "f16") ? ST_F16 : !strcmp(dtype, "bf16") ? ST_BF16
-                                                                                                           : ST_NDTYPES;
-    if (dt == ST_NDTYPES) { fprintf(stderr, "cldetr import: --dtype %s: use f32, f16 or bf16\n", dtype); return 2; }
+    if (a.rc >= 0) return a.rc;
+    if (!in || !out) return args_missing(&a, "give FILE.safetensors and -o OUT.safetensors");
     static config cfg;
-    if (config_load(&cfg, cfg_path, sets, n_sets) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (config_load(&cfg, cfg_path, a.sets, a.n_sets) < 0) return cli_error();
     st_file f;
-    if (st_open(&f, in) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (st_open(&f, in) < 0) return cli_error();
     int ncls = cfg.model.num_classes > 0 ? cfg.model.num_classes : file_num_classes(&f);
     if (ncls < 0) {
         fprintf(stderr, "cldetr: error: %s has no class head (class_embed.bias): set model.num_classes\n", in);
         return 1;
     }
     detr_opts o;
-    if (setup_detr_opts(&o, &cfg, ncls) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (setup_detr_opts(&o, &cfg, ncls) < 0) return cli_error();
     cd_device *dev = cd_open(NULL, 0);
-    if (!dev) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (!dev) return cli_error();
     detr_model m;
-    if (detr_build(&m, &o, dev, 0) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (detr_build(&m, &o, dev, 0) < 0) return cli_error();
     weights_opts wo = {0};
     wo.allow_unexpected = allow_unexpected;
     weights_report rep;
-    if (weights_load_file(&m, NULL, &f, &wo, &rep) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (weights_load_file(&m, NULL, &f, &wo, &rep) < 0) return cli_error();
     char *text = NULL;
     size_t text_len = 0;
     FILE *mf = open_memstream(&text, &text_len);
@@ -76,10 +72,10 @@ int cmd_import(int argc, char **argv) {
     const char *kv[] = {"format", "pt", "producer", "cldetr import", "source", in, "source_naming",
                         weights_naming_name(rep.naming), "config", text ? text : "", NULL};
     weights_save_opts so = {0};
-    so.dtype = dt;
+    so.dtype = st_dtypes[dtype];
     so.meta = kv;
-    if (weights_save(&m, NULL, out, &so) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
-    printf("wrote %s: %d tensors under the official DETR names (%s), from %s (%s%s)\n", out, m.params.n, dtype, in,
+    if (weights_save(&m, NULL, out, &so) < 0) return cli_error();
+    printf("wrote %s: %d tensors under the official DETR names (%s), from %s (%s%s)\n", out, m.params.n, dtypes[dtype], in,
            weights_naming_name(rep.naming), rep.unexpected ? ", some tensors ignored" : "");
     free(text);
     st_close(&f);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 
 typedef struct {
@@ -34,7 +35,7 @@ static const verb verbs[] = {
 static void usage(FILE *f) {
     fprintf(f, "cldetr — DETR training and inference on OpenCL\n\n"
                "usage: cldetr VERB [options]   (cldetr VERB --help for a verb's options)\n\nverbs:\n");
-    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+    for (size_t i = 0; i < CD_ARRAY_LEN(verbs); i++)
         fprintf(f, "  %-12s %s\n", verbs[i].name, verbs[i].help);
     fprintf(f, "\nenvironment:\n"
                "  CLDETR_DEVICE      device to use: an index, a name substring, gpu, cpu or any\n"
@@ -49,9 +50,12 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "--version")) { printf("cldetr 0.1.0\n"); return 0; }
-    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+    for (size_t i = 0; i < CD_ARRAY_LEN(verbs); i++)
         if (!strcmp(argv[1], verbs[i].name)) return verbs[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "cldetr: error: unknown verb '%s'\n\n", argv[1]);
-    usage(stderr);
+    const char *names[CD_ARRAY_LEN(verbs)];
+    for (size_t i = 0; i < CD_ARRAY_LEN(verbs); i++) names[i] = verbs[i].name;
+    const char *near = args_closest(argv[1], names, (int)CD_ARRAY_LEN(verbs));
+    fprintf(stderr, "cldetr: unknown verb '%s'%s%s%s (cldetr --help lists the verbs)\n", argv[1],
+            near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
     return 2;
 }

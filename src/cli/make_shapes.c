@@ -1,11 +1,9 @@
 /* cldetr make-shapes DIR --train N --val M [...]: synthetic COCO-format data. */
-#include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "cldetr/common.h"
 #include "cldetr/data.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 
 static void usage(FILE *f) {
@@ -27,63 +25,28 @@ static void usage(FILE *f) {
             "  -q, --quiet      no progress lines\n");
 }
 
-static int parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || errno || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "cldetr: error: make-shapes: %s expects an integer in %ld..%ld, got '%s'\n", opt, lo, hi,
-                s ? s : "(nothing)");
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 int cmd_make_shapes(int argc, char **argv) {
     shapes_opts o;
     shapes_opts_default(&o);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+    args a;
+    args_init(&a, "make-shapes", argc, argv, usage, 0);
+    while (args_next(&a)) {
         long v;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
-        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { o.progress = 0; continue; }
-        if (a[0] == '-' && a[1]) {
-            const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-            if (!strcmp(a, "--train")) { if (parse_int(a, val, 0, 10000000, &v)) return 2; o.n_train = (int)v; }
-            else if (!strcmp(a, "--val")) { if (parse_int(a, val, 0, 10000000, &v)) return 2; o.n_val = (int)v; }
-            else if (!strcmp(a, "--size")) { if (parse_int(a, val, 16, 4096, &v)) return 2; o.size = (int)v; }
-            else if (!strcmp(a, "--seed")) { if (parse_int(a, val, 0, 2147483647L, &v)) return 2; o.seed = (uint64_t)v; }
-            else if (!strcmp(a, "--min-objects")) { if (parse_int(a, val, 1, 16, &v)) return 2; o.min_objects = (int)v; }
-            else if (!strcmp(a, "--max-objects")) { if (parse_int(a, val, 1, 16, &v)) return 2; o.max_objects = (int)v; }
-            else {
-                fprintf(stderr, "cldetr: error: make-shapes: unknown option '%s' (see cldetr make-shapes --help)\n", a);
-                return 2;
-            }
-            i++;
-            continue;
-        }
-        if (o.dir) {
-            fprintf(stderr, "cldetr: error: make-shapes: one output folder expected, got '%s' and '%s'\n", o.dir, a);
-            return 2;
-        }
-        o.dir = a;
+        if (args_flag(&a, "-q") || args_flag(&a, "--quiet")) o.progress = 0;
+        if (args_long(&a, "--train", &v, 0, 10000000)) o.n_train = (int)v;
+        if (args_long(&a, "--val", &v, 0, 10000000)) o.n_val = (int)v;
+        if (args_long(&a, "--size", &v, 16, 4096)) o.size = (int)v;
+        if (args_long(&a, "--seed", &v, 0, 2147483647L)) o.seed = (uint64_t)v;
+        if (args_long(&a, "--min-objects", &v, 1, 16)) o.min_objects = (int)v;
+        if (args_long(&a, "--max-objects", &v, 1, 16)) o.max_objects = (int)v;
+        args_single(&a, &o.dir, "output folder");
     }
-    if (!o.dir) {
-        fprintf(stderr, "cldetr: error: make-shapes: missing the output folder DIR\n\n");
-        usage(stderr);
-        return 2;
-    }
-    if (o.min_objects > o.max_objects) {
-        fprintf(stderr, "cldetr: error: make-shapes: --min-objects %d is above --max-objects %d\n", o.min_objects,
-                o.max_objects);
-        return 2;
-    }
+    if (a.rc >= 0) return a.rc;
+    if (!o.dir) return args_missing(&a, "missing the output folder DIR");
+    if (o.min_objects > o.max_objects)
+        return args_error(&a, "--min-objects %d is above --max-objects %d", o.min_objects, o.max_objects);
     double t0 = cd_now();
-    if (shapes_generate(&o)) {
-        fprintf(stderr, "cldetr: error: %s\n", cd_errbuf());
-        return 1;
-    }
+    if (shapes_generate(&o)) return cli_error();
     if (o.progress)
         fprintf(stderr, "make-shapes: wrote %d train and %d val images (%dx%d) to %s in %.1f s\n", o.n_train, o.n_val,
                 o.size, o.size, o.dir, cd_now() - t0);

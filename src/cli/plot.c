@@ -11,6 +11,7 @@
 
 #include "cldetr/chart.h"
 #include "cldetr/common.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 
 static void plot_usage(FILE *f) {
@@ -126,70 +127,42 @@ static int parse_double(const char *s, double *v) {
 }
 
 int cmd_plot(int argc, char **argv) {
-    const char *out = "chart.png", *metric = "loss", *x_axis = "step", *title = NULL;
-    int log_mode = -1, width = 900, height = 500;   /* log_mode -1: from the metric's name */
+    static const char *const axes[] = {"step", "time", "epoch", NULL}, *const x_cols[] = {"step", "time_s", "epoch"};
+    const char *out = "chart.png", *metric = "loss", *title = NULL, *v;
+    int log_mode = -1, width = 900, height = 500, axis = 0;   /* log_mode -1: from the metric's name */
     double smooth_w = CHART_SMOOTH_AUTO;
     run_data *runs = cd_xcalloc((size_t)argc, sizeof *runs);
     size_t n_runs = 0;
-    int rc = 2;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has_val = i + 1 < argc;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            plot_usage(stdout);
-            rc = 0;
-            goto done;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--metric") || !strcmp(a, "--x") || !strcmp(a, "--smooth") ||
-                   !strcmp(a, "--title") || !strcmp(a, "--size")) {
-            if (!has_val) {
-                fprintf(stderr, "cldetr plot: error: %s needs a value\n", a);
-                goto done;
-            }
-            const char *v = argv[++i];
-            if (!strcmp(a, "-o")) out = v;
-            else if (!strcmp(a, "--metric")) metric = v;
-            else if (!strcmp(a, "--x")) x_axis = v;
-            else if (!strcmp(a, "--title")) title = v;
-            else if (!strcmp(a, "--smooth")) {
-                if (!strcmp(v, "auto")) {
-                    smooth_w = CHART_SMOOTH_AUTO;
-                } else if (!parse_double(v, &smooth_w) || smooth_w < 0 || smooth_w >= 1) {
-                    fprintf(stderr, "cldetr plot: error: --smooth: expected auto or a number in [0, 1), got '%s'\n", v);
-                    goto done;
-                }
-            } else {
-                char tail;
-                if (sscanf(v, "%dx%d%c", &width, &height, &tail) != 2 || width < 200 || height < 150 ||
-                    width > 10000 || height > 10000) {
-                    fprintf(stderr, "cldetr plot: error: --size: expected WxH with 200 <= W, 150 <= H, both <= 10000, got '%s'\n", v);
-                    goto done;
-                }
-            }
-        } else if (!strcmp(a, "--log")) {
-            log_mode = 1;
-        } else if (!strcmp(a, "--linear")) {
-            log_mode = 0;
-        } else if (a[0] == '-' && a[1] != '\0') {
-            fprintf(stderr, "cldetr plot: error: unknown option '%s'\n\n", a);
-            plot_usage(stderr);
-            goto done;
-        } else {
-            runs[n_runs++].dir = a;
+    args a;
+    args_init(&a, "plot", argc, argv, plot_usage, 0);
+    while (args_next(&a)) {
+        args_value(&a, "-o", &out);
+        args_value(&a, "--metric", &metric);
+        args_choice(&a, "--x", &axis, axes);
+        args_value(&a, "--title", &title);
+        if (args_value(&a, "--smooth", &v)) {
+            if (!strcmp(v, "auto")) smooth_w = CHART_SMOOTH_AUTO;
+            else if (!parse_double(v, &smooth_w) || smooth_w < 0 || smooth_w >= 1)
+                args_error(&a, "--smooth expects auto or a number in [0, 1), got '%s'", v);
         }
+        if (args_value(&a, "--size", &v)) {
+            char tail;
+            if (sscanf(v, "%dx%d%c", &width, &height, &tail) != 2 || width < 200 || height < 150 || width > 10000 ||
+                height > 10000)
+                args_error(&a, "--size expects WxH with 200 <= W, 150 <= H, both <= 10000, got '%s'", v);
+        }
+        if (args_flag(&a, "--log")) log_mode = 1;
+        if (args_flag(&a, "--linear")) log_mode = 0;
+        if (args_positional(&a, &v)) runs[n_runs++].dir = v;
     }
-    if (!n_runs) {
-        fprintf(stderr, "cldetr plot: error: give at least one run folder\n\n");
-        plot_usage(stderr);
-        goto done;
+    if (!n_runs) args_missing(&a, "give at least one run folder");
+    if (a.rc >= 0) {
+        free(runs);
+        return a.rc;
     }
-    const char *x_col = !strcmp(x_axis, "step") ? "step" : !strcmp(x_axis, "epoch") ? "epoch"
-                        : !strcmp(x_axis, "time") ? "time_s" : NULL;
-    if (!x_col) {
-        fprintf(stderr, "cldetr plot: error: --x: expected step, time or epoch, got '%s'\n", x_axis);
-        goto done;
-    }
+    const char *x_axis = axes[axis], *x_col = x_cols[axis];
 
-    rc = 1;
+    int rc = 1;
     for (size_t k = 0; k < n_runs; k++)
         if (run_load(&runs[k]) || run_series(&runs[k], metric, x_col)) goto done;
 

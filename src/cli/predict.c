@@ -10,6 +10,7 @@
 
 #include "cldetr/draw.h"
 #include "cldetr/infer.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 
 static void predict_usage(FILE *f) {
@@ -74,40 +75,19 @@ int cmd_predict(int argc, char **argv) {
     double threshold = -1;
     const char **images = cd_xcalloc((size_t)argc, sizeof *images);
     int n_images = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { predict_usage(stdout); free(images); return 0; }
-        int takes = !strcmp(a, "-o") || !strcmp(a, "--threshold") || !strcmp(a, "--json") ||
-                    !strcmp(a, "--checkpoint") || !strcmp(a, "--weights") || !strcmp(a, "--config");
-        if (takes) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "cldetr predict: error: %s needs a value\n", a);
-                free(images);
-                return 2;
-            }
-            const char *v = argv[++i];
-            if (!strcmp(a, "-o")) out_dir = v;
-            else if (!strcmp(a, "--json")) json_path = v;
-            else if (!strcmp(a, "--checkpoint")) which = v;
-            else if (!strcmp(a, "--weights")) weights = v;
-            else if (!strcmp(a, "--config")) config_path = v;
-            else {
-                char *end;
-                threshold = strtod(v, &end);
-                if (*v == '\0' || *end != '\0' || !(threshold >= 0 && threshold <= 1)) {
-                    fprintf(stderr, "cldetr predict: error: --threshold expects a number in [0, 1], got '%s'\n", v);
-                    free(images);
-                    return 2;
-                }
-            }
-        } else if (a[0] == '-' && a[1] != '\0') {
-            fprintf(stderr, "cldetr predict: error: unknown option '%s'\n\n", a);
-            predict_usage(stderr);
-            free(images);
-            return 2;
-        } else if (!weights && !run && n_images == 0) {
-            run = a;
-        } else images[n_images++] = a;
+    args a;
+    args_init(&a, "predict", argc, argv, predict_usage, 0);
+    while (args_next(&a)) {
+        const char *v;
+        args_value(&a, "-o", &out_dir);
+        args_value(&a, "--json", &json_path);
+        args_value(&a, "--checkpoint", &which);
+        args_value(&a, "--weights", &weights);
+        args_value(&a, "--config", &config_path);
+        args_double(&a, "--threshold", &threshold, 0, 1);
+        if (!args_positional(&a, &v)) continue;
+        if (!weights && !run && n_images == 0) run = v;
+        else images[n_images++] = v;
     }
     /* `predict FILE.ckpt IMAGE...`: the first argument is weights, not a run folder */
     if (run && (ends_with(run, ".ckpt") || ends_with(run, ".safetensors")) && !weights) { weights = run; run = NULL; }
@@ -115,26 +95,22 @@ int cmd_predict(int argc, char **argv) {
         images[n_images++] = run;
         run = NULL;
     }
-    if (!run && !weights) {
-        fprintf(stderr, "cldetr predict: error: give a run folder (or --weights FILE) and images\n\n");
-        predict_usage(stderr);
-        free(images);
-        return 2;
+    /* -o FILE.png: one image's picture under that name (its folder is made) */
+    int out_file = ends_with(out_dir, ".png") || ends_with(out_dir, ".PNG");
+    if (!run && !weights) {               /* (nothing is printed after --help or an error) */
+        args_missing(&a, "give a run folder (or --weights FILE) and images");
+    } else if (n_images == 0) {
+        args_error(&a, "give one or more images after %s", run ? run : weights);
+    } else if (config_path && !weights) {
+        args_error(&a, "--config goes with --weights (a run folder has its own config.ini)");
+    } else if (which && !run) {
+        args_error(&a, "--checkpoint goes with a run folder (give the file with --weights)");
+    } else if (out_file && n_images > 1) {
+        args_error(&a, "-o %s names one PNG but %d images were given; give a folder", out_dir, n_images);
     }
-    if (n_images == 0) {
-        fprintf(stderr, "cldetr predict: error: give one or more images after %s\n", run ? run : weights);
+    if (a.rc >= 0) {
         free(images);
-        return 2;
-    }
-    if (config_path && !weights) {
-        fprintf(stderr, "cldetr predict: error: --config goes with --weights (a run folder has its own config.ini)\n");
-        free(images);
-        return 2;
-    }
-    if (which && !run) {
-        fprintf(stderr, "cldetr predict: error: --checkpoint goes with a run folder (give the file with --weights)\n");
-        free(images);
-        return 2;
+        return a.rc;
     }
 
     struct stat st;
@@ -152,20 +128,11 @@ int cmd_predict(int argc, char **argv) {
         return 1;
     }
     if (threshold < 0) threshold = im.cfg.eval.threshold;
-    /* -o FILE.png: one image's picture under that name (its folder is made) */
-    int out_file = ends_with(out_dir, ".png") || ends_with(out_dir, ".PNG");
     char folder[4096];
     snprintf(folder, sizeof folder, "%s", out_dir);
     if (out_file) {
         char *slash = strrchr(folder, '/');
         if (slash) *slash = '\0'; else snprintf(folder, sizeof folder, ".");
-    }
-    if (out_file && n_images > 1) {
-        fprintf(stderr, "cldetr predict: error: -o %s names one PNG but %d images were given; give a folder\n",
-                out_dir, n_images);
-        infer_close(&im);
-        free(images);
-        return 2;
     }
     if (cd_mkdir_p(folder) < 0) {
         fprintf(stderr, "cldetr predict: error: cannot create the output folder %s: %s\n", folder, strerror(errno));

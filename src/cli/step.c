@@ -13,6 +13,7 @@
 #include "cldetr/setup.h"
 #include "cldetr/step.h"
 #include "cldetr/weights.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 
 #define MAX_IMAGES 64
@@ -53,43 +54,37 @@ static int find_image(const coco_dataset *c, const char *path, char *dir, size_t
     return -1;
 }
 
-static int fail(const char *what) {
-    fprintf(stderr, "cldetr: error: %s\n", what ? what : cd_errbuf());
-    return 1;
-}
-
 int cmd_step(int argc, char **argv) {
     const char *cfg_path = NULL, *weights = NULL, *targets = NULL, *dump = NULL;
-    const char *images[MAX_IMAGES], *sets[64];
-    size_t n_images = 0, n_sets = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--weights") && i + 1 < argc) weights = argv[++i];
-        else if (!strcmp(argv[i], "--targets") && i + 1 < argc) targets = argv[++i];
-        else if (!strcmp(argv[i], "--dump") && i + 1 < argc) dump = argv[++i];
-        else if (!strcmp(argv[i], "--set") && i + 1 < argc && n_sets < 64) sets[n_sets++] = argv[++i];
-        else if (!strcmp(argv[i], "--image")) {
-            while (i + 1 < argc && argv[i + 1][0] != '-') {
-                if (n_images == MAX_IMAGES) { fprintf(stderr, "cldetr step: at most %d images\n", MAX_IMAGES); return 2; }
-                images[n_images++] = argv[++i];
-            }
-        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
-        else if (argv[i][0] == '-') {
-            fprintf(stderr, "cldetr step: unknown option '%s' (see cldetr step --help)\n", argv[i]);
-            return 2;
-        } else if (!cfg_path) cfg_path = argv[i];
-        else { fprintf(stderr, "cldetr step: unexpected argument '%s' (images follow --image)\n", argv[i]); return 2; }
+    const char *images[MAX_IMAGES], *v;
+    size_t n_images = 0;
+    int image_next = -1;          /* argv index of the argument after --image IMG...: one more image */
+    args a;
+    args_init(&a, "step", argc, argv, usage, ARGS_SETS);
+    while (args_next(&a)) {
+        args_value(&a, "--weights", &weights);
+        args_value(&a, "--targets", &targets);
+        args_value(&a, "--dump", &dump);
+        int more = a.pos == image_next && args_positional(&a, &v);
+        if (more || args_value(&a, "--image", &v)) {
+            if (n_images < MAX_IMAGES) images[n_images++] = v;
+            else args_error(&a, "at most %d images", MAX_IMAGES);
+            image_next = a.next;
+        }
+        if (args_positional(&a, &v)) {
+            if (cfg_path) args_error(&a, "unexpected argument '%s' (images follow --image)", v);
+            cfg_path = v;
+        }
     }
-    if (!cfg_path || !weights || !targets || !dump || n_images == 0) {
-        fprintf(stderr, "usage: cldetr step CONFIG --weights FILE --image IMG... --targets COCO.json --dump OUT "
-                        "(see --help)\n");
-        return 2;
-    }
+    if (a.rc >= 0) return a.rc;
+    if (!cfg_path || !weights || !targets || !dump || n_images == 0)
+        return args_missing(&a, "give CONFIG, --weights, --image, --targets and --dump");
     static config cfg;
-    if (config_load(&cfg, cfg_path, sets, n_sets) < 0) return fail(NULL);
+    if (config_load(&cfg, cfg_path, a.sets, a.n_sets) < 0) return cli_error();
 
     /* ---- the batch: each image through the training data path, no augmentation */
     coco_dataset coco;
-    if (coco_load(&coco, targets) < 0) return fail(NULL);
+    if (coco_load(&coco, targets) < 0) return cli_error();
     size_t B = n_images, H = 0, W = 0;
     data_batch *one = cd_xcalloc(B, sizeof *one);
     data_dataset *ds = NULL;
@@ -112,7 +107,7 @@ int cmd_step(int argc, char **argv) {
             dop.contiguous_labels = cfg.data.contiguous_labels;
             dop.on_bad_sample = DATA_BAD_SKIP;     /* the file may list images that are not given */
             dop.quiet = 1;
-            if (!(ds = data_open(&dop))) return fail(NULL);
+            if (!(ds = data_open(&dop))) return cli_error();
             snprintf(ds_dir, sizeof ds_dir, "%s", dir);
             num_classes_data = data_num_classes(ds);
         }
@@ -124,7 +119,7 @@ int cmd_step(int argc, char **argv) {
             return 1;
         }
         data_image im;
-        if (data_image_load(&im, images[b]) < 0) return fail(NULL);
+        if (data_image_load(&im, images[b]) < 0) return cli_error();
         augment_opts aug;                    /* the validation resize to the image's own short side: a no-op */
         augment_opts_default(&aug);
         aug.val_size = im.w < im.h ? im.w : im.h;
@@ -132,7 +127,7 @@ int cmd_step(int argc, char **argv) {
         data_image_free(&im);
         loader_opts lo;
         loader_opts_default(&lo, 0);
-        if (data_make_batch(ds, &lo, &aug, 0, &sample, 1, &one[b]) < 0) return fail(NULL);
+        if (data_make_batch(ds, &lo, &aug, 0, &sample, 1, &one[b]) < 0) return cli_error();
         if (one[b].B != 1) { fprintf(stderr, "cldetr: error: %s: the image was left out as bad\n", images[b]); return 1; }
         H = CD_MAX(H, one[b].H);
         W = CD_MAX(W, one[b].W);
@@ -157,7 +152,7 @@ int cmd_step(int argc, char **argv) {
 
     /* ---- the model */
     detr_opts o;
-    if (setup_detr_opts(&o, &cfg, num_classes_data) < 0) return fail(NULL);
+    if (setup_detr_opts(&o, &cfg, num_classes_data) < 0) return cli_error();
     if (max_label >= o.num_classes) {
         fprintf(stderr, "cldetr: error: %s: label %d but the model has %d classes (model.num_classes)\n", targets,
                 max_label, o.num_classes);
@@ -165,13 +160,13 @@ int cmd_step(int argc, char **argv) {
     }
     o.dropout = 0;   /* eval: no dropout; trainable BN still takes batch statistics (ctx.training) */
     cd_device *dev = cd_open(setup_device_spec(&cfg), 0);
-    if (!dev) return fail(NULL);
+    if (!dev) return cli_error();
     detr_model m;
-    if (detr_build(&m, &o, dev, (uint64_t)cfg.train.seed) < 0) return fail(NULL);
+    if (detr_build(&m, &o, dev, (uint64_t)cfg.train.seed) < 0) return cli_error();
     weights_opts wo = {0};
     wo.allow_unexpected = 1;
     weights_report rep;
-    if (weights_load(&m, dev, weights, &wo, &rep) < 0) return fail(NULL);
+    if (weights_load(&m, dev, weights, &wo, &rep) < 0) return cli_error();
     if (rep.unexpected)
         fprintf(stderr, "cldetr step: %s: %d tensors the model does not use were ignored\n", weights, rep.unexpected);
 
@@ -182,7 +177,7 @@ int cmd_step(int argc, char **argv) {
     train_step_state st;                     /* the training step without an optimizer: gradients only */
     train_step_init(&st, &m, &ctx, NULL, &cfg);
     const double no_lr[2] = {0, 0};
-    if (train_step(&st, &batch, 0, no_lr) < 0) return fail(NULL);
+    if (train_step(&st, &batch, 0, no_lr) < 0) return cli_error();
     size_t L = st.out.L, Q = st.out.Q, K1 = st.out.K1;
     const float *logits = st.logits, *boxes = st.boxes;
     const criterion_opts co = st.crit;
@@ -270,7 +265,7 @@ int cmd_step(int argc, char **argv) {
         snprintf(name, sizeof name, "grad.%s", p->name);
         st_writer_add_ref(w, name, ST_F32, p->ndim, s, grads + p->off);
     }
-    if (st_writer_write(w, dump) < 0) return fail(NULL);
+    if (st_writer_write(w, dump) < 0) return cli_error();
     st_writer_free(w);
     const criterion_layer_terms *f = &cr.layer[L - 1];
     printf("step: %zu images, padded %zux%zu, %g target boxes; loss %.6f (final layer: ce %.6f, bbox %.6f, giou %.6f; "

@@ -8,6 +8,7 @@
 #include "cldetr/config.h"
 #include "cldetr/detr.h"
 #include "cldetr/setup.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 
 static const char *group_of(const char *name, char *buf, size_t n) {
@@ -32,50 +33,42 @@ static const char *commas(size_t v, char *buf) {
     return buf;
 }
 
+static void usage(FILE *f) {
+    fprintf(f, "usage: cldetr summary CONFIG.ini [--set section.key=value ...]\n\n"
+               "Prints the parameter count of every module (trainable and frozen), the totals, and the\n"
+               "device memory of one training step's activations and their gradients at train.batch_size\n"
+               "and the largest input (max of augment.scales by augment.max_size).\n");
+}
+
 int cmd_summary(int argc, char **argv) {
     const char *path = NULL;
-    const char *sets[64];
-    size_t n_sets = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--set") && i + 1 < argc && n_sets < 64) sets[n_sets++] = argv[++i];
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: cldetr summary CONFIG.ini [--set section.key=value ...]\n\n"
-                   "Prints the parameter count of every module (trainable and frozen), the totals, and the\n"
-                   "device memory of one training step's activations and their gradients at train.batch_size\n"
-                   "and the largest input (max of augment.scales by augment.max_size).\n");
-            return 0;
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr, "cldetr summary: unknown option '%s' (see cldetr summary --help)\n", argv[i]);
-            return 2;
-        } else if (!path) path = argv[i];
-        else { fprintf(stderr, "cldetr summary: one config file only\n"); return 2; }
-    }
-    if (!path) { fprintf(stderr, "usage: cldetr summary CONFIG.ini (see --help)\n"); return 2; }
+    args a;
+    args_init(&a, "summary", argc, argv, usage, ARGS_SETS);
+    while (args_next(&a)) args_single(&a, &path, "config file");
+    if (a.rc >= 0) return a.rc;
+    if (!path) return args_missing(&a, "give a config file");
     static config cfg;
-    if (config_load(&cfg, path, sets, n_sets) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (config_load(&cfg, path, a.sets, a.n_sets) < 0) return cli_error();
     int from_data = 0;
-    if (cfg.model.num_classes <= 0 && (from_data = setup_num_classes(&cfg)) < 0) {
-        fprintf(stderr, "cldetr: error: %s\n", cd_errbuf());
-        return 1;
-    }
+    if (cfg.model.num_classes <= 0 && (from_data = setup_num_classes(&cfg)) < 0) return cli_error();
     detr_opts o;
-    if (setup_detr_opts(&o, &cfg, from_data) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (setup_detr_opts(&o, &cfg, from_data) < 0) return cli_error();
     cd_device *dev = cd_open(NULL, 0);      /* any device: nothing runs, only buffers are made */
-    if (!dev) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (!dev) return cli_error();
     detr_model m;
-    if (detr_build(&m, &o, dev, 0) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (detr_build(&m, &o, dev, 0) < 0) return cli_error();
 
     printf("model: resnet%d (width %d%s, %s BN), d=%d, %d heads, %d+%d layers, FFN %d, %d queries, %d classes + no-object\n",
            o.depth, o.width, o.dilation ? ", DC5" : "", o.bn_trainable ? "trainable" : "frozen", o.d, o.nheads,
            o.enc_layers, o.dec_layers, o.dim_ff, o.num_queries, o.num_classes);
     printf("\n%-30s %14s %14s %14s\n", "module", "trainable", "frozen", "buffers");
-    char cur[128] = "", name[128], a[32], b[32], c[32];
+    char cur[128] = "", name[128], n1[32], n2[32], n3[32];
     size_t tr = 0, fr = 0, bu = 0, all = 0, trainable = 0;
     for (int i = 0; i <= m.params.n; i++) {
         const nn_param *p = i < m.params.n ? &m.params.p[i] : NULL;
         if (p) group_of(p->name, name, sizeof name);
         if (!p || strcmp(name, cur)) {
-            if (cur[0]) printf("%-30s %14s %14s %14s\n", cur, commas(tr, a), commas(fr, b), commas(bu, c));
+            if (cur[0]) printf("%-30s %14s %14s %14s\n", cur, commas(tr, n1), commas(fr, n2), commas(bu, n3));
             if (!p) break;
             snprintf(cur, sizeof cur, "%s", name);
             tr = fr = bu = 0;
@@ -86,7 +79,7 @@ int cmd_summary(int argc, char **argv) {
     }
     detr_count(&m, &all, &trainable);
     printf("\nparameters: %s trainable, %s frozen, %s in all (buffers such as BN statistics not counted)\n",
-           commas(trainable, a), commas(all - trainable, b), commas(all, c));
+           commas(trainable, n1), commas(all - trainable, n2), commas(all, n3));
 
     size_t H = 0, W = (size_t)cfg.augment.max_size;
     for (int i = 0; i < cfg.augment.scales.n; i++) H = CD_MAX(H, (size_t)cfg.augment.scales.v[i]);

@@ -2,9 +2,9 @@
  * store them in the cache folder, where cd_open applies them from then on. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "cldetr/blas_tune.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 
 static void tune_usage(FILE *f) {
@@ -27,43 +27,31 @@ static void tune_usage(FILE *f) {
 
 int cmd_tune(int argc, char **argv) {
     cd_tune_options opt = {NULL, 0, 120, 1, stdout};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--device")) {
-            if (i + 1 >= argc) { fprintf(stderr, "cldetr tune: --device needs a value (see cldetr devices)\n"); return 2; }
-            opt.device = argv[++i];
-        } else if (!strcmp(argv[i], "--quick")) {
+    args a;
+    args_init(&a, "tune", argc, argv, tune_usage, 0);
+    while (args_next(&a)) {
+        const char *v;
+        if (args_value(&a, "--device", &opt.device)) continue;
+        if (args_flag(&a, "--quick")) {
             opt.quick = 1;
-        } else if (!strcmp(argv[i], "--budget")) {
-            char *end = NULL;
-            double v = i + 1 < argc ? strtod(argv[i + 1], &end) : 0;
-            if (i + 1 >= argc || *end || !(v > 0)) {
-                fprintf(stderr, "cldetr tune: --budget needs a number of seconds > 0, got '%s'\n",
-                        i + 1 < argc ? argv[i + 1] : "");
-                return 2;
-            }
-            opt.budget_s = v;
-            i++;
-        } else if (!strcmp(argv[i], "--dry-run")) {
+        } else if (args_value(&a, "--budget", &v)) {
+            char *end;
+            opt.budget_s = strtod(v, &end);
+            if (*end || end == v || !(opt.budget_s > 0))
+                args_error(&a, "--budget needs a number of seconds > 0, got '%s'", v);
+        } else if (args_flag(&a, "--dry-run")) {
             opt.store = 0;
-        } else if (!strcmp(argv[i], "--list")) {
+        } else if (args_flag(&a, "--list")) {
             const char *list[32];
             int n = cd_gemm_tune_candidates(0, list, 32);
             for (int k = 0; k < n; k++) printf("%2d%s Xgemm GEMMK=0 KREG=1 %s\n", k + 1, k < 4 ? "*" : " ", list[k]);
             printf("(* = also in --quick)\n");
             return 0;
-        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            tune_usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "cldetr tune: unknown option '%s' (see cldetr tune --help)\n", argv[i]);
-            return 2;
         }
     }
+    if (a.rc >= 0) return a.rc;
     cd_tune_result res;
-    if (cd_gemm_tune(&opt, &res)) {
-        fprintf(stderr, "cldetr: error: %s\n", cd_errbuf());
-        return 1;
-    }
+    if (cd_gemm_tune(&opt, &res)) return cli_error();
     if (res.stored)
         printf("stored for %s in %s/gemm-%016llx.bin; applied at every cd_open on this device\n",
                res.device_name, cd_cache_dir(), (unsigned long long)res.key);

@@ -105,7 +105,7 @@ int main(void) {
     rc = run("cocoeval a.json b.json --bogus");
     t_ok(rc == 2 && strstr(err_text, "unknown option '--bogus'"), "unknown option: exit 2, named");
     rc = run("cocoeval a.json b.json --json");
-    t_ok(rc == 2 && strstr(err_text, "--json needs a file name"), "--json without a file: exit 2");
+    t_ok(rc == 2 && strstr(err_text, "cldetr cocoeval: --json needs a value"), "--json without a file: exit 2");
     rc = run("");
     t_ok(strstr(err_text, "cocoeval") != NULL, "cocoeval listed in cldetr's verbs");
 

@@ -150,9 +150,9 @@ int main(void) {
     rc = run("empty-run-2 --metric AP --x time");
     first_line("x column missing", rc, 1, "empty-run-2/eval.csv: no column 'time_s'", NULL);
     rc = run("fast --x wall");
-    first_line("bad --x", rc, 2, "--x: expected step, time or epoch, got 'wall'", NULL);
+    first_line("bad --x", rc, 2, "cldetr plot: --x expects step, time or epoch, got 'wall'", NULL);
     rc = run("fast --smooth 1.5");
-    first_line("bad --smooth", rc, 2, "--smooth: expected auto or a number in [0, 1), got '1.5'", NULL);
+    first_line("bad --smooth", rc, 2, "cldetr plot: --smooth expects auto or a number in [0, 1), got '1.5'", NULL);
     rc = run("fast --size 10x10");
     first_line("bad --size", rc, 2, "--size", "got '10x10'");
     rc = run("fast --bogus");
