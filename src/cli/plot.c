@@ -11,13 +11,15 @@
 
 #include "cldetr/chart.h"
 #include "cldetr/common.h"
+#include "cldetr/layer_stats.h"
 #include "cli/args.h"
 #include "cli/cli.h"
 
 static void plot_usage(FILE *f) {
     fprintf(f,
             "usage: cldetr plot RUN [RUN...] [-o chart.png] [--metric NAME] [--x step|time|epoch]\n"
-            "                   [--log | --linear] [--smooth W] [--title TEXT] [--size WxH]\n\n"
+            "                   [--log | --linear] [--smooth W] [--title TEXT] [--size WxH]\n"
+            "       cldetr plot RUN [RUN...] --layers [-o layers.png]\n\n"
             "Curves of one metric of several runs on one chart (PNG), one line per run,\n"
             "named by its folder.\n\n"
             "  RUN            a run folder, holding metrics.csv (training) and/or eval.csv\n"
@@ -35,6 +37,9 @@ static void plot_usage(FILE *f) {
             "                 window of ~1%% of the points for runs of over 200 points\n"
             "  --title TEXT   chart title (default: the metric)\n"
             "  --size WxH     picture size in pixels (default 900x500)\n"
+            "  --layers       the per-layer statistics of the runs' layers.csv instead: a grid of\n"
+            "                 small charts, one per parameter group (weight, gradient and update\n"
+            "                 RMS, log10) and per tapped activation (mean, std, zero fraction)\n"
             "  -h, --help     this help\n\n"
             "A resumed run's repeated steps are plotted once (the newest rows win); a\n"
             "partial last line (a file being written) is ignored.\n");
@@ -129,7 +134,7 @@ static int parse_double(const char *s, double *v) {
 int cmd_plot(int argc, char **argv) {
     static const char *const axes[] = {"step", "time", "epoch", NULL}, *const x_cols[] = {"step", "time_s", "epoch"};
     const char *out = "chart.png", *metric = "loss", *title = NULL, *v;
-    int log_mode = -1, width = 900, height = 500, axis = 0;   /* log_mode -1: from the metric's name */
+    int log_mode = -1, width = 900, height = 500, axis = 0, layers = 0;   /* log_mode -1: from the metric's name */
     double smooth_w = CHART_SMOOTH_AUTO;
     run_data *runs = cd_xcalloc((size_t)argc, sizeof *runs);
     size_t n_runs = 0;
@@ -153,6 +158,7 @@ int cmd_plot(int argc, char **argv) {
         }
         if (args_flag(&a, "--log")) log_mode = 1;
         if (args_flag(&a, "--linear")) log_mode = 0;
+        if (args_flag(&a, "--layers")) layers = 1;
         if (args_positional(&a, &v)) runs[n_runs++].dir = v;
     }
     if (!n_runs) args_missing(&a, "give at least one run folder");
@@ -161,6 +167,16 @@ int cmd_plot(int argc, char **argv) {
         return a.rc;
     }
     const char *x_axis = axes[axis], *x_col = x_cols[axis];
+    if (layers) {
+        const char **dirs = cd_xmalloc(n_runs * sizeof *dirs);
+        for (size_t k = 0; k < n_runs; k++) dirs[k] = runs[k].dir;
+        int lrc = layer_stats_chart(dirs, (int)n_runs, out);
+        free(dirs);
+        free(runs);
+        if (lrc < 0) return cli_error();
+        printf("wrote %s: per-layer statistics of %zu run%s\n", out, n_runs, n_runs > 1 ? "s" : "");
+        return 0;
+    }
 
     int rc = 1;
     for (size_t k = 0; k < n_runs; k++)

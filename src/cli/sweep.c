@@ -6,6 +6,7 @@
 #include "cldetr/common.h"
 #include "cldetr/config.h"
 #include "cldetr/sweep.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 
 static void usage(FILE *f) {
@@ -30,54 +31,34 @@ static void usage(FILE *f) {
 }
 
 int cmd_sweep(int argc, char **argv) {
-    static sweep_args a;
-    memset(&a, 0, sizeof a);
-    a.metric = "AP50";
-    a.jobs = 1;
-    const char *sets[128];
-    int report = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], *val = NULL;
-        int has = i + 1 < argc;
-        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) { usage(stdout); return 0; }
-        if (!strcmp(arg, "--report")) { report = 1; continue; }
-        if (arg[0] == '-' && strcmp(arg, "--grid") && strcmp(arg, "--set") && strcmp(arg, "--name") &&
-            strcmp(arg, "--metric") && strcmp(arg, "--jobs")) {
-            fprintf(stderr, "cldetr sweep: unknown option '%s' (see cldetr sweep --help)\n", arg);
-            return 2;
+    static sweep_args sa;
+    memset(&sa, 0, sizeof sa);
+    sa.metric = "AP50";
+    static const char *const metrics[] = {"AP50", "AP", "AP75", "loss", NULL};
+    int metric = 0, report = 0;
+    long jobs = 1;
+    const char *grid;
+    args a;
+    args_init(&a, "sweep", argc, argv, usage, ARGS_SETS);
+    while (args_next(&a)) {
+        if (args_value(&a, "--grid", &grid)) {
+            if (sa.n_axes == SWEEP_MAX_AXES) return args_error(&a, "at most %d --grid keys", SWEEP_MAX_AXES);
+            if (sweep_parse_axis(&sa.axes[sa.n_axes++], grid) < 0) return args_error(&a, "%s", cd_errbuf());
         }
-        if (arg[0] == '-') {
-            if (!has) { fprintf(stderr, "cldetr sweep: %s needs a value\n", arg); return 2; }
-            val = argv[++i];
-        }
-        if (!val) {
-            if (a.config_path) { fprintf(stderr, "cldetr sweep: one config file only (got '%s' and '%s')\n",
-                                         a.config_path, arg); return 2; }
-            a.config_path = arg;
-        } else if (!strcmp(arg, "--grid")) {
-            if (a.n_axes == SWEEP_MAX_AXES) { fprintf(stderr, "cldetr sweep: at most %d --grid keys\n", SWEEP_MAX_AXES); return 2; }
-            if (sweep_parse_axis(&a.axes[a.n_axes++], val) < 0) { fprintf(stderr, "cldetr sweep: %s\n", cd_errbuf()); return 2; }
-        } else if (!strcmp(arg, "--set")) {
-            if (a.n_sets == 128) { fprintf(stderr, "cldetr sweep: at most 128 --set\n"); return 2; }
-            sets[a.n_sets++] = val;
-        } else if (!strcmp(arg, "--name")) a.name = val;
-        else if (!strcmp(arg, "--metric")) {
-            if (strcmp(val, "AP50") && strcmp(val, "AP") && strcmp(val, "AP75") && strcmp(val, "loss")) {
-                fprintf(stderr, "cldetr sweep: --metric expects AP50, AP, AP75 or loss, got '%s'\n", val);
-                return 2;
-            }
-            a.metric = val;
-        } else {
-            char *end;
-            long j = strtol(val, &end, 10);
-            if (*end || j < 1 || j > 64) { fprintf(stderr, "cldetr sweep: --jobs expects 1-64, got '%s'\n", val); return 2; }
-            a.jobs = (int)j;
-        }
+        args_value(&a, "--name", &sa.name);
+        args_choice(&a, "--metric", &metric, metrics);
+        args_long(&a, "--jobs", &jobs, 1, 64);
+        if (args_flag(&a, "--report")) report = 1;
+        args_single(&a, &sa.config_path, "config file");
     }
-    if (!a.config_path) { fprintf(stderr, "cldetr sweep: give a config file (see cldetr sweep --help)\n"); return 2; }
-    a.sets = sets;
-    if (sweep_read_section(&a, a.config_path) < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
-    int rc = report ? sweep_report(&a, NULL) : sweep_run(&a);
-    if (rc < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (a.rc >= 0) return a.rc;
+    if (!sa.config_path) return args_missing(&a, "give a config file");
+    sa.metric = metrics[metric];
+    sa.jobs = (int)jobs;
+    sa.sets = a.sets;
+    sa.n_sets = a.n_sets;
+    if (sweep_read_section(&sa, sa.config_path) < 0) return cli_error();
+    int rc = report ? sweep_report(&sa, NULL) : sweep_run(&sa);
+    if (rc < 0) return cli_error();
     return rc == 2 ? 130 : rc;
 }

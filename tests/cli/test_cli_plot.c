@@ -171,6 +171,21 @@ int main(void) {
              strstr(err_text, "skipped 1 malformed line") && strstr(err_text, "line 5"),
          "torn line: exit %d, \"%.*s\"", rc, (int)strcspn(err_text, "\n"), err_text);
 
+    /* --layers: the per-layer grid from layers.csv (an empty cell: not measured) */
+    write_file("fast/layers.csv", "step,group,weight_rms,grad_rms,update_ratio_log10,act_mean,act_std,act_zero_frac\n"
+                                  "10,backbone.layer1,0.2,0.01,-3,0.5,0.7,0.4\n10,class_head,0.1,0.02,-2.5,,,\n"
+                                  "20,backbone.layer1,0.21,0.02,-3.1,0.6,0.7,0.38\n20,class_head,0.1,0.03,-2.4,,,\n");
+    write_file("slow/layers.csv", "step,group,weight_rms,grad_rms,update_ratio_log10,act_mean,act_std,act_zero_frac\n"
+                                  "10,backbone.layer1,0.2,0.02,-3,0.5,0.6,0.45\n10,class_head,0.1,0.03,-2.5,,,\n");
+    rc = run("fast slow --layers -o layers.png");
+    struct stat sb;
+    char png[400];
+    snprintf(png, sizeof png, "%s/layers.png", dir);
+    t_ok(rc == 0 && strstr(out_text, "per-layer statistics of 2 runs") && stat(png, &sb) == 0 && sb.st_size > 1000,
+         "--layers draws the per-layer grid of two runs: exit %d %s", rc, err_text);
+    rc = run("empty-run-2 --layers -o l2.png");
+    first_line("--layers of a run without layers.csv", rc, 1, "layers.csv", "log.layers_every");
+
     free(out_text);
     free(err_text);
     char cmd[128];
