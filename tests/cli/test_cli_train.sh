@@ -42,5 +42,20 @@ kill -INT $pid; wait $pid; rc=$?
 check $rc 130 "continuing at step" "--resume continues the interrupted run"
 
 "$bin" train --resume "$tmp/nothing" >"$tmp/out" 2>&1; check $? 1 "is not a run folder" "--resume of a non-run folder"
+
+# Run from anywhere: relative data.root, train.out_dir and make-shapes folders are made with their parents,
+# under the current folder.
+mkdir -p "$tmp/elsewhere"
+(cd "$tmp/elsewhere" && "$bin" make-shapes a/b/c --train 2 --val 1 --size 32 -q) >"$tmp/out" 2>&1; rc=$?
+[ $rc = 0 ] && [ -s "$tmp/elsewhere/a/b/c/annotations/train.json" ] && [ -s "$tmp/elsewhere/a/b/c/val/000001.png" ]
+ok $? "make-shapes a/b/c creates the missing parent folders"
+(cd "$tmp/elsewhere" && "$bin" train "$ini" --set data.root=data/deep/shapes --set data.make_shapes=true \
+  --set data.shapes_train=4 --set data.shapes_val=2 --set data.shapes_size=64 --set train.out_dir=out/runs \
+  --set train.name=far --set train.max_steps=1 --set log.progress=plain) >"$tmp/out" 2>&1; rc=$?
+sed 's/^/# /' "$tmp/out" | tail -2
+[ $rc = 0 ] && [ -s "$tmp/elsewhere/data/deep/shapes/annotations/val.json" ] && [ -s "$tmp/elsewhere/out/runs/far/last.ckpt" ]
+ok $? "train from another folder makes data.root and train.out_dir there, parents included"
+"$bin" train --help-config >"$tmp/out" 2>&1
+[ "$(grep -c "relative to the current folder" "$tmp/out")" -ge 2 ]; ok $? "--help-config says data.root and train.out_dir are relative to the current folder"
 echo "1..$n"
 exit $failed
