@@ -43,6 +43,13 @@ check $rc 130 "continuing at step" "--resume continues the interrupted run"
 
 "$bin" train --resume "$tmp/nothing" >"$tmp/out" 2>&1; check $? 1 "is not a run folder" "--resume of a non-run folder"
 
+# data.on_bad_sample=skip: a corrupt training image is named once, not at each prefetch or epoch.
+cp -r "$tmp/shapes" "$tmp/badimg"; echo garbage >"$tmp/badimg/train/000003.png"
+"$bin" train "$ini" "${common[@]}" --set data.root="$tmp/badimg" --set data.on_bad_sample=skip --set train.name=badimg \
+  --set train.epochs=3 >"$tmp/out" 2>&1; rc=$?
+[ $rc = 0 ] && [ "$(grep -c "warning: skipping .*000003.png" "$tmp/out")" = 1 ]
+ok $? "on_bad_sample=skip: the bad image's warning is printed once in 3 epochs ($(grep -c "000003.png" "$tmp/out") lines, rc $rc)"
+
 # Run from anywhere: relative data.root, train.out_dir and make-shapes folders are made with their parents,
 # under the current folder.
 mkdir -p "$tmp/elsewhere"
