@@ -211,6 +211,15 @@ static int open_config(trainer *t, const train_args *a, char *cfg_file, size_t n
 static int open_data(trainer *t, size_t *per_epoch) {
     if (ensure_shapes(t) < 0) return -1;
     if (!(t->train_ds = setup_open_split(&t->cfg, "train"))) return -1;
+    if (data_num_boxes(t->train_ds) == 0) {
+        char ann[2 * CFG_STR_LEN + 2];
+        snprintf(ann, sizeof ann, "%s/%s", t->cfg.data.root, t->cfg.data.train_ann);
+        if (strcmp(t->cfg.data.on_bad_sample, "skip"))
+            return cd_seterr("%s: the training set has no boxes (its \"annotations\" list is empty, or every box "
+                             "was left out): DETR would learn only 'no object'. Add annotations, or set "
+                             "data.on_bad_sample=skip to train on it anyway", ann);
+        say(t, "warning: the training set has no boxes: DETR will learn only 'no object' (%s has no usable box)", ann);
+    }
     if (!(t->val_ds = setup_open_split(&t->cfg, "val"))) return -1;
     t->train_ld = make_loader(t, t->train_ds, 1);
     t->val_ld = make_loader(t, t->val_ds, 0);

@@ -217,6 +217,11 @@ void data_close(data_dataset *d) {
 }
 
 size_t data_size(const data_dataset *d) { return d->n; }
+size_t data_num_boxes(const data_dataset *d) {
+    size_t n = 0;
+    for (size_t i = 0; i < d->n; i++) n += d->box_count[i];
+    return n;
+}
 int data_num_classes(const data_dataset *d) { return d->num_classes; }
 const coco_dataset *data_coco(const data_dataset *d) { return &d->coco; }
 size_t data_coco_index(const data_dataset *d, size_t i) { return d->img[i]; }

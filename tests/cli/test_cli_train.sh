@@ -50,6 +50,22 @@ cp -r "$tmp/shapes" "$tmp/badimg"; echo garbage >"$tmp/badimg/train/000003.png"
 [ $rc = 0 ] && [ "$(grep -c "warning: skipping .*000003.png" "$tmp/out")" = 1 ]
 ok $? "on_bad_sample=skip: the bad image's warning is printed once in 3 epochs ($(grep -c "000003.png" "$tmp/out") lines, rc $rc)"
 
+# A training set without a box: refused under data.on_bad_sample=error, one warning under skip.
+mkdir -p "$tmp/noboxes/annotations"; ln -s "$tmp/shapes/train" "$tmp/shapes/val" "$tmp/noboxes/"
+cp "$tmp/shapes/annotations/val.json" "$tmp/noboxes/annotations/"
+{ printf '{"images": ['; for i in 1 2 3 4 5 6 7 8; do [ $i = 1 ] || printf ','
+    printf '{"id": %d, "file_name": "%06d.png", "width": 64, "height": 64}' $i $i; done
+  printf '],\n "annotations": [],\n "categories": [{"id": 1, "name": "circle"}, {"id": 2, "name": "square"}]}\n'
+} >"$tmp/noboxes/annotations/train.json"
+"$bin" train "$ini" "${common[@]}" --set data.root="$tmp/noboxes" --set train.name=noboxes --set train.max_steps=1 \
+  >"$tmp/out" 2>&1
+check $? 1 "train.json: the training set has no boxes" "no boxes, on_bad_sample=error: refused naming the file"
+grep -q "on_bad_sample=skip" "$tmp/out"; ok $? "and says how to train anyway"
+"$bin" train "$ini" "${common[@]}" --set data.root="$tmp/noboxes" --set train.name=noboxes --set train.max_steps=2 \
+  --set data.on_bad_sample=skip >"$tmp/out" 2>&1; rc=$?
+[ $rc = 0 ] && [ "$(grep -c "the training set has no boxes: DETR will learn only 'no object'" "$tmp/out")" = 1 ]
+ok $? "no boxes, on_bad_sample=skip: trains with one warning (rc $rc)"
+
 # Run from anywhere: relative data.root, train.out_dir and make-shapes folders are made with their parents,
 # under the current folder.
 mkdir -p "$tmp/elsewhere"
