@@ -86,6 +86,10 @@ int ckpt_load(const char *path, ckpt_meta *meta, nn_params *ps, const ckpt_momen
  * model before ckpt_load. The rng words are the caller's to check. */
 int ckpt_read_meta(const char *path, ckpt_meta *meta);
 
+/* The size in bytes of the file ckpt_save writes for ps, a config text of
+ * text_len bytes, with (with_opt) or without the optimizer state. */
+uint64_t ckpt_file_bytes(const nn_params *ps, size_t text_len, int with_opt);
+
 void ckpt_meta_free(ckpt_meta *meta);          /* frees config_text */
 
 /* The model's num_classes from a checkpoint's parameter table (rows of

@@ -202,6 +202,12 @@ int ckpt_save(const char *path, const ckpt_meta *meta, nn_params *ps, const ckpt
     return sync_parent_dir(path);
 }
 
+uint64_t ckpt_file_bytes(const nn_params *ps, size_t text_len, int with_opt) {
+    uint64_t n_moments = with_opt ? ps->n_trainable : 0;
+    return HEADER_BYTES + (uint64_t)text_len + (uint64_t)ps->n * ENTRY_BYTES + (uint64_t)ps->total * 4 + 8 +
+           n_moments * 8 + 8;
+}
+
 /* ---- reading ------------------------------------------------------------- */
 
 typedef struct {
