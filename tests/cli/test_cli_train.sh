@@ -102,6 +102,15 @@ grep -q "needs [0-9.]* MB free in $tmp/runs/full, which has [0-9.]* MB free" "$t
 grep -q "last.ckpt (step 2) is kept whole" "$tmp/out" && cmp -s "$tmp/full.ckpt" "$tmp/runs/full/last.ckpt"
 ok $? "and the previous last.ckpt is kept whole"
 ! grep -q "^done:" "$tmp/out"; ok $? "no 'done' after it"
+# An eval.csv written before val_seconds (its time_s was the validation's duration) is converted on resume.
+rmdir "$tmp/runs/full/last.ckpt.tmp"; f="$tmp/runs/full/eval.csv"
+awk -F, -v OFS=, 'NR == 1 { NF = 16; print; next } { $16 = $17; NF = 16; print }' "$f" >"$f.old" && mv "$f.old" "$f"
+old=$(sed -n 2p "$f" | cut -d, -f16)
+"$bin" train --resume "$tmp/runs/full" --set train.max_steps=4 >"$tmp/out" 2>&1; rc=$?
+[ $rc = 0 ] && head -1 "$f" | grep -q ",time_s,val_seconds$" && [ "$(sed -n 2p "$f" | cut -d, -f16,17)" = "nan,$old" ] &&
+  awk -F, 'NF != 17 { bad = 1 } END { exit bad }' "$f" && [ "$(wc -l <"$f")" = 3 ]
+ok $? "an old eval.csv gets val_seconds on resume, its old rows time_s nan (rc $rc: $(sed -n 2p "$f" | cut -d, -f16,17))"
+"$bin" plot "$tmp/runs/full" --metric AP --x time -o "$tmp/full.png" >"$tmp/out" 2>&1; ok $? "and plots against time"
 
 # data.on_bad_sample=skip: a corrupt training image is named once, not at each prefetch or epoch.
 cp -r "$tmp/shapes" "$tmp/badimg"; echo garbage >"$tmp/badimg/train/000003.png"
