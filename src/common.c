@@ -3,11 +3,15 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static struct { void (*fn)(void *); void *ctx; } fatal_hooks[8];
 static int n_fatal_hooks;
@@ -100,6 +104,42 @@ int cd_mkdir_p(const char *path) {
         *p = '/';
     }
     return (mkdir(tmp, 0755) && errno != EEXIST) ? -1 : 0;
+}
+
+int cd_free_bytes(const char *path, uint64_t *bytes) {
+    struct statvfs sv;
+    if (statvfs(path, &sv) != 0) return -1;
+    *bytes = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+    return 0;
+}
+
+int cd_lock_file(const char *path, long *holder) {
+    if (holder) *holder = 0;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        if (e == EWOULDBLOCK && holder) {
+            char buf[32] = {0};
+            ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+            if (n > 0) *holder = strtol(buf, NULL, 10);
+        }
+        close(fd);
+        errno = e;
+        return e == EWOULDBLOCK ? -2 : -1;
+    }
+    return fd;
+}
+
+int cd_lock_note_pid(int fd) {
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n) return -1;
+    return 0;
+}
+
+void cd_unlock_file(int fd) {
+    if (fd >= 0) close(fd);            /* closing the descriptor releases the flock */
 }
 
 double cd_now(void) {

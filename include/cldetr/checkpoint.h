@@ -40,6 +40,8 @@
 #define CKPT_MAGIC "CLDETRCK"
 #define CKPT_VERSION 1u
 #define CKPT_RNG_WORDS 8
+/* step and epoch are below this (2^62) in every file the readers accept */
+#define CKPT_MAX_COUNT ((uint64_t)1 << 62)
 
 typedef struct {
     uint64_t config_hash;
@@ -68,7 +70,8 @@ typedef struct {
  * file at path is untouched. */
 int ckpt_save(const char *path, const ckpt_meta *meta, nn_params *ps, const ckpt_moments *opt, cd_device *dev);
 
-/* Read and check a checkpoint (magic, version, sizes against the file length,
+/* Read and check a checkpoint (magic, version, the range of every header
+ * field (step and epoch below CKPT_MAX_COUNT, sizes against each other and the file length),
  * the checksum, every parameter's name and shape against ps), then load the
  * parameters into ps (host copy and device) and, when opt is not NULL, the
  * moments and step into opt (the file must hold them, and each parameter's
@@ -78,9 +81,14 @@ int ckpt_save(const char *path, const ckpt_meta *meta, nn_params *ps, const ckpt
  * mismatching parameter for a file of another config). */
 int ckpt_load(const char *path, ckpt_meta *meta, nn_params *ps, const ckpt_moments *opt, cd_device *dev);
 
-/* Only the header and the config text (checks magic, version and the file
- * length, not the checksum): enough to rebuild the model before ckpt_load. */
+/* Only the header and the config text (checks magic, version, the header
+ * fields' ranges and the file length, not the checksum): enough to rebuild the
+ * model before ckpt_load. The rng words are the caller's to check. */
 int ckpt_read_meta(const char *path, ckpt_meta *meta);
+
+/* The size in bytes of the file ckpt_save writes for ps, a config text of
+ * text_len bytes, with (with_opt) or without the optimizer state. */
+uint64_t ckpt_file_bytes(const nn_params *ps, size_t text_len, int with_opt);
 
 void ckpt_meta_free(ckpt_meta *meta);          /* frees config_text */
 

@@ -37,6 +37,20 @@ char *cd_read_file(const char *path, size_t *len);
  * errno set (ENAMETOOLONG for a path over 4095 bytes). */
 int cd_mkdir_p(const char *path);
 
+/* Bytes free to an unprivileged writer on the file system that holds path
+ * (statvfs: f_bavail x f_frsize). 0, or -1 with errno set. */
+int cd_free_bytes(const char *path, uint64_t *bytes);
+
+/* An exclusive lock (flock) on the file at path, created if missing, held
+ * until cd_unlock_file; the file's content is left as it is. Returns the file
+ * descriptor (>= 0); -2 when another process holds the lock (*holder: the pid
+ * its holder wrote with cd_lock_note_pid, 0 when none); -1 with errno set when
+ * the file cannot be opened or locked. holder may be NULL. */
+int cd_lock_file(const char *path, long *holder);
+/* Write our pid into the locked file (for the message of the next one refused): 0 or -1 with errno. */
+int cd_lock_note_pid(int fd);
+void cd_unlock_file(int fd);
+
 /* Monotonic wall clock in seconds. */
 double cd_now(void);
 

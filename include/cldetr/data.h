@@ -50,6 +50,7 @@ data_dataset *data_open(const data_opts *o);
 void data_close(data_dataset *d);
 
 size_t data_size(const data_dataset *d);            /* usable images */
+size_t data_num_boxes(const data_dataset *d);       /* boxes (targets) over the usable images */
 int data_num_classes(const data_dataset *d);        /* labels are 0 .. num_classes-1 */
 /* Label <-> COCO category: category id of a label (-1 if none, e.g. a gap in
  * raw ids) and its name (NULL if none). */

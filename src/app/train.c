@@ -3,6 +3,7 @@
  * stops. Library code: errors come back to the caller (src/cli/train.c) as -1
  * with cd_errbuf(); the progress of the run is logged to stderr and log.txt. */
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -45,12 +46,31 @@ typedef struct {
     data_dataset *train_ds, *val_ds;
     data_loader *train_ld, *val_ld;
     long step, epoch, batch_in_epoch, last_ckpt_step;
+    long last_eval_step;           /* the step of the last row of eval.csv (-1: none) */
+    long per_epoch;                /* batches of a training epoch */
     double best;                   /* best validation AP (or -loss without annotations) */
+    double elapsed0, t_start;      /* seconds of the run before this process (from the checkpoint); when it began */
     char *config_text;
     int have_model, have_ctx;      /* for the cleanup of a half-opened trainer */
     layer_stats layers;            /* per-layer statistics (log.layers_every > 0) */
     FILE *layers_csv;
+    int lock_fd;                   /* the run folder's lock, held for the whole run (-1: none) */
 } trainer;
+
+/* The checkpoint's rng words as the trainer uses them. */
+enum { RNG_BATCH_IN_EPOCH = 0, RNG_BEST = 1, RNG_SEED = 2, RNG_ELAPSED = 3 };
+#define LOCK_FILE ".lock"
+
+/* Seconds since the run started, continued across resumes. */
+static double run_elapsed(const trainer *t) { return t->elapsed0 + (cd_now() - t->t_start); }
+
+/* The epoch (from 1) the last step ran in: the one just finished at an epoch's end. */
+static long epoch_of_last_step(const trainer *t) {
+    return t->batch_in_epoch == 0 && t->step > 0 ? t->epoch : t->epoch + 1;
+}
+
+static double u64_to_double(uint64_t w) { double d; memcpy(&d, &w, sizeof d); return d; }
+static uint64_t double_to_u64(double d) { uint64_t w; memcpy(&w, &d, sizeof w); return w; }
 
 /* Messages go to stderr and to the run's log.txt. */
 static void say(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -109,14 +129,26 @@ static int save_checkpoint(trainer *t, const char *name) {
     meta.config_hash = config_hash(&t->cfg);
     meta.step = (uint64_t)t->step;
     meta.epoch = (uint64_t)t->epoch;
-    meta.rng[0] = (uint64_t)t->batch_in_epoch;
-    memcpy(&meta.rng[1], &t->best, sizeof t->best);
-    meta.rng[2] = (uint64_t)t->cfg.train.seed;
+    meta.rng[RNG_BATCH_IN_EPOCH] = (uint64_t)t->batch_in_epoch;
+    meta.rng[RNG_BEST] = double_to_u64(t->best);
+    meta.rng[RNG_SEED] = (uint64_t)t->cfg.train.seed;
+    meta.rng[RNG_ELAPSED] = double_to_u64(run_elapsed(t));
     meta.config_text = t->config_text;
     ckpt_moments moments = adamw_moments(&t->opt);
     if (ckpt_save(path, &meta, &t->model.params, &moments, t->dev) < 0) {
-        say(t, "warning: could not write %s: %s", path, cd_errbuf());
-        return -1;
+        /* the run stops: a run that goes on without its checkpoints would lose its work at the next stop */
+        char why[1536], space[2400] = "", kept[4400];
+        snprintf(why, sizeof why, "%s", cd_errbuf());
+        uint64_t need = ckpt_file_bytes(&t->model.params, strlen(t->config_text), 1), avail = 0;
+        if (cd_free_bytes(t->run, &avail) == 0)
+            snprintf(space, sizeof space, "\n  %s needs %.1f MB free in %s, which has %.1f MB free%s", name,
+                     need / 1e6, t->run, avail / 1e6, avail < need ? ": free some space" : "");
+        if (t->last_ckpt_step >= 0)
+            snprintf(kept, sizeof kept, "the previous %s/last.ckpt (step %ld) is kept whole; continue with "
+                     "`cldetr train --resume %s`", t->run, t->last_ckpt_step, t->run);
+        else
+            snprintf(kept, sizeof kept, "no checkpoint of this run was written");
+        return cd_seterr("training stopped at step %ld: %s%s\n  %s", t->step, why, space, kept);
     }
     if (!strcmp(name, "last.ckpt")) t->last_ckpt_step = t->step;
     return 0;
@@ -131,19 +163,23 @@ static void on_fatal(void *arg) {
 
 /* ---- validation ---------------------------------------------------------------- */
 
-static void validate(trainer *t, int final) {
+/* Validation of the model at t->step; -1 (the run stops) only when best.ckpt cannot be written. */
+static int validate(trainer *t, int final) {
+    if (t->step == t->last_eval_step) return 0;    /* done before the resume (eval.csv has it) */
+    t->last_eval_step = t->step;
     infer_dataset_result r;
     if (infer_dataset(&r, &t->model, &t->ctx, t->val_ds, t->val_ld, &t->st.crit, 0, t->progress == 2) < 0) {
         say(t, "warning: validation failed: %s", cd_errbuf());
-        return;
+        return 0;
     }
     const double *s = r.coco.stats;
+    long epoch = epoch_of_last_step(t);
     if (r.have_coco) {
         say(t, "validation at step %ld (epoch %ld, %zu images, %.1f s): loss %.4f  AP %.3f  AP50 %.3f  AP75 %.3f",
-            t->step, t->epoch + 1, r.n_images, r.seconds, r.loss, s[COCO_AP], s[COCO_AP50], s[COCO_AP75]);
-        fprintf(t->evals, "%ld,%ld,%.6g", t->step, t->epoch, r.loss);
+            t->step, epoch, r.n_images, r.seconds, r.loss, s[COCO_AP], s[COCO_AP50], s[COCO_AP75]);
+        fprintf(t->evals, "%ld,%ld,%.6g", t->step, epoch, r.loss);
         for (int i = 0; i < COCO_N_STATS; i++) fprintf(t->evals, ",%.6f", s[i]);
-        fprintf(t->evals, ",%.1f\n", r.seconds);
+        fprintf(t->evals, ",%.1f,%.2f\n", run_elapsed(t), r.seconds);
         fflush(t->evals);
         char path[4096];
         join(path, sizeof path, t->run, "eval.json");
@@ -158,7 +194,7 @@ static void validate(trainer *t, int final) {
     double score = r.have_coco ? s[COCO_AP] : -r.loss;
     if (score > t->best) {
         t->best = score;
-        save_checkpoint(t, "best.ckpt");
+        if (save_checkpoint(t, "best.ckpt") < 0) { infer_dataset_result_free(&r); return -1; }
     }
     if (t->cfg.log.chart) {
         char path[4096];
@@ -171,22 +207,23 @@ static void validate(trainer *t, int final) {
         if (t->layers_csv && layer_stats_chart(runs, 1, path) < 0) say(t, "warning: layers.png: %s", cd_errbuf());
     }
     infer_dataset_result_free(&r);
+    return 0;
 }
 
-static void log_step(trainer *t, const double lr[2], double ips, double elapsed, long total_steps) {
+static void log_step(trainer *t, const double lr[2], double ips, long total_steps) {
     const criterion_result *cr = &t->st.cr;
     double grad_norm = t->st.grad_norm;
     const criterion_layer_terms *f = &cr->layer[cr->L - 1];
     double card = f->cardinality_error;
-    fprintf(t->metrics, "%ld,%ld,%.6g,%.6g,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.6g,%.2f,%.1f\n", t->step, t->epoch,
-            lr[NN_GROUP_REST], lr[NN_GROUP_BACKBONE], cr->total, f->loss_ce, f->loss_bbox, f->loss_giou,
-            cr->class_error, card, grad_norm, ips, elapsed);
+    fprintf(t->metrics, "%ld,%ld,%.6g,%.6g,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.6g,%.2f,%.1f\n", t->step,
+            epoch_of_last_step(t), lr[NN_GROUP_REST], lr[NN_GROUP_BACKBONE], cr->total, f->loss_ce, f->loss_bbox,
+            f->loss_giou, cr->class_error, card, grad_norm, ips, run_elapsed(t));
     fflush(t->metrics);
     if (!t->progress) return;
     double eta = ips > 0 && total_steps > 0 ? (double)(total_steps - t->step) * t->cfg.train.batch_size / ips : 0;
     char line[256];
     snprintf(line, sizeof line, "step %ld/%ld  epoch %ld  loss %.4f (ce %.3f l1 %.3f giou %.3f)  class_err %.0f%%  "
-             "lr %.2g  %.1f img/s  ETA %dm%02ds", t->step, total_steps, t->epoch + 1, cr->total, f->loss_ce,
+             "lr %.2g  %.1f img/s  ETA %dm%02ds", t->step, total_steps, epoch_of_last_step(t), cr->total, f->loss_ce,
              f->loss_bbox, f->loss_giou, cr->class_error, lr[NN_GROUP_REST], ips, (int)(eta / 60), (int)eta % 60);
     if (t->progress == 2) { fprintf(stderr, "\r\033[K%s", line); fflush(stderr); }
     else fprintf(stderr, "%s\n", line);
@@ -217,6 +254,15 @@ static int open_config(trainer *t, const train_args *a, char *cfg_file, size_t n
 static int open_data(trainer *t, size_t *per_epoch) {
     if (ensure_shapes(t) < 0) return -1;
     if (!(t->train_ds = setup_open_split(&t->cfg, "train"))) return -1;
+    if (data_num_boxes(t->train_ds) == 0) {
+        char ann[2 * CFG_STR_LEN + 2];
+        snprintf(ann, sizeof ann, "%s/%s", t->cfg.data.root, t->cfg.data.train_ann);
+        if (strcmp(t->cfg.data.on_bad_sample, "skip"))
+            return cd_seterr("%s: the training set has no boxes (its \"annotations\" list is empty, or every box "
+                             "was left out): DETR would learn only 'no object'. Add annotations, or set "
+                             "data.on_bad_sample=skip to train on it anyway", ann);
+        say(t, "warning: the training set has no boxes: DETR will learn only 'no object' (%s has no usable box)", ann);
+    }
     if (!(t->val_ds = setup_open_split(&t->cfg, "val"))) return -1;
     t->train_ld = make_loader(t, t->train_ds, 1);
     t->val_ld = make_loader(t, t->val_ds, 0);
@@ -251,14 +297,71 @@ static int open_model(trainer *t, detr_opts *mo, int fine_tune) {
     return 0;
 }
 
+/* The run folder's lock, held until trainer_close: a second process on the
+ * same folder is refused with our pid, written into the lock file when
+ * note_pid (later with note_pid_of_lock for a resume that may find nothing to do). */
+static int note_pid_of_lock(trainer *t) {
+    if (cd_lock_note_pid(t->lock_fd) == 0) return 0;
+    return cd_seterr("cannot write in the run folder %s (its lock file %s): %s", t->run, LOCK_FILE, strerror(errno));
+}
+
+static int lock_run_folder(trainer *t, int note_pid) {
+    char path[4096];
+    join(path, sizeof path, t->run, LOCK_FILE);
+    long holder = 0;
+    t->lock_fd = cd_lock_file(path, &holder);
+    if (t->lock_fd == -2) {
+        char who[64] = "another process";
+        if (holder > 0) snprintf(who, sizeof who, "another process (pid %ld)", holder);
+        return cd_seterr("run folder %s is in use: %s is training in it and holds its lock %s; wait for it to "
+                         "finish or stop it (Ctrl-C%s), then resume with `cldetr train --resume %s`", t->run, who,
+                         path, holder > 0 ? ", or kill the pid" : "", t->run);
+    }
+    if (t->lock_fd < 0) return cd_seterr("cannot lock the run folder %s (%s): %s", t->run, path, strerror(errno));
+    return note_pid ? note_pid_of_lock(t) : 0;
+}
+
+/* The header of a run's last.ckpt, its rng words checked against this run's
+ * data: the values a resume starts from. */
+static int read_resume_meta(trainer *t, ckpt_meta *meta) {
+    char path[4096];
+    join(path, sizeof path, t->run, "last.ckpt");
+    if (ckpt_read_meta(path, meta) < 0) {
+        char why[2048];
+        snprintf(why, sizeof why, "%s", cd_errbuf());
+        return cd_seterr("cannot resume: %s", why);
+    }
+    uint64_t bie = meta->rng[RNG_BATCH_IN_EPOCH];
+    double best = u64_to_double(meta->rng[RNG_BEST]), elapsed = u64_to_double(meta->rng[RNG_ELAPSED]);
+    const char *bad = NULL, *hint = "the file is damaged";
+    char val[64];
+    if (bie > (uint64_t)t->per_epoch) {
+        bad = "batch_in_epoch (rng[0])";
+        snprintf(val, sizeof val, "%" PRIu64 " (an epoch has %ld batch%s)", bie, t->per_epoch,
+                 t->per_epoch == 1 ? "" : "es");
+        hint = "were the dataset or train.batch_size changed since the checkpoint?";
+    } else if (isnan(best)) {
+        bad = "best score (rng[1])";
+        snprintf(val, sizeof val, "NaN");
+    } else if (!(elapsed >= 0 && elapsed < 1e15)) {
+        bad = "elapsed seconds (rng[3])";
+        snprintf(val, sizeof val, "%g", elapsed);
+    }
+    ckpt_meta_free(meta);
+    if (bad)
+        return cd_seterr("cannot resume: checkpoint %s: its header field %s = %s is out of range (%s)", path, bad,
+                         val, hint);
+    return 0;
+}
+
 /* A new run folder with its config.ini, or the state of the run to resume. */
-static int open_run_folder(trainer *t, const char *cfg_file, int resume) {
+static int open_run_folder(trainer *t, const char *cfg_file, int resume, int n_sets) {
     char path[4096];
     size_t cap = 1 << 16;
     t->config_text = cd_xcalloc(cap, 1);
     FILE *mf = fmemopen(t->config_text, cap - 1, "w");
     if (mf) { config_write(&t->cfg, mf); fclose(mf); }
-    if (resume) {
+    if (resume) {                       /* (the folder is locked: train_run) */
         join(path, sizeof path, t->run, "last.ckpt");
         ckpt_meta meta = {0};
         ckpt_moments moments = adamw_moments(&t->opt);
@@ -269,10 +372,18 @@ static int open_run_folder(trainer *t, const char *cfg_file, int resume) {
         }
         t->step = (long)meta.step;
         t->epoch = (long)meta.epoch;
-        t->batch_in_epoch = (long)meta.rng[0];
-        memcpy(&t->best, &meta.rng[1], sizeof t->best);
+        t->batch_in_epoch = (long)meta.rng[RNG_BATCH_IN_EPOCH];
+        t->best = u64_to_double(meta.rng[RNG_BEST]);
+        t->elapsed0 = u64_to_double(meta.rng[RNG_ELAPSED]);
         t->last_ckpt_step = t->step;
         ckpt_meta_free(&meta);
+        if (n_sets == 0) return 0;
+        /* the overrides of the resume (more epochs, another lr) hold for the rest of the run and its next resume */
+        char tmp[4200];
+        join(path, sizeof path, t->run, "config.ini");
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        if (config_save(&t->cfg, tmp) < 0) return -1;
+        if (rename(tmp, path) != 0) return cd_seterr("cannot replace %s: %s", path, strerror(errno));
         return 0;
     }
     char name[1200];
@@ -293,42 +404,105 @@ static int open_run_folder(trainer *t, const char *cfg_file, int resume) {
     }
     join(t->run, sizeof t->run, t->cfg.train.out_dir, name + 2);
     join(path, sizeof path, t->run, "last.ckpt");
+    if (cd_mkdir_p(t->run) < 0)
+        return cd_seterr("cannot create the run folder %s: %s", t->run, strerror(errno));
+    if (lock_run_folder(t, 0) < 0) return -1;    /* a run in progress there: named with its pid */
     if (file_exists(path))
         return cd_seterr("%s already holds a run; resume it with `cldetr train --resume %s` or choose another "
                          "train.name", t->run, t->run);
-    if (cd_mkdir_p(t->run) < 0)
-        return cd_seterr("cannot create the run folder %s: %s", t->run, strerror(errno));
+    if (note_pid_of_lock(t) < 0) return -1;
     join(path, sizeof path, t->run, "config.ini");
     return config_save(&t->cfg, path);
 }
 
-/* log.txt, metrics.csv and eval.csv, appended to on resume. */
-static int open_logs(trainer *t) {
+#define METRICS_HEADER "step,epoch,lr,lr_backbone,loss,loss_ce,loss_bbox,loss_giou,class_error," \
+                       "cardinality_error,grad_norm,images_per_s,time_s\n"
+#define EVAL_HEADER "step,epoch,val_loss,AP,AP50,AP75,AP_small,AP_medium,AP_large,AR1,AR10,AR100," \
+                    "AR_small,AR_medium,AR_large,time_s,val_seconds\n"
+/* eval.csv before val_seconds: its time_s was the validation's duration */
+#define EVAL_HEADER_V0 "step,epoch,val_loss,AP,AP50,AP75,AP_small,AP_medium,AP_large,AR1,AR10,AR100," \
+                       "AR_small,AR_medium,AR_large,time_s\n"
+
+/* On resume: keep the header and the rows of a run's CSV file up to the
+ * checkpoint's step; rows logged after it (a run killed before its next
+ * checkpoint) are done again and would repeat, and a last line cut by the
+ * kill is dropped. An eval.csv of the old layout gets the new header, its
+ * durations moved to val_seconds (time_s unknown: nan). Rewritten through a
+ * temporary file and a rename. */
+static int keep_rows_upto(const char *path, long step, int is_eval, long *last_kept) {
+    *last_kept = -1;
+    if (!file_exists(path)) return 0;
+    size_t len;
+    char *text = cd_read_file(path, &len);
+    if (!text) return -1;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) { free(text); return cd_seterr("cannot write %s: %s", tmp, strerror(errno)); }
+    char *line = text, *end;
+    int first = 1, old_layout = 0;
+    for (; (end = strchr(line, '\n')) != NULL; line = end + 1) {
+        *end = '\0';
+        if (first) {
+            first = 0;
+            old_layout = is_eval && strlen(line) + 1 == strlen(EVAL_HEADER_V0) &&
+                         !strncmp(line, EVAL_HEADER_V0, strlen(line));
+            fputs(old_layout ? EVAL_HEADER : line, f);
+            if (!old_layout) fputc('\n', f);
+            continue;
+        }
+        char *num_end;
+        long s = strtol(line, &num_end, 10);
+        if (num_end == line || *num_end != ',' || s > step) continue;
+        *last_kept = s;
+        if (old_layout) {
+            char *last = strrchr(line, ',');
+            *last = '\0';
+            fprintf(f, "%s,nan,%s\n", line, last + 1);
+        } else {
+            fprintf(f, "%s\n", line);
+        }
+    }
+    free(text);                                 /* (a last line without its newline is dropped) */
+    if (ferror(f) | fclose(f)) { remove(tmp); return cd_seterr("cannot write %s: %s", tmp, strerror(errno)); }
+    if (rename(tmp, path) != 0) { remove(tmp); return cd_seterr("cannot replace %s: %s", path, strerror(errno)); }
+    return 0;
+}
+
+/* log.txt, metrics.csv and eval.csv, appended to on resume (the CSV files cut
+ * back to the checkpoint's step first). */
+static int open_logs(trainer *t, int resume) {
     char path[4096];
+    if (resume) {
+        long last;
+        join(path, sizeof path, t->run, "metrics.csv");
+        if (keep_rows_upto(path, t->step, 0, &last) < 0) return -1;
+        join(path, sizeof path, t->run, "eval.csv");
+        if (keep_rows_upto(path, t->step, 1, &t->last_eval_step) < 0) return -1;
+    }
     join(path, sizeof path, t->run, "log.txt");
     t->log = fopen(path, "a");
     join(path, sizeof path, t->run, "metrics.csv");
     int fresh = !file_exists(path);
     t->metrics = fopen(path, "a");
-    if (t->metrics && fresh)
-        fprintf(t->metrics, "step,epoch,lr,lr_backbone,loss,loss_ce,loss_bbox,loss_giou,class_error,"
-                            "cardinality_error,grad_norm,images_per_s,time_s\n");
+    if (t->metrics && fresh) fputs(METRICS_HEADER, t->metrics);
     join(path, sizeof path, t->run, "eval.csv");
     fresh = !file_exists(path);
     t->evals = fopen(path, "a");
-    if (t->evals && fresh)
-        fprintf(t->evals, "step,epoch,val_loss,AP,AP50,AP75,AP_small,AP_medium,AP_large,AR1,AR10,AR100,"
-                          "AR_small,AR_medium,AR_large,time_s\n");
+    if (t->evals && fresh) fputs(EVAL_HEADER, t->evals);
     if (!t->log || !t->metrics || !t->evals)
         return cd_seterr("cannot write in the run folder %s: %s", t->run, strerror(errno));
     return 0;
 }
 
-/* layers.csv and the per-layer statistics, when log.layers_every > 0. */
-static int open_layer_log(trainer *t) {
+/* layers.csv and the per-layer statistics, when log.layers_every > 0 (on
+ * resume, its rows cut to the checkpoint's step as metrics.csv's). */
+static int open_layer_log(trainer *t, int resume) {
     if (t->cfg.log.layers_every <= 0) return 0;
     char path[4096];
     join(path, sizeof path, t->run, "layers.csv");
+    long last;
+    if (resume && keep_rows_upto(path, t->step, 0, &last) < 0) return -1;
     int fresh = !file_exists(path);
     if (!(t->layers_csv = fopen(path, "a"))) return cd_seterr("cannot write %s: %s", path, strerror(errno));
     if (fresh) fprintf(t->layers_csv, "%s\n", LAYER_STATS_HEADER);
@@ -353,6 +527,8 @@ static void trainer_close(trainer *t) {
     if (t->metrics) fclose(t->metrics);
     if (t->evals) fclose(t->evals);
     free(t->config_text);
+    cd_unlock_file(t->lock_fd);
+    t->lock_fd = -1;
 }
 
 /* ---- the loop --------------------------------------------------------------------- */
@@ -360,6 +536,7 @@ static void trainer_close(trainer *t) {
 /* Train until total_steps, the last epoch or a stop request. */
 static int train_loop(trainer *t, long total_steps) {
     double t_start = cd_now(), t_window = t_start;
+    t->t_start = t_start;
     long imgs_window = 0;
     int eval_every = t->cfg.train.eval_every, ckpt_every = t->cfg.train.checkpoint_every;
     while (t->step < total_steps && t->epoch < t->cfg.train.epochs && !stop_requested) {
@@ -389,7 +566,7 @@ static int train_loop(trainer *t, long total_steps) {
             if (t->st.measure) layer_stats_write(&t->layers, t->layers_csv, t->step);
             if (t->step % t->cfg.log.every == 0 || t->step == total_steps) {
                 double now = cd_now();
-                log_step(t, lr, imgs_window / CD_MAX(now - t_window, 1e-9), now - t_start, total_steps);
+                log_step(t, lr, imgs_window / CD_MAX(now - t_window, 1e-9), total_steps);
                 t_window = now;
                 imgs_window = 0;
             }
@@ -400,18 +577,19 @@ static int train_loop(trainer *t, long total_steps) {
             t->epoch++;
             t->batch_in_epoch = 0;
             int last = t->step >= total_steps || t->epoch >= t->cfg.train.epochs;
-            if (ckpt_every > 0 && t->epoch % ckpt_every == 0 && !last) save_checkpoint(t, "last.ckpt");
-            if (eval_every > 0 && t->epoch % eval_every == 0 && !last) validate(t, 0);
+            if (ckpt_every > 0 && t->epoch % ckpt_every == 0 && !last && save_checkpoint(t, "last.ckpt") < 0)
+                return -1;
+            if (eval_every > 0 && t->epoch % eval_every == 0 && !last && validate(t, 0) < 0) return -1;
         }
     }
     if (t->progress == 2) fputc('\n', stderr);
-    save_checkpoint(t, "last.ckpt");
+    if (save_checkpoint(t, "last.ckpt") < 0) return -1;
     if (stop_requested) {
         say(t, "interrupted at step %ld: checkpoint written; continue with `cldetr train --resume %s`", t->step, t->run);
         return TRAIN_INTERRUPTED;
     }
     say(t, "done: %ld steps in %.1f min; validation of the final model:", t->step, (cd_now() - t_start) / 60.0);
-    validate(t, 1);
+    if (validate(t, 1) < 0) return -1;
     say(t, "run folder %s: config.ini, metrics.csv, eval.csv, eval.json, log.txt, loss.png, ap.png, last.ckpt, "
            "best.ckpt", t->run);
     return TRAIN_DONE;
@@ -421,22 +599,42 @@ int train_run(const train_args *a) {
     static trainer T;
     trainer *t = &T;
     memset(t, 0, sizeof *t);
+    t->lock_fd = -1;
     t->last_ckpt_step = -1;
+    t->last_eval_step = -1;
     t->best = -INFINITY;
     static char cfg_file[4096];
     size_t per_epoch = 0;
     detr_opts mo;
     int rc = open_config(t, a, cfg_file, sizeof cfg_file);
     if (rc == 0) rc = open_data(t, &per_epoch);
-    if (rc == 0) rc = open_model(t, &mo, !a->resume_dir);
+    t->per_epoch = (long)per_epoch;
     long total_steps = (long)per_epoch * t->cfg.train.epochs;
     if (t->cfg.train.max_steps > 0 && t->cfg.train.max_steps < total_steps) total_steps = t->cfg.train.max_steps;
+    if (rc == 0 && a->resume_dir) {
+        /* the checkpoint's header first: a damaged one, or a finished run, before building anything */
+        ckpt_meta meta = {0};
+        rc = lock_run_folder(t, 0);
+        if (rc == 0) rc = read_resume_meta(t, &meta);
+        if (rc == 0 && ((long)meta.step >= total_steps || (long)meta.epoch >= t->cfg.train.epochs)) {
+            long bie = (long)meta.rng[RNG_BATCH_IN_EPOCH];
+            long epoch = (long)meta.epoch + (bie > 0 || meta.step == 0);     /* the epoch of its last step */
+            say(t, "run %s is finished: step %ld of %ld (epoch %ld of %d); nothing to do, its files are left as "
+                   "they are.\nTo train it longer, resume with more epochs or steps, e.g. `cldetr train --resume %s "
+                   "--set train.epochs=%d` (or --set train.max_steps=N with N > %ld)", t->run, (long)meta.step,
+                total_steps, epoch, t->cfg.train.epochs, t->run, 2 * t->cfg.train.epochs, (long)meta.step);
+            trainer_close(t);
+            return TRAIN_DONE;
+        }
+        if (rc == 0) rc = note_pid_of_lock(t);     /* (a finished run's files are left as they are) */
+    }
+    if (rc == 0) rc = open_model(t, &mo, !a->resume_dir);
     if (rc == 0) {
         setup_lr_schedule(&t->sched, &t->cfg, total_steps);
-        rc = open_run_folder(t, cfg_file, a->resume_dir != NULL);
+        rc = open_run_folder(t, cfg_file, a->resume_dir != NULL, (int)a->n_sets);
     }
-    if (rc == 0) rc = open_logs(t);
-    if (rc == 0) rc = open_layer_log(t);
+    if (rc == 0) rc = open_logs(t, a->resume_dir != NULL);
+    if (rc == 0) rc = open_layer_log(t, a->resume_dir != NULL);
     if (rc < 0) { trainer_close(t); return -1; }
     cd_atfatal(on_fatal, t);
 
@@ -448,7 +646,9 @@ int train_run(const train_args *a) {
         trainable / 1e6);
     say(t, "data: %zu train / %zu val images, batch %d, %zu steps per epoch, %ld steps in all",
         data_size(t->train_ds), data_size(t->val_ds), t->cfg.train.batch_size, per_epoch, total_steps);
-    if (a->resume_dir) say(t, "continuing at step %ld (epoch %ld, batch %ld)", t->step, t->epoch + 1, t->batch_in_epoch);
+    if (a->resume_dir)
+        say(t, "continuing at step %ld (epoch %ld, batch %ld, %.0f s into the run)", t->step, t->epoch + 1,
+            t->batch_in_epoch, t->elapsed0);
 
     signal(SIGINT, on_sigint);
     signal(SIGTERM, on_sigint);

@@ -35,6 +35,16 @@ void data_note_skip(data_dataset *d, const char *msg) {
     pthread_mutex_unlock(&d->lock);
 }
 
+void data_note_bad_image(data_dataset *d, size_t i, const char *msg) {
+    pthread_mutex_lock(&d->lock);
+    if (!d->bad_image[i]) {
+        d->bad_image[i] = 1;
+        d->skipped++;
+        if (!d->quiet) fprintf(stderr, "cldetr: warning: skipping %s\n", msg);
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
 /* A bad sample: -1 with the message under DATA_BAD_ERROR, else logged, 0. */
 static int bad(data_dataset *d, const char *hint, const char *fmt, ...) CD_PRINTF(3, 4);
 static int bad(data_dataset *d, const char *hint, const char *fmt, ...) {
@@ -185,6 +195,7 @@ data_dataset *data_open(const data_opts *o) {
         d->box_count[d->n] = nb - d->box_start[d->n];
         d->n++;
     }
+    d->bad_image = cd_xcalloc(d->n ? d->n : 1, 1);
     if (d->n == 0) {
         cd_seterr("%s: no usable images: every image was left out as bad (see the warnings above)", c->path);
         goto fail;
@@ -200,12 +211,17 @@ void data_close(data_dataset *d) {
     coco_free(&d->coco);
     free(d->image_dir); free(d->img); free(d->box_start); free(d->box_count);
     free(d->boxes); free(d->labels); free(d->area);
-    free(d->label_cat); free(d->label_name);
+    free(d->label_cat); free(d->label_name); free(d->bad_image);
     pthread_mutex_destroy(&d->lock);
     free(d);
 }
 
 size_t data_size(const data_dataset *d) { return d->n; }
+size_t data_num_boxes(const data_dataset *d) {
+    size_t n = 0;
+    for (size_t i = 0; i < d->n; i++) n += d->box_count[i];
+    return n;
+}
 int data_num_classes(const data_dataset *d) { return d->num_classes; }
 const coco_dataset *data_coco(const data_dataset *d) { return &d->coco; }
 size_t data_coco_index(const data_dataset *d, size_t i) { return d->img[i]; }

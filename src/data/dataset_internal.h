@@ -23,11 +23,15 @@ struct data_dataset {
     const char **label_name;   /* [num_classes] points into coco.cats, NULL if none */
     pthread_mutex_t lock;
     size_t skipped;            /* bad samples met (under the lock) */
+    uint8_t *bad_image;        /* [n] 1 once sample i's image was found bad and reported (under the lock) */
 };
 
 /* Path of sample i's image (caller frees). */
 char *data_image_path(const data_dataset *d, size_t i);
 /* Report a bad sample under DATA_BAD_SKIP: log (unless quiet) and count. */
 void data_note_skip(data_dataset *d, const char *msg);
+/* The same for sample i's image, met while loading: logged and counted the
+ * first time only (every epoch, and a prefetch, meet it again). */
+void data_note_bad_image(data_dataset *d, size_t i, const char *msg);
 
 #endif

@@ -59,7 +59,7 @@ static int load_sample(data_dataset *d, const loader_opts *o, const augment_opts
             cd_seterr("%s (set on_bad_sample=skip to leave bad images out)", msg);
             return -1;
         }
-        data_note_skip(d, cd_errbuf());
+        data_note_bad_image(d, s, cd_errbuf());
         return 0;
     }
     data_sample_boxes(d, s, bx);
@@ -181,6 +181,7 @@ struct data_loader {
     size_t released;             /* batches below this are no longer held by the consumer */
     size_t next_out;             /* next batch handed out */
     int stop;
+    int started;                 /* an epoch was begun (loader_create begins epoch 0) */
 };
 
 static int build(data_loader *L, size_t k, slot *s) {
@@ -264,6 +265,10 @@ void loader_destroy(data_loader *L) {
 size_t loader_num_batches(const data_loader *L) { return L->n_batches; }
 
 void loader_begin_epoch(data_loader *L, uint64_t epoch) {
+    /* the epoch loader_create began, nothing taken yet: keep the batches made ahead (making them
+     * again would decode every image twice and report a bad one twice) */
+    if (L->started && epoch == L->epoch && L->next_out == 0) return;
+    L->started = 1;
     stop_workers(L);
     L->epoch = epoch;
     size_t n = L->d->n;

@@ -231,6 +231,9 @@ int shapes_generate(const shapes_opts *o) {
         return cd_seterr("make-shapes: need 1 <= --min-objects <= --max-objects <= %d, got %d and %d", MAX_SHAPES,
                          o->min_objects, o->max_objects);
     char path[4096];
+    /* DIR may be a path whose folders do not exist yet (relative to the current folder) */
+    if (cd_mkdir_p(o->dir) != 0)
+        return cd_seterr("cannot create folder %s: %s", o->dir, strerror(errno));
     if (make_dir(o->dir)) return -1;
     snprintf(path, sizeof path, "%s/annotations", o->dir);
     if (make_dir(path)) return -1;

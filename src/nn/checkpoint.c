@@ -202,6 +202,12 @@ int ckpt_save(const char *path, const ckpt_meta *meta, nn_params *ps, const ckpt
     return sync_parent_dir(path);
 }
 
+uint64_t ckpt_file_bytes(const nn_params *ps, size_t text_len, int with_opt) {
+    uint64_t n_moments = with_opt ? ps->n_trainable : 0;
+    return HEADER_BYTES + (uint64_t)text_len + (uint64_t)ps->n * ENTRY_BYTES + (uint64_t)ps->total * 4 + 8 +
+           n_moments * 8 + 8;
+}
+
 /* ---- reading ------------------------------------------------------------- */
 
 typedef struct {
@@ -264,12 +270,27 @@ static int reader_open(ck_reader *r, const char *path) {
     m->n_trainable = get_u64(h + 120);
     m->n_moments = get_u64(h + 128);
 
-    /* Every size must fit in the file before any is multiplied or allocated. */
+    /* Every field in its range, and every size within the file before any is
+     * multiplied or allocated; the first field out of range is named. */
     uint64_t L = r->len;
-    if (text_len > L || m->n_params > L / ENTRY_BYTES || m->total > L / 4 || m->n_moments > L / 8 ||
-        m->n_trainable > m->total || (m->n_moments != 0 && m->n_moments != m->n_trainable))
-        return cd_seterr("checkpoint %s is damaged: its header's sizes are impossible for a file of %" PRIu64
-                         " bytes", path, L);
+    const char *field = NULL, *why = NULL;
+    uint64_t value = 0;
+#define CK_RANGE(name, v, bad, rule) \
+    if (!field && (bad)) { field = name; value = (uint64_t)(v); why = rule; }
+    CK_RANGE("step", m->step, m->step >= CKPT_MAX_COUNT, "it must be below 2^62")
+    CK_RANGE("epoch", m->epoch, m->epoch >= CKPT_MAX_COUNT, "it must be below 2^62")
+    CK_RANGE("n_params", m->n_params, m->n_params == 0 || m->n_params > L / ENTRY_BYTES,
+             "it must be at least 1, with a table entry of 168 bytes each in the file")
+    CK_RANGE("text_len", text_len, text_len > L, "the config text must fit in the file")
+    CK_RANGE("total", m->total, m->total == 0 || m->total > L / 4,
+             "it must be at least 1, with 4 bytes a float in the file")
+    CK_RANGE("n_trainable", m->n_trainable, m->n_trainable > m->total, "it must be at most total")
+    CK_RANGE("n_moments", m->n_moments, m->n_moments != 0 && m->n_moments != m->n_trainable,
+             "it must be 0 or n_trainable")
+#undef CK_RANGE
+    if (field)
+        return cd_seterr("checkpoint %s is damaged: its header field %s = %" PRIu64 " is out of range (%s; "
+                         "a file of %" PRIu64 " bytes)", path, field, value, why, L);
     uint64_t want = HEADER_BYTES + text_len + (uint64_t)m->n_params * ENTRY_BYTES + m->total * 4 + 8 +
                     m->n_moments * 8 + 8;
     if (want != L)

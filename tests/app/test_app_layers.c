@@ -194,6 +194,28 @@ int main(void) {
     struct stat sb;
     t_ok(layer_stats_chart(runs, 2, png) == 0 && stat(png, &sb) == 0 && sb.st_size > 1000,
          "layer_stats_chart draws two runs in one grid: %s", cd_errbuf());
+    /* resume: rows after the checkpoint's step (a run killed before its next checkpoint) are cut */
+    char s_root[300], s_out[300];
+    snprintf(s_root, sizeof s_root, "data.root=%s", root);
+    snprintf(s_out, sizeof s_out, "train.out_dir=%s/runs", dir);
+    const char *sets[] = {s_root, s_out, "train.name=c", "train.max_steps=4", "log.layers_every=2", "log.progress=off"};
+    train_args ta = {ini, sets, CD_ARRAY_LEN(sets), NULL};
+    t_ok(train_run(&ta) == TRAIN_DONE, "a 4-step run: %s", cd_errbuf());
+    char csv[400], run_c[300];
+    snprintf(csv, sizeof csv, "%s/runs/c/layers.csv", dir);
+    FILE *f = fopen(csv, "a");
+    if (f) { fputs("6,backbone.stem,1,1,1,,,\n6,class_head,1,1,1,,,\n7,cut", f); fclose(f); }
+    snprintf(run_c, sizeof run_c, "%s/runs/c", dir);
+    const char *more[] = {"train.max_steps=6"};
+    train_args tr = {NULL, more, 1, run_c};
+    t_ok(train_run(&tr) == TRAIN_DONE, "resumed to step 6: %s", cd_errbuf());
+    char *text = cd_read_file(csv, NULL);
+    int n6 = 0;
+    for (char *p = text; p && (p = strstr(p, "\n6,")) != NULL; p++) n6++;
+    t_ok(text && n6 == 20 && !strstr(text, "7,cut"), "after the resume layers.csv has step 6 once per group (%d rows)",
+         n6);
+    free(text);
+
     const char *none[] = {dir};
     t_ok(layer_stats_chart(none, 1, png) < 0 && strstr(cd_errbuf(), "layers.csv"),
          "a folder without layers.csv is named: %s", cd_errbuf());

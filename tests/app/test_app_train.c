@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cldetr/box.h"
+#include "cldetr/checkpoint.h"
 #include "cldetr/config.h"
 #include "cldetr/data.h"
 #include "cldetr/detr.h"
@@ -179,6 +180,60 @@ static int load_ckpt(const char *name, float **params, float **m, float **v, uin
     return rc < 0 ? -1 : (int)n;
 }
 
+/* Set the u64 at byte pos of run name's last.ckpt and recompute the checksum
+ * (cd_fnv1a over every byte before it): a forged header only range checks catch. */
+static int forge_ckpt(const char *name, long pos, uint64_t value) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/runs/%s/last.ckpt", dir, name);
+    size_t len;
+    unsigned char *data = (unsigned char *)cd_read_file(path, &len);
+    if (!data || len < 200) { free(data); return -1; }
+    for (int i = 0; i < 8; i++) data[pos + i] = (unsigned char)(value >> (8 * i));
+    uint64_t h = cd_fnv1a(data, len - 8, CD_FNV_SEED);
+    for (int i = 0; i < 8; i++) data[len - 8 + i] = (unsigned char)(h >> (8 * i));
+    FILE *f = fopen(path, "wb");
+    int rc = f && fwrite(data, 1, len, f) == len ? 0 : -1;
+    if (f && fclose(f) != 0) rc = -1;
+    free(data);
+    return rc;
+}
+
+/* The run state a checkpoint's rng words hold is checked before a resume:
+ * out of range, the resume is refused naming the field, and the run folder
+ * (its last.ckpt) is left as it was. */
+static void test_resume_ranges(void) {
+    t_ok(run_train("forged", 2, NULL) == 0, "a 2-step run to forge");
+    const struct { long pos; uint64_t value; const char *what, *want; } cases[] = {
+        {40, 1000, "batch_in_epoch past the end of an epoch", "batch_in_epoch (rng[0]) = 1000 (an epoch has 1 batch)"},
+        {40, (uint64_t)1 << 63, "batch_in_epoch 2^63", "batch_in_epoch (rng[0]) = 9223372036854775808"},
+        {48, 0x7ff8000000000000ULL, "best score NaN", "best score (rng[1]) = NaN"},
+        {64, 0xfff0000000000000ULL, "elapsed time -inf", "elapsed seconds (rng[3]) = -inf"},
+        {24, (uint64_t)1 << 63, "step 2^63", "header field step = 9223372036854775808"},
+        {32, (uint64_t)1 << 62, "epoch 2^62", "header field epoch = 4611686018427387904"},
+    };
+    uint64_t good_words[6];
+    char path[512];
+    snprintf(path, sizeof path, "%s/runs/forged/last.ckpt", dir);
+    size_t len;
+    unsigned char *orig = (unsigned char *)cd_read_file(path, &len);
+    if (!orig) { t_ok(0, "read %s", path); return; }
+    for (size_t i = 0; i < CD_ARRAY_LEN(cases); i++) {
+        good_words[0] = 0;
+        for (int b = 0; b < 8; b++) good_words[0] |= (uint64_t)orig[cases[i].pos + b] << (8 * b);
+        t_ok(forge_ckpt("forged", cases[i].pos, cases[i].value) == 0, "forge %s", cases[i].what);
+        int rc = run_train("forged", 4, "resume");
+        t_ok(rc == -1 && strstr(cd_errbuf(), cases[i].want) && strstr(cd_errbuf(), "out of range"),
+             "resume with %s: refused naming the field: %s", cases[i].what, rc == -1 ? cd_errbuf() : "(resumed!)");
+        forge_ckpt("forged", cases[i].pos, good_words[0]);   /* back to the true value */
+    }
+    size_t len2;
+    unsigned char *now = (unsigned char *)cd_read_file(path, &len2);
+    t_ok(now && len2 == len && !memcmp(now, orig, len), "the refused resumes left last.ckpt as it was");
+    free(orig);
+    free(now);
+    t_ok(run_train("forged", 4, "resume") == 0, "and the true checkpoint resumes");
+}
+
 static void test_resume(void) {
     t_ok(run_train("straight", 8, NULL) == 0, "a run of 8 steps");
     t_ok(run_train("stopped", 3, NULL) == 0, "a run stopped at step 3");
@@ -207,6 +262,7 @@ int main(void) {
     make_data();
     test_overfit();
     test_resume();
+    test_resume_ranges();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) t_diag("could not remove %s", dir);

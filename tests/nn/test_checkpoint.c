@@ -54,6 +54,23 @@ static void flip_byte(const char *path, long pos) {
     fclose(f);
 }
 
+/* A copy of from at to with the header's u64 at byte pos set to value and the
+ * checksum recomputed over every byte before it: a forged file that only the
+ * range checks can refuse. */
+static int forge_u64(const char *from, const char *to, long pos, uint64_t value) {
+    size_t len;
+    unsigned char *data = (unsigned char *)cd_read_file(from, &len);
+    if (!data || len < 16 || (size_t)pos + 8 > len - 8) { free(data); return -1; }
+    for (int i = 0; i < 8; i++) data[pos + i] = (unsigned char)(value >> (8 * i));
+    uint64_t h = cd_fnv1a(data, len - 8, CD_FNV_SEED);
+    for (int i = 0; i < 8; i++) data[len - 8 + i] = (unsigned char)(h >> (8 * i));
+    FILE *f = fopen(to, "wb");
+    int rc = f && fwrite(data, 1, len, f) == len ? 0 : -1;
+    if (f && fclose(f) != 0) rc = -1;
+    free(data);
+    return rc;
+}
+
 /* A small DETR-like registry. variant 0: the reference; 1: the class head has
  * another shape; 2: one more decoder layer; 3: one decoder layer fewer; 4: the
  * backbone frozen (same shapes, other trainable flags); 5: registered in
@@ -276,6 +293,31 @@ static void test_damaged(cd_device *dev) {
     flip_byte(p, 8);
     expect_fail(dev, p, 0, 1, "another format version", "format version 17", "reads version 1");
     expect_fail(dev, tpath("no-such.ckpt"), 0, 1, "a missing file", "cannot open", "No such file");
+
+    /* forged headers with a correct checksum: every field's range is checked, the field named */
+    ckpt_meta hm = {0};
+    ckpt_read_meta(good, &hm);
+    const struct { long pos; uint64_t value; const char *what, *field; } forged[] = {
+        {24, (uint64_t)1 << 63, "step 2^63", "header field step = 9223372036854775808"},
+        {24, CKPT_MAX_COUNT, "step 2^62", "header field step ="},
+        {32, CKPT_MAX_COUNT + 5, "epoch 2^62 + 5", "header field epoch ="},
+        {104, (uint64_t)len + 1, "text_len past the end of the file", "header field text_len ="},
+        {120, hm.total + 1, "n_trainable above total", "header field n_trainable ="},
+        {128, hm.n_trainable - 1, "n_moments neither 0 nor n_trainable", "header field n_moments ="},
+        {112, 0, "total 0", "header field total = 0"},
+    };
+    ckpt_meta_free(&hm);
+    for (size_t i = 0; i < CD_ARRAY_LEN(forged); i++) {
+        t_ok(forge_u64(good, p, forged[i].pos, forged[i].value) == 0, "forge %s", forged[i].what);
+        expect_fail(dev, p, 0, 1, forged[i].what, forged[i].field, "out of range");
+        ckpt_meta fm = {0};
+        int rc = ckpt_read_meta(p, &fm);
+        ckpt_meta_free(&fm);
+        t_ok(rc == -1 && strstr(cd_errbuf(), forged[i].field), "ckpt_read_meta refuses it too: %s", cd_errbuf());
+    }
+    t_ok(forge_u64(good, p, 24, CKPT_MAX_COUNT - 1) == 0 && ckpt_read_meta(p, &hm) == 0 &&
+         hm.step == CKPT_MAX_COUNT - 1, "step 2^62 - 1, the largest in range, is accepted");
+    ckpt_meta_free(&hm);
     expect_fail(dev, dir, 0, 1, "a folder", "not a regular file", NULL);
 
     /* models of another config */
