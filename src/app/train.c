@@ -21,6 +21,7 @@
 #include "cldetr/layer_stats.h"
 #include "cldetr/setup.h"
 #include "cldetr/step.h"
+#include "cldetr/tfevents.h"
 #include "cldetr/train.h"
 #include "cldetr/trainer.h"
 #include "cldetr/weights.h"
@@ -54,6 +55,13 @@ typedef struct {
     int have_model, have_ctx;      /* for the cleanup of a half-opened trainer */
     layer_stats layers;            /* per-layer statistics (log.layers_every > 0) */
     FILE *layers_csv;
+    FILE *jsonl;                   /* metrics.jsonl: the rows of metrics.csv as JSON objects */
+    tfevents tb;                   /* TensorBoard event file of this process */
+    /* the console line: smoothed loss, step and data-wait times since the last line, ETA */
+    double loss_ema, loss_ema_w;   /* exponential moving average of the loss (debiased by its weight) */
+    double sec_per_step;           /* moving average of step + wait seconds: the ETA, without validations */
+    double step_s, wait_s;         /* sums over the steps since the last logged one */
+    long window_steps;
     int lock_fd;                   /* the run folder's lock, held for the whole run (-1: none) */
 } trainer;
 
@@ -180,6 +188,13 @@ static int validate(trainer *t, int final) {
         fprintf(t->evals, "%ld,%ld,%.6g", t->step, epoch, r.loss);
         for (int i = 0; i < COCO_N_STATS; i++) fprintf(t->evals, ",%.6f", s[i]);
         fprintf(t->evals, ",%.1f,%.2f\n", run_elapsed(t), r.seconds);
+        if (t->tb.f) {
+            static const char *tags[] = {"val/AP", "val/AP50", "val/AP75", "val/AP_small", "val/AP_medium",
+                                         "val/AP_large", "val/AR1", "val/AR10", "val/AR100"};
+            for (int i = 0; i < (int)CD_ARRAY_LEN(tags); i++) tfevents_scalar(&t->tb, tags[i], t->step, s[i]);
+            tfevents_scalar(&t->tb, "val/loss", t->step, r.loss);
+            tfevents_flush(&t->tb);
+        }
         fflush(t->evals);
         char path[4096];
         join(path, sizeof path, t->run, "eval.json");
@@ -210,21 +225,78 @@ static int validate(trainer *t, int final) {
     return 0;
 }
 
+/* The per-layer statistics of the last step: layers.csv and TensorBoard (layers/GROUP/QUANTITY). */
+static void log_layers(trainer *t) {
+    layer_stats_write(&t->layers, t->layers_csv, t->step);
+    if (!t->tb.f) return;
+    static const char *q[] = {"weight_rms", "grad_rms", "update_ratio_log10", "act_mean", "act_std", "act_zero_frac"};
+    for (int k = 0; k < t->layers.n_groups; k++) {
+        const layer_group_stats *g = &t->layers.g[k];
+        double v[] = {g->weight_rms, g->grad_rms, g->update_ratio_log10, g->act_mean, g->act_std, g->act_zero_frac};
+        for (int j = 0; j < 6; j++) {
+            if (!isfinite(v[j])) continue;
+            char tag[128];
+            snprintf(tag, sizeof tag, "layers/%s/%s", g->name, q[j]);
+            tfevents_scalar(&t->tb, tag, t->step, v[j]);
+        }
+    }
+    tfevents_flush(&t->tb);
+}
+
+/* "1:05:10" or "4m10s" */
+static void fmt_duration(char *buf, size_t n, double s) {
+    long t = s > 0 && isfinite(s) ? (long)(s + 0.5) : 0;
+    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+}
+
+/* A logged step: a row of metrics.csv and metrics.jsonl, the TensorBoard
+ * scalars, and the console line (under 80 columns):
+ *   step 1250/7500 17% epoch 6 loss 7.104 (7.420) 95+3ms 312MiB 4m10s ETA 20m51s
+ * with the loss smoothed in brackets, the mean step time + data wait since
+ * the last line, the device memory's peak, the run's time, and the ETA from
+ * the moving average of step times (validations do not make it jump). */
 static void log_step(trainer *t, const double lr[2], double ips, long total_steps) {
     const criterion_result *cr = &t->st.cr;
-    double grad_norm = t->st.grad_norm;
+    double grad_norm = t->st.grad_norm, elapsed = run_elapsed(t);
     const criterion_layer_terms *f = &cr->layer[cr->L - 1];
     double card = f->cardinality_error;
-    fprintf(t->metrics, "%ld,%ld,%.6g,%.6g,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.6g,%.2f,%.1f\n", t->step,
-            epoch_of_last_step(t), lr[NN_GROUP_REST], lr[NN_GROUP_BACKBONE], cr->total, f->loss_ce, f->loss_bbox,
-            f->loss_giou, cr->class_error, card, grad_norm, ips, run_elapsed(t));
+    long epoch = epoch_of_last_step(t);
+    fprintf(t->metrics, "%ld,%ld,%.6g,%.6g,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.6g,%.2f,%.1f\n", t->step, epoch,
+            lr[NN_GROUP_REST], lr[NN_GROUP_BACKBONE], cr->total, f->loss_ce, f->loss_bbox, f->loss_giou,
+            cr->class_error, card, grad_norm, ips, elapsed);
     fflush(t->metrics);
+    double step_ms = 1e3 * t->step_s / CD_MAX(t->window_steps, 1), wait_ms = 1e3 * t->wait_s / CD_MAX(t->window_steps, 1);
+    double mib = (double)t->dev->bytes_peak / 1048576.0, smooth = t->loss_ema / CD_MAX(t->loss_ema_w, 1e-12);
+    if (t->jsonl) {
+        fprintf(t->jsonl, "{\"step\": %ld, \"epoch\": %ld, \"lr\": %.6g, \"lr_backbone\": %.6g, \"loss\": %.6f, "
+                          "\"loss_smoothed\": %.6f, \"loss_ce\": %.6f, \"loss_bbox\": %.6f, \"loss_giou\": %.6f, "
+                          "\"class_error\": %.3f, \"cardinality_error\": %.3f, \"grad_norm\": %.6g, "
+                          "\"images_per_s\": %.2f, \"step_ms\": %.2f, \"data_wait_ms\": %.2f, \"device_peak_mib\": %.1f, "
+                          "\"time_s\": %.1f}\n", t->step, epoch, lr[NN_GROUP_REST], lr[NN_GROUP_BACKBONE], cr->total,
+                smooth, f->loss_ce, f->loss_bbox, f->loss_giou, cr->class_error, card, isfinite(grad_norm) ? grad_norm : -1,
+                ips, step_ms, wait_ms, mib, elapsed);
+        fflush(t->jsonl);
+    }
+    if (t->tb.f) {
+        static const char *tags[] = {"train/loss", "train/loss_smoothed", "train/loss_ce", "train/loss_bbox",
+                                     "train/loss_giou", "train/class_error", "train/cardinality_error", "train/lr",
+                                     "train/lr_backbone", "train/grad_norm", "train/images_per_s", "train/step_ms",
+                                     "train/data_wait_ms"};
+        double v[] = {cr->total, smooth, f->loss_ce, f->loss_bbox, f->loss_giou, cr->class_error, card,
+                      lr[NN_GROUP_REST], lr[NN_GROUP_BACKBONE], grad_norm, ips, step_ms, wait_ms};
+        for (size_t k = 0; k < CD_ARRAY_LEN(tags); k++) tfevents_scalar(&t->tb, tags[k], t->step, v[k]);
+        tfevents_flush(&t->tb);
+    }
+    t->step_s = t->wait_s = 0;
+    t->window_steps = 0;
     if (!t->progress) return;
-    double eta = ips > 0 && total_steps > 0 ? (double)(total_steps - t->step) * t->cfg.train.batch_size / ips : 0;
-    char line[256];
-    snprintf(line, sizeof line, "step %ld/%ld  epoch %ld  loss %.4f (ce %.3f l1 %.3f giou %.3f)  class_err %.0f%%  "
-             "lr %.2g  %.1f img/s  ETA %dm%02ds", t->step, total_steps, epoch_of_last_step(t), cr->total, f->loss_ce,
-             f->loss_bbox, f->loss_giou, cr->class_error, lr[NN_GROUP_REST], ips, (int)(eta / 60), (int)eta % 60);
+    char line[256], el[32], eta[32];
+    fmt_duration(el, sizeof el, elapsed);
+    fmt_duration(eta, sizeof eta, (double)(total_steps - t->step) * t->sec_per_step);
+    snprintf(line, sizeof line, "step %ld/%ld %.0f%% epoch %ld loss %.3f (%.3f) %.0f+%.0fms %.0fMiB %s ETA %s",
+             t->step, total_steps, 100.0 * (double)t->step / (double)CD_MAX(total_steps, 1), epoch, cr->total, smooth,
+             step_ms, wait_ms, mib, el, eta);
     if (t->progress == 2) { fprintf(stderr, "\r\033[K%s", line); fflush(stderr); }
     else fprintf(stderr, "%s\n", line);
     if (t->log) fprintf(t->log, "%s\n", line);
@@ -429,7 +501,9 @@ static int open_run_folder(trainer *t, const char *cfg_file, int resume, int n_s
  * kill is dropped. An eval.csv of the old layout gets the new header, its
  * durations moved to val_seconds (time_s unknown: nan). Rewritten through a
  * temporary file and a rename. */
-static int keep_rows_upto(const char *path, long step, int is_eval, long *last_kept) {
+enum { ROWS_CSV, ROWS_EVAL_CSV, ROWS_JSONL };
+static int keep_rows_upto(const char *path, long step, int kind, long *last_kept) {
+    int is_eval = kind == ROWS_EVAL_CSV;
     *last_kept = -1;
     if (!file_exists(path)) return 0;
     size_t len;
@@ -440,7 +514,7 @@ static int keep_rows_upto(const char *path, long step, int is_eval, long *last_k
     FILE *f = fopen(tmp, "w");
     if (!f) { free(text); return cd_seterr("cannot write %s: %s", tmp, strerror(errno)); }
     char *line = text, *end;
-    int first = 1, old_layout = 0;
+    int first = kind != ROWS_JSONL, old_layout = 0;   /* metrics.jsonl has no header */
     for (; (end = strchr(line, '\n')) != NULL; line = end + 1) {
         *end = '\0';
         if (first) {
@@ -451,9 +525,9 @@ static int keep_rows_upto(const char *path, long step, int is_eval, long *last_k
             if (!old_layout) fputc('\n', f);
             continue;
         }
-        char *num_end;
-        long s = strtol(line, &num_end, 10);
-        if (num_end == line || *num_end != ',' || s > step) continue;
+        char *num = kind == ROWS_JSONL && !strncmp(line, "{\"step\": ", 9) ? line + 9 : line, *num_end;
+        long s = strtol(num, &num_end, 10);
+        if (num_end == num || *num_end != ',' || s > step) continue;
         *last_kept = s;
         if (old_layout) {
             char *last = strrchr(line, ',');
@@ -476,9 +550,11 @@ static int open_logs(trainer *t, int resume) {
     if (resume) {
         long last;
         join(path, sizeof path, t->run, "metrics.csv");
-        if (keep_rows_upto(path, t->step, 0, &last) < 0) return -1;
+        if (keep_rows_upto(path, t->step, ROWS_CSV, &last) < 0) return -1;
+        join(path, sizeof path, t->run, "metrics.jsonl");
+        if (keep_rows_upto(path, t->step, ROWS_JSONL, &last) < 0) return -1;
         join(path, sizeof path, t->run, "eval.csv");
-        if (keep_rows_upto(path, t->step, 1, &t->last_eval_step) < 0) return -1;
+        if (keep_rows_upto(path, t->step, ROWS_EVAL_CSV, &t->last_eval_step) < 0) return -1;
     }
     join(path, sizeof path, t->run, "log.txt");
     t->log = fopen(path, "a");
@@ -490,9 +566,11 @@ static int open_logs(trainer *t, int resume) {
     fresh = !file_exists(path);
     t->evals = fopen(path, "a");
     if (t->evals && fresh) fputs(EVAL_HEADER, t->evals);
-    if (!t->log || !t->metrics || !t->evals)
+    join(path, sizeof path, t->run, "metrics.jsonl");
+    t->jsonl = fopen(path, "a");
+    if (!t->log || !t->metrics || !t->evals || !t->jsonl)
         return cd_seterr("cannot write in the run folder %s: %s", t->run, strerror(errno));
-    return 0;
+    return tfevents_open(&t->tb, t->run);
 }
 
 /* layers.csv and the per-layer statistics, when log.layers_every > 0 (on
@@ -502,7 +580,7 @@ static int open_layer_log(trainer *t, int resume) {
     char path[4096];
     join(path, sizeof path, t->run, "layers.csv");
     long last;
-    if (resume && keep_rows_upto(path, t->step, 0, &last) < 0) return -1;
+    if (resume && keep_rows_upto(path, t->step, ROWS_CSV, &last) < 0) return -1;
     int fresh = !file_exists(path);
     if (!(t->layers_csv = fopen(path, "a"))) return cd_seterr("cannot write %s: %s", path, strerror(errno));
     if (fresh) fprintf(t->layers_csv, "%s\n", LAYER_STATS_HEADER);
@@ -526,6 +604,8 @@ static void trainer_close(trainer *t) {
     if (t->log) fclose(t->log);
     if (t->metrics) fclose(t->metrics);
     if (t->evals) fclose(t->evals);
+    if (t->jsonl) fclose(t->jsonl);
+    tfevents_close(&t->tb);
     free(t->config_text);
     cd_unlock_file(t->lock_fd);
     t->lock_fd = -1;
@@ -535,7 +615,7 @@ static void trainer_close(trainer *t) {
 
 /* Train until total_steps, the last epoch or a stop request. */
 static int train_loop(trainer *t, long total_steps) {
-    double t_start = cd_now(), t_window = t_start;
+    double t_start = cd_now(), t_window = t_start, t_mark = t_start;
     t->t_start = t_start;
     long imgs_window = 0;
     int eval_every = t->cfg.train.eval_every, ckpt_every = t->cfg.train.checkpoint_every;
@@ -546,7 +626,8 @@ static int train_loop(trainer *t, long total_steps) {
         long skip = t->batch_in_epoch;          /* resuming mid-epoch: the loader order is deterministic */
         while ((got = loader_next(t->train_ld, &b)) == 1 && skip > 0) skip--;
         for (; got == 1; got = loader_next(t->train_ld, &b)) {
-            double lr[2];
+            double t0 = cd_now(), lr[2];
+            t->wait_s += t0 - t_mark;
             lr_at(&t->sched, t->step, t->epoch, lr);
             int every = t->cfg.log.layers_every;
             t->st.measure = t->layers_csv && (t->step + 1) % every == 0;
@@ -560,16 +641,23 @@ static int train_loop(trainer *t, long total_steps) {
                                  "train.clip_max_norm, and check the data (cldetr eval, data.on_bad_sample)%s",
                                  t->step, t->epoch + 1, why, kept);
             }
+            double dt = cd_now() - t0, dw = t0 - t_mark;
+            t->step_s += dt;
+            t->window_steps++;
+            t->sec_per_step = t->sec_per_step > 0 ? 0.95 * t->sec_per_step + 0.05 * (dt + dw) : dt + dw;
+            t->loss_ema = 0.98 * t->loss_ema + 0.02 * t->st.cr.total;
+            t->loss_ema_w = 0.98 * t->loss_ema_w + 0.02;
             t->step++;
             t->batch_in_epoch++;
             imgs_window += (long)b->B;
-            if (t->st.measure) layer_stats_write(&t->layers, t->layers_csv, t->step);
+            if (t->st.measure) log_layers(t);
             if (t->step % t->cfg.log.every == 0 || t->step == total_steps) {
                 double now = cd_now();
                 log_step(t, lr, imgs_window / CD_MAX(now - t_window, 1e-9), total_steps);
                 t_window = now;
                 imgs_window = 0;
             }
+            t_mark = cd_now();
             if (t->step >= total_steps || stop_requested) break;
         }
         if (got < 0) return cd_seterr("training stopped at step %ld: %s", t->step, cd_errbuf());
@@ -580,6 +668,7 @@ static int train_loop(trainer *t, long total_steps) {
             if (ckpt_every > 0 && t->epoch % ckpt_every == 0 && !last && save_checkpoint(t, "last.ckpt") < 0)
                 return -1;
             if (eval_every > 0 && t->epoch % eval_every == 0 && !last && validate(t, 0) < 0) return -1;
+            t_mark = cd_now();      /* a validation is no data wait */
         }
     }
     if (t->progress == 2) fputc('\n', stderr);

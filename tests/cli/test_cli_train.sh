@@ -47,6 +47,7 @@ check $rc 130 "interrupted at step" "SIGINT: exit 130 after writing a checkpoint
 last=$(tail -1 "$tmp/runs/intr/metrics.csv" | cut -d, -f1)
 for k in 1 2 3; do echo "$((last + k)),1,0.001,0.001,9,9,9,9,0,0,1,1,1" >>"$tmp/runs/intr/metrics.csv"; done
 printf '%s' "$((last + 4)),1,0.00" >>"$tmp/runs/intr/metrics.csv"
+for k in 1 2 3; do echo "{\"step\": $((last + k)), \"loss\": 9}" >>"$tmp/runs/intr/metrics.jsonl"; done
 "$bin" train --resume "$tmp/runs/intr" --set train.max_steps=2000 --set log.progress=plain >"$tmp/out" 2>&1 &
 pid=$!
 for i in $(seq 1 100); do grep -q "^step " "$tmp/out" 2>/dev/null && break; sleep 0.2; done
@@ -56,6 +57,11 @@ dups=$(tail -n +2 "$tmp/runs/intr/metrics.csv" | cut -d, -f1 | sort -n | uniq -d
 bad=$(awk -F, 'NR > 1 && NF != 13' "$tmp/runs/intr/metrics.csv" | wc -l)
 [ -z "$dups" ] && [ "$bad" = 0 ] && [ "$(tail -n +2 "$tmp/runs/intr/metrics.csv" | cut -d, -f1 | head -1)" = 1 ]
 ok $? "after the resume metrics.csv repeats no step (repeated: '$dups'; $bad malformed rows)"
+python3 -c "
+import json, sys
+steps = [json.loads(l)['step'] for l in open(sys.argv[1])]
+sys.exit(0 if steps and len(steps) == len(set(steps)) else 1)" "$tmp/runs/intr/metrics.jsonl"
+ok $? "and so does metrics.jsonl"
 
 "$bin" train --resume "$tmp/nothing" >"$tmp/out" 2>&1; check $? 1 "is not a run folder" "--resume of a non-run folder"
 
@@ -67,9 +73,25 @@ run="$tmp/runs/epochs"
 m=$(tail -n +2 "$run/metrics.csv" | cut -d, -f1,2 | tr '\n' ' '); e=$(tail -n +2 "$run/eval.csv" | cut -d, -f1,2 | tr '\n' ' ')
 [ $rc = 0 ] && [ "$m" = "1,1 2,1 3,2 4,2 " ] && [ "$e" = "2,1 4,2 " ]
 ok $? "metrics.csv and eval.csv count epochs from 1 (metrics '$m', eval '$e')"
-grep -q "^step 2/4  epoch 1 " "$tmp/out" && grep -q "^step 3/4  epoch 2 " "$tmp/out" && \
+grep -q "^step 2/4 50% epoch 1 " "$tmp/out" && grep -q "^step 3/4 75% epoch 2 " "$tmp/out" && \
   grep -q "validation at step 2 (epoch 1," "$tmp/out" && grep -q "validation at step 4 (epoch 2," "$tmp/out"
 ok $? "and so does the console: the validation at the end of epoch 1 says epoch 1"
+# the console line: step, percent, epoch, loss (smoothed), step+wait ms, device memory, time, ETA; 80 columns
+grep -Eq "^step 4/4 100% epoch 2 loss [0-9.]+ \([0-9.]+\) [0-9]+\+[0-9]+ms [0-9]+MiB [0-9]+m[0-9]{2}s ETA 0m00s$" "$tmp/out"
+ok $? "the console line: $(grep '^step 4/4' "$tmp/out")"
+[ "$(grep '^step ' "$tmp/out" | awk '{ if (length($0) > 80) n++ } END { print n + 0 }')" = 0 ]; ok $? "it fits 80 columns"
+# metrics.jsonl: the rows of metrics.csv as JSON, and a TensorBoard event file
+python3 - "$run/metrics.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["step"] for r in rows] == [1, 2, 3, 4], rows
+for k in ("loss", "loss_smoothed", "lr", "step_ms", "data_wait_ms", "device_peak_mib", "time_s", "epoch"):
+    assert all(k in r for r in rows), k
+PY
+ok $? "metrics.jsonl: one JSON object per logged step with the losses, lr, step and wait times, memory"
+ls "$run"/events.out.tfevents.* >/dev/null 2>&1 && [ "$(head -c 0 "$run"/events.out.tfevents.* | wc -c)" = 0 ] && \
+  grep -aq "train/loss" "$run"/events.out.tfevents.* && grep -aq "val/AP50" "$run"/events.out.tfevents.*
+ok $? "a TensorBoard event file with the training and validation scalars"
 head -1 "$run/eval.csv" | grep -q ",time_s,val_seconds$"; ok $? "eval.csv has time_s and val_seconds columns"
 "$bin" train --resume "$run" --set train.epochs=3 >"$tmp/out" 2>&1; rc=$?
 e=$(tail -n +2 "$run/eval.csv" | cut -d, -f1,2 | tr '\n' ' ')
