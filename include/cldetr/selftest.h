@@ -14,7 +14,7 @@ typedef struct {
 
 /* Each family's table ends with {NULL, NULL}. */
 extern const cd_selftest cd_selftests_gemm[];
-extern const cd_selftest cd_selftests_ops_b[];   /* conv2d, batch norm, max pool */
-extern const cd_selftest cd_selftests_ops_a[];   /* element-wise, dropout, reductions, softmax, layer norm, permute */
+extern const cd_selftest cd_selftests_conv[];   /* conv2d, batch norm, max pool */
+extern const cd_selftest cd_selftests_ops[];   /* element-wise, dropout, reductions, softmax, layer norm, permute */
 
 #endif

@@ -11,8 +11,8 @@
 /* Every family of checks; a new family is added here. */
 static const cd_selftest *const families[] = {
     cd_selftests_gemm,
-    cd_selftests_ops_b,
-    cd_selftests_ops_a,
+    cd_selftests_conv,
+    cd_selftests_ops,
 };
 
 static int run_device(const char *spec, int verbose) {

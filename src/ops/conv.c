@@ -21,12 +21,12 @@
 #include <string.h>
 
 #include "cldetr/ops.h"
-#include "ops/ops_b_ref.h"
+#include "ops/op_ref.h"
 
 /* Floats of im2col scratch a group may use (64 MiB); one image is always allowed. */
 static size_t conv_scratch_floats = (size_t)1 << 24;
 /* Images per GEMM group: enough for ~1024 GEMM columns (g*P), no more. Measured
- * on PoCL (2-core Zen 5, tuned CLBlast; bench/bench_ops_b_conv.c): at P = 16
+ * on PoCL (2-core Zen 5, tuned CLBlast; bench/bench_conv.c): at P = 16
  * (4x4, 256 ch) the whole batch in one GEMM is 3-4x faster than image by image;
  * at P = 256 they tie; at P = 1024 image by image is faster (backward 13 vs 19
  * ms) because it needs no pack/unpack and the weight-gradient GEMM's long

@@ -5,7 +5,7 @@
  * ops.h: dw and db add; dx, dA, dB are written (acc 0) or added (acc 1), which
  * maps onto GEMM's beta = acc. */
 #include "cldetr/ops.h"
-#include "ops/linear_ref.h"
+#include "ops/op_ref.h"
 
 /* out (N,OUT) = x (N,IN) w^T (OUT,IN) + b (OUT) */
 void op_linear_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, size_t N, size_t IN, size_t OUT) {

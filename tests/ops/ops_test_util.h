@@ -1,4 +1,5 @@
-/* Helpers of the ops-A tests (tests/ops/test_ops_a_*.c): one device per test
+/* Helpers of the tests of element-wise, dropout, reduction, softmax, layer norm
+ * and permute ops (tests/ops/test_<op>.c): one device per test
  * binary, device tensors at nonzero offsets with sentinels around them (stray
  * writes show), NaN-filled outputs for acc = 0 (a kernel that reads what it
  * should only write shows), and central finite differences in double.
@@ -14,7 +15,7 @@
 
 #include "../check.h"
 #include "cldetr/ops.h"
-#include "ops/ops_ref.h"
+#include "ops/op_ref.h"
 
 #define OT_FN static __attribute__((unused))
 #define OT_GUARD 5                  /* sentinel floats before and after each tensor */

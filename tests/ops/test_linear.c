@@ -3,7 +3,7 @@
  * central finite differences of a double-precision forward on the host. */
 #include "../check.h"
 #include "cldetr/ops.h"
-#include "ops/linear_ref.h"
+#include "ops/op_ref.h"
 
 static cd_device *dev;
 

@@ -1,4 +1,4 @@
-/* ops-B self-checks for `cldetr selftest`: one case of conv2d, batch norm
+/* Self-checks of conv2d, batch norm and max pool for `cldetr selftest`: one case of conv2d, batch norm
  * (frozen and trainable) and max pool, forward and backward, against the host
  * references, and im2col / col2im alone on an odd shape with offsets. */
 #include <math.h>
@@ -7,7 +7,7 @@
 
 #include "cldetr/ops.h"
 #include "cldetr/selftest.h"
-#include "ops/ops_b_ref.h"
+#include "ops/op_ref.h"
 
 static uint64_t rng_state = 0x13198A2E03707344ULL;
 static double drand_pm1(void) {
@@ -182,7 +182,7 @@ static int selftest_maxpool(cd_device *dev, char *msg, size_t n) {
     return rc;
 }
 
-const cd_selftest cd_selftests_ops_b[] = {
+const cd_selftest cd_selftests_conv[] = {
     {"im2col/col2im", selftest_im2col},
     {"conv2d", selftest_conv},
     {"batchnorm", selftest_batchnorm},

@@ -1,14 +1,15 @@
-/* Self-checks of the ops-A families for `cldetr selftest`: one case of each op
+/* Self-checks of element-wise, dropout, reduction, softmax, layer norm and
+ * permute ops for `cldetr selftest`: one case of each op
  * (forward and backward) on the device against its host reference, at odd sizes
  * and nonzero offsets. The thorough checks (finite differences, acc, edge
- * sizes) are tests/ops/test_ops_a_*.c. */
+ * sizes) are tests/ops/test_<op>.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cldetr/ops.h"
 #include "cldetr/selftest.h"
-#include "ops/ops_ref.h"
+#include "ops/op_ref.h"
 
 #define ST_OFF 3            /* every tensor starts at this float offset in its buffer */
 
@@ -180,7 +181,7 @@ static int st_permute(cd_device *dev, char *msg, size_t len) {
     return rc;
 }
 
-const cd_selftest cd_selftests_ops_a[] = {
+const cd_selftest cd_selftests_ops[] = {
     {"ops element-wise", st_elementwise},
     {"ops channel bias/scale", st_channels},
     {"ops dropout", st_dropout},

@@ -1,12 +1,12 @@
-/* Helpers shared by the ops-B tests (conv2d, batch norm, max pool): random
+/* Helpers shared by the tests of conv2d, batch norm and max pool: random
  * host tensors in double (exactly representable in float), device copies at an
  * offset inside a NaN-filled buffer, read-back, and central finite differences. */
-#ifndef TEST_OPS_B_UTIL_H
-#define TEST_OPS_B_UTIL_H
+#ifndef CLDETR_CONV_TEST_UTIL_H
+#define CLDETR_CONV_TEST_UTIL_H
 
 #include "../check.h"
 #include "cldetr/ops.h"
-#include "ops/ops_b_ref.h"
+#include "ops/op_ref.h"
 
 static cd_device *dev;
 

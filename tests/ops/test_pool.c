@@ -2,7 +2,7 @@
  * ties (the first maximum in row-major window order wins), all-negative and
  * -inf inputs (padding must act as -inf, not 0), NaN (wins, as PyTorch),
  * offsets, acc 0 and 1; and the reference's backward against finite differences. */
-#include "test_ops_b_util.h"
+#include "conv_test_util.h"
 
 /* Exact equality, with NaN == NaN and inf == inf of the same sign. */
 static int same(double a, double b) { return a == b || (isnan(a) && isnan(b)); }

@@ -3,7 +3,7 @@
  * 1/2, odd channel counts, batch 1 and 3, H != W, with and without bias, the
  * direct 1x1 path, groups of images with a remainder), at odd buffer offsets,
  * acc 0 and 1; and the reference's backward against central finite differences. */
-#include "test_ops_b_util.h"
+#include "conv_test_util.h"
 
 /* Float32 sums of n products of values in [-1, 1]: the rounding error grows
  * like sqrt(n) * 2^-24 * |terms|; 4e-6 * sqrt(n) leaves ~10x above what PoCL

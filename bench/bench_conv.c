@@ -3,7 +3,7 @@
  * candidate layouts, and the whole ops with the default grouping of images and
  * image by image.
  *
- *   bench_ops_b_conv [B C K H W R stride pad] [--iters N] [--tuned] [--profile]
+ *   bench_conv [B C K H W R stride pad] [--iters N] [--tuned] [--profile]
  *
  * Defaults: 8 64 64 32 32 3 1 1. --tuned applies the Xgemm parameters of
  * /work/shared/reference/cpu-baseline.md first (a good PoCL set) instead of
@@ -14,7 +14,7 @@
 
 #include "cldetr/blas_tune.h"
 #include "cldetr/ops.h"
-#include "ops/ops_b_ref.h"
+#include "ops/op_ref.h"
 
 static cd_device *dev;
 static int iters = 5;
@@ -80,11 +80,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--tuned")) tuned = 1;
         else if (!strcmp(argv[i], "--profile")) profile = 1;
         else if (nv < 8) v[nv++] = strtoul(argv[i], NULL, 10);
-        else { fprintf(stderr, "usage: bench_ops_b_conv [B C K H W R stride pad] [--iters N] [--tuned] [--profile]\n"); return 2; }
+        else { fprintf(stderr, "usage: bench_conv [B C K H W R stride pad] [--iters N] [--tuned] [--profile]\n"); return 2; }
     }
     if (iters < 1) iters = 1;
     dev = cd_open(NULL, profile);
-    if (!dev) { fprintf(stderr, "bench_ops_b_conv: %s\n", cd_errbuf()); return 1; }
+    if (!dev) { fprintf(stderr, "bench_conv: %s\n", cd_errbuf()); return 1; }
     if (tuned)
         printf("applied %d tuning line(s)\n",
                cd_blas_apply_tuning(dev, "Xgemm MWG=128 NWG=64 MDIMC=8 MDIMA=8 NDIMC=4 NDIMB=4 VWM=8 VWN=8 KWG=32 "

@@ -4,7 +4,7 @@
  * and 1, dw +=, db +=), at offsets, on shapes from 1x1 planes to planes longer
  * than a work-group, with a mean far from zero; and the references' backward
  * against central finite differences in double. */
-#include "test_ops_b_util.h"
+#include "conv_test_util.h"
 
 #define EPS 1e-5
 #define MOMENTUM 0.1
