@@ -2,7 +2,7 @@
  * (odd sizes, nonzero offsets, acc 0 and 1, with and without mask); masked keys
  * get exactly 0, a fully padded row gives zeros and no NaN, valid rows sum to 1,
  * large scores don't overflow; backward vs finite differences. */
-#include "ops_test_util.h"
+#include "op_test.h"
 
 /* Mask (B, Lk): image b keeps its first valid[b] keys; image 1 is fully padded
  * when Lk > 1 and B > 1 (so every test shape has a fully padded row). */
@@ -71,9 +71,9 @@ static void test_large_scores(void) {
     size_t Lk = 77, n = 3 * Lk;
     double xh[3 * 77];
     for (size_t k = 0; k < Lk; k++) {
-        xh[k] = t_uniform(9990, 10000);
-        xh[Lk + k] = t_uniform(-10000, -9990);
-        xh[2 * Lk + k] = t_uniform(-1e4, 1e4);
+        xh[k] = ot_uniform(9990, 10000);
+        xh[Lk + k] = ot_uniform(-10000, -9990);
+        xh[2 * Lk + k] = ot_uniform(-1e4, 1e4);
     }
     ot_tensor x = ot_from(xh, n, 1), out = ot_nan(n, 2);
     double *r = malloc(n * sizeof *r);
@@ -93,7 +93,7 @@ static double sm_loss(void *p) {
     size_t n = c->B * c->H * c->Lq * c->Lk;
     double *out = malloc(n * sizeof *out);
     op_softmax_forward_ref(out, c->x, c->mask, c->B, c->H, c->Lq, c->Lk, c->scale);
-    double L = ot_dot(c->dout, out, n);
+    double L = op_dot(c->dout, out, n);
     free(out);
     return L;
 }
@@ -107,7 +107,7 @@ static void test_fd(size_t B, size_t H, size_t Lq, size_t Lk) {
     op_softmax_backward(ot_dev, dx.d, g.d, out.d, B, H, Lq, Lk, scale, 0);
     double *fd = malloc(n * sizeof *fd);
     sm_ctx c = {x.h, mask.h, g.h, B, H, Lq, Lk, scale};
-    ot_fd_grad(x.h, n, 1e-5, sm_loss, &c, fd);
+    op_fd_grad(fd, x.h, n, 1e-5, sm_loss, &c);
     char name[128];
     snprintf(name, sizeof name, "softmax backward vs finite differences (%zu,%zu,%zu,%zu) masked", B, H, Lq, Lk);
     ot_check(name, &dx, fd, 1e-6, 1e-4);
@@ -117,7 +117,7 @@ static void test_fd(size_t B, size_t H, size_t Lq, size_t Lk) {
 
 int main(void) {
     ot_open();
-    t_seed(404);
+    ot_seed(404);
     static const size_t shapes[][4] = {{1, 1, 1, 1}, {2, 3, 5, 7}, {3, 2, 3, 33}, {2, 2, 2, 257}, {3, 1, 2, 1000},
                                        {2, 8, 20, 20}, {4, 1, 1, 1025}};
     for (size_t s = 0; s < CD_ARRAY_LEN(shapes); s++)
@@ -126,5 +126,6 @@ int main(void) {
     test_large_scores();
     test_fd(3, 2, 3, 7);
     test_fd(3, 1, 2, 65);
+    ot_cases("softmax");
     return ot_finish();
 }
