@@ -1,5 +1,5 @@
 /* Batch norm over (B, C, HW): frozen (affine from stored statistics) and
- * trainable with batch statistics. Conventions as in elementwise.cl.
+ * trainable with batch statistics. Conventions as in common.cl.
  *
  * The per-channel reductions run one work-group per channel with a tree in
  * local memory (local size a power of two, chosen by the host from the
@@ -19,20 +19,6 @@
  * body conditional, and PoCL's vectoriser then turned each parameter load into
  * a masked gather per element (with a division and sqrt per element for the
  * frozen scale): ~1 ms per 1M elements. */
-
-/* The sum of v over the work-group, returned to every work-item. */
-static float wg_sum(__local float *part, float v) {
-    const int lid = (int)get_local_id(0), nl = (int)get_local_size(0);
-    part[lid] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int h = nl / 2; h > 0; h /= 2) {
-        if (lid < h) part[lid] += part[lid + h];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    const float total = part[0];
-    barrier(CLK_LOCAL_MEM_FENCE);   /* part is reused by the next call */
-    return total;
-}
 
 /* This work-item's share of sum_n sum_i f(row n of channel c)[i]: float8 loads
  * along each row (explicit SIMD: PoCL does not vectorise a loop inside a

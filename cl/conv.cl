@@ -1,6 +1,6 @@
 /* Convolution kernels: im2col, col2im (a gather, no atomics), the packing of a
  * group of images between NCHW and the channel-major layout of the GEMMs, and
- * the bias gradient. Conventions as in elementwise.cl.
+ * the bias gradient. Conventions as in common.cl.
  *
  * A group of g images is processed at once; the GEMM operands are
  *   col  (CRS, g*P)   CRS = C*R*S rows, columns j = b*P + oh*Wo + ow
@@ -18,17 +18,6 @@
  * 3x3 layer-1 conv 0.36 ms per image. Now every element is one work-item,
  * dims 1 and 2 carry what would need a division, and col2im has kernels with
  * the window unrolled for the common shapes (3x3 stride 1 and 2, 1x1). */
-
-/* a / d for d >= 1 and 0 <= a < 2^24 without an integer divide: the truncated
- * float quotient is within 1 of the true one, and one step either way
- * corrects it. inv_d = 1.0f / d from the host. Negative a gives some q;
- * callers reject a < 0 themselves. */
-static inline __attribute__((always_inline)) int div_nonneg(int a, int d, float inv_d) {
-    int q = (int)((float)a * inv_d);
-    if ((q + 1) * d <= a) q++;
-    if (q * d > a) q--;
-    return q;
-}
 
 /* col (CRS, g*P) from x (g, C, H, W): row crs = (c*R + r)*S + s, column
  * b*P + oh*Wo + ow; cells outside the padded input are 0. Range (P, CRS*g)
@@ -227,13 +216,8 @@ __kernel void conv_bias_backward(__global float *db, const ulong db_off, __globa
         __global const float *row = dout + ((ulong)b * K + k) * P;
         for (ulong p = lid; p < P; p += nl) sum += row[p];
     }
-    part[lid] = sum;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int h = nl / 2; h > 0; h /= 2) {
-        if (lid < h) part[lid] += part[lid + h];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (lid == 0) db[k] += part[0];
+    sum = wg_sum(part, sum);
+    if (lid == 0) db[k] += sum;
 }
 
 /* dw (K, CRS) += sum over b < g and p < P of dout[b][k][p] * col[crs*cs + b*cb + p]:

@@ -5,7 +5,7 @@
  * first output word's top 24 bits, times 2^-24, in [0, 1). Integer operations
  * and one exact float conversion: every device gives the same bits, and
  * op_dropout_uniform_ref in src/ops/dropout.c is the same function on the host.
- * Conventions: see cl/elementwise.cl.
+ * Conventions: see cl/common.cl.
  *
  * Speed (PoCL 3.1, 2-core Zen 5, 65536 elements): PoCL vectorises a kernel
  * across work-items only when the body has no call and no loop left after

@@ -1,14 +1,5 @@
 /* Element-wise kernels: add, axpby, scale, relu, sigmoid, per-channel bias and
- * scale (the 4-axis permute is cl/permute.cl).
- *
- * Conventions of every cl/ file (the host side is cd_launch in src/device/):
- * - each buffer argument is a pair `__global float *x, const ulong x_off`, and
- *   the kernel starts with `x += x_off;` (offsets count floats, as CLBlast's);
- * - sizes are passed as `const ulong n` (or int/uint where small), and every
- *   kernel guards `if (gid >= n) return;` because global sizes are rounded up;
- * - OpenCL C 1.2, no extensions, no fast-math.
- * Backward kernels take `acc`: 0 writes the gradient (the old value is never
- * read, so garbage or NaN there is harmless), 1 adds to it. */
+ * scale (the 4-axis permute is cl/permute.cl). Conventions: cl/common.cl. */
 
 __kernel void fill(__global float *y, const ulong y_off, const float value, const ulong n) {
     y += y_off;

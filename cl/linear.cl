@@ -1,5 +1,5 @@
 /* Bias kernels of the linear op (src/ops/linear.c); the products themselves are
- * CLBlast GEMMs. Conventions as in elementwise.cl: (buffer, float offset) pairs,
+ * CLBlast GEMMs. Conventions as in common.cl: (buffer, float offset) pairs,
  * ulong sizes, a guard on every global id. */
 
 /* out[n, o] += b[o]                              out (N, OUT), b (OUT) */

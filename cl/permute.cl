@@ -1,4 +1,4 @@
-/* The 4-axis permute of src/ops/permute.c (conventions: cl/elementwise.cl). */
+/* The 4-axis permute of src/ops/permute.c (conventions: cl/common.cl). */
 
 /* out (=/+=) x with 4 axes reordered. One item per output element (coalesced
  * writes); od1..od3 are out's sizes of axes 1..3, xs0..xs3 the strides in x of

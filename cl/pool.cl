@@ -1,5 +1,5 @@
 /* Max pool k x k, stride s, padding p (padded cells are -inf). Conventions as
- * in elementwise.cl. The forward saves the argmax (index h*W + w in its input
+ * in common.cl. The forward saves the argmax (index h*W + w in its input
  * plane, as a float: exact below 2^24 cells per plane); the backward is a
  * gather: each input cell sums dout over the windows whose argmax it is.
  *
@@ -10,18 +10,7 @@
  * forward and 10 ms backward. Now the range is (w, h, plane) so nothing is
  * decoded, the window loops are unrolled for k = 3 (ResNet's pool, the
  * *_k3 kernels; other k use the same body with loops), and the backward finds
- * its windows with div_nonneg below instead of integer division. */
-
-/* a / d for d >= 1 and 0 <= a < 2^24 without an integer divide (scalar on CPUs)
- * or floor() (a library call on PoCL): the truncated float quotient is within
- * 1 of the true one there, and one step either way corrects it. inv_d = 1.0f / d
- * from the host. Negative a gives some q; callers reject a < 0 themselves. */
-static inline __attribute__((always_inline)) int div_nonneg(int a, int d, float inv_d) {
-    int q = (int)((float)a * inv_d);
-    if ((q + 1) * d <= a) q++;
-    if (q * d > a) q--;
-    return q;
-}
+ * its windows with div_nonneg (cl/common.cl) instead of integer division. */
 
 /* out, argmax (BC, Ho, Wo) from x (BC, H, W), range (Wo, Ho, BC). Ties keep the
  * first maximum in row-major window order and a NaN wins (the last one), as
