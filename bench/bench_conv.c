@@ -5,9 +5,9 @@
  *
  *   bench_conv [B C K H W R stride pad] [--iters N] [--tuned] [--profile]
  *
- * Defaults: 8 64 64 32 32 3 1 1. --tuned applies the Xgemm parameters of
- * /work/shared/reference/cpu-baseline.md first (a good PoCL set) instead of
- * whatever `cldetr tune` stored for the device; --profile prints time per kernel. */
+ * Defaults: 8 64 64 32 32 3 1 1. --tuned applies a good Xgemm set for PoCL on
+ * a CPU first (the centre of `cldetr tune`'s grid) instead of whatever
+ * `cldetr tune` stored for the device; --profile prints time per kernel. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

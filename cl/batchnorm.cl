@@ -7,18 +7,11 @@
  * large mean does not cancel the variance. 1/sqrt rather than rsqrt: rsqrt's
  * error bound is implementation-defined.
  *
- * Speed (PoCL 3.1, 2-core Zen 5, (8, 32, 64x64)): the first versions decoded
- * the channel of a 1-D index with ulong div/mod per element, which PoCL runs
- * scalar: 3-4 ms per pass over 1M elements. Element-wise kernels now run over
- * (HW, C, B), so c and b are work-item ids, and the reductions walk
- * (b, i) with two loops instead of decoding a flat index.
- *
- * BN_CHANNEL_FIRST: the element-wise kernels run over (HW, C, B) with local
- * size (l, 1, 1), l a power of two dividing HW (src/ops/batchnorm.c), so dim 0
- * needs no guard and a work-group has one channel. A guard on dim 0 makes the
- * body conditional, and PoCL's vectoriser then turned each parameter load into
- * a masked gather per element (with a division and sqrt per element for the
- * frozen scale): ~1 ms per 1M elements. */
+ * Why this shape: the element-wise kernels run over (HW, C, B) with local size
+ * (l, 1, 1), l a power of two dividing HW (src/ops/batchnorm.c), so c and b
+ * are work-item ids (no per-element div/mod, which PoCL runs scalar) and dim 0
+ * needs no guard (a guarded body made PoCL gather each parameter load);
+ * the reductions walk (b, i) with two loops. History: bench/README.md. */
 
 /* This work-item's share of sum_n sum_i f(row n of channel c)[i]: float8 loads
  * along each row (explicit SIMD: PoCL does not vectorise a loop inside a

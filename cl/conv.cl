@@ -10,14 +10,11 @@
  *   tmp  (K, g*P)     the GEMM output, channel-major over the group
  * with P = Ho*Wo. src/ops/conv.c says why each layout was chosen. */
 
-/* Speed (PoCL 3.1, 2-core Zen 5; bench/bench_perf_kernels.c): PoCL vectorises
- * across the work-items of dim 0 only a body with no loop or call left after
- * inlining and unrolling, and integer division is scalar. The first versions
- * (a work-item per output pixel looping over r, s; 1-D ranges decoded with
- * ulong div/mod) ran scalar: im2col of the 7x7 stem 4.4 ms per image, of a
- * 3x3 layer-1 conv 0.36 ms per image. Now every element is one work-item,
+/* Why this shape: PoCL vectorises across dim 0 only a body with no loop or call
+ * left, and integer division is scalar; so every element is one work-item,
  * dims 1 and 2 carry what would need a division, and col2im has kernels with
- * the window unrolled for the common shapes (3x3 stride 1 and 2, 1x1). */
+ * the window unrolled for the common shapes (3x3 stride 1 and 2, 1x1).
+ * History and timings: bench/README.md. */
 
 /* col (CRS, g*P) from x (g, C, H, W): row crs = (c*R + r)*S + s, column
  * b*P + oh*Wo + ow; cells outside the padded input are 0. Range (P, CRS*g)
@@ -224,11 +221,8 @@ __kernel void conv_bias_backward(__global float *db, const ulong db_off, __globa
  * the weight gradient read from dout (g, K, P) as it is and from col in
  * conv_im2col's layout (CRS, g*P) (cs = g*P, cb = P) or from x itself for a
  * 1x1 stride-1 conv (cs = P, cb = C*P), both with the reduction index
- * contiguous. CLBlast
- * wants one of the two operands the other way round, so the old path wrote a
- * transposed im2col (conv_im2col_t: 31 ms of a 268 ms shapes.ini step on PoCL
- * 3.1, 2-core Zen 5) and still padded the small dw (K = 32 pads to 64 and CRS
- * to a multiple of 128: 35-47 GFLOP/s for the stem and layer 1).
+ * contiguous. CLBlast wants one of the two operands the other way round (a
+ * transposed im2col, and a padded small dw; bench/README.md has the costs).
  * A work-item owns a 4 x 4 block of dw and runs along p with float16 loads and
  * 16 float16 FMAs per 8 loads (explicit vectors: PoCL does not vectorise
  * across work-items a body with a run-time loop); rows past K or CRS load a

@@ -30,8 +30,7 @@ __kernel void linear_bias_backward(__global float *db, const ulong db_off,
 /* C[b] (M, N) = op(A[b]) op(B[b]) (+ beta C[b]) for K <= 32: attention's
  * products in DETR (batch * heads of 16-20 x 16-32 x 16-32). CLBlast pads every
  * one of them to its 128 x 64 x 32 tile and copies A, B and C through pad
- * passes: ~10 ms of a 118 ms shapes.ini step on PoCL 3.1 (2-core Zen 5) for 36
- * strided-batched calls of < 0.5 MFLOP each. One work-item per element of C,
+ * passes (the cost: bench/README.md). One work-item per element of C,
  * range (N, M, batch); the k loop is unrolled to 32 with a uniform guard, so
  * PoCL vectorises the body across n: loads along n are contiguous when B is
  * stored (K, N) (tb = 0), loads of A are uniform across the lanes. A kernel

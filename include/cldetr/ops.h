@@ -1,6 +1,6 @@
 /* The op library: forward and backward launchers of every op on the device.
  *
- * Conventions (STYLE.md habit 2, 3):
+ * Conventions:
  * - tensors are cd_mem (buffer + float offset), row-major, shapes in comments;
  *   the caller allocates outputs (from the step arena or cd_alloc); an op may
  *   take scratch memory from the device pool internally;

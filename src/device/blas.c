@@ -16,9 +16,8 @@
  * no C transposes, and A and B are transposed exactly when they were before.
  * The one cost: the swapped call pads N up to MWG and M up to NWG instead of
  * M to MWG and N to NWG, so when that padding is larger (e.g. N = 64 with
- * MWG = 128) we keep the row-major call. Measured on PoCL 3.1 (AMD EPYC Zen 5,
- * 2 cores), tuned Xgemm: see `cldetr bench-ops` and the report in
- * src/cli/bench_ops.c. CLDETR_GEMM_LAYOUT=row|swap forces one (for benchmarks). */
+ * MWG = 128) we keep the row-major call. `cldetr bench-ops` measures both
+ * (bench/README.md). CLDETR_GEMM_LAYOUT=row|swap forces one (for benchmarks). */
 #include <stdlib.h>
 #include <string.h>
 #include <clblast_c.h>
@@ -157,8 +156,7 @@ static size_t align_floats(cd_device *dev) {
  * after) whenever its offset is not 0, even when its sizes and leading
  * dimension already suit the kernel (Xgemm::NoTempBuffer in CLBlast 1.5.3).
  * Tensors in the activation arena and per-image slices always have offsets, so
- * most GEMMs of a training step paid for copies (PoCL 3.1, 2-core Zen 5: ~38 MB
- * of the ~200 MB CLBlast copied per shapes.ini step were offset-only copies).
+ * most GEMMs of a training step paid for copies (bench/README.md).
  * An operand whose offset is a multiple of the device's base-address alignment
  * is passed as a sub-buffer starting at it, covering the `extent` floats the
  * matrix spans, so it is at offset 0. Returns the sub-buffer to release after

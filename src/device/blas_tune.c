@@ -1,7 +1,7 @@
 /* `cldetr tune`: choose CLBlast's Xgemm parameters for a device by measurement.
  *
  * Why: CLBlast's database has no entry for PoCL on a CPU, and its defaults run
- * 10-20x below OpenBLAS there (shared/reference/cpu-baseline.md). A small grid
+ * 10-20x below OpenBLAS there (docs/performance.md). A small grid
  * around the set found best on the build machine (MWG=128 NWG=64 MDIMC=MDIMA=8
  * NDIMC=NDIMB=4 VWM=VWN=8 KWG=32 KWI=2 SA=SB=0) is enough to recover most of it.
  *

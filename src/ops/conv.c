@@ -9,8 +9,8 @@
  *            dw (K, CRS) += dperm (K, gP) @ colT (gP, CRS)      NN (GPUs)
  * CLBlast's kernel wants both operands with the reduction index as row index;
  * these layouts leave only the small operand (w, or dperm which is 1/CRS of
- * colT) to its transpose pre-pass, never the im2col matrix (see
- * /work/shared/reference/cpu-baseline.md: 10x on PoCL). The weight gradient
+ * colT) to its transpose pre-pass, never the im2col matrix (transposing it
+ * cost 10x the GEMM on PoCL; docs/performance.md). The weight gradient
  * has its reduction index contiguous in both dout and col, so CLBlast needs
  * the transposed im2col (conv_im2col_t); on CPUs conv_dw_nt reads the two as
  * they are instead (see use_dw_nt). When g = 1 the GEMMs read
@@ -25,12 +25,10 @@
 
 /* Floats of im2col scratch a group may use (64 MiB); one image is always allowed. */
 static size_t conv_scratch_floats = (size_t)1 << 24;
-/* Images per GEMM group: enough for ~1024 GEMM columns (g*P), no more. Measured
- * on PoCL (2-core Zen 5, tuned CLBlast; bench/bench_conv.c): at P = 16
- * (4x4, 256 ch) the whole batch in one GEMM is 3-4x faster than image by image;
- * at P = 256 they tie; at P = 1024 image by image is faster (backward 13 vs 19
- * ms) because it needs no pack/unpack and the weight-gradient GEMM's long
- * reduction (K = g*P) runs on few work-groups. */
+/* Images per GEMM group: enough for ~1024 GEMM columns (g*P), no more: small
+ * images need the batch to give the GEMM a wide N, large ones are faster image
+ * by image (no pack/unpack, a shorter weight-gradient reduction). Timings:
+ * bench/README.md (bench/bench_conv.c). */
 #define CONV_GROUP_COLS 1024
 /* CLBlast (1.5.3) copies a GEMM operand through a pad pass unless its sizes
  * are multiples of the kernel's tiles (and its offset is 0, see
@@ -203,10 +201,8 @@ void op_conv2d_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b,
 /* The weight gradient's path: 1 = conv_dw_nt from im2col's own layout (CPU
  * devices), 0 = CLBlast from the transposed im2col (GPUs: conv_dw_nt has a
  * work-item run along whole rows, no local-memory tiling, which suits a CPU's
- * caches and not a GPU's coalescing), -1 = by device type. Measured on PoCL
- * 3.1 (2-core Zen 5), dw alone for the whole batch of 8 at configs/shapes.ini
- * sizes, CLBlast path -> conv_dw_nt: stem 7x7 15.1 -> 5.2 ms, layer-1 3x3
- * 6.1 -> 2.0 ms, layer-4 3x3 1.23 -> 1.06 ms; no shape was slower. */
+ * caches and not a GPU's coalescing), -1 = by device type. On PoCL conv_dw_nt
+ * was faster at every shapes.ini shape (bench/README.md). */
 static int dw_path = -1;
 
 int op_conv2d_set_dw_path(int path) {
