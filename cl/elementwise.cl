@@ -1,5 +1,8 @@
 /* Element-wise kernels: add, axpby, scale, relu, sigmoid, per-channel bias and
- * scale (the 4-axis permute is cl/permute.cl). Conventions: cl/common.cl. */
+ * scale (the 4-axis permute is cl/permute.cl). Conventions: cl/common.cl.
+ * They share a prologue (offsets, id, guard) but stay one small kernel per op
+ * on purpose: a body with no loop, call or branch on the op is what PoCL
+ * vectorises across work-items. */
 
 __kernel void fill(__global float *y, const ulong y_off, const float value, const ulong n) {
     y += y_off;

@@ -52,6 +52,9 @@ static inline __attribute__((always_inline)) void bmm_small(__global float *C, _
     *c = beta != 0.0f ? beta * *c + acc : acc;
 }
 
+/* One kernel per (ta, tb) on purpose: each has its strides as compile-time
+ * constants, and the device layer finds kernels by their `__kernel void name(`
+ * line, so no macro generates them. */
 __kernel void bmm_small_nn(__global float *C, const ulong C_off, __global const float *A, const ulong A_off,
                            __global const float *B, const ulong B_off, const int M, const int N, const int K,
                            const int lda, const int ldb, const int ldc, const ulong sA, const ulong sB,

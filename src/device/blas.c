@@ -173,6 +173,18 @@ static cl_mem as_sub_buffer(cd_device *dev, cd_mem *m, size_t extent) {
     return sub;
 }
 
+/* Row-major (ta, tb, M, N, A, B) or column-major (tb, ta, N, M, B, A): the same C.
+ * Swaps the arguments in place when use_swap picks the column-major call. */
+static CLBlastLayout choose_layout(cd_device *dev, size_t *M, size_t *N, int *ta, int *tb, cd_mem *A, cd_mem *B,
+                                   size_t *lda, size_t *ldb) {
+    if (!use_swap(dev, *M, *N)) return CLBlastLayoutRowMajor;
+    size_t t = *M; *M = *N; *N = t;
+    int tt = *ta; *ta = *tb; *tb = tt;
+    cd_mem m = *A; *A = *B; *B = m;
+    t = *lda; *lda = *ldb; *ldb = t;
+    return CLBlastLayoutColMajor;
+}
+
 void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
              float alpha, cd_mem A, size_t lda, cd_mem B, size_t ldb,
              float beta, cd_mem C, size_t ldc) {
@@ -190,15 +202,7 @@ void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
         as_sub_buffer(dev, &B, ((tb ? N : K) - 1) * ldb + (tb ? K : N)),
         as_sub_buffer(dev, &C, (M - 1) * ldc + N),
     };
-    /* row-major (ta, tb, M, N, A, B) or column-major (tb, ta, N, M, B, A): the same C */
-    CLBlastLayout layout = CLBlastLayoutRowMajor;
-    if (use_swap(dev, M, N)) {
-        layout = CLBlastLayoutColMajor;
-        size_t t = M; M = N; N = t;
-        int tt = ta; ta = tb; tb = tt;
-        cd_mem m = A; A = B; B = m;
-        t = lda; lda = ldb; ldb = t;
-    }
+    CLBlastLayout layout = choose_layout(dev, &M, &N, &ta, &tb, &A, &B, &lda, &ldb);
     size_t temp = 0;
     CLBLAST_CHECK(CLBlastSGemmTempBufferSize(layout, tr(ta), tr(tb), M, N, K,
                                              A.off, lda, B.off, ldb, C.off, ldc, &dev->queue, &temp));
@@ -224,15 +228,8 @@ void cd_gemm_batched(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t 
     if (M == 0 || N == 0 || batch == 0) return;
     if (batch == 1) { cd_gemm(dev, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
     if (K == 0) cd_fatal("cd_gemm_batched: K = 0 is not supported");
-    CLBlastLayout layout = CLBlastLayoutRowMajor;
-    if (use_swap(dev, M, N)) {
-        layout = CLBlastLayoutColMajor;
-        size_t t = M; M = N; N = t;
-        int tt = ta; ta = tb; tb = tt;
-        cd_mem m = A; A = B; B = m;
-        t = lda; lda = ldb; ldb = t;
-        t = strideA; strideA = strideB; strideB = t;
-    }
+    CLBlastLayout layout = choose_layout(dev, &M, &N, &ta, &tb, &A, &B, &lda, &ldb);
+    if (layout == CLBlastLayoutColMajor) { size_t t = strideA; strideA = strideB; strideB = t; }
     cl_event ev = NULL, *evp = dev->profiling ? &ev : NULL;
     CLBLAST_CHECK(CLBlastSgemmStridedBatched(layout, tr(ta), tr(tb), M, N, K, alpha,
                                              A.mem, A.off, lda, strideA, B.mem, B.off, ldb, strideB, beta,

@@ -48,6 +48,14 @@ static size_t conv_scratch_floats = (size_t)1 << 24;
 
 /* ---- reference ----------------------------------------------------------- */
 
+int conv2d_tap_ref(const conv_shape *s, size_t n, size_t c, size_t oh, size_t ow, size_t r, size_t q, size_t *xi) {
+    long ih = (long)(oh * s->stride + r * s->dil) - (long)s->pad;
+    long iw = (long)(ow * s->stride + q * s->dil) - (long)s->pad;
+    if (ih < 0 || ih >= (long)s->H || iw < 0 || iw >= (long)s->W) return 0;
+    *xi = ((n * s->C + c) * s->H + (size_t)ih) * s->W + (size_t)iw;
+    return 1;
+}
+
 void conv2d_forward_ref(double *out, const double *x, const double *w, const double *b, const conv_shape *s) {
     size_t Ho = conv_out_h(s), Wo = conv_out_w(s);
     for (size_t n = 0; n < s->B; n++)
@@ -55,17 +63,12 @@ void conv2d_forward_ref(double *out, const double *x, const double *w, const dou
             for (size_t oh = 0; oh < Ho; oh++)
                 for (size_t ow = 0; ow < Wo; ow++) {
                     double acc = b ? b[k] : 0.0;
+                    size_t xi;
                     for (size_t c = 0; c < s->C; c++)
-                        for (size_t r = 0; r < s->R; r++) {
-                            long ih = (long)(oh * s->stride + r * s->dil) - (long)s->pad;
-                            if (ih < 0 || ih >= (long)s->H) continue;
-                            for (size_t q = 0; q < s->S; q++) {
-                                long iw = (long)(ow * s->stride + q * s->dil) - (long)s->pad;
-                                if (iw < 0 || iw >= (long)s->W) continue;
-                                acc += x[((n * s->C + c) * s->H + (size_t)ih) * s->W + (size_t)iw] *
-                                       w[((k * s->C + c) * s->R + r) * s->S + q];
-                            }
-                        }
+                        for (size_t r = 0; r < s->R; r++)
+                            for (size_t q = 0; q < s->S; q++)
+                                if (conv2d_tap_ref(s, n, c, oh, ow, r, q, &xi))
+                                    acc += x[xi] * w[((k * s->C + c) * s->R + r) * s->S + q];
                     out[((n * s->K + k) * Ho + oh) * Wo + ow] = acc;
                 }
 }
@@ -82,19 +85,15 @@ void conv2d_backward_ref(double *dx, double *dw, double *db, const double *dout,
                 for (size_t ow = 0; ow < Wo; ow++) {
                     double g = dout[((n * s->K + k) * Ho + oh) * Wo + ow];
                     if (db) db[k] += g;
+                    size_t xi;
                     for (size_t c = 0; c < s->C; c++)
-                        for (size_t r = 0; r < s->R; r++) {
-                            long ih = (long)(oh * s->stride + r * s->dil) - (long)s->pad;
-                            if (ih < 0 || ih >= (long)s->H) continue;
+                        for (size_t r = 0; r < s->R; r++)
                             for (size_t q = 0; q < s->S; q++) {
-                                long iw = (long)(ow * s->stride + q * s->dil) - (long)s->pad;
-                                if (iw < 0 || iw >= (long)s->W) continue;
-                                size_t xi = ((n * s->C + c) * s->H + (size_t)ih) * s->W + (size_t)iw;
+                                if (!conv2d_tap_ref(s, n, c, oh, ow, r, q, &xi)) continue;
                                 size_t wi = ((k * s->C + c) * s->R + r) * s->S + q;
                                 if (dx) dx[xi] += g * w[wi];
                                 if (dw) dw[wi] += g * x[xi];
                             }
-                        }
                 }
 }
 

@@ -211,11 +211,8 @@ static int run_im2col(cd_device *dev, const cd_selftest *t, char *msg, size_t le
             for (size_t q = 0; q < s.S; q++)
                 for (size_t b = 0; b < s.B; b++)
                     for (size_t p = 0; p < P; p++) {
-                        long ih = (long)((p / Wo) * s.stride + r * s.dil) - (long)s.pad;
-                        long iw = (long)((p % Wo) * s.stride + q * s.dil) - (long)s.pad;
-                        size_t row = (c * s.R + r) * s.S + q, j = b * P + p;
-                        int in = ih >= 0 && ih < (long)s.H && iw >= 0 && iw < (long)s.W;
-                        size_t xi = in ? ((b * s.C + c) * s.H + (size_t)ih) * s.W + (size_t)iw : 0;
+                        size_t row = (c * s.R + r) * s.S + q, j = b * P + p, xi = 0;
+                        int in = conv2d_tap_ref(&s, b, c, p / Wo, p % Wo, r, q, &xi);
                         col[row * s.B * P + j] = in ? x[xi] : 0.0;
                         if (in) dx[xi] += dcol[row * s.B * P + j];
                     }

@@ -75,6 +75,9 @@ void op_bmm_backward_ref(float *dA, float *dB, const float *dout, const float *A
                          size_t batch, size_t M, size_t N, size_t K, int ta, int tb, int acc_a, int acc_b);
 
 /* conv2d, batch norm, max pool (src/ops/{conv,batchnorm,pool}.c) */
+/* The input cell under tap (r, q) of output pixel (oh, ow), image n, channel c:
+ * 1 and its index in x (B, C, H, W) in *xi, or 0 when it is padding. */
+int conv2d_tap_ref(const conv_shape *s, size_t n, size_t c, size_t oh, size_t ow, size_t r, size_t q, size_t *xi);
 /* out (B, K, Ho, Wo) = conv(x (B, C, H, W), w (K, C, R, S)) + b (K) (b may be NULL) */
 void conv2d_forward_ref(double *out, const double *x, const double *w, const double *b, const conv_shape *s);
 /* dx (B, C, H, W), dw (K, C, R, S), db (K) from dout (B, K, Ho, Wo); any may be NULL */
