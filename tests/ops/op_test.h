@@ -1,6 +1,6 @@
 /* TAP glue of the op tests (tests/ops/test_<op>.c) over the library's op-check
  * harness (src/ops/op_check.h): one device per test binary, random inputs from
- * cd_rng_*, device tensors at nonzero offsets inside NaN guards (stray writes
+ * cd_rng_* (t_seed, t_uniform), device tensors at nonzero offsets inside NaN guards (stray writes
  * show, and NaN under an acc = 0 output poisons a kernel that reads it), one
  * comparison (op_compare) and one finite-difference helper (op_fd_grad).
  * ot_cases(op) runs the cases of the shared table cd_op_cases for that op.
@@ -23,7 +23,6 @@
 #define OT_FN static __attribute__((unused))
 
 static cd_device *ot_dev;
-static uint64_t ot_rng = 1;
 
 /* Open the default device (CLDETR_DEVICE picks another) once per binary; without one the test is skipped. */
 OT_FN cd_device *ot_open(void) {
@@ -43,10 +42,8 @@ OT_FN int ot_finish(void) {
     return t_done();
 }
 
-OT_FN void ot_seed(uint64_t seed) { ot_rng = seed; }
-OT_FN double ot_uniform(double lo, double hi) { return cd_rng_range(&ot_rng, lo, hi); }
-/* n values uniform in [lo, hi), rounded to float (malloc'd) */
-OT_FN double *ot_randv(size_t n, double lo, double hi) { return op_rand(&ot_rng, n, lo, hi); }
+/* n values uniform in [lo, hi) from check.h's t_rng_state (t_seed), rounded to float (malloc'd) */
+OT_FN double *ot_randv(size_t n, double lo, double hi) { return op_rand(&t_rng_state, n, lo, hi); }
 
 /* One TAP check: |ref - got| <= atol + rtol |ref| everywhere (NaN fails); the first
  * mismatches and where go to the TAP diagnostics. Returns 1 when close. */

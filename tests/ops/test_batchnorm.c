@@ -126,7 +126,7 @@ static void check_fd(size_t B, size_t C, size_t HW) {
 
 int main(void) {
     ot_open();
-    ot_seed(5);
+    t_seed(5);
     check_fd(3, 2, 5);
     check_fd(2, 3, 1);
 

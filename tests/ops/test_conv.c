@@ -86,7 +86,7 @@ static void check_fd(conv_shape s) {
 
 int main(void) {
     ot_open();
-    ot_seed(7);
+    t_seed(7);
 
     check_fd((conv_shape){.B = 2, .C = 3, .H = 6, .W = 5, .K = 2, .R = 3, .S = 3, .stride = 2, .pad = 1, .dil = 2});
     check_fd((conv_shape){.B = 1, .C = 2, .H = 5, .W = 7, .K = 3, .R = 2, .S = 3, .stride = 1, .pad = 0, .dil = 1});

@@ -162,7 +162,7 @@ static void test_fd(void) {
 
 int main(void) {
     ot_open();
-    ot_seed(202);
+    t_seed(202);
     test_known_answers();
     test_uniforms();
     static const size_t sizes[] = {1, 7, 33, 257, 1000, 4099};

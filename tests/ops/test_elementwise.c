@@ -83,7 +83,7 @@ static void test_activation_fd(void) {
     for (int which = 0; which < 2; which++) {
         double xh[33];
         for (size_t i = 0; i < n; i++) {        /* keep relu's kink out of reach of the step */
-            xh[i] = ot_uniform(-4, 4);
+            xh[i] = t_uniform(-4, 4);
             if (fabs(xh[i]) < 1e-2) xh[i] = 0.5;
         }
         ot_tensor x = ot_from(xh, n, 3), g = ot_rand(n, 1, -1, 1), o = ot_nan(n, 2), dx = ot_nan(n, 4);
@@ -181,7 +181,7 @@ static void test_channels_fd(void) {
 
 int main(void) {
     ot_open();
-    ot_seed(101);
+    t_seed(101);
     for (size_t i = 0; i < CD_ARRAY_LEN(sizes); i++) {
         test_binary(sizes[i], 1 + i);
         test_activations(sizes[i], 2 + 3 * i);

@@ -99,7 +99,7 @@ static void test_fd(size_t N, size_t C) {
 
 int main(void) {
     ot_open();
-    ot_seed(507);
+    t_seed(507);
     static const size_t shapes[][2] = {{1, 1}, {3, 7}, {5, 33}, {4, 256}, {7, 257}, {2, 1000}, {300, 64},
                                        {1500, 17}, {64, 128}};
     for (size_t s = 0; s < CD_ARRAY_LEN(shapes); s++) test_shape(shapes[s][0], shapes[s][1], 0, s + 1);

@@ -5,7 +5,7 @@
 
 static float *rnd(size_t n) {
     float *p = malloc((n ? n : 1) * sizeof *p);
-    for (size_t i = 0; i < n; i++) p[i] = (float)ot_uniform(-1, 1);
+    for (size_t i = 0; i < n; i++) p[i] = (float)t_uniform(-1, 1);
     return p;
 }
 static double *to_d(const float *f, size_t n) {
@@ -168,7 +168,7 @@ static void test_bmm(size_t batch, size_t M, size_t N, size_t K, int ta, int tb,
 
 int main(void) {
     ot_open();
-    ot_seed(42);
+    t_seed(42);
     test_linear(37, 29, 23, 1, 0);
     test_linear(5, 70, 3, 1, 1);
     test_linear(1, 1, 1, 0, 1);

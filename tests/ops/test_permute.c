@@ -93,7 +93,7 @@ static void test_fd(void) {
 
 int main(void) {
     ot_open();
-    ot_seed(606);
+    t_seed(606);
     static const size_t d1[4] = {3, 1, 4, 5}, d2[4] = {7, 2, 3, 5};
     test_all_orders(d1);
     test_all_orders(d2);

@@ -23,7 +23,7 @@ static void check_pool(size_t B, size_t C, size_t H, size_t W, size_t k, size_t 
     size_t Ho = pool_out(H, k, s, p), Wo = pool_out(W, k, s, p), nx = B * C * H * W, no = B * C * Ho * Wo;
     double *x = ot_randv(nx, -1, 1), *dout = ot_randv(no, -1, 1), *dx0 = ot_randv(nx, -1, 1);
     if (kind >= 1)
-        for (size_t i = 0; i < nx; i++) x[i] = floor(ot_uniform(-4, 0));
+        for (size_t i = 0; i < nx; i++) x[i] = floor(t_uniform(-4, 0));
     if (kind == 2) {
         for (size_t i = 0; i < nx; i += 3) x[i] = -INFINITY;
         for (size_t i = 0; i < H * W; i++) x[i] = -INFINITY;   /* a whole plane of -inf */
@@ -78,7 +78,7 @@ static void check_fd(size_t B, size_t C, size_t H, size_t W, size_t k, size_t s,
 
 int main(void) {
     ot_open();
-    ot_seed(11);
+    t_seed(11);
     check_fd(2, 2, 7, 6, 3, 2, 1);
     check_fd(1, 3, 5, 8, 2, 2, 0);
 

@@ -112,7 +112,7 @@ static void test_empty(void) {
 
 int main(void) {
     ot_open();
-    ot_seed(303);
+    t_seed(303);
     for (size_t s = 0; s < CD_ARRAY_LEN(shapes); s++) test_reduce(shapes[s][0], shapes[s][1], shapes[s][2], s + 1);
     for (size_t s = 0; s < CD_ARRAY_LEN(shapes); s++)
         if (shapes[s][0] * shapes[s][1] * shapes[s][2] <= 100000) test_broadcast(shapes[s][0], shapes[s][1], shapes[s][2], s + 2);

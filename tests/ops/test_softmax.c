@@ -71,9 +71,9 @@ static void test_large_scores(void) {
     size_t Lk = 77, n = 3 * Lk;
     double xh[3 * 77];
     for (size_t k = 0; k < Lk; k++) {
-        xh[k] = ot_uniform(9990, 10000);
-        xh[Lk + k] = ot_uniform(-10000, -9990);
-        xh[2 * Lk + k] = ot_uniform(-1e4, 1e4);
+        xh[k] = t_uniform(9990, 10000);
+        xh[Lk + k] = t_uniform(-10000, -9990);
+        xh[2 * Lk + k] = t_uniform(-1e4, 1e4);
     }
     ot_tensor x = ot_from(xh, n, 1), out = ot_nan(n, 2);
     double *r = malloc(n * sizeof *r);
@@ -117,7 +117,7 @@ static void test_fd(size_t B, size_t H, size_t Lq, size_t Lk) {
 
 int main(void) {
     ot_open();
-    ot_seed(404);
+    t_seed(404);
     static const size_t shapes[][4] = {{1, 1, 1, 1}, {2, 3, 5, 7}, {3, 2, 3, 33}, {2, 2, 2, 257}, {3, 1, 2, 1000},
                                        {2, 8, 20, 20}, {4, 1, 1, 1025}};
     for (size_t s = 0; s < CD_ARRAY_LEN(shapes); s++)
