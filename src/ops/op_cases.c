@@ -17,14 +17,27 @@
 #define OFF 3                   /* every tensor sits this many floats after its guard */
 #define SEED 0x853C49E6748FEA9BULL
 
-/* Device copies of host arrays and a list to release them in one call. */
-typedef struct { cd_device *dev; cd_mem m[16]; int n; } uploads;
+/* A case's host arrays and device copies, released in one call. */
+typedef struct { cd_device *dev; cd_mem m[16]; int n; void *h[32]; int nh; } uploads;
 static cd_mem up(uploads *u, const double *h, size_t n) {
+    if (u->n == (int)CD_ARRAY_LEN(u->m)) cd_fatal("op case: more than %zu device tensors", CD_ARRAY_LEN(u->m));
     cd_mem m = op_upload(u->dev, h, n, OFF);
     u->m[u->n++] = m;
     return m;
 }
-static void release_all(uploads *u) { for (int i = 0; i < u->n; i++) op_release(u->dev, u->m[i]); }
+static void *keep(uploads *u, void *p) {
+    if (u->nh == (int)CD_ARRAY_LEN(u->h)) cd_fatal("op case: more than %zu host arrays", CD_ARRAY_LEN(u->h));
+    u->h[u->nh++] = p;
+    return p;
+}
+static double *u_rand(uploads *u, uint64_t *rng, size_t n, double lo, double hi) {
+    return keep(u, op_rand(rng, n, lo, hi));
+}
+static double *u_zeros(uploads *u, size_t n) { return keep(u, op_zeros(n)); }
+static void release_all(uploads *u) {
+    for (int i = 0; i < u->n; i++) op_release(u->dev, u->m[i]);
+    for (int i = 0; i < u->nh; i++) free(u->h[i]);
+}
 
 /* Run checks in order until one fails: CHECK(...) is op_check_device with dev, msg, len. */
 #define CHECK(what, m, ref, n, atol, rtol) \
@@ -34,8 +47,8 @@ static void release_all(uploads *u) { for (int i = 0; i < u->n; i++) op_release(
 static int run_elementwise(cd_device *dev, const cd_selftest *t, char *msg, size_t len) {
     size_t n = t->d[0];
     uint64_t rng = SEED;
-    uploads u = {dev, {{0}}, 0};
-    double *x = op_rand(&rng, n, -3, 3), *g = op_rand(&rng, n, -1, 1), *r = op_zeros(n), *r2 = op_zeros(n);
+    uploads u = {.dev = dev};
+    double *x = u_rand(&u, &rng, n, -3, 3), *g = u_rand(&u, &rng, n, -1, 1), *r = u_zeros(&u, n), *r2 = u_zeros(&u, n);
     cd_mem mx = up(&u, x, n), mg = up(&u, g, n), my = up(&u, NULL, n), mo = up(&u, NULL, n);
     int rc = 0;
     op_add(dev, mo, mx, mg, n);
@@ -55,7 +68,6 @@ static int run_elementwise(cd_device *dev, const cd_selftest *t, char *msg, size
     CHECK("sigmoid backward acc", my, r2, n, 1e-6, 1e-5);
     if (!rc) snprintf(msg, len, "add, relu, sigmoid forward/backward, n=%zu", n);
     release_all(&u);
-    free(x); free(g); free(r); free(r2);
     return rc;
 }
 
@@ -63,9 +75,9 @@ static int run_elementwise(cd_device *dev, const cd_selftest *t, char *msg, size
 static int run_channels(cd_device *dev, const cd_selftest *t, char *msg, size_t len) {
     size_t B = t->d[0], C = t->d[1], HW = t->d[2], n = B * C * HW;
     uint64_t rng = SEED;
-    uploads u = {dev, {{0}}, 0};
-    double *x = op_rand(&rng, n, -1, 1), *g = op_rand(&rng, n, -1, 1), *s = op_rand(&rng, C, -1, 1);
-    double *ds = op_rand(&rng, C, -1, 1), *r = op_zeros(n);
+    uploads u = {.dev = dev};
+    double *x = u_rand(&u, &rng, n, -1, 1), *g = u_rand(&u, &rng, n, -1, 1), *s = u_rand(&u, &rng, C, -1, 1);
+    double *ds = u_rand(&u, &rng, C, -1, 1), *r = u_zeros(&u, n);
     cd_mem mx = up(&u, x, n), mg = up(&u, g, n), mo = up(&u, NULL, n), ms = up(&u, s, C), mds = up(&u, ds, C);
     int rc = 0;
     op_mul_channels_forward(dev, mo, mx, ms, B, C, HW);
@@ -80,7 +92,6 @@ static int run_channels(cd_device *dev, const cd_selftest *t, char *msg, size_t 
     CHECK("add_channels dbias", mds, ds, C, 1e-5, 1e-5);
     if (!rc) snprintf(msg, len, "mul/add_channels forward/backward (%zu,%zu,%zu)", B, C, HW);
     release_all(&u);
-    free(x); free(g); free(s); free(ds); free(r);
     return rc;
 }
 
@@ -89,8 +100,8 @@ static int run_dropout(cd_device *dev, const cd_selftest *t, char *msg, size_t l
     size_t n = t->d[0];
     float p = (float)t->d[1] / 1000.0f;
     uint64_t rng = SEED, seed = 0x123456789ABCDEFULL, stream = 42;
-    uploads u = {dev, {{0}}, 0};
-    double *x = op_rand(&rng, n, -1, 1), *r = op_zeros(n);
+    uploads u = {.dev = dev};
+    double *x = u_rand(&u, &rng, n, -1, 1), *r = u_zeros(&u, n);
     cd_mem mx = up(&u, x, n), mo = up(&u, NULL, n);
     int rc = 0;
     op_dropout_forward(dev, mo, mx, n, p, seed, stream);
@@ -98,7 +109,6 @@ static int run_dropout(cd_device *dev, const cd_selftest *t, char *msg, size_t l
     CHECK("dropout", mo, r, n, 0, 1e-6);
     if (!rc) snprintf(msg, len, "Philox mask identical to the host's, n=%zu p=%g", n, p);
     release_all(&u);
-    free(x); free(r);
     return rc;
 }
 
@@ -106,8 +116,9 @@ static int run_dropout(cd_device *dev, const cd_selftest *t, char *msg, size_t l
 static int run_reduce(cd_device *dev, const cd_selftest *t, char *msg, size_t len) {
     size_t O = t->d[0], R = t->d[1], I = t->d[2], n = t->d[3];
     uint64_t rng = SEED;
-    uploads u = {dev, {{0}}, 0};
-    double *x = op_rand(&rng, O * R * I, -1, 1), *o = op_rand(&rng, O * I, -1, 1), *big = op_rand(&rng, n, -1, 1);
+    uploads u = {.dev = dev};
+    double *x = u_rand(&u, &rng, O * R * I, -1, 1), *o = u_rand(&u, &rng, O * I, -1, 1);
+    double *big = u_rand(&u, &rng, n, -1, 1);
     cd_mem mx = up(&u, x, O * R * I), mo = up(&u, o, O * I), mbig = up(&u, big, n), ms = up(&u, NULL, 1);
     int rc = 0;
     op_reduce_sum(dev, mo, mx, O, R, I, 0.5f, 1);
@@ -118,7 +129,6 @@ static int run_reduce(cd_device *dev, const cd_selftest *t, char *msg, size_t le
     CHECK("sumsq", ms, &ss, 1, 0, 1e-5);
     if (!rc) snprintf(msg, len, "reduce_sum (%zu,%zu,%zu) acc, sumsq n=%zu", O, R, I, n);
     release_all(&u);
-    free(x); free(o); free(big);
     return rc;
 }
 
@@ -126,9 +136,9 @@ static int run_reduce(cd_device *dev, const cd_selftest *t, char *msg, size_t le
 static int run_softmax(cd_device *dev, const cd_selftest *t, char *msg, size_t len) {
     size_t B = t->d[0], H = t->d[1], Lq = t->d[2], Lk = t->d[3], n = B * H * Lq * Lk;
     uint64_t rng = SEED;
-    uploads u = {dev, {{0}}, 0};
-    double *x = op_rand(&rng, n, -4, 4), *g = op_rand(&rng, n, -1, 1), *m = op_zeros(B * Lk);
-    double *r = op_zeros(n), *dr = op_zeros(n);
+    uploads u = {.dev = dev};
+    double *x = u_rand(&u, &rng, n, -4, 4), *g = u_rand(&u, &rng, n, -1, 1), *m = u_zeros(&u, B * Lk);
+    double *r = u_zeros(&u, n), *dr = u_zeros(&u, n);
     for (size_t k = 0; k < B * Lk; k++) m[k] = (k % Lk) >= (k < Lk ? t->d[4] : t->d[5]);   /* padded tails */
     cd_mem mx = up(&u, x, n), mg = up(&u, g, n), mo = up(&u, NULL, n), mm = up(&u, m, B * Lk), mdx = up(&u, NULL, n);
     float scale = 0.35f;
@@ -141,7 +151,6 @@ static int run_softmax(cd_device *dev, const cd_selftest *t, char *msg, size_t l
     CHECK("softmax backward", mdx, dr, n, 1e-6, 1e-4);
     if (!rc) snprintf(msg, len, "masked softmax forward/backward (%zu,%zu,%zu,%zu)", B, H, Lq, Lk);
     release_all(&u);
-    free(x); free(g); free(m); free(r); free(dr);
     return rc;
 }
 
@@ -149,10 +158,10 @@ static int run_softmax(cd_device *dev, const cd_selftest *t, char *msg, size_t l
 static int run_layernorm(cd_device *dev, const cd_selftest *t, char *msg, size_t len) {
     size_t N = t->d[0], C = t->d[1];
     uint64_t rng = SEED;
-    uploads u = {dev, {{0}}, 0};
-    double *x = op_rand(&rng, N * C, -2, 3), *g = op_rand(&rng, N * C, -1, 1), *w = op_rand(&rng, C, 0.5, 1.5);
-    double *b = op_rand(&rng, C, -1, 1), *dw = op_rand(&rng, C, -1, 1), *db = op_rand(&rng, C, -1, 1);
-    double *r = op_zeros(N * C), *mu = op_zeros(N), *rs = op_zeros(N);
+    uploads u = {.dev = dev};
+    double *x = u_rand(&u, &rng, N * C, -2, 3), *g = u_rand(&u, &rng, N * C, -1, 1), *w = u_rand(&u, &rng, C, 0.5, 1.5);
+    double *b = u_rand(&u, &rng, C, -1, 1), *dw = u_rand(&u, &rng, C, -1, 1), *db = u_rand(&u, &rng, C, -1, 1);
+    double *r = u_zeros(&u, N * C), *mu = u_zeros(&u, N), *rs = u_zeros(&u, N);
     cd_mem mx = up(&u, x, N * C), mg = up(&u, g, N * C), mo = up(&u, NULL, N * C), mw = up(&u, w, C),
            mb = up(&u, b, C), mmu = up(&u, NULL, N), mrs = up(&u, NULL, N), mdw = up(&u, dw, C), mdb = up(&u, db, C);
     int rc = 0;
@@ -167,7 +176,6 @@ static int run_layernorm(cd_device *dev, const cd_selftest *t, char *msg, size_t
     CHECK("layernorm db", mdb, db, C, 1e-5, 1e-4);
     if (!rc) snprintf(msg, len, "layer norm forward/backward (%zu,%zu)", N, C);
     release_all(&u);
-    free(x); free(g); free(w); free(b); free(dw); free(db); free(r); free(mu); free(rs);
     return rc;
 }
 
@@ -176,8 +184,8 @@ static int run_permute(cd_device *dev, const cd_selftest *t, char *msg, size_t l
     size_t dims[4] = {t->d[0], t->d[1], t->d[2], t->d[3]}, n = dims[0] * dims[1] * dims[2] * dims[3];
     int perm[4] = {(int)t->d[4], (int)t->d[5], (int)t->d[6], (int)t->d[7]};
     uint64_t rng = SEED;
-    uploads u = {dev, {{0}}, 0};
-    double *x = op_rand(&rng, n, -1, 1), *o = op_rand(&rng, n, -1, 1);
+    uploads u = {.dev = dev};
+    double *x = u_rand(&u, &rng, n, -1, 1), *o = u_rand(&u, &rng, n, -1, 1);
     cd_mem mx = up(&u, x, n), mo = up(&u, o, n);
     int rc = 0;
     op_permute(dev, mo, mx, dims, perm, 1);
@@ -187,7 +195,6 @@ static int run_permute(cd_device *dev, const cd_selftest *t, char *msg, size_t l
         snprintf(msg, len, "permute (%zu,%zu,%zu,%zu) by {%d,%d,%d,%d}, acc", dims[0], dims[1], dims[2], dims[3],
                  perm[0], perm[1], perm[2], perm[3]);
     release_all(&u);
-    free(x); free(o);
     return rc;
 }
 
@@ -202,9 +209,9 @@ static int run_im2col(cd_device *dev, const cd_selftest *t, char *msg, size_t le
     size_t Ho = conv_out_h(&s), Wo = conv_out_w(&s), P = Ho * Wo, CRS = s.C * s.R * s.S;
     size_t nx = s.B * s.C * s.H * s.W, ncol = CRS * s.B * P;
     uint64_t rng = SEED;
-    uploads u = {dev, {{0}}, 0};
-    double *x = op_rand(&rng, nx, -1, 1), *col = op_zeros(ncol), *dcol = op_rand(&rng, ncol, -1, 1);
-    double *x0 = op_rand(&rng, nx, -1, 1), *dx = op_zeros(nx), *colT = op_zeros(ncol);
+    uploads u = {.dev = dev};
+    double *x = u_rand(&u, &rng, nx, -1, 1), *col = u_zeros(&u, ncol), *dcol = u_rand(&u, &rng, ncol, -1, 1);
+    double *x0 = u_rand(&u, &rng, nx, -1, 1), *dx = u_zeros(&u, nx), *colT = u_zeros(&u, ncol);
     /* reference im2col and its adjoint */
     for (size_t c = 0; c < s.C; c++)
         for (size_t r = 0; r < s.R; r++)
@@ -231,7 +238,6 @@ static int run_im2col(cd_device *dev, const cd_selftest *t, char *msg, size_t le
         snprintf(msg, len, "%zux%zux%zux%zu, %zux%zu kernel, stride %zu, pad %zu, dilation %zu, both layouts, col2im acc",
                  s.B, s.C, s.H, s.W, s.R, s.S, s.stride, s.pad, s.dil);
     release_all(&u);
-    free(x); free(col); free(colT); free(dcol); free(dx); free(x0);
     return rc;
 }
 
@@ -241,10 +247,10 @@ static int run_conv(cd_device *dev, const cd_selftest *t, char *msg, size_t len)
     size_t Ho = conv_out_h(&s), Wo = conv_out_w(&s);
     size_t nx = s.B * s.C * s.H * s.W, nw = s.K * s.C * s.R * s.S, no = s.B * s.K * Ho * Wo;
     uint64_t rng = SEED;
-    uploads u = {dev, {{0}}, 0};
-    double *x = op_rand(&rng, nx, -1, 1), *w = op_rand(&rng, nw, -1, 1), *b = op_rand(&rng, s.K, -1, 1);
-    double *dout = op_rand(&rng, no, -1, 1), *dw0 = op_rand(&rng, nw, -1, 1), *db0 = op_rand(&rng, s.K, -1, 1);
-    double *out = op_zeros(no), *dx = op_zeros(nx), *dw = op_zeros(nw), *db = op_zeros(s.K);
+    uploads u = {.dev = dev};
+    double *x = u_rand(&u, &rng, nx, -1, 1), *w = u_rand(&u, &rng, nw, -1, 1), *b = u_rand(&u, &rng, s.K, -1, 1);
+    double *dout = u_rand(&u, &rng, no, -1, 1), *dw0 = u_rand(&u, &rng, nw, -1, 1), *db0 = u_rand(&u, &rng, s.K, -1, 1);
+    double *out = u_zeros(&u, no), *dx = u_zeros(&u, nx), *dw = u_zeros(&u, nw), *db = u_zeros(&u, s.K);
     conv2d_forward_ref(out, x, w, b, &s);
     conv2d_backward_ref(dx, dw, db, dout, x, w, &s);
     for (size_t i = 0; i < nw; i++) dw[i] += dw0[i];   /* parameter gradients add */
@@ -263,7 +269,6 @@ static int run_conv(cd_device *dev, const cd_selftest *t, char *msg, size_t len)
         snprintf(msg, len, "%zux%zux%zux%zu -> %zu, %zux%zu stride %zu pad %zu, bias; out, dx, dw +=, db +=", s.B, s.C,
                  s.H, s.W, s.K, s.R, s.S, s.stride, s.pad);
     release_all(&u);
-    free(x); free(w); free(b); free(dout); free(dw0); free(db0); free(out); free(dx); free(dw); free(db);
     return rc;
 }
 
@@ -272,12 +277,15 @@ static int run_batchnorm(cd_device *dev, const cd_selftest *t, char *msg, size_t
     size_t B = t->d[0], C = t->d[1], HW = t->d[2], nx = B * C * HW;
     double eps = 1e-5, momentum = 0.1;
     uint64_t rng = SEED;
-    uploads u = {dev, {{0}}, 0};
-    double *x = op_rand(&rng, nx, 1, 5), *w = op_rand(&rng, C, -1, 1), *b = op_rand(&rng, C, -1, 1);   /* mean far from 0 */
-    double *dout = op_rand(&rng, nx, -1, 1), *rm = op_rand(&rng, C, -1, 1), *rv = op_rand(&rng, C, 0.5, 2.5);
-    double *dw0 = op_rand(&rng, C, -1, 1), *db0 = op_rand(&rng, C, -1, 1);
-    double *out = op_zeros(nx), *fout = op_zeros(nx), *fdx = op_zeros(nx), *mean = op_zeros(C), *rstd = op_zeros(C);
-    double *dx = op_zeros(nx), *dw = op_zeros(C), *db = op_zeros(C), *rm1 = op_zeros(C), *rv1 = op_zeros(C);
+    uploads u = {.dev = dev};
+    double *x = u_rand(&u, &rng, nx, 1, 5);   /* a mean far from 0 */
+    double *w = u_rand(&u, &rng, C, -1, 1), *b = u_rand(&u, &rng, C, -1, 1);
+    double *dout = u_rand(&u, &rng, nx, -1, 1), *rm = u_rand(&u, &rng, C, -1, 1), *rv = u_rand(&u, &rng, C, 0.5, 2.5);
+    double *dw0 = u_rand(&u, &rng, C, -1, 1), *db0 = u_rand(&u, &rng, C, -1, 1);
+    double *out = u_zeros(&u, nx), *fout = u_zeros(&u, nx), *fdx = u_zeros(&u, nx), *mean = u_zeros(&u, C),
+           *rstd = u_zeros(&u, C);
+    double *dx = u_zeros(&u, nx), *dw = u_zeros(&u, C), *db = u_zeros(&u, C), *rm1 = u_zeros(&u, C),
+           *rv1 = u_zeros(&u, C);
     memcpy(rm1, rm, C * sizeof *rm);
     memcpy(rv1, rv, C * sizeof *rv);
     batchnorm_frozen_forward_ref(fout, x, w, b, rm, rv, B, C, HW, eps);
@@ -305,8 +313,6 @@ static int run_batchnorm(cd_device *dev, const cd_selftest *t, char *msg, size_t
     CHECK("train db", mdb, db, C, 1e-5, 1e-4);
     if (!rc) snprintf(msg, len, "%zux%zux%zu: frozen fwd/bwd; train fwd, stats, running update, dx, dw +=, db +=", B, C, HW);
     release_all(&u);
-    double *h[] = {x, w, b, dout, rm, rv, dw0, db0, out, fout, fdx, mean, rstd, dx, dw, db, rm1, rv1};
-    for (size_t i = 0; i < CD_ARRAY_LEN(h); i++) free(h[i]);
     return rc;
 }
 
@@ -315,10 +321,10 @@ static int run_maxpool(cd_device *dev, const cd_selftest *t, char *msg, size_t l
     size_t B = t->d[0], C = t->d[1], H = t->d[2], W = t->d[3], k = t->d[4], s = t->d[5], p = t->d[6];
     size_t Ho = pool_out(H, k, s, p), Wo = pool_out(W, k, s, p), nx = B * C * H * W, no = B * C * Ho * Wo;
     uint64_t rng = SEED;
-    uploads u = {dev, {{0}}, 0};
-    double *x = op_rand(&rng, nx, -1, 1), *dout = op_rand(&rng, no, -1, 1);
+    uploads u = {.dev = dev};
+    double *x = u_rand(&u, &rng, nx, -1, 1), *dout = u_rand(&u, &rng, no, -1, 1);
     for (size_t i = 0; i < nx; i += 4) x[i] = x[i + 1 < nx ? i + 1 : i];   /* ties */
-    double *out = op_zeros(no), *arg = op_zeros(no), *dx = op_zeros(nx);
+    double *out = u_zeros(&u, no), *arg = u_zeros(&u, no), *dx = u_zeros(&u, nx);
     maxpool_forward_ref(out, arg, x, B, C, H, W, k, s, p);
     maxpool_backward_ref(dx, dout, arg, B, C, H, W, k, s, p);
     cd_mem mx = up(&u, x, nx), md = up(&u, dout, no), mo = up(&u, NULL, no), ma = up(&u, NULL, no),
@@ -331,17 +337,16 @@ static int run_maxpool(cd_device *dev, const cd_selftest *t, char *msg, size_t l
     CHECK("maxpool dx", mdx, dx, nx, 1e-6, 1e-6);
     if (!rc) snprintf(msg, len, "%zux%zux%zux%zu, %zux%zu/%zu pad %zu, with ties; out, argmax, dx", B, C, H, W, k, k, s, p);
     release_all(&u);
-    free(x); free(dout); free(out); free(arg); free(dx);
     return rc;
 }
 
-static float *to_float(const double *d, size_t n) {
-    float *f = cd_xmalloc((n ? n : 1) * sizeof *f);
+static float *to_float(uploads *u, const double *d, size_t n) {
+    float *f = keep(u, cd_xmalloc((n ? n : 1) * sizeof *f));
     for (size_t i = 0; i < n; i++) f[i] = (float)d[i];
     return f;
 }
-static double *to_double(const float *f, size_t n) {
-    double *d = op_zeros(n);
+static double *to_double(uploads *u, const float *f, size_t n) {
+    double *d = u_zeros(u, n);
     for (size_t i = 0; i < n; i++) d[i] = f[i];
     return d;
 }
@@ -350,15 +355,17 @@ static double *to_double(const float *f, size_t n) {
 static int run_linear(cd_device *dev, const cd_selftest *t, char *msg, size_t len) {
     size_t N = t->d[0], IN = t->d[1], OUT = t->d[2], nx = N * IN, nw = OUT * IN, no = N * OUT;
     uint64_t rng = SEED;
-    uploads u = {dev, {{0}}, 0};
-    double *x = op_rand(&rng, nx, -1, 1), *w = op_rand(&rng, nw, -1, 1), *b = op_rand(&rng, OUT, -1, 1);
-    double *g = op_rand(&rng, no, -1, 1), *dx0 = op_rand(&rng, nx, -1, 1), *dw0 = op_rand(&rng, nw, -1, 1);
-    double *db0 = op_rand(&rng, OUT, -1, 1);
-    float *xf = to_float(x, nx), *wf = to_float(w, nw), *bf = to_float(b, OUT), *gf = to_float(g, no);
-    float *of = cd_xmalloc(no * sizeof *of), *dxf = to_float(dx0, nx), *dwf = to_float(dw0, nw), *dbf = to_float(db0, OUT);
+    uploads u = {.dev = dev};
+    double *x = u_rand(&u, &rng, nx, -1, 1), *w = u_rand(&u, &rng, nw, -1, 1), *b = u_rand(&u, &rng, OUT, -1, 1);
+    double *g = u_rand(&u, &rng, no, -1, 1), *dx0 = u_rand(&u, &rng, nx, -1, 1), *dw0 = u_rand(&u, &rng, nw, -1, 1);
+    double *db0 = u_rand(&u, &rng, OUT, -1, 1);
+    float *xf = to_float(&u, x, nx), *wf = to_float(&u, w, nw), *bf = to_float(&u, b, OUT), *gf = to_float(&u, g, no);
+    float *of = keep(&u, cd_xmalloc(no * sizeof *of)), *dxf = to_float(&u, dx0, nx), *dwf = to_float(&u, dw0, nw),
+          *dbf = to_float(&u, db0, OUT);
     op_linear_forward_ref(of, xf, wf, bf, N, IN, OUT);
     op_linear_backward_ref(dxf, dwf, dbf, gf, xf, wf, N, IN, OUT, 1);
-    double *out = to_double(of, no), *dx = to_double(dxf, nx), *dw = to_double(dwf, nw), *db = to_double(dbf, OUT);
+    double *out = to_double(&u, of, no), *dx = to_double(&u, dxf, nx), *dw = to_double(&u, dwf, nw),
+           *db = to_double(&u, dbf, OUT);
     cd_mem mx = up(&u, x, nx), mw = up(&u, w, nw), mb = up(&u, b, OUT), mg = up(&u, g, no), mo = up(&u, NULL, no);
     cd_mem mdx = up(&u, dx0, nx), mdw = up(&u, dw0, nw), mdb = up(&u, db0, OUT);
     op_linear_forward(dev, mo, mx, mw, mb, N, IN, OUT);
@@ -370,8 +377,6 @@ static int run_linear(cd_device *dev, const cd_selftest *t, char *msg, size_t le
     CHECK("linear db", mdb, db, OUT, 1e-5, 1e-4);
     if (!rc) snprintf(msg, len, "(%zu,%zu) -> %zu, bias; out, dx +=, dw +=, db +=", N, IN, OUT);
     release_all(&u);
-    void *h[] = {x, w, b, g, dx0, dw0, db0, xf, wf, bf, gf, of, dxf, dwf, dbf, out, dx, dw, db};
-    for (size_t i = 0; i < CD_ARRAY_LEN(h); i++) free(h[i]);
     return rc;
 }
 
@@ -381,14 +386,15 @@ static int run_bmm(cd_device *dev, const cd_selftest *t, char *msg, size_t len) 
     int ta = (int)t->d[4], tb = (int)t->d[5];
     size_t nA = batch * M * K, nB = batch * K * N, nC = batch * M * N;
     uint64_t rng = SEED;
-    uploads u = {dev, {{0}}, 0};
-    double *A = op_rand(&rng, nA, -1, 1), *Bm = op_rand(&rng, nB, -1, 1), *G = op_rand(&rng, nC, -1, 1);
-    double *dB0 = op_rand(&rng, nB, -1, 1);
-    float *Af = to_float(A, nA), *Bf = to_float(Bm, nB), *Gf = to_float(G, nC), *Cf = cd_xmalloc(nC * sizeof *Cf);
-    float *dAf = cd_xmalloc(nA * sizeof *dAf), *dBf = to_float(dB0, nB);
+    uploads u = {.dev = dev};
+    double *A = u_rand(&u, &rng, nA, -1, 1), *Bm = u_rand(&u, &rng, nB, -1, 1), *G = u_rand(&u, &rng, nC, -1, 1);
+    double *dB0 = u_rand(&u, &rng, nB, -1, 1);
+    float *Af = to_float(&u, A, nA), *Bf = to_float(&u, Bm, nB), *Gf = to_float(&u, G, nC), *Cf = keep(&u,
+          cd_xmalloc(nC * sizeof *Cf));
+    float *dAf = keep(&u, cd_xmalloc(nA * sizeof *dAf)), *dBf = to_float(&u, dB0, nB);
     op_bmm_forward_ref(Cf, Af, Bf, batch, M, N, K, ta, tb);
     op_bmm_backward_ref(dAf, dBf, Gf, Af, Bf, batch, M, N, K, ta, tb, 0, 1);
-    double *C = to_double(Cf, nC), *dA = to_double(dAf, nA), *dB = to_double(dBf, nB);
+    double *C = to_double(&u, Cf, nC), *dA = to_double(&u, dAf, nA), *dB = to_double(&u, dBf, nB);
     cd_mem mA = up(&u, A, nA), mB = up(&u, Bm, nB), mG = up(&u, G, nC), mC = up(&u, NULL, nC);
     cd_mem mdA = up(&u, NULL, nA), mdB = up(&u, dB0, nB);
     op_bmm_forward(dev, mC, mA, mB, batch, M, N, K, ta, tb);
@@ -401,8 +407,6 @@ static int run_bmm(cd_device *dev, const cd_selftest *t, char *msg, size_t len) 
         snprintf(msg, len, "%c%c batch %zu (%zu,%zu,%zu); out, dA =, dB +=", ta ? 'T' : 'N', tb ? 'T' : 'N', batch, M,
                  N, K);
     release_all(&u);
-    void *h[] = {A, Bm, G, dB0, Af, Bf, Gf, Cf, dAf, dBf, C, dA, dB};
-    for (size_t i = 0; i < CD_ARRAY_LEN(h); i++) free(h[i]);
     return rc;
 }
 
