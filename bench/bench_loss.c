@@ -8,11 +8,8 @@
 #include "cldetr/loss.h"
 #include "cldetr/matcher.h"
 
-static unsigned long long rng = 0x9E3779B97F4A7C15ULL;
-static double uniform(void) {   /* xorshift64*, [0,1) */
-    rng ^= rng >> 12; rng ^= rng << 25; rng ^= rng >> 27;
-    return (double)((rng * 0x2545F4914F6CDD1DULL) >> 11) * (1.0 / 9007199254740992.0);
-}
+static uint64_t rng = 0x9E3779B97F4A7C15ULL;
+static double uniform(void) { return cd_rng_uniform(&rng); }   /* [0, 1) */
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

@@ -6,26 +6,22 @@
  *   bench_perf_kernels [--iters N] [--only SUBSTRING]
  *
  * With CLDETR_KERNEL_DIR=cl a changed .cl file is picked up without a rebuild.
- * Each case runs once to warm up (compile, first touch), then N times with the
- * profile on; a line per kernel the case launched: us per call. */
+ * The op cases of the shared table (cd_op_cases) for these ops run first: a
+ * kernel that no longer matches its host reference is not timed. Each case
+ * runs once to warm up (compile, first touch), then N times with the profile
+ * on; a line per kernel the case launched: us per call. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cldetr/ops.h"
+#include "bench_util.h"
 
 static cd_device *dev;
 static int iters = 10;
 static const char *only;
 
-static cd_mem rand_dev(size_t n) {
-    float *h = malloc(n * sizeof *h);
-    for (size_t i = 0; i < n; i++) h[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
-    cd_mem m = cd_alloc(dev, n, "bench");
-    cd_write(dev, m, h, n);
-    free(h);
-    return m;
-}
+static cd_mem rand_dev(size_t n) { return bench_rand_dev(dev, n); }
 
 typedef struct {
     const char *name;
@@ -112,6 +108,7 @@ int main(int argc, char **argv) {
     dev = cd_open(NULL, 1);
     if (!dev) { fprintf(stderr, "%s\n", cd_errbuf()); return 1; }
     printf("device: %s\n", dev->info.name);
+    if (bench_check_ops(dev, "pool dropout batchnorm conv layernorm permute elementwise")) return 1;
 
     /* max pool of the stem: (8, 32, 64, 64) -> 32x32 */
     {

@@ -1,5 +1,5 @@
 /* Batch norm over (B, C, HW): frozen (affine from stored statistics) and
- * trainable with batch statistics. Conventions as in elementwise.cl.
+ * trainable with batch statistics. Conventions as in common.cl.
  *
  * The per-channel reductions run one work-group per channel with a tree in
  * local memory (local size a power of two, chosen by the host from the
@@ -7,32 +7,11 @@
  * large mean does not cancel the variance. 1/sqrt rather than rsqrt: rsqrt's
  * error bound is implementation-defined.
  *
- * Speed (PoCL 3.1, 2-core Zen 5, (8, 32, 64x64)): the first versions decoded
- * the channel of a 1-D index with ulong div/mod per element, which PoCL runs
- * scalar: 3-4 ms per pass over 1M elements. Element-wise kernels now run over
- * (HW, C, B), so c and b are work-item ids, and the reductions walk
- * (b, i) with two loops instead of decoding a flat index.
- *
- * BN_CHANNEL_FIRST: the element-wise kernels run over (HW, C, B) with local
- * size (l, 1, 1), l a power of two dividing HW (src/ops/batchnorm.c), so dim 0
- * needs no guard and a work-group has one channel. A guard on dim 0 makes the
- * body conditional, and PoCL's vectoriser then turned each parameter load into
- * a masked gather per element (with a division and sqrt per element for the
- * frozen scale): ~1 ms per 1M elements. */
-
-/* The sum of v over the work-group, returned to every work-item. */
-static float wg_sum(__local float *part, float v) {
-    const int lid = (int)get_local_id(0), nl = (int)get_local_size(0);
-    part[lid] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int h = nl / 2; h > 0; h /= 2) {
-        if (lid < h) part[lid] += part[lid + h];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    const float total = part[0];
-    barrier(CLK_LOCAL_MEM_FENCE);   /* part is reused by the next call */
-    return total;
-}
+ * Why this shape: the element-wise kernels run over (HW, C, B) with local size
+ * (l, 1, 1), l a power of two dividing HW (src/ops/batchnorm.c), so c and b
+ * are work-item ids (no per-element div/mod, which PoCL runs scalar) and dim 0
+ * needs no guard (a guarded body made PoCL gather each parameter load);
+ * the reductions walk (b, i) with two loops. History: bench/README.md. */
 
 /* This work-item's share of sum_n sum_i f(row n of channel c)[i]: float8 loads
  * along each row (explicit SIMD: PoCL does not vectorise a loop inside a

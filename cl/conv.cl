@@ -1,6 +1,6 @@
 /* Convolution kernels: im2col, col2im (a gather, no atomics), the packing of a
  * group of images between NCHW and the channel-major layout of the GEMMs, and
- * the bias gradient. Conventions as in elementwise.cl.
+ * the bias gradient. Conventions as in common.cl.
  *
  * A group of g images is processed at once; the GEMM operands are
  *   col  (CRS, g*P)   CRS = C*R*S rows, columns j = b*P + oh*Wo + ow
@@ -10,25 +10,11 @@
  *   tmp  (K, g*P)     the GEMM output, channel-major over the group
  * with P = Ho*Wo. src/ops/conv.c says why each layout was chosen. */
 
-/* Speed (PoCL 3.1, 2-core Zen 5; bench/bench_perf_kernels.c): PoCL vectorises
- * across the work-items of dim 0 only a body with no loop or call left after
- * inlining and unrolling, and integer division is scalar. The first versions
- * (a work-item per output pixel looping over r, s; 1-D ranges decoded with
- * ulong div/mod) ran scalar: im2col of the 7x7 stem 4.4 ms per image, of a
- * 3x3 layer-1 conv 0.36 ms per image. Now every element is one work-item,
+/* Why this shape: PoCL vectorises across dim 0 only a body with no loop or call
+ * left, and integer division is scalar; so every element is one work-item,
  * dims 1 and 2 carry what would need a division, and col2im has kernels with
- * the window unrolled for the common shapes (3x3 stride 1 and 2, 1x1). */
-
-/* a / d for d >= 1 and 0 <= a < 2^24 without an integer divide: the truncated
- * float quotient is within 1 of the true one, and one step either way
- * corrects it. inv_d = 1.0f / d from the host. Negative a gives some q;
- * callers reject a < 0 themselves. */
-static inline __attribute__((always_inline)) int div_nonneg(int a, int d, float inv_d) {
-    int q = (int)((float)a * inv_d);
-    if ((q + 1) * d <= a) q++;
-    if (q * d > a) q--;
-    return q;
-}
+ * the window unrolled for the common shapes (3x3 stride 1 and 2, 1x1).
+ * History and timings: bench/README.md. */
 
 /* col (CRS, g*P) from x (g, C, H, W): row crs = (c*R + r)*S + s, column
  * b*P + oh*Wo + ow; cells outside the padded input are 0. Range (P, CRS*g)
@@ -227,24 +213,16 @@ __kernel void conv_bias_backward(__global float *db, const ulong db_off, __globa
         __global const float *row = dout + ((ulong)b * K + k) * P;
         for (ulong p = lid; p < P; p += nl) sum += row[p];
     }
-    part[lid] = sum;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int h = nl / 2; h > 0; h /= 2) {
-        if (lid < h) part[lid] += part[lid + h];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (lid == 0) db[k] += part[0];
+    sum = wg_sum(part, sum);
+    if (lid == 0) db[k] += sum;
 }
 
 /* dw (K, CRS) += sum over b < g and p < P of dout[b][k][p] * col[crs*cs + b*cb + p]:
  * the weight gradient read from dout (g, K, P) as it is and from col in
  * conv_im2col's layout (CRS, g*P) (cs = g*P, cb = P) or from x itself for a
  * 1x1 stride-1 conv (cs = P, cb = C*P), both with the reduction index
- * contiguous. CLBlast
- * wants one of the two operands the other way round, so the old path wrote a
- * transposed im2col (conv_im2col_t: 31 ms of a 268 ms shapes.ini step on PoCL
- * 3.1, 2-core Zen 5) and still padded the small dw (K = 32 pads to 64 and CRS
- * to a multiple of 128: 35-47 GFLOP/s for the stem and layer 1).
+ * contiguous. CLBlast wants one of the two operands the other way round (a
+ * transposed im2col, and a padded small dw; bench/README.md has the costs).
  * A work-item owns a 4 x 4 block of dw and runs along p with float16 loads and
  * 16 float16 FMAs per 8 loads (explicit vectors: PoCL does not vectorise
  * across work-items a body with a run-time loop); rows past K or CRS load a

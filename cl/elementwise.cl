@@ -1,14 +1,8 @@
 /* Element-wise kernels: add, axpby, scale, relu, sigmoid, per-channel bias and
- * scale, and the 4-axis permute.
- *
- * Conventions of every cl/ file (the host side is cd_launch in src/device/):
- * - each buffer argument is a pair `__global float *x, const ulong x_off`, and
- *   the kernel starts with `x += x_off;` (offsets count floats, as CLBlast's);
- * - sizes are passed as `const ulong n` (or int/uint where small), and every
- *   kernel guards `if (gid >= n) return;` because global sizes are rounded up;
- * - OpenCL C 1.2, no extensions, no fast-math.
- * Backward kernels take `acc`: 0 writes the gradient (the old value is never
- * read, so garbage or NaN there is harmless), 1 adds to it. */
+ * scale (the 4-axis permute is cl/permute.cl). Conventions: cl/common.cl.
+ * They share a prologue (offsets, id, guard) but stay one small kernel per op
+ * on purpose: a body with no loop, call or branch on the op is what PoCL
+ * vectorises across work-items. */
 
 __kernel void fill(__global float *y, const ulong y_off, const float value, const ulong n) {
     y += y_off;
@@ -115,21 +109,4 @@ __kernel void mul_channels_backward(__global float *dx, const ulong dx_off, __gl
     if (gid >= n) return;
     float v = dout[gid] * scale[(gid / HW) % C];
     dx[gid] = acc ? dx[gid] + v : v;
-}
-
-/* out (=/+=) x with 4 axes reordered. One item per output element (coalesced
- * writes); od1..od3 are out's sizes of axes 1..3, xs0..xs3 the strides in x of
- * the x axis that out's axis a is (x's stride of axis perm[a]). */
-__kernel void permute4(__global float *out, const ulong out_off, __global const float *x, const ulong x_off,
-                       const ulong n, const ulong od1, const ulong od2, const ulong od3,
-                       const ulong xs0, const ulong xs1, const ulong xs2, const ulong xs3, const int acc) {
-    out += out_off; x += x_off;
-    size_t gid = get_global_id(0);
-    if (gid >= n) return;
-    ulong t = gid;
-    ulong i3 = t % od3; t /= od3;
-    ulong i2 = t % od2; t /= od2;
-    ulong i1 = t % od1; t /= od1;
-    float v = x[t * xs0 + i1 * xs1 + i2 * xs2 + i3 * xs3];
-    out[gid] = acc ? out[gid] + v : v;
 }

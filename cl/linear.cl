@@ -1,5 +1,5 @@
 /* Bias kernels of the linear op (src/ops/linear.c); the products themselves are
- * CLBlast GEMMs. Conventions as in elementwise.cl: (buffer, float offset) pairs,
+ * CLBlast GEMMs. Conventions as in common.cl: (buffer, float offset) pairs,
  * ulong sizes, a guard on every global id. */
 
 /* out[n, o] += b[o]                              out (N, OUT), b (OUT) */
@@ -30,8 +30,7 @@ __kernel void linear_bias_backward(__global float *db, const ulong db_off,
 /* C[b] (M, N) = op(A[b]) op(B[b]) (+ beta C[b]) for K <= 32: attention's
  * products in DETR (batch * heads of 16-20 x 16-32 x 16-32). CLBlast pads every
  * one of them to its 128 x 64 x 32 tile and copies A, B and C through pad
- * passes: ~10 ms of a 118 ms shapes.ini step on PoCL 3.1 (2-core Zen 5) for 36
- * strided-batched calls of < 0.5 MFLOP each. One work-item per element of C,
+ * passes (the cost: bench/README.md). One work-item per element of C,
  * range (N, M, batch); the k loop is unrolled to 32 with a uniform guard, so
  * PoCL vectorises the body across n: loads along n are contiguous when B is
  * stored (K, N) (tb = 0), loads of A are uniform across the lanes. A kernel
@@ -53,6 +52,9 @@ static inline __attribute__((always_inline)) void bmm_small(__global float *C, _
     *c = beta != 0.0f ? beta * *c + acc : acc;
 }
 
+/* One kernel per (ta, tb) on purpose: each has its strides as compile-time
+ * constants, and the device layer finds kernels by their `__kernel void name(`
+ * line, so no macro generates them. */
 __kernel void bmm_small_nn(__global float *C, const ulong C_off, __global const float *A, const ulong A_off,
                            __global const float *B, const ulong B_off, const int M, const int N, const int K,
                            const int lda, const int ldb, const int ldc, const ulong sA, const ulong sB,

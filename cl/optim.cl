@@ -1,5 +1,5 @@
 /* Optimizer kernels: AdamW over a range of the flat parameter buffer.
- * Conventions as in cl/elementwise.cl: (buffer, offset) pairs, guard on n. */
+ * Conventions as in cl/common.cl: (buffer, offset) pairs, guard on n. */
 
 /* Contraction off: each product and sum rounds as PyTorch's CPU kernels round
  * them (mul_, addcmul_, addcdiv_), so results agree with torch.optim.AdamW to

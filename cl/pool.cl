@@ -1,27 +1,13 @@
 /* Max pool k x k, stride s, padding p (padded cells are -inf). Conventions as
- * in elementwise.cl. The forward saves the argmax (index h*W + w in its input
+ * in common.cl. The forward saves the argmax (index h*W + w in its input
  * plane, as a float: exact below 2^24 cells per plane); the backward is a
  * gather: each input cell sums dout over the windows whose argmax it is.
  *
- * Speed (PoCL 3.1, 2-core Zen 5, (8, 32, 64, 64) -> 32x32, k 3 s 2 p 1): PoCL
- * vectorises across work-items (dim 0) only a body without loops or calls
- * left, and 64-bit division per element is scalar. The first versions (1-D
- * range decoded with ulong div/mod, loops over a run-time k) ran 3.5 ms
- * forward and 10 ms backward. Now the range is (w, h, plane) so nothing is
- * decoded, the window loops are unrolled for k = 3 (ResNet's pool, the
- * *_k3 kernels; other k use the same body with loops), and the backward finds
- * its windows with div_nonneg below instead of integer division. */
-
-/* a / d for d >= 1 and 0 <= a < 2^24 without an integer divide (scalar on CPUs)
- * or floor() (a library call on PoCL): the truncated float quotient is within
- * 1 of the true one there, and one step either way corrects it. inv_d = 1.0f / d
- * from the host. Negative a gives some q; callers reject a < 0 themselves. */
-static inline __attribute__((always_inline)) int div_nonneg(int a, int d, float inv_d) {
-    int q = (int)((float)a * inv_d);
-    if ((q + 1) * d <= a) q++;
-    if (q * d > a) q--;
-    return q;
-}
+ * Why this shape: PoCL vectorises across dim 0 only a body without loops or
+ * calls, and division per element is scalar; so the range is (w, h, plane)
+ * (nothing decoded), the window loops are unrolled for k = 3 (ResNet's pool,
+ * the *_k3 kernels; other k use the same body with loops), and the backward
+ * finds its windows with div_nonneg (cl/common.cl). History: bench/README.md. */
 
 /* out, argmax (BC, Ho, Wo) from x (BC, H, W), range (Wo, Ho, BC). Ties keep the
  * first maximum in row-major window order and a NaN wins (the last one), as
@@ -70,10 +56,9 @@ __kernel void maxpool_forward_k3(__global float *out, const ulong out_off, __glo
 /* k = 3, s = 2, p = 1 (ResNet's stem pool) with W even and Wo a multiple of 8:
  * range (Wo/8, Ho, BC), a work-item writes 8 outputs of a row from one
  * float16 load per input row (columns 2*ow0 .. 2*ow0+15, split into .even and
- * .odd) plus the column before. maxpool_fwd above, one output per work-item,
- * ran 1.6 ms alone and 5.3 ms in a training step for (8, 32, 64, 64) (PoCL
- * 3.1, 2-core Zen 5): its loads are stride 2 across work-items and guarded, so
- * PoCL made a masked gather of every cell. Same result as maxpool_fwd: first
+ * .odd) plus the column before: maxpool_fwd's loads are stride 2 across
+ * work-items and guarded, which PoCL turns into a masked gather of every cell
+ * (timings: bench/README.md). Same result as maxpool_fwd: first
  * maximum in row-major window order, the last NaN wins. */
 __kernel void maxpool_forward_k3s2p1_v8(__global float *out, const ulong out_off, __global float *argmax,
                                         const ulong argmax_off, __global const float *x, const ulong x_off,

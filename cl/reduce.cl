@@ -1,5 +1,5 @@
 /* Reductions over one axis, deterministic (fixed order, no atomics).
- * Conventions: see cl/elementwise.cl. */
+ * Conventions: see cl/common.cl. */
 
 /* out[g, i] (=/+=) alpha * sum over r in chunk s of f(x[o, r, i])
  *   x, y (O, R, I); g = o * S + s; out (O, S, I) (the partial sums of S chunks

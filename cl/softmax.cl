@@ -1,21 +1,7 @@
 /* Softmax over the last axis with a key-padding mask, one work-group per row.
  * The work-group size L is a power of two (the host picks it from the device);
- * `red` is L floats of local memory. Conventions: see cl/elementwise.cl.
+ * `red` is L floats of local memory. Conventions: see cl/common.cl.
  * IEEE behaviour matters here (-INFINITY, exp underflow): no fast-math. */
-
-/* Sum (op 0) or max (op 1) of v over the work-group; every item gets the result. */
-float softmax_group_reduce(__local float *red, float v, int op) {
-    size_t lid = get_local_id(0), L = get_local_size(0);
-    red[lid] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (size_t h = L / 2; h > 0; h >>= 1) {
-        if (lid < h) red[lid] = op ? fmax(red[lid], red[lid + h]) : red[lid] + red[lid + h];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    float r = red[0];
-    barrier(CLK_LOCAL_MEM_FENCE);       /* red is reused by the next call */
-    return r;
-}
 
 /* out = softmax(scale * x) per row of Lk; masked keys (mask > 0.5) get exactly 0;
  * a row with no valid key gets zeros.
@@ -30,7 +16,7 @@ __kernel void softmax_forward(__global float *out, const ulong out_off, __global
     float mx = -INFINITY;
     for (size_t k = lid; k < Lk; k += L)
         if (!has_mask || !(mask[k] > 0.5f)) mx = fmax(mx, scale * x[k]);
-    mx = softmax_group_reduce(red, mx, 1);
+    mx = wg_max(red, mx);
     float sum = 0.0f;
     for (size_t k = lid; k < Lk; k += L) {
         float e = 0.0f;
@@ -38,7 +24,7 @@ __kernel void softmax_forward(__global float *out, const ulong out_off, __global
         out[k] = e;
         sum += e;
     }
-    sum = softmax_group_reduce(red, sum, 0);
+    sum = wg_sum(red, sum);
     float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
     for (size_t k = lid; k < Lk; k += L) out[k] *= inv;   /* each item rescales only what it wrote */
 }
@@ -53,7 +39,7 @@ __kernel void softmax_backward(__global float *dx, const ulong dx_off, __global 
     out += out_off + row * Lk;
     float dot = 0.0f;
     for (size_t k = lid; k < Lk; k += L) dot += dout[k] * out[k];
-    dot = softmax_group_reduce(red, dot, 0);
+    dot = wg_sum(red, dot);
     for (size_t k = lid; k < Lk; k += L) {
         float v = scale * out[k] * (dout[k] - dot);
         dx[k] = acc ? dx[k] + v : v;

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cldetr/common.h"
+
 static int t_count __attribute__((unused)), t_failed __attribute__((unused));
 
 /* One check. `ok` nonzero = pass. The name is printf-style. */
@@ -76,13 +78,10 @@ static inline int t_done(void) {
     return t_failed ? 1 : 0;
 }
 
-/* Deterministic test RNG (xorshift64*), uniform in [lo, hi). */
-__attribute__((unused)) static unsigned long long t_rng_state = 0x9E3779B97F4A7C15ULL;
-static inline void t_seed(unsigned long long s) { t_rng_state = s ? s : 0x9E3779B97F4A7C15ULL; }
-static inline double t_uniform(double lo, double hi) {
-    t_rng_state ^= t_rng_state >> 12; t_rng_state ^= t_rng_state << 25; t_rng_state ^= t_rng_state >> 27;
-    unsigned long long x = t_rng_state * 0x2545F4914F6CDD1DULL;
-    return lo + (hi - lo) * (double)(x >> 11) * (1.0 / 9007199254740992.0);
-}
+/* Deterministic test random numbers from the one host generator (cd_rng_*,
+ * splitmix64), uniform in [lo, hi). */
+__attribute__((unused)) static uint64_t t_rng_state = 0x9E3779B97F4A7C15ULL;
+static inline void t_seed(unsigned long long s) { t_rng_state = s; }
+static inline double t_uniform(double lo, double hi) { return cd_rng_range(&t_rng_state, lo, hi); }
 
 #endif

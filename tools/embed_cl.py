@@ -2,7 +2,9 @@
 """Embed OpenCL C sources as C strings: embed_cl.py OUT.c a.cl b.cl ...
 
 Each source becomes {"a.cl", "<text>"} in cd_embedded_kernels[], so an installed
-cldetr needs no source tree (CLDETR_KERNEL_DIR loads them from disk instead)."""
+cldetr needs no source tree (CLDETR_KERNEL_DIR loads them from disk instead).
+common.cl is embedded like the others; the device layer puts it before every
+other file when it builds a program."""
 import os
 import sys
 

@@ -1,6 +1,6 @@
 /* The op library: forward and backward launchers of every op on the device.
  *
- * Conventions (STYLE.md habit 2, 3):
+ * Conventions:
  * - tensors are cd_mem (buffer + float offset), row-major, shapes in comments;
  *   the caller allocates outputs (from the step arena or cd_alloc); an op may
  *   take scratch memory from the device pool internally;
@@ -10,14 +10,16 @@
  *   for places where branches meet. A cd_mem with .mem == NULL means "not
  *   needed" for an optional output (e.g. dx of the first layer) or input;
  * - masks are float buffers, 1 = padding, 0 = valid (DETR's True = padding);
- * - each op has a plain C reference `*_ref` in its source file; tests compare
- *   the two and check the backward with finite differences in double.
+ * - each op has a plain C reference `*_ref` in its source file (declared in
+ *   src/ops/op_ref.h); the shared op cases (src/ops/op_cases.c) and the tests
+ *   compare the two, and the tests check the backward with finite differences.
  *
  * Families and files: elementwise/reduce/softmax/layernorm/dropout/permute in
  * src/ops/{elementwise,reduce,softmax,layernorm,dropout,permute}.c with
- * cl/{elementwise,reduce,softmax,norm,random}.cl; conv/batchnorm/pool in
+ * cl/{elementwise,reduce,softmax,layernorm,dropout,permute}.cl; conv/batchnorm/pool in
  * src/ops/{conv,batchnorm,pool}.c with cl/{conv,batchnorm,pool}.cl; linear and
- * batched matmul in src/ops/linear.c (CLBlast, cd_gemm). */
+ * batched matmul in src/ops/linear.c (CLBlast, cd_gemm, and cl/linear.cl); helpers
+ * every cl/ file shares in cl/common.cl. */
 #ifndef CLDETR_OPS_H
 #define CLDETR_OPS_H
 
@@ -58,7 +60,7 @@ void op_mul_channels_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem scale,
 void op_mul_channels_backward(cd_device *dev, cd_mem dx, cd_mem dscale, cd_mem dout, cd_mem x, cd_mem scale,
                               size_t B, size_t C, size_t HW, int acc);
 
-/* ---- dropout (src/ops/dropout.c, cl/random.cl) ----------------------------
+/* ---- dropout (src/ops/dropout.c, cl/dropout.cl) ----------------------------
  * Counter-based: element i is kept iff uniform(seed, stream, i) >= p, where
  * uniform is a hash of the three (Philox-like), so the mask is reproducible on
  * every device and after a resume, and backward recomputes it (no mask saved).
@@ -90,7 +92,7 @@ void op_softmax_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem mask,
 void op_softmax_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem out,
                          size_t B, size_t H, size_t Lq, size_t Lk, float scale, int acc);
 
-/* ---- layer norm over the last axis (src/ops/layernorm.c, cl/norm.cl) ------
+/* ---- layer norm over the last axis (src/ops/layernorm.c, cl/layernorm.cl) --
  * out = (x - mean) * rstd * w + b                 x, out (N, C); mean, rstd (N) saved */
 void op_layernorm_forward(cd_device *dev, cd_mem out, cd_mem mean, cd_mem rstd, cd_mem x,
                           cd_mem w, cd_mem b, size_t N, size_t C, float eps);
@@ -98,7 +100,7 @@ void op_layernorm_forward(cd_device *dev, cd_mem out, cd_mem mean, cd_mem rstd, 
 void op_layernorm_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x,
                            cd_mem mean, cd_mem rstd, cd_mem w, size_t N, size_t C, int acc);
 
-/* ---- permute (src/ops/permute.c, cl/elementwise.cl or its own) -----------
+/* ---- permute (src/ops/permute.c, cl/permute.cl) ----------------------------
  * out = x with axes reordered: out's axis a is x's axis perm[a]; dims are x's
  * sizes; up to 4 axes (pad with 1). The backward is the inverse permutation,
  * with acc. Attention uses it for (L, B, NH, hd) <-> (B, NH, L, hd). */
@@ -166,6 +168,5 @@ static inline size_t pool_out(size_t H, size_t k, size_t s, size_t p) { return (
  * out (3) = {sum x, sum x^2, number of x == 0} over x (n), in a fixed order
  * (deterministic for a device). A measurement, not a model op: no backward. */
 void op_moments(cd_device *dev, cd_mem out, cd_mem x, size_t n);
-void op_moments_ref(double out[3], const double *x, size_t n);
 
 #endif

@@ -16,9 +16,8 @@
  * no C transposes, and A and B are transposed exactly when they were before.
  * The one cost: the swapped call pads N up to MWG and M up to NWG instead of
  * M to MWG and N to NWG, so when that padding is larger (e.g. N = 64 with
- * MWG = 128) we keep the row-major call. Measured on PoCL 3.1 (AMD EPYC Zen 5,
- * 2 cores), tuned Xgemm: see `cldetr bench-ops` and the report in
- * src/cli/bench_ops.c. CLDETR_GEMM_LAYOUT=row|swap forces one (for benchmarks). */
+ * MWG = 128) we keep the row-major call. `cldetr bench-ops` measures both
+ * (bench/README.md). CLDETR_GEMM_LAYOUT=row|swap forces one (for benchmarks). */
 #include <stdlib.h>
 #include <string.h>
 #include <clblast_c.h>
@@ -157,8 +156,7 @@ static size_t align_floats(cd_device *dev) {
  * after) whenever its offset is not 0, even when its sizes and leading
  * dimension already suit the kernel (Xgemm::NoTempBuffer in CLBlast 1.5.3).
  * Tensors in the activation arena and per-image slices always have offsets, so
- * most GEMMs of a training step paid for copies (PoCL 3.1, 2-core Zen 5: ~38 MB
- * of the ~200 MB CLBlast copied per shapes.ini step were offset-only copies).
+ * most GEMMs of a training step paid for copies (bench/README.md).
  * An operand whose offset is a multiple of the device's base-address alignment
  * is passed as a sub-buffer starting at it, covering the `extent` floats the
  * matrix spans, so it is at offset 0. Returns the sub-buffer to release after
@@ -173,6 +171,18 @@ static cl_mem as_sub_buffer(cd_device *dev, cd_mem *m, size_t extent) {
     m->mem = sub;
     m->off = 0;
     return sub;
+}
+
+/* Row-major (ta, tb, M, N, A, B) or column-major (tb, ta, N, M, B, A): the same C.
+ * Swaps the arguments in place when use_swap picks the column-major call. */
+static CLBlastLayout choose_layout(cd_device *dev, size_t *M, size_t *N, int *ta, int *tb, cd_mem *A, cd_mem *B,
+                                   size_t *lda, size_t *ldb) {
+    if (!use_swap(dev, *M, *N)) return CLBlastLayoutRowMajor;
+    size_t t = *M; *M = *N; *N = t;
+    int tt = *ta; *ta = *tb; *tb = tt;
+    cd_mem m = *A; *A = *B; *B = m;
+    t = *lda; *lda = *ldb; *ldb = t;
+    return CLBlastLayoutColMajor;
 }
 
 void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
@@ -192,15 +202,7 @@ void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
         as_sub_buffer(dev, &B, ((tb ? N : K) - 1) * ldb + (tb ? K : N)),
         as_sub_buffer(dev, &C, (M - 1) * ldc + N),
     };
-    /* row-major (ta, tb, M, N, A, B) or column-major (tb, ta, N, M, B, A): the same C */
-    CLBlastLayout layout = CLBlastLayoutRowMajor;
-    if (use_swap(dev, M, N)) {
-        layout = CLBlastLayoutColMajor;
-        size_t t = M; M = N; N = t;
-        int tt = ta; ta = tb; tb = tt;
-        cd_mem m = A; A = B; B = m;
-        t = lda; lda = ldb; ldb = t;
-    }
+    CLBlastLayout layout = choose_layout(dev, &M, &N, &ta, &tb, &A, &B, &lda, &ldb);
     size_t temp = 0;
     CLBLAST_CHECK(CLBlastSGemmTempBufferSize(layout, tr(ta), tr(tb), M, N, K,
                                              A.off, lda, B.off, ldb, C.off, ldc, &dev->queue, &temp));
@@ -226,15 +228,8 @@ void cd_gemm_batched(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t 
     if (M == 0 || N == 0 || batch == 0) return;
     if (batch == 1) { cd_gemm(dev, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
     if (K == 0) cd_fatal("cd_gemm_batched: K = 0 is not supported");
-    CLBlastLayout layout = CLBlastLayoutRowMajor;
-    if (use_swap(dev, M, N)) {
-        layout = CLBlastLayoutColMajor;
-        size_t t = M; M = N; N = t;
-        int tt = ta; ta = tb; tb = tt;
-        cd_mem m = A; A = B; B = m;
-        t = lda; lda = ldb; ldb = t;
-        t = strideA; strideA = strideB; strideB = t;
-    }
+    CLBlastLayout layout = choose_layout(dev, &M, &N, &ta, &tb, &A, &B, &lda, &ldb);
+    if (layout == CLBlastLayoutColMajor) { size_t t = strideA; strideA = strideB; strideB = t; }
     cl_event ev = NULL, *evp = dev->profiling ? &ev : NULL;
     CLBLAST_CHECK(CLBlastSgemmStridedBatched(layout, tr(ta), tr(tb), M, N, K, alpha,
                                              A.mem, A.off, lda, strideA, B.mem, B.off, ldb, strideB, beta,

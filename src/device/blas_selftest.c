@@ -7,20 +7,22 @@
 #include "cldetr/selftest.h"
 
 static uint64_t rng_state = 0x243F6A8885A308D3ULL;
-static float frand(void) {
-    rng_state ^= rng_state << 13; rng_state ^= rng_state >> 7; rng_state ^= rng_state << 17;
-    return (float)((rng_state >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+static float frand(void) { return (float)cd_rng_range(&rng_state, -1, 1); }
+
+double cd_gemm_ref_dot(int ta, int tb, size_t i, size_t j, size_t K, const float *A, size_t lda, const float *B,
+                       size_t ldb) {
+    double s = 0;
+    for (size_t k = 0; k < K; k++)
+        s += (double)(ta ? A[k * lda + i] : A[i * lda + k]) * (double)(tb ? B[j * ldb + k] : B[k * ldb + j]);
+    return s;
 }
 
-/* C[M,N] = alpha op(A) op(B) + beta C, row-major, double accumulation. */
-static void gemm_ref(int ta, int tb, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
-                     const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+void cd_gemm_ref(int ta, int tb, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                 const float *B, size_t ldb, float beta, float *C, size_t ldc) {
     for (size_t i = 0; i < M; i++)
         for (size_t j = 0; j < N; j++) {
-            double s = 0;
-            for (size_t k = 0; k < K; k++)
-                s += (double)(ta ? A[k * lda + i] : A[i * lda + k]) * (double)(tb ? B[j * ldb + k] : B[k * ldb + j]);
-            C[i * ldc + j] = (float)(alpha * s + (double)beta * C[i * ldc + j]);
+            double s = alpha * cd_gemm_ref_dot(ta, tb, i, j, K, A, lda, B, ldb);
+            C[i * ldc + j] = (float)(beta == 0.0f ? s : s + (double)beta * C[i * ldc + j]);
         }
 }
 
@@ -49,7 +51,7 @@ static int check_case(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t
                         beta, cd_at(dC, oc), ldc, sc, batch);
     cd_read(dev, C, dC, nc);
     for (size_t b = 0; b < batch; b++)
-        gemm_ref(ta, tb, M, N, K, alpha, A + oa + b * sa, lda, B + ob + b * sb, ldb, beta, R + oc + b * sc, ldc);
+        cd_gemm_ref(ta, tb, M, N, K, alpha, A + oa + b * sa, lda, B + ob + b * sb, ldb, beta, R + oc + b * sc, ldc);
     int bad = 0;
     for (size_t i = 0; i < nc && !bad; i++) {
         double tol = 1e-5 + 1e-4 * sqrt((double)K) * (1 + fabs(R[i]));
@@ -64,7 +66,8 @@ static int check_case(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t
     return bad ? -1 : 0;
 }
 
-static int gemm_transposes(cd_device *dev, char *msg, size_t n) {
+static int gemm_transposes(cd_device *dev, const cd_selftest *self, char *msg, size_t n) {
+    (void)self;
     static const size_t shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {17, 33, 65}, {64, 31, 129}, {3, 200, 9}};
     for (int t = 0; t < 4; t++)
         for (size_t s = 0; s < CD_ARRAY_LEN(shapes); s++)
@@ -73,14 +76,16 @@ static int gemm_transposes(cd_device *dev, char *msg, size_t n) {
     return 0;
 }
 
-static int gemm_batched(cd_device *dev, char *msg, size_t n) {
+static int gemm_batched(cd_device *dev, const cd_selftest *self, char *msg, size_t n) {
+    (void)self;
     for (int t = 0; t < 4; t++)
         if (check_case(dev, t & 1, t >> 1, 13, 9, 32, 5, msg, n)) return -1;
     snprintf(msg, n, "strided-batched, 5 x (13,9,32), all transposes");
     return 0;
 }
 
-static int gemm_large(cd_device *dev, char *msg, size_t n) {
+static int gemm_large(cd_device *dev, const cd_selftest *self, char *msg, size_t n) {
+    (void)self;
     if (check_case(dev, 1, 0, 96, 70, 300, 1, msg, n)) return -1;
     if (check_case(dev, 0, 1, 130, 64, 257, 1, msg, n)) return -1;
     snprintf(msg, n, "TN 96x70x300, NT 130x64x257");
@@ -88,8 +93,8 @@ static int gemm_large(cd_device *dev, char *msg, size_t n) {
 }
 
 const cd_selftest cd_selftests_gemm[] = {
-    {"gemm transposes", gemm_transposes},
-    {"gemm strided-batched", gemm_batched},
-    {"gemm larger", gemm_large},
-    {NULL, NULL},
+    {"gemm transposes", "gemm", gemm_transposes, {0}},
+    {"gemm strided-batched", "gemm", gemm_batched, {0}},
+    {"gemm larger", "gemm", gemm_large, {0}},
+    {NULL, NULL, NULL, {0}},
 };

@@ -1,7 +1,7 @@
 /* `cldetr tune`: choose CLBlast's Xgemm parameters for a device by measurement.
  *
  * Why: CLBlast's database has no entry for PoCL on a CPU, and its defaults run
- * 10-20x below OpenBLAS there (shared/reference/cpu-baseline.md). A small grid
+ * 10-20x below OpenBLAS there (docs/performance.md). A small grid
  * around the set found best on the build machine (MWG=128 NWG=64 MDIMC=MDIMA=8
  * NDIMC=NDIMB=4 VWM=VWN=8 KWG=32 KWI=2 SA=SB=0) is enough to recover most of it.
  *
@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cldetr/blas_tune.h"
+#include "cldetr/selftest.h"
 
 /* ---- the candidate grid -------------------------------------------------- */
 
@@ -99,17 +100,7 @@ static const tune_shape shapes[] = {
 #define N_SHAPES ((int)CD_ARRAY_LEN(shapes))
 
 static uint64_t rng = 0x853C49E6748FEA9BULL;
-static float urand(void) {
-    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-    return (float)((rng >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
-}
-
-static double ref_dot(const float *A, size_t lda, const float *B, size_t ldb, int ta, int tb, size_t i, size_t j, size_t K) {
-    double s = 0;
-    for (size_t k = 0; k < K; k++)
-        s += (double)(ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);
-    return s;
-}
+static float urand(void) { return (float)cd_rng_range(&rng, -1, 1); }
 
 /* One GEMM C = alpha op(A) op(B) + beta C on the device with offsets and padded
  * strides, compared with the host at `samples` entries (0 = every entry). */
@@ -131,7 +122,7 @@ static int check_gemm(cd_device *dev, size_t M, size_t N, size_t K, int ta, int 
     for (size_t s = 0; s < total && !bad; s++) {
         size_t idx = samples ? (size_t)((urand() + 1.0f) * 0.5f * (float)(M * N)) % (M * N) : s;
         size_t i = idx / N, j = idx % N;
-        double ref = alpha * ref_dot(A + oa, lda, B + ob, ldb, ta, tb, i, j, K) + beta * C0[oc + i * ldc + j];
+        double ref = alpha * cd_gemm_ref_dot(ta, tb, i, j, K, A + oa, lda, B + ob, ldb) + beta * C0[oc + i * ldc + j];
         double got = C[oc + i * ldc + j];
         if (!(fabs(got - ref) <= 1e-4 * sqrt((double)K) * (1 + fabs(ref)))) {
             snprintf(msg, n, "wrong result: %c%c %zux%zux%zu C[%zu,%zu] = %g, reference %g",

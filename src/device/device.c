@@ -214,9 +214,12 @@ void cd_close(cd_device *dev) {
 
 /* ---- kernel sources ---------------------------------------------------- */
 
-static const char **source_files;
+/* cl/common.cl is no program of its own: cd_build_file puts it before every file. */
+#define COMMON_FILE "common.cl"
+
+static const char **source_files;   /* the programs: every embedded file but COMMON_FILE */
 static int n_source_files;
-static char **disk_sources;       /* from CLDETR_KERNEL_DIR, parallel to source_files */
+static char **disk_sources;         /* from CLDETR_KERNEL_DIR, parallel to cd_embedded_kernels */
 
 int cd_kernel_files(const char ***names) {
     if (!source_files) {
@@ -224,8 +227,8 @@ int cd_kernel_files(const char ***names) {
         while (cd_embedded_kernels[n].file) n++;
         source_files = cd_xcalloc(n, sizeof *source_files);
         disk_sources = cd_xcalloc(n, sizeof *disk_sources);
-        for (int i = 0; i < n; i++) source_files[i] = cd_embedded_kernels[i].file;
-        n_source_files = n;
+        for (int i = 0; i < n; i++)
+            if (strcmp(cd_embedded_kernels[i].file, COMMON_FILE)) source_files[n_source_files++] = cd_embedded_kernels[i].file;
     }
     *names = source_files;
     return n_source_files;
@@ -233,9 +236,9 @@ int cd_kernel_files(const char ***names) {
 
 const char *cd_kernel_source(const char *file) {
     const char **names;
-    int n = cd_kernel_files(&names);
-    for (int i = 0; i < n; i++) {
-        if (strcmp(names[i], file)) continue;
+    cd_kernel_files(&names);
+    for (int i = 0; cd_embedded_kernels[i].file; i++) {
+        if (strcmp(cd_embedded_kernels[i].file, file)) continue;
         const char *dir = getenv("CLDETR_KERNEL_DIR");
         if (dir && *dir) {
             if (!disk_sources[i]) {
@@ -315,8 +318,10 @@ static void store_binary(cl_program p, uint64_t key) {
 /* Some compilers (NVIDIA's) ignore `#line` and name the source "<kernel>" or
  * "<source>" with their own line numbering. Build a probe with an error on a
  * known line, learn the compiler's name for the source and its line offset,
- * and rewrite the log so that it reads "file.cl:LINE:COL" on every device. */
-static char *fix_log_locations(cd_device *dev, const char *file, const char *log) {
+ * and rewrite the log so that it reads "file.cl:LINE:COL" on every device.
+ * Such a compiler also counts the common_lines lines of cl/common.cl and the
+ * second `#line` before the file: a line among them is common.cl's. */
+static char *fix_log_locations(cd_device *dev, const char *file, long common_lines, const char *log) {
     static const char probe[] = "#line 1 \"cldetr_probe.cl\"\n\n\n__kernel void cldetr_probe(void) { cldetr_probe_error; }\n";
     const char *src = probe;
     cl_int err;
@@ -342,7 +347,8 @@ static char *fix_log_locations(cd_device *dev, const char *file, const char *log
     clReleaseProgram(p);
     if (!name[0] || (!strcmp(name, "cldetr_probe.cl") && offset == 0)) return cd_xstrdup(log);
     /* rewrite "<name>:N:" (or "file.cl:N:" when only the numbering is off) */
-    const char *from = strcmp(name, "cldetr_probe.cl") ? name : file;
+    int ignores_line = strcmp(name, "cldetr_probe.cl") != 0;
+    const char *from = ignores_line ? name : file;
     size_t flen = strlen(from), cap = strlen(log) * 2 + 256, o = 0;
     char *out = cd_xmalloc(cap);
     for (const char *q = log; *q;) {
@@ -350,7 +356,9 @@ static char *fix_log_locations(cd_device *dev, const char *file, const char *log
         int used = 0;
         if (!strncmp(q, from, flen) && q[flen] == ':' && sscanf(q + flen + 1, "%ld%n", &line, &used) == 1 && used > 0) {
             if (o + 64 + strlen(file) >= cap) { cap *= 2; out = cd_xrealloc(out, cap); }
-            o += (size_t)snprintf(out + o, cap - o, "%s:%ld", file, line - offset);
+            line -= offset;
+            if (ignores_line && line <= common_lines) o += (size_t)snprintf(out + o, cap - o, "%s:%ld", COMMON_FILE, line);
+            else o += (size_t)snprintf(out + o, cap - o, "%s:%ld", file, line - (ignores_line ? common_lines + 1 : 0));
             q += flen + 1 + used;
             continue;
         }
@@ -367,11 +375,17 @@ int cd_build_file(cd_device *dev, const char *file) {
     if (!pe) return cd_seterr("no kernel file named %s", file);
     if (pe->program) return 0;
     if (pe->failed) return cd_seterr("%s failed to build earlier", file);
-    const char *body = cd_kernel_source(file);
-    /* #line makes compiler messages read "file.cl:LINE:COL". */
-    size_t n = strlen(body) + strlen(file) + 32;
+    const char *body = cd_kernel_source(file), *common = cd_kernel_source(COMMON_FILE);
+    if (!common) common = "";
+    /* cl/common.cl, then the file; #line makes compiler messages read "file.cl:LINE:COL".
+     * The program cache key is the hash of this whole text. */
+    long common_lines = 0;
+    for (const char *c = common; *c; c++) common_lines += *c == '\n';
+    if (*common && common[strlen(common) - 1] != '\n') common_lines++;
+    size_t n = strlen(common) + strlen(body) + strlen(file) + 64;
     char *src = cd_xmalloc(n);
-    snprintf(src, n, "#line 1 \"%s\"\n%s", file, body);
+    snprintf(src, n, "#line 1 \"%s\"\n%s%s#line 1 \"%s\"\n%s", COMMON_FILE, common,
+             *common && common[strlen(common) - 1] != '\n' ? "\n" : "", file, body);
     uint64_t key = program_key(dev, file, src);
     double t0 = cd_now();
     cl_program p = try_cached(dev, key);
@@ -384,7 +398,7 @@ int cd_build_file(cd_device *dev, const char *file) {
         err = clBuildProgram(p, 1, &dev->info.device, dev->build_options, NULL, NULL);
         if (err != CL_SUCCESS) {
             char *raw = build_log(dev, p);
-            char *log = fix_log_locations(dev, file, raw);
+            char *log = fix_log_locations(dev, file, common_lines, raw);
             cd_seterr("kernel file %s did not build for %s (%s):\n%s", file, dev->info.name,
                       cd_cl_status_name(err), log);
             free(raw);

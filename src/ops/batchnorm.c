@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "cldetr/ops.h"
-#include "ops/ops_b_ref.h"
+#include "ops/op_ref.h"
 
 /* ---- reference ----------------------------------------------------------- */
 

@@ -9,8 +9,8 @@
  *            dw (K, CRS) += dperm (K, gP) @ colT (gP, CRS)      NN (GPUs)
  * CLBlast's kernel wants both operands with the reduction index as row index;
  * these layouts leave only the small operand (w, or dperm which is 1/CRS of
- * colT) to its transpose pre-pass, never the im2col matrix (see
- * /work/shared/reference/cpu-baseline.md: 10x on PoCL). The weight gradient
+ * colT) to its transpose pre-pass, never the im2col matrix (transposing it
+ * cost 10x the GEMM on PoCL; docs/performance.md). The weight gradient
  * has its reduction index contiguous in both dout and col, so CLBlast needs
  * the transposed im2col (conv_im2col_t); on CPUs conv_dw_nt reads the two as
  * they are instead (see use_dw_nt). When g = 1 the GEMMs read
@@ -21,16 +21,14 @@
 #include <string.h>
 
 #include "cldetr/ops.h"
-#include "ops/ops_b_ref.h"
+#include "ops/op_ref.h"
 
 /* Floats of im2col scratch a group may use (64 MiB); one image is always allowed. */
 static size_t conv_scratch_floats = (size_t)1 << 24;
-/* Images per GEMM group: enough for ~1024 GEMM columns (g*P), no more. Measured
- * on PoCL (2-core Zen 5, tuned CLBlast; bench/bench_ops_b_conv.c): at P = 16
- * (4x4, 256 ch) the whole batch in one GEMM is 3-4x faster than image by image;
- * at P = 256 they tie; at P = 1024 image by image is faster (backward 13 vs 19
- * ms) because it needs no pack/unpack and the weight-gradient GEMM's long
- * reduction (K = g*P) runs on few work-groups. */
+/* Images per GEMM group: enough for ~1024 GEMM columns (g*P), no more: small
+ * images need the batch to give the GEMM a wide N, large ones are faster image
+ * by image (no pack/unpack, a shorter weight-gradient reduction). Timings:
+ * bench/README.md (bench/bench_conv.c). */
 #define CONV_GROUP_COLS 1024
 /* CLBlast (1.5.3) copies a GEMM operand through a pad pass unless its sizes
  * are multiples of the kernel's tiles (and its offset is 0, see
@@ -50,6 +48,14 @@ static size_t conv_scratch_floats = (size_t)1 << 24;
 
 /* ---- reference ----------------------------------------------------------- */
 
+int conv2d_tap_ref(const conv_shape *s, size_t n, size_t c, size_t oh, size_t ow, size_t r, size_t q, size_t *xi) {
+    long ih = (long)(oh * s->stride + r * s->dil) - (long)s->pad;
+    long iw = (long)(ow * s->stride + q * s->dil) - (long)s->pad;
+    if (ih < 0 || ih >= (long)s->H || iw < 0 || iw >= (long)s->W) return 0;
+    *xi = ((n * s->C + c) * s->H + (size_t)ih) * s->W + (size_t)iw;
+    return 1;
+}
+
 void conv2d_forward_ref(double *out, const double *x, const double *w, const double *b, const conv_shape *s) {
     size_t Ho = conv_out_h(s), Wo = conv_out_w(s);
     for (size_t n = 0; n < s->B; n++)
@@ -57,17 +63,12 @@ void conv2d_forward_ref(double *out, const double *x, const double *w, const dou
             for (size_t oh = 0; oh < Ho; oh++)
                 for (size_t ow = 0; ow < Wo; ow++) {
                     double acc = b ? b[k] : 0.0;
+                    size_t xi;
                     for (size_t c = 0; c < s->C; c++)
-                        for (size_t r = 0; r < s->R; r++) {
-                            long ih = (long)(oh * s->stride + r * s->dil) - (long)s->pad;
-                            if (ih < 0 || ih >= (long)s->H) continue;
-                            for (size_t q = 0; q < s->S; q++) {
-                                long iw = (long)(ow * s->stride + q * s->dil) - (long)s->pad;
-                                if (iw < 0 || iw >= (long)s->W) continue;
-                                acc += x[((n * s->C + c) * s->H + (size_t)ih) * s->W + (size_t)iw] *
-                                       w[((k * s->C + c) * s->R + r) * s->S + q];
-                            }
-                        }
+                        for (size_t r = 0; r < s->R; r++)
+                            for (size_t q = 0; q < s->S; q++)
+                                if (conv2d_tap_ref(s, n, c, oh, ow, r, q, &xi))
+                                    acc += x[xi] * w[((k * s->C + c) * s->R + r) * s->S + q];
                     out[((n * s->K + k) * Ho + oh) * Wo + ow] = acc;
                 }
 }
@@ -84,19 +85,15 @@ void conv2d_backward_ref(double *dx, double *dw, double *db, const double *dout,
                 for (size_t ow = 0; ow < Wo; ow++) {
                     double g = dout[((n * s->K + k) * Ho + oh) * Wo + ow];
                     if (db) db[k] += g;
+                    size_t xi;
                     for (size_t c = 0; c < s->C; c++)
-                        for (size_t r = 0; r < s->R; r++) {
-                            long ih = (long)(oh * s->stride + r * s->dil) - (long)s->pad;
-                            if (ih < 0 || ih >= (long)s->H) continue;
+                        for (size_t r = 0; r < s->R; r++)
                             for (size_t q = 0; q < s->S; q++) {
-                                long iw = (long)(ow * s->stride + q * s->dil) - (long)s->pad;
-                                if (iw < 0 || iw >= (long)s->W) continue;
-                                size_t xi = ((n * s->C + c) * s->H + (size_t)ih) * s->W + (size_t)iw;
+                                if (!conv2d_tap_ref(s, n, c, oh, ow, r, q, &xi)) continue;
                                 size_t wi = ((k * s->C + c) * s->R + r) * s->S + q;
                                 if (dx) dx[xi] += g * w[wi];
                                 if (dw) dw[wi] += g * x[xi];
                             }
-                        }
                 }
 }
 
@@ -203,10 +200,8 @@ void op_conv2d_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b,
 /* The weight gradient's path: 1 = conv_dw_nt from im2col's own layout (CPU
  * devices), 0 = CLBlast from the transposed im2col (GPUs: conv_dw_nt has a
  * work-item run along whole rows, no local-memory tiling, which suits a CPU's
- * caches and not a GPU's coalescing), -1 = by device type. Measured on PoCL
- * 3.1 (2-core Zen 5), dw alone for the whole batch of 8 at configs/shapes.ini
- * sizes, CLBlast path -> conv_dw_nt: stem 7x7 15.1 -> 5.2 ms, layer-1 3x3
- * 6.1 -> 2.0 ms, layer-4 3x3 1.23 -> 1.06 ms; no shape was slower. */
+ * caches and not a GPU's coalescing), -1 = by device type. On PoCL conv_dw_nt
+ * was faster at every shapes.ini shape (bench/README.md). */
 static int dw_path = -1;
 
 int op_conv2d_set_dw_path(int path) {

@@ -1,9 +1,9 @@
 /* Dropout with a counter-based mask: element i is kept iff
- * uniform(seed, stream, i) >= p (Philox-4x32-10, cl/random.cl); kept elements
+ * uniform(seed, stream, i) >= p (Philox-4x32-10, cl/dropout.cl); kept elements
  * are scaled by 1/(1-p). The backward recomputes the mask, so nothing is saved
  * and the mask is the same on every device and after a resume. */
 #include "cldetr/ops.h"
-#include "ops/ops_ref.h"
+#include "ops/op_ref.h"
 
 static float keep_scale(float p) {
     if (!(p >= 0.0f && p <= 1.0f)) cd_fatal("dropout probability %g is outside [0, 1] (a bug in the caller)", p);
@@ -25,7 +25,7 @@ void op_dropout_backward(cd_device *dev, cd_mem dx, cd_mem dout, size_t n, float
 /* ---- host references ---------------------------------------------------- */
 
 /* Philox-4x32-10 of counter (i, stream) under key seed; must stay bit-identical
- * to philox_uniform in cl/random.cl. */
+ * to philox_uniform in cl/dropout.cl. */
 float op_dropout_uniform_ref(uint64_t seed, uint64_t stream, uint64_t i) {
     uint32_t c0 = (uint32_t)i, c1 = (uint32_t)(i >> 32), c2 = (uint32_t)stream, c3 = (uint32_t)(stream >> 32);
     uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);

@@ -5,8 +5,8 @@
 #include <math.h>
 
 #include "cldetr/ops.h"
-#include "ops/ops_a_util.h"
-#include "ops/ops_ref.h"
+#include "ops/reduce_util.h"
+#include "ops/op_ref.h"
 
 void op_add(cd_device *dev, cd_mem out, cd_mem a, cd_mem b, size_t n) {
     CD_LAUNCH1(dev, "ew_add", n, KM(out), KM(a), KM(b), KUL(n));

@@ -1,12 +1,12 @@
 /* Layer norm over the last axis, forward (saving mean and rstd) and backward,
- * with plain C references. Kernels: cl/norm.cl; the parameter gradients are a
+ * with plain C references. Kernels: cl/layernorm.cl; the parameter gradients are a
  * column reduction over rows, split into chunks plus a second pass
  * (ops_reduce_axis) when there are few columns and many rows. */
 #include <math.h>
 
 #include "cldetr/ops.h"
-#include "ops/ops_a_util.h"
-#include "ops/ops_ref.h"
+#include "ops/reduce_util.h"
+#include "ops/op_ref.h"
 
 /* out = (x - mean) * rstd * w + b        x, out (N, C); w, b (C); mean, rstd (N) saved */
 void op_layernorm_forward(cd_device *dev, cd_mem out, cd_mem mean, cd_mem rstd, cd_mem x,

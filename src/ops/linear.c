@@ -5,7 +5,8 @@
  * ops.h: dw and db add; dx, dA, dB are written (acc 0) or added (acc 1), which
  * maps onto GEMM's beta = acc. */
 #include "cldetr/ops.h"
-#include "ops/linear_ref.h"
+#include "cldetr/selftest.h"
+#include "ops/op_ref.h"
 
 /* out (N,OUT) = x (N,IN) w^T (OUT,IN) + b (OUT) */
 void op_linear_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, size_t N, size_t IN, size_t OUT) {
@@ -71,17 +72,10 @@ void op_bmm_backward(cd_device *dev, cd_mem dA, cd_mem dB, cd_mem dout, cd_mem A
 
 /* ---- plain C references ------------------------------------------------- */
 
-/* C (M,N) (= or +=) op(A) op(B), one batch, double sums; lda/ldb as stored */
+/* C (M,N) (= or +=) op(A) op(B), one batch, densely stored: the host GEMM reference */
 static void matmul_ref(float *C, const float *A, const float *B, size_t M, size_t N, size_t K,
                        int ta, int tb, int acc) {
-    size_t lda = ta ? M : K, ldb = tb ? K : N;
-    for (size_t i = 0; i < M; i++)
-        for (size_t j = 0; j < N; j++) {
-            double s = acc ? C[i * N + j] : 0.0;
-            for (size_t k = 0; k < K; k++)
-                s += (double)(ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);
-            C[i * N + j] = (float)s;
-        }
+    cd_gemm_ref(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, acc ? 1.0f : 0.0f, C, N);
 }
 
 void op_linear_forward_ref(float *out, const float *x, const float *w, const float *b,

@@ -2,7 +2,7 @@
  * acc; the backward is the same op with the inverse permutation. Kernel:
  * permute4 in cl/elementwise.cl. */
 #include "cldetr/ops.h"
-#include "ops/ops_ref.h"
+#include "ops/op_ref.h"
 
 /* Check perm is a permutation of 0..3; out dims and x strides of out's axes. */
 static void permute_plan(const size_t dims[4], const int perm[4], size_t od[4], size_t xs[4]) {

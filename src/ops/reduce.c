@@ -6,8 +6,8 @@
 #include <math.h>
 
 #include "cldetr/ops.h"
-#include "ops/ops_a_util.h"
-#include "ops/ops_ref.h"
+#include "ops/reduce_util.h"
+#include "ops/op_ref.h"
 
 /* Enough work-groups to keep a GPU busy before a sum is split into chunks. */
 #define REDUCE_TARGET_GROUPS 256

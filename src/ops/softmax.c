@@ -4,8 +4,8 @@
 #include <math.h>
 
 #include "cldetr/ops.h"
-#include "ops/ops_a_util.h"
-#include "ops/ops_ref.h"
+#include "ops/reduce_util.h"
+#include "ops/op_ref.h"
 
 /* x, out (B, H, Lq, Lk); mask (B, Lk) 1 = padding, or cd_none() */
 void op_softmax_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem mask,

@@ -1,6 +1,7 @@
 /* Summary statistics of a tensor for the per-layer training log: not part of
  * the model, so no backward. Kernels: cl/stats.cl. */
 #include "cldetr/ops.h"
+#include "ops/op_ref.h"
 
 #define STATS_GROUPS 64          /* pass 1 work-groups: enough to fill a GPU, few to add up */
 

@@ -82,7 +82,7 @@ static void test_program_cache(cd_device *dev) {
 static void test_gemm(cd_device *dev) {
     for (const cd_selftest *t = cd_selftests_gemm; t->name; t++) {
         char msg[512] = "";
-        int rc = t->run(dev, msg, sizeof msg);
+        int rc = t->run(dev, t, msg, sizeof msg);
         t_ok(rc == 0, "%s: %s", t->name, msg);
     }
 }

@@ -1,30 +1,33 @@
 /* op_linear and op_bmm on the device against the plain C references (odd sizes,
  * odd buffer offsets, every ta/tb, acc 0 and 1), and their backward against
  * central finite differences of a double-precision forward on the host. */
-#include "../check.h"
-#include "cldetr/ops.h"
-#include "ops/linear_ref.h"
-
-static cd_device *dev;
+#include "op_test.h"
 
 static float *rnd(size_t n) {
     float *p = malloc((n ? n : 1) * sizeof *p);
     for (size_t i = 0; i < n; i++) p[i] = (float)t_uniform(-1, 1);
     return p;
 }
-/* A device copy of host data at a float offset `off` into a larger buffer. */
+static double *to_d(const float *f, size_t n) {
+    double *d = op_zeros(n);
+    for (size_t i = 0; i < n; i++) d[i] = f[i];
+    return d;
+}
+/* A device copy of host data at float offset `off`, NaN around (op_upload). */
 static cd_mem up(const float *h, size_t n, size_t off) {
-    cd_mem base = cd_alloc(dev, n + off + 3, "test"), m = cd_at(base, off);
-    cd_fill(dev, base, NAN, n + off + 3);   /* NaN around and under, so stray reads and writes show */
-    cd_write(dev, m, h, n);
+    double *d = to_d(h, n);
+    cd_mem m = op_upload(ot_dev, d, n, off);
+    free(d);
     return m;
 }
 static float *down(cd_mem m, size_t n) {
+    double *d = op_download(ot_dev, m, n);
     float *h = malloc((n ? n : 1) * sizeof *h);
-    cd_read(dev, h, m, n);
+    for (size_t i = 0; i < n; i++) h[i] = (float)d[i];
+    free(d);
     return h;
 }
-static void release(cd_mem m) { cd_free(dev, m); }   /* cd_free ignores the offset */
+static void release(cd_mem m) { op_release(ot_dev, m); }
 
 /* L = sum_ij G_ij * out_ij with out = x w^T + b, in double */
 static double linear_loss(const float *G, const double *x, const double *w, const double *b,
@@ -39,27 +42,10 @@ static double linear_loss(const float *G, const double *x, const double *w, cons
     return L;
 }
 
-/* d L / d p[i] by central differences, step h, for every i < n */
-static void fd_grad(double *g, double *p, size_t n, double h, double (*loss)(void *), void *ctx) {
-    for (size_t i = 0; i < n; i++) {
-        double keep = p[i];
-        p[i] = keep + h; double lp = loss(ctx);
-        p[i] = keep - h; double lm = loss(ctx);
-        p[i] = keep;
-        g[i] = (lp - lm) / (2 * h);
-    }
-}
-
 typedef struct { const float *G; double *x, *w, *b; size_t N, IN, OUT; } linear_ctx;
 static double linear_loss_cb(void *c) {
     linear_ctx *l = c;
     return linear_loss(l->G, l->x, l->w, l->b, l->N, l->IN, l->OUT);
-}
-
-static double *to_d(const float *f, size_t n) {
-    double *d = malloc((n ? n : 1) * sizeof *d);
-    for (size_t i = 0; i < n; i++) d[i] = f[i];
-    return d;
 }
 
 static void test_linear(size_t N, size_t IN, size_t OUT, int with_bias, int acc) {
@@ -69,23 +55,23 @@ static void test_linear(size_t N, size_t IN, size_t OUT, int with_bias, int acc)
     cd_mem dX = up(x, N * IN, 5), dW = up(w, OUT * IN, 7), dBias = up(b, OUT, 3), dOut = up(G, N * OUT, 11);
     cd_mem dG = up(G, N * OUT, 2), ddx = up(dx0, N * IN, 9), ddw = up(dw0, OUT * IN, 1), ddb = up(db0, OUT, 13);
 
-    op_linear_forward(dev, dOut, dX, dW, with_bias ? dBias : cd_none(), N, IN, OUT);
+    op_linear_forward(ot_dev, dOut, dX, dW, with_bias ? dBias : cd_none(), N, IN, OUT);
     float *out = down(dOut, N * OUT), *ref = malloc(N * OUT * sizeof *ref);
     op_linear_forward_ref(ref, x, w, with_bias ? b : NULL, N, IN, OUT);
     snprintf(name, sizeof name, "linear forward N=%zu IN=%zu OUT=%zu bias=%d", N, IN, OUT, with_bias);
-    t_close_f(name, ref, out, N * OUT, 1e-5, 1e-4);
+    ot_close_f(name, ref, out, N * OUT, 1e-5, 1e-4);
 
-    op_linear_backward(dev, ddx, ddw, with_bias ? ddb : cd_none(), dG, dX, dW, N, IN, OUT, acc);
+    op_linear_backward(ot_dev, ddx, ddw, with_bias ? ddb : cd_none(), dG, dX, dW, N, IN, OUT, acc);
     float *gx = down(ddx, N * IN), *gw = down(ddw, OUT * IN), *gb = down(ddb, OUT);
     /* reference backward (float ref) */
     float *rx = malloc(N * IN * sizeof *rx), *rw = malloc(OUT * IN * sizeof *rw), *rb = malloc(OUT * sizeof *rb);
     memcpy(rx, dx0, N * IN * sizeof *rx); memcpy(rw, dw0, OUT * IN * sizeof *rw); memcpy(rb, db0, OUT * sizeof *rb);
     op_linear_backward_ref(rx, rw, with_bias ? rb : NULL, G, x, w, N, IN, OUT, acc);
     snprintf(name, sizeof name, "linear backward dx acc=%d vs ref", acc);
-    t_close_f(name, rx, gx, N * IN, 1e-5, 1e-4);
-    t_close_f("linear backward dw (+=) vs ref", rw, gw, OUT * IN, 1e-5, 1e-4);
-    if (with_bias) t_close_f("linear backward db (+=) vs ref", rb, gb, OUT, 1e-5, 1e-4);
-    else t_close_f("linear backward without bias leaves db alone", db0, gb, OUT, 0, 0);
+    ot_close_f(name, rx, gx, N * IN, 1e-5, 1e-4);
+    ot_close_f("linear backward dw (+=) vs ref", rw, gw, OUT * IN, 1e-5, 1e-4);
+    if (with_bias) ot_close_f("linear backward db (+=) vs ref", rb, gb, OUT, 1e-5, 1e-4);
+    else ot_close_f("linear backward without bias leaves db alone", db0, gb, OUT, 0, 0);
 
     /* finite differences in double: the device gradient minus its start value */
     double *xd = to_d(x, N * IN), *wd = to_d(w, OUT * IN), *bd = to_d(b, OUT);
@@ -93,16 +79,16 @@ static void test_linear(size_t N, size_t IN, size_t OUT, int with_bias, int acc)
     linear_ctx c = {G, xd, wd, bd, N, IN, OUT};
     double *fx = malloc(N * IN * sizeof *fx), *fw = malloc(OUT * IN * sizeof *fw), *fb = malloc(OUT * sizeof *fb);
     double *ex = malloc(N * IN * sizeof *ex), *ew = malloc(OUT * IN * sizeof *ew), *eb = malloc(OUT * sizeof *eb);
-    fd_grad(fx, xd, N * IN, 1e-3, linear_loss_cb, &c);
-    fd_grad(fw, wd, OUT * IN, 1e-3, linear_loss_cb, &c);
-    fd_grad(fb, bd, OUT, 1e-3, linear_loss_cb, &c);
+    op_fd_grad(fx, xd, N * IN, 1e-3, linear_loss_cb, &c);
+    op_fd_grad(fw, wd, OUT * IN, 1e-3, linear_loss_cb, &c);
+    op_fd_grad(fb, bd, OUT, 1e-3, linear_loss_cb, &c);
     for (size_t i = 0; i < N * IN; i++) ex[i] = (double)gx[i] - (acc ? dx0[i] : 0.0);
     for (size_t i = 0; i < OUT * IN; i++) ew[i] = (double)gw[i] - dw0[i];
     for (size_t i = 0; i < OUT; i++) eb[i] = (double)gb[i] - db0[i];
     /* float GEMM error ~ 1e-6 * sqrt(K) * |terms|, plus the float subtraction of the start value */
-    t_close_d("linear dx vs finite differences", fx, ex, N * IN, 1e-4, 1e-4);
-    t_close_d("linear dw vs finite differences", fw, ew, OUT * IN, 1e-4, 1e-4);
-    if (with_bias) t_close_d("linear db vs finite differences", fb, eb, OUT, 1e-4, 1e-4);
+    ot_close("linear dx vs finite differences", fx, ex, N * IN, 1e-4, 1e-4);
+    ot_close("linear dw vs finite differences", fw, ew, OUT * IN, 1e-4, 1e-4);
+    if (with_bias) ot_close("linear db vs finite differences", fb, eb, OUT, 1e-4, 1e-4);
 
     cd_mem all[] = {dX, dW, dBias, dOut, dG, ddx, ddw, ddb};
     for (int i = 0; i < 8; i++) release(all[i]);
@@ -138,41 +124,41 @@ static void test_bmm(size_t batch, size_t M, size_t N, size_t K, int ta, int tb,
     cd_mem mdA = up(dA0, nA, 4), mdB = up(dB0, nB, 10);
     snprintf(what, sizeof what, "%c%c batch=%zu M=%zu N=%zu K=%zu", ta ? 'T' : 'N', tb ? 'T' : 'N', batch, M, N, K);
 
-    op_bmm_forward(dev, mC, mA, mB, batch, M, N, K, ta, tb);
+    op_bmm_forward(ot_dev, mC, mA, mB, batch, M, N, K, ta, tb);
     float *C = down(mC, nC), *R = malloc(nC * sizeof *R);
     op_bmm_forward_ref(R, A, B, batch, M, N, K, ta, tb);
     snprintf(name, sizeof name, "bmm forward %s", what);
-    t_close_f(name, R, C, nC, 1e-5, 1e-4);
+    ot_close_f(name, R, C, nC, 1e-5, 1e-4);
 
-    op_bmm_backward(dev, mdA, mdB, mG, mA, mB, batch, M, N, K, ta, tb, acc_a, acc_b);
+    op_bmm_backward(ot_dev, mdA, mdB, mG, mA, mB, batch, M, N, K, ta, tb, acc_a, acc_b);
     float *gA = down(mdA, nA), *gB = down(mdB, nB);
     float *rA = malloc(nA * sizeof *rA), *rB = malloc(nB * sizeof *rB);
     memcpy(rA, dA0, nA * sizeof *rA); memcpy(rB, dB0, nB * sizeof *rB);
     op_bmm_backward_ref(rA, rB, G, A, B, batch, M, N, K, ta, tb, acc_a, acc_b);
     snprintf(name, sizeof name, "bmm backward dA acc=%d vs ref %s", acc_a, what);
-    t_close_f(name, rA, gA, nA, 1e-5, 1e-4);
+    ot_close_f(name, rA, gA, nA, 1e-5, 1e-4);
     snprintf(name, sizeof name, "bmm backward dB acc=%d vs ref %s", acc_b, what);
-    t_close_f(name, rB, gB, nB, 1e-5, 1e-4);
+    ot_close_f(name, rB, gB, nB, 1e-5, 1e-4);
 
     double *Ad = to_d(A, nA), *Bd = to_d(B, nB);
     bmm_ctx c = {G, Ad, Bd, batch, M, N, K, ta, tb};
     double *fA = malloc(nA * sizeof *fA), *fB = malloc(nB * sizeof *fB);
     double *eA = malloc(nA * sizeof *eA), *eB = malloc(nB * sizeof *eB);
-    fd_grad(fA, Ad, nA, 1e-3, bmm_loss_cb, &c);
-    fd_grad(fB, Bd, nB, 1e-3, bmm_loss_cb, &c);
+    op_fd_grad(fA, Ad, nA, 1e-3, bmm_loss_cb, &c);
+    op_fd_grad(fB, Bd, nB, 1e-3, bmm_loss_cb, &c);
     for (size_t i = 0; i < nA; i++) eA[i] = (double)gA[i] - (acc_a ? dA0[i] : 0.0);
     for (size_t i = 0; i < nB; i++) eB[i] = (double)gB[i] - (acc_b ? dB0[i] : 0.0);
     snprintf(name, sizeof name, "bmm dA vs finite differences %s", what);
-    t_close_d(name, fA, eA, nA, 1e-4, 1e-4);
+    ot_close(name, fA, eA, nA, 1e-4, 1e-4);
     snprintf(name, sizeof name, "bmm dB vs finite differences %s", what);
-    t_close_d(name, fB, eB, nB, 1e-4, 1e-4);
+    ot_close(name, fB, eB, nB, 1e-4, 1e-4);
 
     /* a gradient that is not asked for is not touched */
     if (ta == 0 && tb == 0) {
-        cd_write(dev, mdB, dB0, nB);
-        op_bmm_backward(dev, mdA, cd_none(), mG, mA, mB, batch, M, N, K, ta, tb, acc_a, acc_b);
+        cd_write(ot_dev, mdB, dB0, nB);
+        op_bmm_backward(ot_dev, mdA, cd_none(), mG, mA, mB, batch, M, N, K, ta, tb, acc_a, acc_b);
         float *keep = down(mdB, nB);
-        t_close_f("bmm backward with dB none leaves dB alone", dB0, keep, nB, 0, 0);
+        ot_close_f("bmm backward with dB none leaves dB alone", dB0, keep, nB, 0, 0);
         free(keep);
     }
     release(mA); release(mB); release(mC); release(mG); release(mdA); release(mdB);
@@ -181,9 +167,7 @@ static void test_bmm(size_t batch, size_t M, size_t N, size_t K, int ta, int tb,
 }
 
 int main(void) {
-    dev = cd_open(NULL, 0);
-    if (!dev) { printf("1..0 # SKIP no OpenCL device: %s\n", cd_errbuf()); return 0; }
-    t_diag("device: %s", dev->info.name);
+    ot_open();
     t_seed(42);
     test_linear(37, 29, 23, 1, 0);
     test_linear(5, 70, 3, 1, 1);
@@ -202,6 +186,6 @@ int main(void) {
         for (int tb = 0; tb < 2; tb++) test_bmm(32, 20, 16, 32, ta, tb, ta, tb);
     test_bmm(4, 20, 20, 33, 0, 1, 1, 0);
     test_bmm(4, 64, 64, 32, 1, 0, 0, 1);
-    cd_close(dev);
-    return t_done();
+    ot_cases("linear");
+    return ot_finish();
 }

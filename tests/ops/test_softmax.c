@@ -2,7 +2,7 @@
  * (odd sizes, nonzero offsets, acc 0 and 1, with and without mask); masked keys
  * get exactly 0, a fully padded row gives zeros and no NaN, valid rows sum to 1,
  * large scores don't overflow; backward vs finite differences. */
-#include "ops_test_util.h"
+#include "op_test.h"
 
 /* Mask (B, Lk): image b keeps its first valid[b] keys; image 1 is fully padded
  * when Lk > 1 and B > 1 (so every test shape has a fully padded row). */
@@ -93,7 +93,7 @@ static double sm_loss(void *p) {
     size_t n = c->B * c->H * c->Lq * c->Lk;
     double *out = malloc(n * sizeof *out);
     op_softmax_forward_ref(out, c->x, c->mask, c->B, c->H, c->Lq, c->Lk, c->scale);
-    double L = ot_dot(c->dout, out, n);
+    double L = op_dot(c->dout, out, n);
     free(out);
     return L;
 }
@@ -107,7 +107,7 @@ static void test_fd(size_t B, size_t H, size_t Lq, size_t Lk) {
     op_softmax_backward(ot_dev, dx.d, g.d, out.d, B, H, Lq, Lk, scale, 0);
     double *fd = malloc(n * sizeof *fd);
     sm_ctx c = {x.h, mask.h, g.h, B, H, Lq, Lk, scale};
-    ot_fd_grad(x.h, n, 1e-5, sm_loss, &c, fd);
+    op_fd_grad(fd, x.h, n, 1e-5, sm_loss, &c);
     char name[128];
     snprintf(name, sizeof name, "softmax backward vs finite differences (%zu,%zu,%zu,%zu) masked", B, H, Lq, Lk);
     ot_check(name, &dx, fd, 1e-6, 1e-4);
@@ -126,5 +126,6 @@ int main(void) {
     test_large_scores();
     test_fd(3, 2, 3, 7);
     test_fd(3, 1, 2, 65);
+    ot_cases("softmax");
     return ot_finish();
 }

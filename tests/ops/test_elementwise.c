@@ -1,7 +1,7 @@
 /* Element-wise ops (add, axpby, scale, relu, sigmoid, per-channel bias and
  * scale) on the device vs the host references at odd sizes and nonzero
  * offsets, acc 0 and 1; backward vs central finite differences in double. */
-#include "ops_test_util.h"
+#include "op_test.h"
 
 static const size_t sizes[] = {1, 7, 33, 257, 1000, 4099};
 
@@ -73,7 +73,7 @@ static double act_loss(void *p) {
     act_ctx *c = p;
     double *out = malloc(c->n * sizeof *out);
     if (c->which) op_sigmoid_forward_ref(out, c->x, c->n); else op_relu_forward_ref(out, c->x, c->n);
-    double L = ot_dot(c->dout, out, c->n);
+    double L = op_dot(c->dout, out, c->n);
     free(out);
     return L;
 }
@@ -92,7 +92,7 @@ static void test_activation_fd(void) {
         else op_relu_backward(ot_dev, dx.d, g.d, o.d, n, 0);
         double *fd = malloc(n * sizeof *fd);
         act_ctx c = {x.h, g.h, n, which};
-        ot_fd_grad(x.h, n, 1e-4, act_loss, &c, fd);
+        op_fd_grad(fd, x.h, n, 1e-4, act_loss, &c);
         ot_check(which ? "sigmoid backward vs finite differences" : "relu backward vs finite differences",
                  &dx, fd, 1e-6, 1e-5);
         free(fd);
@@ -154,7 +154,7 @@ static double ch_loss(void *p) {
     double *t = malloc(n * sizeof *t), *u = malloc(n * sizeof *u);
     op_mul_channels_forward_ref(t, c->x, c->scale, c->B, c->C, c->HW);
     op_add_channels_forward_ref(u, t, c->bias, c->B, c->C, c->HW);
-    double L = ot_dot(c->dout, u, n);
+    double L = op_dot(c->dout, u, n);
     free(t); free(u);
     return L;
 }
@@ -169,11 +169,11 @@ static void test_channels_fd(void) {
     op_add_channels_backward(ot_dev, cd_none(), dbias.d, g.d, B, C, HW, 0);
     ch_ctx c = {x.h, sc.h, bias.h, g.h, B, C, HW};
     double *fd = malloc(n * sizeof *fd);
-    ot_fd_grad(x.h, n, 1e-3, ch_loss, &c, fd);
+    op_fd_grad(fd, x.h, n, 1e-3, ch_loss, &c);
     ot_check("mul_channels dx vs finite differences", &dx, fd, 1e-5, 1e-5);
-    ot_fd_grad(sc.h, C, 1e-3, ch_loss, &c, fd);
+    op_fd_grad(fd, sc.h, C, 1e-3, ch_loss, &c);
     ot_check("mul_channels dscale vs finite differences", &dsc, fd, 1e-5, 1e-5);
-    ot_fd_grad(bias.h, C, 1e-3, ch_loss, &c, fd);
+    op_fd_grad(fd, bias.h, C, 1e-3, ch_loss, &c);
     ot_check("add_channels dbias vs finite differences", &dbias, fd, 1e-5, 1e-5);
     free(fd);
     ot_free(&x); ot_free(&sc); ot_free(&bias); ot_free(&g); ot_free(&dx); ot_free(&dsc); ot_free(&dbias);
@@ -190,5 +190,6 @@ int main(void) {
     static const size_t ch[][3] = {{1, 1, 1}, {2, 7, 33}, {3, 5, 1}, {1, 13, 257}, {2, 3, 1000}, {4, 64, 49}};
     for (size_t i = 0; i < CD_ARRAY_LEN(ch); i++) test_channels(ch[i][0], ch[i][1], ch[i][2]);
     test_channels_fd();
+    ot_cases("elementwise");
     return ot_finish();
 }

@@ -2,7 +2,7 @@
  * rate is 1-p within 5 sigma; forward and backward use the same mask; the
  * result is deterministic across runs and differs between streams; p = 0 and
  * p = 1; backward vs finite differences. */
-#include "ops_test_util.h"
+#include "op_test.h"
 
 /* Device uniforms u[j] = uniform(seed, stream, first + j) (kernel random_uniform). */
 static float *device_uniforms(uint64_t seed, uint64_t stream, uint64_t first, size_t n) {
@@ -143,7 +143,7 @@ static double dr_loss(void *q) {
     dr_ctx *c = q;
     double *out = malloc(c->n * sizeof *out);
     op_dropout_forward_ref(out, c->x, c->n, c->p, 77, 88);
-    double L = ot_dot(c->dout, out, c->n);
+    double L = op_dot(c->dout, out, c->n);
     free(out);
     return L;
 }
@@ -154,7 +154,7 @@ static void test_fd(void) {
     op_dropout_backward(ot_dev, dx.d, g.d, n, 0.25f, 77, 88, 0);
     double *fd = malloc(n * sizeof *fd);
     dr_ctx c = {x.h, g.h, n, 0.25f};
-    ot_fd_grad(x.h, n, 1e-3, dr_loss, &c, fd);
+    op_fd_grad(fd, x.h, n, 1e-3, dr_loss, &c);
     ot_check("dropout backward vs finite differences", &dx, fd, 1e-6, 1e-6);
     free(fd);
     ot_free(&x); ot_free(&g); ot_free(&dx);
@@ -170,5 +170,6 @@ int main(void) {
     test_statistics();
     test_extremes();
     test_fd();
+    ot_cases("dropout");
     return ot_finish();
 }

@@ -3,7 +3,7 @@
  * nonzero offsets, acc 0 and 1; the broadcast as the backward of the sum vs
  * finite differences; op_sumsq up to ~10^6 elements within 1e-5 relative of a
  * double sum; determinism (bitwise equal results across runs). */
-#include "ops_test_util.h"
+#include "op_test.h"
 
 /* (O, R, I): R around the 256-item work-group and the 4*LR chunking threshold,
  * I = 1 (contiguous rows) and I > 32 (column tiles). */
@@ -57,7 +57,7 @@ static double red_loss(void *p) {
     red_ctx *c = p;
     double *out = malloc(c->O * c->I * sizeof *out);
     op_reduce_sum_ref(out, c->x, c->O, c->R, c->I, c->alpha, 0);
-    double L = ot_dot(c->dout, out, c->O * c->I);
+    double L = op_dot(c->dout, out, c->O * c->I);
     free(out);
     return L;
 }
@@ -68,7 +68,7 @@ static void test_fd(void) {
     op_broadcast(ot_dev, dx.d, g.d, O, R, I, 0.2f, 0);
     double *fd = malloc(n * sizeof *fd);
     red_ctx c = {x.h, g.h, O, R, I, 0.2f};
-    ot_fd_grad(x.h, n, 1e-3, red_loss, &c, fd);
+    op_fd_grad(fd, x.h, n, 1e-3, red_loss, &c);
     ot_check("broadcast is the reduce_sum backward (finite differences)", &dx, fd, 1e-6, 1e-6);
     free(fd);
     ot_free(&x); ot_free(&g); ot_free(&dx);
@@ -121,5 +121,6 @@ int main(void) {
     for (size_t i = 0; i < CD_ARRAY_LEN(sq); i++) test_sumsq(sq[i]);
     test_determinism();
     test_empty();
+    ot_cases("reduce");
     return ot_finish();
 }

@@ -7,19 +7,9 @@
 
 #include "../check.h"
 #include "cldetr/blas_tune.h"
+#include "cldetr/selftest.h"
 
 static cd_device *dev;
-
-static void gemm_ref(int ta, int tb, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
-                     const float *B, size_t ldb, float beta, const float *C0, float *C, size_t ldc) {
-    for (size_t i = 0; i < M; i++)
-        for (size_t j = 0; j < N; j++) {
-            double s = 0;
-            for (size_t k = 0; k < K; k++)
-                s += (double)(ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);
-            C[i * ldc + j] = (float)(alpha * s + (double)beta * C0[i * ldc + j]);
-        }
-}
 
 /* batch GEMMs with padded strides and offsets, compared with the reference over
  * the whole C buffer (so the padding between rows must stay as it was) */
@@ -37,8 +27,7 @@ static void check_gemm(int ta, int tb, size_t M, size_t N, size_t K, size_t batc
                     cd_at(dC, 9), ldc, sc, batch);
     cd_read(dev, C, dC, nc);
     for (size_t b = 0; b < batch; b++)
-        gemm_ref(ta, tb, M, N, K, 0.75f, A + 5 + b * sa, lda, B + 3 + b * sb, ldb, 0.5f, C0 + 9 + b * sc,
-                 R + 9 + b * sc, ldc);
+        cd_gemm_ref(ta, tb, M, N, K, 0.75f, A + 5 + b * sa, lda, B + 3 + b * sb, ldb, 0.5f, R + 9 + b * sc, ldc);
     char name[128];
     snprintf(name, sizeof name, "gemm %c%c %zux%zux%zu batch %zu, %s layout", ta ? 'T' : 'N', tb ? 'T' : 'N',
              M, N, K, batch, layout);

@@ -5,14 +5,13 @@
  * first output word's top 24 bits, times 2^-24, in [0, 1). Integer operations
  * and one exact float conversion: every device gives the same bits, and
  * op_dropout_uniform_ref in src/ops/dropout.c is the same function on the host.
- * Conventions: see cl/elementwise.cl.
+ * Conventions: see cl/common.cl.
  *
- * Speed (PoCL 3.1, 2-core Zen 5, 65536 elements): PoCL vectorises a kernel
- * across work-items only when the body has no call and no loop left after
- * inlining. philox_uniform as a plain (extern) function stayed a call and the
- * kernel ran scalar at 1900 us; inlined with the rounds unrolled it runs 16
- * lanes wide in ~70 us. mul_hi vectorises worse than a 64-bit product of two
- * zero-extended words (vpmuludq): 150-300 vs ~70 us. */
+ * Why this shape: philox_uniform is always_inline with the rounds unrolled so
+ * PoCL vectorises the kernel across work-items (a call left in the body keeps
+ * it scalar), and the 32x32 -> 64 products are 64-bit multiplies of
+ * zero-extended words, which vectorise better than mul_hi. Timings:
+ * bench/README.md. */
 
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u

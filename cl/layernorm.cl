@@ -2,21 +2,7 @@
  * row, local-memory tree reductions (work-group size L a power of two, `red` L
  * floats); mean and variance in two passes over the row (no cancellation of
  * E[x^2] - E[x]^2). Parameter gradients: a column reduction over rows, no
- * atomics. Conventions: see cl/elementwise.cl. */
-
-/* Sum of v over the work-group; every item gets the result. */
-float norm_group_sum(__local float *red, float v) {
-    size_t lid = get_local_id(0), L = get_local_size(0);
-    red[lid] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (size_t h = L / 2; h > 0; h >>= 1) {
-        if (lid < h) red[lid] += red[lid + h];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    float r = red[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return r;
-}
+ * atomics. Conventions: see cl/common.cl. */
 
 /* out = (x - mean) * rstd * w + b; saves mean, rstd      x, out (N, C); w, b (C); mean, rstd (N) */
 __kernel void layernorm_forward(__global float *out, const ulong out_off, __global float *mean, const ulong mean_off,
@@ -30,10 +16,10 @@ __kernel void layernorm_forward(__global float *out, const ulong out_off, __glob
     w += w_off; b += b_off;
     float s = 0.0f;
     for (size_t c = lid; c < C; c += L) s += x[c];
-    float mu = norm_group_sum(red, s) / (float)C;
+    float mu = wg_sum(red, s) / (float)C;
     float q = 0.0f;
     for (size_t c = lid; c < C; c += L) { float d = x[c] - mu; q += d * d; }
-    float rs = 1.0f / sqrt(norm_group_sum(red, q) / (float)C + eps);
+    float rs = 1.0f / sqrt(wg_sum(red, q) / (float)C + eps);
     for (size_t c = lid; c < C; c += L) out[c] = (x[c] - mu) * rs * w[c] + b[c];
     if (lid == 0) { mean[mean_off + row] = mu; rstd[rstd_off + row] = rs; }
 }
@@ -56,8 +42,8 @@ __kernel void layernorm_backward_dx(__global float *dx, const ulong dx_off, __gl
         sg += g;
         sgx += g * (x[c] - mu) * rs;
     }
-    float mg = norm_group_sum(red, sg) / (float)C;
-    float mgx = norm_group_sum(red, sgx) / (float)C;
+    float mg = wg_sum(red, sg) / (float)C;
+    float mgx = wg_sum(red, sgx) / (float)C;
     for (size_t c = lid; c < C; c += L) {
         float v = rs * (dout[c] * w[c] - mg - (x[c] - mu) * rs * mgx);
         dx[c] = acc ? dx[c] + v : v;

@@ -1,32 +1,26 @@
 /* conv2d timing at a ResNet-ish shape: im2col / col2im alone (against a copy),
  * each GEMM of the chosen layouts alone, the weight-gradient GEMM in its two
  * candidate layouts, and the whole ops with the default grouping of images and
- * image by image.
+ * image by image. The conv cases of the shared table (cd_op_cases) run first.
  *
- *   bench_ops_b_conv [B C K H W R stride pad] [--iters N] [--tuned] [--profile]
+ *   bench_conv [B C K H W R stride pad] [--iters N] [--tuned] [--profile]
  *
- * Defaults: 8 64 64 32 32 3 1 1. --tuned applies the Xgemm parameters of
- * /work/shared/reference/cpu-baseline.md first (a good PoCL set) instead of
- * whatever `cldetr tune` stored for the device; --profile prints time per kernel. */
+ * Defaults: 8 64 64 32 32 3 1 1. --tuned applies a good Xgemm set for PoCL on
+ * a CPU first (the centre of `cldetr tune`'s grid) instead of whatever
+ * `cldetr tune` stored for the device; --profile prints time per kernel. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cldetr/blas_tune.h"
 #include "cldetr/ops.h"
-#include "ops/ops_b_ref.h"
+#include "ops/op_ref.h"
+#include "bench_util.h"
 
 static cd_device *dev;
 static int iters = 5;
 
-static cd_mem rand_dev(size_t n) {
-    float *h = malloc(n * sizeof *h);
-    for (size_t i = 0; i < n; i++) h[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
-    cd_mem m = cd_alloc(dev, n, "bench");
-    cd_write(dev, m, h, n);
-    free(h);
-    return m;
-}
+static cd_mem rand_dev(size_t n) { return bench_rand_dev(dev, n); }
 
 typedef struct { cd_mem out, x, w, b, dout, dx, dw, db, col, dperm; conv_shape s; } bench_ctx;
 
@@ -80,11 +74,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--tuned")) tuned = 1;
         else if (!strcmp(argv[i], "--profile")) profile = 1;
         else if (nv < 8) v[nv++] = strtoul(argv[i], NULL, 10);
-        else { fprintf(stderr, "usage: bench_ops_b_conv [B C K H W R stride pad] [--iters N] [--tuned] [--profile]\n"); return 2; }
+        else { fprintf(stderr, "usage: bench_conv [B C K H W R stride pad] [--iters N] [--tuned] [--profile]\n"); return 2; }
     }
     if (iters < 1) iters = 1;
     dev = cd_open(NULL, profile);
-    if (!dev) { fprintf(stderr, "bench_ops_b_conv: %s\n", cd_errbuf()); return 1; }
+    if (!dev) { fprintf(stderr, "bench_conv: %s\n", cd_errbuf()); return 1; }
+    if (bench_check_ops(dev, "conv")) return 1;
     if (tuned)
         printf("applied %d tuning line(s)\n",
                cd_blas_apply_tuning(dev, "Xgemm MWG=128 NWG=64 MDIMC=8 MDIMA=8 NDIMC=4 NDIMB=4 VWM=8 VWN=8 KWG=32 "

@@ -3,7 +3,7 @@
  * 1/2, odd channel counts, batch 1 and 3, H != W, with and without bias, the
  * direct 1x1 path, groups of images with a remainder), at odd buffer offsets,
  * acc 0 and 1; and the reference's backward against central finite differences. */
-#include "test_ops_b_util.h"
+#include "op_test.h"
 
 /* Float32 sums of n products of values in [-1, 1]: the rounding error grows
  * like sqrt(n) * 2^-24 * |terms|; 4e-6 * sqrt(n) leaves ~10x above what PoCL
@@ -13,20 +13,20 @@ static double sum_tol(size_t n) { return 4e-6 * sqrt((double)n); }
 static void check_conv(const char *name, conv_shape s, int bias, int acc) {
     size_t Ho = conv_out_h(&s), Wo = conv_out_w(&s), P = Ho * Wo, CRS = s.C * s.R * s.S;
     size_t nx = s.B * s.C * s.H * s.W, nw = s.K * CRS, no = s.B * s.K * P;
-    double *x = rnd(nx, -1, 1), *w = rnd(nw, -1, 1), *b = rnd(s.K, -1, 1), *dout = rnd(no, -1, 1);
-    double *dx0 = rnd(nx, -1, 1), *dw0 = rnd(nw, -1, 1), *db0 = rnd(s.K, -1, 1);
-    double *out = dalloc(no), *dx = dalloc(nx), *dw = dalloc(nw), *db = dalloc(s.K);
+    double *x = ot_randv(nx, -1, 1), *w = ot_randv(nw, -1, 1), *b = ot_randv(s.K, -1, 1), *dout = ot_randv(no, -1, 1);
+    double *dx0 = ot_randv(nx, -1, 1), *dw0 = ot_randv(nw, -1, 1), *db0 = ot_randv(s.K, -1, 1);
+    double *out = op_zeros(no), *dx = op_zeros(nx), *dw = op_zeros(nw), *db = op_zeros(s.K);
     conv2d_forward_ref(out, x, w, bias ? b : NULL, &s);
     conv2d_backward_ref(dx, dw, db, dout, x, w, &s);
     for (size_t i = 0; i < nx; i++) dx[i] += acc ? dx0[i] : 0;
     for (size_t i = 0; i < nw; i++) dw[i] += dw0[i];      /* parameter gradients add */
     for (size_t i = 0; i < s.K; i++) db[i] += db0[i];
 
-    cd_mem mx = up(x, nx, 7), mw = up(w, nw, 3), mb = up(b, s.K, 11), mo = up(NULL, no, 5);
-    cd_mem md = up(dout, no, 9), mdx = up(acc ? dx0 : NULL, nx, 1), mdw = up(dw0, nw, 17), mdb = up(db0, s.K, 2);
-    op_conv2d_forward(dev, mo, mx, mw, bias ? mb : cd_none(), &s);
-    op_conv2d_backward(dev, mdx, mdw, bias ? mdb : cd_none(), md, mx, mw, &s, acc);
-    double *go = down(mo, no), *gdx = down(mdx, nx), *gdw = down(mdw, nw), *gdb = down(mdb, s.K);
+    cd_mem mx = op_upload(ot_dev, x, nx, 7), mw = op_upload(ot_dev, w, nw, 3), mb = op_upload(ot_dev, b, s.K, 11), mo = op_upload(ot_dev, NULL, no, 5);
+    cd_mem md = op_upload(ot_dev, dout, no, 9), mdx = op_upload(ot_dev, acc ? dx0 : NULL, nx, 1), mdw = op_upload(ot_dev, dw0, nw, 17), mdb = op_upload(ot_dev, db0, s.K, 2);
+    op_conv2d_forward(ot_dev, mo, mx, mw, bias ? mb : cd_none(), &s);
+    op_conv2d_backward(ot_dev, mdx, mdw, bias ? mdb : cd_none(), md, mx, mw, &s, acc);
+    double *go = op_download(ot_dev, mo, no), *gdx = op_download(ot_dev, mdx, nx), *gdw = op_download(ot_dev, mdw, nw), *gdb = op_download(ot_dev, mdb, s.K);
 
     char what[256];
     snprintf(what, sizeof what, "%s B%zu C%zu %zux%zu K%zu %zux%zu s%zu p%zu d%zu%s acc%d", name, s.B, s.C, s.H,
@@ -34,22 +34,22 @@ static void check_conv(const char *name, conv_shape s, int bias, int acc) {
     char t[300];
     size_t npix = s.B * P;   /* the weight-gradient reduction length */
     snprintf(t, sizeof t, "%s: out", what);
-    t_close_d(t, out, go, no, sum_tol(CRS + 1), sum_tol(CRS + 1));
+    ot_close(t, out, go, no, sum_tol(CRS + 1), sum_tol(CRS + 1));
     snprintf(t, sizeof t, "%s: dx", what);
-    t_close_d(t, dx, gdx, nx, sum_tol(s.K * s.R * s.S + 1), sum_tol(s.K * s.R * s.S + 1));
+    ot_close(t, dx, gdx, nx, sum_tol(s.K * s.R * s.S + 1), sum_tol(s.K * s.R * s.S + 1));
     snprintf(t, sizeof t, "%s: dw +=", what);
-    t_close_d(t, dw, gdw, nw, sum_tol(npix), sum_tol(npix));
+    ot_close(t, dw, gdw, nw, sum_tol(npix), sum_tol(npix));
     if (bias) {
         snprintf(t, sizeof t, "%s: db +=", what);
-        t_close_d(t, db, gdb, s.K, sum_tol(npix), sum_tol(npix));
+        ot_close(t, db, gdb, s.K, sum_tol(npix), sum_tol(npix));
     } else {
-        t_close_d("db untouched without bias", db0, gdb, s.K, 0, 0);
+        ot_close("db untouched without bias", db0, gdb, s.K, 0, 0);
     }
-    t_ok(guards_intact(mo, no) && guards_intact(mdx, nx) && guards_intact(mdw, nw) && guards_intact(mdb, s.K),
+    t_ok(op_guards_intact(ot_dev, mo, no) && op_guards_intact(ot_dev, mdx, nx) && op_guards_intact(ot_dev, mdw, nw) && op_guards_intact(ot_dev, mdb, s.K),
          "%s: nothing written outside the tensors", what);
 
     cd_mem ms[] = {mx, mw, mb, mo, md, mdx, mdw, mdb};
-    for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(dev, ms[i]);
+    for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(ot_dev, ms[i]);
     double *hs[] = {x, w, b, dout, dx0, dw0, db0, out, dx, dw, db, go, gdx, gdw, gdb};
     for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
 }
@@ -60,34 +60,32 @@ typedef struct { const conv_shape *s; double *x, *w, *b, *G, *out; } conv_ctx;
 static double conv_loss(void *p) {   /* L = sum G * conv(x, w) + b */
     conv_ctx *c = p;
     conv2d_forward_ref(c->out, c->x, c->w, c->b, c->s);
-    return dot(c->G, c->out, c->s->B * c->s->K * conv_out_h(c->s) * conv_out_w(c->s));
+    return op_dot(c->G, c->out, c->s->B * c->s->K * conv_out_h(c->s) * conv_out_w(c->s));
 }
 
 static void check_fd(conv_shape s) {
     size_t no = s.B * s.K * conv_out_h(&s) * conv_out_w(&s), nx = s.B * s.C * s.H * s.W, nw = s.K * s.C * s.R * s.S;
-    conv_ctx c = {&s, rnd(nx, -1, 1), rnd(nw, -1, 1), rnd(s.K, -1, 1), rnd(no, -1, 1), dalloc(no)};
-    double *dx = dalloc(nx), *dw = dalloc(nw), *db = dalloc(s.K);
-    double *fx = dalloc(nx), *fw = dalloc(nw), *fb = dalloc(s.K);
+    conv_ctx c = {&s, ot_randv(nx, -1, 1), ot_randv(nw, -1, 1), ot_randv(s.K, -1, 1), ot_randv(no, -1, 1), op_zeros(no)};
+    double *dx = op_zeros(nx), *dw = op_zeros(nw), *db = op_zeros(s.K);
+    double *fx = op_zeros(nx), *fw = op_zeros(nw), *fb = op_zeros(s.K);
     conv2d_backward_ref(dx, dw, db, c.G, c.x, c.w, &s);
     /* L is linear in each of x, w, b: central differences are exact up to
      * double rounding of L (~1e-16 * |L| / h). */
-    fd_grad(fx, c.x, nx, 1e-3, conv_loss, &c);
-    fd_grad(fw, c.w, nw, 1e-3, conv_loss, &c);
-    fd_grad(fb, c.b, s.K, 1e-3, conv_loss, &c);
+    op_fd_grad(fx, c.x, nx, 1e-3, conv_loss, &c);
+    op_fd_grad(fw, c.w, nw, 1e-3, conv_loss, &c);
+    op_fd_grad(fb, c.b, s.K, 1e-3, conv_loss, &c);
     char t[200];
     snprintf(t, sizeof t, "reference backward vs finite differences, %zux%zu s%zu p%zu d%zu: dx", s.R, s.S,
              s.stride, s.pad, s.dil);
-    t_close_d(t, fx, dx, nx, 1e-9, 1e-9);
-    t_close_d("  ... dw", fw, dw, nw, 1e-9, 1e-9);
-    t_close_d("  ... db", fb, db, s.K, 1e-9, 1e-9);
+    ot_close(t, fx, dx, nx, 1e-9, 1e-9);
+    ot_close("  ... dw", fw, dw, nw, 1e-9, 1e-9);
+    ot_close("  ... db", fb, db, s.K, 1e-9, 1e-9);
     double *hs[] = {c.x, c.w, c.b, c.G, c.out, dx, dw, db, fx, fw, fb};
     for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
 }
 
 int main(void) {
-    dev = cd_open(NULL, 0);
-    if (!dev) { printf("1..0 # SKIP no OpenCL device: %s\n", cd_errbuf()); return 0; }
-    t_diag("device: %s", dev->info.name);
+    ot_open();
     t_seed(7);
 
     check_fd((conv_shape){.B = 2, .C = 3, .H = 6, .W = 5, .K = 2, .R = 3, .S = 3, .stride = 2, .pad = 1, .dil = 2});
@@ -115,7 +113,7 @@ int main(void) {
 
     /* the weight gradient through the path the device does not use by default
      * (conv_dw_nt on CPUs, CLBlast on GPUs), over shapes that reach its tails */
-    int path = op_conv2d_set_dw_path(dev->info.type & CL_DEVICE_TYPE_GPU ? 1 : 0);
+    int path = op_conv2d_set_dw_path(ot_dev->info.type & CL_DEVICE_TYPE_GPU ? 1 : 0);
     check_conv("other dw path 3x3", (conv_shape){3, 5, 9, 7, 6, 3, 3, 1, 1, 1}, 1, 1);
     check_conv("other dw path 7x7/2 pad 3", (conv_shape){3, 3, 15, 12, 5, 7, 7, 2, 3, 1}, 1, 0);
     check_conv("other dw path 1x1 direct", (conv_shape){3, 5, 24, 23, 7, 1, 1, 1, 0, 1}, 0, 1);
@@ -128,6 +126,6 @@ int main(void) {
     check_conv("conv_dw_nt 3x3 P 256", (conv_shape){2, 8, 16, 16, 8, 3, 3, 1, 1, 1}, 0, 1);
     op_conv2d_set_dw_path(path);
 
-    cd_close(dev);
-    return t_done();
+    ot_cases("conv");
+    return ot_finish();
 }

@@ -3,7 +3,7 @@
  * backward (finite differences); attention's (L, B, NH, hd) -> (B, NH, L, hd);
  * fewer axes padded with 1. Values move, never change: tolerance 0 (acc 1: one
  * float add). */
-#include "ops_test_util.h"
+#include "op_test.h"
 
 static void inverse(const int perm[4], int inv[4]) {
     for (int a = 0; a < 4; a++) inv[perm[a]] = a;
@@ -71,7 +71,7 @@ static double pm_loss(void *p) {
     size_t n = c->dims[0] * c->dims[1] * c->dims[2] * c->dims[3];
     double *out = malloc(n * sizeof *out);
     op_permute_ref(out, c->x, c->dims, c->perm, 0);
-    double L = ot_dot(c->dout, out, n);
+    double L = op_dot(c->dout, out, n);
     free(out);
     return L;
 }
@@ -85,7 +85,7 @@ static void test_fd(void) {
     op_permute(ot_dev, dx.d, g.d, od, inv, 0);
     double *fd = malloc(n * sizeof *fd);
     pm_ctx c = {x.h, g.h, dims, perm};
-    ot_fd_grad(x.h, n, 1e-3, pm_loss, &c, fd);
+    op_fd_grad(fd, x.h, n, 1e-3, pm_loss, &c);
     ot_check("permute backward (inverse permutation) vs finite differences", &dx, fd, 1e-9, 0);
     free(fd);
     ot_free(&x); ot_free(&g); ot_free(&dx);
@@ -99,5 +99,6 @@ int main(void) {
     test_all_orders(d2);
     test_acc();
     test_fd();
+    ot_cases("permute");
     return ot_finish();
 }

@@ -1,7 +1,7 @@
-/* Helpers shared by the ops-A launchers (src/ops/{elementwise,dropout,reduce,
- * softmax,layernorm,permute}.c); not part of the public op API. */
-#ifndef CLDETR_OPS_A_UTIL_H
-#define CLDETR_OPS_A_UTIL_H
+/* Work-group sizing and axis reductions shared by the launchers of
+ * src/ops/{elementwise,reduce,softmax,layernorm}.c; not part of the public op API. */
+#ifndef CLDETR_OPS_REDUCE_UTIL_H
+#define CLDETR_OPS_REDUCE_UTIL_H
 
 #include <stddef.h>
 #include "cldetr/device.h"

@@ -2,7 +2,7 @@
  * ties (the first maximum in row-major window order wins), all-negative and
  * -inf inputs (padding must act as -inf, not 0), NaN (wins, as PyTorch),
  * offsets, acc 0 and 1; and the reference's backward against finite differences. */
-#include "test_ops_b_util.h"
+#include "op_test.h"
 
 /* Exact equality, with NaN == NaN and inf == inf of the same sign. */
 static int same(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
@@ -21,7 +21,7 @@ static void check_exact(const char *name, const double *ref, const double *got, 
  * 2: like 1 with -inf cells and a NaN */
 static void check_pool(size_t B, size_t C, size_t H, size_t W, size_t k, size_t s, size_t p, int kind, int acc) {
     size_t Ho = pool_out(H, k, s, p), Wo = pool_out(W, k, s, p), nx = B * C * H * W, no = B * C * Ho * Wo;
-    double *x = rnd(nx, -1, 1), *dout = rnd(no, -1, 1), *dx0 = rnd(nx, -1, 1);
+    double *x = ot_randv(nx, -1, 1), *dout = ot_randv(no, -1, 1), *dx0 = ot_randv(nx, -1, 1);
     if (kind >= 1)
         for (size_t i = 0; i < nx; i++) x[i] = floor(t_uniform(-4, 0));
     if (kind == 2) {
@@ -29,26 +29,26 @@ static void check_pool(size_t B, size_t C, size_t H, size_t W, size_t k, size_t 
         for (size_t i = 0; i < H * W; i++) x[i] = -INFINITY;   /* a whole plane of -inf */
         x[nx / 2] = NAN;
     }
-    double *out = dalloc(no), *arg = dalloc(no), *dx = dalloc(nx);
+    double *out = op_zeros(no), *arg = op_zeros(no), *dx = op_zeros(nx);
     maxpool_forward_ref(out, arg, x, B, C, H, W, k, s, p);
     maxpool_backward_ref(dx, dout, arg, B, C, H, W, k, s, p);
     for (size_t i = 0; i < nx; i++) dx[i] += acc ? dx0[i] : 0;
-    cd_mem mx = up(x, nx, 3), mo = up(NULL, no, 5), ma = up(NULL, no, 7), md = up(dout, no, 1),
-           mdx = up(acc ? dx0 : NULL, nx, 9);
-    op_maxpool_forward(dev, mo, ma, mx, B, C, H, W, k, s, p);
-    op_maxpool_backward(dev, mdx, md, ma, B, C, H, W, k, s, p, acc);
-    double *go = down(mo, no), *ga = down(ma, no), *gdx = down(mdx, nx);
+    cd_mem mx = op_upload(ot_dev, x, nx, 3), mo = op_upload(ot_dev, NULL, no, 5), ma = op_upload(ot_dev, NULL, no, 7), md = op_upload(ot_dev, dout, no, 1),
+           mdx = op_upload(ot_dev, acc ? dx0 : NULL, nx, 9);
+    op_maxpool_forward(ot_dev, mo, ma, mx, B, C, H, W, k, s, p);
+    op_maxpool_backward(ot_dev, mdx, md, ma, B, C, H, W, k, s, p, acc);
+    double *go = op_download(ot_dev, mo, no), *ga = op_download(ot_dev, ma, no), *gdx = op_download(ot_dev, mdx, nx);
     static const char *kinds[] = {"continuous", "ties, all < 0", "ties, -inf and NaN"};
     char t[200];
     snprintf(t, sizeof t, "B%zu C%zu %zux%zu k%zu s%zu p%zu %s acc%d: out", B, C, H, W, k, s, p, kinds[kind], acc);
     check_exact(t, out, go, no);
     check_exact("  ... argmax", arg, ga, no);
     /* dx sums at most ceil(k/s)^2 values of dout: a few float roundings */
-    t_close_d("  ... dx", dx, gdx, nx, 1e-6, 1e-6);
-    t_ok(guards_intact(mo, no) && guards_intact(ma, no) && guards_intact(mdx, nx),
+    ot_close("  ... dx", dx, gdx, nx, 1e-6, 1e-6);
+    t_ok(op_guards_intact(ot_dev, mo, no) && op_guards_intact(ot_dev, ma, no) && op_guards_intact(ot_dev, mdx, nx),
          "  ... nothing written outside the tensors");
     cd_mem ms[] = {mx, mo, ma, md, mdx};
-    for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(dev, ms[i]);
+    for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(ot_dev, ms[i]);
     double *hs[] = {x, dout, dx0, out, arg, dx, go, ga, gdx};
     for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
 }
@@ -57,29 +57,27 @@ typedef struct { double *x, *G, *out; size_t B, C, H, W, k, s, p, no; } pool_ctx
 static double pool_loss(void *v) {
     pool_ctx *c = v;
     maxpool_forward_ref(c->out, NULL, c->x, c->B, c->C, c->H, c->W, c->k, c->s, c->p);
-    return dot(c->G, c->out, c->no);
+    return op_dot(c->G, c->out, c->no);
 }
 
 static void check_fd(size_t B, size_t C, size_t H, size_t W, size_t k, size_t s, size_t p) {
     size_t Ho = pool_out(H, k, s, p), Wo = pool_out(W, k, s, p), nx = B * C * H * W, no = B * C * Ho * Wo;
-    pool_ctx c = {rnd(nx, -1, 1), rnd(no, -1, 1), dalloc(no), B, C, H, W, k, s, p, no};
-    double *arg = dalloc(no), *dx = dalloc(nx), *fx = dalloc(nx);
+    pool_ctx c = {ot_randv(nx, -1, 1), ot_randv(no, -1, 1), op_zeros(no), B, C, H, W, k, s, p, no};
+    double *arg = op_zeros(no), *dx = op_zeros(nx), *fx = op_zeros(nx);
     maxpool_forward_ref(c.out, arg, c.x, B, C, H, W, k, s, p);
     maxpool_backward_ref(dx, c.G, arg, B, C, H, W, k, s, p);
     /* with a step far below the gaps between these distinct random values the
      * step never changes which cell is the maximum: L is linear there and the
      * difference exact up to double rounding (~1e-16 |L| / h) */
-    fd_grad(fx, c.x, nx, 1e-7, pool_loss, &c);
+    op_fd_grad(fx, c.x, nx, 1e-7, pool_loss, &c);
     char t[160];
     snprintf(t, sizeof t, "reference backward vs finite differences, k%zu s%zu p%zu: dx", k, s, p);
-    t_close_d(t, fx, dx, nx, 1e-6, 1e-6);
+    ot_close(t, fx, dx, nx, 1e-6, 1e-6);
     free(c.x); free(c.G); free(c.out); free(arg); free(dx); free(fx);
 }
 
 int main(void) {
-    dev = cd_open(NULL, 0);
-    if (!dev) { printf("1..0 # SKIP no OpenCL device: %s\n", cd_errbuf()); return 0; }
-    t_diag("device: %s", dev->info.name);
+    ot_open();
     t_seed(11);
     check_fd(2, 2, 7, 6, 3, 2, 1);
     check_fd(1, 3, 5, 8, 2, 2, 0);
@@ -98,6 +96,6 @@ int main(void) {
     check_pool(1, 4, 6, 32, 3, 2, 1, 2, 0);
     check_pool(2, 2, 32, 32, 3, 2, 1, 2, 1);
 
-    cd_close(dev);
-    return t_done();
+    ot_cases("pool");
+    return ot_finish();
 }

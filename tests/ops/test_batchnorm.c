@@ -1,0 +1,141 @@
+/* Batch norm on the device against the host reference: frozen forward and
+ * backward; trainable forward (output, saved mean and rstd, the running-stat
+ * update with momentum 0.1 and unbiased variance) and backward (dx with acc 0
+ * and 1, dw +=, db +=), at offsets, on shapes from 1x1 planes to planes longer
+ * than a work-group, with a mean far from zero; and the references' backward
+ * against central finite differences in double. */
+#include "op_test.h"
+
+#define EPS 1e-5
+#define MOMENTUM 0.1
+
+static void check_frozen(size_t B, size_t C, size_t HW, int acc) {
+    size_t n = B * C * HW;
+    double *x = ot_randv(n, -2, 2), *w = ot_randv(C, -1, 1), *b = ot_randv(C, -1, 1), *mean = ot_randv(C, -1, 1),
+           *var = ot_randv(C, 0.01, 3), *dout = ot_randv(n, -1, 1), *dx0 = ot_randv(n, -1, 1);
+    double *out = op_zeros(n), *dx = op_zeros(n);
+    batchnorm_frozen_forward_ref(out, x, w, b, mean, var, B, C, HW, EPS);
+    batchnorm_frozen_backward_ref(dx, dout, w, var, B, C, HW, EPS);
+    for (size_t i = 0; i < n; i++) dx[i] += acc ? dx0[i] : 0;
+    cd_mem mx = op_upload(ot_dev, x, n, 3), mw = op_upload(ot_dev, w, C, 1), mb = op_upload(ot_dev, b, C, 2), mm = op_upload(ot_dev, mean, C, 5), mv = op_upload(ot_dev, var, C, 7),
+           mo = op_upload(ot_dev, NULL, n, 9), md = op_upload(ot_dev, dout, n, 4), mdx = op_upload(ot_dev, acc ? dx0 : NULL, n, 6);
+    op_batchnorm_frozen_forward(ot_dev, mo, mx, mw, mb, mm, mv, B, C, HW, (float)EPS);
+    op_batchnorm_frozen_backward(ot_dev, mdx, md, mw, mv, B, C, HW, (float)EPS, acc);
+    double *go = op_download(ot_dev, mo, n), *gdx = op_download(ot_dev, mdx, n);
+    char t[160];
+    /* a handful of float roundings of values up to ~20 */
+    snprintf(t, sizeof t, "frozen B%zu C%zu HW%zu acc%d: out", B, C, HW, acc);
+    ot_close(t, out, go, n, 1e-5, 1e-5);
+    ot_close("  ... dx", dx, gdx, n, 1e-5, 1e-5);
+    t_ok(op_guards_intact(ot_dev, mo, n) && op_guards_intact(ot_dev, mdx, n), "  ... nothing written outside the tensors");
+    cd_mem ms[] = {mx, mw, mb, mm, mv, mo, md, mdx};
+    for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(ot_dev, ms[i]);
+    double *hs[] = {x, w, b, mean, var, dout, dx0, out, dx, go, gdx};
+    for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
+}
+
+static void check_train(size_t B, size_t C, size_t HW, double center, int acc) {
+    size_t n = B * C * HW;
+    double *x = ot_randv(n, center - 1.5, center + 2.5), *w = ot_randv(C, -1, 1), *b = ot_randv(C, -1, 1);
+    double *rm = ot_randv(C, -1, 1), *rv = ot_randv(C, 0.5, 2), *dout = ot_randv(n, -1, 1);
+    double *dx0 = ot_randv(n, -1, 1), *dw0 = ot_randv(C, -1, 1), *db0 = ot_randv(C, -1, 1);
+    double *out = op_zeros(n), *mean = op_zeros(C), *rstd = op_zeros(C), *dx = op_zeros(n), *dw = op_zeros(C), *db = op_zeros(C);
+    double *rm1 = op_zeros(C), *rv1 = op_zeros(C);
+    memcpy(rm1, rm, C * sizeof *rm);
+    memcpy(rv1, rv, C * sizeof *rv);
+    batchnorm_train_forward_ref(out, mean, rstd, rm1, rv1, x, w, b, B, C, HW, EPS, MOMENTUM);
+    batchnorm_train_backward_ref(dx, dw, db, dout, x, mean, rstd, w, B, C, HW);
+    for (size_t i = 0; i < n; i++) dx[i] += acc ? dx0[i] : 0;
+    for (size_t c = 0; c < C; c++) { dw[c] += dw0[c]; db[c] += db0[c]; }
+
+    cd_mem mx = op_upload(ot_dev, x, n, 3), mw = op_upload(ot_dev, w, C, 1), mb = op_upload(ot_dev, b, C, 2), mrm = op_upload(ot_dev, rm, C, 5), mrv = op_upload(ot_dev, rv, C, 7),
+           mo = op_upload(ot_dev, NULL, n, 9), mm = op_upload(ot_dev, NULL, C, 4), mr = op_upload(ot_dev, NULL, C, 8), md = op_upload(ot_dev, dout, n, 6),
+           mdx = op_upload(ot_dev, acc ? dx0 : NULL, n, 10), mdw = op_upload(ot_dev, dw0, C, 12), mdb = op_upload(ot_dev, db0, C, 14);
+    op_batchnorm_train_forward(ot_dev, mo, mm, mr, mrm, mrv, mx, mw, mb, B, C, HW, (float)EPS, (float)MOMENTUM);
+    op_batchnorm_train_backward(ot_dev, mdx, mdw, mdb, md, mx, mm, mr, mw, B, C, HW, acc);
+    double *go = op_download(ot_dev, mo, n), *gm = op_download(ot_dev, mm, C), *gr = op_download(ot_dev, mr, C), *grm = op_download(ot_dev, mrm, C), *grv = op_download(ot_dev, mrv, C);
+    double *gdx = op_download(ot_dev, mdx, n), *gdw = op_download(ot_dev, mdw, C), *gdb = op_download(ot_dev, mdb, C);
+
+    /* Per-element values (out, dx, statistics) carry a few float roundings: 2e-6
+     * absolute, 1e-5 relative is ~10x what PoCL shows. dw and db are float sums of
+     * N = B*HW terms of size ~1: rounding grows like sqrt(N) * 2^-24. */
+    double N = (double)(B * HW), tol_sum = 2e-6 * sqrt(N);
+    char t[200];
+    snprintf(t, sizeof t, "train B%zu C%zu HW%zu mean~%g acc%d: out", B, C, HW, center, acc);
+    ot_close(t, out, go, n, 2e-6, 1e-5);
+    ot_close("  ... saved mean", mean, gm, C, 2e-6, 1e-5);
+    ot_close("  ... saved rstd", rstd, gr, C, 2e-6, 1e-5);
+    ot_close("  ... running mean (momentum 0.1)", rm1, grm, C, 2e-6, 1e-5);
+    ot_close("  ... running var (unbiased)", rv1, grv, C, 2e-6, 1e-5);
+    ot_close("  ... dx", dx, gdx, n, 2e-6, 1e-5);
+    ot_close("  ... dw +=", dw, gdw, C, tol_sum, tol_sum);
+    ot_close("  ... db +=", db, gdb, C, tol_sum, tol_sum);
+    t_ok(op_guards_intact(ot_dev, mo, n) && op_guards_intact(ot_dev, mm, C) && op_guards_intact(ot_dev, mr, C) && op_guards_intact(ot_dev, mdx, n) &&
+         op_guards_intact(ot_dev, mdw, C) && op_guards_intact(ot_dev, mdb, C) && op_guards_intact(ot_dev, mrm, C) && op_guards_intact(ot_dev, mrv, C),
+         "  ... nothing written outside the tensors");
+
+    /* dw, db and dx given as none: nothing else changes */
+    op_batchnorm_train_backward(ot_dev, cd_none(), cd_none(), cd_none(), md, mx, mm, mr, mw, B, C, HW, 0);
+    double *gdw2 = op_download(ot_dev, mdw, C);
+    ot_close("  ... backward with every output none leaves dw alone", gdw, gdw2, C, 0, 0);
+
+    cd_mem ms[] = {mx, mw, mb, mrm, mrv, mo, mm, mr, md, mdx, mdw, mdb};
+    for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(ot_dev, ms[i]);
+    double *hs[] = {x, w, b, rm, rv, dout, dx0, dw0, db0, out, mean, rstd, dx, dw, db, rm1, rv1,
+                    go, gm, gr, grm, grv, gdx, gdw, gdb, gdw2};
+    for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
+}
+
+/* ---- finite differences of the references ------------------------------- */
+
+typedef struct { double *x, *w, *b, *mean, *var, *G, *out; size_t B, C, HW; int train; } bn_ctx;
+static double bn_loss(void *v) {
+    bn_ctx *c = v;
+    if (c->train)
+        batchnorm_train_forward_ref(c->out, NULL, NULL, NULL, NULL, c->x, c->w, c->b, c->B, c->C, c->HW, EPS, 0);
+    else
+        batchnorm_frozen_forward_ref(c->out, c->x, c->w, c->b, c->mean, c->var, c->B, c->C, c->HW, EPS);
+    return op_dot(c->G, c->out, c->B * c->C * c->HW);
+}
+
+static void check_fd(size_t B, size_t C, size_t HW) {
+    size_t n = B * C * HW;
+    bn_ctx c = {ot_randv(n, -2, 2), ot_randv(C, -1, 1), ot_randv(C, -1, 1), ot_randv(C, -1, 1), ot_randv(C, 0.1, 2), ot_randv(n, -1, 1),
+                op_zeros(n), B, C, HW, 1};
+    double *mean = op_zeros(C), *rstd = op_zeros(C), *dx = op_zeros(n), *dw = op_zeros(C), *db = op_zeros(C);
+    double *fx = op_zeros(n), *fw = op_zeros(C), *fb = op_zeros(C);
+    batchnorm_train_forward_ref(c.out, mean, rstd, NULL, NULL, c.x, c.w, c.b, B, C, HW, EPS, MOMENTUM);
+    batchnorm_train_backward_ref(dx, dw, db, c.G, c.x, mean, rstd, c.w, B, C, HW);
+    /* L is smooth: the central difference's error is O(h^2 L''') ~ 1e-10 at h = 1e-5,
+     * its rounding ~1e-16 |L| / h ~ 1e-10 */
+    op_fd_grad(fx, c.x, n, 1e-5, bn_loss, &c);
+    op_fd_grad(fw, c.w, C, 1e-5, bn_loss, &c);
+    op_fd_grad(fb, c.b, C, 1e-5, bn_loss, &c);
+    char t[160];
+    snprintf(t, sizeof t, "train reference backward vs finite differences B%zu C%zu HW%zu: dx", B, C, HW);
+    ot_close(t, fx, dx, n, 1e-7, 1e-6);
+    ot_close("  ... dw", fw, dw, C, 1e-7, 1e-6);
+    ot_close("  ... db", fb, db, C, 1e-7, 1e-6);
+    c.train = 0;
+    batchnorm_frozen_backward_ref(dx, c.G, c.w, c.var, B, C, HW, EPS);
+    op_fd_grad(fx, c.x, n, 1e-5, bn_loss, &c);
+    ot_close("frozen reference backward vs finite differences: dx", fx, dx, n, 1e-7, 1e-6);
+    double *hs[] = {c.x, c.w, c.b, c.mean, c.var, c.G, c.out, mean, rstd, dx, dw, db, fx, fw, fb};
+    for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
+}
+
+int main(void) {
+    ot_open();
+    t_seed(5);
+    check_fd(3, 2, 5);
+    check_fd(2, 3, 1);
+
+    check_frozen(3, 5, 19, 0);
+    check_frozen(1, 17, 63, 1);
+    check_train(3, 5, 19, 0.0, 0);
+    check_train(1, 17, 63, 0.0, 1);
+    check_train(4, 3, 1, 0.0, 1);          /* 1x1 planes: N = B = 4 */
+    check_train(2, 3, 40 * 33, 10.0, 0);   /* planes longer than a work-group, mean far from 0 */
+    ot_cases("batchnorm");
+    return ot_finish();
+}
