@@ -17,8 +17,10 @@ sed 's/^/# /' "$tmp/install.log" | tail -3
 ok $rc "meson install --destdir into a temporary folder"
 pc=$(find "$dest" -name cldetr.pc -path '*/pkgconfig/*' | head -1)
 [ -n "$pc" ] || bail "no cldetr.pc installed"
-prefix=$(sed -n 's/^prefix=//p' "$pc")
+prefix=$(meson introspect "$build" --buildoptions |
+  python3 -c 'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "prefix"))')
 root=$dest$prefix
+[ -n "$prefix" ] && [ -d "$root" ] || bail "the build's prefix ($prefix) is not under $dest"
 libdir=$(dirname "$(dirname "$pc")")
 echo "# installed under $root, libraries in $libdir"
 
