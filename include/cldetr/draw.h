@@ -1,7 +1,14 @@
-/* Drawing on RGB images (data_image): rectangles, anti-aliased lines, text in
- * stb_easy_font's bitmap font scaled by whole pixels, labels on a filled box,
- * a palette of distinct colours, and detections drawn as boxes with
- * "name 0.93" labels. Used by the charts (chart.h) and `cldetr predict`.
+/* Drawing on RGB images (data_image): rectangles, anti-aliased lines,
+ * anti-aliased text in a TrueType font, labels on a filled box, a palette of
+ * distinct colours, and detections drawn as boxes with "name 0.93" labels.
+ * Used by the charts (chart.h) and `cldetr predict`.
+ *
+ * The font (docs/pictures.md): the file named by $CLDETR_FONT if set, else
+ * the first of a list of well-known paths (Debian's fonts-dejavu-core
+ * DejaVuSans.ttf first), loaded once per process on first use (thread-safe)
+ * and drawn with stb_truetype. Without one, text falls back to stb_easy_font's
+ * 9-pixel bitmap font scaled by whole pixels, and a one-time note on stderr
+ * says how to get the better font.
  *
  * Coordinates are pixels, x right and y down, (0,0) the top-left pixel.
  * Every function clips to the image: drawing partly or wholly outside is
@@ -54,26 +61,34 @@ void draw_polyline(data_image *im, const double *x, const double *y, size_t n, d
 /* Filled anti-aliased disc. */
 void draw_disc(data_image *im, double cx, double cy, double radius, draw_rgb c);
 
-/* Text in stb_easy_font's font, each font pixel drawn as scale x scale image
- * pixels; (x, y) is the top-left of the text box. One line of text is
- * draw_text_height(scale) pixels high and draw_text_width(text, scale) wide.
- * Characters outside printable ASCII are drawn as '?'; '\n' is not special. */
-void draw_text(data_image *im, int x, int y, const char *text, draw_rgb c, int scale);
-int draw_text_width(const char *text, int scale);
-int draw_text_height(int scale);
+/* Path of the TrueType font text is drawn in, or NULL when none could be
+ * loaded and text uses the bitmap fallback. The first call (or the first
+ * text drawn) finds and loads the font. */
+const char *draw_font_path(void);
+
+/* One line of text, UTF-8 (a byte that is not valid UTF-8 and control
+ * characters, '\n' too, are drawn as '?'; characters the font lacks too),
+ * anti-aliased: the glyphs' coverage blended over the image in colour c.
+ * size is the line height in pixels, descenders included (TrueType:
+ * ascent - descent; bitmap fallback: 9 x round(size / 9), at least 9). (x, y)
+ * is the top-left of the text box: draw_text_height(size) pixels high and
+ * draw_text_width(text, size) wide, ink from its left to its right edge. */
+void draw_text(data_image *im, int x, int y, const char *text, draw_rgb c, int size);
+int draw_text_width(const char *text, int size);
+int draw_text_height(int size);
 /* Text turned 90 degrees counter-clockwise (reading bottom to top, for a y
- * axis title); (x, y) is the top-left of its box, draw_text_height(scale)
- * wide and draw_text_width(text, scale) high. */
-void draw_text_up(data_image *im, int x, int y, const char *text, draw_rgb c, int scale);
+ * axis title); (x, y) is the top-left of its box, draw_text_height(size)
+ * wide and draw_text_width(text, size) high. */
+void draw_text_up(data_image *im, int x, int y, const char *text, draw_rgb c, int size);
 
-/* Text scale for labels on this image: 1 when its longer side is under 300
- * pixels, 2 from there on. */
-int draw_label_scale(const data_image *im);
+/* Text size of labels on this image: 2% of its shorter side, at least 12 px. */
+int draw_label_text_size(const data_image *im);
 
-/* Text in colour fg on a box filled with bg, 2 pixels of padding around the
- * text at scale draw_label_scale(im). (x, y) asks for the box's top-left; the
- * box is moved to lie inside the image (a label wider than the image is cut
- * at its right edge). Returns the box drawn. */
+/* Text in colour fg on a box filled with bg, with padding around the text
+ * (a sixth of the text size, at least 2 px), at size draw_label_text_size(im).
+ * (x, y) asks for the box's top-left; the box is moved to lie inside the
+ * image (a label wider than the image is cut at its right edge). Returns the
+ * box drawn. */
 draw_rect draw_label(data_image *im, int x, int y, const char *text, draw_rgb fg, draw_rgb bg);
 /* Size of the box draw_label would draw. */
 void draw_label_size(const data_image *im, const char *text, int *w, int *h);

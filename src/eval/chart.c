@@ -350,10 +350,10 @@ static void widen(double *lo, double *hi) {
 #define MAX_TICKS 32
 
 /* A legend entry cut to max_w pixels: "...end" (the end of a path tells runs apart). */
-static void legend_name(char *buf, size_t size, const char *name, int max_w, int sc) {
+static void legend_name(char *buf, size_t size, const char *name, int max_w, int fs) {
     size_t n = strlen(name);
     snprintf(buf, size, "%s", name);
-    for (size_t cut = 1; cut < n && (draw_text_width(buf, sc) > max_w || strlen(buf) + 1 >= size); cut++)
+    for (size_t cut = 1; cut < n && (draw_text_width(buf, fs) > max_w || strlen(buf) + 1 >= size); cut++)
         snprintf(buf, size, "...%s", name + cut);
 }
 
@@ -363,8 +363,12 @@ void chart_render(data_image *im, chart_frame *frame, const chart_opts *o, const
     int W = o->width > 0 ? o->width : 900, H = o->height > 0 ? o->height : 500;
     W = CD_MAX(W, 200);
     H = CD_MAX(H, 150);
-    int sc = W >= 600 && H >= 300 ? 2 : 1;         /* text scale */
+    int sc = W >= 600 && H >= 300 ? 2 : 1;         /* gaps and tick marks */
     double lw = sc == 2 ? 2.0 : 1.5;               /* line width */
+    /* text sizes (line heights, pixels): matplotlib's 10 and 12 pt at 100 dpi on 900 x 500, scaled with the chart */
+    double u = fmin(W / 900.0, H / 500.0);
+    int fs_tick = CD_MAX(10, (int)lround(16 * u)), fs_axis = CD_MAX(11, (int)lround(17 * u)),
+        fs_title = CD_MAX(12, (int)lround(20 * u)), fs_leg = fs_tick;
     const draw_rgb ink = {40, 40, 40}, grid = {225, 225, 225}, frame_c = {90, 90, 90};
     draw_image_new(im, W, H, DRAW_WHITE);
 
@@ -414,21 +418,22 @@ void chart_render(data_image *im, chart_frame *frame, const chart_opts *o, const
 
     /* layout: title on top, y title and tick labels on the left, x tick
      * labels and title under the plot */
-    int th = draw_text_height(sc), gap = 4 * sc;
+    int th_tick = draw_text_height(fs_tick), th_axis = draw_text_height(fs_axis), th_title = draw_text_height(fs_title);
+    int th_leg = draw_text_height(fs_leg), gap = 4 * sc;
     char lab[64];
     int ylab_w = 0;
     for (size_t i = 0; i < nyt; i++) {
         chart_tick_label(lab, sizeof lab, yt[i], ystep);
-        ylab_w = CD_MAX(ylab_w, draw_text_width(lab, sc));
+        ylab_w = CD_MAX(ylab_w, draw_text_width(lab, fs_tick));
     }
     int has_title = o->title && o->title[0], has_xl = o->x_label && o->x_label[0], has_yl = o->y_label && o->y_label[0];
-    f.py0 = gap * 2 + (has_title ? th + 2 * gap : 0);
-    f.px0 = gap * 2 + (has_yl ? th + 2 * gap : 0) + ylab_w + gap + 3 * sc;
-    f.py1 = H - 1 - (gap * 2 + th + gap + 3 * sc + (has_xl ? th + 2 * gap : 0));
+    f.py0 = has_title ? gap * 2 + th_title + gap * 2 : CD_MAX(gap * 2, th_tick / 2 + gap);
+    f.px0 = gap * 2 + (has_yl ? th_axis + gap * 2 : 0) + ylab_w + gap + 3 * sc;
+    f.py1 = H - 1 - (gap * 2 + th_tick + gap + 3 * sc + (has_xl ? th_axis + gap * 2 : 0));
     int last_w = 0;
     if (nxt) {
         chart_tick_label(lab, sizeof lab, xt[nxt - 1], xstep);
-        last_w = draw_text_width(lab, sc);
+        last_w = draw_text_width(lab, fs_tick);
     }
     f.px1 = W - 1 - CD_MAX(gap * 4, last_w / 2 + gap);
 
@@ -493,14 +498,15 @@ void chart_render(data_image *im, chart_frame *frame, const chart_opts *o, const
         int y = (int)lround(py);
         draw_fill_rect(im, f.px0 - 1 - 3 * sc, y, f.px0 - 2, y + (sc - 1), frame_c);
         chart_tick_label(lab, sizeof lab, yt[i], ystep);
-        draw_text(im, f.px0 - 1 - 3 * sc - gap - draw_text_width(lab, sc), y - (7 * sc) / 2, lab, ink, sc);
+        draw_text(im, f.px0 - 1 - 3 * sc - gap - draw_text_width(lab, fs_tick), y + (sc - 1) / 2 - th_tick / 2, lab,
+                  ink, fs_tick);
     }
     /* x labels: every other one when they would crowd */
     size_t every = 1;
     int max_xw = 0;
     for (size_t i = 0; i < nxt; i++) {
         chart_tick_label(lab, sizeof lab, xt[i], xstep);
-        max_xw = CD_MAX(max_xw, draw_text_width(lab, sc));
+        max_xw = CD_MAX(max_xw, draw_text_width(lab, fs_tick));
     }
     if (nxt > 1) {
         double spacing = (double)(f.px1 - f.px0) * xstep / (f.x_hi - f.x_lo);
@@ -512,27 +518,27 @@ void chart_render(data_image *im, chart_frame *frame, const chart_opts *o, const
         draw_fill_rect(im, x, f.py1 + 2, x + (sc - 1), f.py1 + 1 + 3 * sc, frame_c);
         if (i % every) continue;
         chart_tick_label(lab, sizeof lab, xt[i], xstep);
-        draw_text(im, x - draw_text_width(lab, sc) / 2, f.py1 + 2 + 3 * sc + gap, lab, ink, sc);
+        draw_text(im, x + (sc - 1) / 2 - draw_text_width(lab, fs_tick) / 2, f.py1 + 2 + 3 * sc + gap, lab, ink, fs_tick);
     }
 
     /* titles */
     if (has_title) {
-        int tw = draw_text_width(o->title, sc);
+        int tw = draw_text_width(o->title, fs_title);
         int tx = CD_MAX((f.px0 + f.px1) / 2 - tw / 2, gap);
-        draw_text(im, tx, gap * 2, o->title, DRAW_BLACK, sc);
-        draw_text(im, tx + 1, gap * 2, o->title, DRAW_BLACK, sc);   /* bold: drawn twice, 1 px apart */
+        draw_text(im, tx, gap * 2, o->title, DRAW_BLACK, fs_title);
     }
     if (has_xl)
-        draw_text(im, (f.px0 + f.px1) / 2 - draw_text_width(o->x_label, sc) / 2, H - 1 - gap * 2 - th, o->x_label,
-                  ink, sc);
+        draw_text(im, (f.px0 + f.px1) / 2 - draw_text_width(o->x_label, fs_axis) / 2, H - 1 - gap * 2 - th_axis,
+                  o->x_label, ink, fs_axis);
     if (has_yl)
-        draw_text_up(im, gap * 2, (f.py0 + f.py1) / 2 - draw_text_width(o->y_label, sc) / 2, o->y_label, ink, sc);
+        draw_text_up(im, gap * 2, (f.py0 + f.py1) / 2 - draw_text_width(o->y_label, fs_axis) / 2, o->y_label, ink,
+                     fs_axis);
 
     if (!f.has_data) {
         const char *msg = "no data";
-        int s3 = sc + 1;
-        draw_text(im, (f.px0 + f.px1) / 2 - draw_text_width(msg, s3) / 2, (f.py0 + f.py1) / 2 - draw_text_height(s3) / 2,
-                  msg, (draw_rgb){120, 120, 120}, s3);
+        int fs = fs_title * 3 / 2;
+        draw_text(im, (f.px0 + f.px1) / 2 - draw_text_width(msg, fs) / 2, (f.py0 + f.py1) / 2 - draw_text_height(fs) / 2,
+                  msg, (draw_rgb){120, 120, 120}, fs);
     }
 
     /* legend, in the corner of the plot with the fewest points under it */
@@ -542,12 +548,12 @@ void chart_render(data_image *im, chart_frame *frame, const chart_opts *o, const
     for (size_t k = 0; k < n_series; k++)
         if (s[k].name) {
             n_leg++;
-            legend_name(leg_name, sizeof leg_name, s[k].name, max_name_w, sc);
-            name_w = CD_MAX(name_w, draw_text_width(leg_name, sc));
+            legend_name(leg_name, sizeof leg_name, s[k].name, max_name_w, fs_leg);
+            name_w = CD_MAX(name_w, draw_text_width(leg_name, fs_leg));
         }
     if (n_leg && f.has_data) {
-        int row = th + 3 * sc, sample = 12 * sc;
-        int lw_box = gap + sample + gap + name_w + gap * 2, lh_box = (int)n_leg * row + gap * 2;
+        int row = th_leg + sc * 2, sample = 14 * sc;
+        int lw_box = gap + sample + gap + name_w + gap * 2, lh_box = (int)n_leg * row - sc * 2 + gap * 2;
         int inset = 3 * sc;
         int cx[4] = {f.px1 - inset - lw_box, f.px0 + inset, f.px1 - inset - lw_box, f.px0 + inset};
         int cy[4] = {f.py0 + inset, f.py0 + inset, f.py1 - inset - lh_box, f.py1 - inset - lh_box};
@@ -563,10 +569,10 @@ void chart_render(data_image *im, chart_frame *frame, const chart_opts *o, const
         int y = y0 + gap;
         for (size_t k = 0; k < n_series; k++) {
             if (!s[k].name) continue;
-            double ly = y + (7 * sc) / 2.0;
+            double ly = y + th_leg / 2.0;
             draw_line(im, x0 + gap, ly, x0 + gap + sample, ly, chart_color(k), lw + 1);
-            legend_name(leg_name, sizeof leg_name, s[k].name, max_name_w, sc);
-            draw_text(im, x0 + gap + sample + gap, y, leg_name, ink, sc);
+            legend_name(leg_name, sizeof leg_name, s[k].name, max_name_w, fs_leg);
+            draw_text(im, x0 + gap + sample + gap, y, leg_name, ink, fs_leg);
             y += row;
         }
     }
