@@ -1,7 +1,8 @@
 /* Drawing on RGB images (data_image): rectangles, anti-aliased lines,
  * anti-aliased text in a TrueType font, labels on a filled box, a palette of
- * distinct colours, and detections drawn as boxes with "name 0.93" labels.
- * Used by the charts (chart.h) and `cldetr predict`.
+ * distinct colours, and detections drawn as boxes with "name 0.93" labels
+ * that do not cover each other. Used by the charts (chart.h) and
+ * `cldetr predict`.
  *
  * The font (docs/pictures.md): the file named by $CLDETR_FONT if set, else
  * the first of a list of well-known paths (Debian's fonts-dejavu-core
@@ -93,14 +94,29 @@ draw_rect draw_label(data_image *im, int x, int y, const char *text, draw_rgb fg
 /* Size of the box draw_label would draw. */
 void draw_label_size(const data_image *im, const char *text, int *w, int *h);
 
+/* Where draw_detections puts labels: for n boxes (inclusive pixel rects, any
+ * corner order) in order of priority, the rectangle of a w[i] x h[i] label
+ * into out[i], inside the img_w x img_h image (cut at its right and bottom
+ * edges when larger). Greedy: each label takes the first spot that overlaps
+ * no label placed before it and has room in the image (moved sideways at
+ * most), trying above the box's top-left corner, inside under its top edge,
+ * the same at the box's right end, under the box, inside over its bottom
+ * edge, then further above and below, a label's height at a time; when none
+ * does, the spot that overlaps least, moved into the image. */
+void draw_place_labels(int img_w, int img_h, const draw_rect *boxes, const int *w, const int *h, size_t n,
+                       draw_rect *out);
+
 /* Detections on im: for each i with scores[i] >= threshold (in order of
  * increasing score, so the best lie on top), a box xyxy[4*i..4*i+3] (pixels
- * of im) in the palette colour of labels[i], and above its top-left corner
- * (inside the box when there is no room) the label "name 0.93", name =
- * class_names[labels[i]], or "class 7" when class_names or that entry is
- * NULL. class_names must hold every label drawn. Boxes with a non-finite
- * coordinate are skipped. Line thickness grows with the image: 1 px under
- * 300 px, 2 under 1000, 3 above. scores may be NULL (all drawn, no score). */
+ * of im) in the palette colour of labels[i], and the label "name 0.93"
+ * (name = class_names[labels[i]], or "class 7" when class_names or that entry
+ * is NULL) in contrasting text on the box's colour: above its top-left
+ * corner when there is room and no better-scoring label is there, else
+ * inside or under the box (draw_place_labels, best score first). Labels are
+ * drawn after every box. class_names must hold every label drawn. Boxes with
+ * a non-finite coordinate are skipped. Line thickness grows with the image:
+ * 1 px under 300 px, 2 under 1000, 3 above. scores may be NULL (all drawn,
+ * no score). */
 void draw_detections(data_image *im, const float *xyxy, const int *labels, const float *scores, size_t n,
                      const char *const *class_names, float threshold);
 /* The same on a copy of im, written as a PNG to path. 0, or -1 with cd_errbuf(). */

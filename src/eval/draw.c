@@ -493,13 +493,71 @@ draw_rect draw_label(data_image *im, int x, int y, const char *text, draw_rgb fg
     return r;
 }
 
+/* A w x h rectangle asked at (x, y), moved to lie inside the image (cut at
+ * its right and bottom edges if larger). */
+static draw_rect rect_inside(int img_w, int img_h, int x, int y, int w, int h) {
+    if (x + w > img_w) x = img_w - w;
+    if (y + h > img_h) y = img_h - h;
+    if (x < 0) x = 0;
+    if (y < 0) y = 0;
+    return (draw_rect){x, y, CD_MIN(x + w, img_w) - 1, CD_MIN(y + h, img_h) - 1};
+}
+
+/* Pixels two rectangles share. */
+static long rect_overlap(draw_rect a, draw_rect b) {
+    long w = (long)CD_MIN(a.x1, b.x1) - CD_MAX(a.x0, b.x0) + 1, h = (long)CD_MIN(a.y1, b.y1) - CD_MAX(a.y0, b.y0) + 1;
+    return w > 0 && h > 0 ? w * h : 0;
+}
+
+void draw_place_labels(int img_w, int img_h, const draw_rect *boxes, const int *w, const int *h, size_t n,
+                       draw_rect *out) {
+    for (size_t i = 0; i < n; i++) {
+        draw_rect b = boxes[i];
+        if (b.x0 > b.x1) { int t = b.x0; b.x0 = b.x1; b.x1 = t; }
+        if (b.y0 > b.y1) { int t = b.y0; b.y0 = b.y1; b.y1 = t; }
+        int lw = w[i], lh = h[i], right = b.x1 - lw + 1;
+        /* in order of preference: above the box, inside under its top edge,
+         * the same at its right end, under the box, inside over its bottom
+         * edge; then further above and below, a label's height at a time */
+        int cand[8][2] = {{b.x0, b.y0 - lh}, {b.x0, b.y0},          {right, b.y0 - lh}, {right, b.y0},
+                          {b.x0, b.y1 + 1},  {b.x0, b.y1 - lh + 1}, {right, b.y1 + 1},  {right, b.y1 - lh + 1}};
+        size_t n_cand = 8 + 2 * i;   /* i labels placed: some of these stacked spots is free of them */
+        draw_rect best = {0, 0, -1, -1};
+        long best_overlap = -1;
+        /* first a spot free of other labels that fits where asked (moved
+         * sideways at most: "above" needs room above), then the spot that
+         * overlaps least, moved into the image */
+        for (int pass = 0; pass < 2 && best_overlap != 0; pass++)
+            for (size_t c = 0; c < n_cand && best_overlap != 0; c++) {
+                int x, y;
+                if (c < 8) { x = cand[c][0]; y = cand[c][1]; }
+                else {
+                    int k = (int)(c - 8) / 2 + 1;
+                    x = b.x0;
+                    y = c % 2 ? b.y1 + 1 + k * lh : b.y0 - lh - k * lh;
+                }
+                draw_rect r = rect_inside(img_w, img_h, x, y, lw, lh);
+                if (pass == 0 && r.y0 != y) continue;
+                long overlap = 0;
+                for (size_t j = 0; j < i; j++) overlap += rect_overlap(r, out[j]);
+                if (pass == 0 && overlap) continue;
+                if (best_overlap < 0 || overlap < best_overlap) { best = r; best_overlap = overlap; }
+            }
+        out[i] = best;
+    }
+}
+
 /* ------------------------------------------------------------- detections */
 
 void draw_detections(data_image *im, const float *xyxy, const int *labels, const float *scores, size_t n,
                      const char *const *class_names, float threshold) {
     size_t *order = cd_xmalloc((n ? n : 1) * sizeof *order), m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!scores || scores[i] >= threshold) order[m++] = i;
+    for (size_t i = 0; i < n; i++) {
+        const float *b = xyxy + 4 * i;
+        if ((!scores || scores[i] >= threshold) && isfinite(b[0]) && isfinite(b[1]) && isfinite(b[2]) &&
+            isfinite(b[3]))
+            order[m++] = i;
+    }
     /* insertion sort by increasing score: the best are drawn last, on top */
     for (size_t i = 1; scores && i < m; i++)
         for (size_t j = i; j > 0 && scores[order[j - 1]] > scores[order[j]]; j--) {
@@ -508,30 +566,40 @@ void draw_detections(data_image *im, const float *xyxy, const int *labels, const
             order[j - 1] = t;
         }
     int side = CD_MAX(im->w, im->h), thick = side < 300 ? 1 : side < 1000 ? 2 : 3;
+    /* boxes and labels best first (placement order: the best keep their spots) */
+    draw_rect *box = cd_xmalloc((m ? m : 1) * sizeof *box), *lab = cd_xmalloc((m ? m : 1) * sizeof *lab);
+    int *lw = cd_xmalloc((m ? m : 1) * sizeof *lw), *lh = cd_xmalloc((m ? m : 1) * sizeof *lh);
+    char (*text)[160] = cd_xmalloc((m ? m : 1) * sizeof *text);
     for (size_t k = 0; k < m; k++) {
-        size_t i = order[k];
+        size_t i = order[m - 1 - k];
         const float *b = xyxy + 4 * i;
-        if (!isfinite(b[0]) || !isfinite(b[1]) || !isfinite(b[2]) || !isfinite(b[3])) continue;
         /* clamp before converting: a wild box must not overflow int */
         int x0 = (int)lroundf(fminf(fmaxf(b[0], -1e6f), 1e6f)), y0 = (int)lroundf(fminf(fmaxf(b[1], -1e6f), 1e6f));
         int x1 = (int)lroundf(fminf(fmaxf(b[2], -1e6f), 1e6f)), y1 = (int)lroundf(fminf(fmaxf(b[3], -1e6f), 1e6f));
-        draw_rgb c = draw_palette(labels[i]);
-        draw_box(im, x0, y0, x1, y1, c, thick);
-
-        char text[160], num[24];
+        box[k] = (draw_rect){CD_MIN(x0, x1), CD_MIN(y0, y1), CD_MAX(x0, x1), CD_MAX(y0, y1)};
+        char num[24];
         const char *name = class_names && labels[i] >= 0 ? class_names[labels[i]] : NULL;
-        if (name) snprintf(text, sizeof text, "%.120s", name);
-        else snprintf(text, sizeof text, "class %d", labels[i]);
+        if (name) snprintf(text[k], sizeof text[k], "%.120s", name);
+        else snprintf(text[k], sizeof text[k], "class %d", labels[i]);
         if (scores) {
             snprintf(num, sizeof num, " %.2f", (double)scores[i]);
-            strncat(text, num, sizeof text - strlen(text) - 1);
+            strncat(text[k], num, sizeof text[k] - strlen(text[k]) - 1);
         }
-        int lw, lh;
-        draw_label_size(im, text, &lw, &lh);
-        int lx = CD_MIN(x0, x1), ly = CD_MIN(y0, y1) - lh;
-        if (ly < 0) ly = CD_MIN(y0, y1) + thick;   /* no room above: inside the box, under its top edge */
-        draw_label(im, lx, ly, text, draw_contrast(c), c);
+        draw_label_size(im, text[k], &lw[k], &lh[k]);
     }
+    draw_place_labels(im->w, im->h, box, lw, lh, m, lab);
+    /* all boxes, then all labels, so that no box line crosses a label */
+    for (size_t k = m; k-- > 0;)
+        draw_box(im, box[k].x0, box[k].y0, box[k].x1, box[k].y1, draw_palette(labels[order[m - 1 - k]]), thick);
+    for (size_t k = m; k-- > 0;) {
+        draw_rgb c = draw_palette(labels[order[m - 1 - k]]);
+        draw_label(im, lab[k].x0, lab[k].y0, text[k], draw_contrast(c), c);
+    }
+    free(text);
+    free(lh);
+    free(lw);
+    free(lab);
+    free(box);
     free(order);
 }
 

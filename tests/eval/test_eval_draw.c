@@ -1,7 +1,8 @@
 /* Drawing (draw.h): box outlines land exactly on their edges and clip at the
  * image border, labels stay inside the image, lines and text put ink where
  * they should, the TrueType font is found and its text is anti-aliased, a
- * missing font falls back to the bitmap font with a note, palette colours are distinct,
+ * missing font falls back to the bitmap font with a note, labels of
+ * overlapping boxes do not cover each other, palette colours are distinct,
  * and draw_detections_png writes the boxes above the threshold only. */
 #include <fcntl.h>
 #include <stdio.h>
@@ -260,6 +261,61 @@ static void test_font_fallback(void) {
     free(err);
 }
 
+/* Labels of boxes on top of each other: placed without overlapping, inside the image. */
+static void test_place_labels(void) {
+    enum { N = 6 };
+    draw_rect boxes[N] = {{100, 100, 300, 300}, {105, 102, 290, 295}, {100, 100, 300, 300},
+                          {110, 0, 200, 80},    {500, 2, 639, 60},    {98, 96, 150, 140}};
+    int w[N] = {90, 110, 70, 60, 100, 80}, h[N] = {16, 16, 16, 16, 16, 16};
+    draw_rect out[N];
+    draw_place_labels(640, 480, boxes, w, h, N, out);
+    int ok = 1;
+    for (int i = 0; i < N; i++) {
+        ok &= out[i].x0 >= 0 && out[i].y0 >= 0 && out[i].x1 < 640 && out[i].y1 < 480;
+        ok &= out[i].x1 - out[i].x0 + 1 == w[i] && out[i].y1 - out[i].y0 + 1 == h[i];
+        for (int j = 0; j < i; j++)
+            if (out[i].x0 <= out[j].x1 && out[j].x0 <= out[i].x1 && out[i].y0 <= out[j].y1 && out[j].y0 <= out[i].y1) {
+                t_diag("labels %d [%d,%d]-[%d,%d] and %d [%d,%d]-[%d,%d] overlap", j, out[j].x0, out[j].y0, out[j].x1,
+                       out[j].y1, i, out[i].x0, out[i].y0, out[i].x1, out[i].y1);
+                ok = 0;
+            }
+    }
+    t_ok(ok, "6 labels of overlapping boxes (two identical): full size, inside the image, none overlapping");
+    t_ok(out[0].x0 == 100 && out[0].y1 == 99, "the first label sits right above its box's top-left corner ([%d,%d]-[%d,%d])",
+         out[0].x0, out[0].y0, out[0].x1, out[0].y1);
+    t_ok(out[4].y0 >= 2 && out[4].x0 >= 500, "a box at the top edge: its label inside it ([%d,%d]-[%d,%d])", out[4].x0,
+         out[4].y0, out[4].x1, out[4].y1);
+
+    /* the same through draw_detections: each label keeps its colour visible */
+    data_image im;
+    draw_image_new(&im, 640, 480, DRAW_WHITE);
+    float xyxy[12] = {100, 100, 300, 300, 100, 100, 300, 300, 102, 101, 298, 299};
+    int labels[3] = {0, 1, 2};
+    float scores[3] = {0.9f, 0.8f, 0.7f};
+    const char *names[3] = {"person", "bicycle", "car"};
+    draw_detections(&im, xyxy, labels, scores, 3, names, 0.5f);
+    /* where its labels must be: placed best first, as draw_detections says */
+    const char *texts[3] = {"person 0.90", "bicycle 0.80", "car 0.70"};
+    draw_rect bx[3], lr[3];
+    int lw[3], lh[3];
+    for (int k = 0; k < 3; k++) {
+        bx[k] = (draw_rect){(int)xyxy[4 * k], (int)xyxy[4 * k + 1], (int)xyxy[4 * k + 2], (int)xyxy[4 * k + 3]};
+        draw_label_size(&im, texts[k], &lw[k], &lh[k]);
+    }
+    draw_place_labels(im.w, im.h, bx, lw, lh, 3, lr);
+    size_t px[3] = {0, 0, 0}, area[3];
+    for (int k = 0; k < 3; k++) {
+        area[k] = (size_t)(lr[k].x1 - lr[k].x0 + 1) * (size_t)(lr[k].y1 - lr[k].y0 + 1);
+        for (int y = lr[k].y0; y <= lr[k].y1; y++)
+            for (int x = lr[k].x0; x <= lr[k].x1; x++) px[k] += is(&im, x, y, draw_palette(k));
+    }
+    /* the rest of a label's box is its text, blended */
+    t_ok(px[0] > area[0] / 2 && px[1] > area[1] / 2 && px[2] > area[2] / 2,
+         "three labels on three coinciding boxes all show in their colours (%zu/%zu, %zu/%zu, %zu/%zu px)", px[0],
+         area[0], px[1], area[1], px[2], area[2]);
+    data_image_free(&im);
+}
+
 static void test_palette(void) {
     int min_d = 1 << 30, ka = 0, kb = 0;
     for (int a = 0; a < 20; a++)
@@ -321,6 +377,7 @@ int main(void) {
     test_label();
     test_text_and_lines();
     test_font();
+    test_place_labels();
     test_palette();
     test_detections_png();
     return t_done();
