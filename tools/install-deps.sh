@@ -5,7 +5,8 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential pkg-config meson ninja-build python3
       pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo
-      libclblast-dev libstb-dev libinih-dev libcjson-dev libopenblas-dev"
+      libclblast-dev libstb-dev libinih-dev libcjson-dev libopenblas-dev
+      fonts-dejavu-core"
 missing=$(for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [ -n "$missing" ]; then
   apt-get update -qq

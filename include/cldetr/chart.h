@@ -3,7 +3,14 @@
  * A chart: white background, axes with 5-8 "nice" ticks (1, 2 or 5 x 10^k
  * apart when those give 5-8, else 2.5, 4, 1.5 or 6 x 10^k; on a log axis
  * decades, or 1-2-5 within them), tick labels, axis titles, a
- * title, and a legend in the corner with the fewest data points under it.
+ * title, and a legend: in the first corner of the plot (top right, top left,
+ * bottom right, bottom left) that hides no line, measured with the text's
+ * real extents; when every corner hides some, right of the plot (narrowed
+ * for it), or where it hides least if that would halve the plot. Text is
+ * anti-aliased TrueType (draw.h) at sizes that grow with the chart: on
+ * 900 x 500, 16 px tick labels and legend, 17 px axis titles, a 20 px title.
+ * A y range without extent (every value equal) is grown away from a pinned
+ * end (all-zero AP from 0: 0 to 1), else both ways.
  * Series are anti-aliased 2-pixel lines (at 900 px wide) in matplotlib's
  * tab10 colours; points with a NaN or infinite coordinate (or y <= 0 on a log
  * axis) are skipped and the line joins their neighbours; a series of one
@@ -93,6 +100,8 @@ typedef struct {
     double y_lo, y_hi;       /* data y at py1 and py0 (log10 of them when log_y) */
     int log_y;
     int has_data;
+    int has_legend;
+    draw_rect legend;        /* the legend's box, pixels, when has_legend */
 } chart_frame;
 
 /* Data (x, y) -> pixel coordinates (not clipped; NaN for y <= 0 on a log axis). */

@@ -1,7 +1,15 @@
-/* Drawing on RGB images (data_image): rectangles, anti-aliased lines, text in
- * stb_easy_font's bitmap font scaled by whole pixels, labels on a filled box,
- * a palette of distinct colours, and detections drawn as boxes with
- * "name 0.93" labels. Used by the charts (chart.h) and `cldetr predict`.
+/* Drawing on RGB images (data_image): rectangles, anti-aliased lines,
+ * anti-aliased text in a TrueType font, labels on a filled box, a palette of
+ * distinct colours, and detections drawn as boxes with "name 0.93" labels
+ * that do not cover each other. Used by the charts (chart.h) and
+ * `cldetr predict`.
+ *
+ * The font (docs/pictures.md): the file named by $CLDETR_FONT if set, else
+ * the first of a list of well-known paths (Debian's fonts-dejavu-core
+ * DejaVuSans.ttf first), loaded once per process on first use (thread-safe)
+ * and drawn with stb_truetype. Without one, text falls back to stb_easy_font's
+ * 9-pixel bitmap font scaled by whole pixels, and a one-time note on stderr
+ * says how to get the better font.
  *
  * Coordinates are pixels, x right and y down, (0,0) the top-left pixel.
  * Every function clips to the image: drawing partly or wholly outside is
@@ -54,38 +62,61 @@ void draw_polyline(data_image *im, const double *x, const double *y, size_t n, d
 /* Filled anti-aliased disc. */
 void draw_disc(data_image *im, double cx, double cy, double radius, draw_rgb c);
 
-/* Text in stb_easy_font's font, each font pixel drawn as scale x scale image
- * pixels; (x, y) is the top-left of the text box. One line of text is
- * draw_text_height(scale) pixels high and draw_text_width(text, scale) wide.
- * Characters outside printable ASCII are drawn as '?'; '\n' is not special. */
-void draw_text(data_image *im, int x, int y, const char *text, draw_rgb c, int scale);
-int draw_text_width(const char *text, int scale);
-int draw_text_height(int scale);
+/* Path of the TrueType font text is drawn in, or NULL when none could be
+ * loaded and text uses the bitmap fallback. The first call (or the first
+ * text drawn) finds and loads the font. */
+const char *draw_font_path(void);
+
+/* One line of text, UTF-8 (a byte that is not valid UTF-8 and control
+ * characters, '\n' too, are drawn as '?'; characters the font lacks too),
+ * anti-aliased: the glyphs' coverage blended over the image in colour c.
+ * size is the line height in pixels, descenders included (TrueType:
+ * ascent - descent; bitmap fallback: 9 x round(size / 9), at least 9). (x, y)
+ * is the top-left of the text box: draw_text_height(size) pixels high and
+ * draw_text_width(text, size) wide, ink from its left to its right edge. */
+void draw_text(data_image *im, int x, int y, const char *text, draw_rgb c, int size);
+int draw_text_width(const char *text, int size);
+int draw_text_height(int size);
 /* Text turned 90 degrees counter-clockwise (reading bottom to top, for a y
- * axis title); (x, y) is the top-left of its box, draw_text_height(scale)
- * wide and draw_text_width(text, scale) high. */
-void draw_text_up(data_image *im, int x, int y, const char *text, draw_rgb c, int scale);
+ * axis title); (x, y) is the top-left of its box, draw_text_height(size)
+ * wide and draw_text_width(text, size) high. */
+void draw_text_up(data_image *im, int x, int y, const char *text, draw_rgb c, int size);
 
-/* Text scale for labels on this image: 1 when its longer side is under 300
- * pixels, 2 from there on. */
-int draw_label_scale(const data_image *im);
+/* Text size of labels on this image: 2% of its shorter side, at least 12 px. */
+int draw_label_text_size(const data_image *im);
 
-/* Text in colour fg on a box filled with bg, 2 pixels of padding around the
- * text at scale draw_label_scale(im). (x, y) asks for the box's top-left; the
- * box is moved to lie inside the image (a label wider than the image is cut
- * at its right edge). Returns the box drawn. */
+/* Text in colour fg on a box filled with bg, with padding around the text
+ * (a sixth of the text size, at least 2 px), at size draw_label_text_size(im).
+ * (x, y) asks for the box's top-left; the box is moved to lie inside the
+ * image (a label wider than the image is cut at its right edge). Returns the
+ * box drawn. */
 draw_rect draw_label(data_image *im, int x, int y, const char *text, draw_rgb fg, draw_rgb bg);
 /* Size of the box draw_label would draw. */
 void draw_label_size(const data_image *im, const char *text, int *w, int *h);
 
+/* Where draw_detections puts labels: for n boxes (inclusive pixel rects, any
+ * corner order) in order of priority, the rectangle of a w[i] x h[i] label
+ * into out[i], inside the img_w x img_h image (cut at its right and bottom
+ * edges when larger). Greedy: each label takes the first spot that overlaps
+ * no label placed before it and has room in the image (moved sideways at
+ * most), trying above the box's top-left corner, inside under its top edge,
+ * the same at the box's right end, under the box, inside over its bottom
+ * edge, then further above and below, a label's height at a time; when none
+ * does, the spot that overlaps least, moved into the image. */
+void draw_place_labels(int img_w, int img_h, const draw_rect *boxes, const int *w, const int *h, size_t n,
+                       draw_rect *out);
+
 /* Detections on im: for each i with scores[i] >= threshold (in order of
  * increasing score, so the best lie on top), a box xyxy[4*i..4*i+3] (pixels
- * of im) in the palette colour of labels[i], and above its top-left corner
- * (inside the box when there is no room) the label "name 0.93", name =
- * class_names[labels[i]], or "class 7" when class_names or that entry is
- * NULL. class_names must hold every label drawn. Boxes with a non-finite
- * coordinate are skipped. Line thickness grows with the image: 1 px under
- * 300 px, 2 under 1000, 3 above. scores may be NULL (all drawn, no score). */
+ * of im) in the palette colour of labels[i], and the label "name 0.93"
+ * (name = class_names[labels[i]], or "class 7" when class_names or that entry
+ * is NULL) in contrasting text on the box's colour: above its top-left
+ * corner when there is room and no better-scoring label is there, else
+ * inside or under the box (draw_place_labels, best score first). Labels are
+ * drawn after every box. class_names must hold every label drawn. Boxes with
+ * a non-finite coordinate are skipped. Line thickness grows with the image:
+ * 1 px under 300 px, 2 under 1000, 3 above. scores may be NULL (all drawn,
+ * no score). */
 void draw_detections(data_image *im, const float *xyxy, const int *labels, const float *scores, size_t n,
                      const char *const *class_names, float threshold);
 /* The same on a copy of im, written as a PNG to path. 0, or -1 with cd_errbuf(). */

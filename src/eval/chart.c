@@ -316,45 +316,113 @@ static void loosen(double *lo, double *hi) {
     if (h - *hi <= 0.05 * range) *hi = h;
 }
 
-/* How many points of the drawn lines (sampled every few pixels along each
- * segment) fall in the rectangle [x0, x1] x [y0, y1]: to put the legend where
- * it hides the least. */
-static size_t points_under(const double *const *px, const double *const *py, const size_t *n, size_t n_series,
-                           double x0, double y0, double x1, double y1) {
-    size_t count = 0;
+/* Length of the segment (ax, ay)-(bx, by) inside the rectangle [x0, x1] x
+ * [y0, y1] (Liang-Barsky clipping): 0 for a segment that touches it or a
+ * point (a = b) inside it, -1 for one that misses it. */
+static double clip_len(double ax, double ay, double bx, double by, double x0, double y0, double x1, double y1) {
+    double dx = bx - ax, dy = by - ay, t0 = 0, t1 = 1;
+    double p[4] = {-dx, dx, -dy, dy}, q[4] = {ax - x0, x1 - ax, ay - y0, y1 - ay};
+    for (int i = 0; i < 4; i++) {
+        if (p[i] == 0) {
+            if (q[i] < 0) return -1;   /* parallel to this edge and outside it */
+            continue;
+        }
+        double r = q[i] / p[i];
+        if (p[i] < 0) {
+            if (r > t1) return -1;
+            if (r > t0) t0 = r;
+        } else {
+            if (r < t0) return -1;
+            if (r < t1) t1 = r;
+        }
+    }
+    return (t1 - t0) * hypot(dx, dy);
+}
+
+/* How much of the drawn lines lies in the rectangle [x0, x1] x [y0, y1]: for
+ * every segment between consecutive drawn points (and every series' first
+ * point) that meets it, 1 plus the length inside. 0: the rectangle hides no
+ * data. Series whose px[k] or py[k] is NULL are skipped. */
+static double data_under(double *const *px, double *const *py, const size_t *n, size_t n_series, double x0,
+                         double y0, double x1, double y1) {
+    double score = 0;
     for (size_t k = 0; k < n_series; k++) {
+        if (!px[k] || !py[k]) continue;
         size_t prev = n[k];
         for (size_t i = 0; i < n[k]; i++) {
-            if (isnan(px[k][i])) continue;
-            double ax = prev < n[k] ? px[k][prev] : px[k][i], ay = prev < n[k] ? py[k][prev] : py[k][i];
-            double bx = px[k][i], by = py[k][i];
-            int steps = (int)fmin(ceil(fmax(fabs(bx - ax), fabs(by - ay)) / 4), 1000);
-            for (int j = prev < n[k] ? 1 : 0; j <= steps; j++) {
-                double t = steps ? (double)j / steps : 1, x = ax + t * (bx - ax), y = ay + t * (by - ay);
-                if (x >= x0 && x <= x1 && y >= y0 && y <= y1) count++;
-            }
+            if (isnan(px[k][i]) || isnan(py[k][i])) continue;
+            size_t a = prev < n[k] ? prev : i;
+            double len = clip_len(px[k][a], py[k][a], px[k][i], py[k][i], x0, y0, x1, y1);
+            if (len >= 0) score += 1 + len;
             prev = i;
         }
     }
-    return count;
+    return score;
 }
 
-/* A degenerate range [v, v] made visible. */
-static void widen(double *lo, double *hi) {
+/* A degenerate range [v, v] made visible: grown away from a pinned end (an
+ * all-zero AP from 0 gives 0..1), else both ways. */
+static void widen(double *lo, double *hi, int pin_lo, int pin_hi) {
     if (*hi > *lo) return;
     double d = fabs(*lo) > 0 ? 0.1 * fabs(*lo) : 1;
-    *lo -= d;
-    *hi += d;
+    if (pin_lo && !pin_hi) *hi = *lo + d;
+    else if (pin_hi && !pin_lo) *lo = *hi - d;
+    else {
+        *lo -= d;
+        *hi += d;
+    }
 }
 
 #define MAX_TICKS 32
 
 /* A legend entry cut to max_w pixels: "...end" (the end of a path tells runs apart). */
-static void legend_name(char *buf, size_t size, const char *name, int max_w, int sc) {
+static void legend_name(char *buf, size_t size, const char *name, int max_w, int fs) {
     size_t n = strlen(name);
     snprintf(buf, size, "%s", name);
-    for (size_t cut = 1; cut < n && (draw_text_width(buf, sc) > max_w || strlen(buf) + 1 >= size); cut++)
+    for (size_t cut = 1; cut < n && (draw_text_width(buf, fs) > max_w || strlen(buf) + 1 >= size); cut++) {
+        while (cut < n && (name[cut] & 0xC0) == 0x80) cut++;   /* not inside a UTF-8 character */
         snprintf(buf, size, "...%s", name + cut);
+    }
+}
+
+/* Series in pixels: bx, by (NaN where a point is not drawn), bm[k] points
+ * drawn, and sm[k] the smoothed pixel y (NULL when the series is drawn raw). */
+typedef struct {
+    double **bx, **by, **sm;
+    size_t *bn, *bm;
+} projected;
+
+static void project(projected *p, const chart_frame *f, const chart_opts *o, const chart_series *s, size_t n_series) {
+    for (size_t k = 0; k < n_series; k++) {
+        p->bn[k] = s[k].n;
+        p->bm[k] = 0;
+        p->bx[k] = cd_xrealloc(p->bx[k], (s[k].n ? s[k].n : 1) * sizeof **p->bx);
+        p->by[k] = cd_xrealloc(p->by[k], (s[k].n ? s[k].n : 1) * sizeof **p->by);
+        for (size_t i = 0; i < s[k].n; i++) {
+            if (!point_ok(o, s[k].x[i], s[k].y[i])) {
+                p->bx[k][i] = p->by[k][i] = NAN;
+                continue;
+            }
+            chart_to_pixel(f, s[k].x[i], s[k].y[i], &p->bx[k][i], &p->by[k][i]);
+            p->bm[k]++;
+        }
+        double w = o->smooth < 0 ? (p->bm[k] > 200 ? 1 - 100.0 / (double)p->bm[k] : 0) : o->smooth;
+        free(p->sm[k]);
+        p->sm[k] = NULL;
+        if (w > 0 && w < 1 && p->bm[k] > 1) {
+            /* pixel y is affine in the axis value (log10 y on a log axis), so
+             * smoothing it is smoothing on the axis */
+            p->sm[k] = cd_xmalloc(s[k].n * sizeof **p->sm);
+            memcpy(p->sm[k], p->by[k], s[k].n * sizeof **p->sm);
+            chart_smooth(p->sm[k], s[k].n, w);
+        }
+    }
+}
+
+/* How much data the rectangle hides: the raw lines and the smoothed ones. */
+static double projected_under(const projected *p, size_t n_series, double x0, double y0, double x1, double y1) {
+    return data_under(p->bx, p->by, p->bn, n_series, x0, y0, x1, y1) +
+           data_under(p->bx, p->sm, p->bn, n_series, x0, y0, x1, y1);
 }
 
 void chart_render(data_image *im, chart_frame *frame, const chart_opts *o, const chart_series *s, size_t n_series) {
@@ -363,8 +431,12 @@ void chart_render(data_image *im, chart_frame *frame, const chart_opts *o, const
     int W = o->width > 0 ? o->width : 900, H = o->height > 0 ? o->height : 500;
     W = CD_MAX(W, 200);
     H = CD_MAX(H, 150);
-    int sc = W >= 600 && H >= 300 ? 2 : 1;         /* text scale */
+    int sc = W >= 600 && H >= 300 ? 2 : 1;         /* gaps and tick marks */
     double lw = sc == 2 ? 2.0 : 1.5;               /* line width */
+    /* text sizes (line heights, pixels): matplotlib's 10 and 12 pt at 100 dpi on 900 x 500, scaled with the chart */
+    double u = fmin(W / 900.0, H / 500.0);
+    int fs_tick = CD_MAX(10, (int)lround(16 * u)), fs_axis = CD_MAX(11, (int)lround(17 * u)),
+        fs_title = CD_MAX(12, (int)lround(20 * u)), fs_leg = fs_tick;
     const draw_rgb ink = {40, 40, 40}, grid = {225, 225, 225}, frame_c = {90, 90, 90};
     draw_image_new(im, W, H, DRAW_WHITE);
 
@@ -388,7 +460,7 @@ void chart_render(data_image *im, chart_frame *frame, const chart_opts *o, const
     if (!f.has_data) { xmin = 0; xmax = 1; ymin = o->log_y ? 1 : 0; ymax = o->log_y ? 10 : 1; }
     if (pin_lo) ymin = o->y_min;
     if (pin_hi) ymax = o->y_max;
-    widen(&xmin, &xmax);
+    widen(&xmin, &xmax, 0, 0);
     if (f.has_data) loosen(&xmin, &xmax);
     double yt[MAX_TICKS], xt[MAX_TICKS];
     size_t nyt, nxt;
@@ -399,8 +471,10 @@ void chart_render(data_image *im, chart_frame *frame, const chart_opts *o, const
         f.y_hi = pin_hi ? l1 : l1 + pad;
         nyt = chart_ticks(pow(10, f.y_lo), pow(10, f.y_hi), 1, yt, MAX_TICKS);
     } else {
-        widen(&ymin, &ymax);
-        double pad = f.has_data ? 0.04 * (ymax - ymin) : 0;   /* lines clear of the frame */
+        int flat = !(ymax > ymin);
+        widen(&ymin, &ymax, pin_lo, pin_hi);
+        /* lines clear of the frame; a flat series's made-up range is not padded */
+        double pad = f.has_data && !flat ? 0.04 * (ymax - ymin) : 0;
         f.y_lo = pin_lo ? ymin : ymin - pad;
         f.y_hi = pin_hi ? ymax : ymax + pad;
         nyt = chart_ticks(f.y_lo, f.y_hi, 0, yt, MAX_TICKS);
@@ -414,23 +488,70 @@ void chart_render(data_image *im, chart_frame *frame, const chart_opts *o, const
 
     /* layout: title on top, y title and tick labels on the left, x tick
      * labels and title under the plot */
-    int th = draw_text_height(sc), gap = 4 * sc;
+    int th_tick = draw_text_height(fs_tick), th_axis = draw_text_height(fs_axis), th_title = draw_text_height(fs_title);
+    int th_leg = draw_text_height(fs_leg), gap = 4 * sc;
     char lab[64];
     int ylab_w = 0;
     for (size_t i = 0; i < nyt; i++) {
         chart_tick_label(lab, sizeof lab, yt[i], ystep);
-        ylab_w = CD_MAX(ylab_w, draw_text_width(lab, sc));
+        ylab_w = CD_MAX(ylab_w, draw_text_width(lab, fs_tick));
     }
     int has_title = o->title && o->title[0], has_xl = o->x_label && o->x_label[0], has_yl = o->y_label && o->y_label[0];
-    f.py0 = gap * 2 + (has_title ? th + 2 * gap : 0);
-    f.px0 = gap * 2 + (has_yl ? th + 2 * gap : 0) + ylab_w + gap + 3 * sc;
-    f.py1 = H - 1 - (gap * 2 + th + gap + 3 * sc + (has_xl ? th + 2 * gap : 0));
+    f.py0 = has_title ? gap * 2 + th_title + gap * 2 : CD_MAX(gap * 2, th_tick / 2 + gap);
+    f.px0 = gap * 2 + (has_yl ? th_axis + gap * 2 : 0) + ylab_w + gap + 3 * sc;
+    f.py1 = H - 1 - (gap * 2 + th_tick + gap + 3 * sc + (has_xl ? th_axis + gap * 2 : 0));
     int last_w = 0;
     if (nxt) {
         chart_tick_label(lab, sizeof lab, xt[nxt - 1], xstep);
-        last_w = draw_text_width(lab, sc);
+        last_w = draw_text_width(lab, fs_tick);
     }
     f.px1 = W - 1 - CD_MAX(gap * 4, last_w / 2 + gap);
+
+    /* series in pixels, kept for the legend */
+    size_t ns1 = n_series ? n_series : 1;
+    projected pr = {cd_xcalloc(ns1, sizeof(double *)), cd_xcalloc(ns1, sizeof(double *)),
+                    cd_xcalloc(ns1, sizeof(double *)), cd_xcalloc(ns1, sizeof(size_t)),
+                    cd_xcalloc(ns1, sizeof(size_t))};
+    project(&pr, &f, o, s, n_series);
+
+    /* legend: in the corner of the plot that hides the least data (nothing,
+     * if one can), else right of the plot, which is narrowed for it */
+    size_t n_leg = 0;
+    int name_w = 0, max_name_w = CD_MIN((f.px1 - f.px0) / 2, W / 4);
+    char leg_name[256];
+    for (size_t k = 0; k < n_series; k++)
+        if (s[k].name) {
+            n_leg++;
+            legend_name(leg_name, sizeof leg_name, s[k].name, max_name_w, fs_leg);
+            name_w = CD_MAX(name_w, draw_text_width(leg_name, fs_leg));
+        }
+    int row = th_leg + sc * 2, sample = 14 * sc;
+    int lw_box = gap + sample + gap + name_w + gap * 2, lh_box = (int)n_leg * row - sc * 2 + gap * 2;
+    int leg_x = 0, leg_y = 0;
+    if (n_leg && f.has_data) {
+        int inset = 3 * sc;
+        int cx[4] = {f.px1 - inset - lw_box, f.px0 + inset, f.px1 - inset - lw_box, f.px0 + inset};
+        int cy[4] = {f.py0 + inset, f.py0 + inset, f.py1 - inset - lh_box, f.py1 - inset - lh_box};
+        int best = 0;
+        double best_score = INFINITY;
+        for (int c = 0; c < 4; c++) {
+            /* grown by the line width: a line along its edge is hidden too */
+            double score = projected_under(&pr, n_series, cx[c] - lw, cy[c] - lw, cx[c] + lw_box - 1 + lw,
+                                           cy[c] + lh_box - 1 + lw);
+            if (score < best_score) { best_score = score; best = c; }
+        }
+        leg_x = cx[best];
+        leg_y = cy[best];
+        int out_x = W - gap * 2 - lw_box, out_px1 = out_x - gap * 3;
+        if (best_score > 0 && out_px1 - f.px0 >= (W - f.px0) / 2) {   /* outside, when the plot keeps half its width */
+            f.px1 = CD_MIN(f.px1, out_px1);
+            project(&pr, &f, o, s, n_series);
+            leg_x = out_x;
+            leg_y = f.py0;
+        }
+        f.has_legend = 1;
+        f.legend = (draw_rect){leg_x, leg_y, leg_x + lw_box - 1, leg_y + lh_box - 1};
+    }
 
     /* grid */
     double px, py;
@@ -443,48 +564,23 @@ void chart_render(data_image *im, chart_frame *frame, const chart_opts *o, const
         draw_fill_rect(im, (int)lround(px), f.py0, (int)lround(px), f.py1, grid);
     }
 
-    /* series, in order (the first under the others), kept in pixels for the
-     * legend; smoothed: the raw lines pale first, then the smoothed ones */
-    double **bx = cd_xcalloc(n_series ? n_series : 1, sizeof *bx), **by = cd_xcalloc(n_series ? n_series : 1, sizeof *by);
-    size_t *bn = cd_xcalloc(n_series ? n_series : 1, sizeof *bn), *bm = cd_xcalloc(n_series ? n_series : 1, sizeof *bm);
-    double *sy = NULL;
-    for (size_t k = 0; k < n_series; k++) {
-        bn[k] = s[k].n;
-        bx[k] = cd_xmalloc((s[k].n ? s[k].n : 1) * sizeof **bx);
-        by[k] = cd_xmalloc((s[k].n ? s[k].n : 1) * sizeof **by);
-        for (size_t i = 0; i < s[k].n; i++) {
-            if (!point_ok(o, s[k].x[i], s[k].y[i])) {
-                bx[k][i] = by[k][i] = NAN;
-                continue;
-            }
-            chart_to_pixel(&f, s[k].x[i], s[k].y[i], &bx[k][i], &by[k][i]);
-            bm[k]++;
-        }
-    }
+    /* series, in order (the first under the others); smoothed: the raw lines
+     * pale first, then the smoothed ones */
     for (int pass = 0; pass < 2; pass++)
         for (size_t k = 0; k < n_series; k++) {
-            double w = o->smooth < 0 ? (bm[k] > 200 ? 1 - 100.0 / (double)bm[k] : 0) : o->smooth;
-            if (w >= 1) w = 0;
             draw_rgb c = chart_color(k), pale = {(uint8_t)(c.r * 0.3 + 178.5), (uint8_t)(c.g * 0.3 + 178.5),
                                                  (uint8_t)(c.b * 0.3 + 178.5)};
-            if (pass == 0 && w > 0 && bm[k] > 1) {
-                draw_polyline(im, bx[k], by[k], s[k].n, pale, lw / 2 < 1 ? 1 : lw / 2);
-            } else if (pass == 1 && w > 0 && bm[k] > 1) {
-                /* pixel y is affine in the axis value (log10 y on a log axis), so
-                 * smoothing it is smoothing on the axis */
-                sy = cd_xrealloc(sy, s[k].n * sizeof *sy);
-                memcpy(sy, by[k], s[k].n * sizeof *sy);
-                chart_smooth(sy, s[k].n, w);
-                draw_polyline(im, bx[k], sy, s[k].n, c, lw);
-            } else if (pass == 1 && bm[k] == 1) {
+            if (pass == 0 && pr.sm[k]) {
+                draw_polyline(im, pr.bx[k], pr.by[k], s[k].n, pale, lw / 2 < 1 ? 1 : lw / 2);
+            } else if (pass == 1 && pr.sm[k]) {
+                draw_polyline(im, pr.bx[k], pr.sm[k], s[k].n, c, lw);
+            } else if (pass == 1 && pr.bm[k] == 1) {
                 for (size_t i = 0; i < s[k].n; i++)
-                    if (!isnan(bx[k][i])) draw_disc(im, bx[k][i], by[k][i], 2 * lw, c);
-            } else if (pass == 1 && bm[k] > 1) {
-                draw_polyline(im, bx[k], by[k], s[k].n, c, lw);
+                    if (!isnan(pr.bx[k][i])) draw_disc(im, pr.bx[k][i], pr.by[k][i], 2 * lw, c);
+            } else if (pass == 1 && pr.bm[k] > 1) {
+                draw_polyline(im, pr.bx[k], pr.by[k], s[k].n, c, lw);
             }
         }
-    free(sy);
-    free(bm);
 
     /* frame, ticks and their labels */
     draw_box(im, f.px0 - 1, f.py0 - 1, f.px1 + 1, f.py1 + 1, frame_c, 1);
@@ -493,14 +589,15 @@ void chart_render(data_image *im, chart_frame *frame, const chart_opts *o, const
         int y = (int)lround(py);
         draw_fill_rect(im, f.px0 - 1 - 3 * sc, y, f.px0 - 2, y + (sc - 1), frame_c);
         chart_tick_label(lab, sizeof lab, yt[i], ystep);
-        draw_text(im, f.px0 - 1 - 3 * sc - gap - draw_text_width(lab, sc), y - (7 * sc) / 2, lab, ink, sc);
+        draw_text(im, f.px0 - 1 - 3 * sc - gap - draw_text_width(lab, fs_tick), y + (sc - 1) / 2 - th_tick / 2, lab,
+                  ink, fs_tick);
     }
     /* x labels: every other one when they would crowd */
     size_t every = 1;
     int max_xw = 0;
     for (size_t i = 0; i < nxt; i++) {
         chart_tick_label(lab, sizeof lab, xt[i], xstep);
-        max_xw = CD_MAX(max_xw, draw_text_width(lab, sc));
+        max_xw = CD_MAX(max_xw, draw_text_width(lab, fs_tick));
     }
     if (nxt > 1) {
         double spacing = (double)(f.px1 - f.px0) * xstep / (f.x_hi - f.x_lo);
@@ -512,71 +609,54 @@ void chart_render(data_image *im, chart_frame *frame, const chart_opts *o, const
         draw_fill_rect(im, x, f.py1 + 2, x + (sc - 1), f.py1 + 1 + 3 * sc, frame_c);
         if (i % every) continue;
         chart_tick_label(lab, sizeof lab, xt[i], xstep);
-        draw_text(im, x - draw_text_width(lab, sc) / 2, f.py1 + 2 + 3 * sc + gap, lab, ink, sc);
+        draw_text(im, x + (sc - 1) / 2 - draw_text_width(lab, fs_tick) / 2, f.py1 + 2 + 3 * sc + gap, lab, ink,
+                  fs_tick);
     }
 
     /* titles */
     if (has_title) {
-        int tw = draw_text_width(o->title, sc);
+        int tw = draw_text_width(o->title, fs_title);
         int tx = CD_MAX((f.px0 + f.px1) / 2 - tw / 2, gap);
-        draw_text(im, tx, gap * 2, o->title, DRAW_BLACK, sc);
-        draw_text(im, tx + 1, gap * 2, o->title, DRAW_BLACK, sc);   /* bold: drawn twice, 1 px apart */
+        draw_text(im, tx, gap * 2, o->title, DRAW_BLACK, fs_title);
     }
     if (has_xl)
-        draw_text(im, (f.px0 + f.px1) / 2 - draw_text_width(o->x_label, sc) / 2, H - 1 - gap * 2 - th, o->x_label,
-                  ink, sc);
+        draw_text(im, (f.px0 + f.px1) / 2 - draw_text_width(o->x_label, fs_axis) / 2, H - 1 - gap * 2 - th_axis,
+                  o->x_label, ink, fs_axis);
     if (has_yl)
-        draw_text_up(im, gap * 2, (f.py0 + f.py1) / 2 - draw_text_width(o->y_label, sc) / 2, o->y_label, ink, sc);
+        draw_text_up(im, gap * 2, (f.py0 + f.py1) / 2 - draw_text_width(o->y_label, fs_axis) / 2, o->y_label, ink,
+                     fs_axis);
 
     if (!f.has_data) {
         const char *msg = "no data";
-        int s3 = sc + 1;
-        draw_text(im, (f.px0 + f.px1) / 2 - draw_text_width(msg, s3) / 2, (f.py0 + f.py1) / 2 - draw_text_height(s3) / 2,
-                  msg, (draw_rgb){120, 120, 120}, s3);
+        int fs = fs_title * 3 / 2;
+        draw_text(im, (f.px0 + f.px1) / 2 - draw_text_width(msg, fs) / 2,
+                  (f.py0 + f.py1) / 2 - draw_text_height(fs) / 2, msg, (draw_rgb){120, 120, 120}, fs);
     }
 
-    /* legend, in the corner of the plot with the fewest points under it */
-    size_t n_leg = 0;
-    int name_w = 0, max_name_w = (f.px1 - f.px0) / 2;
-    char leg_name[256];
-    for (size_t k = 0; k < n_series; k++)
-        if (s[k].name) {
-            n_leg++;
-            legend_name(leg_name, sizeof leg_name, s[k].name, max_name_w, sc);
-            name_w = CD_MAX(name_w, draw_text_width(leg_name, sc));
-        }
-    if (n_leg && f.has_data) {
-        int row = th + 3 * sc, sample = 12 * sc;
-        int lw_box = gap + sample + gap + name_w + gap * 2, lh_box = (int)n_leg * row + gap * 2;
-        int inset = 3 * sc;
-        int cx[4] = {f.px1 - inset - lw_box, f.px0 + inset, f.px1 - inset - lw_box, f.px0 + inset};
-        int cy[4] = {f.py0 + inset, f.py0 + inset, f.py1 - inset - lh_box, f.py1 - inset - lh_box};
-        size_t best = 0, best_count = (size_t)-1;
-        for (int c = 0; c < 4; c++) {
-            size_t count = points_under((const double *const *)bx, (const double *const *)by, bn, n_series,
-                                        cx[c] - lw, cy[c] - lw, cx[c] + lw_box + lw, cy[c] + lh_box + lw);
-            if (count < best_count) { best_count = count; best = (size_t)c; }
-        }
-        int x0 = cx[best], y0 = cy[best];
-        draw_fill_rect(im, x0, y0, x0 + lw_box - 1, y0 + lh_box - 1, DRAW_WHITE);
-        draw_box(im, x0, y0, x0 + lw_box - 1, y0 + lh_box - 1, (draw_rgb){190, 190, 190}, 1);
-        int y = y0 + gap;
+    if (f.has_legend) {
+        draw_rect r = f.legend;
+        draw_fill_rect(im, r.x0, r.y0, r.x1, r.y1, DRAW_WHITE);
+        draw_box(im, r.x0, r.y0, r.x1, r.y1, (draw_rgb){190, 190, 190}, 1);
+        int y = r.y0 + gap;
         for (size_t k = 0; k < n_series; k++) {
             if (!s[k].name) continue;
-            double ly = y + (7 * sc) / 2.0;
-            draw_line(im, x0 + gap, ly, x0 + gap + sample, ly, chart_color(k), lw + 1);
-            legend_name(leg_name, sizeof leg_name, s[k].name, max_name_w, sc);
-            draw_text(im, x0 + gap + sample + gap, y, leg_name, ink, sc);
+            double ly = y + th_leg / 2.0;
+            draw_line(im, r.x0 + gap, ly, r.x0 + gap + sample, ly, chart_color(k), lw + 1);
+            legend_name(leg_name, sizeof leg_name, s[k].name, max_name_w, fs_leg);
+            draw_text(im, r.x0 + gap + sample + gap, y, leg_name, ink, fs_leg);
             y += row;
         }
     }
     for (size_t k = 0; k < n_series; k++) {
-        free(bx[k]);
-        free(by[k]);
+        free(pr.bx[k]);
+        free(pr.by[k]);
+        free(pr.sm[k]);
     }
-    free(bx);
-    free(by);
-    free(bn);
+    free(pr.bx);
+    free(pr.by);
+    free(pr.sm);
+    free(pr.bn);
+    free(pr.bm);
     if (frame) *frame = f;
 }
 

@@ -1,7 +1,9 @@
 /* Charts (chart.h): nice ticks, series drawn where their data lies (linear
  * and log y), NaN points skipped, a lone point drawn as a dot, "no data"
- * charts, PNG size; the CSV reader on files being written, resumed runs and
- * bad lines; run charts from a run folder and their errors. */
+ * charts, PNG size, the legend where it hides no line (or outside the plot),
+ * an all-zero AP chart's y axis, readable anti-aliased titles; the CSV
+ * reader on files being written, resumed runs and bad lines; run charts from
+ * a run folder and their errors. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,6 +232,116 @@ static void test_render(void) {
     data_image_free(&im);
 }
 
+/* Does any line segment of the series (or a lone point), grown by half a
+ * line width, reach into the rectangle r? */
+static int hides_data(const chart_frame *f, const chart_series *s, size_t n_series, draw_rect r, double half_w) {
+    for (size_t k = 0; k < n_series; k++)
+        for (size_t i = 0; i < s[k].n; i++) {
+            double ax, ay, bx, by;
+            chart_to_pixel(f, s[k].x[i ? i - 1 : 0], s[k].y[i ? i - 1 : 0], &ax, &ay);
+            chart_to_pixel(f, s[k].x[i], s[k].y[i], &bx, &by);
+            for (double t = 0; t <= 1; t += 1.0 / 4096) {
+                double x = ax + t * (bx - ax), y = ay + t * (by - ay);
+                if (x >= r.x0 - half_w && x <= r.x1 + half_w && y >= r.y0 - half_w && y <= r.y1 + half_w) return 1;
+            }
+        }
+    return 0;
+}
+
+static void test_legend(void) {
+    /* a line along the top fills both top corners, one along the bottom's right half the bottom-right corner:
+     * only the bottom-left corner is free */
+    double tx[2] = {0, 10}, ty[2] = {10, 10}, bx[2] = {6, 10}, by[2] = {0, 0}, lx[2] = {0, 4}, ly[2] = {0, 0};
+    chart_series s[3] = {{"along the top", tx, ty, 2}, {"bottom right", bx, by, 2}, {"bottom left", lx, ly, 2}};
+    chart_opts o;
+    chart_opts_default(&o);
+    o.title = "legend";
+    data_image im;
+    chart_frame f;
+    chart_render(&im, &f, &o, s, 2);
+    draw_rect r = f.legend;
+    int mid_x = (f.px0 + f.px1) / 2, mid_y = (f.py0 + f.py1) / 2;
+    t_ok(f.has_legend && r.x0 >= f.px0 && r.x1 < mid_x && r.y0 > mid_y && r.y1 <= f.py1,
+         "three corners occupied: legend in the free bottom-left one ([%d,%d]-[%d,%d], plot [%d,%d]-[%d,%d])", r.x0,
+         r.y0, r.x1, r.y1, f.px0, f.py0, f.px1, f.py1);
+    t_ok(!hides_data(&f, s, 2, r, 1.0), "the legend covers no point of either line");
+    /* sized by the real extents of its text (16 px on 900x500) */
+    t_ok(r.x1 - r.x0 + 1 > draw_text_width("along the top", 16) && r.y1 - r.y0 + 1 > 2 * draw_text_height(16),
+         "the legend box (%dx%d) holds its names in the chart's font", r.x1 - r.x0 + 1, r.y1 - r.y0 + 1);
+    data_image_free(&im);
+
+    /* all four corners occupied: outside the plot, on its right, the plot narrowed for it */
+    chart_render(&im, &f, &o, s, 3);
+    r = f.legend;
+    t_ok(f.has_legend && r.x0 > f.px1 + 1 && r.x1 < im.w && r.y0 >= f.py0 - 1 && f.px1 - f.px0 > 500 &&
+             !hides_data(&f, s, 3, r, 1.0),
+         "four corners occupied: legend right of the plot ([%d,%d]-[%d,%d], plot to x = %d)", r.x0, r.y0, r.x1, r.y1,
+         f.px1);
+    data_image_free(&im);
+
+    /* long segments crossing the corners between their end points count as much as points */
+    double cx[2] = {-1, 5}, cy[2] = {5, 11}, dx[2] = {0, 10}, dy[2] = {0, 10}, ex[2] = {0, 10}, ey[2] = {10, 0};
+    chart_series c[3] = {{"cross", cx, cy, 2}, {"diag up", dx, dy, 2}, {"diag down", ex, ey, 2}};
+    o.title = NULL;
+    chart_render(&im, &f, &o, c, 3);
+    r = f.legend;
+    t_ok(f.has_legend && !hides_data(&f, c, 3, r, 1.0),
+         "two diagonals and a segment crossing the top-left corner: legend [%d,%d]-[%d,%d] hides none",
+         r.x0, r.y0, r.x1, r.y1);
+    data_image_free(&im);
+}
+
+static void test_zero_ap(void) {
+    double x[5] = {100, 200, 300, 400, 500}, z[5] = {0, 0, 0, 0, 0};
+    chart_series s[3] = {{"AP", x, z, 5}, {"AP50", x, z, 5}, {"AP75", x, z, 5}};
+    chart_opts o;
+    chart_opts_default(&o);
+    o.y_min = 0;   /* as chart_run_ap */
+    data_image im;
+    chart_frame f;
+    chart_render(&im, &f, &o, s, 3);
+    double t[32];
+    size_t n = chart_ticks(f.y_lo, f.y_hi, 0, t, 32);
+    int has0 = 0;
+    for (size_t i = 0; i < n; i++) has0 |= t[i] == 0;
+    t_ok(f.y_lo == 0 && f.y_hi > 0 && f.y_hi <= 1.1 && n >= 5 && has0,
+         "all-zero AP from 0: y [%g, %g], %zu ticks from %g to %g", f.y_lo, f.y_hi, n, n ? t[0] : NAN,
+         n ? t[n - 1] : NAN);
+    t_ok(colour_at(&im, &f, 300, 0, chart_color(2)), "the zero line is drawn at y = 0");
+    data_image_free(&im);
+    /* without a pin, a flat series is still centred */
+    o.y_min = NAN;
+    chart_render(&im, &f, &o, s, 1);
+    t_ok(f.y_lo < 0 && f.y_hi > 0, "a flat series at 0 without a pin: y [%g, %g] around it", f.y_lo, f.y_hi);
+    data_image_free(&im);
+}
+
+/* The title: anti-aliased text, tall enough to read, above the plot. */
+static void test_title(void) {
+    double x[3] = {0, 1, 2}, y[3] = {1, 2, 3};
+    chart_series s = {NULL, x, y, 3};
+    chart_opts o;
+    chart_opts_default(&o);
+    o.title = "Title of the chart";
+    data_image im;
+    chart_frame f;
+    chart_render(&im, &f, &o, &s, 1);
+    int top = im.h, bottom = -1;
+    size_t grey = 0, ink = 0;
+    for (int yy = 0; yy < f.py0 - 1; yy++)
+        for (int xx = f.px0 + 50; xx < f.px1 - 50; xx++) {
+            const uint8_t *p = im.rgb + 3 * ((size_t)yy * (size_t)im.w + (size_t)xx);
+            if (p[0] == 255 && p[1] == 255 && p[2] == 255) continue;
+            ink++;
+            grey += p[0] > 0 && p[0] < 255;
+            top = CD_MIN(top, yy);
+            bottom = CD_MAX(bottom, yy);
+        }
+    t_ok(ink > 0 && bottom - top + 1 >= 14 && grey > ink / 4,
+         "title on 900x500: ink %d px tall (T to f), %zu of %zu ink pixels anti-aliased", bottom - top + 1, grey, ink);
+    data_image_free(&im);
+}
+
 static void test_smooth(void) {
     double y[6] = {4, 4, NAN, 4, 4, 4};
     chart_smooth(y, 6, 0.9);
@@ -410,6 +522,9 @@ int main(void) {
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
     test_ticks();
     test_render();
+    test_legend();
+    test_zero_ap();
+    test_title();
     test_smooth();
     test_csv();
     test_run_charts();
