@@ -150,6 +150,11 @@ def read_verb_options(main_c, verbs):
                     m = OPT_RE.fullmatch(s) if kind == 'str' else None
                     if m and m.group(1) not in opts:
                         opts.append(m.group(1))
+                # the argument helper (src/cli/args.c) answers --help, and --set for verbs given ARGS_SETS
+                if re.search(r'args_init\([^;]*ARGS_SETS', text):
+                    opts += [o for o in ('--set',) if o not in opts]
+                if 'args_init(' in text and '--help' not in opts:
+                    opts.append('--help')
         out[name] = sorted(opts, key=lambda o: (o.startswith('--'), o))
     return out
 
@@ -168,6 +173,8 @@ ENVIRONMENT = [
     ('CLDETR_GEMM_LAYOUT', 'row or swap: force the operand order of CLBlast GEMM calls instead of '
      'choosing it per shape (for measurements).'),
     ('CLDETR_OPENBLAS', 'bench-ops: the OpenBLAS library to compare with (default libopenblas.so.0).'),
+    ('CLDETR_FONT', 'A TrueType font for the text in prediction pictures and charts (default: DejaVu Sans from '
+     'fonts-dejavu-core, else other common fonts, else a small built-in bitmap font).'),
 ]
 
 FILES = [
