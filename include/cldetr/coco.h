@@ -66,4 +66,9 @@ long coco_find_category(const coco_dataset *ds, int64_t category_id);
  * here so that this header does not need cJSON's). */
 void *cd_json_parse_file(const char *path);
 
+/* "a string", "a number", "a list", "an object", "a boolean", "null": what a
+ * JSON value is, for messages ("must be a number, got a string"). */
+struct cJSON;
+const char *coco_json_type_name(const struct cJSON *it);
+
 #endif

@@ -94,13 +94,10 @@ void setup_lr_schedule(lr_schedule *s, const config *cfg, long total_steps) {
 void setup_shapes_opts(shapes_opts *o, const config *cfg) {
     const config_data *dc = &cfg->data;
     shapes_opts_default(o);
-    o->dir = dc->root;
-    o->n_train = dc->shapes_train;
-    o->n_val = dc->shapes_val;
-    o->size = dc->shapes_size;
-    o->seed = (uint64_t)dc->shapes_seed;
-    o->min_objects = dc->shapes_min_objects;
-    o->max_objects = dc->shapes_max_objects;
+    *o = (shapes_opts){.dir = dc->root, .n_train = dc->shapes_train, .n_val = dc->shapes_val,
+                       .size = dc->shapes_size, .seed = (uint64_t)dc->shapes_seed,
+                       .min_objects = dc->shapes_min_objects, .max_objects = dc->shapes_max_objects,
+                       .progress = o->progress};
 }
 
 /* ---- the data pipeline of a config ---------------------------------------- */

@@ -15,6 +15,7 @@
 
 #include "cldetr/blas_tune.h"
 #include "cldetr/ops.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 
 typedef void (*sgemm_fn)(int order, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
@@ -159,33 +160,26 @@ static void bench_usage(FILE *f) {
 int cmd_bench_ops(int argc, char **argv) {
     const char *spec = NULL;
     int with_default = 0, layouts = 0, conv = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--device") && i + 1 < argc) spec = argv[++i];
-        else if (!strcmp(argv[i], "--default")) with_default = 1;
-        else if (!strcmp(argv[i], "--layouts")) layouts = 1;
-        else if (!strcmp(argv[i], "--no-conv")) conv = 0;
-        else if (!strcmp(argv[i], "--seconds")) {
-            char *end = NULL;
-            double v = i + 1 < argc ? strtod(argv[i + 1], &end) : 0;
-            if (i + 1 >= argc || *end || !(v > 0 && v <= 60)) {
-                fprintf(stderr, "cldetr bench-ops: --seconds needs a number in (0, 60], got '%s'\n",
-                        i + 1 < argc ? argv[i + 1] : "");
-                return 2;
-            }
+    const char *secs;
+    args a;
+    args_init(&a, "bench-ops", argc, argv, bench_usage, 0);
+    while (args_next(&a)) {
+        args_value(&a, "--device", &spec);
+        if (args_flag(&a, "--default")) with_default = 1;
+        if (args_flag(&a, "--layouts")) layouts = 1;
+        if (args_flag(&a, "--no-conv")) conv = 0;
+        if (args_value(&a, "--seconds", &secs)) {
+            char *end;
+            double v = strtod(secs, &end);
+            if (end == secs || *end || !(v > 0 && v <= 60))
+                return args_error(&a, "--seconds needs a number in (0, 60], got '%s'", secs);
             min_seconds = v;
-            i++;
-        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            bench_usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "cldetr bench-ops: unknown option '%s'%s (see cldetr bench-ops --help)\n", argv[i],
-                    !strcmp(argv[i], "--device") ? " without a value" : "");
-            return 2;
         }
     }
+    if (a.rc >= 0) return a.rc;
     if (with_default) setenv("CLDETR_GEMM_TUNING", "off", 1);
     cd_device *dev = cd_open(spec, 0);
-    if (!dev) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
+    if (!dev) return cli_error();
     size_t len = 0;
     char *tuning = cd_cache_load("gemm", cd_blas_tuning_key(dev), &len);
     if (tuning) { tuning = cd_xrealloc(tuning, len + 1); tuning[len] = '\0'; }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cldetr/selftest.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 
 /* GEMM, then the one table of op cases. */
@@ -55,25 +56,25 @@ static int run_device(const char *spec, int verbose) {
     return failed ? 1 : 0;
 }
 
+static void usage(FILE *f) {
+    fprintf(f, "usage: cldetr selftest [--device D | --all-devices] [-v]\n\n"
+               "Builds every kernel in cl/ for the device and checks CLBlast GEMM (odd sizes, offsets,\n"
+               "every transpose, strided batches) and one case of each op against its host reference.\n"
+               "Run it first on a new GPU or driver. D: index, gpu, cpu, any, or part of a device name.\n"
+               "Exit status: 0 when every check passed, 1 otherwise.\n");
+}
+
 int cmd_selftest(int argc, char **argv) {
     const char *spec = NULL;
     int all = 0, verbose = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--device") && i + 1 < argc) spec = argv[++i];
-        else if (!strcmp(argv[i], "--all-devices")) all = 1;
-        else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) verbose = 1;
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: cldetr selftest [--device D | --all-devices] [-v]\n\n"
-                   "Builds every kernel in cl/ for the device and checks CLBlast GEMM (odd sizes, offsets,\n"
-                   "every transpose, strided batches) and one case of each op against its host reference.\n"
-                   "Run it first on a new GPU or driver. D: index, gpu, cpu, any, or part of a device name.\n"
-                   "Exit status: 0 when every check passed, 1 otherwise.\n");
-            return 0;
-        } else {
-            fprintf(stderr, "cldetr selftest: unknown option '%s' (see cldetr selftest --help)\n", argv[i]);
-            return 2;
-        }
+    args a;
+    args_init(&a, "selftest", argc, argv, usage, 0);
+    while (args_next(&a)) {
+        args_value(&a, "--device", &spec);
+        if (args_flag(&a, "--all-devices")) all = 1;
+        if (args_flag(&a, "-v") || args_flag(&a, "--verbose")) verbose = 1;
     }
+    if (a.rc >= 0) return a.rc;
     if (!all) return run_device(spec, verbose);
     cd_device_info *list;
     int n = cd_list_devices(&list);

@@ -159,7 +159,7 @@ static void blank_segmentations(char *buf, size_t len) {
 
 /* ---- typed field access with messages ----------------------------------- */
 
-static const char *json_type_name(const cJSON *it) {
+const char *coco_json_type_name(const cJSON *it) {
     if (cJSON_IsString(it)) return "a string";
     if (cJSON_IsNumber(it)) return "a number";
     if (cJSON_IsArray(it)) return "a list";
@@ -185,7 +185,7 @@ static int get_int(const cJSON *obj, const char *key, int required, int64_t *out
             return cd_seterr("%s: \"%s\" must be an integer, got the string \"%.40s\"", ctx, key, it->valuestring);
         if (cJSON_IsNumber(it))
             return cd_seterr("%s: \"%s\" must be an integer, got %.17g", ctx, key, it->valuedouble);
-        return cd_seterr("%s: \"%s\" must be an integer, got %s", ctx, key, json_type_name(it));
+        return cd_seterr("%s: \"%s\" must be an integer, got %s", ctx, key, coco_json_type_name(it));
     }
     *out = (int64_t)it->valuedouble;
     return 0;
@@ -195,7 +195,7 @@ static int get_number(const cJSON *obj, const char *key, int required, double *o
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!it) return required ? cd_seterr("%s: missing \"%s\"", ctx, key) : 0;
     if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble))
-        return cd_seterr("%s: \"%s\" must be a number, got %s", ctx, key, json_type_name(it));
+        return cd_seterr("%s: \"%s\" must be a number, got %s", ctx, key, coco_json_type_name(it));
     *out = it->valuedouble;
     return 0;
 }
@@ -204,7 +204,7 @@ static int get_string(const cJSON *obj, const char *key, int required, const cha
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!it) return required ? cd_seterr("%s: missing \"%s\"", ctx, key) : 0;
     if (!cJSON_IsString(it))
-        return cd_seterr("%s: \"%s\" must be a string, got %s", ctx, key, json_type_name(it));
+        return cd_seterr("%s: \"%s\" must be a string, got %s", ctx, key, coco_json_type_name(it));
     *out = it->valuestring;
     return 0;
 }
@@ -218,7 +218,7 @@ static int get_list(const cJSON *root, const char *key, int required, const cJSO
                                     path, key) : 0;
     }
     if (!cJSON_IsArray(it))
-        return cd_seterr("%s: \"%s\" must be a list, got %s", path, key, json_type_name(it));
+        return cd_seterr("%s: \"%s\" must be a list, got %s", path, key, coco_json_type_name(it));
     *out = it;
     return 0;
 }
@@ -279,52 +279,62 @@ long coco_find_category(const coco_dataset *ds, int64_t category_id) {
     return -1;
 }
 
-static int load_images(coco_dataset *ds, const cJSON *list, const char *path) {
+/* Each object of a JSON list through one(ds, i, object, "PATH: what[i]"). */
+typedef int (*object_fn)(coco_dataset *ds, size_t i, const cJSON *it, const char *ctx);
+static int each_object(coco_dataset *ds, const cJSON *list, const char *path, const char *what, object_fn one) {
     char ctx[512];
-    size_t n = (size_t)cJSON_GetArraySize(list), i = 0;
-    ds->images = cd_xcalloc(n ? n : 1, sizeof *ds->images);
-    for (const cJSON *it = list->child; it; it = it->next, i++) {
-        coco_image *im = &ds->images[i];
-        ds->n_images = i + 1;
-        snprintf(ctx, sizeof ctx, "%s: images[%zu]", path, i);
-        if (!cJSON_IsObject(it)) return cd_seterr("%s: expected an object, got %s", ctx, json_type_name(it));
-        const char *fname = NULL;
-        int64_t w = 0, h = 0;
-        if (get_int(it, "id", 1, &im->id, ctx) || get_string(it, "file_name", 1, &fname, ctx) ||
-            get_int(it, "width", 0, &w, ctx) || get_int(it, "height", 0, &h, ctx))
-            return -1;
-        if (w < 0 || h < 0 || w > 1000000 || h > 1000000)
-            return cd_seterr("%s: width/height must be in 0..1000000, got %lld x %lld", ctx, (long long)w,
-                             (long long)h);
-        im->file_name = cd_xstrdup(fname);
-        im->width = (int)w;
-        im->height = (int)h;
+    size_t i = 0;
+    for (const cJSON *it = list ? list->child : NULL; it; it = it->next, i++) {
+        snprintf(ctx, sizeof ctx, "%s: %s[%zu]", path, what, i);
+        if (!cJSON_IsObject(it)) return cd_seterr("%s: expected an object, got %s", ctx, coco_json_type_name(it));
+        if (one(ds, i, it, ctx) < 0) return -1;
     }
     return 0;
 }
 
-static int load_categories(coco_dataset *ds, const cJSON *list, const char *path) {
-    char ctx[512];
-    size_t n = (size_t)cJSON_GetArraySize(list), i = 0;
-    ds->cats = cd_xcalloc(n ? n : 1, sizeof *ds->cats);
-    for (const cJSON *it = list->child; it; it = it->next, i++) {
-        coco_category *c = &ds->cats[i];
-        ds->n_cats = i + 1;
-        snprintf(ctx, sizeof ctx, "%s: categories[%zu]", path, i);
-        if (!cJSON_IsObject(it)) return cd_seterr("%s: expected an object, got %s", ctx, json_type_name(it));
-        const char *name = NULL, *super = "";
-        if (get_int(it, "id", 1, &c->id, ctx) || get_string(it, "name", 1, &name, ctx) ||
-            get_string(it, "supercategory", 0, &super, ctx))
-            return -1;
-        c->name = cd_xstrdup(name);
-        c->supercategory = cd_xstrdup(super);
-    }
+static int load_image(coco_dataset *ds, size_t i, const cJSON *it, const char *ctx) {
+    coco_image *im = &ds->images[i];
+    ds->n_images = i + 1;
+    const char *fname = NULL;
+    int64_t w = 0, h = 0;
+    if (get_int(it, "id", 1, &im->id, ctx) || get_string(it, "file_name", 1, &fname, ctx) ||
+        get_int(it, "width", 0, &w, ctx) || get_int(it, "height", 0, &h, ctx))
+        return -1;
+    if (w < 0 || h < 0 || w > 1000000 || h > 1000000)
+        return cd_seterr("%s: width/height must be in 0..1000000, got %lld x %lld", ctx, (long long)w, (long long)h);
+    im->file_name = cd_xstrdup(fname);
+    im->width = (int)w;
+    im->height = (int)h;
     return 0;
+}
+
+static int load_category(coco_dataset *ds, size_t i, const cJSON *it, const char *ctx) {
+    coco_category *c = &ds->cats[i];
+    ds->n_cats = i + 1;
+    const char *name = NULL, *super = "";
+    if (get_int(it, "id", 1, &c->id, ctx) || get_string(it, "name", 1, &name, ctx) ||
+        get_string(it, "supercategory", 0, &super, ctx))
+        return -1;
+    c->name = cd_xstrdup(name);
+    c->supercategory = cd_xstrdup(super);
+    return 0;
+}
+
+static int load_images(coco_dataset *ds, const cJSON *list, const char *path) {
+    size_t n = (size_t)cJSON_GetArraySize(list);
+    ds->images = cd_xcalloc(n ? n : 1, sizeof *ds->images);
+    return each_object(ds, list, path, "images", load_image);
+}
+
+static int load_categories(coco_dataset *ds, const cJSON *list, const char *path) {
+    size_t n = (size_t)cJSON_GetArraySize(list);
+    ds->cats = cd_xcalloc(n ? n : 1, sizeof *ds->cats);
+    return each_object(ds, list, path, "categories", load_category);
 }
 
 /* Parse one annotation into *a (image_index = index into images[]). */
 static int parse_annotation(coco_ann *a, const cJSON *it, const coco_dataset *ds, const char *ctx) {
-    if (!cJSON_IsObject(it)) return cd_seterr("%s: expected an object, got %s", ctx, json_type_name(it));
+    if (!cJSON_IsObject(it)) return cd_seterr("%s: expected an object, got %s", ctx, coco_json_type_name(it));
     if (get_int(it, "id", 1, &a->id, ctx) || get_int(it, "image_id", 1, &a->image_id, ctx) ||
         get_int(it, "category_id", 1, &a->category_id, ctx))
         return -1;
@@ -332,11 +342,11 @@ static int parse_annotation(coco_ann *a, const cJSON *it, const coco_dataset *ds
     if (!bb) return cd_seterr("%s: missing \"bbox\" (a list [x, y, w, h])", ctx);
     if (!cJSON_IsArray(bb) || cJSON_GetArraySize(bb) != 4)
         return cd_seterr("%s: \"bbox\" must be a list of 4 numbers [x, y, w, h], got %s%s", ctx,
-                         json_type_name(bb), cJSON_IsArray(bb) ? " of another length" : "");
+                         coco_json_type_name(bb), cJSON_IsArray(bb) ? " of another length" : "");
     int k = 0;
     for (const cJSON *v = bb->child; v; v = v->next, k++) {
         if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
-            return cd_seterr("%s: \"bbox\"[%d] must be a number, got %s", ctx, k, json_type_name(v));
+            return cd_seterr("%s: \"bbox\"[%d] must be a number, got %s", ctx, k, coco_json_type_name(v));
         a->bbox[k] = v->valuedouble;
     }
     a->area = a->bbox[2] * a->bbox[3];
@@ -348,7 +358,7 @@ static int parse_annotation(coco_ann *a, const cJSON *it, const coco_dataset *ds
         else if (json_is_integer(crowd) && (crowd->valuedouble == 0 || crowd->valuedouble == 1))
             a->iscrowd = (int)crowd->valuedouble;
         else
-            return cd_seterr("%s: \"iscrowd\" must be 0 or 1, got %s", ctx, json_type_name(crowd));
+            return cd_seterr("%s: \"iscrowd\" must be 0 or 1, got %s", ctx, coco_json_type_name(crowd));
     }
     long img = coco_find_image(ds, a->image_id);
     if (img < 0)
@@ -419,7 +429,7 @@ int coco_load(coco_dataset *ds, const char *json_path) {
     int rc = 0;
     if (!cJSON_IsObject(root))
         rc = cd_seterr("%s: expected a COCO instances object {\"images\": [...], \"annotations\": [...], "
-                       "\"categories\": [...]}, got %s%s", json_path, json_type_name(root),
+                       "\"categories\": [...]}, got %s%s", json_path, coco_json_type_name(root),
                        cJSON_IsArray(root) ? " (a results file?)" : "");
     else if (get_list(root, "images", 1, &images, json_path) || get_list(root, "categories", 1, &cats, json_path) ||
              get_list(root, "annotations", 0, &anns, json_path))

@@ -19,14 +19,8 @@ const char *const shapes_class_names[SHAPES_NUM_CLASSES] = {"circle", "square", 
 #define MAX_SHAPES 16
 
 void shapes_opts_default(shapes_opts *o) {
-    memset(o, 0, sizeof *o);
-    o->n_train = 2000;
-    o->n_val = 200;
-    o->size = 128;
-    o->seed = 1;
-    o->min_objects = 1;
-    o->max_objects = 4;
-    o->progress = 1;
+    *o = (shapes_opts){.n_train = 2000, .n_val = 200, .size = 128, .seed = 1, .min_objects = 1, .max_objects = 4,
+                       .progress = 1};
 }
 
 typedef struct {

@@ -1,37 +1,66 @@
 /* OpenCL and CLBlast status names and hints, and the fatal reporters behind
  * CL_CHECK / CLBLAST_CHECK. */
 #include <stdio.h>
+#include <string.h>
 #include <clblast_c.h>
 
 #include "cldetr/device.h"
 
+/* Every status code with its name: OpenCL's, then CLBlast's (CLBlast reuses
+ * OpenCL's codes for OpenCL errors: those then have both names). */
+typedef struct { int code; const char *name; } status_name;
+#define S(x) {x, #x}
+static const status_name status_names[] = {
+    S(CL_SUCCESS), S(CL_DEVICE_NOT_FOUND), S(CL_DEVICE_NOT_AVAILABLE), S(CL_COMPILER_NOT_AVAILABLE),
+    S(CL_MEM_OBJECT_ALLOCATION_FAILURE), S(CL_OUT_OF_RESOURCES), S(CL_OUT_OF_HOST_MEMORY),
+    S(CL_PROFILING_INFO_NOT_AVAILABLE), S(CL_MEM_COPY_OVERLAP), S(CL_IMAGE_FORMAT_MISMATCH),
+    S(CL_IMAGE_FORMAT_NOT_SUPPORTED), S(CL_BUILD_PROGRAM_FAILURE), S(CL_MAP_FAILURE),
+    S(CL_MISALIGNED_SUB_BUFFER_OFFSET), S(CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST),
+    S(CL_COMPILE_PROGRAM_FAILURE), S(CL_LINKER_NOT_AVAILABLE), S(CL_LINK_PROGRAM_FAILURE),
+    S(CL_DEVICE_PARTITION_FAILED), S(CL_KERNEL_ARG_INFO_NOT_AVAILABLE), S(CL_INVALID_VALUE),
+    S(CL_INVALID_DEVICE_TYPE), S(CL_INVALID_PLATFORM), S(CL_INVALID_DEVICE), S(CL_INVALID_CONTEXT),
+    S(CL_INVALID_QUEUE_PROPERTIES), S(CL_INVALID_COMMAND_QUEUE), S(CL_INVALID_HOST_PTR), S(CL_INVALID_MEM_OBJECT),
+    S(CL_INVALID_IMAGE_FORMAT_DESCRIPTOR), S(CL_INVALID_IMAGE_SIZE), S(CL_INVALID_SAMPLER), S(CL_INVALID_BINARY),
+    S(CL_INVALID_BUILD_OPTIONS), S(CL_INVALID_PROGRAM), S(CL_INVALID_PROGRAM_EXECUTABLE), S(CL_INVALID_KERNEL_NAME),
+    S(CL_INVALID_KERNEL_DEFINITION), S(CL_INVALID_KERNEL), S(CL_INVALID_ARG_INDEX), S(CL_INVALID_ARG_VALUE),
+    S(CL_INVALID_ARG_SIZE), S(CL_INVALID_KERNEL_ARGS), S(CL_INVALID_WORK_DIMENSION), S(CL_INVALID_WORK_GROUP_SIZE),
+    S(CL_INVALID_WORK_ITEM_SIZE), S(CL_INVALID_GLOBAL_OFFSET), S(CL_INVALID_EVENT_WAIT_LIST), S(CL_INVALID_EVENT),
+    S(CL_INVALID_OPERATION), S(CL_INVALID_GL_OBJECT), S(CL_INVALID_BUFFER_SIZE), S(CL_INVALID_MIP_LEVEL),
+    S(CL_INVALID_GLOBAL_WORK_SIZE), S(CL_INVALID_PROPERTY), S(CL_INVALID_IMAGE_DESCRIPTOR),
+    S(CL_INVALID_COMPILER_OPTIONS), S(CL_INVALID_LINKER_OPTIONS), S(CL_INVALID_DEVICE_PARTITION_COUNT),
+    {-1001, "CL_PLATFORM_NOT_FOUND_KHR"},
+    S(CLBlastSuccess), S(CLBlastOpenCLCompilerNotAvailable), S(CLBlastTempBufferAllocFailure),
+    S(CLBlastOpenCLOutOfResources), S(CLBlastOpenCLOutOfHostMemory), S(CLBlastOpenCLBuildProgramFailure),
+    S(CLBlastInvalidValue), S(CLBlastInvalidCommandQueue), S(CLBlastInvalidMemObject), S(CLBlastInvalidBinary),
+    S(CLBlastInvalidBuildOptions), S(CLBlastInvalidProgram), S(CLBlastInvalidProgramExecutable),
+    S(CLBlastInvalidKernelName), S(CLBlastInvalidKernelDefinition), S(CLBlastInvalidKernel),
+    S(CLBlastInvalidArgIndex), S(CLBlastInvalidArgValue), S(CLBlastInvalidArgSize), S(CLBlastInvalidKernelArgs),
+    S(CLBlastInvalidLocalNumDimensions), S(CLBlastInvalidLocalThreadsTotal), S(CLBlastInvalidLocalThreadsDim),
+    S(CLBlastInvalidGlobalOffset), S(CLBlastInvalidEventWaitList), S(CLBlastInvalidEvent),
+    S(CLBlastInvalidOperation), S(CLBlastInvalidBufferSize), S(CLBlastInvalidGlobalWorkSize),
+    S(CLBlastNotImplemented), S(CLBlastInvalidMatrixA), S(CLBlastInvalidMatrixB), S(CLBlastInvalidMatrixC),
+    S(CLBlastInvalidVectorX), S(CLBlastInvalidVectorY), S(CLBlastInvalidDimension), S(CLBlastInvalidLeadDimA),
+    S(CLBlastInvalidLeadDimB), S(CLBlastInvalidLeadDimC), S(CLBlastInvalidIncrementX), S(CLBlastInvalidIncrementY),
+    S(CLBlastInsufficientMemoryA), S(CLBlastInsufficientMemoryB), S(CLBlastInsufficientMemoryC),
+    S(CLBlastInsufficientMemoryX), S(CLBlastInsufficientMemoryY), S(CLBlastInsufficientMemoryTemp),
+    S(CLBlastInvalidBatchCount), S(CLBlastInvalidOverrideKernel), S(CLBlastMissingOverrideParameter),
+    S(CLBlastInvalidLocalMemUsage), S(CLBlastNoHalfPrecision), S(CLBlastNoDoublePrecision),
+    S(CLBlastInvalidVectorScalar), S(CLBlastInsufficientMemoryScalar), S(CLBlastDatabaseError),
+    S(CLBlastUnknownError), S(CLBlastUnexpectedError),
+};
+#undef S
+
+/* The name of code among the names starting with prefix, or NULL. */
+static const char *find_name(int code, const char *prefix) {
+    for (size_t i = 0; i < CD_ARRAY_LEN(status_names); i++)
+        if (status_names[i].code == code && !strncmp(status_names[i].name, prefix, strlen(prefix)))
+            return status_names[i].name;
+    return NULL;
+}
+
 const char *cd_cl_status_name(cl_int s) {
-    switch (s) {
-#define N(x) case x: return #x;
-    N(CL_SUCCESS) N(CL_DEVICE_NOT_FOUND) N(CL_DEVICE_NOT_AVAILABLE) N(CL_COMPILER_NOT_AVAILABLE)
-    N(CL_MEM_OBJECT_ALLOCATION_FAILURE) N(CL_OUT_OF_RESOURCES) N(CL_OUT_OF_HOST_MEMORY)
-    N(CL_PROFILING_INFO_NOT_AVAILABLE) N(CL_MEM_COPY_OVERLAP) N(CL_IMAGE_FORMAT_MISMATCH)
-    N(CL_IMAGE_FORMAT_NOT_SUPPORTED) N(CL_BUILD_PROGRAM_FAILURE) N(CL_MAP_FAILURE)
-    N(CL_MISALIGNED_SUB_BUFFER_OFFSET) N(CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST)
-    N(CL_COMPILE_PROGRAM_FAILURE) N(CL_LINKER_NOT_AVAILABLE) N(CL_LINK_PROGRAM_FAILURE)
-    N(CL_DEVICE_PARTITION_FAILED) N(CL_KERNEL_ARG_INFO_NOT_AVAILABLE)
-    N(CL_INVALID_VALUE) N(CL_INVALID_DEVICE_TYPE) N(CL_INVALID_PLATFORM) N(CL_INVALID_DEVICE)
-    N(CL_INVALID_CONTEXT) N(CL_INVALID_QUEUE_PROPERTIES) N(CL_INVALID_COMMAND_QUEUE)
-    N(CL_INVALID_HOST_PTR) N(CL_INVALID_MEM_OBJECT) N(CL_INVALID_IMAGE_FORMAT_DESCRIPTOR)
-    N(CL_INVALID_IMAGE_SIZE) N(CL_INVALID_SAMPLER) N(CL_INVALID_BINARY) N(CL_INVALID_BUILD_OPTIONS)
-    N(CL_INVALID_PROGRAM) N(CL_INVALID_PROGRAM_EXECUTABLE) N(CL_INVALID_KERNEL_NAME)
-    N(CL_INVALID_KERNEL_DEFINITION) N(CL_INVALID_KERNEL) N(CL_INVALID_ARG_INDEX)
-    N(CL_INVALID_ARG_VALUE) N(CL_INVALID_ARG_SIZE) N(CL_INVALID_KERNEL_ARGS)
-    N(CL_INVALID_WORK_DIMENSION) N(CL_INVALID_WORK_GROUP_SIZE) N(CL_INVALID_WORK_ITEM_SIZE)
-    N(CL_INVALID_GLOBAL_OFFSET) N(CL_INVALID_EVENT_WAIT_LIST) N(CL_INVALID_EVENT)
-    N(CL_INVALID_OPERATION) N(CL_INVALID_GL_OBJECT) N(CL_INVALID_BUFFER_SIZE)
-    N(CL_INVALID_MIP_LEVEL) N(CL_INVALID_GLOBAL_WORK_SIZE) N(CL_INVALID_PROPERTY)
-    N(CL_INVALID_IMAGE_DESCRIPTOR) N(CL_INVALID_COMPILER_OPTIONS) N(CL_INVALID_LINKER_OPTIONS)
-    N(CL_INVALID_DEVICE_PARTITION_COUNT)
-#undef N
-    case -1001: return "CL_PLATFORM_NOT_FOUND_KHR";
-    default: return "unknown OpenCL status";
-    }
+    const char *n = find_name(s, "CL_");
+    return n ? n : "unknown OpenCL status";
 }
 
 const char *cd_cl_status_hint(cl_int s) {
@@ -64,30 +93,8 @@ const char *cd_cl_status_hint(cl_int s) {
 }
 
 const char *cd_clblast_status_name(int s) {
-    switch (s) {
-#define N(x) case x: return #x;
-    N(CLBlastSuccess) N(CLBlastOpenCLCompilerNotAvailable) N(CLBlastTempBufferAllocFailure)
-    N(CLBlastOpenCLOutOfResources) N(CLBlastOpenCLOutOfHostMemory) N(CLBlastOpenCLBuildProgramFailure)
-    N(CLBlastInvalidValue) N(CLBlastInvalidCommandQueue) N(CLBlastInvalidMemObject) N(CLBlastInvalidBinary)
-    N(CLBlastInvalidBuildOptions) N(CLBlastInvalidProgram) N(CLBlastInvalidProgramExecutable)
-    N(CLBlastInvalidKernelName) N(CLBlastInvalidKernelDefinition) N(CLBlastInvalidKernel)
-    N(CLBlastInvalidArgIndex) N(CLBlastInvalidArgValue) N(CLBlastInvalidArgSize) N(CLBlastInvalidKernelArgs)
-    N(CLBlastInvalidLocalNumDimensions) N(CLBlastInvalidLocalThreadsTotal) N(CLBlastInvalidLocalThreadsDim)
-    N(CLBlastInvalidGlobalOffset) N(CLBlastInvalidEventWaitList) N(CLBlastInvalidEvent)
-    N(CLBlastInvalidOperation) N(CLBlastInvalidBufferSize) N(CLBlastInvalidGlobalWorkSize)
-    N(CLBlastNotImplemented) N(CLBlastInvalidMatrixA) N(CLBlastInvalidMatrixB) N(CLBlastInvalidMatrixC)
-    N(CLBlastInvalidVectorX) N(CLBlastInvalidVectorY) N(CLBlastInvalidDimension)
-    N(CLBlastInvalidLeadDimA) N(CLBlastInvalidLeadDimB) N(CLBlastInvalidLeadDimC)
-    N(CLBlastInvalidIncrementX) N(CLBlastInvalidIncrementY) N(CLBlastInsufficientMemoryA)
-    N(CLBlastInsufficientMemoryB) N(CLBlastInsufficientMemoryC) N(CLBlastInsufficientMemoryX)
-    N(CLBlastInsufficientMemoryY) N(CLBlastInsufficientMemoryTemp) N(CLBlastInvalidBatchCount)
-    N(CLBlastInvalidOverrideKernel) N(CLBlastMissingOverrideParameter) N(CLBlastInvalidLocalMemUsage)
-    N(CLBlastNoHalfPrecision) N(CLBlastNoDoublePrecision) N(CLBlastInvalidVectorScalar)
-    N(CLBlastInsufficientMemoryScalar) N(CLBlastDatabaseError) N(CLBlastUnknownError)
-    N(CLBlastUnexpectedError)
-#undef N
-    default: return cd_cl_status_name(s);
-    }
+    const char *n = find_name(s, "CLBlast");
+    return n ? n : cd_cl_status_name(s);
 }
 
 void cd_cl_fail(cl_int status, const char *expr, const char *file, int line) {

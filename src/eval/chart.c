@@ -722,6 +722,17 @@ static void series_set_free(series_set *ss) {
     for (size_t i = 0; i < ss->n_mem; i++) free(ss->mem[i]);
 }
 
+/* A run chart: "RUN: what" as its title, against step. */
+static int write_run_chart(const char *run_dir, const char *what, chart_opts *o, const series_set *ss,
+                           const char *png_path) {
+    char name[256], title[300];
+    chart_run_name(run_dir, name, sizeof name);
+    snprintf(title, sizeof title, "%s: %s", name, what);
+    o->title = title;
+    o->x_label = "step";
+    return chart_write_png(png_path, o, ss->s, ss->n);
+}
+
 int chart_run_losses(const char *run_dir, const char *png_path) {
     static const char *const terms[] = {"step", "loss", "loss_ce", "loss_bbox", "loss_giou"};
     chart_csv m, e;
@@ -736,17 +747,12 @@ int chart_run_losses(const char *run_dir, const char *png_path) {
     if (!rc && has_eval && chart_csv_col(&e, "val_loss") >= 0 && chart_csv_col(&e, "step") >= 0)
         rc = add_series(&ss, &e, "val_loss", "val_loss");
     if (!rc) {
-        char name[256], title[300];
-        chart_run_name(run_dir, name, sizeof name);
-        snprintf(title, sizeof title, "%s: losses", name);
         chart_opts o;
         chart_opts_default(&o);
-        o.title = title;
-        o.x_label = "step";
         o.y_label = "loss (log scale)";
         o.log_y = 1;
         o.smooth = CHART_SMOOTH_AUTO;
-        rc = chart_write_png(png_path, &o, ss.s, ss.n);
+        rc = write_run_chart(run_dir, "losses", &o, &ss, png_path);
     }
     series_set_free(&ss);
     chart_csv_free(&m);
@@ -763,16 +769,11 @@ int chart_run_ap(const char *run_dir, const char *png_path) {
     int rc = 0;
     for (size_t i = 1; i < CD_ARRAY_LEN(cols) && !rc; i++) rc = add_series(&ss, &e, cols[i], cols[i]);
     if (!rc) {
-        char name[256], title[300];
-        chart_run_name(run_dir, name, sizeof name);
-        snprintf(title, sizeof title, "%s: COCO AP on the validation set", name);
         chart_opts o;
         chart_opts_default(&o);
-        o.title = title;
-        o.x_label = "step";
         o.y_label = "AP";
         o.y_min = 0;   /* also drops pycocotools' -1 (no ground truth) */
-        rc = chart_write_png(png_path, &o, ss.s, ss.n);
+        rc = write_run_chart(run_dir, "COCO AP on the validation set", &o, &ss, png_path);
     }
     series_set_free(&ss);
     chart_csv_free(&e);

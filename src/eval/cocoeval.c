@@ -412,15 +412,6 @@ int coco_evaluate(coco_eval_result *res, const coco_dataset *gt, const coco_det 
 
 /* ---- results file ----------------------------------------------------------- */
 
-static const char *type_name(const cJSON *it) {
-    if (cJSON_IsString(it)) return "a string";
-    if (cJSON_IsNumber(it)) return "a number";
-    if (cJSON_IsArray(it)) return "a list";
-    if (cJSON_IsObject(it)) return "an object";
-    if (cJSON_IsBool(it)) return "a boolean";
-    return "null";
-}
-
 static int res_int(const cJSON *obj, const char *key, int64_t *out, const char *ctx) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!it)
@@ -428,7 +419,7 @@ static int res_int(const cJSON *obj, const char *key, int64_t *out, const char *
                          ctx, key);
     double v = cJSON_IsNumber(it) ? it->valuedouble : NAN;
     if (!(isfinite(v) && v == floor(v) && fabs(v) <= 9007199254740992.0))
-        return cd_seterr("%s: \"%s\" must be an integer, got %s", ctx, key, type_name(it));
+        return cd_seterr("%s: \"%s\" must be an integer, got %s", ctx, key, coco_json_type_name(it));
     *out = (int64_t)v;
     return 0;
 }
@@ -440,7 +431,7 @@ int coco_results_load(coco_det **dets, size_t *n_dets, const char *path, const c
     if (!root) return -1;
     if (!cJSON_IsArray(root)) {
         cd_seterr("%s: a results file must be a JSON list of detections [{\"image_id\": .., \"category_id\": .., "
-                  "\"bbox\": [x,y,w,h], \"score\": ..}, ...], got %s%s", path, type_name(root),
+                  "\"bbox\": [x,y,w,h], \"score\": ..}, ...], got %s%s", path, coco_json_type_name(root),
                   cJSON_IsObject(root) ? " (a ground-truth file?)" : "");
         cJSON_Delete(root);
         return -1;
@@ -452,7 +443,7 @@ int coco_results_load(coco_det **dets, size_t *n_dets, const char *path, const c
     for (const cJSON *it = root->child; it && !rc; it = it->next, i++) {
         coco_det *d = &out[i];
         snprintf(ctx, sizeof ctx, "%s: [%zu]", path, i);
-        if (!cJSON_IsObject(it)) { rc = cd_seterr("%s: expected a detection object, got %s", ctx, type_name(it)); break; }
+        if (!cJSON_IsObject(it)) { rc = cd_seterr("%s: expected a detection object, got %s", ctx, coco_json_type_name(it)); break; }
         if (res_int(it, "image_id", &d->image_id, ctx) || res_int(it, "category_id", &d->category_id, ctx)) {
             rc = -1;
             break;
@@ -461,14 +452,14 @@ int coco_results_load(coco_det **dets, size_t *n_dets, const char *path, const c
         const cJSON *sc = cJSON_GetObjectItemCaseSensitive(it, "score");
         if (!bb) { rc = cd_seterr("%s: missing \"bbox\" (a list [x, y, w, h])", ctx); break; }
         if (!cJSON_IsArray(bb) || cJSON_GetArraySize(bb) != 4) {
-            rc = cd_seterr("%s: bad bbox: must be a list of 4 numbers [x, y, w, h], got %s%s", ctx, type_name(bb),
+            rc = cd_seterr("%s: bad bbox: must be a list of 4 numbers [x, y, w, h], got %s%s", ctx, coco_json_type_name(bb),
                            cJSON_IsArray(bb) ? " of another length" : "");
             break;
         }
         int j = 0;
         for (const cJSON *v = bb->child; v; v = v->next, j++) {
             if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
-                rc = cd_seterr("%s: bad bbox: bbox[%d] must be a number, got %s", ctx, j, type_name(v));
+                rc = cd_seterr("%s: bad bbox: bbox[%d] must be a number, got %s", ctx, j, coco_json_type_name(v));
                 break;
             }
             d->bbox[j] = v->valuedouble;
@@ -485,7 +476,7 @@ int coco_results_load(coco_det **dets, size_t *n_dets, const char *path, const c
             break;
         }
         if (!cJSON_IsNumber(sc) || !isfinite(sc->valuedouble)) {
-            rc = cd_seterr("%s: \"score\" must be a number, got %s", ctx, type_name(sc));
+            rc = cd_seterr("%s: \"score\" must be a number, got %s", ctx, coco_json_type_name(sc));
             break;
         }
         d->score = sc->valuedouble;

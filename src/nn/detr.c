@@ -11,18 +11,9 @@
 int detr_declare_backbone(detr_model *m);
 nn_tensor *detr_backbone_forward(detr_model *m, nn_ctx *ctx, nn_tensor *x, nn_tensor *stages[4]);
 
-void detr_opts_default(detr_opts *o) {
-    memset(o, 0, sizeof *o);
-    o->depth = 50;
-    o->width = 64;
-    o->d = 256;
-    o->nheads = 8;
-    o->enc_layers = 6;
-    o->dec_layers = 6;
-    o->dim_ff = 2048;
-    o->dropout = 0.1f;
-    o->num_queries = 100;
-    o->num_classes = 91;
+void detr_opts_default(detr_opts *o) {      /* DETR-R50 as the official main.py; everything else 0 */
+    *o = (detr_opts){.depth = 50, .width = 64, .d = 256, .nheads = 8, .enc_layers = 6, .dec_layers = 6,
+                     .dim_ff = 2048, .dropout = 0.1f, .num_queries = 100, .num_classes = 91};
 }
 
 /* ---- declaration ----------------------------------------------------------- */

@@ -301,56 +301,47 @@ static const st_tensor *lookup(const st_file *f, const char *name, int ndim, con
     return t;
 }
 
-int st_read_f64(const st_file *f, const char *name, double *dst, int ndim, const int64_t *shape) {
+/* Every element of tensor `name` (with the shape given, ndim < 0: any) into dst
+ * as one of four host types; integers must come from integer dtypes and fit. */
+enum { AS_F64, AS_F32, AS_I64, AS_I32 };
+static int read_as(const st_file *f, const char *name, int ndim, const int64_t *shape, void *dst, int as) {
     const st_tensor *t = lookup(f, name, ndim, shape);
     if (!t) return -1;
-    const unsigned char *p = st_data(f, t);
-    for (size_t i = 0; i < t->numel; i++) dst[i] = elem_f64(p, t->dtype, i);
-    return 0;
-}
-
-int st_read_f32(const st_file *f, const char *name, float *dst, int ndim, const int64_t *shape) {
-    const st_tensor *t = lookup(f, name, ndim, shape);
-    if (!t) return -1;
-    const unsigned char *p = st_data(f, t);
-    if (t->dtype == ST_F32) {
-        for (size_t i = 0; i < t->numel; i++) {
-            uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
-                         (uint32_t)p[4 * i + 3] << 24;
-            memcpy(&dst[i], &u, 4);
-        }
-        return 0;
-    }
-    for (size_t i = 0; i < t->numel; i++) dst[i] = (float)elem_f64(p, t->dtype, i);
-    return 0;
-}
-
-int st_read_i64(const st_file *f, const char *name, int64_t *dst, int ndim, const int64_t *shape) {
-    const st_tensor *t = lookup(f, name, ndim, shape);
-    if (!t) return -1;
-    if (!dtypes[t->dtype].is_int)
-        return cd_seterr("%s: tensor '%s' has dtype %s, expected an integer dtype (I64, I32, I16, I8, U8, BOOL)",
-                         f->path, name, dtypes[t->dtype].name);
-    const unsigned char *p = st_data(f, t);
-    for (size_t i = 0; i < t->numel; i++) dst[i] = elem_i64(p, t->dtype, i);
-    return 0;
-}
-
-int st_read_i32(const st_file *f, const char *name, int32_t *dst, int ndim, const int64_t *shape) {
-    const st_tensor *t = lookup(f, name, ndim, shape);
-    if (!t) return -1;
-    if (!dtypes[t->dtype].is_int)
+    int want_int = as == AS_I64 || as == AS_I32;
+    if (want_int && !dtypes[t->dtype].is_int)
         return cd_seterr("%s: tensor '%s' has dtype %s, expected an integer dtype (I64, I32, I16, I8, U8, BOOL)",
                          f->path, name, dtypes[t->dtype].name);
     const unsigned char *p = st_data(f, t);
     for (size_t i = 0; i < t->numel; i++) {
-        int64_t v = elem_i64(p, t->dtype, i);
-        if (v < INT32_MIN || v > INT32_MAX)
-            return cd_seterr("%s: tensor '%s': element %zu = %lld does not fit in int32", f->path, name, i,
-                             (long long)v);
-        dst[i] = (int32_t)v;
+        if (as == AS_F64) ((double *)dst)[i] = elem_f64(p, t->dtype, i);
+        else if (as == AS_F32 && t->dtype == ST_F32) {       /* bit-exact, NaN payloads included */
+            uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
+                         (uint32_t)p[4 * i + 3] << 24;
+            memcpy((float *)dst + i, &u, 4);
+        } else if (as == AS_F32) ((float *)dst)[i] = (float)elem_f64(p, t->dtype, i);
+        else if (as == AS_I64) ((int64_t *)dst)[i] = elem_i64(p, t->dtype, i);
+        else {
+            int64_t v = elem_i64(p, t->dtype, i);
+            if (v < INT32_MIN || v > INT32_MAX)
+                return cd_seterr("%s: tensor '%s': element %zu = %lld does not fit in int32", f->path, name, i,
+                                 (long long)v);
+            ((int32_t *)dst)[i] = (int32_t)v;
+        }
     }
     return 0;
+}
+
+int st_read_f64(const st_file *f, const char *name, double *dst, int ndim, const int64_t *shape) {
+    return read_as(f, name, ndim, shape, dst, AS_F64);
+}
+int st_read_f32(const st_file *f, const char *name, float *dst, int ndim, const int64_t *shape) {
+    return read_as(f, name, ndim, shape, dst, AS_F32);
+}
+int st_read_i64(const st_file *f, const char *name, int64_t *dst, int ndim, const int64_t *shape) {
+    return read_as(f, name, ndim, shape, dst, AS_I64);
+}
+int st_read_i32(const st_file *f, const char *name, int32_t *dst, int ndim, const int64_t *shape) {
+    return read_as(f, name, ndim, shape, dst, AS_I32);
 }
 
 /* ------------------------------------------------------------------ writer */
