@@ -12,6 +12,11 @@ uint64_t cd_blas_tuning_key(const cd_device *dev);
 /* Apply "KERNEL P=V P=V ..." lines now (as cd_blas_init does from the cache).
  * Returns the number of kernels CLBlast accepted. */
 int cd_blas_apply_tuning(cd_device *dev, const char *text);
+/* The GEMM parameters a device uses when `cldetr tune` stored none: on CPU
+ * devices the candidate that won on the CPUs it was measured on (CLBlast's
+ * own defaults are 5-10x slower there); NULL (CLBlast's defaults, tuned by its
+ * authors for GPUs) elsewhere. Chosen by the device's type, never its vendor. */
+const char *cd_blas_builtin_tuning(const cd_device *dev);
 /* Force the call layout of cd_gemm: -1 = per shape (default), 0 = CLBlast
  * row-major, 1 = column-major with swapped operands. CLDETR_GEMM_LAYOUT=row|swap
  * sets it from the environment. */

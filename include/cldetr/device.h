@@ -95,6 +95,8 @@ typedef struct cd_device {
     cl_event *events; const char **event_names; int n_events, cap_events;
     cd_profile_entry *profile; int n_profile;
     int verbose;
+    const char *gemm_params;        /* where the GEMM parameters came from: "tuned (cldetr tune)",
+                                       "built-in for CPUs" or "CLBlast's defaults" */
 } cd_device;
 
 /* Open a device (spec as cd_select_device). Returns NULL with cd_errbuf(). */

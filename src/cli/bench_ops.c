@@ -186,7 +186,7 @@ int cmd_bench_ops(int argc, char **argv) {
     openblas ob;
     int have_ob = load_openblas(&ob) == 0;
     printf("device: %s (%s)\n", dev->info.name, dev->info.platform_version);
-    printf("GEMM tuning: %s\n", tuning ? "stored by cldetr tune" : "none stored (run cldetr tune); CLBlast defaults");
+    printf("GEMM parameters: %s%s\n", dev->gemm_params, tuning ? "" : " (cldetr tune measures this device's best)");
     if (have_ob)
         printf("OpenBLAS: %s, %d threads%s\n", ob.config ? ob.config() : "?", ob.threads ? ob.threads() : -1,
                getenv("OPENBLAS_CORETYPE") || getenv("OPENBLAS_L2_SIZE")

@@ -93,10 +93,16 @@ int cd_blas_apply_tuning(cd_device *dev, const char *text) {
 
 void cd_blas_init(cd_device *dev) {
     const char *env = getenv("CLDETR_GEMM_TUNING");
+    dev->gemm_params = "CLBlast's defaults";
     if (env && !strcmp(env, "off")) return;
     size_t len;
     char *text = cd_cache_load("gemm", cd_blas_tuning_key(dev), &len);
-    if (!text) return;
+    if (!text) {                  /* no tuning stored: the built-in set of the device's class, if any */
+        const char *builtin = cd_blas_builtin_tuning(dev);
+        if (builtin && cd_blas_apply_tuning(dev, builtin) > 0) dev->gemm_params = "built-in for CPUs";
+        return;
+    }
+    dev->gemm_params = "tuned (cldetr tune)";
     text = cd_xrealloc(text, len + 1);
     text[len] = '\0';
     int n = apply_tuning_text(dev, text);

@@ -48,6 +48,13 @@ static const char *const candidates[] = {
 };
 #define N_QUICK 4
 
+const char *cd_blas_builtin_tuning(const cd_device *dev) {
+    static char text[256];
+    if (!(dev->info.type & CL_DEVICE_TYPE_CPU)) return NULL;
+    snprintf(text, sizeof text, "Xgemm %s\n%s\n", candidates[0], GEMM_ROUTINE_LINE);
+    return text;
+}
+
 int cd_gemm_tune_candidates(int quick, const char **out, int max) {
     int n = quick ? N_QUICK : (int)CD_ARRAY_LEN(candidates);
     for (int i = 0; i < n && i < max; i++) out[i] = candidates[i];

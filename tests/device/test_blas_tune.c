@@ -51,6 +51,23 @@ static int run_cli(const char *args, char *out, size_t n) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* cd_open in a child with XDG_CACHE_HOME=dir (and CLDETR_GEMM_TUNING=off when off):
+ * 1 built-in for CPUs, 2 CLBlast's defaults, 3 tuned, 4 no device. */
+static int gemm_params_in_child(const char *dir, int off) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("XDG_CACHE_HOME", dir, 1);
+        if (off) setenv("CLDETR_GEMM_TUNING", "off", 1);
+        cd_device *d = cd_open(NULL, 0);
+        if (!d) _exit(4);
+        _exit(!strcmp(d->gemm_params, "built-in for CPUs") ? 1 : !strcmp(d->gemm_params, "CLBlast's defaults") ? 2 : 3);
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st)) return -1;
+    return WEXITSTATUS(st);
+}
+
 int main(void) {
     /* the grid obeys CLBlast's rules; a broken line is named */
     const char *list[32];
@@ -63,6 +80,27 @@ int main(void) {
          "MWG=96 with MDIMC*VWM=64 is rejected: %s", cd_errbuf());
     rc = cd_gemm_check_xgemm("MWG=128 NWG=64 KWG=32 MDIMC=8 NDIMC=4");
     t_ok(rc == -1 && strstr(cd_errbuf(), "MDIMA is missing"), "a missing parameter is named: %s", cd_errbuf());
+
+    /* no stored tuning (an empty cache folder, in a child: the folder is read once per process): a CPU
+     * gets the built-in parameters (no silent 5-10x slower GEMM), other devices CLBlast's defaults;
+     * CLDETR_GEMM_TUNING=off always CLBlast's. The built-in set is list[0], checked below with GEMMs. */
+    char empty[] = "/tmp/cldetr-no-tuning-XXXXXX";
+    if (mkdtemp(empty)) {
+        int got = gemm_params_in_child(empty, 0), got_off = gemm_params_in_child(empty, 1);
+        t_ok(got == 1 || got == 2, "without a stored tuning: %s (1 built-in for CPUs, 2 CLBlast's defaults)",
+             got == 1 ? "built-in for CPUs" : got == 2 ? "CLBlast's defaults" : "no device or another answer");
+        t_ok(got_off == 2, "CLDETR_GEMM_TUNING=off: CLBlast's defaults (%d)", got_off);
+        rmdir(empty);
+    }
+    dev = cd_open(NULL, 0);
+    if (dev) {
+        int cpu = (dev->info.type & CL_DEVICE_TYPE_CPU) != 0;
+        const char *b = cd_blas_builtin_tuning(dev);
+        t_ok(cpu ? b && strstr(b, list[0]) && gemm_params_in_child(empty, 0) != 2 : b == NULL,
+             "the built-in set is for CPU devices only, and it is the base candidate of the grid");
+        cd_close(dev);
+        dev = NULL;
+    }
 
     /* CLI: bad options give exit 2 and a message */
     if (getenv("CLDETR_BIN")) {
