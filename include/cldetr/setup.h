@@ -33,6 +33,19 @@ void setup_lr_schedule(lr_schedule *s, const config *cfg, long total_steps);
 /* The synthetic shapes dataset a config describes ([data] shapes_*), into data.root. */
 void setup_shapes_opts(shapes_opts *o, const config *cfg);
 
+/* The largest padded input of a training batch: the largest of augment.scales
+ * by max(augment.max_size, that) (the worst case a batch can reach). */
+void setup_max_input(const config *cfg, size_t *H, size_t *W);
+
+/* Device memory of one training step of m at train.batch_size and the largest
+ * input, in bytes: activations and their gradients (a dry run of the forward:
+ * nothing is allocated or launched) and parameters + gradients + Adam moments. */
+typedef struct {
+    size_t B, H, W, Hf, Wf;
+    size_t activations, activation_grads, params;   /* bytes */
+} setup_step_memory;
+void setup_estimate_step_memory(setup_step_memory *mem, detr_model *m, const config *cfg, cd_device *dev);
+
 /* The data pipeline of a config: augmentation and loader options, and a split
  * ("train" or "val") opened as the trainer does. A missing dataset is named,
  * with the folder it is looked for in and, for shapes configs, the exact

@@ -100,6 +100,33 @@ void setup_shapes_opts(shapes_opts *o, const config *cfg) {
                        .progress = o->progress};
 }
 
+void setup_max_input(const config *cfg, size_t *H, size_t *W) {
+    size_t h = 0;
+    for (int i = 0; i < cfg->augment.scales.n; i++) h = CD_MAX(h, (size_t)cfg->augment.scales.v[i]);
+    *H = h;
+    *W = cfg->augment.max_size > 0 ? CD_MAX((size_t)cfg->augment.max_size, h) : h;
+}
+
+void setup_estimate_step_memory(setup_step_memory *mem, detr_model *m, const config *cfg, cd_device *dev) {
+    memset(mem, 0, sizeof *mem);
+    mem->B = (size_t)cfg->train.batch_size;
+    setup_max_input(cfg, &mem->H, &mem->W);
+    nn_ctx ctx;
+    nn_ctx_init(&ctx, dev, &m->params);
+    ctx.dry = 1;
+    ctx.training = 1;
+    float *dummy = cd_xcalloc(mem->B * 3 * mem->H * mem->W, sizeof(float));
+    detr_out out;
+    detr_forward(m, &ctx, dummy, dummy, mem->B, mem->H, mem->W, &out);
+    free(dummy);
+    mem->Hf = out.Hf;
+    mem->Wf = out.Wf;
+    mem->activations = ctx.dry_act * sizeof(float);
+    mem->activation_grads = ctx.dry_grad * sizeof(float);
+    mem->params = (m->params.total + 3 * m->params.n_trainable) * sizeof(float);
+    nn_ctx_free(&ctx);
+}
+
 /* ---- the data pipeline of a config ---------------------------------------- */
 
 void setup_augment_opts(augment_opts *a, const config *c) {

@@ -355,6 +355,15 @@ static int open_model(trainer *t, detr_opts *mo, int fine_tune) {
     if (setup_detr_opts(mo, &t->cfg, classes) < 0 || detr_build(&t->model, mo, t->dev, (uint64_t)t->cfg.train.seed) < 0)
         return -1;
     t->have_model = 1;
+    setup_step_memory mem;             /* a model too big for the device is refused before it starts */
+    setup_estimate_step_memory(&mem, &t->model, &t->cfg, t->dev);
+    double need = (double)(mem.activations + mem.activation_grads + mem.params), have = (double)t->dev->info.global_mem;
+    if (need > have)
+        return cd_seterr("a training step needs about %.1f GiB of device memory (activations %.1f, their gradients %.1f, "
+                         "parameters with gradients and Adam %.1f GiB at batch %zu of %zux%zu) but %s has %.1f GiB: %s",
+                         need / 1073741824.0, mem.activations / 1073741824.0, mem.activation_grads / 1073741824.0,
+                         mem.params / 1073741824.0, mem.B, mem.H, mem.W, t->dev->info.name, have / 1073741824.0,
+                         t->dev->oom_hint);
     if (mo->num_classes < classes)
         return cd_seterr("model.num_classes = %d but the training set has labels up to %d; set model.num_classes = 0 "
                          "(from the data) or >= %d", mo->num_classes, classes - 1, classes);

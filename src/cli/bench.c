@@ -130,9 +130,8 @@ int cmd_bench(int argc, char **argv) {
     lr[NN_GROUP_BACKBONE] = cfg.train.lr_backbone;
     lr[NN_GROUP_REST] = cfg.train.lr;
 
-    size_t B = (size_t)cfg.train.batch_size, H = 0;
-    for (int i = 0; i < cfg.augment.scales.n; i++) H = CD_MAX(H, (size_t)cfg.augment.scales.v[i]);
-    size_t W = cfg.augment.max_size > 0 ? CD_MAX((size_t)cfg.augment.max_size, H) : H;   /* the worst padded batch */
+    size_t B = (size_t)cfg.train.batch_size, H, W;
+    setup_max_input(&cfg, &H, &W);      /* the worst padded batch */
     data_batch batches[2];
     memset(batches, 0, sizeof batches);
     if (!real)

@@ -81,23 +81,13 @@ int cmd_summary(int argc, char **argv) {
     printf("\nparameters: %s trainable, %s frozen, %s in all (buffers such as BN statistics not counted)\n",
            commas(trainable, n1), commas(all - trainable, n2), commas(all, n3));
 
-    size_t H = 0, W = (size_t)cfg.augment.max_size;
-    for (int i = 0; i < cfg.augment.scales.n; i++) H = CD_MAX(H, (size_t)cfg.augment.scales.v[i]);
-    W = cfg.augment.max_size > 0 ? CD_MAX(W, H) : H;     /* the worst padded batch */
-    size_t B = (size_t)cfg.train.batch_size;
-    nn_ctx ctx;
-    nn_ctx_init(&ctx, dev, &m.params);
-    ctx.dry = 1;
-    ctx.training = 1;
-    float *dummy = cd_xcalloc(B * 3 * H * W, sizeof(float));
-    detr_out out;
-    detr_forward(&m, &ctx, dummy, dummy, B, H, W, &out);
-    free(dummy);
-    double mib = 1.0 / 1048576.0 * sizeof(float);
-    printf("training step at batch %zu, worst-case input %zux%zu (features %zux%zu, %zu tokens):\n", B, H, W, out.Hf, out.Wf, out.S);
+    setup_step_memory mem;
+    setup_estimate_step_memory(&mem, &m, &cfg, dev);
+    double mib = 1.0 / 1048576.0;
+    printf("training step at batch %zu, worst-case input %zux%zu (features %zux%zu, %zu tokens):\n", mem.B, mem.H,
+           mem.W, mem.Hf, mem.Wf, mem.Hf * mem.Wf);
     printf("  activations %.1f MiB, activation gradients %.1f MiB, parameters+grads+Adam %.1f MiB\n",
-           ctx.dry_act * mib, ctx.dry_grad * mib, (m.params.total + 3.0 * m.params.n_trainable) * mib);
-    nn_ctx_free(&ctx);
+           mem.activations * mib, mem.activation_grads * mib, mem.params * mib);
     detr_free(&m, dev);
     cd_close(dev);
     return 0;

@@ -65,6 +65,13 @@ ok $? "and so does metrics.jsonl"
 
 "$bin" train --resume "$tmp/nothing" >"$tmp/out" 2>&1; check $? 1 "is not a run folder" "--resume of a non-run folder"
 
+# a model too big for the device is refused before it starts (from the dry run's memory count), naming the keys
+"$bin" train "$ini" "${common[@]}" --set train.name=huge --set model.num_queries=10000 --set model.hidden_dim=512 \
+  --set model.dim_feedforward=4096 --set model.dec_layers=6 >"$tmp/out" 2>&1; rc=$?
+[ $rc = 1 ] && grep -q "a training step needs about .* GiB of device memory" "$tmp/out" && \
+  grep -q "model.num_queries" "$tmp/out" && [ ! -e "$tmp/runs/huge" ]
+ok $? "a model too big for the device is refused up front, naming the keys to shrink"
+
 # Epochs count from 1 in the console, metrics.csv and eval.csv; time_s is the time into the run
 # (continued across a resume), val_seconds a validation's duration. 8 images, batch 4: 2 steps an epoch.
 "$bin" train "$ini" "${common[@]}" --set train.name=epochs --set train.epochs=2 --set train.eval_every=1 \
