@@ -1,12 +1,18 @@
-/* cldetr export RUN|CKPT -o FILE.safetensors: a checkpoint's weights under the
- * official DETR names (loadable by PyTorch's DETR with strict=True), with the
- * training config in __metadata__. */
+/* cldetr export RUN|CKPT -o FILE.safetensors [--format official|hf]: a
+ * checkpoint's weights under the official DETR names (loadable by PyTorch's
+ * DETR with strict=True) or HF transformers names with a config.json
+ * (DetrForObjectDetection.from_pretrained), with the training config in
+ * __metadata__ (docs/weights.md). */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cldetr/coco.h"
 #include "cldetr/config.h"
 #include "cldetr/detr.h"
 #include "cldetr/setup.h"
@@ -19,29 +25,165 @@ static int is_dir(const char *p) { struct stat st; return stat(p, &st) == 0 && S
 static int is_file(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISREG(st.st_mode); }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: cldetr export RUN|CKPT -o FILE.safetensors [--last] [--dtype f32|f16|bf16]\n\n"
+    fprintf(f, "usage: cldetr export RUN|CKPT -o FILE.safetensors|FOLDER [--format official|hf] [--last]\n"
+               "                     [--dtype f32|f16|bf16]\n\n"
                "Writes the weights of a checkpoint (a run folder's best.ckpt, or last.ckpt with --last or\n"
-               "when there is no best.ckpt; or a .ckpt file) under the official DETR parameter names\n"
-               "(backbone.0.body.conv1.weight, transformer.encoder.layers.0.self_attn.in_proj_weight, ...):\n"
-               "PyTorch's DETR loads it with load_state_dict(strict=True). __metadata__ holds the config,\n"
-               "the step and the epoch. Trainable BatchNorm gets num_batches_tracked = the step.\n");
+               "when there is no best.ckpt; or a .ckpt file). __metadata__ holds the config, the step and\n"
+               "the epoch.\n"
+               "  --format official  (default) the official DETR parameter names (backbone.0.body.conv1.weight,\n"
+               "                     transformer.encoder.layers.0.self_attn.in_proj_weight, ...): PyTorch's\n"
+               "                     DETR loads it with load_state_dict(strict=True). Trainable BatchNorm gets\n"
+               "                     num_batches_tracked = the step.\n"
+               "  --format hf        HF transformers names (model.encoder.layers.0.self_attn.q_proj.weight, ...)\n"
+               "                     and a DetrConfig in config.json beside the file (named config.json when the\n"
+               "                     file is model.safetensors, else FILE.config.json):\n"
+               "                     DetrForObjectDetection.from_pretrained(FOLDER) loads the folder. Needs a\n"
+               "                     post-norm model with a width-64 ResNet (timm's resnet18/34/50/101).\n"
+               "-o FOLDER (an existing folder) writes FOLDER/model.safetensors (and FOLDER/config.json).\n");
+}
+
+static const char *base_name(const char *p) {
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* Class names of the config's dataset by label (raw category ids, or 0..n-1 in id order with
+ * data.contiguous_labels), as cldetr eval / predict name them; names[l] NULL where no category has
+ * label l. 0 when the dataset's annotations cannot be read (names unknown). */
+static int read_class_names(const config *c, char **names, int K) {
+    const char *anns[2] = {c->data.val_ann, c->data.train_ann};
+    char path[2 * CFG_STR_LEN + 2];
+    coco_dataset ds;
+    int got = 0;
+    for (int i = 0; i < 2 && !got; i++) {
+        snprintf(path, sizeof path, "%s/%s", c->data.root, anns[i]);
+        got = is_file(path) && coco_load(&ds, path) == 0;
+    }
+    if (!got) return 0;
+    for (size_t i = 0; i < ds.n_cats; i++) {
+        int64_t label = ds.cats[i].id;
+        if (c->data.contiguous_labels) {     /* the rank of its id */
+            label = 0;
+            for (size_t j = 0; j < ds.n_cats; j++) label += ds.cats[j].id < ds.cats[i].id;
+        }
+        if (label >= 0 && label < K && !names[label]) names[label] = cd_xstrdup(ds.cats[i].name);
+    }
+    coco_free(&ds);
+    return 1;
+}
+
+/* A DetrConfig field that transformers types as int: the value when it is whole, else the field is left
+ * at HF's default with a note. */
+static void add_int_field(cJSON *j, const char *key, double v, const char *ours) {
+    if (v == floor(v) && fabs(v) < 1e9) cJSON_AddNumberToObject(j, key, v);
+    else printf("note: %s = %g is not a whole number; DetrConfig.%s (an int) keeps its default\n", ours, v, key);
+}
+
+/* config.json of DetrForObjectDetection for the model of cfg (the fields a transformers 4 config.json of
+ * the hub holds; transformers 5 reads them too). Returns 0 or -1 with cd_errbuf(). */
+static int write_hf_config(const char *path, const config *cfg, const detr_opts *o) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON *arch = cJSON_AddArrayToObject(j, "architectures");
+    cJSON_AddItemToArray(arch, cJSON_CreateString("DetrForObjectDetection"));
+    cJSON_AddStringToObject(j, "model_type", "detr");
+    /* backbone: timm's ResNet, weights from the file (no download) */
+    cJSON_AddBoolToObject(j, "use_timm_backbone", 1);
+    cJSON_AddStringToObject(j, "backbone", cfg->model.backbone);
+    cJSON_AddBoolToObject(j, "use_pretrained_backbone", 0);
+    cJSON_AddNumberToObject(j, "num_channels", 3);
+    cJSON_AddBoolToObject(j, "dilation", o->dilation);
+    cJSON_AddStringToObject(j, "position_embedding_type", o->learned_pos ? "learned" : "sine");
+    /* transformer */
+    cJSON_AddNumberToObject(j, "d_model", o->d);
+    cJSON_AddNumberToObject(j, "encoder_layers", o->enc_layers);
+    cJSON_AddNumberToObject(j, "decoder_layers", o->dec_layers);
+    cJSON_AddNumberToObject(j, "encoder_attention_heads", o->nheads);
+    cJSON_AddNumberToObject(j, "decoder_attention_heads", o->nheads);
+    cJSON_AddNumberToObject(j, "encoder_ffn_dim", o->dim_ff);
+    cJSON_AddNumberToObject(j, "decoder_ffn_dim", o->dim_ff);
+    cJSON_AddStringToObject(j, "activation_function", "relu");
+    cJSON_AddNumberToObject(j, "dropout", o->dropout);            /* the official dropout acts in all three places */
+    cJSON_AddNumberToObject(j, "attention_dropout", o->dropout);
+    cJSON_AddNumberToObject(j, "activation_dropout", o->dropout);
+    cJSON_AddBoolToObject(j, "is_encoder_decoder", 1);
+    /* heads, labels */
+    cJSON_AddNumberToObject(j, "num_queries", o->num_queries);
+    cJSON_AddBoolToObject(j, "auxiliary_loss", cfg->model.aux_loss);
+    char **names = cd_xcalloc((size_t)o->num_classes, sizeof *names);
+    int have_names = read_class_names(cfg, names, o->num_classes);
+    if (have_names) {
+        cJSON *id2 = cJSON_AddObjectToObject(j, "id2label");
+        for (int l = 0; l < o->num_classes; l++) {
+            char k[24];
+            snprintf(k, sizeof k, "%d", l);
+            cJSON_AddStringToObject(id2, k, names[l] ? names[l] : "N/A");   /* N/A: no category has this id */
+        }
+    } else {
+        cJSON_AddNumberToObject(j, "num_labels", o->num_classes);
+        printf("note: class names unknown (no readable %s/%s): config.json has num_labels = %d and HF's "
+               "LABEL_N names\n", cfg->data.root, cfg->data.val_ann, o->num_classes);
+    }
+    for (int l = 0; l < o->num_classes; l++) free(names[l]);
+    free(names);
+    /* matcher and loss (HF's names; its cross-entropy weight is 1) */
+    add_int_field(j, "class_cost", cfg->matcher.set_cost_class, "matcher.set_cost_class");
+    add_int_field(j, "bbox_cost", cfg->matcher.set_cost_bbox, "matcher.set_cost_bbox");
+    add_int_field(j, "giou_cost", cfg->matcher.set_cost_giou, "matcher.set_cost_giou");
+    add_int_field(j, "bbox_loss_coefficient", cfg->loss.bbox_loss_coef, "loss.bbox_loss_coef");
+    add_int_field(j, "giou_loss_coefficient", cfg->loss.giou_loss_coef, "loss.giou_loss_coef");
+    cJSON_AddNumberToObject(j, "eos_coefficient", cfg->loss.eos_coef);
+    if (cfg->loss.ce_loss_coef != 1)
+        printf("note: loss.ce_loss_coef = %g has no DetrConfig field (HF weighs the class loss by 1)\n",
+               cfg->loss.ce_loss_coef);
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    int rc = 0;
+    if (!f) rc = cd_seterr("%s: %s", tmp, strerror(errno));
+    else {
+        int bad = fputs(text, f) < 0 || fputc('\n', f) < 0;
+        bad |= fclose(f) != 0;
+        if (bad) rc = cd_seterr("%s: write failed: %s", tmp, strerror(errno));
+        else if (rename(tmp, path) != 0) rc = cd_seterr("%s: %s", path, strerror(errno));
+        if (rc) unlink(tmp);
+    }
+    free(text);
+    return rc;
 }
 
 int cmd_export(int argc, char **argv) {
     static const char *const dtypes[] = {"f32", "f16", "bf16", NULL};
     static const st_dtype st_dtypes[] = {ST_F32, ST_F16, ST_BF16};
-    const char *src = NULL, *out = NULL;
-    int last = 0, dtype = 0;
+    static const char *const formats[] = {"official", "hf", NULL};
+    const char *src = NULL, *out_arg = NULL;
+    int last = 0, dtype = 0, fmt = 0;
     args a;
     args_init(&a, "export", argc, argv, usage, 0);
     while (args_next(&a)) {
-        args_value(&a, "-o", &out);
+        args_value(&a, "-o", &out_arg);
         args_choice(&a, "--dtype", &dtype, dtypes);
+        args_choice(&a, "--format", &fmt, formats);
         if (args_flag(&a, "--last")) last = 1;
         args_single(&a, &src, "run folder or checkpoint");
     }
     if (a.rc >= 0) return a.rc;
-    if (!src || !out) return args_missing(&a, "give a run folder or checkpoint and -o FILE.safetensors");
+    if (!src || !out_arg) return args_missing(&a, "give a run folder or checkpoint and -o FILE.safetensors");
+    int hf = fmt == 1;
+
+    /* the output file, and config.json's place with --format hf */
+    char out[4096], cfg_json[4200] = "";
+    if (is_dir(out_arg)) snprintf(out, sizeof out, "%s/model.safetensors", out_arg);
+    else snprintf(out, sizeof out, "%s", out_arg);
+    if (hf) {
+        const char *b = base_name(out);
+        size_t stem = strlen(out);
+        if (!strcmp(b, "model.safetensors")) stem = (size_t)(b - out);
+        else if (stem > 12 && !strcmp(out + stem - 12, ".safetensors")) stem -= 12;
+        snprintf(cfg_json, sizeof cfg_json, "%.*s%s", (int)stem, out,
+                 !strcmp(b, "model.safetensors") ? "config.json" : ".config.json");
+    }
 
     char path[4096];
     if (is_dir(src)) {
@@ -66,6 +208,12 @@ int cmd_export(int argc, char **argv) {
     int ncls = cfg.model.num_classes > 0 ? cfg.model.num_classes : ckpt_num_classes(path);
     detr_opts o;
     if (ncls < 0 || setup_detr_opts(&o, &cfg, ncls) < 0) return cli_error();
+    if (hf && o.width != 64) {   /* DetrConfig has no stem width: transformers builds timm's ResNet as it is */
+        fprintf(stderr, "cldetr: error: %s: model.width = %d, but HF's DetrForObjectDetection builds timm's %s "
+                        "with width 64 (DetrConfig has no width); export with --format official\n", path, o.width,
+                cfg.model.backbone);
+        return 1;
+    }
     cd_device *dev = cd_open(NULL, 0);      /* any device: the weights only pass through */
     if (!dev) return cli_error();
     detr_model m;
@@ -77,17 +225,27 @@ int cmd_export(int argc, char **argv) {
     snprintf(step, sizeof step, "%llu", (unsigned long long)meta.step);
     snprintf(epoch, sizeof epoch, "%llu", (unsigned long long)meta.epoch);
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)meta.config_hash);
-    const char *kv[] = {"format", "pt", "producer", "cldetr export", "source", path, "step", step, "epoch", epoch,
-                        "config_hash", hash, "config", meta.config_text ? meta.config_text : "", NULL};
+    const char *kv[] = {"format", "pt", "producer", "cldetr export", "naming", formats[fmt], "source", path,
+                        "step", step, "epoch", epoch, "config_hash", hash,
+                        "config", meta.config_text ? meta.config_text : "", NULL};
     weights_save_opts so = {0};
     so.dtype = st_dtypes[dtype];
+    so.naming = hf ? WEIGHTS_NAMING_HF : WEIGHTS_NAMING_OFFICIAL;
     so.num_batches_tracked = (int64_t)meta.step;
     so.meta = kv;
     if (weights_save(&m, dev, out, &so) < 0) return cli_error();
+    if (hf && write_hf_config(cfg_json, &cfg, &o) < 0) return cli_error();
     size_t all, trainable;
     detr_count(&m, &all, &trainable);
-    printf("wrote %s: %d tensors (%zu parameters, %s) under the official DETR names, from %s (step %s, epoch %s)\n",
-           out, m.params.n, all, dtypes[dtype], path, step, epoch);
+    printf("wrote %s: %d tensors (%zu parameters, %s) under the %s, from %s (step %s, epoch %s)\n", out,
+           m.params.n, all, dtypes[dtype], hf ? "HF transformers names (q/k/v split)" : "official DETR names",
+           path, step, epoch);
+    if (hf) {
+        printf("wrote %s: DetrConfig of the model\n", cfg_json);
+        if (strcmp(base_name(out), "model.safetensors"))
+            printf("note: DetrForObjectDetection.from_pretrained(FOLDER) reads FOLDER/model.safetensors and "
+                   "FOLDER/config.json: rename the two files so, or export with -o FOLDER/model.safetensors\n");
+    }
     ckpt_meta_free(&meta);
     detr_free(&m, dev);
     cd_close(dev);
