@@ -1,5 +1,5 @@
-/* cldetr export RUN|CKPT -o FILE.safetensors [--format official|hf]: a
- * checkpoint's weights under the official DETR names (loadable by PyTorch's
+/* cldetr export RUN|CKPT|WEIGHTS -o FILE.safetensors [--format official|hf]: a
+ * checkpoint's (or a weights file's) weights under the official DETR names (loadable by PyTorch's
  * DETR with strict=True) or HF transformers names with a config.json
  * (DetrForObjectDetection.from_pretrained), with the training config in
  * __metadata__ (docs/weights.md). */
@@ -25,11 +25,12 @@ static int is_dir(const char *p) { struct stat st; return stat(p, &st) == 0 && S
 static int is_file(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISREG(st.st_mode); }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: cldetr export RUN|CKPT -o FILE.safetensors|FOLDER [--format official|hf] [--last]\n"
-               "                     [--dtype f32|f16|bf16]\n\n"
+    fprintf(f, "usage: cldetr export RUN|CKPT|WEIGHTS.safetensors -o FILE.safetensors|FOLDER [--format official|hf]\n"
+               "                     [--last] [--dtype f32|f16|bf16] [--config CONFIG.ini] [--set k=v ...]\n\n"
                "Writes the weights of a checkpoint (a run folder's best.ckpt, or last.ckpt with --last or\n"
-               "when there is no best.ckpt; or a .ckpt file). __metadata__ holds the config, the step and\n"
-               "the epoch.\n"
+               "when there is no best.ckpt; or a .ckpt file), or of a safetensors file under official or HF\n"
+               "names (its model from the \"config\" metadata that cldetr import / export write, or from\n"
+               "--config / --set; every tensor checked). __metadata__ holds the config, the step and the epoch.\n"
                "  --format official  (default) the official DETR parameter names (backbone.0.body.conv1.weight,\n"
                "                     transformer.encoder.layers.0.self_attn.in_proj_weight, ...): PyTorch's\n"
                "                     DETR loads it with load_state_dict(strict=True). Trainable BatchNorm gets\n"
@@ -40,6 +41,23 @@ static void usage(FILE *f) {
                "                     DetrForObjectDetection.from_pretrained(FOLDER) loads the folder. Needs a\n"
                "                     post-norm model with a width-64 ResNet (timm's resnet18/34/50/101).\n"
                "-o FOLDER (an existing folder) writes FOLDER/model.safetensors (and FOLDER/config.json).\n");
+}
+
+/* The file starts with magic (a cldetr checkpoint: CKPT_MAGIC). */
+static int has_magic(const char *path, const char *magic) {
+    char buf[16] = {0};
+    size_t n = strlen(magic);
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(buf, 1, n, f) : 0;
+    if (f) fclose(f);
+    return got == n && !memcmp(buf, magic, n);
+}
+
+/* num_classes of a weights file's class head (either naming), or -1. */
+static int file_num_classes(const st_file *f) {
+    const st_tensor *t = st_find(f, "class_embed.bias");
+    if (!t) t = st_find(f, "class_labels_classifier.bias");
+    return t && t->ndim == 1 && t->shape[0] >= 2 ? (int)t->shape[0] - 1 : -1;
 }
 
 static const char *base_name(const char *p) {
@@ -157,12 +175,13 @@ int cmd_export(int argc, char **argv) {
     static const char *const dtypes[] = {"f32", "f16", "bf16", NULL};
     static const st_dtype st_dtypes[] = {ST_F32, ST_F16, ST_BF16};
     static const char *const formats[] = {"official", "hf", NULL};
-    const char *src = NULL, *out_arg = NULL;
+    const char *src = NULL, *out_arg = NULL, *cfg_path = NULL;
     int last = 0, dtype = 0, fmt = 0;
     args a;
-    args_init(&a, "export", argc, argv, usage, 0);
+    args_init(&a, "export", argc, argv, usage, ARGS_SETS);
     while (args_next(&a)) {
         args_value(&a, "-o", &out_arg);
+        args_value(&a, "--config", &cfg_path);
         args_choice(&a, "--dtype", &dtype, dtypes);
         args_choice(&a, "--format", &fmt, formats);
         if (args_flag(&a, "--last")) last = 1;
@@ -196,18 +215,62 @@ int cmd_export(int argc, char **argv) {
         }
     } else if (is_file(src)) snprintf(path, sizeof path, "%s", src);
     else { fprintf(stderr, "cldetr: error: %s: no such run folder or checkpoint file\n", src); return 1; }
-
-    ckpt_meta meta = {0};
-    if (ckpt_read_meta(path, &meta) < 0) return cli_error();
-    static config cfg;
-    if (!meta.config_text || !meta.config_text[0]) {
-        fprintf(stderr, "cldetr: error: %s holds no config text: cannot tell which model it is\n", path);
-        return 1;
+    int is_ckpt = is_dir(src) || has_magic(path, CKPT_MAGIC);
+    if (is_ckpt && (cfg_path || a.n_sets)) {
+        fprintf(stderr, "cldetr export: --config and --set apply to a safetensors input; %s is a checkpoint, which "
+                        "holds its config\n", path);
+        return 2;
     }
-    if (config_load_text(&cfg, meta.config_text, path) < 0) return cli_error();
-    int ncls = cfg.model.num_classes > 0 ? cfg.model.num_classes : ckpt_num_classes(path);
+
+    static config cfg;
+    ckpt_meta meta = {0};
+    st_file in;
+    int ncls = -1;
+    char step[32] = "", epoch[32] = "", hash[32] = "";
+    char *cfg_text = NULL;        /* the config written to __metadata__ */
+    if (is_ckpt) {
+        if (ckpt_read_meta(path, &meta) < 0) return cli_error();
+        if (!meta.config_text || !meta.config_text[0]) {
+            fprintf(stderr, "cldetr: error: %s holds no config text: cannot tell which model it is\n", path);
+            return 1;
+        }
+        if (config_load_text(&cfg, meta.config_text, path) < 0) return cli_error();
+        ncls = cfg.model.num_classes > 0 ? cfg.model.num_classes : ckpt_num_classes(path);
+        if (ncls < 0) return cli_error();
+        cfg_text = cd_xstrdup(meta.config_text);
+        ckpt_meta_free(&meta);
+        memset(&meta, 0, sizeof meta);
+    } else {                      /* weights under official or HF names (cldetr import / export, PyTorch, HF) */
+        if (st_open(&in, path) < 0) {
+            fprintf(stderr, "cldetr: error: %s is neither a cldetr checkpoint nor a safetensors file: %s\n", path,
+                    cd_errbuf());
+            return 1;
+        }
+        const char *text = st_meta(&in, "config");
+        if (cfg_path || a.n_sets || !text) {
+            if (!cfg_path && !a.n_sets) {
+                fprintf(stderr, "cldetr: error: %s holds no config in its metadata: give the model's config with "
+                                "--config CFG\n", path);
+                return 1;
+            }
+            if (config_load(&cfg, cfg_path, a.sets, a.n_sets) < 0) return cli_error();
+        } else if (config_load_text(&cfg, text, path) < 0) {
+            fprintf(stderr, "cldetr: error: %s; give the model's config with --config CFG\n", cd_errbuf());
+            return 1;
+        }
+        ncls = cfg.model.num_classes > 0 ? cfg.model.num_classes : file_num_classes(&in);
+        if (ncls < 0) {
+            fprintf(stderr, "cldetr: error: %s has no class head (class_embed.bias): set model.num_classes\n", path);
+            return 1;
+        }
+        if (st_meta(&in, "step")) snprintf(step, sizeof step, "%s", st_meta(&in, "step"));
+        if (st_meta(&in, "epoch")) snprintf(epoch, sizeof epoch, "%s", st_meta(&in, "epoch"));
+        size_t len = 0;
+        FILE *mf = open_memstream(&cfg_text, &len);
+        if (mf) { config_write(&cfg, mf); fclose(mf); }
+    }
     detr_opts o;
-    if (ncls < 0 || setup_detr_opts(&o, &cfg, ncls) < 0) return cli_error();
+    if (setup_detr_opts(&o, &cfg, ncls) < 0) return cli_error();
     if (hf && o.width != 64) {   /* DetrConfig has no stem width: transformers builds timm's ResNet as it is */
         fprintf(stderr, "cldetr: error: %s: model.width = %d, but HF's DetrForObjectDetection builds timm's %s "
                         "with width 64 (DetrConfig has no width); export with --format official\n", path, o.width,
@@ -218,28 +281,40 @@ int cmd_export(int argc, char **argv) {
     if (!dev) return cli_error();
     detr_model m;
     if (detr_build(&m, &o, dev, 0) < 0) return cli_error();
-    ckpt_meta_free(&meta);
-    memset(&meta, 0, sizeof meta);
-    if (ckpt_load(path, &meta, &m.params, NULL, dev) < 0) return cli_error();
-    char step[32], epoch[32], hash[32];
-    snprintf(step, sizeof step, "%llu", (unsigned long long)meta.step);
-    snprintf(epoch, sizeof epoch, "%llu", (unsigned long long)meta.epoch);
-    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)meta.config_hash);
-    const char *kv[] = {"format", "pt", "producer", "cldetr export", "naming", formats[fmt], "source", path,
-                        "step", step, "epoch", epoch, "config_hash", hash,
-                        "config", meta.config_text ? meta.config_text : "", NULL};
+    weights_report rep = {0};
+    if (is_ckpt) {
+        if (ckpt_load(path, &meta, &m.params, NULL, dev) < 0) return cli_error();
+        snprintf(step, sizeof step, "%llu", (unsigned long long)meta.step);
+        snprintf(epoch, sizeof epoch, "%llu", (unsigned long long)meta.epoch);
+        snprintf(hash, sizeof hash, "%016llx", (unsigned long long)meta.config_hash);
+    } else {
+        if (weights_load_file(&m, dev, &in, NULL, &rep) < 0) return cli_error();   /* strict: every tensor */
+        snprintf(hash, sizeof hash, "%016llx", (unsigned long long)config_hash(&cfg));
+    }
+    const char *kv[20], **k = kv;
+    *k++ = "format"; *k++ = "pt";
+    *k++ = "producer"; *k++ = "cldetr export";
+    *k++ = "naming"; *k++ = formats[fmt];
+    *k++ = "source"; *k++ = path;
+    if (step[0]) { *k++ = "step"; *k++ = step; }
+    if (epoch[0]) { *k++ = "epoch"; *k++ = epoch; }
+    *k++ = "config_hash"; *k++ = hash;
+    *k++ = "config"; *k++ = cfg_text ? cfg_text : "";
+    *k = NULL;
     weights_save_opts so = {0};
     so.dtype = st_dtypes[dtype];
     so.naming = hf ? WEIGHTS_NAMING_HF : WEIGHTS_NAMING_OFFICIAL;
-    so.num_batches_tracked = (int64_t)meta.step;
+    so.num_batches_tracked = strtoll(step, NULL, 10);
     so.meta = kv;
     if (weights_save(&m, dev, out, &so) < 0) return cli_error();
     if (hf && write_hf_config(cfg_json, &cfg, &o) < 0) return cli_error();
     size_t all, trainable;
     detr_count(&m, &all, &trainable);
-    printf("wrote %s: %d tensors (%zu parameters, %s) under the %s, from %s (step %s, epoch %s)\n", out,
-           m.params.n, all, dtypes[dtype], hf ? "HF transformers names (q/k/v split)" : "official DETR names",
-           path, step, epoch);
+    char from[64] = "";
+    if (is_ckpt) snprintf(from, sizeof from, "step %s, epoch %s", step, epoch);
+    else snprintf(from, sizeof from, "%s", weights_naming_name(rep.naming));
+    printf("wrote %s: %d tensors (%zu parameters, %s) under the %s, from %s (%s)\n", out, m.params.n, all,
+           dtypes[dtype], hf ? "HF transformers names (q/k/v split)" : "official DETR names", path, from);
     if (hf) {
         printf("wrote %s: DetrConfig of the model\n", cfg_json);
         if (strcmp(base_name(out), "model.safetensors"))
@@ -247,6 +322,8 @@ int cmd_export(int argc, char **argv) {
                    "FOLDER/config.json: rename the two files so, or export with -o FOLDER/model.safetensors\n");
     }
     ckpt_meta_free(&meta);
+    if (!is_ckpt) st_close(&in);
+    free(cfg_text);
     detr_free(&m, dev);
     cd_close(dev);
     return 0;

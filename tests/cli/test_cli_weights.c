@@ -258,6 +258,47 @@ static void test_export_hf(void) {
     t_ok(rc == 0 && access(tp("detr_hf.config.json"), F_OK) == 0 && strstr(out_text, "rename"),
          "-o NAME.safetensors writes NAME.config.json and says how from_pretrained wants them (exit %d) %s", rc,
          out_text);
+    /* a weights file as the source: HF names -> official -> HF again, the model from the "config" metadata */
+    const char *back = tp("back.safetensors"), *again = tp("hf2/model.safetensors");
+    snprintf(args, sizeof args, "export '%s' -o '%s'", out, back);
+    rc = run(args);
+    lrc = rc == 0 ? weights_load(&c, dev, back, NULL, &r) : -1;
+    t_ok(rc == 0 && lrc == 0 && r.naming == WEIGHTS_NAMING_OFFICIAL &&
+         !memcmp(a.params.host, c.params.host, a.params.total * sizeof(float)) && strstr(out_text, "from") &&
+         strstr(out_text, "HF transformers names"),
+         "export of the HF file (a safetensors source, config from its metadata) under official names: identical "
+         "(exit %d) %s%s", rc, err_text, lrc ? cd_errbuf() : "");
+    snprintf(args, sizeof args, "export '%s' --format hf -o '%s'", back, again);
+    rc = run(args);
+    st_file s1, s2;
+    int same = rc == 0 && st_open(&s1, out) == 0;
+    if (same && st_open(&s2, again) == 0) {
+        same = s1.n_tensors == s2.n_tensors;
+        for (size_t i = 0; same && i < s1.n_tensors; i++) {
+            const st_tensor *t = &s1.tensors[i], *u = st_find(&s2, t->name);
+            same = u && u->numel == t->numel && u->dtype == t->dtype &&
+                   !memcmp(st_data(&s1, t), st_data(&s2, u), t->numel * st_dtype_size(t->dtype));
+        }
+        st_close(&s2);
+        st_close(&s1);
+    } else same = 0;
+    t_ok(same, "... and that official file exported with --format hf again: the same tensors, byte for byte (exit %d) "
+         "%s", rc, err_text);
+    snprintf(args, sizeof args, "export '%s/tests/fixtures/nn/tiny_detr.safetensors' -o '%s'", root, back);
+    rc = run(args);
+    t_ok(rc == 1 && strstr(err_text, "tiny_detr.safetensors") && strstr(err_text, "--config CFG"),
+         "export of a safetensors file without a cldetr config in its metadata: exit %d, \"%.*s\"", rc,
+         (int)strcspn(err_text, "\n"), err_text);
+    snprintf(args, sizeof args, "export '%s/tests/fixtures/nn/tiny_detr.safetensors' --config '%s' -o '%s'", root,
+             fx("step_tiny.ini"), back);
+    rc = run(args);
+    t_ok(rc == 1 && strstr(err_text, "not used by the model"),
+         "... with --config: every tensor checked (the fixture's extra tensors are an error): exit %d, \"%.*s\"", rc,
+         (int)strcspn(err_text, "\n"), err_text);
+    snprintf(args, sizeof args, "export '%s' --config '%s' -o '%s'", ck, fx("step_tiny.ini"), back);
+    rc = run(args);
+    t_ok(rc == 2 && strstr(err_text, "checkpoint"), "export CKPT --config is a usage error: exit %d, \"%.*s\"", rc,
+         (int)strcspn(err_text, "\n"), err_text);
     detr_free(&c, dev);
     detr_free(&a, dev);
 
