@@ -120,9 +120,10 @@ static int write_hf_config(const char *path, const config *cfg, const detr_opts 
     cJSON_AddNumberToObject(j, "encoder_ffn_dim", o->dim_ff);
     cJSON_AddNumberToObject(j, "decoder_ffn_dim", o->dim_ff);
     cJSON_AddStringToObject(j, "activation_function", "relu");
-    cJSON_AddNumberToObject(j, "dropout", o->dropout);            /* the official dropout acts in all three places */
-    cJSON_AddNumberToObject(j, "attention_dropout", o->dropout);
-    cJSON_AddNumberToObject(j, "activation_dropout", o->dropout);
+    double p = cfg->model.dropout;           /* the official dropout acts in all three places */
+    cJSON_AddNumberToObject(j, "dropout", p);
+    cJSON_AddNumberToObject(j, "attention_dropout", p);
+    cJSON_AddNumberToObject(j, "activation_dropout", p);
     cJSON_AddBoolToObject(j, "is_encoder_decoder", 1);
     /* heads, labels */
     cJSON_AddNumberToObject(j, "num_queries", o->num_queries);
