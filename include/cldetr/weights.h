@@ -3,7 +3,9 @@
  * state_dict names, tools/convert_detr_checkpoint.py), by HF transformers
  * (DetrForObjectDetection's model.safetensors) or an ImageNet ResNet
  * (torchvision / timm names: backbone only), and save them under the official
- * names so that PyTorch's DETR loads them with strict=True.
+ * names so that PyTorch's DETR loads them with strict=True, or under HF
+ * transformers names so that DetrForObjectDetection.from_pretrained loads them
+ * (docs/weights.md).
  *
  * Names (official <- HF transformers):
  *   backbone.0.body.X                 <- model.backbone.conv_encoder.model.X (timm ResNet names)
@@ -79,15 +81,24 @@ int weights_load_file(detr_model *m, cd_device *dev, const st_file *f, const wei
 
 typedef struct {
     st_dtype dtype;                 /* ST_F32 (default when 0), ST_F16 or ST_BF16 */
-    int64_t num_batches_tracked;    /* written for every trainable BatchNorm2d (PyTorch's strict load
-                                       wants the key; cldetr does not count batches) */
+    weights_naming naming;          /* WEIGHTS_NAMING_OFFICIAL (default when 0) or WEIGHTS_NAMING_HF */
+    int64_t num_batches_tracked;    /* official names: written for every trainable BatchNorm2d (PyTorch's
+                                       strict load wants the key; cldetr does not count batches) */
     const char *const *meta;        /* __metadata__: key, value, key, value, ..., NULL (may be NULL) */
 } weights_save_opts;
 
-/* Write every parameter and buffer of m under its official name, in the
- * registry's order (PyTorch's state_dict order), atomically. With dev the
- * values are read back from the device first. opts may be NULL (F32, no
- * metadata). Returns 0 or -1 with cd_errbuf() naming the file. */
+/* Write every parameter and buffer of m, in the registry's order (PyTorch's
+ * state_dict order), atomically. With dev the values are read back from the
+ * device first. opts may be NULL (F32, official names, no metadata).
+ * Official names: the state_dict of facebookresearch/detr.
+ * HF names: the names above read the other way (the same map), as
+ * transformers' save_pretrained writes them: in_proj_{weight,bias} split into
+ * q_proj/k_proj/v_proj rows, no num_batches_tracked (HF's DETR has frozen
+ * BatchNorm), the learned position embedding as model.position_embedding.*
+ * (transformers 5; transformers 4 had it under model.backbone.); __metadata__
+ * gets format = pt when meta has no format. A model HF's DETR cannot hold
+ * (pre-norm: transformer.encoder.norm.*) is an error naming the tensor; the
+ * file is not written. Returns 0 or -1 with cd_errbuf() naming the file. */
 int weights_save(detr_model *m, cd_device *dev, const char *path, const weights_save_opts *opts);
 
 /* [model] init = FILE before training: load pretrained weights for fine-tuning.

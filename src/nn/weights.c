@@ -367,28 +367,89 @@ int weights_load(detr_model *m, cd_device *dev, const char *path, const weights_
     return rc;
 }
 
+/* The name under which transformers 5's save_pretrained writes an HF tensor: the legacy names of
+ * map_name (what transformers 4 reads and writes, and transformers 5 renames on load), except the
+ * learned position embedding, which transformers 5 keeps outside the backbone (model.position_embedding.*)
+ * and reads nowhere else. weights_load reads either. */
+static void hf_file_name(char *out, size_t cap, const char *name) {
+    static const char *legacy = "model.backbone.position_embedding.";
+    if (starts(name, legacy)) snprintf(out, cap, "model.position_embedding.%s", name + strlen(legacy));
+    else snprintf(out, cap, "%s", name);
+}
+
+/* Why a model has no HF transformers counterpart, or NULL: the tensor to name in the message. */
+static const char *hf_unmappable(const detr_model *m, const char **why) {
+    const nn_params *ps = &m->params;
+    src_names s;
+    for (int i = 0; i < ps->n; i++)
+        if (map_name(WEIGHTS_NAMING_HF, ps->p[i].name, &s) < 0) {
+            *why = starts(ps->p[i].name, "transformer.encoder.norm.")
+                       ? "the final encoder norm of a pre-norm transformer (model.pre_norm = true) has no place in "
+                         "HF's DetrForObjectDetection, which is post-norm only"
+                       : "it has no HF transformers name";
+            return ps->p[i].name;
+        }
+    if (m->o.pre_norm && ps->n > 0) {   /* pre-norm without encoder layers: every name maps, the order does not */
+        *why = "the model is pre-norm (model.pre_norm = true); HF's DetrForObjectDetection is post-norm only and "
+               "would compute another function with these weights";
+        for (int i = 0; i < ps->n; i++)
+            if (starts(ps->p[i].name, "transformer.")) return ps->p[i].name;
+        return ps->p[0].name;
+    }
+    return NULL;
+}
+
 int weights_save(detr_model *m, cd_device *dev, const char *path, const weights_save_opts *opts) {
     static const weights_save_opts plain = {0};
     const weights_save_opts *o = opts ? opts : &plain;
     st_dtype dt = o->dtype == ST_F64 ? ST_F32 : o->dtype;   /* 0 (= ST_F64) means the default F32 */
     if (dt != ST_F32 && dt != ST_F16 && dt != ST_BF16)
         return cd_seterr("%s: weights are saved as F32, F16 or BF16, not %s", path, st_dtype_name(dt));
+    weights_naming nm = o->naming;
+    if (nm != WEIGHTS_NAMING_OFFICIAL && nm != WEIGHTS_NAMING_HF)
+        return cd_seterr("%s: weights are saved under official DETR or HF transformers names, not %s", path,
+                         weights_naming_name(nm));
+    if (nm == WEIGHTS_NAMING_HF) {
+        const char *why = NULL, *bad = hf_unmappable(m, &why);
+        if (bad)
+            return cd_seterr("%s: cannot write HF transformers names: '%s': %s. Export with the official names "
+                             "(cldetr export --format official)", path, bad, why);
+    }
     nn_params *ps = &m->params;
     if (dev) nn_params_download(ps, dev);
     st_writer *w = st_writer_new();
-    for (const char *const *kv = o->meta; kv && kv[0] && kv[1]; kv += 2) st_writer_meta(w, kv[0], kv[1]);
+    int has_format = 0;
+    for (const char *const *kv = o->meta; kv && kv[0] && kv[1]; kv += 2) {
+        st_writer_meta(w, kv[0], kv[1]);
+        has_format |= !strcmp(kv[0], "format");
+    }
+    if (nm == WEIGHTS_NAMING_HF && !has_format) st_writer_meta(w, "format", "pt");   /* from_pretrained wants it */
     int rc = 0;
     int64_t *counter = cd_xmalloc(sizeof *counter);
     *counter = o->num_batches_tracked;
     for (int i = 0; i < ps->n && rc == 0; i++) {
         const nn_param *p = &ps->p[i];
-        int64_t s[4];
-        for (int d = 0; d < p->ndim; d++) s[d] = (int64_t)p->shape[d];
-        const float *x = ps->host + p->off;
-        rc = dt == ST_F32 ? st_writer_add_ref(w, p->name, ST_F32, p->ndim, s, x)
-                          : st_writer_add_f32(w, p->name, dt, p->ndim, s, x);
-        /* nn.BatchNorm2d's state_dict ends each layer with num_batches_tracked */
-        if (rc == 0 && m->o.bn_trainable && is_backbone(p->name) && ends(p->name, ".running_var")) {
+        src_names s;
+        if (map_name(nm, p->name, &s) < 0) {   /* checked above */
+            rc = cd_seterr("'%s' has no name in the file's naming", p->name);
+            break;
+        }
+        int64_t sh[4];
+        for (int d = 0; d < p->ndim; d++) sh[d] = (int64_t)p->shape[d];
+        if (p->ndim > 0) sh[0] /= s.nparts;    /* in_proj: q, k, v rows, as the import stacks them */
+        size_t part = p->n / (size_t)s.nparts;
+        for (int j = 0; j < s.nparts && rc == 0; j++) {
+            char name[NAME_CAP];
+            if (nm == WEIGHTS_NAMING_HF) hf_file_name(name, sizeof name, s.name[j]);
+            else snprintf(name, sizeof name, "%s", s.name[j]);
+            const float *x = ps->host + p->off + (size_t)j * part;
+            rc = dt == ST_F32 ? st_writer_add_ref(w, name, ST_F32, p->ndim, sh, x)
+                              : st_writer_add_f32(w, name, dt, p->ndim, sh, x);
+        }
+        /* nn.BatchNorm2d's state_dict ends each layer with num_batches_tracked; HF's DETR has frozen
+         * BatchNorm (buffers without the counter) */
+        if (rc == 0 && nm == WEIGHTS_NAMING_OFFICIAL && m->o.bn_trainable && is_backbone(p->name) &&
+            ends(p->name, ".running_var")) {
             char n[NAME_CAP];
             snprintf(n, sizeof n, "%.*snum_batches_tracked", (int)(strlen(p->name) - strlen("running_var")), p->name);
             rc = st_writer_add_ref(w, n, ST_I64, 0, NULL, counter);

@@ -2,8 +2,10 @@
  *   cldetr step   vs tests/fixtures/weights/step_ref.safetensors (DETR forward, matcher, set
  *                 criterion and backward in float64 PyTorch, tools/reference/make_weights_fixtures.py)
  *   cldetr export of a checkpoint / run folder, then weights_load: identical parameters
+ *   cldetr export --format hf: HF transformers names (loaded back: identical) and config.json
  *   cldetr import of an HF transformers file: the official values
  * and bad input to each: non-zero exit and a message naming the file or tensor. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 
 #include "../check.h"
 #include "../cli_run.h"
+#include "cldetr/coco.h"
 #include "cldetr/config.h"
 #include "cldetr/detr.h"
 #include "cldetr/setup.h"
@@ -142,10 +145,11 @@ static void test_step(void) {
     t_ok(rc == 2 && strstr(err_text, "usage"), "step without arguments: exit %d and the usage", rc);
 }
 
-/* A tiny model's checkpoint, as the training loop writes it. */
-static int make_ckpt(const char *path, uint64_t seed, detr_model *m, uint64_t step) {
+/* A tiny model's checkpoint, as the training loop writes it (sets: --set overrides, may be NULL). */
+static int make_ckpt_sets(const char *path, uint64_t seed, detr_model *m, uint64_t step, const char **sets,
+                          size_t n_sets) {
     static config cfg;
-    if (config_load(&cfg, fx("step_tiny.ini"), NULL, 0) < 0) return -1;
+    if (config_load(&cfg, fx("step_tiny.ini"), sets, n_sets) < 0) return -1;
     detr_opts o;
     if (setup_detr_opts(&o, &cfg, 0) < 0 || detr_build(m, &o, dev, seed) < 0) return -1;
     char *text = NULL;
@@ -161,6 +165,170 @@ static int make_ckpt(const char *path, uint64_t seed, detr_model *m, uint64_t st
     int rc = ckpt_save(path, &meta, &m->params, NULL, dev);
     free(text);
     return rc;
+}
+static int make_ckpt(const char *path, uint64_t seed, detr_model *m, uint64_t step) {
+    return make_ckpt_sets(path, seed, m, step, NULL, 0);
+}
+
+static int json_num(const cJSON *j, const char *key, double want) {
+    const cJSON *v = cJSON_GetObjectItem(j, key);
+    if (cJSON_IsNumber(v) && v->valuedouble == want) return 1;
+    t_diag("config.json: %s is not %g", key, want);
+    return 0;
+}
+static int json_str(const cJSON *j, const char *key, const char *want) {
+    const cJSON *v = cJSON_GetObjectItem(j, key);
+    if (cJSON_IsString(v) && !strcmp(v->valuestring, want)) return 1;
+    t_diag("config.json: %s is not \"%s\"", key, want);
+    return 0;
+}
+static int json_bool(const cJSON *j, const char *key, int want) {
+    const cJSON *v = cJSON_GetObjectItem(j, key);
+    if (cJSON_IsBool(v) && !!cJSON_IsTrue(v) == !!want) return 1;
+    t_diag("config.json: %s is not %s", key, want ? "true" : "false");
+    return 0;
+}
+
+/* export --format hf: a width-64 ResNet-18 under the tiny transformer (HF's DETR builds timm's
+ * ResNets at width 64), with class names from a COCO file of categories 1 and 3. */
+static void test_export_hf(void) {
+    const char *cats = tp("cats.json");
+    FILE *f = fopen(cats, "w");
+    fputs("{\"images\": [{\"id\": 1, \"file_name\": \"a.png\"}], \"annotations\": [], \"categories\": "
+          "[{\"id\": 3, \"name\": \"dog\"}, {\"id\": 1, \"name\": \"cat \\\"tabby\\\"\"}]}", f);
+    fclose(f);
+    char root_set[600];
+    snprintf(root_set, sizeof root_set, "data.root=%s", dir);
+    const char *sets[] = {"model.width=64", root_set, "data.val_ann=cats.json", "matcher.set_cost_bbox=2.5"};
+    detr_model a, c;
+    const char *ck = tp("r18.ckpt");
+    if (make_ckpt_sets(ck, 5, &a, 30, sets, 4) < 0) { t_ok(0, "checkpoint: %s", cd_errbuf()); return; }
+    const char *hfdir = tp("hf");
+    mkdir(hfdir, 0755);
+    const char *out = tp("hf/model.safetensors"), *cj = tp("hf/config.json");
+    char args[4096];
+    snprintf(args, sizeof args, "export '%s' --format hf -o '%s'", ck, out);
+    int rc = run(args);
+    detr_opts o = a.o;
+    if (detr_build(&c, &o, dev, 99) < 0) { t_ok(0, "%s", cd_errbuf()); return; }
+    weights_report r = {0};
+    int lrc = rc == 0 ? weights_load(&c, dev, out, NULL, &r) : -1;
+    t_ok(rc == 0 && lrc == 0 && r.naming == WEIGHTS_NAMING_HF &&
+         !memcmp(a.params.host, c.params.host, a.params.total * sizeof(float)) && strstr(out_text, "HF transformers"),
+         "export --format hf, then a strict weights_load (HF names detected): identical parameters and buffers "
+         "(exit %d) %s%s", rc, err_text, lrc ? cd_errbuf() : "");
+    st_file sf;
+    if (rc == 0 && st_open(&sf, out) == 0) {
+        t_ok(st_find(&sf, "model.encoder.layers.1.self_attn.k_proj.bias") && !st_find(&sf, "backbone.0.body.conv1.weight") &&
+             st_meta(&sf, "format") && !strcmp(st_meta(&sf, "format"), "pt") && st_meta(&sf, "config"),
+             "the file holds HF names (k_proj), format = pt and the config in __metadata__");
+        st_close(&sf);
+    }
+    cJSON *j = cd_json_parse_file(cj);
+    int ok = j != NULL;
+    if (ok) {
+        ok = json_str(j, "model_type", "detr") & json_bool(j, "use_timm_backbone", 1) &
+             json_str(j, "backbone", "resnet18") & json_bool(j, "use_pretrained_backbone", 0) &
+             json_bool(j, "dilation", 0) & json_str(j, "position_embedding_type", "sine") &
+             json_num(j, "d_model", 32) & json_num(j, "encoder_layers", 2) & json_num(j, "decoder_layers", 2) &
+             json_num(j, "encoder_attention_heads", 4) & json_num(j, "decoder_attention_heads", 4) &
+             json_num(j, "encoder_ffn_dim", 64) & json_num(j, "decoder_ffn_dim", 64) &
+             json_num(j, "num_queries", 5) & json_bool(j, "auxiliary_loss", 1) & json_num(j, "dropout", 0) &
+             json_num(j, "class_cost", 1) & json_num(j, "giou_cost", 2) & !cJSON_GetObjectItem(j, "bbox_cost");
+        cJSON *id2 = cJSON_GetObjectItem(j, "id2label");
+        ok = ok && cJSON_GetArraySize(id2) == 5 && json_str(id2, "0", "N/A") && json_str(id2, "1", "cat \"tabby\"") &&
+             json_str(id2, "2", "N/A") && json_str(id2, "3", "dog") && json_str(id2, "4", "N/A");
+        cJSON_Delete(j);
+    }
+    t_ok(ok && strstr(out_text, "config.json") && strstr(out_text, "set_cost_bbox = 2.5"),
+         "config.json beside model.safetensors: DetrConfig of the model (timm resnet18, d_model 32, 2+2 layers, "
+         "4 heads, ffn 64, 5 queries), id2label from the categories (N/A for unused ids), a whole-number cost "
+         "only: %s", out_text);
+    /* -o FOLDER; -o another file name */
+    const char *folder = tp("hf2");
+    mkdir(folder, 0755);
+    snprintf(args, sizeof args, "export '%s' --format=hf --dtype bf16 -o '%s'", ck, folder);
+    rc = run(args);
+    t_ok(rc == 0 && access(tp("hf2/model.safetensors"), F_OK) == 0 && access(tp("hf2/config.json"), F_OK) == 0,
+         "export --format=hf -o FOLDER writes FOLDER/model.safetensors and FOLDER/config.json (exit %d) %s", rc,
+         err_text);
+    const char *other = tp("detr_hf.safetensors");
+    snprintf(args, sizeof args, "export '%s' --format hf -o '%s'", ck, other);
+    rc = run(args);
+    t_ok(rc == 0 && access(tp("detr_hf.config.json"), F_OK) == 0 && strstr(out_text, "rename"),
+         "-o NAME.safetensors writes NAME.config.json and says how from_pretrained wants them (exit %d) %s", rc,
+         out_text);
+    /* a weights file as the source: HF names -> official -> HF again, the model from the "config" metadata */
+    const char *back = tp("back.safetensors"), *again = tp("hf2/model.safetensors");
+    snprintf(args, sizeof args, "export '%s' -o '%s'", out, back);
+    rc = run(args);
+    lrc = rc == 0 ? weights_load(&c, dev, back, NULL, &r) : -1;
+    t_ok(rc == 0 && lrc == 0 && r.naming == WEIGHTS_NAMING_OFFICIAL &&
+         !memcmp(a.params.host, c.params.host, a.params.total * sizeof(float)) && strstr(out_text, "from") &&
+         strstr(out_text, "HF transformers names"),
+         "export of the HF file (a safetensors source, config from its metadata) under official names: identical "
+         "(exit %d) %s%s", rc, err_text, lrc ? cd_errbuf() : "");
+    snprintf(args, sizeof args, "export '%s' --format hf -o '%s'", back, again);
+    rc = run(args);
+    st_file s1, s2;
+    int same = rc == 0 && st_open(&s1, out) == 0;
+    if (same && st_open(&s2, again) == 0) {
+        same = s1.n_tensors == s2.n_tensors;
+        for (size_t i = 0; same && i < s1.n_tensors; i++) {
+            const st_tensor *t = &s1.tensors[i], *u = st_find(&s2, t->name);
+            same = u && u->numel == t->numel && u->dtype == t->dtype &&
+                   !memcmp(st_data(&s1, t), st_data(&s2, u), t->numel * st_dtype_size(t->dtype));
+        }
+        st_close(&s2);
+        st_close(&s1);
+    } else same = 0;
+    t_ok(same, "... and that official file exported with --format hf again: the same tensors, byte for byte (exit %d) "
+         "%s", rc, err_text);
+    snprintf(args, sizeof args, "export '%s/tests/fixtures/nn/tiny_detr.safetensors' -o '%s'", root, back);
+    rc = run(args);
+    t_ok(rc == 1 && strstr(err_text, "tiny_detr.safetensors") && strstr(err_text, "--config CFG"),
+         "export of a safetensors file without a cldetr config in its metadata: exit %d, \"%.*s\"", rc,
+         (int)strcspn(err_text, "\n"), err_text);
+    snprintf(args, sizeof args, "export '%s/tests/fixtures/nn/tiny_detr.safetensors' --config '%s' -o '%s'", root,
+             fx("step_tiny.ini"), back);
+    rc = run(args);
+    t_ok(rc == 1 && strstr(err_text, "not used by the model"),
+         "... with --config: every tensor checked (the fixture's extra tensors are an error): exit %d, \"%.*s\"", rc,
+         (int)strcspn(err_text, "\n"), err_text);
+    snprintf(args, sizeof args, "export '%s' --config '%s' -o '%s'", ck, fx("step_tiny.ini"), back);
+    rc = run(args);
+    t_ok(rc == 2 && strstr(err_text, "checkpoint"), "export CKPT --config is a usage error: exit %d, \"%.*s\"", rc,
+         (int)strcspn(err_text, "\n"), err_text);
+    detr_free(&c, dev);
+    detr_free(&a, dev);
+
+    /* what HF's DETR cannot hold */
+    const char *pre_sets[] = {"model.width=64", "model.pre_norm=true"};
+    const char *pre = tp("pre.ckpt"), *pre_out = tp("pre_hf.safetensors");
+    if (make_ckpt_sets(pre, 6, &a, 1, pre_sets, 2) < 0) { t_ok(0, "checkpoint: %s", cd_errbuf()); return; }
+    detr_free(&a, dev);
+    snprintf(args, sizeof args, "export '%s' --format hf -o '%s'", pre, pre_out);
+    rc = run(args);
+    t_ok(rc == 1 && strstr(err_text, "'transformer.encoder.norm.weight'") && strstr(err_text, "--format official") &&
+         access(pre_out, F_OK) != 0 && access(tp("pre_hf.config.json"), F_OK) != 0,
+         "export --format hf of a pre-norm model: exit %d, the tensor named, nothing written: \"%.*s\"", rc,
+         (int)strcspn(err_text, "\n"), err_text);
+    const char *tiny = tp("tiny.ckpt");
+    if (make_ckpt(tiny, 7, &a, 1) < 0) { t_ok(0, "checkpoint: %s", cd_errbuf()); return; }
+    detr_free(&a, dev);
+    snprintf(args, sizeof args, "export '%s' --format hf -o '%s'", tiny, pre_out);
+    rc = run(args);
+    t_ok(rc == 1 && strstr(err_text, "model.width = 8") && strstr(err_text, "--format official") &&
+         access(pre_out, F_OK) != 0, "export --format hf of a width-8 ResNet: exit %d, \"%.*s\"", rc,
+         (int)strcspn(err_text, "\n"), err_text);
+    snprintf(args, sizeof args, "export '%s' --format onnx -o '%s'", tiny, pre_out);
+    rc = run(args);
+    t_ok(rc == 2 && strstr(err_text, "--format") && strstr(err_text, "onnx") && access(pre_out, F_OK) != 0,
+         "export --format onnx is a usage error: exit %d, \"%.*s\"", rc, (int)strcspn(err_text, "\n"), err_text);
+    snprintf(args, sizeof args, "export '%s' --format -o '%s'", tiny, pre_out);
+    rc = run(args);
+    t_ok(rc == 2 && strstr(err_text, "--format"), "export --format without a value is a usage error: exit %d, "
+         "\"%.*s\"", rc, (int)strcspn(err_text, "\n"), err_text);
 }
 
 static void test_export(void) {
@@ -261,6 +429,7 @@ int main(void) {
     if (!dev) return t_done();
     test_step();
     test_export();
+    test_export_hf();
     test_import();
     cd_close(dev);
     char cmd[600];

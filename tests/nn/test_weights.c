@@ -1,8 +1,10 @@
 /* Weights by name (src/nn/weights.c): official files, HF transformers files
  * (made by tools/reference/make_weights_fixtures.py, names checked against a real
  * transformers model by tools/reference/check_hf_naming.py), F32/F16/BF16,
- * save -> load round trips, DETR-R50 with 91 classes under both namings,
- * every kind of bad file, and weights_init_model (fine-tuning). */
+ * save -> load round trips under both namings (the HF names written are the
+ * PyTorch-made fixtures' names, byte for byte), DETR-R50 with 91 classes under
+ * both namings, every kind of bad file, models HF cannot hold, and
+ * weights_init_model (fine-tuning). */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -337,6 +339,135 @@ static void test_official_and_roundtrip(void) {
     detr_free(&b, dev);
 }
 
+/* The HF naming of weights_save on the DC5 / learned-position model loaded from the PyTorch-made
+ * HF fixture hf: the same tensors (less the BatchNorm counters; the learned position embedding
+ * under transformers 5's model.position_embedding.), the same BF16 bytes, and back. */
+static void test_hf_save(detr_model *m, const char *hf) {
+    const char *out = tpath("hf_saved.safetensors");
+    weights_save_opts so = {0};
+    so.dtype = ST_BF16;
+    so.naming = WEIGHTS_NAMING_HF;
+    int rc = weights_save(m, dev, out, &so);
+    st_file F, G;
+    if (rc < 0 || st_open(&G, out) < 0 || st_open(&F, hf) < 0) { t_ok(0, "HF save: %s", cd_errbuf()); return; }
+    int n_ref = 0, bad = 0, pos = 0;
+    for (size_t i = 0; i < F.n_tensors; i++) {
+        const st_tensor *t = &F.tensors[i];
+        if (strstr(t->name, "num_batches_tracked")) continue;
+        n_ref++;
+        char name[256];
+        const char *legacy = "model.backbone.position_embedding.";
+        if (!strncmp(t->name, legacy, strlen(legacy))) {
+            snprintf(name, sizeof name, "model.position_embedding.%s", t->name + strlen(legacy));
+            pos++;
+        } else snprintf(name, sizeof name, "%s", t->name);
+        const st_tensor *u = st_find(&G, name);
+        int ok = u && u->dtype == ST_BF16 && t->dtype == ST_BF16 && u->ndim == t->ndim && u->numel == t->numel &&
+                 !memcmp(u->shape, t->shape, (size_t)t->ndim * sizeof *t->shape) &&
+                 !memcmp(st_data(&G, u), st_data(&F, t), t->numel * 2);
+        if (!ok && bad++ < 3) t_diag("%s: not in the saved file with the fixture's shape and bytes", name);
+    }
+    int counters = 0, in_proj = 0;
+    for (size_t i = 0; i < G.n_tensors; i++) {
+        counters += strstr(G.tensors[i].name, "num_batches_tracked") != NULL;
+        in_proj += strstr(G.tensors[i].name, "in_proj") != NULL;
+    }
+    t_ok(bad == 0 && (size_t)n_ref == G.n_tensors && pos == 2 && counters == 0 && in_proj == 0,
+         "HF save (BF16) of the model read from the HF fixture: its %d tensors with the same names, shapes and "
+         "bytes (q/k/v rows split back in order, %d position embeddings as model.position_embedding.*), no "
+         "counters, no in_proj (%d differ)", n_ref, pos, bad);
+    t_ok(st_meta(&G, "format") && !strcmp(st_meta(&G, "format"), "pt"),
+         "__metadata__ has format = pt (from_pretrained wants it) when the caller gave none");
+    st_close(&F);
+    st_close(&G);
+    detr_model b;
+    build(&b, &m->o, 3);
+    weights_report r;
+    rc = weights_load(&b, dev, out, NULL, &r);
+    t_ok(rc == 0 && r.naming == WEIGHTS_NAMING_HF && r.loaded == b.params.n && same_host(m, &b),
+         "the HF file loads back strictly into a fresh model, detected as HF names: identical (%s)",
+         rc ? cd_errbuf() : "ok");
+    detr_free(&b, dev);
+}
+
+/* The HF naming on the tiny model: F32 round trip with trainable BatchNorm (no counters), and the
+ * models HF's DETR cannot hold. */
+static void test_hf_save_tiny(void) {
+    detr_opts o;
+    opts_from_fixture(&o, "tiny_detr.safetensors");
+    o.bn_trainable = 1;
+    detr_model a, b;
+    build(&a, &o, 21);
+    build(&b, &o, 22);
+    const char *out = tpath("tiny_hf.safetensors");
+    const char *kv[] = {"format", "pt", "producer", "test", NULL};
+    weights_save_opts so = {0};
+    so.naming = WEIGHTS_NAMING_HF;
+    so.num_batches_tracked = 9;
+    so.meta = kv;
+    int rc = weights_save(&a, dev, out, &so);
+    st_file f;
+    int ok = rc == 0 && st_open(&f, out) == 0;
+    int counters = 0, official = 0, qkv = 0;
+    if (ok) {
+        for (size_t i = 0; i < f.n_tensors; i++) {
+            const char *n = f.tensors[i].name;
+            counters += strstr(n, "num_batches_tracked") != NULL;
+            official += !strncmp(n, "backbone.", 9) || !strncmp(n, "transformer.", 12) || strstr(n, "in_proj");
+            qkv += strstr(n, "_proj.weight") && (strstr(n, ".q_proj.") || strstr(n, ".k_proj.") || strstr(n, ".v_proj."));
+        }
+        const st_tensor *q = st_find(&f, "model.decoder.layers.1.encoder_attn.v_proj.weight");
+        ok = q && q->ndim == 2 && q->shape[0] == o.d && q->shape[1] == o.d && f.n_tensors == (size_t)a.params.n +
+             4 * (size_t)(o.enc_layers + 2 * o.dec_layers) && st_find(&f, "model.decoder.layernorm.weight") &&
+             st_find(&f, "class_labels_classifier.bias") && st_find(&f, "model.backbone.conv_encoder.model.bn1.running_var");
+        /* v_proj rows are the last third of in_proj_weight */
+        int ip = nn_param_find(&a.params, "transformer.decoder.layers.1.multihead_attn.in_proj_weight");
+        float *v = malloc((size_t)o.d * o.d * sizeof *v);
+        ok = ok && st_read_f32(&f, "model.decoder.layers.1.encoder_attn.v_proj.weight", v, -1, NULL) == 0 &&
+             !memcmp(v, nn_param_host(&a.params, ip) + 2 * (size_t)o.d * o.d, (size_t)o.d * o.d * sizeof *v);
+        free(v);
+        st_close(&f);
+    }
+    t_ok(ok && counters == 0 && official == 0 && qkv == 3 * (o.enc_layers + 2 * o.dec_layers),
+         "HF save of a tiny model with trainable BatchNorm: HF names only, q/k/v split (v_proj = the last rows of "
+         "in_proj_weight), no num_batches_tracked (%d counters, %d official names) %s", counters, official,
+         rc ? cd_errbuf() : "");
+    weights_report r;
+    rc = weights_load(&b, dev, out, NULL, &r);
+    t_ok(rc == 0 && r.naming == WEIGHTS_NAMING_HF && r.unexpected == 0 && same_host(&a, &b) && device_matches_host(&b),
+         "... which loads back into a fresh model: every parameter and buffer identical (%s)", rc ? cd_errbuf() : "ok");
+    detr_free(&a, dev);
+    detr_free(&b, dev);
+
+    /* pre-norm: the encoder's final norm has no HF name; nothing is written */
+    o.bn_trainable = 0;
+    o.pre_norm = 1;
+    build(&a, &o, 23);
+    const char *pre = tpath("prenorm_hf.safetensors");
+    rc = weights_save(&a, dev, pre, &so);
+    const char *e = cd_errbuf();
+    t_ok(rc < 0 && strstr(e, pre) && strstr(e, "'transformer.encoder.norm.weight'") && strstr(e, "pre-norm") &&
+         strstr(e, "--format official") && access(pre, F_OK) != 0,
+         "HF save of a pre-norm model is refused naming the tensor, no file written: \"%.300s\"", e);
+    weights_save_opts off = so;
+    off.naming = WEIGHTS_NAMING_OFFICIAL;
+    rc = weights_save(&a, dev, pre, &off);
+    t_ok(rc == 0 && weights_load(&a, dev, pre, NULL, NULL) == 0, "... the official names hold it (%s)",
+         rc ? cd_errbuf() : "ok");
+    detr_free(&a, dev);
+    o.enc_layers = 0;   /* pre-norm without encoder: no encoder norm, but HF would compute post-norm */
+    build(&a, &o, 24);
+    rc = weights_save(&a, dev, pre, &so);
+    e = cd_errbuf();
+    t_ok(rc < 0 && strstr(e, "pre-norm") && strstr(e, "'transformer.decoder.layers.0.") && strstr(e, "post-norm"),
+         "HF save of a pre-norm model without encoder layers is refused too: \"%.300s\"", e);
+    so.naming = WEIGHTS_NAMING_RESNET;
+    rc = weights_save(&a, dev, pre, &so);
+    t_ok(rc < 0 && strstr(cd_errbuf(), "official DETR or HF"), "saving under ResNet names is an error: \"%s\"",
+         cd_errbuf());
+    detr_free(&a, dev);
+}
+
 static void test_hf(void) {
     detr_opts o;
     opts_from_fixture(&o, "tiny_detr_r50_dc5.safetensors");
@@ -376,6 +507,7 @@ static void test_hf(void) {
     load_fails(&m2, nok, NULL, "HF file without a k_proj",
                "'transformer.encoder.layers.1.self_attn.in_proj_weight' (as 'model.encoder.layers.1.self_attn.k_proj.weight')",
                NULL);
+    test_hf_save(&m, hf);
     detr_free(&m, dev);
     detr_free(&m2, dev);
 }
@@ -447,7 +579,28 @@ static void test_r50(void) {
          r.unexpected == 0, "official DETR-R50 file round trip: %d loaded, 0 missing, 0 unexpected (%s)", r.loaded,
          rc ? cd_errbuf() : "ok");
     unlink(offp);
-    t_diag("DETR-R50 build + 2 files written and loaded in %.1f s", cd_now() - t0);
+    const char *hfo = tpath("r50_hf_saved.safetensors");
+    so.naming = WEIGHTS_NAMING_HF;
+    rc = weights_save(&m, dev, hfo, &so);
+    st_file f;
+    int n_want = 0, bad2 = 0;
+    if (rc == 0 && st_open(&f, hfo) == 0) {
+        cJSON_ArrayForEach(e, hf) {
+            const char *name = cJSON_GetArrayItem(e, 0)->valuestring;
+            if (strstr(name, "num_batches_tracked")) continue;
+            n_want++;
+            const st_tensor *t = st_find(&f, name);
+            cJSON *shape = cJSON_GetArrayItem(e, 1);
+            int ok = t && t->ndim == cJSON_GetArraySize(shape);
+            for (int d = 0; ok && d < t->ndim; d++) ok = t->shape[d] == (int64_t)cJSON_GetArrayItem(shape, d)->valuedouble;
+            if (!ok && bad2++ < 3) t_diag("PyTorch's HF name %s: not in the saved file with that shape", name);
+        }
+        t_ok(bad2 == 0 && f.n_tensors == (size_t)n_want, "DETR-R50 saved under HF names: the %zu tensors are "
+             "PyTorch's HF names and shapes less the BatchNorm counters (%d differ)", f.n_tensors, bad2);
+        st_close(&f);
+    } else t_ok(0, "DETR-R50 HF save: %s", cd_errbuf());
+    unlink(hfo);
+    t_diag("DETR-R50 build + 3 files written, 2 loaded in %.1f s", cd_now() - t0);
     cJSON_Delete(j);
     detr_free(&m, dev);
 }
@@ -462,6 +615,7 @@ int main(void) {
     if (!dev) return t_done();
     test_official_and_roundtrip();
     test_hf();
+    test_hf_save_tiny();
     test_r50();
     cd_close(dev);
     char cmd[600];
