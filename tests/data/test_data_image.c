@@ -45,6 +45,49 @@ static void check_bad(const char *name, const char *want) {
     if (!rc) data_image_free(&im);
 }
 
+/* A file's bytes with `ins` inserted at `at` (and the byte at `set` set to `v`
+ * afterwards, when set >= 0), decoded from memory. */
+static int decode_edit(const char *name, size_t at, const void *ins, size_t n_ins, long set, int v,
+                       data_image *im) {
+    size_t len;
+    char *src = cd_read_file(fixture(name), &len);
+    if (!src) return -2;
+    uint8_t *b = cd_xmalloc(len + n_ins);
+    memcpy(b, src, at);
+    memcpy(b + at, ins, n_ins);
+    memcpy(b + at + n_ins, src + at, len - at);
+    if (set >= 0) b[set] = (uint8_t)v;
+    int rc = data_image_decode(im, b, len + n_ins, name);
+    free(src);
+    free(b);
+    return rc;
+}
+
+/* stb_image builds a Huffman table before checking its code counts; counts
+ * summing past 256 write out of bounds (stb_image.h stbi__build_huffman). The
+ * decoder refuses such tables wherever stb would read them, and only those. */
+static void check_huffman(void) {
+    data_image im;
+    check_bad("bad_huffman.jpg", "corrupt JPEG (Huffman table)");
+    /* fmt_baseline.jpg: the first DHT (DC table 0) at byte 177, its counts at 182..197 */
+    int rc = decode_edit("fmt_baseline.jpg", 0, "", 0, 182, 3, &im);   /* 3 codes of length 1 */
+    t_ok(rc == -1 && strstr(cd_errbuf(), "corrupt JPEG (Huffman table)"),
+         "a table over its code space (3 codes of length 1) refused: '%s'", rc ? cd_errbuf() : "(decoded!)");
+    if (!rc) data_image_free(&im);
+    /* fmt_progressive.jpg: a DHT between scans at byte 272, its last count at 292 */
+    rc = decode_edit("fmt_progressive.jpg", 0, "", 0, 292, 255, &im);
+    t_ok(rc == -1 && strstr(cd_errbuf(), "corrupt JPEG (Huffman table)"),
+         "a bad table between progressive scans refused: '%s'", rc ? cd_errbuf() : "(decoded!)");
+    if (!rc) data_image_free(&im);
+    /* an APP1 segment (as EXIF or ICC data) holding the bytes of a bad DHT: stb skips it */
+    uint8_t app[4 + 21] = {0xFF, 0xE1, 0x00, 23, 0xFF, 0xC4, 0x00, 0x13, 0x00};
+    memset(app + 9, 0xFF, 16);
+    rc = decode_edit("fmt_baseline.jpg", 2, app, sizeof app, -1, 0, &im);
+    t_ok(rc == 0 && im.w == 32 && im.h == 24, "FF C4 inside an APP1 segment is not taken for a table (%s)",
+         rc ? cd_errbuf() : "decoded");
+    if (!rc) data_image_free(&im);
+}
+
 static void check_resize(void) {
     size_t len;
     char *buf = cd_read_file(fixture("resize_ref.bin"), &len);
@@ -96,6 +139,7 @@ int main(void) {
     check_bad("truncated.png", "cannot decode image");
     check_bad("not_an_image.png", "cannot decode image");
     check_bad("no_such_file.png", "cannot open");
+    check_huffman();
     check_resize();
     return t_done();
 }
