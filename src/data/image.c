@@ -154,11 +154,22 @@ int data_image_decode(data_image *im, const void *bytes, size_t len, const char 
         return cd_seterr("%s: truncated JPEG (no end-of-image marker); re-encode or replace the file", name);
     if (jpeg_bad_huffman(bytes, len))
         return cd_seterr("%s: corrupt JPEG (Huffman table); re-encode or replace the file", name);
+    /* stb v2.27 reads 16-bit PNM samples in the wrong byte order (it keeps the
+     * low byte), and a 16-bit PGM asked for as RGB goes through its 8-bit
+     * channel converter and is then read as 16-bit, past the end of its buffer.
+     * 16-bit PNM (maxval above 255) is refused. */
+    const uint8_t *b = bytes;
+    if (len >= 2 && b[0] == 'P' && (b[1] == '5' || b[1] == '6') && stbi_is_16_bit_from_memory(bytes, (int)len))
+        return cd_seterr("%s: 16-bit PNM (maxval above 255) is not supported; convert it to 8 bits or PNG", name);
     int w, h, comp;
     uint8_t *px = stbi_load_from_memory(bytes, (int)len, &w, &h, &comp, 3);
     if (!px)
         return cd_seterr("%s: cannot decode image (%s); the file is corrupt, truncated or not "
                          "a JPEG/PNG/BMP/GIF/TGA/PNM", name, stbi_failure_reason());
+    if (w <= 0 || h <= 0) {   /* stb's PNM reader takes a missing width or height for 0 */
+        stbi_image_free(px);
+        return cd_seterr("%s: cannot decode image (it has no pixels: %dx%d); the file is corrupt", name, w, h);
+    }
     im->w = w; im->h = h;
     /* keep our allocator: callers free with free() */
     im->rgb = cd_xmalloc((size_t)w * h * 3);

@@ -88,6 +88,30 @@ static void check_huffman(void) {
     if (!rc) data_image_free(&im);
 }
 
+/* PNM from memory: 8-bit grey made RGB; 16-bit refused (stb v2.27 keeps the
+ * low byte of each sample, and a 16-bit PGM asked of it as RGB made it read
+ * past its buffer); a header without a width refused. */
+static void check_pnm(void) {
+    data_image im;
+    static const uint8_t pgm8[] = "P5\n2 1\n255\n\x10\xF0";
+    int rc = data_image_decode(&im, pgm8, sizeof pgm8 - 1, "grey.pgm");
+    t_ok(rc == 0 && im.w == 2 && im.h == 1 && !memcmp(im.rgb, "\x10\x10\x10\xF0\xF0\xF0", 6),
+         "8-bit PGM decodes to RGB (%s)", rc ? cd_errbuf() : "ok");
+    if (!rc) data_image_free(&im);
+    static const char *const bad[][3] = {
+        {"P5\n2 1\n65535\n\x10\x01\xF0\x02", "grey16.pgm", "16-bit PNM (maxval above 255) is not supported"},
+        {"P6 1 1 256 \x01\x00\x02\x00\x03\x00", "rgb16.ppm", "16-bit PNM (maxval above 255) is not supported"},
+        {"P5\nx 1\n255\n\x10\xF0", "nowidth.pgm", "cannot decode image (it has no pixels: 0x"}};
+    size_t len[] = {sizeof "P5\n2 1\n65535\n\x10\x01\xF0\x02" - 1, sizeof "P6 1 1 256 \x01\x00\x02\x00\x03\x00" - 1,
+                    sizeof "P5\nx 1\n255\n\x10\xF0" - 1};
+    for (size_t k = 0; k < CD_ARRAY_LEN(bad); k++) {
+        rc = data_image_decode(&im, bad[k][0], len[k], bad[k][1]);
+        t_ok(rc == -1 && strstr(cd_errbuf(), bad[k][1]) && strstr(cd_errbuf(), bad[k][2]), "%s refused: '%s'",
+             bad[k][1], rc ? cd_errbuf() : "(decoded!)");
+        if (!rc) data_image_free(&im);
+    }
+}
+
 static void check_resize(void) {
     size_t len;
     char *buf = cd_read_file(fixture("resize_ref.bin"), &len);
@@ -140,6 +164,7 @@ int main(void) {
     check_bad("not_an_image.png", "cannot decode image");
     check_bad("no_such_file.png", "cannot open");
     check_huffman();
+    check_pnm();
     check_resize();
     return t_done();
 }
