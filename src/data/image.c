@@ -161,7 +161,15 @@ int data_image_decode(data_image *im, const void *bytes, size_t len, const char 
     const uint8_t *b = bytes;
     if (len >= 2 && b[0] == 'P' && (b[1] == '5' || b[1] == '6') && stbi_is_16_bit_from_memory(bytes, (int)len))
         return cd_seterr("%s: 16-bit PNM (maxval above 255) is not supported; convert it to 8 bits or PNG", name);
+    /* A damaged header can claim a huge image that stb then makes from a few
+     * bytes (its readers give zeros past the end): 58 bytes read as a TGA of
+     * 14596x12291. No real image compresses past a few thousand pixels a byte
+     * (deflate's ceiling of 1032:1 on a 1-bit PNG is 8256), so more than
+     * 16384 pixels a byte, past the first million pixels, is refused. */
     int w, h, comp;
+    if (stbi_info_from_memory(bytes, (int)len, &w, &h, &comp) && w > 0 && h > 0 &&
+        (double)w * h > CD_MAX(1048576.0, 16384.0 * (double)len))
+        return cd_seterr("%s: corrupt image: its header claims %dx%d pixels, from only %zu bytes", name, w, h, len);
     uint8_t *px = stbi_load_from_memory(bytes, (int)len, &w, &h, &comp, 3);
     if (!px)
         return cd_seterr("%s: cannot decode image (%s); the file is corrupt, truncated or not "

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../check.h"
 #include "cldetr/common.h"
@@ -112,6 +113,32 @@ static void check_pnm(void) {
     }
 }
 
+/* A 58-byte TGA header claiming 14596x12291 pixels is refused before stb
+ * allocates half a gigabyte; a large flat PNG (as compressible as real images
+ * get) still decodes. */
+static void check_claimed_size(void) {
+    uint8_t tga[58] = {0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x04, 0x39, 0x03, 0x30, 24, 0};
+    data_image im;
+    int rc = data_image_decode(&im, tga, sizeof tga, "huge.tga");
+    t_ok(rc == -1 && strstr(cd_errbuf(), "huge.tga: corrupt image: its header claims 14596x12291 pixels"),
+         "a TGA header claiming 14596x12291 pixels from 58 bytes refused: '%s'", rc ? cd_errbuf() : "(decoded!)");
+    if (!rc) data_image_free(&im);
+
+    char path[512];
+    snprintf(path, sizeof path, "%s/cldetr_flat_%d.png", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    data_image flat = {1500, 1500, cd_xcalloc((size_t)1500 * 1500 * 3, 1)};
+    int wrote = data_write_png(path, &flat) == 0;
+    data_image_free(&flat);
+    size_t len = 0;
+    char *png = wrote ? cd_read_file(path, &len) : NULL;
+    remove(path);
+    rc = png ? data_image_decode(&im, png, len, "flat.png") : -1;
+    t_ok(rc == 0 && im.w == 1500 && im.h == 1500, "a flat 1500x1500 PNG of %zu bytes decodes (%s)", len,
+         rc ? cd_errbuf() : "ok");
+    if (!rc) data_image_free(&im);
+    free(png);
+}
+
 static void check_resize(void) {
     size_t len;
     char *buf = cd_read_file(fixture("resize_ref.bin"), &len);
@@ -165,6 +192,7 @@ int main(void) {
     check_bad("no_such_file.png", "cannot open");
     check_huffman();
     check_pnm();
+    check_claimed_size();
     check_resize();
     return t_done();
 }

@@ -233,6 +233,8 @@ static void fz_run(const fz_spec *s) {
     const char *only = getenv("CLDETR_FUZZ_CASE");
     if (only && *only) { first = fz_env_u64("CLDETR_FUZZ_CASE", 0); n = first + 1; }
     size_t parsed = 0, refused = 0, silent = 0, wrong = 0;
+    double slowest = 0;
+    uint64_t slowest_case = 0;
     fz_buf in = {0};
     for (uint64_t k = first; k < n; k++) {
         uint64_t r = cd_mix64(base * 0x9E3779B97F4A7C15ULL + k);   /* case k alone decides its input */
@@ -249,7 +251,10 @@ static void fz_run(const fz_spec *s) {
         }
         cd_seterr("%s", "");
         fz_case = (long)k;
+        double t0 = cd_now();
         int rc = s->target(in.b, in.n, s->ctx);
+        t0 = cd_now() - t0;
+        if (t0 > slowest) { slowest = t0; slowest_case = k; }
         fz_case = -1;
         if (rc == 0) parsed++;
         else if (rc == -1 && cd_errbuf()[0]) refused++;
@@ -263,6 +268,7 @@ static void fz_run(const fz_spec *s) {
                    rc == 0 ? "parsed" : rc == -1 ? "refused: " : "parsed, with a wrong result", rc == -1 ? cd_errbuf() : "");
     }
     free(in.b);
+    t_diag("%s: the slowest case, %llu, took %.0f ms", s->format, (unsigned long long)slowest_case, slowest * 1e3);
     t_ok(silent == 0 && wrong == 0,
          "%s: %llu mutated inputs (seed %llu): %zu parsed, %zu refused with a message, %zu without one, "
          "%zu wrong results, no crash", s->format, (unsigned long long)(n - first), (unsigned long long)base,
