@@ -29,7 +29,14 @@
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_NO_HDR           /* 8-bit formats only */
 #define STBI_NO_LINEAR
+#define STBI_NO_PSD           /* formats a dataset does not hold: less of stb to trust */
+#define STBI_NO_PIC
+/* stb copies zero bytes from or to a NULL buffer (the first IDAT chunk of a
+ * PNG empty: memcpy(NULL, p, 0)), undefined behaviour that UBSan reports. */
+static inline void *stb_memcpy(void *to, const void *from, size_t n) { return n ? memcpy(to, from, n) : to; }
+#define memcpy(to, from, n) stb_memcpy(to, from, n)
 #include <stb/stb_image.h>
+#undef memcpy
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb/stb_image_write.h>
 #pragma GCC diagnostic pop
