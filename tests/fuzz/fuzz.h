@@ -17,7 +17,8 @@
  *                          passes, a few hundred, seconds)
  *   CLDETR_FUZZ_SEED=7     another sequence of cases (default 1)
  *   CLDETR_FUZZ_CASE=k     run case k alone (with CLDETR_FUZZ_DUMP=file: write
- *                          its input there, to look at or to keep as a fixture) */
+ *                          its input there, to look at or to keep as a fixture)
+ *   CLDETR_FUZZ_VERBOSE=1  one line per case: parsed, or the message */
 #ifndef CLDETR_TEST_FUZZ_H
 #define CLDETR_TEST_FUZZ_H
 
@@ -231,6 +232,7 @@ static void fz_run(const fz_spec *s) {
     uint64_t base = fz_env_u64("CLDETR_FUZZ_SEED", 1);
     uint64_t first = 0;
     const char *only = getenv("CLDETR_FUZZ_CASE");
+    int verbose = getenv("CLDETR_FUZZ_VERBOSE") && *getenv("CLDETR_FUZZ_VERBOSE");
     if (only && *only) { first = fz_env_u64("CLDETR_FUZZ_CASE", 0); n = first + 1; }
     size_t parsed = 0, refused = 0, silent = 0, wrong = 0;
     double slowest = 0;
@@ -263,7 +265,7 @@ static void fz_run(const fz_spec *s) {
         } else if (wrong++ < 5) {
             t_diag("%s case %llu: parsed, but the result failed the checks above", s->format, (unsigned long long)k);
         }
-        if (only && *only)
+        if ((only && *only) || verbose)
             t_diag("case %llu: %s%s", (unsigned long long)k,
                    rc == 0 ? "parsed" : rc == -1 ? "refused: " : "parsed, with a wrong result", rc == -1 ? cd_errbuf() : "");
     }
