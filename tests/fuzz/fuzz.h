@@ -37,31 +37,31 @@
 
 typedef struct { uint8_t *b; size_t n, cap; } fz_buf;
 
-static void fz_reserve(fz_buf *f, size_t n) {
+static inline void fz_reserve(fz_buf *f, size_t n) {
     if (n <= f->cap) return;
     f->cap = n * 2 + 64;
     f->b = cd_xrealloc(f->b, f->cap);
 }
-static void fz_set(fz_buf *f, const void *p, size_t n) {
+static inline void fz_set(fz_buf *f, const void *p, size_t n) {
     fz_reserve(f, n + 1);
     if (n) memcpy(f->b, p, n);
     f->n = n;
 }
 /* Insert n bytes (p, or zeros when p is NULL) at pos. */
-static void fz_insert(fz_buf *f, size_t pos, const void *p, size_t n) {
+static inline void fz_insert(fz_buf *f, size_t pos, const void *p, size_t n) {
     fz_reserve(f, f->n + n + 1);
     memmove(f->b + pos + n, f->b + pos, f->n - pos);
     if (p) memcpy(f->b + pos, p, n);
     else memset(f->b + pos, 0, n);
     f->n += n;
 }
-static void fz_erase(fz_buf *f, size_t pos, size_t n) {
+static inline void fz_erase(fz_buf *f, size_t pos, size_t n) {
     if (n > f->n - pos) n = f->n - pos;
     memmove(f->b + pos, f->b + pos + n, f->n - pos - n);
     f->n -= n;
 }
 /* A NUL after the last byte (not counted in n), for the text APIs. */
-__attribute__((unused)) static const char *fz_cstr(fz_buf *f) {
+static inline const char *fz_cstr(fz_buf *f) {
     fz_reserve(f, f->n + 1);
     f->b[f->n] = 0;
     return (const char *)f->b;
@@ -70,17 +70,17 @@ __attribute__((unused)) static const char *fz_cstr(fz_buf *f) {
 /* Where the targets put what they read from a result, so it is read. */
 static volatile unsigned fz_sink;
 
-static uint64_t fz_below(uint64_t *r, uint64_t n) { return n ? cd_rng_next(r) % n : 0; }
+static inline uint64_t fz_below(uint64_t *r, uint64_t n) { return n ? cd_rng_next(r) % n : 0; }
 
 /* A position in [0, n] (insertions may go at the end): half of them in the
  * first 256 bytes, where the headers are. */
-static size_t fz_pos(uint64_t *r, size_t n) {
+static inline size_t fz_pos(uint64_t *r, size_t n) {
     if (cd_rng_next(r) & 1) return (size_t)fz_below(r, (n < 256 ? n : 256) + 1);
     return (size_t)fz_below(r, n + 1);
 }
 
 /* One mutation of f. dict: tokens of the format (may be NULL). */
-static void fz_mutate_once(fz_buf *f, uint64_t *r, const char *const *dict, size_t n_dict) {
+static inline void fz_mutate_once(fz_buf *f, uint64_t *r, const char *const *dict, size_t n_dict) {
     static const uint8_t interesting8[] = {0, 1, 0x7F, 0x80, 0xFF, '0', '9', '-', ' ', '\n', '"', '\\', '['};
     static const uint64_t interesting64[] = {0, 1, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 0x7FFFFFFF,
                                              0x80000000, 0xFFFFFFFF, 0x100000000ULL, 0x7FFFFFFFFFFFFFFFULL,
@@ -141,10 +141,49 @@ static void fz_mutate_once(fz_buf *f, uint64_t *r, const char *const *dict, size
 }
 
 /* 1 to 4 mutations, sometimes (1 case in 8) up to 16. */
-static void fz_mutate(fz_buf *f, uint64_t *r, const char *const *dict, size_t n_dict) {
+static inline void fz_mutate(fz_buf *f, uint64_t *r, const char *const *dict, size_t n_dict) {
     int k = 1 + (int)fz_below(r, 4);
     if (fz_below(r, 8) == 0) k = 1 + (int)fz_below(r, 16);
     for (int i = 0; i < k; i++) fz_mutate_once(f, r, dict, n_dict);
+}
+
+/* For JSON: one to three values (what follows a ':' in bytes [from, to) of
+ * f) replaced by values of other types and sizes, so that the input stays
+ * JSON and reaches the checks of its fields. Returns the new end of the range. */
+static inline size_t fz_json_swap(fz_buf *f, size_t from, size_t to, uint64_t *r) {
+    static const char *const values[] = {
+        "0", "-1", "1", "2", "3", "1.5", "-0.5", "1e308", "-1e308", "9007199254740992", "9007199254740993",
+        "2147483648", "-2147483649", "18446744073709551616", "\"x\"", "\"\"", "\"1\"", "\"F32\"", "\"I64\"",
+        "null", "true", "false", "[]", "{}", "[1, 2, 3]", "[0, 0, -5, 2]", "[1, 2, 3, 4, 5]", "[1, 2, 3, \"4\"]",
+        "[[1, 2]]", "[0, 4]", "[4, 0]", "[-1, 2]", "[1, 1, 1, 1, 1, 1, 1, 1, 1]", "{\"counts\": \"x\"}", "7", "90"};
+    int k = 1 + (int)fz_below(r, 3);
+    for (int i = 0; i < k && to > from; i++) {
+        size_t v = from + (size_t)fz_below(r, to - from);
+        while (v < to && f->b[v] != ':') v++;
+        if (v >= to) continue;
+        v++;
+        while (v < to && (f->b[v] == ' ' || f->b[v] == '\n')) v++;
+        size_t e = v;
+        if (e < to && f->b[e] == '"') {                       /* a string */
+            for (e++; e < to && f->b[e] != '"'; e++)
+                if (f->b[e] == '\\') e++;
+            e++;
+        } else if (e < to && (f->b[e] == '[' || f->b[e] == '{')) {   /* a list or an object */
+            int depth = 0;
+            for (; e < to; e++) {
+                if (f->b[e] == '[' || f->b[e] == '{') depth++;
+                if ((f->b[e] == ']' || f->b[e] == '}') && --depth == 0) { e++; break; }
+            }
+        } else {
+            while (e < to && !strchr(",}] \n", f->b[e])) e++;
+        }
+        if (e > to) e = to;
+        const char *nv = values[fz_below(r, CD_ARRAY_LEN(values))];
+        fz_erase(f, v, e - v);
+        fz_insert(f, v, nv, strlen(nv));
+        to = to - (e - v) + strlen(nv);
+    }
+    return to;
 }
 
 /* ---- the driver ------------------------------------------------------------ */
@@ -169,7 +208,7 @@ static volatile long fz_case = -1;
 static const char *fz_format = "";
 
 /* Async-signal-safe: which case died. */
-static void fz_say_case(void) {
+static inline void fz_say_case(void) {
     char msg[160];
     long k = fz_case;
     if (k < 0) return;
@@ -190,14 +229,14 @@ static void fz_say_case(void) {
 }
 
 #ifndef __SANITIZE_ADDRESS__
-static void fz_on_signal(int sig) {
+static inline void fz_on_signal(int sig) {
     fz_say_case();
     signal(sig, SIG_DFL);
     raise(sig);
 }
 #endif
 
-static void fz_install_handlers(void) {
+static inline void fz_install_handlers(void) {
 #ifdef __SANITIZE_ADDRESS__
     __sanitizer_set_death_callback(fz_say_case);   /* ASan and UBSan reports end here */
 #else
@@ -206,7 +245,7 @@ static void fz_install_handlers(void) {
 #endif
 }
 
-static uint64_t fz_env_u64(const char *name, uint64_t def) {
+static inline uint64_t fz_env_u64(const char *name, uint64_t def) {
     const char *s = getenv(name);
     if (!s || !*s) return def;
     char *end;
@@ -216,7 +255,7 @@ static uint64_t fz_env_u64(const char *name, uint64_t def) {
 
 /* Run the seeds, then the mutated cases; two checks: the seeds parse, and
  * every case parsed or failed with a message. */
-static void fz_run(const fz_spec *s) {
+static inline void fz_run(const fz_spec *s) {
     fz_format = s->format;
     fz_install_handlers();
     size_t seeds_ok = 0;
@@ -278,7 +317,7 @@ static void fz_run(const fz_spec *s) {
 }
 
 /* A file's bytes as a seed; -1 and a diagnostic when it cannot be read. */
-static int fz_seed_file(fz_buf *seed, const char *path) {
+static inline int fz_seed_file(fz_buf *seed, const char *path) {
     size_t len;
     char *b = cd_read_file(path, &len);
     memset(seed, 0, sizeof *seed);
@@ -288,7 +327,7 @@ static int fz_seed_file(fz_buf *seed, const char *path) {
     return 0;
 }
 
-__attribute__((unused)) static int fz_write_file(const char *path, const void *p, size_t n) {
+static inline int fz_write_file(const char *path, const void *p, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
     int rc = fwrite(p, 1, n, f) == n ? 0 : -1;
@@ -297,7 +336,7 @@ __attribute__((unused)) static int fz_write_file(const char *path, const void *p
 }
 
 /* CLDETR_SOURCE_ROOT/rel */
-static const char *fz_source(const char *rel) {
+static inline const char *fz_source(const char *rel) {
     static char p[4][2048];
     static int k;
     k = (k + 1) % 4;
@@ -309,13 +348,13 @@ static const char *fz_source(const char *rel) {
 /* A private temporary folder (TMPDIR or /tmp) and a file in it the targets
  * write each input to; both removed by fz_tmp_done. */
 static char fz_dir[512], fz_file[600];
-__attribute__((unused)) static int fz_tmp_init(const char *ext) {
+static inline int fz_tmp_init(const char *ext) {
     snprintf(fz_dir, sizeof fz_dir, "%s/cldetr_fuzz_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(fz_dir)) return -1;
     snprintf(fz_file, sizeof fz_file, "%s/input%s", fz_dir, ext);
     return 0;
 }
-__attribute__((unused)) static void fz_tmp_done(void) {
+static inline void fz_tmp_done(void) {
     remove(fz_file);
     rmdir(fz_dir);
 }
