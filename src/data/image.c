@@ -82,12 +82,13 @@ static int jpeg_marker(jpeg_rd *r) {      /* stbi__get_marker */
 
 /* The DHT segment whose length field r is at, read as stbi__process_marker
  * does. 1: a table stb would build out of bounds (or reject as over its code
- * space); 0: every table fine, or stb stops before building the bad one. */
+ * space); 0: every table fine; -1: stb stops at this segment (a bad table
+ * class or number before any bad table, or a length its tables do not fill). */
 static int jpeg_dht_bad(jpeg_rd *r) {
     long left = jpeg_get16(r) - 2;
     while (left > 0) {
         int q = jpeg_get8(r), count[16], n = 0;
-        if (q >> 4 > 1 || (q & 15) > 3) return 0;   /* stb: "bad DHT header" */
+        if (q >> 4 > 1 || (q & 15) > 3) return -1;  /* stb: "bad DHT header" */
         for (int i = 0; i < 16; i++) { count[i] = jpeg_get8(r); n += count[i]; }
         if (n > 256) return 1;
         unsigned code = 0;
@@ -99,7 +100,7 @@ static int jpeg_dht_bad(jpeg_rd *r) {
         jpeg_skip(r, n);
         left -= 17 + n;
     }
-    return 0;
+    return left == 0 ? 0 : -1;
 }
 
 /* 1 when a JPEG (as stb recognises one: FF, fill FFs, D8) holds a Huffman
@@ -118,7 +119,9 @@ static int jpeg_bad_huffman(const uint8_t *p, size_t len) {
             break;
         }
         if (m == 0xC4) {
-            if (jpeg_dht_bad(&r)) return 1;
+            int bad = jpeg_dht_bad(&r);
+            if (bad > 0) return 1;
+            if (bad < 0) break;
         } else if (m == 0xDB) {                    /* DQT */
             long left = jpeg_get16(&r) - 2;
             int stop = 0;
@@ -148,7 +151,7 @@ static int jpeg_bad_huffman(const uint8_t *p, size_t len) {
     for (size_t i = r.i ? r.i : 1; i < len; i++)
         if (p[i] == 0xC4 && p[i - 1] == 0xFF) {
             jpeg_rd t = {p, len, i + 1};
-            if (jpeg_dht_bad(&t)) return 1;
+            if (jpeg_dht_bad(&t) > 0) return 1;
         }
     return 0;
 }
