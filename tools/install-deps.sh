@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install every Debian package cldetr needs to build, test and run on the CPU
 # (PoCL). Run as root (or with sudo). Safe to run again.
+# The sanitizer build (tools/test.sh --sanitize) needs GCC's ASan and UBSan
+# runtimes, libasan8 and libubsan1: build-essential's gcc depends on them.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential pkg-config meson ninja-build python3
