@@ -25,6 +25,7 @@
 #include "cldetr/train.h"
 #include "cldetr/weights.h"
 #include "../check.h"
+#include "../fixtures.h"
 
 static char dir[64], data_root[256], run[256];
 static config cfg;
@@ -39,18 +40,9 @@ static void write_file(const char *path, const char *text) {
 }
 
 static void setup_data(void) {
-    snprintf(dir, sizeof dir, "/tmp/cldetr-infer-test-XXXXXX");
-    t_ok(mkdtemp(dir) != NULL, "temp folder %s", dir);
+    t_ok(t_tmpdir(dir, sizeof dir, "cldetr-infer-test") != NULL, "temp folder %s", dir);
     snprintf(data_root, sizeof data_root, "%s/shapes", dir);
-    shapes_opts so;
-    shapes_opts_default(&so);
-    so.dir = data_root;
-    so.n_train = 4;
-    so.n_val = 3;
-    so.size = 64;
-    so.seed = 5;
-    so.progress = 0;
-    t_ok(shapes_generate(&so) == 0, "shapes dataset 4+3 images of 64 px");
+    t_ok(t_make_shapes(data_root, 4, 3, 64, 5, 0) == 0, "shapes dataset 4+3 images of 64 px");
     char ini[4096], root_set[320];
     const char *root = getenv("CLDETR_SOURCE_ROOT");
     snprintf(ini, sizeof ini, "%s/tests/fixtures/tiny.ini", root ? root : ".");
@@ -311,8 +303,6 @@ int main(void) {
     infer_close(&im);
     detr_free(&ref, dev);
     cd_close(dev);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) t_diag("could not remove %s", dir);
+    t_rmtree(dir);
     return t_done();
 }

@@ -7,21 +7,14 @@
 #include <unistd.h>
 
 #include "../check.h"
+#include "../fixtures.h"
 #include "cldetr/coco.h"
 #include "cldetr/cocoeval.h"
 #include "cldetr/common.h"
 
 static char dir[256];
 
-static const char *write_tmp(const char *name, const char *text) {
-    static char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f) { perror(path); exit(1); }
-    fputs(text, f);
-    fclose(f);
-    return path;
-}
+static const char *write_tmp(const char *name, const char *text) { return t_write_in(dir, name, text); }
 
 /* coco_load of text must fail with a message containing every needle. */
 static void load_fails(const char *what, const char *text, const char *needle1, const char *needle2) {
@@ -212,13 +205,10 @@ static void results_files(void) {
 
 int main(void) {
     (void)t_close_f; (void)t_seed; (void)t_uniform;   /* check.h helpers this test does not use */
-    snprintf(dir, sizeof dir, "/tmp/cldetr-test-eval-XXXXXX");
-    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    if (!t_tmpdir(dir, sizeof dir, "cldetr-test-eval")) { perror("mkdtemp"); return 1; }
     good_file();
     bad_files();
     results_files();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) t_diag("could not remove %s", dir);
+    t_rmtree(dir);
     return t_done();
 }
