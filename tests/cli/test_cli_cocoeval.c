@@ -10,7 +10,6 @@
 
 #include "../check.h"
 #include "../cli_run.h"
-#include "../fixtures.h"
 #include "cldetr/coco.h"
 #include "cldetr/common.h"
 
@@ -80,14 +79,9 @@ static void table_vs_pycocotools(const char *name) {
 
 int main(void) {
     (void)t_close_f; (void)t_seed; (void)t_uniform;   /* check.h helpers this test does not use */
-    const char *b = getenv("CLDETR_BIN"), *r = getenv("CLDETR_SOURCE_ROOT");
-    if (!b || !r) {
-        printf("1..0 # SKIP CLDETR_BIN / CLDETR_SOURCE_ROOT not set (run through meson test)\n");
-        return 0;
-    }
-    snprintf(bin, sizeof bin, "%s", b);
-    snprintf(fix, sizeof fix, "%s/tests/fixtures/eval", r);
-    if (!t_tmpdir(dir, sizeof dir, "cldetr-test-evalcli")) { perror("mkdtemp"); return 1; }
+    char root[1024];
+    t_cli_setup(bin, sizeof bin, root, sizeof root, dir, sizeof dir, "cldetr-test-evalcli");
+    snprintf(fix, sizeof fix, "%s/tests/fixtures/eval", root);
 
     int rc = run("cocoeval --help");
     t_ok(rc == 0 && strstr(out_text, "usage: cldetr cocoeval GT.json RESULTS.json") && strstr(out_text, "--per-class"),
