@@ -175,31 +175,39 @@ static void results_files(void) {
     t_ok(rc == 0 && n == 0, "an empty results list is valid");
     free(d);
 
-    results_fail(&gt, "broken JSON", "[{\"image_id\": 7,\n \"category_id\": 3 \"bbox\": [1,2,3,4]}]",
-                 ":2:19: JSON syntax error near 'gory_id\": 3 \"bbox\": [1,2'");
-    results_fail(&gt, "a GT file given as results", "{\"images\": []}", "must be a JSON list of detections");
-    results_fail(&gt, "unknown image id",
-                 "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [1,2,3,4], \"score\": 0.5},"
-                 " {\"image_id\": 8, \"category_id\": 3, \"bbox\": [1,2,3,4], \"score\": 0.5}]",
-                 "[1]: image_id 8 is not an image of the ground truth");
-    results_fail(&gt, "bbox of 5 numbers", "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [1,2,3,4,5], \"score\": 1}]",
-                 "[0]: bad bbox: must be a list of 4 numbers");
-    results_fail(&gt, "bbox not a list", "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": 5, \"score\": 1}]",
-                 "bad bbox: must be a list of 4 numbers [x, y, w, h], got a number");
-    results_fail(&gt, "bbox with null", "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [1,2,null,4], \"score\": 1}]",
-                 "bad bbox: bbox[2] must be a number, got null");
-    results_fail(&gt, "negative width (x1y1x2y2?)",
-                 "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [10,20,5,-4], \"score\": 1}]",
-                 "width and height must be >= 0");
-    results_fail(&gt, "missing score", "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [1,2,3,4]}]",
-                 "[0]: missing \"score\"");
-    results_fail(&gt, "missing image_id", "[{\"category_id\": 3, \"bbox\": [1,2,3,4], \"score\": 1}]",
-                 "[0]: missing \"image_id\"");
-    results_fail(&gt, "category_id a string", "[{\"image_id\": 7, \"category_id\": \"3\", \"bbox\": [1,2,3,4], "
-                 "\"score\": 1}]", "\"category_id\" must be an integer, got a string");
-    results_fail(&gt, "score a string", "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [1,2,3,4], \"score\": \"hi\"}]",
-                 "\"score\" must be a number");
-    results_fail(&gt, "a number in the list", "[3]", "[0]: expected a detection object, got a number");
+    /* what, the results text, the message */
+    static const char *const bad[][3] = {
+        {"broken JSON",
+         "[{\"image_id\": 7,\n \"category_id\": 3 \"bbox\": [1,2,3,4]}]",
+         ":2:19: JSON syntax error near 'gory_id\": 3 \"bbox\": [1,2'"},
+        {"a GT file given as results", "{\"images\": []}", "must be a JSON list of detections"},
+        {"unknown image id",
+         "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [1,2,3,4], \"score\": 0.5},"
+         " {\"image_id\": 8, \"category_id\": 3, \"bbox\": [1,2,3,4], \"score\": 0.5}]",
+         "[1]: image_id 8 is not an image of the ground truth"},
+        {"bbox of 5 numbers",
+         "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [1,2,3,4,5], \"score\": 1}]",
+         "[0]: bad bbox: must be a list of 4 numbers"},
+        {"bbox not a list",
+         "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": 5, \"score\": 1}]",
+         "bad bbox: must be a list of 4 numbers [x, y, w, h], got a number"},
+        {"bbox with null",
+         "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [1,2,null,4], \"score\": 1}]",
+         "bad bbox: bbox[2] must be a number, got null"},
+        {"negative width (x1y1x2y2?)",
+         "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [10,20,5,-4], \"score\": 1}]",
+         "width and height must be >= 0"},
+        {"missing score", "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [1,2,3,4]}]", "[0]: missing \"score\""},
+        {"missing image_id", "[{\"category_id\": 3, \"bbox\": [1,2,3,4], \"score\": 1}]", "[0]: missing \"image_id\""},
+        {"category_id a string",
+         "[{\"image_id\": 7, \"category_id\": \"3\", \"bbox\": [1,2,3,4], \"score\": 1}]",
+         "\"category_id\" must be an integer, got a string"},
+        {"score a string",
+         "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [1,2,3,4], \"score\": \"hi\"}]",
+         "\"score\" must be a number"},
+        {"a number in the list", "[3]", "[0]: expected a detection object, got a number"},
+    };
+    for (size_t i = 0; i < CD_ARRAY_LEN(bad); i++) results_fail(&gt, bad[i][0], bad[i][1], bad[i][2]);
     coco_free(&gt);
 }
 
