@@ -78,6 +78,12 @@ def det(image_id, cat_id, bbox, score):
     return {"image_id": image_id, "category_id": cat_id, "bbox": bbox, "score": score}
 
 
+def found(g, d, image_id, cat_id, bbox, score, **gt):
+    """A GT box (Anns.add keywords in gt) and a detection of exactly that box."""
+    g.add(image_id, cat_id, bbox, **gt)
+    d.append(det(image_id, cat_id, bbox, score))
+
+
 # ---------------------------------------------------------------- hand-made cases
 
 def case_handmade():
@@ -119,14 +125,10 @@ def case_handmade():
     g.add(4, 1, [400, 300, 50, 50], ignore=1)            # pycocotools sets ignore := iscrowd = 0
     d.append(det(4, 1, [402, 300, 50, 50], 0.85))
     # image 5: areas exactly on the borders
-    g.add(5, 1, [0, 0, 32, 32])                          # 1024: small and medium
-    d.append(det(5, 1, [0, 0, 32, 32], 0.66))
-    g.add(5, 1, [100, 0, 96, 96])                        # 9216: medium and large
-    d.append(det(5, 1, [100, 0, 96, 96], 0.66))
-    g.add(5, 2, [300, 0, 40, 30], area=1024.0000000000002)   # just above 32^2: medium only
-    d.append(det(5, 2, [300, 0, 40, 30], 0.5))
-    g.add(5, 2, [400, 0, 90, 100], area=9215.999999999998)   # just below 96^2: medium only
-    d.append(det(5, 2, [400, 0, 90, 100], 0.5))
+    found(g, d, 5, 1, [0, 0, 32, 32], 0.66)              # 1024: small and medium
+    found(g, d, 5, 1, [100, 0, 96, 96], 0.66)            # 9216: medium and large
+    found(g, d, 5, 2, [300, 0, 40, 30], 0.5, area=1024.0000000000002)  # just above 32^2: medium only
+    found(g, d, 5, 2, [400, 0, 90, 100], 0.5, area=9215.999999999998)  # just below 96^2: medium only
     d.append(det(5, 1, [300, 300, 32, 32], 0.4))         # unmatched, area 1024: FP in small and medium
     d.append(det(5, 1, [400, 300, 96, 96], 0.3))         # unmatched, area 9216: FP in medium and large
     d.append(det(5, 1, [0, 400, 10, 10], 0.2))           # unmatched small: ignored in medium/large
@@ -135,8 +137,7 @@ def case_handmade():
     # matched (so ignored) at numpy's 9th threshold, a false positive if that threshold were 0.9
     g.add(7, 1, [7.4, 0, 50, 50], iscrowd=1)
     d.append(det(7, 1, [6.4, 0, 10, 10], 0.9))
-    g.add(7, 1, [100, 100, 50, 50])
-    d.append(det(7, 1, [100, 100, 50, 50], 0.5))
+    found(g, d, 7, 1, [100, 100, 50, 50], 0.5)
     return dict(images=images, anns=g.anns, cats=cats, dets=d)
 
 
@@ -150,17 +151,14 @@ def case_borders():
     x = 0
     for i, (w, h) in enumerate(sides):
         im = 1 + i % 4
-        g.add(im, 1 + i % 2, [x, 10, w, h])
-        d.append(det(im, 1 + i % 2, [x, 10, w, h], 0.5))                  # IoU 1
+        found(g, d, im, 1 + i % 2, [x, 10, w, h], 0.5)   # IoU 1
         d.append(det(im, 1 + i % 2, [x, 10, w, h / 2], 0.5))              # IoU 0.5 exactly, tied score
         d.append(det(im, 1 + i % 2, [x, 10, w, h * 0.75], 0.45))          # IoU 0.75 exactly
         d.append(det(im, 1 + i % 2, [x + 300, 300, w, h], 0.4))           # FP of the same area
         x += 100
     # GT whose area field disagrees with its box: ranges use the field, IoU the box
-    g.add(1, 1, [500, 10, 10, 10], area=9216)
-    d.append(det(1, 1, [500, 10, 10, 10], 0.7))
-    g.add(2, 2, [500, 10, 200, 200], area=1024)
-    d.append(det(2, 2, [500, 10, 200, 200], 0.2))
+    found(g, d, 1, 1, [500, 10, 10, 10], 0.7, area=9216)
+    found(g, d, 2, 2, [500, 10, 200, 200], 0.2, area=1024)
     return dict(images=images, anns=g.anns, cats=cats, dets=d)
 
 
@@ -183,8 +181,7 @@ def case_crowd():
             d.append(det(i, 3, [rng.randint(0, 350), rng.randint(0, 250), rng.randint(5, 50),
                                 rng.randint(5, 50)], round(rng.random(), 2)))
         g.add(i, 5, [450, 300, 150, 150], iscrowd=1, area=3000.0)   # small-area crowd
-        g.add(i, 5, [460, 310, 30, 30], area=800.0)
-        d.append(det(i, 5, [460, 310, 30, 30], 0.9))
+        found(g, d, i, 5, [460, 310, 30, 30], 0.9, area=800.0)
         d.append(det(i, 5, [470, 320, 20, 20], 0.8))
         d.append(det(i, 5, [500, 400, 100, 50], 0.7))
     return dict(images=images, anns=g.anns, cats=cats, dets=d)
