@@ -199,37 +199,39 @@ static void test_unsized(void) {
 }
 
 static void test_bad(void) {
-    /* one-image datasets: JSON name, image file, the JSON's size, an annotation,
-     * images from the fixtures (1) or tmp (0), open fails (1) or the batch, the message */
+    /* one-image datasets: the JSON's name, its image file and size, its one annotation
+     * (id, category_id, bbox, area; id 0: none), images from the fixtures (1) or
+     * tmp (0), whether data_open fails (or the batch), what the message holds */
     static const struct {
         const char *what, *json, *file;
-        int w, h;
-        const char *ann;
-        int in_fix, open_fails;
+        int w, h, ann_id, cat, bbox[4], area, in_fix, open_fails;
         const char *w1, *w2;
     } one[] = {
-        {"missing image file", "missing.json", "nope.png", 64, 48, "", 0, 1, "nope.png", "not found"},
-        {"corrupt image", "corrupt.json", "not_an_image.png", 32, 24, "", 1, 0, "not_an_image.png",
+        {"missing image file", "missing.json", "nope.png", 64, 48, 0, 0, {0}, 0, 0, 1, "nope.png", "not found"},
+        {"corrupt image", "corrupt.json", "not_an_image.png", 32, 24, 0, 0, {0}, 0, 1, 0, "not_an_image.png",
          "cannot decode image"},
-        {"truncated JPEG", "trunc.json", "truncated.jpg", 96, 96, "", 1, 0, "truncated.jpg", "truncated JPEG"},
-        {"truncated PNG", "trunc2.json", "truncated.png", 32, 24, "", 1, 0, "truncated.png", "cannot decode"},
-        {"image size not the JSON's", "size.json", "a.png", 60, 48, "", 0, 0, "a.png: the image is 64x48",
+        {"truncated JPEG", "trunc.json", "truncated.jpg", 96, 96, 0, 0, {0}, 0, 1, 0, "truncated.jpg",
+         "truncated JPEG"},
+        {"truncated PNG", "trunc2.json", "truncated.png", 32, 24, 0, 0, {0}, 0, 1, 0, "truncated.png", "cannot decode"},
+        {"image size not the JSON's", "size.json", "a.png", 60, 48, 0, 0, {0}, 0, 0, 0, "a.png: the image is 64x48",
          "says 60x48"},
-        {"box with w = 0", "w0.json", "a.png", 64, 48,
-         "{\"id\": 5, \"image_id\": 1, \"category_id\": 3, \"bbox\": [10, 8, 0, 22], \"area\": 0, \"iscrowd\": 0}", 0, 1,
-         "annotation id 5", "width or height <= 0"},
-        {"box with h < 0", "hneg.json", "a.png", 64, 48,
-         "{\"id\": 6, \"image_id\": 1, \"category_id\": 3, \"bbox\": [10, 8, 5, -2], \"area\": 0, \"iscrowd\": 0}", 0, 1,
-         "annotation id 6", "width or height <= 0"},
-        {"box outside the image", "out.json", "a.png", 64, 48,
-         "{\"id\": 7, \"image_id\": 1, \"category_id\": 3, \"bbox\": [70, 8, 5, 5], \"area\": 25, \"iscrowd\": 0}", 0, 1,
-         "annotation id 7", "outside the 64x48 image"},
-        {"unknown category id", "cat.json", "a.png", 64, 48,
-         "{\"id\": 8, \"image_id\": 1, \"category_id\": 9, \"bbox\": [1, 1, 5, 5], \"area\": 25, \"iscrowd\": 0}", 0, 1,
-         "category_id 9", "categories"},
+        {"box with w = 0", "w0.json", "a.png", 64, 48, 5, 3, {10, 8, 0, 22}, 0, 0, 1, "annotation id 5",
+         "width or height <= 0"},
+        {"box with h < 0", "hneg.json", "a.png", 64, 48, 6, 3, {10, 8, 5, -2}, 0, 0, 1, "annotation id 6",
+         "width or height <= 0"},
+        {"box outside the image", "out.json", "a.png", 64, 48, 7, 3, {70, 8, 5, 5}, 25, 0, 1, "annotation id 7",
+         "outside the 64x48 image"},
+        {"unknown category id", "cat.json", "a.png", 64, 48, 8, 9, {1, 1, 5, 5}, 25, 0, 1, "category_id 9",
+         "categories"},
     };
     for (size_t i = 0; i < CD_ARRAY_LEN(one); i++) {
-        write_one(one[i].json, one[i].file, one[i].w, one[i].h, one[i].ann);
+        char ann[256] = "";
+        if (one[i].ann_id)
+            snprintf(ann, sizeof ann,
+                     "{\"id\": %d, \"image_id\": 1, \"category_id\": %d, \"bbox\": [%d, %d, %d, %d], \"area\": %d, "
+                     "\"iscrowd\": 0}", one[i].ann_id, one[i].cat, one[i].bbox[0], one[i].bbox[1], one[i].bbox[2],
+                     one[i].bbox[3], one[i].area);
+        write_one(one[i].json, one[i].file, one[i].w, one[i].h, ann);
         expect_error(one[i].what, one[i].json, one[i].in_fix ? fix : tmp, one[i].open_fails, one[i].w1, one[i].w2);
     }
     write_text("syntax.json", "{\"images\": [\n  {\"id\": 1,, \"file_name\": \"a.png\"}\n]}\n");
