@@ -15,6 +15,7 @@
 
 #include "cldetr/common.h"
 #include "cldetr/data.h"
+#include "../tests/fixtures.h"   /* the temporary folder, the shapes dataset and its split */
 
 static double run(data_dataset *d, const augment_opts *ao, int workers, size_t batch, size_t *images) {
     loader_opts lo;
@@ -71,22 +72,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--jpegs")) n_jpegs = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) batch = (size_t)atoi(argv[i + 1]);
     }
-    char tmp[] = "/tmp/cldetr_bench_data_XXXXXX";
-    if (!mkdtemp(tmp)) cd_fatal("mkdtemp failed");
-    shapes_opts so;
-    shapes_opts_default(&so);
-    so.dir = tmp; so.n_train = n_shapes; so.n_val = 0; so.progress = 0;
-    if (shapes_generate(&so)) cd_fatal("%s", cd_errbuf());
+    char tmp[512];
+    if (!t_tmpdir(tmp, sizeof tmp, "cldetr_bench_data")) cd_fatal("mkdtemp failed");
+    if (t_make_shapes(tmp, n_shapes, 0, 128, 1, 0)) cd_fatal("%s", cd_errbuf());
     write_jpegs(tmp, n_jpegs);
     printf("loader throughput, batch %zu, %ld CPUs online\n", batch, sysconf(_SC_NPROCESSORS_ONLN));
 
-    char ann[600], imgs[600];
-    snprintf(ann, sizeof ann, "%s/annotations/train.json", tmp);
-    snprintf(imgs, sizeof imgs, "%s/train", tmp);
-    data_opts dop;
-    data_opts_default(&dop);
-    dop.ann_file = ann; dop.image_dir = imgs;
-    data_dataset *d = data_open(&dop);
+    data_dataset *d = t_open_split(tmp, "train");
     if (!d) cd_fatal("%s", cd_errbuf());
     augment_opts ao;
     augment_opts_default(&ao);
@@ -102,7 +94,10 @@ int main(int argc, char **argv) {
     }
     data_close(d);
 
+    char ann[600];
     snprintf(ann, sizeof ann, "%s/jpg.json", tmp);
+    data_opts dop;
+    data_opts_default(&dop);
     dop.ann_file = ann; dop.image_dir = tmp;
     d = data_open(&dop);
     if (!d) cd_fatal("%s", cd_errbuf());
@@ -113,8 +108,6 @@ int main(int argc, char **argv) {
         printf("640x480 JPEG, full official aug: %d worker%s %8.1f images/s (%zu images)\n", w, w > 1 ? "s" : " ", ips, n);
     }
     data_close(d);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
+    t_rmtree(tmp);
     return 0;
 }

@@ -147,16 +147,6 @@ def infer_config(sd, nheads, dilation):
                 num_classes=int(sd["class_embed.bias"].shape[0]) - 1)
 
 
-def batch():
-    g = torch.Generator().manual_seed(0)
-    images = torch.zeros(2, 3, 96, 128)
-    mask = torch.ones(2, 96, 128, dtype=torch.bool)
-    for b, (h, w) in enumerate([(96, 100), (70, 128)]):
-        images[b, :, :h, :w] = torch.randn(3, h, w, generator=g)
-        mask[b, :h, :w] = False
-    return images, mask
-
-
 def check(out_path, official, kind, src, hf_cfg, nheads, dilation):
     import detr_reference as R
     if kind == "hf":   # HF's config knows what the weights cannot tell
@@ -167,7 +157,7 @@ def check(out_path, official, kind, src, hf_cfg, nheads, dilation):
     model = R.build_detr(**cfg).eval()
     model.load_state_dict({k: torch.tensor(np.asarray(v, np.float32)) for k, v in written.items()}, strict=True)
     print(f"check: strict load into detr_reference {cfg}: ok")
-    images, mask = batch()
+    images, mask = R.padded_batch(0)
     with torch.no_grad():
         logits, boxes = model(images, mask)
     if kind == "pth":

@@ -25,6 +25,7 @@
 #include "cldetr/train.h"
 #include "cldetr/weights.h"
 #include "../check.h"
+#include "../fixtures.h"
 
 static char dir[64], data_root[256], run[256];
 static config cfg;
@@ -39,18 +40,9 @@ static void write_file(const char *path, const char *text) {
 }
 
 static void setup_data(void) {
-    snprintf(dir, sizeof dir, "/tmp/cldetr-infer-test-XXXXXX");
-    t_ok(mkdtemp(dir) != NULL, "temp folder %s", dir);
+    t_ok(t_tmpdir(dir, sizeof dir, "cldetr-infer-test") != NULL, "temp folder %s", dir);
     snprintf(data_root, sizeof data_root, "%s/shapes", dir);
-    shapes_opts so;
-    shapes_opts_default(&so);
-    so.dir = data_root;
-    so.n_train = 4;
-    so.n_val = 3;
-    so.size = 64;
-    so.seed = 5;
-    so.progress = 0;
-    t_ok(shapes_generate(&so) == 0, "shapes dataset 4+3 images of 64 px");
+    t_ok(t_make_shapes(data_root, 4, 3, 64, 5, 0) == 0, "shapes dataset 4+3 images of 64 px");
     char ini[4096], root_set[320];
     const char *root = getenv("CLDETR_SOURCE_ROOT");
     snprintf(ini, sizeof ini, "%s/tests/fixtures/tiny.ini", root ? root : ".");
@@ -238,6 +230,22 @@ static void detect(infer_model *im, const data_image *img, float *sc, int *lb, f
     t_ok(infer_image(im, img, sc, lb, xy) == im->model.o.num_queries, "infer_image on %dx%d", img->w, img->h);
 }
 
+/* m, opened another way (rc: its open), gives the run's detections on img
+ * (s0, l0, x0 of Q queries). Returns whether it opened (the caller closes it). */
+static int same_as_run(infer_model *m, int rc, const char *what, const data_image *img, size_t Q, const float *s0,
+                       const int *l0, const float *x0) {
+    t_ok(rc == 0, "%s opens%s%s", what, WHY(rc));
+    if (!m->dev) return 0;
+    size_t n = Q > (size_t)m->model.o.num_queries ? Q : (size_t)m->model.o.num_queries;
+    float *s1 = malloc(n * sizeof *s1), *x1 = malloc(4 * n * sizeof *x1);
+    int *l1 = malloc(n * sizeof *l1);
+    detect(m, img, s1, l1, x1);
+    t_ok(!memcmp(l0, l1, Q * sizeof *l0) && !memcmp(s0, s1, Q * sizeof *s0) && !memcmp(x0, x1, 4 * Q * sizeof *x0),
+         "%s: the same detections as the run", what);
+    free(s1); free(x1); free(l1);
+    return 1;
+}
+
 int main(void) {
     setup_data();
     test_prepare();
@@ -270,19 +278,14 @@ int main(void) {
     data_image img = {200, 120, malloc(200 * 120 * 3)};
     for (int i = 0; i < 200 * 120 * 3; i++) img.rgb[i] = (uint8_t)((i / 3 % 200 > 80) ? 220 : 30);
     size_t Q = (size_t)im.model.o.num_queries;
-    float *s0 = malloc(Q * sizeof *s0), *x0 = malloc(4 * Q * sizeof *x0), *s1 = malloc(Q * sizeof *s1),
-          *x1 = malloc(4 * Q * sizeof *x1);
-    int *l0 = malloc(Q * sizeof *l0), *l1 = malloc(Q * sizeof *l1);
+    float *s0 = malloc(Q * sizeof *s0), *x0 = malloc(4 * Q * sizeof *x0);
+    int *l0 = malloc(Q * sizeof *l0);
     detect(&im, &img, s0, l0, x0);
     char path[512];
     snprintf(path, sizeof path, "%s/last.ckpt", run);
     static infer_model im2;
     rc = infer_open_weights(&im2, path, NULL, NULL);
-    t_ok(rc == 0, "the .ckpt alone opens (its stored config)%s%s", WHY(rc));
-    if (im2.dev) {
-        detect(&im2, &img, s1, l1, x1);
-        t_ok(!memcmp(l0, l1, Q * sizeof *l0) && !memcmp(s0, s1, Q * sizeof *s0) && !memcmp(x0, x1, 4 * Q * sizeof *x0),
-             ".ckpt file: the same detections as the run");
+    if (same_as_run(&im2, rc, "the .ckpt alone (its stored config)", &img, Q, s0, l0, x0)) {
         t_ok(im2.have_names, "and the same class names (the stored config's dataset)");
         infer_close(&im2);
     }
@@ -294,25 +297,17 @@ int main(void) {
     t_ok(infer_open_weights(&im2, path, NULL, NULL) < 0 && contains(cd_errbuf(), "--config"),
          "safetensors without config metadata asks for --config: %s", cd_errbuf());
     rc = infer_open_weights(&im2, path, cfg_path, NULL);
-    t_ok(rc == 0, "safetensors + config opens%s%s", WHY(rc));
-    if (im2.dev) {
-        detect(&im2, &img, s1, l1, x1);
-        t_ok(!memcmp(l0, l1, Q * sizeof *l0) && !memcmp(s0, s1, Q * sizeof *s0) && !memcmp(x0, x1, 4 * Q * sizeof *x0),
-             "safetensors: the same detections as the run");
-        infer_close(&im2);
-    }
+    if (same_as_run(&im2, rc, "safetensors + config", &img, Q, s0, l0, x0)) infer_close(&im2);
     t_ok(infer_open_weights(&im2, cfg_path, cfg_path, NULL) < 0 &&
          contains(cd_errbuf(), "neither a cldetr checkpoint nor a safetensors file"), "a file of another kind: %s",
          cd_errbuf());
     t_ok(infer_open_weights(&im2, "/nonexistent.safetensors", NULL, NULL) < 0 &&
          contains(cd_errbuf(), "/nonexistent.safetensors: no such weights file"), "a missing weights file");
-    free(s0); free(x0); free(s1); free(x1); free(l0); free(l1);
+    free(s0); free(x0); free(l0);
     data_image_free(&img);
     infer_close(&im);
     detr_free(&ref, dev);
     cd_close(dev);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) t_diag("could not remove %s", dir);
+    t_rmtree(dir);
     return t_done();
 }

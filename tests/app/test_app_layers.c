@@ -19,8 +19,9 @@
 #include "cldetr/step.h"
 #include "cldetr/trainer.h"
 #include "../check.h"
+#include "../fixtures.h"
 
-static char dir[64], ini[4096], root[256];
+static char dir[200], ini[4096], root[256];
 
 static int group_index(const layer_stats *ls, const char *name) {
     for (int k = 0; k < ls->n_groups; k++)
@@ -170,18 +171,9 @@ static void test_run(const char *name) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/cldetr-layers-test-XXXXXX");
-    t_ok(mkdtemp(dir) != NULL, "temp folder");
+    t_ok(t_tmpdir(dir, sizeof dir, "cldetr-layers-test") != NULL, "temp folder");
     snprintf(root, sizeof root, "%s/shapes", dir);
-    shapes_opts so;
-    shapes_opts_default(&so);
-    so.dir = root;
-    so.n_train = 8;
-    so.n_val = 4;
-    so.size = 64;
-    so.seed = 3;
-    so.progress = 0;
-    t_ok(shapes_generate(&so) == 0, "a tiny shapes dataset");
+    t_ok(t_make_shapes(root, 8, 4, 64, 3, 0) == 0, "a tiny shapes dataset");
     snprintf(ini, sizeof ini, "%s/tests/fixtures/tiny.ini", getenv("CLDETR_SOURCE_ROOT"));
     test_measure();
     test_run("a");
@@ -219,8 +211,6 @@ int main(void) {
     const char *none[] = {dir};
     t_ok(layer_stats_chart(none, 1, png) < 0 && strstr(cd_errbuf(), "layers.csv"),
          "a folder without layers.csv is named: %s", cd_errbuf());
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd)) t_diag("could not remove %s", dir);
+    t_rmtree(dir);
     return t_done();
 }

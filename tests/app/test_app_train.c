@@ -20,24 +20,14 @@
 #include "cldetr/train.h"
 #include "cldetr/trainer.h"
 #include "../check.h"
+#include "../fixtures.h"
 
-static char dir[64], ini[4096], data_root[256];
+static char dir[200], ini[4096], data_root[256];
 
 static void make_data(void) {
-    snprintf(dir, sizeof dir, "/tmp/cldetr-train-test-XXXXXX");
-    t_ok(mkdtemp(dir) != NULL, "temp folder %s", dir);
+    t_ok(t_tmpdir(dir, sizeof dir, "cldetr-train-test") != NULL, "temp folder %s", dir);
     snprintf(data_root, sizeof data_root, "%s/shapes", dir);
-    shapes_opts so;
-    shapes_opts_default(&so);
-    so.dir = data_root;
-    so.n_train = 4;
-    so.n_val = 4;
-    so.size = 64;
-    so.seed = 3;
-    so.min_objects = 1;
-    so.max_objects = 2;
-    so.progress = 0;
-    t_ok(shapes_generate(&so) == 0, "4+4 shapes images of 64 px");
+    t_ok(t_make_shapes(data_root, 4, 4, 64, 3, 2) == 0, "4+4 shapes images of 64 px");
     snprintf(ini, sizeof ini, "%s/tests/fixtures/tiny.ini", getenv("CLDETR_SOURCE_ROOT"));
 }
 
@@ -48,14 +38,7 @@ static void test_overfit(void) {
     snprintf(root_set, sizeof root_set, "data.root=%s", data_root);
     const char *sets[] = {root_set, "model.dropout=0", "augment.hflip=0", "augment.scales=64"};
     t_ok(config_load(&cfg, ini, sets, 4) == 0, "tiny.ini loads: %s", cd_errbuf());
-    char ann[512], img[512];
-    snprintf(ann, sizeof ann, "%s/annotations/train.json", data_root);
-    snprintf(img, sizeof img, "%s/train", data_root);
-    data_opts dop;
-    data_opts_default(&dop);
-    dop.ann_file = ann;
-    dop.image_dir = img;
-    data_dataset *ds = data_open(&dop);
+    data_dataset *ds = t_open_split(data_root, "train");
     t_ok(ds != NULL, "dataset opens");
     if (!ds) return;
     loader_opts lo;
@@ -180,22 +163,12 @@ static int load_ckpt(const char *name, float **params, float **m, float **v, uin
     return rc < 0 ? -1 : (int)n;
 }
 
-/* Set the u64 at byte pos of run name's last.ckpt and recompute the checksum
- * (cd_fnv1a over every byte before it): a forged header only range checks catch. */
+/* Set the u64 at byte pos of run name's last.ckpt and recompute the checksum:
+ * a forged header only range checks catch. */
 static int forge_ckpt(const char *name, long pos, uint64_t value) {
     char path[512];
     snprintf(path, sizeof path, "%s/runs/%s/last.ckpt", dir, name);
-    size_t len;
-    unsigned char *data = (unsigned char *)cd_read_file(path, &len);
-    if (!data || len < 200) { free(data); return -1; }
-    for (int i = 0; i < 8; i++) data[pos + i] = (unsigned char)(value >> (8 * i));
-    uint64_t h = cd_fnv1a(data, len - 8, CD_FNV_SEED);
-    for (int i = 0; i < 8; i++) data[len - 8 + i] = (unsigned char)(h >> (8 * i));
-    FILE *f = fopen(path, "wb");
-    int rc = f && fwrite(data, 1, len, f) == len ? 0 : -1;
-    if (f && fclose(f) != 0) rc = -1;
-    free(data);
-    return rc;
+    return t_forge_ckpt_u64(path, path, pos, value);
 }
 
 /* The run state a checkpoint's rng words hold is checked before a resume:
@@ -263,8 +236,6 @@ int main(void) {
     test_overfit();
     test_resume();
     test_resume_ranges();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) t_diag("could not remove %s", dir);
+    t_rmtree(dir);
     return t_done();
 }

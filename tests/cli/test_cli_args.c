@@ -43,15 +43,7 @@ static char *file_text(const char *name) {
 }
 
 int main(void) {
-    const char *b = getenv("CLDETR_BIN"), *r = getenv("CLDETR_SOURCE_ROOT");
-    if (!b || !r) {
-        printf("1..0 # SKIP CLDETR_BIN and CLDETR_SOURCE_ROOT not set (run through meson test)\n");
-        return 0;
-    }
-    snprintf(bin, sizeof bin, "%s", b);
-    snprintf(root, sizeof root, "%s", r);
-    snprintf(dir, sizeof dir, "/tmp/cldetr_test_cli_args_XXXXXX");
-    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    t_cli_setup(bin, sizeof bin, root, sizeof root, dir, sizeof dir, "cldetr_test_cli_args");
     char args[4096], args2[4096];
 
     /* --opt=value is --opt value */
@@ -130,8 +122,7 @@ int main(void) {
              (int)strcspn(out_text, "\n"), out_text);
     }
 
-    snprintf(args, sizeof args, "rm -rf '%s'", dir);
-    if (system(args) != 0) t_diag("could not remove %s", dir);
+    t_rmtree(dir);
     free(out_text);
     free(err_text);
     return t_done();

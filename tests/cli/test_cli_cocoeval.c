@@ -19,15 +19,7 @@ static char *out_text, *err_text;
 /* Run `cldetr ARGS`; its exit code, and stdout / stderr in out_text / err_text. */
 static int run(const char *args) { return t_run_cli(bin, dir, args, &out_text, &err_text); }
 
-static const char *write_tmp(const char *name, const char *text) {
-    static char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f) { perror(path); exit(1); }
-    fputs(text, f);
-    fclose(f);
-    return path;
-}
+static const char *write_tmp(const char *name, const char *text) { return t_write_in(dir, name, text); }
 
 /* cldetr cocoeval on a results file with text must fail naming the problem. */
 static void bad_results(const char *what, const char *text, const char *needle) {
@@ -87,15 +79,9 @@ static void table_vs_pycocotools(const char *name) {
 
 int main(void) {
     (void)t_close_f; (void)t_seed; (void)t_uniform;   /* check.h helpers this test does not use */
-    const char *b = getenv("CLDETR_BIN"), *r = getenv("CLDETR_SOURCE_ROOT");
-    if (!b || !r) {
-        printf("1..0 # SKIP CLDETR_BIN / CLDETR_SOURCE_ROOT not set (run through meson test)\n");
-        return 0;
-    }
-    snprintf(bin, sizeof bin, "%s", b);
-    snprintf(fix, sizeof fix, "%s/tests/fixtures/eval", r);
-    snprintf(dir, sizeof dir, "/tmp/cldetr-test-evalcli-XXXXXX");
-    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    char root[1024];
+    t_cli_setup(bin, sizeof bin, root, sizeof root, dir, sizeof dir, "cldetr-test-evalcli");
+    snprintf(fix, sizeof fix, "%s/tests/fixtures/eval", root);
 
     int rc = run("cocoeval --help");
     t_ok(rc == 0 && strstr(out_text, "usage: cldetr cocoeval GT.json RESULTS.json") && strstr(out_text, "--per-class"),
@@ -159,8 +145,6 @@ int main(void) {
          (int)strcspn(err_text, "\n"), err_text);
 
     free(out_text); free(err_text);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) t_diag("could not remove %s", dir);
+    t_rmtree(dir);
     return t_done();
 }

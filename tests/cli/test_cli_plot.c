@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../check.h"
+#include "../cli_run.h"
 #include "cldetr/chart.h"
 #include "cldetr/common.h"
 #include "cldetr/data.h"
@@ -19,28 +20,12 @@ static char *out_text, *err_text;
 
 /* Run `cldetr plot ARGS` in dir; exit code, stdout and stderr in out_text / err_text. */
 static int run(const char *args) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' plot %s >out.txt 2>err.txt", dir, bin, args);
-    int st = system(cmd);
-    free(out_text);
-    free(err_text);
-    snprintf(cmd, sizeof cmd, "%s/out.txt", dir);
-    out_text = cd_read_file(cmd, NULL);
-    snprintf(cmd, sizeof cmd, "%s/err.txt", dir);
-    err_text = cd_read_file(cmd, NULL);
-    if (!out_text) out_text = cd_xstrdup("");
-    if (!err_text) err_text = cd_xstrdup("");
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    char plot[4096];
+    snprintf(plot, sizeof plot, "plot %s", args);
+    return t_run_cli_at(bin, dir, 1, plot, &out_text, &err_text);
 }
 
-static void write_file(const char *rel, const char *text) {
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, rel);
-    FILE *f = fopen(path, "w");
-    if (!f) { perror(path); exit(1); }
-    fputs(text, f);
-    fclose(f);
-}
+static void write_file(const char *rel, const char *text) { t_write_in(dir, rel, text); }
 
 /* A run folder: metrics.csv with a loss falling at `rate`, eval.csv with 3 evaluations. */
 static void make_run(const char *name, double rate) {
@@ -94,14 +79,7 @@ static void first_line(const char *what, int rc, int want_rc, const char *needle
 }
 
 int main(void) {
-    const char *b = getenv("CLDETR_BIN");
-    if (!b) {
-        printf("1..0 # SKIP CLDETR_BIN not set (run through meson test)\n");
-        return 0;
-    }
-    snprintf(bin, sizeof bin, "%s", b);   /* absolute: meson's build root */
-    snprintf(dir, sizeof dir, "/tmp/cldetr_plot_XXXXXX");
-    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    t_cli_setup(bin, sizeof bin, NULL, 0, dir, sizeof dir, "cldetr_plot");   /* bin absolute: meson's build root */
     make_run("fast", 0.03);
     make_run("slow", 0.01);
 
@@ -149,20 +127,22 @@ int main(void) {
     t_ok(rc == 0, "AP against time (eval.csv has time_s): exit %d %s", rc, err_text);
     rc = run("empty-run-2 --metric AP --x time");
     first_line("x column missing", rc, 1, "empty-run-2/eval.csv: no column 'time_s'", NULL);
-    rc = run("fast --x wall");
-    first_line("bad --x", rc, 2, "cldetr plot: --x expects step, time or epoch, got 'wall'", NULL);
-    rc = run("fast --smooth 1.5");
-    first_line("bad --smooth", rc, 2, "cldetr plot: --smooth expects auto or a number in [0, 1), got '1.5'", NULL);
-    rc = run("fast --size 10x10");
-    first_line("bad --size", rc, 2, "--size", "got '10x10'");
-    rc = run("fast --bogus");
-    first_line("unknown option", rc, 2, "unknown option '--bogus'", NULL);
-    rc = run("");
-    first_line("no run", rc, 2, "give at least one run folder", NULL);
-    rc = run("fast -o");
-    first_line("-o without a value", rc, 2, "-o needs a value", NULL);
-    rc = run("fast -o no/such/dir/x.png");
-    first_line("unwritable output", rc, 1, "no/such/dir/x.png", NULL);
+    static const struct {
+        const char *args, *what;
+        int want_rc;
+        const char *needle1, *needle2;
+    } bad[] = {
+        {"fast --x wall", "bad --x", 2, "cldetr plot: --x expects step, time or epoch, got 'wall'", NULL},
+        {"fast --smooth 1.5", "bad --smooth", 2, "cldetr plot: --smooth expects auto or a number in [0, 1), got '1.5'",
+         NULL},
+        {"fast --size 10x10", "bad --size", 2, "--size", "got '10x10'"},
+        {"fast --bogus", "unknown option", 2, "unknown option '--bogus'", NULL},
+        {"", "no run", 2, "give at least one run folder", NULL},
+        {"fast -o", "-o without a value", 2, "-o needs a value", NULL},
+        {"fast -o no/such/dir/x.png", "unwritable output", 1, "no/such/dir/x.png", NULL},
+    };
+    for (size_t i = 0; i < CD_ARRAY_LEN(bad); i++)
+        first_line(bad[i].what, run(bad[i].args), bad[i].want_rc, bad[i].needle1, bad[i].needle2);
 
     /* a torn line in the middle: plotted anyway, with a warning naming it */
     write_file("slow/metrics.csv", "step,loss,time_s\n1,3,1\n2,2.5,2\n3,2.0,\n4,1.1.1,4\n5,1.5,5\n");
@@ -188,8 +168,6 @@ int main(void) {
 
     free(out_text);
     free(err_text);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd)) t_diag("could not remove %s", dir);
+    t_rmtree(dir);
     return t_done();
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "../check.h"
+#include "../fixtures.h"
 #include "cldetr/common.h"
 #include "cldetr/config.h"
 
@@ -365,19 +366,13 @@ static void test_help(void) {
 
 int main(void) {
     (void)t_close_f; (void)t_seed; (void)t_uniform;   /* check.h helpers this test does not need */
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/cldetr_test_config_XXXXXX");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 2; }
+    if (!t_tmpdir(tmpdir, sizeof tmpdir, "cldetr_test_config")) { perror("mkdtemp"); return 2; }
     test_defaults();
     test_shipped();
     test_sets();
     test_syntax();
     test_errors();
     test_help();
-    for (int i = 1; i <= n_files; i++) {
-        char p[300];
-        snprintf(p, sizeof p, "%s/c%d.ini", tmpdir, i);
-        remove(p);
-    }
-    rmdir(tmpdir);
+    t_rmtree(tmpdir);
     return t_done();
 }

@@ -7,21 +7,14 @@
 #include <unistd.h>
 
 #include "../check.h"
+#include "../fixtures.h"
 #include "cldetr/coco.h"
 #include "cldetr/cocoeval.h"
 #include "cldetr/common.h"
 
 static char dir[256];
 
-static const char *write_tmp(const char *name, const char *text) {
-    static char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f) { perror(path); exit(1); }
-    fputs(text, f);
-    fclose(f);
-    return path;
-}
+static const char *write_tmp(const char *name, const char *text) { return t_write_in(dir, name, text); }
 
 /* coco_load of text must fail with a message containing every needle. */
 static void load_fails(const char *what, const char *text, const char *needle1, const char *needle2) {
@@ -182,43 +175,48 @@ static void results_files(void) {
     t_ok(rc == 0 && n == 0, "an empty results list is valid");
     free(d);
 
-    results_fail(&gt, "broken JSON", "[{\"image_id\": 7,\n \"category_id\": 3 \"bbox\": [1,2,3,4]}]",
-                 ":2:19: JSON syntax error near 'gory_id\": 3 \"bbox\": [1,2'");
-    results_fail(&gt, "a GT file given as results", "{\"images\": []}", "must be a JSON list of detections");
-    results_fail(&gt, "unknown image id",
-                 "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [1,2,3,4], \"score\": 0.5},"
-                 " {\"image_id\": 8, \"category_id\": 3, \"bbox\": [1,2,3,4], \"score\": 0.5}]",
-                 "[1]: image_id 8 is not an image of the ground truth");
-    results_fail(&gt, "bbox of 5 numbers", "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [1,2,3,4,5], \"score\": 1}]",
-                 "[0]: bad bbox: must be a list of 4 numbers");
-    results_fail(&gt, "bbox not a list", "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": 5, \"score\": 1}]",
-                 "bad bbox: must be a list of 4 numbers [x, y, w, h], got a number");
-    results_fail(&gt, "bbox with null", "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [1,2,null,4], \"score\": 1}]",
-                 "bad bbox: bbox[2] must be a number, got null");
-    results_fail(&gt, "negative width (x1y1x2y2?)",
-                 "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [10,20,5,-4], \"score\": 1}]",
-                 "width and height must be >= 0");
-    results_fail(&gt, "missing score", "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [1,2,3,4]}]",
-                 "[0]: missing \"score\"");
-    results_fail(&gt, "missing image_id", "[{\"category_id\": 3, \"bbox\": [1,2,3,4], \"score\": 1}]",
-                 "[0]: missing \"image_id\"");
-    results_fail(&gt, "category_id a string", "[{\"image_id\": 7, \"category_id\": \"3\", \"bbox\": [1,2,3,4], "
-                 "\"score\": 1}]", "\"category_id\" must be an integer, got a string");
-    results_fail(&gt, "score a string", "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [1,2,3,4], \"score\": \"hi\"}]",
-                 "\"score\" must be a number");
-    results_fail(&gt, "a number in the list", "[3]", "[0]: expected a detection object, got a number");
+    /* what, the results text, the message */
+    static const char *const bad[][3] = {
+        {"broken JSON",
+         "[{\"image_id\": 7,\n \"category_id\": 3 \"bbox\": [1,2,3,4]}]",
+         ":2:19: JSON syntax error near 'gory_id\": 3 \"bbox\": [1,2'"},
+        {"a GT file given as results", "{\"images\": []}", "must be a JSON list of detections"},
+        {"unknown image id",
+         "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [1,2,3,4], \"score\": 0.5},"
+         " {\"image_id\": 8, \"category_id\": 3, \"bbox\": [1,2,3,4], \"score\": 0.5}]",
+         "[1]: image_id 8 is not an image of the ground truth"},
+        {"bbox of 5 numbers",
+         "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [1,2,3,4,5], \"score\": 1}]",
+         "[0]: bad bbox: must be a list of 4 numbers"},
+        {"bbox not a list",
+         "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": 5, \"score\": 1}]",
+         "bad bbox: must be a list of 4 numbers [x, y, w, h], got a number"},
+        {"bbox with null",
+         "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [1,2,null,4], \"score\": 1}]",
+         "bad bbox: bbox[2] must be a number, got null"},
+        {"negative width (x1y1x2y2?)",
+         "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [10,20,5,-4], \"score\": 1}]",
+         "width and height must be >= 0"},
+        {"missing score", "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [1,2,3,4]}]", "[0]: missing \"score\""},
+        {"missing image_id", "[{\"category_id\": 3, \"bbox\": [1,2,3,4], \"score\": 1}]", "[0]: missing \"image_id\""},
+        {"category_id a string",
+         "[{\"image_id\": 7, \"category_id\": \"3\", \"bbox\": [1,2,3,4], \"score\": 1}]",
+         "\"category_id\" must be an integer, got a string"},
+        {"score a string",
+         "[{\"image_id\": 7, \"category_id\": 3, \"bbox\": [1,2,3,4], \"score\": \"hi\"}]",
+         "\"score\" must be a number"},
+        {"a number in the list", "[3]", "[0]: expected a detection object, got a number"},
+    };
+    for (size_t i = 0; i < CD_ARRAY_LEN(bad); i++) results_fail(&gt, bad[i][0], bad[i][1], bad[i][2]);
     coco_free(&gt);
 }
 
 int main(void) {
     (void)t_close_f; (void)t_seed; (void)t_uniform;   /* check.h helpers this test does not use */
-    snprintf(dir, sizeof dir, "/tmp/cldetr-test-eval-XXXXXX");
-    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    if (!t_tmpdir(dir, sizeof dir, "cldetr-test-eval")) { perror("mkdtemp"); return 1; }
     good_file();
     bad_files();
     results_files();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) t_diag("could not remove %s", dir);
+    t_rmtree(dir);
     return t_done();
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../check.h"
+#include "../fixtures.h"
 #include "cldetr/common.h"
 #include "cldetr/data.h"
 
@@ -21,11 +22,7 @@ static const char *tpath(const char *name) {
     return p[k];
 }
 
-static void write_text(const char *name, const char *text) {
-    FILE *f = fopen(tpath(name), "w");
-    fputs(text, f);
-    fclose(f);
-}
+static void write_text(const char *name, const char *text) { t_write_in(tmp, name, text); }
 
 /* a w x h grey image with a white rectangle [x0,x1) x [y0,y1) */
 static void write_rect_png(const char *name, int w, int h, int x0, int y0, int x1, int y1) {
@@ -202,30 +199,43 @@ static void test_unsized(void) {
 }
 
 static void test_bad(void) {
-    write_one("missing.json", "nope.png", 64, 48, "");
-    expect_error("missing image file", "missing.json", tmp, 1, "nope.png", "not found");
-    write_one("corrupt.json", "not_an_image.png", 32, 24, "");
-    expect_error("corrupt image", "corrupt.json", fix, 0, "not_an_image.png", "cannot decode image");
-    write_one("trunc.json", "truncated.jpg", 96, 96, "");
-    expect_error("truncated JPEG", "trunc.json", fix, 0, "truncated.jpg", "truncated JPEG");
-    write_one("trunc2.json", "truncated.png", 32, 24, "");
-    expect_error("truncated PNG", "trunc2.json", fix, 0, "truncated.png", "cannot decode");
-    write_one("size.json", "a.png", 60, 48, "");
-    expect_error("image size not the JSON's", "size.json", tmp, 0, "a.png: the image is 64x48", "says 60x48");
+    /* one-image datasets: the JSON's name, its image file and size, its one annotation
+     * (id, category_id, bbox, area; id 0: none), images from the fixtures (1) or
+     * tmp (0), whether data_open fails (or the batch), what the message holds */
+    static const struct {
+        const char *what, *json, *file;
+        int w, h, ann_id, cat, bbox[4], area, in_fix, open_fails;
+        const char *w1, *w2;
+    } one[] = {
+        {"missing image file", "missing.json", "nope.png", 64, 48, 0, 0, {0}, 0, 0, 1, "nope.png", "not found"},
+        {"corrupt image", "corrupt.json", "not_an_image.png", 32, 24, 0, 0, {0}, 0, 1, 0, "not_an_image.png",
+         "cannot decode image"},
+        {"truncated JPEG", "trunc.json", "truncated.jpg", 96, 96, 0, 0, {0}, 0, 1, 0, "truncated.jpg",
+         "truncated JPEG"},
+        {"truncated PNG", "trunc2.json", "truncated.png", 32, 24, 0, 0, {0}, 0, 1, 0, "truncated.png", "cannot decode"},
+        {"image size not the JSON's", "size.json", "a.png", 60, 48, 0, 0, {0}, 0, 0, 0, "a.png: the image is 64x48",
+         "says 60x48"},
+        {"box with w = 0", "w0.json", "a.png", 64, 48, 5, 3, {10, 8, 0, 22}, 0, 0, 1, "annotation id 5",
+         "width or height <= 0"},
+        {"box with h < 0", "hneg.json", "a.png", 64, 48, 6, 3, {10, 8, 5, -2}, 0, 0, 1, "annotation id 6",
+         "width or height <= 0"},
+        {"box outside the image", "out.json", "a.png", 64, 48, 7, 3, {70, 8, 5, 5}, 25, 0, 1, "annotation id 7",
+         "outside the 64x48 image"},
+        {"unknown category id", "cat.json", "a.png", 64, 48, 8, 9, {1, 1, 5, 5}, 25, 0, 1, "category_id 9",
+         "categories"},
+    };
+    for (size_t i = 0; i < CD_ARRAY_LEN(one); i++) {
+        char ann[256] = "";
+        if (one[i].ann_id)
+            snprintf(ann, sizeof ann,
+                     "{\"id\": %d, \"image_id\": 1, \"category_id\": %d, \"bbox\": [%d, %d, %d, %d], \"area\": %d, "
+                     "\"iscrowd\": 0}", one[i].ann_id, one[i].cat, one[i].bbox[0], one[i].bbox[1], one[i].bbox[2],
+                     one[i].bbox[3], one[i].area);
+        write_one(one[i].json, one[i].file, one[i].w, one[i].h, ann);
+        expect_error(one[i].what, one[i].json, one[i].in_fix ? fix : tmp, one[i].open_fails, one[i].w1, one[i].w2);
+    }
     write_text("syntax.json", "{\"images\": [\n  {\"id\": 1,, \"file_name\": \"a.png\"}\n]}\n");
     expect_error("JSON syntax error", "syntax.json", tmp, 1, "syntax.json:2:", "JSON syntax error");
-    write_one("w0.json", "a.png", 64, 48,
-              "{\"id\": 5, \"image_id\": 1, \"category_id\": 3, \"bbox\": [10, 8, 0, 22], \"area\": 0, \"iscrowd\": 0}");
-    expect_error("box with w = 0", "w0.json", tmp, 1, "annotation id 5", "width or height <= 0");
-    write_one("hneg.json", "a.png", 64, 48,
-              "{\"id\": 6, \"image_id\": 1, \"category_id\": 3, \"bbox\": [10, 8, 5, -2], \"area\": 0, \"iscrowd\": 0}");
-    expect_error("box with h < 0", "hneg.json", tmp, 1, "annotation id 6", "width or height <= 0");
-    write_one("out.json", "a.png", 64, 48,
-              "{\"id\": 7, \"image_id\": 1, \"category_id\": 3, \"bbox\": [70, 8, 5, 5], \"area\": 25, \"iscrowd\": 0}");
-    expect_error("box outside the image", "out.json", tmp, 1, "annotation id 7", "outside the 64x48 image");
-    write_one("cat.json", "a.png", 64, 48,
-              "{\"id\": 8, \"image_id\": 1, \"category_id\": 9, \"bbox\": [1, 1, 5, 5], \"area\": 25, \"iscrowd\": 0}");
-    expect_error("unknown category id", "cat.json", tmp, 1, "category_id 9", "categories");
     char j[512];
     snprintf(j, sizeof j, "{\"images\": [], \"annotations\": [], %s}\n", CATS);
     write_text("empty.json", j);
@@ -293,13 +303,10 @@ int main(void) {
     (void)t_seed; (void)t_uniform;   /* check.h helpers this test does not use */
     const char *r = getenv("CLDETR_SOURCE_ROOT");
     snprintf(fix, sizeof fix, "%s/tests/fixtures/data", r ? r : ".");
-    snprintf(tmp, sizeof tmp, "/tmp/cldetr_data_XXXXXX");
-    if (!mkdtemp(tmp)) { t_ok(0, "mkdtemp"); return t_done(); }
+    if (!t_tmpdir(tmp, sizeof tmp, "cldetr_data")) { t_ok(0, "mkdtemp"); return t_done(); }
     test_targets();
     test_unsized();
     test_bad();
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) t_diag("could not remove %s", tmp);
+    t_rmtree(tmp);
     return t_done();
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "../check.h"
+#include "../fixtures.h"
 #include "cldetr/common.h"
 #include "cldetr/data.h"
 
@@ -62,19 +63,10 @@ static void run_epoch(data_loader *L, uint64_t epoch, epoch_record *r) {
 
 int main(void) {
     (void)t_seed; (void)t_uniform; (void)t_close_f;   /* check.h helpers this test does not use */
-    char tmp[256] = "/tmp/cldetr_loader_XXXXXX";
-    if (!mkdtemp(tmp)) { t_ok(0, "mkdtemp"); return t_done(); }
-    shapes_opts so;
-    shapes_opts_default(&so);
-    so.dir = tmp; so.n_train = N_IMAGES; so.n_val = 0; so.size = 64; so.seed = 3; so.progress = 0;
-    t_ok(shapes_generate(&so) == 0, "shapes dataset written");
-    char ann[512], imgs[512];
-    snprintf(ann, sizeof ann, "%s/annotations/train.json", tmp);
-    snprintf(imgs, sizeof imgs, "%s/train", tmp);
-    data_opts dop;
-    data_opts_default(&dop);
-    dop.ann_file = ann; dop.image_dir = imgs;
-    data_dataset *d = data_open(&dop);
+    char tmp[256];
+    if (!t_tmpdir(tmp, sizeof tmp, "cldetr_loader")) { t_ok(0, "mkdtemp"); return t_done(); }
+    t_ok(t_make_shapes(tmp, N_IMAGES, 0, 64, 3, 0) == 0, "shapes dataset written");
+    data_dataset *d = t_open_split(tmp, "train");
     t_ok(d != NULL, "dataset opens (%s)", d ? "ok" : cd_errbuf());
     if (!d) return t_done();
 
@@ -140,8 +132,6 @@ int main(void) {
     t_ok(loader_next(L, &b) == 1, "a loader stopped after one batch");
     loader_destroy(L);
     data_close(d);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) t_diag("could not remove %s", tmp);
+    t_rmtree(tmp);
     return t_done();
 }

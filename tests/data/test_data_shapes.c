@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include "../check.h"
+#include "../fixtures.h"
 #include "cldetr/common.h"
 #include "cldetr/data.h"
 
@@ -47,8 +48,8 @@ static int run(const char *cmd, char *out, size_t cap) {
 
 int main(void) {
     (void)t_seed; (void)t_uniform; (void)t_close_f;   /* check.h helpers this test does not use */
-    char tmp[256] = "/tmp/cldetr_shapes_XXXXXX", a[512], b[512], c[512];
-    if (!mkdtemp(tmp)) { t_ok(0, "mkdtemp"); return t_done(); }
+    char tmp[256], a[512], b[512], c[512];
+    if (!t_tmpdir(tmp, sizeof tmp, "cldetr_shapes")) { t_ok(0, "mkdtemp"); return t_done(); }
     snprintf(a, sizeof a, "%s/a", tmp); snprintf(b, sizeof b, "%s/b", tmp); snprintf(c, sizeof c, "%s/c", tmp);
     shapes_opts o;
     shapes_opts_default(&o);
@@ -140,8 +141,6 @@ int main(void) {
     } else {
         t_diag("CLDETR_BIN not set: CLI checks skipped");
     }
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) t_diag("could not remove %s", tmp);
+    t_rmtree(tmp);
     return t_done();
 }

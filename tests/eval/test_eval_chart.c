@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../check.h"
+#include "../fixtures.h"
 #include "cldetr/chart.h"
 #include "cldetr/common.h"
 #include "cldetr/data.h"
@@ -19,15 +20,7 @@
 
 static char dir[64];
 
-static const char *write_file(const char *name, const char *text) {
-    static char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f) { perror(path); exit(1); }
-    fputs(text, f);
-    fclose(f);
-    return path;
-}
+static const char *write_file(const char *name, const char *text) { return t_write_in(dir, name, text); }
 
 static int same(const uint8_t *p, draw_rgb c) { return p[0] == c.r && p[1] == c.g && p[2] == c.b; }
 
@@ -518,8 +511,7 @@ static void test_run_charts(void) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/cldetr_chart_XXXXXX");
-    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    if (!t_tmpdir(dir, sizeof dir, "cldetr_chart")) { perror("mkdtemp"); return 1; }
     test_ticks();
     test_render();
     test_legend();
@@ -528,8 +520,6 @@ int main(void) {
     test_smooth();
     test_csv();
     test_run_charts();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd)) t_diag("could not remove %s", dir);
+    t_rmtree(dir);
     return t_done();
 }

@@ -18,6 +18,13 @@
 
 static const draw_rgb RED = {255, 0, 0}, BG = {10, 20, 30};
 
+/* Three detections to draw, labels 0, 1 and 2 (labels3): boxes (x0, y0, x1, y1), scores, class names. */
+typedef struct {
+    float xyxy[12], scores[3];
+    const char *names[3];
+} three_dets;
+static const int labels3[3] = {0, 1, 2};
+
 static int is(const data_image *im, int x, int y, draw_rgb c) {
     const uint8_t *p = im->rgb + 3 * ((size_t)y * (size_t)im->w + (size_t)x);
     return p[0] == c.r && p[1] == c.g && p[2] == c.b;
@@ -289,11 +296,10 @@ static void test_place_labels(void) {
     /* the same through draw_detections: each label keeps its colour visible */
     data_image im;
     draw_image_new(&im, 640, 480, DRAW_WHITE);
-    float xyxy[12] = {100, 100, 300, 300, 100, 100, 300, 300, 102, 101, 298, 299};
-    int labels[3] = {0, 1, 2};
-    float scores[3] = {0.9f, 0.8f, 0.7f};
-    const char *names[3] = {"person", "bicycle", "car"};
-    draw_detections(&im, xyxy, labels, scores, 3, names, 0.5f);
+    const three_dets d = {{100, 100, 300, 300, 100, 100, 300, 300, 102, 101, 298, 299}, {0.9f, 0.8f, 0.7f},
+                          {"person", "bicycle", "car"}};
+    const float *xyxy = d.xyxy;
+    draw_detections(&im, xyxy, labels3, d.scores, 3, d.names, 0.5f);
     /* where its labels must be: placed best first, as draw_detections says */
     const char *texts[3] = {"person 0.90", "bicycle 0.80", "car 0.70"};
     draw_rect bx[3], lr[3];
@@ -336,11 +342,9 @@ static void test_detections_png(void) {
     snprintf(path, sizeof path, "%s/det.png", dir);
     data_image im;
     draw_image_new(&im, 128, 128, BG);
-    float xyxy[12] = {10, 40, 60, 100, 70, 60, 120, 120, 90, 10, 110, 30};
-    int labels[3] = {0, 1, 2};
-    float scores[3] = {0.93f, 0.71f, 0.2f};
-    const char *names[3] = {"circle", "square", "triangle"};
-    int rc = draw_detections_png(path, &im, xyxy, labels, scores, 3, names, 0.5f);
+    const three_dets d = {{10, 40, 60, 100, 70, 60, 120, 120, 90, 10, 110, 30}, {0.93f, 0.71f, 0.2f},
+                          {"circle", "square", "triangle"}};
+    int rc = draw_detections_png(path, &im, d.xyxy, labels3, d.scores, 3, d.names, 0.5f);
     t_ok(rc == 0, "draw_detections_png on 128x128 %s", rc ? cd_errbuf() : "");
     data_image got = {0};
     rc = data_image_load(&got, path);
@@ -363,7 +367,7 @@ static void test_detections_png(void) {
     data_image_free(&im);
     snprintf(path, sizeof path, "/nonexistent-dir-%d/det.png", (int)getpid());
     draw_image_new(&im, 16, 16, BG);
-    rc = draw_detections_png(path, &im, xyxy, labels, scores, 1, NULL, 0);
+    rc = draw_detections_png(path, &im, d.xyxy, labels3, d.scores, 1, NULL, 0);
     t_ok(rc == -1 && strstr(cd_errbuf(), "nonexistent-dir"), "unwritable path: -1, \"%s\"", cd_errbuf());
     data_image_free(&im);
     snprintf(path, sizeof path, "%s/det.png", dir);

@@ -100,6 +100,19 @@ text_files = [f for f in files if os.path.splitext(f)[1] in
               (".c", ".h", ".cl", ".def", ".py", ".sh", ".md", ".ini", ".build", ".txt", "") and
               not f.startswith("tests/fixtures/")]
 
+def lines_matching(pattern):
+    """'file:line: text' of every line of the text files (less tests/house/ itself) that pattern finds."""
+    hits = []
+    for f in text_files:
+        if f.startswith("tests/house/"):
+            continue
+        with open(os.path.join(ROOT, f), errors="replace") as fh:
+            for ln, line in enumerate(fh, 1):
+                if pattern.search(line):
+                    hits.append("%s:%d: %s" % (f, ln, line.strip()[:100]))
+    return hits
+
+
 # 1. Layers call only down.
 bad, unknown = [], []
 for f in files:
@@ -130,27 +143,13 @@ label = re.compile(r"(^|[/_])(ops|test_ops|bench_ops)_[abc]_|(^|[/_])[abc]_(self
 bad = [f for f in files if label.search(f)]
 check(not bad, "no file name carries a work-package label (ops_a_, ops_b_, ...)", bad)
 pkg = re.compile(r"\b(ops-[ABC]|train-core|eval-cli)\b")
-bad = []
-for f in text_files:
-    if f.startswith("tests/house/"):
-        continue
-    with open(os.path.join(ROOT, f), errors="replace") as fh:
-        for ln, line in enumerate(fh, 1):
-            if pkg.search(line):
-                bad.append("%s:%d: %s" % (f, ln, line.strip()[:100]))
+bad = lines_matching(pkg)
 check(not bad, "no source or build file labels code by work package (ops-A, train-core, eval-cli, ...)", bad)
 
 # 3. The repository stands alone.
 outside = re.compile(r"\.\./shared|(^|[\s(`'\"])/?shared/|shared/reference|\b(DESIGN|STYLE)\.md\b|\bdetr\.md\b|"
                      r"cpu-baseline|/work/|/home/[a-z]|/root/")
-bad = []
-for f in text_files:
-    if f.startswith("tests/house/"):
-        continue
-    with open(os.path.join(ROOT, f), errors="replace") as fh:
-        for ln, line in enumerate(fh, 1):
-            if outside.search(line):
-                bad.append("%s:%d: %s" % (f, ln, line.strip()[:100]))
+bad = lines_matching(outside)
 check(not bad, "no tracked file cites notes outside the repository or a machine's absolute path", bad)
 cited = re.compile(r"\b((?:docs|bench|datasets|tools)/[\w./-]+\.md)\b")
 bad = []

@@ -15,6 +15,7 @@
 #include "cldetr/checkpoint.h"
 #include "cldetr/train.h"
 #include "../check.h"
+#include "../fixtures.h"
 
 /* The checkpoint view of an optimizer state. */
 #define MOMENTS(opt) (&(ckpt_moments){(opt)->m, (opt)->v, (opt)->n, &(opt)->step})
@@ -52,23 +53,6 @@ static void flip_byte(const char *path, long pos) {
     fseek(f, pos, SEEK_SET);
     fputc(c ^ 0x10, f);
     fclose(f);
-}
-
-/* A copy of from at to with the header's u64 at byte pos set to value and the
- * checksum recomputed over every byte before it: a forged file that only the
- * range checks can refuse. */
-static int forge_u64(const char *from, const char *to, long pos, uint64_t value) {
-    size_t len;
-    unsigned char *data = (unsigned char *)cd_read_file(from, &len);
-    if (!data || len < 16 || (size_t)pos + 8 > len - 8) { free(data); return -1; }
-    for (int i = 0; i < 8; i++) data[pos + i] = (unsigned char)(value >> (8 * i));
-    uint64_t h = cd_fnv1a(data, len - 8, CD_FNV_SEED);
-    for (int i = 0; i < 8; i++) data[len - 8 + i] = (unsigned char)(h >> (8 * i));
-    FILE *f = fopen(to, "wb");
-    int rc = f && fwrite(data, 1, len, f) == len ? 0 : -1;
-    if (f && fclose(f) != 0) rc = -1;
-    free(data);
-    return rc;
 }
 
 /* A small DETR-like registry. variant 0: the reference; 1: the class head has
@@ -308,14 +292,14 @@ static void test_damaged(cd_device *dev) {
     };
     ckpt_meta_free(&hm);
     for (size_t i = 0; i < CD_ARRAY_LEN(forged); i++) {
-        t_ok(forge_u64(good, p, forged[i].pos, forged[i].value) == 0, "forge %s", forged[i].what);
+        t_ok(t_forge_ckpt_u64(good, p, forged[i].pos, forged[i].value) == 0, "forge %s", forged[i].what);
         expect_fail(dev, p, 0, 1, forged[i].what, forged[i].field, "out of range");
         ckpt_meta fm = {0};
         int rc = ckpt_read_meta(p, &fm);
         ckpt_meta_free(&fm);
         t_ok(rc == -1 && strstr(cd_errbuf(), forged[i].field), "ckpt_read_meta refuses it too: %s", cd_errbuf());
     }
-    t_ok(forge_u64(good, p, 24, CKPT_MAX_COUNT - 1) == 0 && ckpt_read_meta(p, &hm) == 0 &&
+    t_ok(t_forge_ckpt_u64(good, p, 24, CKPT_MAX_COUNT - 1) == 0 && ckpt_read_meta(p, &hm) == 0 &&
          hm.step == CKPT_MAX_COUNT - 1, "step 2^62 - 1, the largest in range, is accepted");
     ckpt_meta_free(&hm);
     expect_fail(dev, dir, 0, 1, "a folder", "not a regular file", NULL);
@@ -452,8 +436,7 @@ static void check_kills(cd_device *dev) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "%s/cldetr_ckpt_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir)) { printf("1..0 # SKIP cannot create a temporary folder\n"); return 0; }
+    if (!t_tmpdir(dir, sizeof dir, "cldetr_ckpt")) { printf("1..0 # SKIP cannot create a temporary folder\n"); return 0; }
     run_kills();
     cd_device *dev = cd_open(NULL, 0);
     if (!dev) {

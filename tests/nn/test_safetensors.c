@@ -4,6 +4,7 @@
 #include "cldetr/common.h"
 #include "cldetr/safetensors.h"
 #include "../check.h"
+#include "../fixtures.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -195,36 +196,41 @@ static void test_bad_files(void) {
     }
     expect_open_error("header length past the end", tpath("hugehdr.st"), "header length 255", "10 bytes");
 
-    write_hdr(tpath("badjson.st"), "{\"a\": {\"dtype\": \"F32\", ", 0);
-    expect_open_error("broken JSON", tpath("badjson.st"), "not valid JSON", NULL);
-    write_hdr(tpath("array.st"), "[1, 2]", 0);
-    expect_open_error("header is an array", tpath("array.st"), "not a JSON object", NULL);
-    write_hdr(tpath("trail.st"), "{} xyz", 0);
-    expect_open_error("trailing bytes", tpath("trail.st"), "trailing", NULL);
-
-    write_hdr(tpath("dtype.st"), "{\"w\":{\"dtype\":\"F8_E4M3\",\"shape\":[2],\"data_offsets\":[0,2]}}", 2);
-    expect_open_error("unknown dtype", tpath("dtype.st"), "'w'", "F8_E4M3");
-    write_hdr(tpath("nodtype.st"), "{\"w\":{\"shape\":[2],\"data_offsets\":[0,8]}}", 8);
-    expect_open_error("missing dtype", tpath("nodtype.st"), "'w'", "dtype");
-    write_hdr(tpath("negshape.st"), "{\"w\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8);
-    expect_open_error("negative dimension", tpath("negshape.st"), "'w'", "shape entry 0");
-    write_hdr(tpath("fracshape.st"), "{\"w\":{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,8]}}", 8);
-    expect_open_error("fractional dimension", tpath("fracshape.st"), "'w'", "shape entry 0");
-    write_hdr(tpath("offs.st"), "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", 8);
-    expect_open_error("one offset", tpath("offs.st"), "'w'", "data_offsets");
-    write_hdr(tpath("revoffs.st"), "{\"w\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,0]}}", 8);
-    expect_open_error("end < begin", tpath("revoffs.st"), "'w'", "begin <= end");
-    write_hdr(tpath("span.st"), "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,20]}}", 24);
-    expect_open_error("span != numel*size", tpath("span.st"), "'w'", "[2, 3] needs 24");
-    write_hdr(tpath("past.st"), "{\"w\":{\"dtype\":\"F64\",\"shape\":[4],\"data_offsets\":[0,32]}}", 16);
-    expect_open_error("data past the end", tpath("past.st"), "'w'", "only 16 bytes");
-    write_hdr(tpath("dup.st"), "{\"w\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},"
-                               "\"w\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]}}", 2);
-    expect_open_error("duplicate name", tpath("dup.st"), "'w'", "twice");
-    write_hdr(tpath("meta.st"), "{\"__metadata__\":{\"epoch\":3}}", 0);
-    expect_open_error("metadata value not a string", tpath("meta.st"), "epoch", "not a string");
-    write_hdr(tpath("entry.st"), "{\"w\":[1,2]}", 0);
-    expect_open_error("entry not an object", tpath("entry.st"), "'w'", "not an object");
+    /* a header text and the data bytes after it; the message must hold part1 and part2 */
+    static const struct {
+        const char *what, *file, *hdr;
+        size_t ndata;
+        const char *part1, *part2;
+    } bad[] = {
+        {"broken JSON", "badjson.st", "{\"a\": {\"dtype\": \"F32\", ", 0, "not valid JSON", NULL},
+        {"header is an array", "array.st", "[1, 2]", 0, "not a JSON object", NULL},
+        {"trailing bytes", "trail.st", "{} xyz", 0, "trailing", NULL},
+        {"unknown dtype", "dtype.st", "{\"w\":{\"dtype\":\"F8_E4M3\",\"shape\":[2],\"data_offsets\":[0,2]}}", 2, "'w'",
+         "F8_E4M3"},
+        {"missing dtype", "nodtype.st", "{\"w\":{\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "'w'", "dtype"},
+        {"negative dimension", "negshape.st", "{\"w\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8,
+         "'w'", "shape entry 0"},
+        {"fractional dimension", "fracshape.st", "{\"w\":{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,8]}}",
+         8, "'w'", "shape entry 0"},
+        {"one offset", "offs.st", "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", 8, "'w'",
+         "data_offsets"},
+        {"end < begin", "revoffs.st", "{\"w\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,0]}}", 8, "'w'",
+         "begin <= end"},
+        {"span != numel*size", "span.st", "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,20]}}", 24,
+         "'w'", "[2, 3] needs 24"},
+        {"data past the end", "past.st", "{\"w\":{\"dtype\":\"F64\",\"shape\":[4],\"data_offsets\":[0,32]}}", 16, "'w'",
+         "only 16 bytes"},
+        {"duplicate name", "dup.st",
+         "{\"w\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},"
+         "\"w\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]}}",
+         2, "'w'", "twice"},
+        {"metadata value not a string", "meta.st", "{\"__metadata__\":{\"epoch\":3}}", 0, "epoch", "not a string"},
+        {"entry not an object", "entry.st", "{\"w\":[1,2]}", 0, "'w'", "not an object"},
+    };
+    for (size_t i = 0; i < CD_ARRAY_LEN(bad); i++) {
+        write_hdr(tpath(bad[i].file), bad[i].hdr, bad[i].ndata);
+        expect_open_error(bad[i].what, tpath(bad[i].file), bad[i].part1, bad[i].part2);
+    }
     expect_open_error("missing file", tpath("does_not_exist.safetensors"), "cannot open", NULL);
 
     /* a valid file cut short: the message names the first tensor past the end */
@@ -307,8 +313,7 @@ static void test_model_fixtures(const char *root) {
 
 int main(void) {
     const char *root = getenv("CLDETR_SOURCE_ROOT");
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/cldetr_st_XXXXXX");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 2; }
+    if (!t_tmpdir(tmpdir, sizeof tmpdir, "cldetr_st")) { perror("mkdtemp"); return 2; }
     test_round_trip();
     test_half();
     test_bad_files();
@@ -318,11 +323,6 @@ int main(void) {
     } else {
         t_ok(0, "CLDETR_SOURCE_ROOT is not set (run through meson test)");
     }
-    /* clean up the temp folder */
-    DIR *d = opendir(tmpdir);
-    for (struct dirent *e; d && (e = readdir(d));)
-        if (e->d_name[0] != '.') unlink(tpath(e->d_name));
-    if (d) closedir(d);
-    rmdir(tmpdir);
+    t_rmtree(tmpdir);
     return t_done();
 }

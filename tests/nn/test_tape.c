@@ -101,33 +101,41 @@ static void refused(const char *what, bad_call call, const char *const *parts) {
     if (nl) *nl = 0;
     t_ok(ok, "%s is refused (exit %d): %s", what, rc, msg);
 }
-#define REFUSED(what, call, ...) refused(what, call, (const char *const[]){__VA_ARGS__, NULL})
 
 static void refusals(void) {
-    REFUSED("linear with x (2, 5) and w (4, 3)", bad_linear,
-            "nn_linear: x has shape (2, 5) but the weight lin.weight (4, 3) expects (*, 3)");
-    REFUSED("linear with a named x", bad_linear_named,
-            "nn_linear: x memory has shape (800, 256) but the weight lin.weight (4, 3) expects (*, 3)");
-    REFUSED("linear on rows of a packed weight", bad_linear_rows, "nn_linear: x has shape (6, 2)",
-            "lin.weight (2, 3) expects (*, 3)");
-    REFUSED("add of (2, 3) and (3, 2)", bad_add, "nn_add: a has shape (2, 3) but b pos has shape (3, 2)");
-    REFUSED("add of (6) and (2, 3)", bad_add_ndim, "nn_add: a has shape (6) but b has shape (2, 3)");
-    REFUSED("layernorm over 4 with 3 weights", bad_layernorm,
-            "nn_layernorm: x has shape (2, 4) but the weight ln.weight (3) expects (*, 3)");
-    REFUSED("conv2d with 3 input channels for a 2-channel weight", bad_conv,
-            "nn_conv2d: x has shape (1, 3, 8, 8) but the weight conv.weight (5, 2, 3, 3) expects (B, 2, H, W)");
-    REFUSED("conv2d on a 3-d x", bad_conv_ndim, "nn_conv2d: x has shape (2, 8, 8)", "(B, 2, H, W)");
-    REFUSED("batchnorm of 4 channels with 5", bad_bn,
-            "nn_batchnorm: x has shape (2, 4, 3, 3) but the weight bn.weight (5) expects (B, 5, ...)");
-    REFUSED("maxpool on a 3-d x", bad_pool, "nn_maxpool: x has shape (2, 8, 8) but must be (B, C, H, W)");
-    REFUSED("bmm with K 3 and 5", bad_bmm, "nn_bmm: B has shape (2, 5, 6) but A has shape (2, 4, 3): B must be (2, 3, *)");
-    REFUSED("bmm with batches 2 and 3", bad_bmm_batch,
-            "nn_bmm: B has shape (3, 6, 3) but A has shape (2, 4, 3): B must be (2, *, 3) (transposed)");
-    REFUSED("softmax with a mask of the wrong length", bad_softmax,
-            "nn_softmax: mask padding has shape (1, 3) but x has shape (1, 2, 3, 4): the mask must be (1, 4)");
-    REFUSED("add_channels with a bias of x's last dim", bad_channels,
-            "nn_add_channels: x has shape (2, 3, 4) but bias has shape (4)");
-    REFUSED("a view of another size", bad_view, "nn_view: x logits has shape (2, 3)", "(4, 2)");
+    /* the call, and the parts its message must hold (a NULL after the last) */
+    static const struct {
+        const char *what;
+        bad_call call;
+        const char *const parts[3];
+    } bad[] = {
+        {"linear with x (2, 5) and w (4, 3)", bad_linear,
+         {"nn_linear: x has shape (2, 5) but the weight lin.weight (4, 3) expects (*, 3)"}},
+        {"linear with a named x", bad_linear_named,
+         {"nn_linear: x memory has shape (800, 256) but the weight lin.weight (4, 3) expects (*, 3)"}},
+        {"linear on rows of a packed weight", bad_linear_rows,
+         {"nn_linear: x has shape (6, 2)", "lin.weight (2, 3) expects (*, 3)"}},
+        {"add of (2, 3) and (3, 2)", bad_add, {"nn_add: a has shape (2, 3) but b pos has shape (3, 2)"}},
+        {"add of (6) and (2, 3)", bad_add_ndim, {"nn_add: a has shape (6) but b has shape (2, 3)"}},
+        {"layernorm over 4 with 3 weights", bad_layernorm,
+         {"nn_layernorm: x has shape (2, 4) but the weight ln.weight (3) expects (*, 3)"}},
+        {"conv2d with 3 input channels for a 2-channel weight", bad_conv,
+         {"nn_conv2d: x has shape (1, 3, 8, 8) but the weight conv.weight (5, 2, 3, 3) expects (B, 2, H, W)"}},
+        {"conv2d on a 3-d x", bad_conv_ndim, {"nn_conv2d: x has shape (2, 8, 8)", "(B, 2, H, W)"}},
+        {"batchnorm of 4 channels with 5", bad_bn,
+         {"nn_batchnorm: x has shape (2, 4, 3, 3) but the weight bn.weight (5) expects (B, 5, ...)"}},
+        {"maxpool on a 3-d x", bad_pool, {"nn_maxpool: x has shape (2, 8, 8) but must be (B, C, H, W)"}},
+        {"bmm with K 3 and 5", bad_bmm,
+         {"nn_bmm: B has shape (2, 5, 6) but A has shape (2, 4, 3): B must be (2, 3, *)"}},
+        {"bmm with batches 2 and 3", bad_bmm_batch,
+         {"nn_bmm: B has shape (3, 6, 3) but A has shape (2, 4, 3): B must be (2, *, 3) (transposed)"}},
+        {"softmax with a mask of the wrong length", bad_softmax,
+         {"nn_softmax: mask padding has shape (1, 3) but x has shape (1, 2, 3, 4): the mask must be (1, 4)"}},
+        {"add_channels with a bias of x's last dim", bad_channels,
+         {"nn_add_channels: x has shape (2, 3, 4) but bias has shape (4)"}},
+        {"a view of another size", bad_view, {"nn_view: x logits has shape (2, 3)", "(4, 2)"}},
+    };
+    for (size_t i = 0; i < CD_ARRAY_LEN(bad); i++) refused(bad[i].what, bad[i].call, bad[i].parts);
 }
 
 /* ---- shapes, node arguments, views, dry mode ------------------------------------ */

@@ -11,18 +11,8 @@
 # Run it again to continue an interrupted study (finished points are skipped).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-bin=${CLDETR:-build/src/cli/cldetr}
-out=runs/hparam-study; steps=2500; sets=()
-while [ $# -gt 0 ]; do
-  case $1 in
-    --steps) steps=$2; shift 2 ;;
-    --set) sets+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-    -*) echo "hparam_study: unknown option $1" >&2; exit 2 ;;
-    *) out=$1; shift ;;
-  esac
-done
-[ -x "$bin" ] || { echo "hparam_study: no $bin (build first)" >&2; exit 1; }
+name=hparam_study; help_lines=2,13p; out=runs/hparam-study; steps=2500
+. tools/experiments/options.sh
 common=(--set train.out_dir="$out" --set train.max_steps="$steps" --set log.progress=plain --set log.every=50 "${sets[@]}")
 grids=("train.lr=1e-4,2e-4,4e-4" "model.num_queries=10,20,40" "model.dropout=0,0.1"
        "model.dec_layers=1,2,4" "train.batch_size=4,8,16")

@@ -18,19 +18,8 @@
 # epoch (250 steps at batch 8), so the curves have points there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-bin=${CLDETR:-build/src/cli/cldetr}
-out=runs/scratch-vs-finetune; pre=3000; steps=2500; sets=()
-while [ $# -gt 0 ]; do
-  case $1 in
-    --pre-steps) pre=$2; shift 2 ;;
-    --steps) steps=$2; shift 2 ;;
-    --set) sets+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
-    -*) echo "scratch_vs_finetune: unknown option $1" >&2; exit 2 ;;
-    *) out=$1; shift ;;
-  esac
-done
-[ -x "$bin" ] || { echo "scratch_vs_finetune: no $bin (build first: meson setup build && ninja -C build)" >&2; exit 1; }
+name=scratch_vs_finetune; help_lines=2,20p; out=runs/scratch-vs-finetune; pre=3000; steps=2500
+. tools/experiments/options.sh
 mkdir -p "$out"
 common=(--set train.out_dir="$out" --set log.progress=plain --set log.every=50 "${sets[@]}")
 

@@ -65,12 +65,7 @@ def check(learned, dilation):
         hf.eval()
     bad = {k: v for k, v in info.items() if v and k != "mismatched_keys" or k == "mismatched_keys" and v}
     assert not bad, bad
-    g = torch.Generator().manual_seed(1)
-    images = torch.zeros(2, 3, 96, 128)
-    mask = torch.ones(2, 96, 128, dtype=torch.bool)
-    for b, (h, w) in enumerate([(96, 100), (70, 128)]):
-        images[b, :, :h, :w] = torch.randn(3, h, w, generator=g)
-        mask[b, :h, :w] = False
+    images, mask = R.padded_batch(1)
     with torch.no_grad():
         logits, boxes = ref(images, mask)
         out = hf(pixel_values=images, pixel_mask=(~mask).long())

@@ -233,21 +233,31 @@ class Joiner(nn.Sequential):
 
 
 # --------------------------------------------------------------------------- transformer
-class EncoderLayer(nn.Module):
-    def __init__(self, d, nhead, dff, dropout, pre_norm):
+class _Layer(nn.Module):
+    """The parts of an encoder or decoder layer, named and made in the official order (the
+    order decides which random numbers each weight gets): the attentions named in attns,
+    linear1, dropout, linear2, then norm1..N and dropout1..N for the N sublayers."""
+
+    def __init__(self, d, nhead, dff, dropout, pre_norm, attns):
         super().__init__()
-        self.self_attn = nn.MultiheadAttention(d, nhead, dropout=dropout)
+        for name in attns:
+            setattr(self, name, nn.MultiheadAttention(d, nhead, dropout=dropout))
         self.linear1 = nn.Linear(d, dff)
         self.dropout = nn.Dropout(dropout)
         self.linear2 = nn.Linear(dff, d)
-        self.norm1 = nn.LayerNorm(d)
-        self.norm2 = nn.LayerNorm(d)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
+        for i in range(1, len(attns) + 2):
+            setattr(self, f"norm{i}", nn.LayerNorm(d))
+        for i in range(1, len(attns) + 2):
+            setattr(self, f"dropout{i}", nn.Dropout(dropout))
         self.pre_norm = pre_norm
 
     def ffn(self, x):
         return self.linear2(self.dropout(F.relu(self.linear1(x))))
+
+
+class EncoderLayer(_Layer):
+    def __init__(self, d, nhead, dff, dropout, pre_norm):
+        super().__init__(d, nhead, dff, dropout, pre_norm, ["self_attn"])
 
     def forward(self, src, mask, pos):
         """src, pos [S,B,d]; mask [B,S] bool (True = padding key)."""
@@ -259,24 +269,9 @@ class EncoderLayer(nn.Module):
         return self.norm2(src + self.dropout2(self.ffn(src)))
 
 
-class DecoderLayer(nn.Module):
+class DecoderLayer(_Layer):
     def __init__(self, d, nhead, dff, dropout, pre_norm):
-        super().__init__()
-        self.self_attn = nn.MultiheadAttention(d, nhead, dropout=dropout)
-        self.multihead_attn = nn.MultiheadAttention(d, nhead, dropout=dropout)
-        self.linear1 = nn.Linear(d, dff)
-        self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(dff, d)
-        self.norm1 = nn.LayerNorm(d)
-        self.norm2 = nn.LayerNorm(d)
-        self.norm3 = nn.LayerNorm(d)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-        self.dropout3 = nn.Dropout(dropout)
-        self.pre_norm = pre_norm
-
-    def ffn(self, x):
-        return self.linear2(self.dropout(F.relu(self.linear1(x))))
+        super().__init__(d, nhead, dff, dropout, pre_norm, ["self_attn", "multihead_attn"])
 
     def forward(self, tgt, memory, mask, pos, query_pos):
         """tgt, query_pos [Q,B,d]; memory, pos [S,B,d]; mask [B,S] bool."""
@@ -399,6 +394,17 @@ def build_detr(backbone="resnet50", base_width=64, dilation=False, frozen_bn=Tru
     joiner = Joiner(body, pos)
     transformer = Transformer(hidden_dim, nheads, enc_layers, dec_layers, dim_feedforward, dropout, pre_norm)
     return DETR(joiner, transformer, num_classes, num_queries)
+
+
+def padded_batch(seed):
+    """Two random images padded to one 96x128 batch (96x100 and 70x128), and the mask (True = padding)."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.zeros(2, 3, 96, 128)
+    mask = torch.ones(2, 96, 128, dtype=torch.bool)
+    for b, (h, w) in enumerate([(96, 100), (70, 128)]):
+        images[b, :, :h, :w] = torch.randn(3, h, w, generator=g)
+        mask[b, :h, :w] = False
+    return images, mask
 
 
 def count_params(model):

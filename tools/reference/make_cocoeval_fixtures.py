@@ -63,9 +63,15 @@ def cat(i, name):
     return {"id": i, "name": name, "supercategory": "thing"}
 
 
-class Anns:
-    def __init__(self):
-        self.anns = []
+def det(image_id, cat_id, bbox, score):
+    return {"image_id": image_id, "category_id": cat_id, "bbox": bbox, "score": score}
+
+
+class Case:
+    """A case being made: its images and categories, GT annotations (ids from 1) and detections."""
+
+    def __init__(self, images, cats):
+        self.images, self.cats, self.anns, self.dets = images, cats, [], []
 
     def add(self, image_id, cat_id, bbox, area=None, iscrowd=0, **extra):
         a = {"id": len(self.anns) + 1, "image_id": image_id, "category_id": cat_id, "bbox": bbox,
@@ -73,144 +79,129 @@ class Anns:
         a.update(extra)
         self.anns.append(a)
 
+    def det(self, image_id, cat_id, bbox, score):
+        self.dets.append(det(image_id, cat_id, bbox, score))
 
-def det(image_id, cat_id, bbox, score):
-    return {"image_id": image_id, "category_id": cat_id, "bbox": bbox, "score": score}
+    def found(self, image_id, cat_id, bbox, score, **gt):
+        """A GT box (add's keywords in gt) and a detection of exactly that box."""
+        self.add(image_id, cat_id, bbox, **gt)
+        self.det(image_id, cat_id, bbox, score)
+
+    def dict(self):
+        return dict(images=self.images, anns=self.anns, cats=self.cats, dets=self.dets)
 
 
 # ---------------------------------------------------------------- hand-made cases
 
 def case_handmade():
-    images = [img(i) for i in (1, 2, 3, 4, 5, 6, 7)]
-    cats = [cat(1, "cat"), cat(2, "dog"), cat(3, "bird"), cat(4, "fish")]
-    g = Anns()
-    d = []
+    fx = Case([img(i) for i in (1, 2, 3, 4, 5, 6, 7)], [cat(1, "cat"), cat(2, "dog"), cat(3, "bird"), cat(4, "fish")])
     # image 1: IoU exactly 0.5, 0.75 and 0.9; greedy by score
-    g.add(1, 1, [10, 10, 100, 100])                     # large
-    d.append(det(1, 1, [10, 10, 100, 50], 0.9))          # IoU 0.5
-    d.append(det(1, 1, [10, 10, 100, 75], 0.8))          # IoU 0.75
-    g.add(1, 1, [200, 10, 100, 100])
-    d.append(det(1, 1, [200, 10, 100, 90], 0.7))         # IoU 0.9 >= numpy's 0.8999999999999999
+    fx.add(1, 1, [10, 10, 100, 100])                     # large
+    fx.det(1, 1, [10, 10, 100, 50], 0.9)          # IoU 0.5
+    fx.det(1, 1, [10, 10, 100, 75], 0.8)          # IoU 0.75
+    fx.add(1, 1, [200, 10, 100, 100])
+    fx.det(1, 1, [200, 10, 100, 90], 0.7)         # IoU 0.9 >= numpy's 0.8999999999999999
     # two GT equally overlapped (IoU 0.5 each): the later GT wins the tie
-    g.add(1, 2, [0, 200, 50, 50], area=900.0)           # small by its area field
-    g.add(1, 2, [50, 200, 50, 50], area=5000.0)         # medium by its area field
-    d.append(det(1, 2, [0, 200, 100, 50], 0.6))
-    d.append(det(1, 2, [0, 200, 100, 50], 0.6))          # tied score, same box
+    fx.add(1, 2, [0, 200, 50, 50], area=900.0)           # small by its area field
+    fx.add(1, 2, [50, 200, 50, 50], area=5000.0)         # medium by its area field
+    fx.det(1, 2, [0, 200, 100, 50], 0.6)
+    fx.det(1, 2, [0, 200, 100, 50], 0.6)          # tied score, same box
     # greedy: the better-scoring detection takes the GT at low thresholds
-    g.add(1, 1, [500, 100, 100, 100])
-    d.append(det(1, 1, [500, 100, 100, 60], 0.95))       # IoU 0.6
-    d.append(det(1, 1, [500, 100, 100, 95], 0.85))       # IoU 0.95
+    fx.add(1, 1, [500, 100, 100, 100])
+    fx.det(1, 1, [500, 100, 100, 60], 0.95)       # IoU 0.6
+    fx.det(1, 1, [500, 100, 100, 95], 0.85)       # IoU 0.95
     # image 2: GT only (a bird: a category with GT and no detections at all)
-    g.add(2, 1, [50, 50, 40, 40])
-    g.add(2, 3, [300, 300, 60, 40])
+    fx.add(2, 1, [50, 50, 40, 40])
+    fx.add(2, 3, [300, 300, 60, 40])
     # image 3: detections only, incl. a category without GT (fish) and one not in the GT file (7)
-    d.append(det(3, 1, [10, 10, 30, 30], 0.99))
-    d.append(det(3, 4, [10, 10, 30, 30], 0.5))
-    d.append(det(3, 7, [10, 10, 30, 30], 0.97))
+    fx.det(3, 1, [10, 10, 30, 30], 0.99)
+    fx.det(3, 4, [10, 10, 30, 30], 0.5)
+    fx.det(3, 7, [10, 10, 30, 30], 0.97)
     # image 4: a crowd region absorbing several detections, a GT inside it, "ignore" overwritten
-    g.add(4, 1, [0, 0, 300, 300], iscrowd=1, area=60000.0)
-    g.add(4, 1, [20, 20, 60, 60])
-    d.append(det(4, 1, [22, 22, 58, 58], 0.95))
-    d.append(det(4, 1, [100, 100, 50, 50], 0.6))
-    d.append(det(4, 1, [150, 150, 40, 40], 0.5))
-    d.append(det(4, 1, [200, 200, 50, 50], 0.5))
-    d.append(det(4, 1, [280, 280, 100, 100], 0.45))      # mostly outside the crowd: IoU 0.04
-    d.append(det(4, 1, [20, 20, 60, 60], 0.3))           # duplicate of the GT: absorbed by the crowd
-    g.add(4, 1, [400, 300, 50, 50], ignore=1)            # pycocotools sets ignore := iscrowd = 0
-    d.append(det(4, 1, [402, 300, 50, 50], 0.85))
+    fx.add(4, 1, [0, 0, 300, 300], iscrowd=1, area=60000.0)
+    fx.add(4, 1, [20, 20, 60, 60])
+    fx.det(4, 1, [22, 22, 58, 58], 0.95)
+    fx.det(4, 1, [100, 100, 50, 50], 0.6)
+    fx.det(4, 1, [150, 150, 40, 40], 0.5)
+    fx.det(4, 1, [200, 200, 50, 50], 0.5)
+    fx.det(4, 1, [280, 280, 100, 100], 0.45)      # mostly outside the crowd: IoU 0.04
+    fx.det(4, 1, [20, 20, 60, 60], 0.3)           # duplicate of the GT: absorbed by the crowd
+    fx.add(4, 1, [400, 300, 50, 50], ignore=1)            # pycocotools sets ignore := iscrowd = 0
+    fx.det(4, 1, [402, 300, 50, 50], 0.85)
     # image 5: areas exactly on the borders
-    g.add(5, 1, [0, 0, 32, 32])                          # 1024: small and medium
-    d.append(det(5, 1, [0, 0, 32, 32], 0.66))
-    g.add(5, 1, [100, 0, 96, 96])                        # 9216: medium and large
-    d.append(det(5, 1, [100, 0, 96, 96], 0.66))
-    g.add(5, 2, [300, 0, 40, 30], area=1024.0000000000002)   # just above 32^2: medium only
-    d.append(det(5, 2, [300, 0, 40, 30], 0.5))
-    g.add(5, 2, [400, 0, 90, 100], area=9215.999999999998)   # just below 96^2: medium only
-    d.append(det(5, 2, [400, 0, 90, 100], 0.5))
-    d.append(det(5, 1, [300, 300, 32, 32], 0.4))         # unmatched, area 1024: FP in small and medium
-    d.append(det(5, 1, [400, 300, 96, 96], 0.3))         # unmatched, area 9216: FP in medium and large
-    d.append(det(5, 1, [0, 400, 10, 10], 0.2))           # unmatched small: ignored in medium/large
+    fx.found(5, 1, [0, 0, 32, 32], 0.66)              # 1024: small and medium
+    fx.found(5, 1, [100, 0, 96, 96], 0.66)            # 9216: medium and large
+    fx.found(5, 2, [300, 0, 40, 30], 0.5, area=1024.0000000000002)  # just above 32^2: medium only
+    fx.found(5, 2, [400, 0, 90, 100], 0.5, area=9215.999999999998)  # just below 96^2: medium only
+    fx.det(5, 1, [300, 300, 32, 32], 0.4)         # unmatched, area 1024: FP in small and medium
+    fx.det(5, 1, [400, 300, 96, 96], 0.3)         # unmatched, area 9216: FP in medium and large
+    fx.det(5, 1, [0, 400, 10, 10], 0.2)           # unmatched small: ignored in medium/large
     # image 6: nothing at all
     # image 7: IoU with a crowd region of exactly 0.8999999999999999 (in / det area, float64):
     # matched (so ignored) at numpy's 9th threshold, a false positive if that threshold were 0.9
-    g.add(7, 1, [7.4, 0, 50, 50], iscrowd=1)
-    d.append(det(7, 1, [6.4, 0, 10, 10], 0.9))
-    g.add(7, 1, [100, 100, 50, 50])
-    d.append(det(7, 1, [100, 100, 50, 50], 0.5))
-    return dict(images=images, anns=g.anns, cats=cats, dets=d)
+    fx.add(7, 1, [7.4, 0, 50, 50], iscrowd=1)
+    fx.det(7, 1, [6.4, 0, 10, 10], 0.9)
+    fx.found(7, 1, [100, 100, 50, 50], 0.5)
+    return fx.dict()
 
 
 def case_borders():
     """Every GT and detection area sits on or next to 1024 / 9216; IoUs exactly at thresholds."""
-    images = [img(i) for i in range(1, 5)]
-    cats = [cat(1, "a"), cat(2, "b")]
-    g = Anns()
-    d = []
+    fx = Case([img(i) for i in range(1, 5)], [cat(1, "a"), cat(2, "b")])
     sides = [(32, 32), (16, 64), (96, 96), (48, 192), (31, 33), (97, 95), (64, 16)]
     x = 0
     for i, (w, h) in enumerate(sides):
         im = 1 + i % 4
-        g.add(im, 1 + i % 2, [x, 10, w, h])
-        d.append(det(im, 1 + i % 2, [x, 10, w, h], 0.5))                  # IoU 1
-        d.append(det(im, 1 + i % 2, [x, 10, w, h / 2], 0.5))              # IoU 0.5 exactly, tied score
-        d.append(det(im, 1 + i % 2, [x, 10, w, h * 0.75], 0.45))          # IoU 0.75 exactly
-        d.append(det(im, 1 + i % 2, [x + 300, 300, w, h], 0.4))           # FP of the same area
+        fx.found(im, 1 + i % 2, [x, 10, w, h], 0.5)   # IoU 1
+        fx.det(im, 1 + i % 2, [x, 10, w, h / 2], 0.5)              # IoU 0.5 exactly, tied score
+        fx.det(im, 1 + i % 2, [x, 10, w, h * 0.75], 0.45)          # IoU 0.75 exactly
+        fx.det(im, 1 + i % 2, [x + 300, 300, w, h], 0.4)           # FP of the same area
         x += 100
     # GT whose area field disagrees with its box: ranges use the field, IoU the box
-    g.add(1, 1, [500, 10, 10, 10], area=9216)
-    d.append(det(1, 1, [500, 10, 10, 10], 0.7))
-    g.add(2, 2, [500, 10, 200, 200], area=1024)
-    d.append(det(2, 2, [500, 10, 200, 200], 0.2))
-    return dict(images=images, anns=g.anns, cats=cats, dets=d)
+    fx.found(1, 1, [500, 10, 10, 10], 0.7, area=9216)
+    fx.found(2, 2, [500, 10, 200, 200], 0.2, area=1024)
+    return fx.dict()
 
 
 def case_crowd():
     """Crowd regions overlapping normal GT: the match prefers non-ignored GT (the 'break')."""
-    images = [img(i) for i in range(1, 4)]
-    cats = [cat(3, "person"), cat(5, "car")]
-    g = Anns()
-    d = []
+    fx = Case([img(i) for i in range(1, 4)], [cat(3, "person"), cat(5, "car")])
     rng = random.Random(7)
-    for im in images:
+    for im in fx.images:
         i = im["id"]
-        g.add(i, 3, [0, 0, 400, 300], iscrowd=1, area=80000.0)
+        fx.add(i, 3, [0, 0, 400, 300], iscrowd=1, area=80000.0)
         for k in range(4):
             bx = [rng.randint(0, 300), rng.randint(0, 200), rng.randint(20, 100), rng.randint(20, 100)]
-            g.add(i, 3, bx)
-            d.append(det(i, 3, [bx[0] + rng.randint(-3, 3), bx[1] + rng.randint(-3, 3), bx[2], bx[3]],
-                         round(rng.random(), 2)))
+            fx.add(i, 3, bx)
+            fx.det(i, 3, [bx[0] + rng.randint(-3, 3), bx[1] + rng.randint(-3, 3), bx[2], bx[3]],
+                   round(rng.random(), 2))
         for k in range(12):   # absorbed by the crowd (or matching a person)
-            d.append(det(i, 3, [rng.randint(0, 350), rng.randint(0, 250), rng.randint(5, 50),
-                                rng.randint(5, 50)], round(rng.random(), 2)))
-        g.add(i, 5, [450, 300, 150, 150], iscrowd=1, area=3000.0)   # small-area crowd
-        g.add(i, 5, [460, 310, 30, 30], area=800.0)
-        d.append(det(i, 5, [460, 310, 30, 30], 0.9))
-        d.append(det(i, 5, [470, 320, 20, 20], 0.8))
-        d.append(det(i, 5, [500, 400, 100, 50], 0.7))
-    return dict(images=images, anns=g.anns, cats=cats, dets=d)
+            fx.det(i, 3, [rng.randint(0, 350), rng.randint(0, 250), rng.randint(5, 50), rng.randint(5, 50)],
+                   round(rng.random(), 2))
+        fx.add(i, 5, [450, 300, 150, 150], iscrowd=1, area=3000.0)   # small-area crowd
+        fx.found(i, 5, [460, 310, 30, 30], 0.9, area=800.0)
+        fx.det(i, 5, [470, 320, 20, 20], 0.8)
+        fx.det(i, 5, [500, 400, 100, 50], 0.7)
+    return fx.dict()
 
 
 def case_sparse():
     """Only medium GT: AP/AR small and large are -1; one category entirely without GT."""
-    images = [img(1), img(2)]
-    cats = [cat(1, "x"), cat(2, "y")]
-    g = Anns()
-    g.add(1, 1, [10, 10, 50, 50])
-    g.add(2, 1, [10, 10, 60, 40])
-    d = [det(1, 1, [12, 10, 50, 50], 0.9), det(2, 1, [200, 10, 60, 40], 0.8), det(2, 2, [10, 10, 5, 5], 0.95),
-         det(2, 1, [10, 10, 60, 41], 0.3)]
-    return dict(images=images, anns=g.anns, cats=cats, dets=d)
+    fx = Case([img(1), img(2)], [cat(1, "x"), cat(2, "y")])
+    fx.add(1, 1, [10, 10, 50, 50])
+    fx.add(2, 1, [10, 10, 60, 40])
+    fx.dets = [det(1, 1, [12, 10, 50, 50], 0.9), det(2, 1, [200, 10, 60, 40], 0.8), det(2, 2, [10, 10, 5, 5], 0.95),
+               det(2, 1, [10, 10, 60, 41], 0.3)]
+    return fx.dict()
 
 
 # ---------------------------------------------------------------- random cases
 
 def random_case(seed, n_images, cat_ids, gt_per_image, fp_per_image, many=None, crowd_p=0.05):
     rng = random.Random(seed)
-    images = [img(i) for i in rng.sample(range(1, 10 * n_images), n_images)]
-    cats = [cat(c, "class%d" % c) for c in cat_ids]
-    g = Anns()
-    d = []
-    for im in images:
+    fx = Case([img(i) for i in rng.sample(range(1, 10 * n_images), n_images)],
+              [cat(c, "class%d" % c) for c in cat_ids])
+    for im in fx.images:
         i = im["id"]
         mode = rng.random()
         n_gt = 0 if mode < 0.1 else rng.randint(0, gt_per_image)
@@ -222,7 +213,7 @@ def random_case(seed, n_images, cat_ids, gt_per_image, fp_per_image, many=None, 
             c = rng.choice(cat_ids[:-1])                # the last category never has GT
             crowd = int(rng.random() < crowd_p)
             area = round(w * h * rng.uniform(0.55, 1.0), 2)
-            g.add(i, c, [x, y, w, h], area=area, iscrowd=crowd)
+            fx.add(i, c, [x, y, w, h], area=area, iscrowd=crowd)
             if mode < 0.2 or rng.random() < 0.15:       # some images and GT without detections
                 continue
             for _ in range(rng.randint(1, 3)):
@@ -230,14 +221,14 @@ def random_case(seed, n_images, cat_ids, gt_per_image, fp_per_image, many=None, 
                 bx = [round(x + rng.gauss(0, jit * w / 2), 1), round(y + rng.gauss(0, jit * h / 2), 1),
                       round(max(w * (1 + rng.gauss(0, jit)), 1.0), 1), round(max(h * (1 + rng.gauss(0, jit)), 1.0), 1)]
                 cc = c if rng.random() < 0.9 else rng.choice(cat_ids)
-                d.append(det(i, cc, bx, round(rng.random(), 2)))
+                fx.det(i, cc, bx, round(rng.random(), 2))
         for _ in range(rng.randint(0, fp_per_image)):
             w, h = round(rng.uniform(4, 250), 1), round(rng.uniform(4, 250), 1)
-            d.append(det(i, rng.choice(cat_ids + [999]), [round(rng.uniform(0, 600), 1), round(rng.uniform(0, 450), 1),
-                                                          w, h], round(rng.random(), 2)))
+            fx.det(i, rng.choice(cat_ids + [999]), [round(rng.uniform(0, 600), 1), round(rng.uniform(0, 450), 1), w, h],
+                   round(rng.random(), 2))
     if many:
         i, c, n = many
-        gts = [a for a in g.anns if a["image_id"] == i and a["category_id"] == c]
+        gts = [a for a in fx.anns if a["image_id"] == i and a["category_id"] == c]
         for k in range(n):
             if gts and k % 3 == 0:
                 x, y, w, h = rng.choice(gts)["bbox"]
@@ -245,9 +236,9 @@ def random_case(seed, n_images, cat_ids, gt_per_image, fp_per_image, many=None, 
             else:
                 bx = [round(rng.uniform(0, 600), 1), round(rng.uniform(0, 450), 1),
                       round(rng.uniform(4, 200), 1), round(rng.uniform(4, 200), 1)]
-            d.append(det(i, c, bx, round(rng.random(), 1)))     # 1 decimal: many ties
-    rng.shuffle(d)
-    return dict(images=images, anns=g.anns, cats=cats, dets=d)
+            fx.det(i, c, bx, round(rng.random(), 1))     # 1 decimal: many ties
+    rng.shuffle(fx.dets)
+    return fx.dict()
 
 
 def case_random():
