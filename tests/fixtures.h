@@ -14,6 +14,18 @@
 #include "cldetr/common.h"
 #include "cldetr/data.h"
 
+/* Keep a malloc'd string until exit (tests that hand out many paths); returns it. */
+static char *t_kept[1024];
+static int t_n_kept;
+static inline void t_free_kept(void) {
+    for (int i = 0; i < t_n_kept; i++) free(t_kept[i]);
+}
+static inline __attribute__((unused)) const char *t_keep(char *p) {
+    if (t_n_kept == 0) atexit(t_free_kept);
+    if (t_n_kept < (int)CD_ARRAY_LEN(t_kept)) t_kept[t_n_kept++] = p;
+    return p;
+}
+
 /* A fresh folder $TMPDIR/STEM-XXXXXX (/tmp without TMPDIR) written into dir
  * (n bytes); returns dir, or NULL when it could not be made. */
 static inline char *t_tmpdir(char *dir, size_t n, const char *stem) {

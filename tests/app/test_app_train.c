@@ -211,24 +211,25 @@ static void test_resume(void) {
     t_ok(run_train("straight", 8, NULL) == 0, "a run of 8 steps");
     t_ok(run_train("stopped", 3, NULL) == 0, "a run stopped at step 3");
     t_ok(run_train("stopped", 8, "resume") == 0, "the stopped run resumed to step 8");
-    float *pa, *ma, *va, *pb, *mb, *vb;
+    float *pa = NULL, *ma = NULL, *va = NULL, *pb = NULL, *mb = NULL, *vb = NULL, *p0 = NULL, *m0 = NULL, *v0 = NULL;
     uint64_t sa, sb;
     int na = load_ckpt("straight", &pa, &ma, &va, &sa);
     int nb = load_ckpt("stopped", &pb, &mb, &vb, &sb);
     t_ok(na > 0 && na == nb && sa == 8 && sb == 8, "both checkpoints load at step 8 (%d, %d floats)", na, nb);
-    if (na <= 0 || na != nb) return;
+    if (na <= 0 || na != nb) goto done;
     size_t diff = 0;
     for (int i = 0; i < na; i++) diff += memcmp(&pa[i], &pb[i], sizeof(float)) != 0;
     t_ok(diff == 0, "resumed run's parameters equal the uninterrupted run's bit for bit (%zu differ)", diff);
     t_ok(memcmp(ma, mb, n_moments * sizeof(float)) == 0 && memcmp(va, vb, n_moments * sizeof(float)) == 0,
          "and so do the Adam moments (%zu floats each)", n_moments);
     size_t moved = 0;
-    float *p0, *m0, *v0;
     uint64_t s0;
     t_ok(run_train("other", 3, NULL) == 0, "a 3-step run");
     if (load_ckpt("other", &p0, &m0, &v0, &s0) > 0)
         for (int i = 0; i < na; i++) moved += p0[i] != pa[i];
     t_ok(moved > 0, "(and training does change the parameters: %zu of %d differ between step 3 and 8)", moved, na);
+done:
+    free(pa); free(ma); free(va); free(pb); free(mb); free(vb); free(p0); free(m0); free(v0);
 }
 
 int main(void) {

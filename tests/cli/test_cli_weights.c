@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../check.h"
+#include "../fixtures.h"
 #include "../cli_run.h"
 #include "cldetr/coco.h"
 #include "cldetr/config.h"
@@ -32,12 +33,12 @@ static int run(const char *args) { return t_run_cli(bin, dir, args, &out_text, &
 static const char *fx(const char *name) {
     char p[1400];
     snprintf(p, sizeof p, "%s/tests/fixtures/weights/%s", root, name);
-    return cd_xstrdup(p);
+    return t_keep(cd_xstrdup(p));
 }
 static const char *tp(const char *name) {
     char p[600];
     snprintf(p, sizeof p, "%s/%s", dir, name);
-    return cd_xstrdup(p);
+    return t_keep(cd_xstrdup(p));
 }
 
 static double scalar(const st_file *f, const char *name) {

@@ -16,6 +16,7 @@
 #include "cldetr/setup.h"
 #include "cldetr/weights.h"
 #include "../check.h"
+#include "../fixtures.h"
 
 static cd_device *dev;
 static char root[1024], tmp[256];
@@ -24,12 +25,12 @@ static char root[1024], tmp[256];
 static const char *fix(const char *area, const char *name) {
     char p[1400];
     snprintf(p, sizeof p, "%s/tests/fixtures/%s/%s", root, area, name);
-    return cd_xstrdup(p);
+    return t_keep(cd_xstrdup(p));
 }
 static const char *tpath(const char *name) {
     char p[512];
     snprintf(p, sizeof p, "%s/%s", tmp, name);
-    return cd_xstrdup(p);
+    return t_keep(cd_xstrdup(p));
 }
 
 /* Model options from a tests/fixtures/nn file's metadata (as test_detr_parity.c). */
