@@ -275,8 +275,8 @@ int layer_stats_chart(const char *const *run_dirs, int n_runs, const char *png_p
                     chart_run_name(run_dirs[r], run, sizeof run);
                     if (n_runs > 1) snprintf(names[ns], sizeof names[ns], "%.100s: %s", run, pass ? aq[q] : wq[q]);
                     else snprintf(names[ns], sizeof names[ns], "%s", pass ? aq[q] : wq[q]);
-                    /* one run: a legend in the first tile of each kind only */
-                    int legend = n_runs > 1 || (pass ? !legend_act : !legend_w);
+                    /* a legend in the first tile of each kind only: the colours mean the same in every tile */
+                    int legend = pass ? !legend_act : !legend_w;
                     s[ns] = (chart_series){legend ? names[ns] : NULL, x, y, m};
                     mem[nm++] = x;
                     mem[nm++] = y;

@@ -31,7 +31,7 @@ grep -q "lower train.lr" "$tmp/out"; ok $? "and advises lowering train.lr"
 # Ctrl-C: the step finishes, a checkpoint is written, exit 130; then --resume continues.
 "$bin" train "$ini" "${common[@]}" --set train.name=intr --set train.max_steps=100000 >"$tmp/out" 2>&1 &
 pid=$!
-for i in $(seq 1 100); do grep -q "^step " "$tmp/out" 2>/dev/null && break; sleep 0.2; done
+for i in $(seq 1 300); do grep -q "^step " "$tmp/out" 2>/dev/null && break; sleep 0.2; done
 # while it runs, its folder is locked: a resume or a fresh run of the same name is refused, naming the pid
 "$bin" train --resume "$tmp/runs/intr" >"$tmp/out2" 2>&1; rc=$?
 [ $rc = 1 ] && grep -q "run folder $tmp/runs/intr is in use" "$tmp/out2" && grep -q "pid $pid" "$tmp/out2"
@@ -50,7 +50,7 @@ printf '%s' "$((last + 4)),1,0.00" >>"$tmp/runs/intr/metrics.csv"
 for k in 1 2 3; do echo "{\"step\": $((last + k)), \"loss\": 9}" >>"$tmp/runs/intr/metrics.jsonl"; done
 "$bin" train --resume "$tmp/runs/intr" --set train.max_steps=2000 --set log.progress=plain >"$tmp/out" 2>&1 &
 pid=$!
-for i in $(seq 1 100); do grep -q "^step " "$tmp/out" 2>/dev/null && break; sleep 0.2; done
+for i in $(seq 1 300); do grep -q "^step " "$tmp/out" 2>/dev/null && break; sleep 0.2; done
 kill -INT $pid; wait $pid; rc=$?
 check $rc 130 "continuing at step" "--resume continues the interrupted run"
 dups=$(tail -n +2 "$tmp/runs/intr/metrics.csv" | cut -d, -f1 | sort -n | uniq -d | tr '\n' ' ')
