@@ -33,6 +33,15 @@ void setup_lr_schedule(lr_schedule *s, const config *cfg, long total_steps);
 /* The synthetic shapes dataset a config describes ([data] shapes_*), into data.root. */
 void setup_shapes_opts(shapes_opts *o, const config *cfg);
 
+/* Class names of the config's dataset by label, as the data layer numbers
+ * labels (raw category ids, or 0..n-1 in increasing id with
+ * data.contiguous_labels): names[l] (malloc'd) and cats[l] (the COCO category
+ * id; may be NULL) for l < K, names[l] left NULL where no category has label
+ * l. The validation file is read first (smaller; its categories are the
+ * training file's in COCO-format datasets), then the training file. Returns 1,
+ * or 0 when neither can be read (names unknown). */
+int setup_class_names(const config *c, int K, char **names, int64_t *cats);
+
 /* The largest padded input of a training batch: the largest of augment.scales
  * by max(augment.max_size, that) (the worst case a batch can reach). */
 void setup_max_input(const config *cfg, size_t *H, size_t *W);

@@ -63,48 +63,12 @@ int infer_find_checkpoint(char *out, size_t n_out, char *tag, size_t n_tag, cons
 
 
 
-/* Class names of the config's dataset, labels as the data layer numbers them
- * (raw category ids, or 0..n-1 in increasing id with data.contiguous_labels).
- * The validation file is read first (smaller; its categories are the training
- * file's in COCO-format datasets), then the training file. */
+/* Class names of the config's dataset, labels as the data layer numbers them. */
 static void read_class_names(infer_model *im, FILE *log) {
-    const config *c = &im->cfg;
-    const char *anns[2] = {c->data.val_ann, c->data.train_ann};
-    char path[2 * CFG_STR_LEN + 2];
-    coco_dataset ds;
-    int got = 0;
-    for (int i = 0; i < 2 && !got; i++) {
-        snprintf(path, sizeof path, "%s/%s", c->data.root, anns[i]);
-        got = is_file(path) && coco_load(&ds, path) == 0;
-    }
-    if (!got) {
-        if (log) fprintf(log, "class names unknown (no readable %s/%s): labels are shown as 'class N'\n",
-                         c->data.root, c->data.val_ann);
-        return;
-    }
-    int K = im->num_classes;
-    if (c->data.contiguous_labels) {
-        size_t *ord = cd_xmalloc((ds.n_cats ? ds.n_cats : 1) * sizeof *ord);
-        for (size_t i = 0; i < ds.n_cats; i++) ord[i] = i;
-        for (size_t i = 1; i < ds.n_cats; i++)       /* insertion sort by id: category lists are short */
-            for (size_t j = i; j > 0 && ds.cats[ord[j - 1]].id > ds.cats[ord[j]].id; j--) {
-                size_t t = ord[j]; ord[j] = ord[j - 1]; ord[j - 1] = t;
-            }
-        for (size_t i = 0; i < ds.n_cats && (int)i < K; i++) {
-            im->class_names[i] = cd_xstrdup(ds.cats[ord[i]].name);
-            im->label_cat[i] = ds.cats[ord[i]].id;
-        }
-        free(ord);
-    } else {
-        for (size_t i = 0; i < ds.n_cats; i++) {
-            int64_t id = ds.cats[i].id;
-            if (id < 0 || id >= K) continue;
-            im->class_names[id] = cd_xstrdup(ds.cats[i].name);
-            im->label_cat[id] = id;
-        }
-    }
-    im->have_names = 1;
-    coco_free(&ds);
+    im->have_names = setup_class_names(&im->cfg, im->num_classes, im->class_names, im->label_cat);
+    if (!im->have_names && log)
+        fprintf(log, "class names unknown (no readable %s/%s): labels are shown as 'class N'\n", im->cfg.data.root,
+                im->cfg.data.val_ann);
 }
 
 /* Device, model of num_classes, names; the weights are loaded by the caller. */

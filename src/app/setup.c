@@ -100,6 +100,30 @@ void setup_shapes_opts(shapes_opts *o, const config *cfg) {
                        .progress = o->progress};
 }
 
+int setup_class_names(const config *c, int K, char **names, int64_t *cats) {
+    const char *anns[2] = {c->data.val_ann, c->data.train_ann};
+    char path[2 * CFG_STR_LEN + 2];
+    coco_dataset ds;
+    int got = 0;
+    for (int i = 0; i < 2 && !got; i++) {
+        snprintf(path, sizeof path, "%s/%s", c->data.root, anns[i]);
+        got = is_file(path) && coco_load(&ds, path) == 0;
+    }
+    if (!got) return 0;
+    for (size_t i = 0; i < ds.n_cats; i++) {
+        int64_t label = ds.cats[i].id;
+        if (c->data.contiguous_labels) {     /* the rank of its id */
+            label = 0;
+            for (size_t j = 0; j < ds.n_cats; j++) label += ds.cats[j].id < ds.cats[i].id;
+        }
+        if (label < 0 || label >= K || names[label]) continue;
+        names[label] = cd_xstrdup(ds.cats[i].name);
+        if (cats) cats[label] = ds.cats[i].id;
+    }
+    coco_free(&ds);
+    return 1;
+}
+
 void setup_max_input(const config *cfg, size_t *H, size_t *W) {
     size_t h = 0;
     for (int i = 0; i < cfg->augment.scales.n; i++) h = CD_MAX(h, (size_t)cfg->augment.scales.v[i]);

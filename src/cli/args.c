@@ -1,5 +1,7 @@
 /* The command-line parsing every verb shares (see args.h). */
 #include "cli/args.h"
+#include "cli/help.h"
+#include "cldetr/safetensors.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -8,9 +10,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-void args_init(args *a, const char *verb, int argc, char **argv, void (*usage)(FILE *), int flags) {
+int args_dtype(args *a, const char *name, int *out, const char **label) {
+    static const char *const names[] = {"f32", "f16", "bf16", NULL};
+    static const st_dtype dtypes[] = {ST_F32, ST_F16, ST_BF16};
+    int k;
+    if (!args_choice(a, name, &k, names)) return 0;
+    *out = (int)dtypes[k];
+    *label = names[k];
+    return 1;
+}
+
+const char *cli_help(const char *verb) {
+    char file[64];
+    snprintf(file, sizeof file, "%s.txt", verb);
+    for (const cli_help_text *h = cli_help_texts; h->file; h++)
+        if (!strcmp(h->file, file)) return h->text;
+    return NULL;
+}
+
+static void print_help(const args *a, FILE *f) {
+    const char *text = cli_help(a->verb);
+    if (text) fputs(text, f);
+}
+
+void args_init(args *a, const char *verb, int argc, char **argv, int flags) {
     int sets = (flags & ARGS_SETS) != 0;
-    *a = (args){.verb = verb, .usage = usage, .argc = argc, .argv = argv, .next = 1, .rc = -1, .with_sets = sets,
+    *a = (args){.verb = verb, .argc = argc, .argv = argv, .next = 1, .rc = -1, .with_sets = sets,
                 .asked = {"--help", "--set"}, .n_asked = 1 + sets};
 }
 
@@ -22,9 +47,9 @@ int args_report(args *a, int with_usage, const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-    if (with_usage && a->usage) {
+    if (with_usage && cli_help(a->verb)) {
         fputc('\n', stderr);
-        a->usage(stderr);
+        print_help(a, stderr);
     }
     return a->rc = 2;
 }
@@ -83,7 +108,7 @@ int args_next(args *a) {
         a->cur = a->argv[a->pos];
         a->taken = 0;
         if (!strcmp(a->cur, "-h") || !strcmp(a->cur, "--help")) {
-            if (a->usage) a->usage(stdout);
+            print_help(a, stdout);
             a->rc = 0;
             return 0;
         }

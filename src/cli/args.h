@@ -2,7 +2,7 @@
  * verb asks, argument by argument, for the options it knows.
  *
  *     args a;
- *     args_init(&a, "bench", argc, argv, usage, ARGS_SETS);
+ *     args_init(&a, "bench", argc, argv, ARGS_SETS);
  *     while (args_next(&a)) {
  *         args_long(&a, "--steps", &steps, 1, 100000);
  *         if (args_flag(&a, "--profile")) profile = 1;
@@ -30,7 +30,6 @@
 
 typedef struct {
     const char *verb;
-    void (*usage)(FILE *);
     int argc;
     char **argv;
     int pos, next;           /* argv index of the current argument, of the one after it (and its value) */
@@ -44,7 +43,8 @@ typedef struct {
     int n_asked;
 } args;
 
-void args_init(args *a, const char *verb, int argc, char **argv, void (*usage)(FILE *), int flags);
+/* flags: ARGS_SETS; -h/--help prints the verb's text (src/cli/help/VERB.txt). */
+void args_init(args *a, const char *verb, int argc, char **argv, int flags);
 /* The next argument to ask about: 1, or 0 at the end, after --help or after an error. */
 int args_next(args *a);
 
@@ -56,6 +56,9 @@ int args_value(args *a, const char *name, const char **out);
 int args_long(args *a, const char *name, long *out, long lo, long hi);          /* hi LONG_MAX: no bound */
 int args_double(args *a, const char *name, double *out, double lo, double hi);  /* lo <= v <= hi */
 int args_choice(args *a, const char *name, int *out, const char *const *choices);   /* NULL-terminated */
+/* --dtype f32|f16|bf16: the weight file dtype into *out (st_dtype of cldetr/safetensors.h) and its
+ * name into *label (both left as they are when the option is absent). */
+int args_dtype(args *a, const char *name, int *out, const char **label);
 int args_positional(args *a, const char **out);   /* an argument that is no option ("-" is one) */
 /* A positional argument into *slot; a second one is the error "one WHAT only". */
 int args_single(args *a, const char **slot, const char *what);

@@ -54,28 +54,12 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: cldetr bench CONFIG.ini [--steps N] [--warmup N] [--set section.key=value ...]\n"
-               "                    [--phases] [--profile] [--real]\n\n"
-               "Times DETR training steps as CONFIG defines them (model, train.batch_size, the largest input:\n"
-               "max of augment.scales by augment.max_size, loss, AdamW with clipping) and prints ms/step and\n"
-               "images/s. Batches are synthetic (random images, 1-4 random boxes each) unless --real.\n\n"
-               "  --steps N    timed steps (default 10)\n"
-               "  --warmup N   untimed steps first: kernel builds, CLBlast compiles, first-touch memory (default 2)\n"
-               "  --phases     time forward, loss (read-back, matching, criterion, gradient upload), backward and\n"
-               "               the optimizer separately (a device sync after each: the step gets a little slower)\n"
-               "  --profile    per-kernel device time table (profiling queue) and the memory of a step\n"
-               "  --real       batches from the training set (data.root) through the loader; the time spent\n"
-               "               waiting for a batch is reported apart\n"
-               "  --set k=v    override a config key, e.g. --set model.num_classes=5 when the dataset is missing\n");
-}
-
 int cmd_bench(int argc, char **argv) {
     const char *path = NULL;
     long steps = 10, warmup = 2;
     int profile = 0, phases = 0, real = 0;
     args a;
-    args_init(&a, "bench", argc, argv, usage, ARGS_SETS);
+    args_init(&a, "bench", argc, argv, ARGS_SETS);
     while (args_next(&a)) {
         args_long(&a, "--steps", &steps, 1, 100000);
         args_long(&a, "--warmup", &warmup, 0, 100000);

@@ -143,26 +143,12 @@ static void bench_conv(cd_device *dev, const conv_case *c, double *fwd, double *
     for (size_t i = 0; i < CD_ARRAY_LEN(all); i++) cd_free(dev, all[i]);
 }
 
-static void bench_usage(FILE *f) {
-    fprintf(f, "usage: cldetr bench-ops [--device D] [--default] [--layouts] [--no-conv] [--seconds S]\n\n"
-               "GFLOP/s of GEMM at DETR's shapes as the ops call it (CLBlast, with the tuning `cldetr tune`\n"
-               "stored for this device), beside OpenBLAS's cblas_sgemm on the same shapes in the same run,\n"
-               "and of conv2d forward and backward.\n\n"
-               "  --device D    index, gpu, cpu, any, or part of a device name\n"
-               "  --default     also time CLBlast's default parameters (before applying the stored tuning)\n"
-               "  --layouts     also time both call layouts of cd_gemm (row-major, swapped column-major)\n"
-               "  --no-conv     skip conv2d\n"
-               "  --seconds S   time per round (3 rounds per shape, best kept; default 0.2)\n\n"
-               "OpenBLAS is loaded at run time (libopenblas.so.0, or CLDETR_OPENBLAS=path). For its full speed\n"
-               "on a machine that presets it, run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE cldetr bench-ops\n");
-}
-
 int cmd_bench_ops(int argc, char **argv) {
     const char *spec = NULL;
     int with_default = 0, layouts = 0, conv = 1;
     const char *secs;
     args a;
-    args_init(&a, "bench-ops", argc, argv, bench_usage, 0);
+    args_init(&a, "bench-ops", argc, argv, 0);
     while (args_next(&a)) {
         args_value(&a, "--device", &spec);
         if (args_flag(&a, "--default")) with_default = 1;

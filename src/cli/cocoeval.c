@@ -9,25 +9,11 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 
-static void cocoeval_usage(FILE *f) {
-    fprintf(f,
-            "usage: cldetr cocoeval GT.json RESULTS.json [--per-class] [--json OUT]\n\n"
-            "COCO bbox evaluation with the numbers pycocotools' COCOeval gives (12-line summary).\n\n"
-            "  GT.json        COCO instances file (images, annotations, categories)\n"
-            "  RESULTS.json   a list of detections: [{\"image_id\": 42, \"category_id\": 18,\n"
-            "                 \"bbox\": [x, y, w, h], \"score\": 0.93}, ...] (pixels of the original image)\n"
-            "  --per-class    also print AP and AP50 per category, with names\n"
-            "  --json OUT     write the 12 numbers and per-category AP to OUT as JSON\n"
-            "  -h, --help     this help\n\n"
-            "Detections of categories not in GT.json are ignored (as pycocotools does);\n"
-            "an image_id not in GT.json is an error.\n");
-}
-
 int cmd_cocoeval(int argc, char **argv) {
     const char *gt_path = NULL, *res_path = NULL, *json_out = NULL;
     int per_class = 0;
     args a;
-    args_init(&a, "cocoeval", argc, argv, cocoeval_usage, 0);
+    args_init(&a, "cocoeval", argc, argv, 0);
     while (args_next(&a)) {
         if (args_flag(&a, "--per-class")) per_class = 1;
         args_value(&a, "--json", &json_out);

@@ -7,17 +7,9 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: cldetr devices\n\n"
-               "Lists every OpenCL platform and device with its index, type, global memory,\n"
-               "compute units, max work-group size, OpenCL C version and fp16/fp64 support.\n"
-               "The device marked '*' is the one cldetr uses by default (first GPU, else first CPU);\n"
-               "choose another with [device] device= in a config, --device, or CLDETR_DEVICE.\n");
-}
-
 int cmd_devices(int argc, char **argv) {
     args a;
-    args_init(&a, "devices", argc, argv, usage, 0);
+    args_init(&a, "devices", argc, argv, 0);
     while (args_next(&a)) {}
     if (a.rc >= 0) return a.rc;
     cd_device_info *list;

@@ -15,32 +15,13 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 
-static void eval_usage(FILE *f) {
-    fprintf(f,
-            "usage: cldetr eval RUN [--checkpoint best|last|FILE] [--split val|train] [--per-class]\n"
-            "                   [--max-images N]\n\n"
-            "Runs a trained model over a split of its dataset (the run's config.ini: the validation\n"
-            "resize, eval.batch_size) and prints the COCO AP table (the numbers pycocotools gives).\n\n"
-            "  RUN               a run folder written by `cldetr train`\n"
-            "  --checkpoint C    best (best.ckpt; the default, last.ckpt when there is no best.ckpt),\n"
-            "                    last, or a checkpoint file of this run's model\n"
-            "  --split S         val (default) or train\n"
-            "  --per-class       also print AP and AP50 per category, with names\n"
-            "  --max-images N    only the first N images (rounded up to a whole batch of eval.batch_size)\n"
-            "  -h, --help        this help\n\n"
-            "Writes RUN/eval-SPLIT-CKPT.json (the 12 numbers and per-category AP) and\n"
-            "RUN/results-SPLIT-CKPT.json (every detection, COCO results format). The numbers are\n"
-            "those of the written results: `cldetr cocoeval GT RESULTS` gives the same.\n"
-            "The dataset paths in config.ini are relative to the folder cldetr runs in, as for training.\n");
-}
-
 int cmd_eval(int argc, char **argv) {
     static const char *const splits[] = {"val", "train", NULL};
     const char *run = NULL, *which = NULL;
     int per_class = 0, split_k = 0;
     long max_images = 0;
     args a;
-    args_init(&a, "eval", argc, argv, eval_usage, 0);
+    args_init(&a, "eval", argc, argv, 0);
     while (args_next(&a)) {
         if (args_flag(&a, "--per-class")) per_class = 1;
         args_value(&a, "--checkpoint", &which);

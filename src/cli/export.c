@@ -24,25 +24,6 @@
 static int is_dir(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISDIR(st.st_mode); }
 static int is_file(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISREG(st.st_mode); }
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: cldetr export RUN|CKPT|WEIGHTS.safetensors -o FILE.safetensors|FOLDER [--format official|hf]\n"
-               "                     [--last] [--dtype f32|f16|bf16] [--config CONFIG.ini] [--set k=v ...]\n\n"
-               "Writes the weights of a checkpoint (a run folder's best.ckpt, or last.ckpt with --last or\n"
-               "when there is no best.ckpt; or a .ckpt file), or of a safetensors file under official or HF\n"
-               "names (its model from the \"config\" metadata that cldetr import / export write, or from\n"
-               "--config / --set; every tensor checked). __metadata__ holds the config, the step and the epoch.\n"
-               "  --format official  (default) the official DETR parameter names (backbone.0.body.conv1.weight,\n"
-               "                     transformer.encoder.layers.0.self_attn.in_proj_weight, ...): PyTorch's\n"
-               "                     DETR loads it with load_state_dict(strict=True). Trainable BatchNorm gets\n"
-               "                     num_batches_tracked = the step.\n"
-               "  --format hf        HF transformers names (model.encoder.layers.0.self_attn.q_proj.weight, ...)\n"
-               "                     and a DetrConfig in config.json beside the file (named config.json when the\n"
-               "                     file is model.safetensors, else FILE.config.json):\n"
-               "                     DetrForObjectDetection.from_pretrained(FOLDER) loads the folder. Needs a\n"
-               "                     post-norm model with a width-64 ResNet (timm's resnet18/34/50/101).\n"
-               "-o FOLDER (an existing folder) writes FOLDER/model.safetensors (and FOLDER/config.json).\n");
-}
-
 /* The file starts with magic (a cldetr checkpoint: CKPT_MAGIC). */
 static int has_magic(const char *path, const char *magic) {
     char buf[16] = {0};
@@ -63,31 +44,6 @@ static int file_num_classes(const st_file *f) {
 static const char *base_name(const char *p) {
     const char *s = strrchr(p, '/');
     return s ? s + 1 : p;
-}
-
-/* Class names of the config's dataset by label (raw category ids, or 0..n-1 in id order with
- * data.contiguous_labels), as cldetr eval / predict name them; names[l] NULL where no category has
- * label l. 0 when the dataset's annotations cannot be read (names unknown). */
-static int read_class_names(const config *c, char **names, int K) {
-    const char *anns[2] = {c->data.val_ann, c->data.train_ann};
-    char path[2 * CFG_STR_LEN + 2];
-    coco_dataset ds;
-    int got = 0;
-    for (int i = 0; i < 2 && !got; i++) {
-        snprintf(path, sizeof path, "%s/%s", c->data.root, anns[i]);
-        got = is_file(path) && coco_load(&ds, path) == 0;
-    }
-    if (!got) return 0;
-    for (size_t i = 0; i < ds.n_cats; i++) {
-        int64_t label = ds.cats[i].id;
-        if (c->data.contiguous_labels) {     /* the rank of its id */
-            label = 0;
-            for (size_t j = 0; j < ds.n_cats; j++) label += ds.cats[j].id < ds.cats[i].id;
-        }
-        if (label >= 0 && label < K && !names[label]) names[label] = cd_xstrdup(ds.cats[i].name);
-    }
-    coco_free(&ds);
-    return 1;
 }
 
 /* A DetrConfig field that transformers types as int: the value when it is whole, else the field is left
@@ -129,7 +85,7 @@ static int write_hf_config(const char *path, const config *cfg, const detr_opts 
     cJSON_AddNumberToObject(j, "num_queries", o->num_queries);
     cJSON_AddBoolToObject(j, "auxiliary_loss", cfg->model.aux_loss);
     char **names = cd_xcalloc((size_t)o->num_classes, sizeof *names);
-    int have_names = read_class_names(cfg, names, o->num_classes);
+    int have_names = setup_class_names(cfg, o->num_classes, names, NULL);
     if (have_names) {
         cJSON *id2 = cJSON_AddObjectToObject(j, "id2label");
         for (int l = 0; l < o->num_classes; l++) {
@@ -173,17 +129,16 @@ static int write_hf_config(const char *path, const config *cfg, const detr_opts 
 }
 
 int cmd_export(int argc, char **argv) {
-    static const char *const dtypes[] = {"f32", "f16", "bf16", NULL};
-    static const st_dtype st_dtypes[] = {ST_F32, ST_F16, ST_BF16};
     static const char *const formats[] = {"official", "hf", NULL};
     const char *src = NULL, *out_arg = NULL, *cfg_path = NULL;
-    int last = 0, dtype = 0, fmt = 0;
+    int last = 0, dtype = ST_F32, fmt = 0;
+    const char *dtype_name = "f32";
     args a;
-    args_init(&a, "export", argc, argv, usage, ARGS_SETS);
+    args_init(&a, "export", argc, argv, ARGS_SETS);
     while (args_next(&a)) {
         args_value(&a, "-o", &out_arg);
         args_value(&a, "--config", &cfg_path);
-        args_choice(&a, "--dtype", &dtype, dtypes);
+        args_dtype(&a, "--dtype", &dtype, &dtype_name);
         args_choice(&a, "--format", &fmt, formats);
         if (args_flag(&a, "--last")) last = 1;
         args_single(&a, &src, "run folder or checkpoint");
@@ -303,7 +258,7 @@ int cmd_export(int argc, char **argv) {
     *k++ = "config"; *k++ = cfg_text ? cfg_text : "";
     *k = NULL;
     weights_save_opts so = {0};
-    so.dtype = st_dtypes[dtype];
+    so.dtype = (st_dtype)dtype;
     so.naming = hf ? WEIGHTS_NAMING_HF : WEIGHTS_NAMING_OFFICIAL;
     so.num_batches_tracked = strtoll(step, NULL, 10);
     so.meta = kv;
@@ -315,7 +270,7 @@ int cmd_export(int argc, char **argv) {
     if (is_ckpt) snprintf(from, sizeof from, "step %s, epoch %s", step, epoch);
     else snprintf(from, sizeof from, "%s", weights_naming_name(rep.naming));
     printf("wrote %s: %d tensors (%zu parameters, %s) under the %s, from %s (%s)\n", out, m.params.n, all,
-           dtypes[dtype], hf ? "HF transformers names (q/k/v split)" : "official DETR names", path, from);
+           dtype_name, hf ? "HF transformers names (q/k/v split)" : "official DETR names", path, from);
     if (hf) {
         printf("wrote %s: DetrConfig of the model\n", cfg_json);
         if (strcmp(base_name(out), "model.safetensors"))

@@ -18,29 +18,16 @@ static int file_num_classes(const st_file *f) {
     return t && t->ndim == 1 && t->shape[0] >= 2 ? (int)t->shape[0] - 1 : -1;
 }
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: cldetr import FILE.safetensors -o OUT.safetensors [--config CONFIG.ini] [--set k=v ...]\n"
-               "                     [--dtype f32|f16|bf16] [--allow-unexpected]\n\n"
-               "Reads DETR weights under the official PyTorch names (facebookresearch/detr; a .pth converts\n"
-               "with tools/convert_detr_checkpoint.py) or HF transformers names (DetrForObjectDetection's\n"
-               "model.safetensors, q/k/v joined into in_proj), in F32, F16, BF16 or F64, checks every\n"
-               "tensor against the model of CONFIG (default: the official DETR-R50; model.num_classes 0\n"
-               "takes the file's class head) and writes them under the official names. A missing tensor,\n"
-               "another shape or a tensor the model does not use is an error naming it.\n"
-               "The result is what [model] init = OUT (fine-tuning) and cldetr step --weights read.\n");
-}
-
 int cmd_import(int argc, char **argv) {
-    static const char *const dtypes[] = {"f32", "f16", "bf16", NULL};
-    static const st_dtype st_dtypes[] = {ST_F32, ST_F16, ST_BF16};
     const char *in = NULL, *out = NULL, *cfg_path = NULL;
-    int allow_unexpected = 0, dtype = 0;
+    int allow_unexpected = 0, dtype = ST_F32;
+    const char *dtype_name = "f32";
     args a;
-    args_init(&a, "import", argc, argv, usage, ARGS_SETS);
+    args_init(&a, "import", argc, argv, ARGS_SETS);
     while (args_next(&a)) {
         args_value(&a, "-o", &out);
         args_value(&a, "--config", &cfg_path);
-        args_choice(&a, "--dtype", &dtype, dtypes);
+        args_dtype(&a, "--dtype", &dtype, &dtype_name);
         if (args_flag(&a, "--allow-unexpected")) allow_unexpected = 1;
         args_single(&a, &in, "input file");
     }
@@ -72,10 +59,10 @@ int cmd_import(int argc, char **argv) {
     const char *kv[] = {"format", "pt", "producer", "cldetr import", "source", in, "source_naming",
                         weights_naming_name(rep.naming), "config", text ? text : "", NULL};
     weights_save_opts so = {0};
-    so.dtype = st_dtypes[dtype];
+    so.dtype = (st_dtype)dtype;
     so.meta = kv;
     if (weights_save(&m, NULL, out, &so) < 0) return cli_error();
-    printf("wrote %s: %d tensors under the official DETR names (%s), from %s (%s%s)\n", out, m.params.n, dtypes[dtype], in,
+    printf("wrote %s: %d tensors under the official DETR names (%s), from %s (%s%s)\n", out, m.params.n, dtype_name, in,
            weights_naming_name(rep.naming), rep.unexpected ? ", some tensors ignored" : "");
     free(text);
     st_close(&f);

@@ -6,30 +6,11 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: cldetr make-shapes DIR [--train N] [--val M] [--size S] [--seed K]\n"
-            "                          [--min-objects A] [--max-objects B]\n\n"
-            "Write a synthetic COCO-format detection dataset: images with 1 to several\n"
-            "circles, squares, triangles and crosses (category ids 1-4) of varied colour and\n"
-            "size, partly overlapping, on noisy or textured backgrounds.\n\n"
-            "  DIR/train/NNNNNN.png, DIR/val/NNNNNN.png\n"
-            "  DIR/annotations/train.json, DIR/annotations/val.json\n\n"
-            "options:\n"
-            "  --train N        training images (default 2000)\n"
-            "  --val M          validation images (default 200)\n"
-            "  --size S         image side in pixels (default 128)\n"
-            "  --seed K         random seed; the same seed gives the same bytes (default 1)\n"
-            "  --min-objects A  fewest shapes per image (default 1)\n"
-            "  --max-objects B  most shapes per image, at most 16 (default 4)\n"
-            "  -q, --quiet      no progress lines\n");
-}
-
 int cmd_make_shapes(int argc, char **argv) {
     shapes_opts o;
     shapes_opts_default(&o);
     args a;
-    args_init(&a, "make-shapes", argc, argv, usage, 0);
+    args_init(&a, "make-shapes", argc, argv, 0);
     while (args_next(&a)) {
         long v;
         if (args_flag(&a, "-q") || args_flag(&a, "--quiet")) o.progress = 0;

@@ -15,36 +15,6 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 
-static void plot_usage(FILE *f) {
-    fprintf(f,
-            "usage: cldetr plot RUN [RUN...] [-o chart.png] [--metric NAME] [--x step|time|epoch]\n"
-            "                   [--log | --linear] [--smooth W] [--title TEXT] [--size WxH]\n"
-            "       cldetr plot RUN [RUN...] --layers [-o layers.png]\n\n"
-            "Curves of one metric of several runs on one chart (PNG), one line per run,\n"
-            "named by its folder.\n\n"
-            "  RUN            a run folder, holding metrics.csv (training) and/or eval.csv\n"
-            "  -o FILE        the PNG to write (default chart.png)\n"
-            "  --metric NAME  a column of metrics.csv (loss, loss_ce, loss_bbox, loss_giou,\n"
-            "                 class_error, lr, grad_norm, images_per_s, ...) or else of\n"
-            "                 eval.csv (AP, AP50, AP75, AP_small, AR100, val_loss, ...);\n"
-            "                 default loss\n"
-            "  --x AXIS       step (default), epoch, or time (time_s, shown in s, min or h)\n"
-            "  --log          log-scale y (default for metrics named *loss*)\n"
-            "  --linear       linear y (default for the others; AP and AR start at 0)\n"
-            "  --smooth W     draw each run pale and over it its exponential moving average\n"
-            "                 of weight W in [0, 1) (TensorBoard's smoothing, debiased; of\n"
-            "                 log y on a log axis); 0: raw lines only; default auto: a\n"
-            "                 window of ~1%% of the points for runs of over 200 points\n"
-            "  --title TEXT   chart title (default: the metric)\n"
-            "  --size WxH     picture size in pixels (default 900x500)\n"
-            "  --layers       the per-layer statistics of the runs' layers.csv instead: a grid of\n"
-            "                 small charts, one per parameter group (weight, gradient and update\n"
-            "                 RMS, log10) and per tapped activation (mean, std, zero fraction)\n"
-            "  -h, --help     this help\n\n"
-            "A resumed run's repeated steps are plotted once (the newest rows win); a\n"
-            "partial last line (a file being written) is ignored.\n");
-}
-
 typedef struct {
     const char *dir;
     chart_csv m, e;            /* metrics.csv, eval.csv */
@@ -139,7 +109,7 @@ int cmd_plot(int argc, char **argv) {
     run_data *runs = cd_xcalloc((size_t)argc, sizeof *runs);
     size_t n_runs = 0;
     args a;
-    args_init(&a, "plot", argc, argv, plot_usage, 0);
+    args_init(&a, "plot", argc, argv, 0);
     while (args_next(&a)) {
         args_value(&a, "-o", &out);
         args_value(&a, "--metric", &metric);

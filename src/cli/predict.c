@@ -13,30 +13,6 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 
-static void predict_usage(FILE *f) {
-    fprintf(f,
-            "usage: cldetr predict RUN IMAGE... [-o DIR] [--threshold T] [--json FILE] [--checkpoint C]\n"
-            "       cldetr predict --weights FILE [--config CFG] IMAGE... [-o DIR] [--threshold T] [--json FILE]\n\n"
-            "Detects objects in images of any size and format stb_image reads (PNG, JPEG, BMP, GIF, TGA,\n"
-            "PNM, ...): the run's evaluation resize (augment.val_size, augment.val_max_size), then boxes in\n"
-            "pixels of the original image, clipped to it.\n\n"
-            "  RUN               a run folder written by `cldetr train`\n"
-            "  --checkpoint C    best (default; last.ckpt when there is no best.ckpt), last, or a .ckpt file\n"
-            "  --weights FILE    a checkpoint (.ckpt) or a safetensors file of official DETR names (as\n"
-            "                    `cldetr export` writes) instead of a run folder\n"
-            "  --config CFG      the model's config for --weights (default: the one stored in FILE)\n"
-            "  -o DIR            folder of the drawn PNGs, one per image, named after it (default predictions);\n"
-            "                    -o FILE.png for a single image\n"
-            "  --threshold T     draw and list detections with score >= T (default: eval.threshold of the\n"
-            "                    config, 0.7 unless set)\n"
-            "  --json FILE       write the detections as a JSON list: {\"file_name\", \"category_id\",\n"
-            "                    \"category\", \"bbox\": [x, y, w, h] (original pixels), \"score\"}\n"
-            "  -h, --help        this help\n\n"
-            "Class names come from the categories of the config's dataset (\"class N\" when it is not there).\n"
-            "An image that cannot be read is named on stderr; the others are still done, and the exit\n"
-            "status is 1.\n");
-}
-
 /* DIR/STEM.png for an image path; a name already used in this call gets -2, -3, ... */
 static void output_name(char *out, size_t n, const char *dir, const char *image, char **used, size_t n_used) {
     const char *base = strrchr(image, '/');
@@ -76,7 +52,7 @@ int cmd_predict(int argc, char **argv) {
     const char **images = cd_xcalloc((size_t)argc, sizeof *images);
     int n_images = 0;
     args a;
-    args_init(&a, "predict", argc, argv, predict_usage, 0);
+    args_init(&a, "predict", argc, argv, 0);
     while (args_next(&a)) {
         const char *v;
         args_value(&a, "-o", &out_dir);

@@ -56,19 +56,11 @@ static int run_device(const char *spec, int verbose) {
     return failed ? 1 : 0;
 }
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: cldetr selftest [--device D | --all-devices] [-v]\n\n"
-               "Builds every kernel in cl/ for the device and checks CLBlast GEMM (odd sizes, offsets,\n"
-               "every transpose, strided batches) and one case of each op against its host reference.\n"
-               "Run it first on a new GPU or driver. D: index, gpu, cpu, any, or part of a device name.\n"
-               "Exit status: 0 when every check passed, 1 otherwise.\n");
-}
-
 int cmd_selftest(int argc, char **argv) {
     const char *spec = NULL;
     int all = 0, verbose = 0;
     args a;
-    args_init(&a, "selftest", argc, argv, usage, 0);
+    args_init(&a, "selftest", argc, argv, 0);
     while (args_next(&a)) {
         args_value(&a, "--device", &spec);
         if (args_flag(&a, "--all-devices")) all = 1;

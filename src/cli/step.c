@@ -18,25 +18,6 @@
 
 #define MAX_IMAGES 64
 
-static void usage(FILE *f) {
-    fprintf(f,
-        "usage: cldetr step CONFIG.ini --weights FILE.safetensors --image IMG [IMG ...] --targets COCO.json\n"
-        "                   --dump OUT.safetensors [--set section.key=value ...]\n\n"
-        "One training step without the update, for comparison with PyTorch: the images at their own size\n"
-        "(no augmentation), normalised as in training (x/255, ImageNet mean/std), padded together at the\n"
-        "bottom/right with a mask; their targets from COCO.json (matched by file_name; crowd boxes dropped,\n"
-        "boxes clamped, as in training); one forward with dropout off, DETR's matcher and set criterion\n"
-        "(the config's loss weights and aux_loss), and one backward. Frozen BatchNorm uses its statistics;\n"
-        "trainable BatchNorm (model.backbone_bn = trainable) uses the batch statistics, as training does.\n"
-        "Tensors not used by the model in FILE (e.g. reference outputs) are ignored.\n\n"
-        "OUT holds: pred_logits [B,Q,K+1], pred_boxes [B,Q,4], aux_outputs.N.pred_logits/pred_boxes;\n"
-        "loss (weighted total), loss_ce, loss_bbox, loss_giou (+ _N for aux layer N, unweighted, DETR's\n"
-        "names) and weighted.loss_ce ...; class_error, cardinality_error(_N), num_boxes (F64 scalars);\n"
-        "indices(_N) I64 [n,3] rows (image, query, target index in the image's list); images F32\n"
-        "[B,3,H,W], mask F32 [B,H,W] (1 = padding), targets.N.labels I64 / targets.N.boxes F32 (cxcywh);\n"
-        "grad.<official name> F32 for every trainable parameter.\n");
-}
-
 /* The dataset holding an image path: file_name equal to the path or to its
  * tail after a '/'. Returns the folder in dir. */
 static int find_image(const coco_dataset *c, const char *path, char *dir, size_t cap) {
@@ -60,7 +41,7 @@ int cmd_step(int argc, char **argv) {
     size_t n_images = 0;
     int image_next = -1;          /* argv index of the argument after --image IMG...: one more image */
     args a;
-    args_init(&a, "step", argc, argv, usage, ARGS_SETS);
+    args_init(&a, "step", argc, argv, ARGS_SETS);
     while (args_next(&a)) {
         args_value(&a, "--weights", &weights);
         args_value(&a, "--targets", &targets);

@@ -33,17 +33,10 @@ static const char *commas(size_t v, char *buf) {
     return buf;
 }
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: cldetr summary CONFIG.ini [--set section.key=value ...]\n\n"
-               "Prints the parameter count of every module (trainable and frozen), the totals, and the\n"
-               "device memory of one training step's activations and their gradients at train.batch_size\n"
-               "and the largest input (max of augment.scales by augment.max_size).\n");
-}
-
 int cmd_summary(int argc, char **argv) {
     const char *path = NULL;
     args a;
-    args_init(&a, "summary", argc, argv, usage, ARGS_SETS);
+    args_init(&a, "summary", argc, argv, ARGS_SETS);
     while (args_next(&a)) args_single(&a, &path, "config file");
     if (a.rc >= 0) return a.rc;
     if (!path) return args_missing(&a, "give a config file");

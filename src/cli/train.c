@@ -7,23 +7,10 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: cldetr train CONFIG.ini [--set section.key=value ...]\n"
-               "       cldetr train --resume RUN_FOLDER [--set ...]\n"
-               "       cldetr train --help-config\n\n"
-               "Trains DETR as the config says and writes a run folder (train.out_dir/NAME-DATE-TIME) with\n"
-               "config.ini (every key), metrics.csv, eval.csv, eval.json, log.txt, loss.png, ap.png,\n"
-               "last.ckpt and best.ckpt. Ctrl-C finishes the step, writes last.ckpt and exits 130;\n"
-               "--resume continues from last.ckpt with the same numbers as an uninterrupted run.\n\n"
-               "  --set section.key=value   override a config key (repeatable), e.g. --set train.lr=2e-4\n"
-               "  --resume RUN              continue a run folder\n"
-               "  --help-config             list every config key with its default and help\n");
-}
-
 int cmd_train(int argc, char **argv) {
     train_args t = {0};
     args a;
-    args_init(&a, "train", argc, argv, usage, ARGS_SETS);
+    args_init(&a, "train", argc, argv, ARGS_SETS);
     while (args_next(&a)) {
         if (args_flag(&a, "--help-config")) {
             config_print_help(stdout);

@@ -7,28 +7,10 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 
-static void tune_usage(FILE *f) {
-    fprintf(f, "usage: cldetr tune [--device D] [--quick] [--budget SECONDS] [--dry-run] [--list]\n\n"
-               "Chooses CLBlast's GEMM kernel parameters for one OpenCL device by measurement: each\n"
-               "candidate set is compiled, checked against a host reference (odd sizes, offsets, every\n"
-               "transpose) and timed on DETR's GEMM shapes; the fastest is stored in the cache folder\n"
-               "($XDG_CACHE_HOME/cldetr or ~/.cache/cldetr) and used by every later run on that device.\n"
-               "CLBlast's defaults are often 10x slower on CPUs (PoCL); run this once per device and driver.\n\n"
-               "  --device D      index, gpu, cpu, any, or part of a device name (default: as cldetr devices)\n"
-               "  --quick         4 candidates and shorter timing instead of %d candidates\n"
-               "  --budget S      give up on a candidate after S seconds of compile + check + timing (default 120)\n"
-               "  --dry-run       measure and print, store nothing\n"
-               "  --list          print the candidate parameter sets and exit\n\n"
-               "The first use of a parameter set compiles for seconds (PoCL keeps compiled kernels in\n"
-               "~/.cache/pocl); a full run takes a few minutes on a 2-core CPU. CLDETR_GEMM_TUNING=off makes\n"
-               "later runs ignore the stored tuning.\n",
-            cd_gemm_tune_candidates(0, (const char *[32]){0}, 32));
-}
-
 int cmd_tune(int argc, char **argv) {
     cd_tune_options opt = {NULL, 0, 120, 1, stdout};
     args a;
-    args_init(&a, "tune", argc, argv, tune_usage, 0);
+    args_init(&a, "tune", argc, argv, 0);
     while (args_next(&a)) {
         const char *v;
         if (args_value(&a, "--device", &opt.device)) continue;

@@ -1,4 +1,4 @@
-/* Kernel sources embedded at build time by tools/embed_cl.py. */
+/* Kernel sources embedded at build time by tools/embed_text.py. */
 #ifndef CLDETR_DEVICE_KERNELS_H
 #define CLDETR_DEVICE_KERNELS_H
 typedef struct { const char *file; const char *source; } cd_embedded_source;
