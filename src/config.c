@@ -732,7 +732,7 @@ int config_print_help(FILE *f) {
 }
 
 /* A config from the text stored in a checkpoint or a weights file. */
-int config_load_text(config *cfg, const char *text, const char *source) {
+int config_load_text(config *cfg, const char *text, const char *source, const char *const *sets, size_t n_sets) {
     const char *tmpdir = getenv("TMPDIR");
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s/cldetr-config-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
@@ -741,7 +741,7 @@ int config_load_text(config *cfg, const char *text, const char *source) {
     size_t n = strlen(text);
     int ok = write(fd, text, n) == (ssize_t)n;
     close(fd);
-    int rc = ok ? config_load(cfg, tmp, NULL, 0) : cd_seterr("cannot write %s", tmp);
+    int rc = ok ? config_load(cfg, tmp, sets, n_sets) : cd_seterr("cannot write %s", tmp);
     unlink(tmp);
     if (rc < 0) {
         char why[2048];

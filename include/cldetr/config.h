@@ -61,8 +61,9 @@ int config_load(config *cfg, const char *path, const char *const *sets, size_t n
 int config_validate(const config *cfg);
 
 /* config_load of a config held in memory (the text a checkpoint or a weights
- * file stores); `source` names it in errors. 0 or -1 with cd_errbuf(). */
-int config_load_text(config *cfg, const char *text, const char *source);
+ * file stores) with --set overrides; `source` names it in errors. 0 or -1
+ * with cd_errbuf(). */
+int config_load_text(config *cfg, const char *text, const char *source, const char *const *sets, size_t n_sets);
 
 /* The effective config as INI: every key, defaults included, a comment with
  * the default after each value that differs from it, and the hash in the

@@ -42,6 +42,16 @@ void setup_shapes_opts(shapes_opts *o, const config *cfg);
  * or 0 when neither can be read (names unknown). */
 int setup_class_names(const config *c, int K, char **names, int64_t *cats);
 
+/* The class names of the config's dataset as comment lines to end a config
+ * text with, so that a run's config.ini, its checkpoints and the weights
+ * exported from them keep the names when the dataset is not at hand:
+ *   "; class LABEL CATEGORY_ID NAME" per named label. malloc'd; NULL when
+ * the dataset cannot be read. */
+char *setup_class_names_comment(const config *c, int K);
+/* The names of such lines in a config text (NULL: none) into names[l] and
+ * cats[l] (may be NULL) for l < K. Returns how many were found. */
+int setup_class_names_from_text(const char *text, int K, char **names, int64_t *cats);
+
 /* The largest padded input of a training batch: the largest of augment.scales
  * by max(augment.max_size, that) (the worst case a batch can reach). */
 void setup_max_input(const config *cfg, size_t *H, size_t *W);

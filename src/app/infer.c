@@ -63,16 +63,19 @@ int infer_find_checkpoint(char *out, size_t n_out, char *tag, size_t n_tag, cons
 
 
 
-/* Class names of the config's dataset, labels as the data layer numbers them. */
-static void read_class_names(infer_model *im, FILE *log) {
-    im->have_names = setup_class_names(&im->cfg, im->num_classes, im->class_names, im->label_cat);
+/* Class names of the config's dataset, labels as the data layer numbers them;
+ * without the dataset, the names the training kept in its config text. */
+static void read_class_names(infer_model *im, const char *config_text, FILE *log) {
+    im->have_names = setup_class_names(&im->cfg, im->num_classes, im->class_names, im->label_cat) ||
+                     setup_class_names_from_text(config_text, im->num_classes, im->class_names, im->label_cat) > 0;
     if (!im->have_names && log)
-        fprintf(log, "class names unknown (no readable %s/%s): labels are shown as 'class N'\n", im->cfg.data.root,
-                im->cfg.data.val_ann);
+        fprintf(log, "class names unknown (no readable %s/%s, none kept with the weights): labels are shown as "
+                     "'class N'\n", im->cfg.data.root, im->cfg.data.val_ann);
 }
 
-/* Device, model of num_classes, names; the weights are loaded by the caller. */
-static int build(infer_model *im, int num_classes, FILE *log) {
+/* Device, model of num_classes, names; the weights are loaded by the caller.
+ * config_text (may be NULL): the config the weights came with. */
+static int build(infer_model *im, int num_classes, const char *config_text, FILE *log) {
     detr_opts mo;
     if (setup_detr_opts(&mo, &im->cfg, num_classes) < 0) return -1;
     im->num_classes = mo.num_classes;
@@ -86,7 +89,7 @@ static int build(infer_model *im, int num_classes, FILE *log) {
     im->class_names = cd_xcalloc((size_t)im->num_classes, sizeof *im->class_names);
     im->label_cat = cd_xmalloc((size_t)im->num_classes * sizeof *im->label_cat);
     for (int i = 0; i < im->num_classes; i++) im->label_cat[i] = -1;
-    read_class_names(im, log);
+    read_class_names(im, config_text, log);
     return 0;
 }
 
@@ -97,17 +100,18 @@ static int open_ckpt(infer_model *im, const char *path, const config *cfg, FILE 
     else if (!meta.config_text || !meta.config_text[0]) {
         ckpt_meta_free(&meta);
         return cd_seterr("%s holds no config text: give the config with --config", path);
-    } else if (config_load_text(&im->cfg, meta.config_text, path) < 0) {
+    } else if (config_load_text(&im->cfg, meta.config_text, path, NULL, 0) < 0) {
         ckpt_meta_free(&meta);
         return -1;
     }
+    int ncls = ckpt_num_classes(path), rc = 0;
+    if (ncls < 0) rc = -1;
+    else if (im->cfg.model.num_classes > 0 && im->cfg.model.num_classes != ncls)
+        rc = cd_seterr("%s has a class head of %d classes but the config says model.num_classes = %d", path, ncls,
+                       im->cfg.model.num_classes);
+    else rc = build(im, ncls, meta.config_text, log);
     ckpt_meta_free(&meta);
-    int ncls = ckpt_num_classes(path);
-    if (ncls < 0) return -1;
-    if (im->cfg.model.num_classes > 0 && im->cfg.model.num_classes != ncls)
-        return cd_seterr("%s has a class head of %d classes but the config says model.num_classes = %d", path,
-                         ncls, im->cfg.model.num_classes);
-    if (build(im, ncls, log) < 0) return -1;
+    if (rc < 0) return -1;
     memset(&meta, 0, sizeof meta);
     if (ckpt_load(path, &meta, &im->model.params, NULL, im->dev) < 0) return -1;
     im->step = meta.step;
@@ -147,7 +151,7 @@ int infer_open_weights(infer_model *im, const char *weights, const char *config_
             return cd_seterr("%s is neither a cldetr checkpoint nor a safetensors file: %s", weights, errcopy());
         if (config_path) im->cfg = cfg;
         else if (st_meta(&st, "config")) {
-            if (config_load_text(&im->cfg, st_meta(&st, "config"), weights) < 0) { st_close(&st); return -1; }
+            if (config_load_text(&im->cfg, st_meta(&st, "config"), weights, NULL, 0) < 0) { st_close(&st); return -1; }
         } else {
             st_close(&st);
             return cd_seterr("%s holds no config in its metadata: give the model's config with --config CFG", weights);
@@ -164,7 +168,7 @@ int infer_open_weights(infer_model *im, const char *weights, const char *config_
             return cd_seterr("%s has a class head of %d classes but the config says model.num_classes = %d",
                              weights, ncls, im->cfg.model.num_classes);
         }
-        if (build(im, ncls, log) < 0 || weights_load_file(&im->model, im->dev, &st, NULL, NULL) < 0) {
+        if (build(im, ncls, st_meta(&st, "config"), log) < 0 || weights_load_file(&im->model, im->dev, &st, NULL, NULL) < 0) {
             st_close(&st);
             infer_close(im);
             return -1;

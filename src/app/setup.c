@@ -124,6 +124,49 @@ int setup_class_names(const config *c, int K, char **names, int64_t *cats) {
     return 1;
 }
 
+#define CLASS_LINE "; class "
+
+char *setup_class_names_comment(const config *c, int K) {
+    char **names = cd_xcalloc((size_t)CD_MAX(K, 1), sizeof *names);
+    int64_t *cats = cd_xcalloc((size_t)CD_MAX(K, 1), sizeof *cats);
+    char *text = NULL;
+    size_t len = 0;
+    if (setup_class_names(c, K, names, cats)) {
+        FILE *f = open_memstream(&text, &len);
+        if (f) {
+            fprintf(f, "\n; the class names of the training set (label, category id, name): kept here for\n"
+                       "; cldetr eval and predict when the dataset is elsewhere\n");
+            for (int l = 0; l < K; l++)
+                if (names[l]) fprintf(f, CLASS_LINE "%d %lld %s\n", l, (long long)cats[l], names[l]);
+            fclose(f);
+        }
+    }
+    for (int l = 0; l < K; l++) free(names[l]);
+    free(names);
+    free(cats);
+    return text;
+}
+
+int setup_class_names_from_text(const char *text, int K, char **names, int64_t *cats) {
+    int found = 0;
+    for (const char *p = text ? strstr(text, CLASS_LINE) : NULL; p; p = strstr(p + 1, CLASS_LINE)) {
+        if (p != text && p[-1] != '\n') continue;
+        int l, used = 0;
+        long long id;
+        if (sscanf(p + strlen(CLASS_LINE), "%d %lld %n", &l, &id, &used) != 2 || !used || l < 0 || l >= K || names[l])
+            continue;
+        const char *name = p + strlen(CLASS_LINE) + used;
+        size_t n = strcspn(name, "\n");
+        if (!n) continue;
+        names[l] = cd_xmalloc(n + 1);
+        memcpy(names[l], name, n);
+        names[l][n] = '\0';
+        if (cats) cats[l] = id;
+        found++;
+    }
+    return found;
+}
+
 void setup_max_input(const config *cfg, size_t *H, size_t *W) {
     size_t h = 0;
     for (int i = 0; i < cfg->augment.scales.n; i++) h = CD_MAX(h, (size_t)cfg->augment.scales.v[i]);

@@ -435,13 +435,19 @@ static int read_resume_meta(trainer *t, ckpt_meta *meta) {
     return 0;
 }
 
-/* A new run folder with its config.ini, or the state of the run to resume. */
-static int open_run_folder(trainer *t, const char *cfg_file, int resume, int n_sets) {
+/* config.ini: every key, then the class names of the training set (comments). */
+static int save_config(trainer *t, const char *path, const char *classes) {
+    if (config_save(&t->cfg, path) < 0) return -1;
+    if (!classes) return 0;
+    FILE *f = fopen(path, "a");
+    if (!f || fputs(classes, f) < 0 || fclose(f) != 0) return cd_seterr("cannot write %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* A new run folder with its config.ini, or the state of the run to resume;
+ * classes (may be NULL) ends config.ini (the class names, as comments). */
+static int open_run_folder_with(trainer *t, const char *cfg_file, int resume, int n_sets, const char *classes) {
     char path[4096];
-    size_t cap = 1 << 16;
-    t->config_text = cd_xcalloc(cap, 1);
-    FILE *mf = fmemopen(t->config_text, cap - 1, "w");
-    if (mf) { config_write(&t->cfg, mf); fclose(mf); }
     if (resume) {                       /* (the folder is locked: train_run) */
         join(path, sizeof path, t->run, "last.ckpt");
         ckpt_meta meta = {0};
@@ -463,7 +469,7 @@ static int open_run_folder(trainer *t, const char *cfg_file, int resume, int n_s
         char tmp[4200];
         join(path, sizeof path, t->run, "config.ini");
         snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        if (config_save(&t->cfg, tmp) < 0) return -1;
+        if (save_config(t, tmp, classes) < 0) return -1;
         if (rename(tmp, path) != 0) return cd_seterr("cannot replace %s: %s", path, strerror(errno));
         return 0;
     }
@@ -493,7 +499,20 @@ static int open_run_folder(trainer *t, const char *cfg_file, int resume, int n_s
                          "train.name", t->run, t->run);
     if (note_pid_of_lock(t) < 0) return -1;
     join(path, sizeof path, t->run, "config.ini");
-    return config_save(&t->cfg, path);
+    return save_config(t, path, classes);
+}
+
+/* The effective config with the class names (what checkpoints keep), and the run folder. */
+static int open_run_folder(trainer *t, const char *cfg_file, int resume, int n_sets) {
+    size_t cap = 1 << 16;
+    t->config_text = cd_xcalloc(cap, 1);
+    FILE *mf = fmemopen(t->config_text, cap - 1, "w");
+    if (mf) { config_write(&t->cfg, mf); fclose(mf); }
+    char *classes = setup_class_names_comment(&t->cfg, t->model.o.num_classes);
+    if (classes && strlen(t->config_text) + strlen(classes) < cap - 1) strcat(t->config_text, classes);
+    int rc = open_run_folder_with(t, cfg_file, resume, n_sets, classes);
+    free(classes);
+    return rc;
 }
 
 #define METRICS_HEADER "step,epoch,lr,lr_backbone,loss,loss_ce,loss_bbox,loss_giou,class_error," \

@@ -190,7 +190,7 @@ int cmd_export(int argc, char **argv) {
             fprintf(stderr, "cldetr: error: %s holds no config text: cannot tell which model it is\n", path);
             return 1;
         }
-        if (config_load_text(&cfg, meta.config_text, path) < 0) return cli_error();
+        if (config_load_text(&cfg, meta.config_text, path, NULL, 0) < 0) return cli_error();
         ncls = cfg.model.num_classes > 0 ? cfg.model.num_classes : ckpt_num_classes(path);
         if (ncls < 0) return cli_error();
         cfg_text = cd_xstrdup(meta.config_text);
@@ -210,7 +210,7 @@ int cmd_export(int argc, char **argv) {
                 return 1;
             }
             if (config_load(&cfg, cfg_path, a.sets, a.n_sets) < 0) return cli_error();
-        } else if (config_load_text(&cfg, text, path) < 0) {
+        } else if (config_load_text(&cfg, text, path, NULL, 0) < 0) {
             fprintf(stderr, "cldetr: error: %s; give the model's config with --config CFG\n", cd_errbuf());
             return 1;
         }

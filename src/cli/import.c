@@ -34,9 +34,16 @@ int cmd_import(int argc, char **argv) {
     if (a.rc >= 0) return a.rc;
     if (!in || !out) return args_missing(&a, "give FILE.safetensors and -o OUT.safetensors");
     static config cfg;
-    if (config_load(&cfg, cfg_path, a.sets, a.n_sets) < 0) return cli_error();
     st_file f;
     if (st_open(&f, in) < 0) return cli_error();
+    /* the model: --config, else the config a file written by cldetr carries, else the official DETR-R50 */
+    const char *stored = cfg_path ? NULL : st_meta(&f, "config");
+    if (stored && *stored) {
+        if (config_load_text(&cfg, stored, in, a.sets, a.n_sets) < 0) return cli_error();
+        printf("%s: the model of the config stored in the file (--config CONFIG to use another)\n", in);
+    } else if (config_load(&cfg, cfg_path, a.sets, a.n_sets) < 0) {
+        return cli_error();
+    }
     int ncls = cfg.model.num_classes > 0 ? cfg.model.num_classes : file_num_classes(&f);
     if (ncls < 0) {
         fprintf(stderr, "cldetr: error: %s has no class head (class_embed.bias): set model.num_classes\n", in);

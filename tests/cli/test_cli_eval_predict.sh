@@ -101,6 +101,20 @@ check $? 0 "$tmp/one/wide-pred.png" "-o FILE.png: one image's picture under that
 "$bin" predict "$run" "${imgs[@]}" -o "$tmp/x.png" >"$tmp/out" 2>&1; check $? 2 "names one PNG but 4 images" \
   "-o FILE.png with several images"
 
+# ---- a run keeps its class names: predict from a folder where the dataset is not
+grep -q "^; class 1 1 circle$" "$run/config.ini"; ok $? "config.ini keeps the class names of the training set"
+mv "$tmp/shapes" "$tmp/shapes-away"
+mkdir -p "$tmp/elsewhere"
+( cd "$tmp/elsewhere" && "$bin" predict "$run" "$tmp/shapes-away/val/000001.png" -o "$tmp/pred_away" --threshold 0 \
+    --json "$tmp/away.json" >"$tmp/out" 2>&1 ); rc=$?
+[ $rc = 0 ] && grep -q '"category": "\(circle\|square\|triangle\|cross\)"' "$tmp/away.json" && ! grep -q '"class [0-9]' "$tmp/away.json"
+ok $? "without the dataset, predict names the classes from the run (exit $rc)"
+"$bin" predict --weights "$run/last.ckpt" "$tmp/shapes-away/val/000001.png" -o "$tmp/pred_away2" --threshold 0 \
+  --json "$tmp/away2.json" >"$tmp/out" 2>&1; rc=$?
+[ $rc = 0 ] && grep -q '"category": "\(circle\|square\|triangle\|cross\)"' "$tmp/away2.json"
+ok $? "and so does a checkpoint on its own (exit $rc)"
+mv "$tmp/shapes-away" "$tmp/shapes"
+
 # ---- predict: errors
 "$bin" predict "$run" "$fix/not_an_image.png" "${imgs[1]}" "$tmp/missing.jpg" -o "$tmp/pred_bad" >"$tmp/out" 2>&1
 check $? 1 "not_an_image.png" "an image that does not decode is named, exit 1"

@@ -269,6 +269,14 @@ static void test_export_hf(void) {
          strstr(out_text, "HF transformers names"),
          "export of the HF file (a safetensors source, config from its metadata) under official names: identical "
          "(exit %d) %s%s", rc, err_text, lrc ? cd_errbuf() : "");
+    /* import of a file cldetr exported: the model from the config it carries, not the default DETR-R50 */
+    const char *imported = tp("imported.safetensors");
+    snprintf(args, sizeof args, "import '%s' -o '%s'", back, imported);
+    rc = run(args);
+    lrc = rc == 0 ? weights_load(&c, dev, imported, NULL, &r) : -1;
+    t_ok(rc == 0 && lrc == 0 && strstr(out_text, "the model of the config stored in the file") &&
+             !memcmp(a.params.host, c.params.host, a.params.total * sizeof(float)),
+         "import of an exported file takes the model from its stored config (exit %d) %.300s", rc, err_text);
     snprintf(args, sizeof args, "export '%s' --format hf -o '%s'", back, again);
     rc = run(args);
     st_file s1, s2;

@@ -39,5 +39,12 @@ ok $([ $rc = 1 ] && echo "$out" | grep -q "no-such-gpu" && echo 0 || echo 1) "un
 out=$("$bin" frobnicate 2>&1); rc=$?
 ok $([ $rc = 2 ] && echo "$out" | grep -q "unknown verb 'frobnicate'" && echo 0 || echo 1) "unknown verb: exit 2 and named"
 
+# devices --help says how each verb picks a device, and what it says works: --set device.device for train
+out=$("$bin" devices --help 2>&1); rc=$?
+ok $([ $rc = 0 ] && echo "$out" | grep -q "CLDETR_DEVICE=N" && echo "$out" | grep -q "selftest, tune, bench-ops  --device N" \
+     && echo 0 || echo 1) "devices --help: CLDETR_DEVICE for any verb, --device only for selftest, tune, bench-ops"
+out=$("$bin" train x.ini --device 0 2>&1); rc=$?
+ok $([ $rc = 2 ] && echo "$out" | grep -q "unknown option '--device'" && echo 0 || echo 1) "train refuses --device, as the help says"
+
 echo "1..$n"
 exit $failed

@@ -25,7 +25,7 @@ static int check_loaded(const config *cfg) {
     }
     fclose(f);
     config back;
-    int rc = config_load_text(&back, text, "the effective config");
+    int rc = config_load_text(&back, text, "the effective config", NULL, 0);
     int same = rc == 0 && config_hash(&back) == config_hash(cfg);
     if (!same) t_diag("the effective config %s", rc ? cd_errbuf() : "loads back with another hash");
     free(text);
