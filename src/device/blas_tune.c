@@ -48,10 +48,15 @@ static const char *const candidates[] = {
 };
 #define N_QUICK 4
 
+/* The tuning lines of a candidate, as `cldetr tune` stores the winner. */
+static void tuning_text(char *text, size_t n, const char *candidate) {
+    snprintf(text, n, "Xgemm GEMMK=0 KREG=1 %s\n" GEMM_ROUTINE_LINE "\n", candidate);
+}
+
 const char *cd_blas_builtin_tuning(const cd_device *dev) {
     static char text[256];
     if (!(dev->info.type & CL_DEVICE_TYPE_CPU)) return NULL;
-    snprintf(text, sizeof text, "Xgemm %s\n%s\n", candidates[0], GEMM_ROUTINE_LINE);
+    tuning_text(text, sizeof text, candidates[0]);
     return text;
 }
 
@@ -311,7 +316,7 @@ int cd_gemm_tune(const cd_tune_options *opt, cd_tune_result *res) {
     for (int i = -1; i < n; i++) {
         char text[1024] = "", label[256];
         cand_result r;
-        if (i >= 0) snprintf(text, sizeof text, "Xgemm GEMMK=0 KREG=1 %s\n" GEMM_ROUTINE_LINE "\n", list[i]);
+        if (i >= 0) tuning_text(text, sizeof text, list[i]);
         if (i >= 0) short_name(label, sizeof label, list[i]);
         else snprintf(label, sizeof label, "CLBlast defaults");
         if (log && i >= 0) { fprintf(log, "%-4d %-86s", i + 1, label); fflush(log); }

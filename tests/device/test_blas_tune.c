@@ -96,8 +96,10 @@ int main(void) {
     if (dev) {
         int cpu = (dev->info.type & CL_DEVICE_TYPE_CPU) != 0;
         const char *b = cd_blas_builtin_tuning(dev);
-        t_ok(cpu ? b && strstr(b, list[0]) && gemm_params_in_child(empty, 0) != 2 : b == NULL,
-             "the built-in set is for CPU devices only, and it is the base candidate of the grid");
+        char want[512];                         /* exactly what `cldetr tune` would store for the base set */
+        snprintf(want, sizeof want, "Xgemm GEMMK=0 KREG=1 %s\nGemmRoutine XGEMM_MIN_INDIRECT_SIZE=0\n", list[0]);
+        t_ok(cpu ? b && !strcmp(b, want) && gemm_params_in_child(empty, 0) != 2 : b == NULL,
+             "the built-in set is for CPU devices only: the base candidate as `cldetr tune` stores it");
         cd_close(dev);
         dev = NULL;
     }
