@@ -147,8 +147,9 @@ bad = lines_matching(pkg)
 check(not bad, "no source or build file labels code by work package (ops-A, train-core, eval-cli, ...)", bad)
 
 # 3. The repository stands alone.
-outside = re.compile(r"\.\./shared|(^|[\s(`'\"])/?shared/|shared/reference|\b(DESIGN|STYLE)\.md\b|\bdetr\.md\b|"
-                     r"cpu-baseline|/work/|/home/[a-z]|/root/")
+# (the patterns are split so that this file does not match itself)
+outside = re.compile(r"\.\./" r"shared|(^|[\s(`'\"])/?" r"shared/|shared" r"/reference|\b(DESIGN|STYLE)\.md\b|"
+                     r"\bdetr\.md\b|cpu-" r"baseline|/wo" r"rk/|/home/[a-z]|/ro" r"ot/")
 bad = lines_matching(outside)
 check(not bad, "no tracked file cites notes outside the repository or a machine's absolute path", bad)
 cited = re.compile(r"\b((?:docs|bench|datasets|tools)/[\w./-]+\.md)\b")
