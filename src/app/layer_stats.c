@@ -251,7 +251,7 @@ int layer_stats_chart(const char *const *run_dirs, int n_runs, const char *png_p
     data_image all = {COLS * TILE_W, CD_MAX(rows_of_tiles, 1) * TILE_H, NULL};
     all.rgb = cd_xmalloc((size_t)all.w * (size_t)all.h * 3);
     memset(all.rgb, 255, (size_t)all.w * (size_t)all.h * 3);
-    static const char *wq[3] = {"log10 weight RMS", "log10 grad RMS", "log10 update/weight"};
+    static const char *wq[3] = {"weight RMS", "grad RMS", "update/weight"};   /* all log10 (the y label) */
     static const char *aq[3] = {"mean", "std", "zero fraction"};
     int tile = 0, legend_w = 0, legend_act = 0;
     for (int k = 0; rc == 0 && k < n_groups; k++) {
@@ -290,6 +290,7 @@ int layer_stats_chart(const char *const *run_dirs, int n_runs, const char *png_p
             snprintf(title, sizeof title, "%s%s", groups[k], pass ? " activations" : "");
             o.title = title;
             o.x_label = "step";
+            o.y_label = pass ? NULL : "log10";
             o.width = TILE_W;
             o.height = TILE_H;
             data_image im;
