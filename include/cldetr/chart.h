@@ -65,6 +65,11 @@ void chart_csv_names(const chart_csv *c, char *buf, size_t size);
 int chart_csv_series(const chart_csv *c, const char *x_col, const char *y_col, const char *step_col, double **x,
                      double **y, size_t *n);
 
+/* Against epochs, the rows of metrics.csv logged during epoch e (epochs count
+ * from 1) spread evenly over (e - 1, e] in their order, instead of a vertical
+ * comb of points at x = e. x (n): the epoch of each row, in step order. */
+void chart_spread_epochs(double *x, size_t n);
+
 /* ----------------------------------------------------------------- charts */
 
 typedef struct {

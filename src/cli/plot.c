@@ -92,6 +92,7 @@ static int run_series(run_data *r, const char *metric, const char *x_col) {
         fprintf(stderr, "cldetr plot: error: %s\n", cd_errbuf());
         return -1;
     }
+    if (!strcmp(x_col, "epoch") && c == &r->m) chart_spread_epochs(r->x, r->n);
     return 0;
 }
 

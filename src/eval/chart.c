@@ -157,6 +157,16 @@ void chart_csv_names(const chart_csv *c, char *buf, size_t size) {
     }
 }
 
+void chart_spread_epochs(double *x, size_t n) {
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && x[j] == x[i]) j++;
+        double e = x[i];
+        for (size_t k = i; k < j; k++) x[k] = e - 1 + (double)(k - i + 1) / (double)(j - i);
+        i = j;
+    }
+}
+
 int chart_csv_series(const chart_csv *c, const char *x_col, const char *y_col, const char *step_col, double **x,
                      double **y, size_t *n) {
     int xi = chart_csv_col(c, x_col), yi = chart_csv_col(c, y_col), si = step_col ? chart_csv_col(c, step_col) : -1;

@@ -510,7 +510,18 @@ static void test_run_charts(void) {
     t_ok(!strcmp(name, "shapes-1"), "run name of 'runs/shapes-1//': %s", name);
 }
 
+/* --x epoch: the rows of an epoch spread over (e - 1, e], not stacked at e */
+static void test_spread_epochs(void) {
+    double x[7] = {1, 1, 1, 1, 2, 2, 3}, want[7] = {0.25, 0.5, 0.75, 1, 1.5, 2, 3};
+    chart_spread_epochs(x, 7);
+    int ok = 1;
+    for (int i = 0; i < 7; i++) ok &= fabs(x[i] - want[i]) < 1e-12;
+    t_ok(ok, "epochs of metrics rows spread over each epoch: %g %g %g %g | %g %g | %g", x[0], x[1], x[2], x[3], x[4],
+         x[5], x[6]);
+}
+
 int main(void) {
+    test_spread_epochs();
     if (!t_tmpdir(dir, sizeof dir, "cldetr_chart")) { perror("mkdtemp"); return 1; }
     test_ticks();
     test_render();
