@@ -19,6 +19,7 @@
 #include "cldetr/step.h"
 #include "cldetr/trainer.h"
 #include "../check.h"
+#include "step_fixture.h"
 #include "../fixtures.h"
 
 static char dir[200], ini[4096], root[256];
@@ -32,33 +33,15 @@ static int group_index(const layer_stats *ls, const char *name) {
 static double rel(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-30); }
 
 static void test_measure(void) {
-    static config cfg;
     char set_root[300];
     snprintf(set_root, sizeof set_root, "data.root=%s", root);
     const char *sets[] = {set_root, "model.dropout=0"};
-    t_ok(config_load(&cfg, ini, sets, 2) == 0, "tiny.ini loads: %s", cd_errbuf());
-    data_dataset *ds = setup_open_split(&cfg, "train");
-    t_ok(ds != NULL, "the dataset opens");
-    if (!ds) return;
-    loader_opts lo;
-    augment_opts ao;
-    setup_loader_opts(&lo, &cfg, 0);
-    setup_augment_opts(&ao, &cfg);
-    size_t samples[4] = {0, 1, 2, 3};
-    data_batch batch = {0};
-    t_ok(data_make_batch(ds, &lo, &ao, 0, samples, 4, &batch) == 0, "a batch of 4 images");
-    cd_device *dev = cd_open(NULL, 0);
-    detr_opts o;
-    setup_detr_opts(&o, &cfg, data_num_classes(ds));
-    detr_model m;
-    detr_build(&m, &o, dev, 7);
-    nn_ctx ctx;
-    nn_ctx_init(&ctx, dev, &m.params);
-    ctx.training = 1;
-    adamw_state opt;
-    adamw_init(&opt, dev, &m.params, 0.9, 0.999, 1e-8, 1e-4);
+    static t_step f;
+    if (t_step_open(&f, ini, sets, 2) < 0) return;
+    detr_model *mp = &f.m;
+    cd_device *dev = f.dev;
     layer_stats ls;
-    layer_stats_init(&ls, &m.params, dev);
+    layer_stats_init(&ls, &mp->params, dev);
 
     const char *want[] = {"backbone.stem", "backbone.layer1", "backbone.layer2", "backbone.layer3",
                           "backbone.layer4", "input_proj", "enc.0.attn", "enc.0.ffn", "dec.0.self_attn",
@@ -69,26 +52,25 @@ static void test_measure(void) {
     t_ok(in_order, "%d parameter groups in network order (stem, stages, input_proj, encoder and decoder layers' "
          "attention and FFN, heads, each box-MLP layer)", ls.n_groups);
 
-    train_step_state st;
-    train_step_init(&st, &m, &ctx, &opt, &cfg);
-    st.stats = &ls;
-    st.measure = 1;
-    size_t nt = m.params.n_trainable, total = m.params.total;
+    train_step_state *st = &f.st;
+    st->stats = &ls;
+    st->measure = 1;
+    size_t nt = mp->params.n_trainable, total = mp->params.total;
     float *before = malloc(total * sizeof *before), *after = malloc(total * sizeof *after), *grad = malloc(nt * sizeof *grad);
-    cd_read(dev, before, m.params.data, total);
+    cd_read(dev, before, mp->params.data, total);
     double lr[2] = {1e-3, 1e-3};
-    t_ok(train_step(&st, &batch, 0, lr) == 0, "a training step that measures: %s", cd_errbuf());
-    cd_read(dev, after, m.params.data, total);
-    cd_read(dev, grad, m.params.grad, nt);
+    t_ok(train_step(st, &f.batch, 0, lr) == 0, "a training step that measures: %s", cd_errbuf());
+    cd_read(dev, after, mp->params.data, total);
+    cd_read(dev, grad, mp->params.grad, nt);
 
     /* the host's numbers for two groups: one in the backbone, one in the decoder */
     const char *check[] = {"backbone.layer2", "dec.1.ffn", "class_head"};
     for (size_t c = 0; c < CD_ARRAY_LEN(check); c++) {
         int k = group_index(&ls, check[c]);
         double w2 = 0, n = 0, g2 = 0, u2 = 0, wt2 = 0;
-        for (int i = 0; i < m.params.n; i++) {
+        for (int i = 0; i < mp->params.n; i++) {
             if (ls.group_of_param[i] != k) continue;
-            const nn_param *p = &m.params.p[i];
+            const nn_param *p = &mp->params.p[i];
             for (size_t j = 0; j < p->n; j++) {
                 double w = after[p->off + j];
                 w2 += w * w;
@@ -108,9 +90,9 @@ static void test_measure(void) {
              0.5 * log10(u2 / wt2));
     }
     /* activations: the tapped tensors are still in the arena */
-    struct { const char *group; nn_tensor *t; } taps[] = {{"backbone.layer3", st.out.stage_out[2]},
-                                                           {"enc.0.ffn", st.out.enc_ffn[0]},
-                                                           {"dec.0.ffn", st.out.dec_ffn[0]}};
+    struct { const char *group; nn_tensor *t; } taps[] = {{"backbone.layer3", st->out.stage_out[2]},
+                                                           {"enc.0.ffn", st->out.enc_ffn[0]},
+                                                           {"dec.0.ffn", st->out.dec_ffn[0]}};
     for (size_t c = 0; c < CD_ARRAY_LEN(taps); c++) {
         size_t n = taps[c].t->n;
         float *x = malloc(n * sizeof *x);
@@ -126,14 +108,8 @@ static void test_measure(void) {
     }
     t_ok(isnan(ls.g[group_index(&ls, "input_proj")].act_mean), "groups without tapped activations have none");
     free(before); free(after); free(grad);
-    train_step_free(&st);
     layer_stats_free(&ls, dev);
-    adamw_free(&opt, dev);
-    nn_ctx_free(&ctx);
-    detr_free(&m, dev);
-    cd_close(dev);
-    data_batch_free(&batch);
-    data_close(ds);
+    t_step_close(&f);
 }
 
 /* layers.csv of a short run: every logged step has one row per group with finite weight and gradient RMS. */

@@ -20,6 +20,7 @@
 #include "cldetr/train.h"
 #include "cldetr/trainer.h"
 #include "../check.h"
+#include "step_fixture.h"
 #include "../fixtures.h"
 
 static char dir[200], ini[4096], data_root[256];
@@ -33,61 +34,38 @@ static void make_data(void) {
 
 /* Overfit the 4 training images with the library pieces directly. */
 static void test_overfit(void) {
-    static config cfg;
     char root_set[300];
     snprintf(root_set, sizeof root_set, "data.root=%s", data_root);
     const char *sets[] = {root_set, "model.dropout=0", "augment.hflip=0", "augment.scales=64"};
-    t_ok(config_load(&cfg, ini, sets, 4) == 0, "tiny.ini loads: %s", cd_errbuf());
-    data_dataset *ds = t_open_split(data_root, "train");
-    t_ok(ds != NULL, "dataset opens");
-    if (!ds) return;
-    loader_opts lo;
-    loader_opts_default(&lo, 0);             /* validation transforms: no augmentation */
-    lo.batch_size = 4;
-    lo.workers = 0;
-    augment_opts ao;
-    augment_opts_default(&ao);
-    ao.val_size = 64;
-    ao.val_max_size = 64;
-    size_t samples[4] = {0, 1, 2, 3};
-    data_batch batch = {0};
-    t_ok(data_make_batch(ds, &lo, &ao, 0, samples, 4, &batch) == 0, "one batch of the 4 images");
-
-    cd_device *dev = cd_open(NULL, 0);
-    detr_opts o;
-    t_ok(setup_detr_opts(&o, &cfg, data_num_classes(ds)) == 0, "model options");
-    detr_model m;
-    t_ok(detr_build(&m, &o, dev, 7) == 0, "tiny model builds");
-    nn_ctx ctx;
-    nn_ctx_init(&ctx, dev, &m.params);
-    ctx.training = 1;
-    adamw_state opt;
-    adamw_init(&opt, dev, &m.params, 0.9, 0.999, 1e-8, 1e-4);
-    train_step_state st;                     /* the step `cldetr train` runs */
-    train_step_init(&st, &m, &ctx, &opt, &cfg);
-    criterion_opts_default(&st.crit);
-    st.clip_max_norm = 1.0;
-    size_t B = batch.B, H = batch.H, W = batch.W, Q = (size_t)o.num_queries, K1 = (size_t)o.num_classes + 1;
-    size_t L = (size_t)o.dec_layers;
+    static t_step f;                         /* the step `cldetr train` runs, on 4 images */
+    if (t_step_open(&f, ini, sets, 4) < 0) return;
+    train_step_state *st = &f.st;
+    criterion_opts_default(&st->crit);
+    st->clip_max_norm = 1.0;
+    const data_batch *bt = &f.batch;
+    detr_model *m = &f.m;
+    nn_ctx *ctx = &f.ctx;
+    size_t B = bt->B, H = bt->H, W = bt->W, Q = (size_t)f.o.num_queries, K1 = (size_t)f.o.num_classes + 1;
+    size_t L = (size_t)f.o.dec_layers;
     double first = 0, last = 0;
     const int steps = 300;
     double t0 = cd_now();
     for (int s = 0; s < steps; s++) {
         double lr[2] = {1e-3, 1e-3};
-        if (train_step(&st, &batch, (uint64_t)s, lr) < 0) { t_ok(0, "step %d: %s", s, cd_errbuf()); break; }
-        if (s == 0) first = st.cr.total;
-        last = st.cr.total;
+        if (train_step(st, bt, (uint64_t)s, lr) < 0) { t_ok(0, "step %d: %s", s, cd_errbuf()); break; }
+        if (s == 0) first = st->cr.total;
+        last = st->cr.total;
     }
     t_diag("%d steps in %.1f s", steps, cd_now() - t0);
     t_ok(last < first / 10, "the loss falls by more than 10x overfitting 4 images: %.4f -> %.4f", first, last);
     /* the final layer's matched boxes, after one more forward (training mode: batch statistics) */
-    nn_ctx_reset(&ctx);
+    nn_ctx_reset(ctx);
     detr_out out;
-    detr_forward(&m, &ctx, batch.images, st.mask, B, H, W, &out);
-    float *bx = st.boxes;
-    read_decoder_outputs(dev, &out, st.logits, bx);
+    detr_forward(m, ctx, bt->images, st->mask, B, H, W, &out);
+    float *bx = st->boxes;
+    read_decoder_outputs(f.dev, &out, st->logits, bx);
     criterion_result cr = {0};
-    criterion_loss(&cr, NULL, NULL, st.logits, bx, st.targets, L, B, Q, K1, &st.crit);
+    criterion_loss(&cr, NULL, NULL, st->logits, bx, st->targets, L, B, Q, K1, &st->crit);
     double min_iou = 1;
     size_t n_match = 0;
     for (size_t b = 0; b < B; b++) {
@@ -96,7 +74,7 @@ static void test_overfit(void) {
             double p[4], t[4], pc[4], tc[4];
             for (int j = 0; j < 4; j++) {
                 pc[j] = bx[((l * B + b) * Q + cr.match_query[k]) * 4 + j];
-                tc[j] = st.targets[b].boxes[cr.match_target[k] * 4 + j];
+                tc[j] = st->targets[b].boxes[cr.match_target[k] * 4 + j];
             }
             box_cxcywh_to_xyxy(p, pc);
             box_cxcywh_to_xyxy(t, tc);
@@ -108,13 +86,7 @@ static void test_overfit(void) {
          n_match, min_iou);
     t_ok(cr.class_error < 1e-9, "every matched query predicts its class (class_error %.1f%%)", cr.class_error);
     criterion_result_free(&cr);
-    train_step_free(&st);
-    adamw_free(&opt, dev);
-    nn_ctx_free(&ctx);
-    detr_free(&m, dev);
-    cd_close(dev);
-    data_batch_free(&batch);
-    data_close(ds);
+    t_step_close(&f);
 }
 
 static int run_train(const char *name, int max_steps, const char *resume) {
