@@ -27,8 +27,9 @@
         }                                                                                         \
     } while (0)
 
+/* ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) (add_lanes8: see common.cl) */
 static inline float sum8(const float8 v) {
-    return ((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7));
+    return add_lanes8(v.s0, v.s1, v.s2, v.s3, v.s4, v.s5, v.s6, v.s7);
 }
 
 /* out = x * scale[c] + shift[c], scale = w / sqrt(var + eps), shift = b - mean * scale.

@@ -271,7 +271,7 @@ __kernel void conv_dw_nt(__global float *dw, const ulong dw_off, __global const 
             const float8 h8 = v.lo + v.hi;
             const float4 h4 = h8.lo + h8.hi;
             const float2 h2 = h4.lo + h4.hi;
-            dw[(ulong)(k0 + i) * CRS + c0 + j] += h2.x + h2.y + tail[i][j];
+            dw[(ulong)(k0 + i) * CRS + c0 + j] += add_lanes2(h2.x, h2.y) + tail[i][j];   /* common.cl */
         }
 }
 
