@@ -42,14 +42,10 @@ static inline __attribute__((always_inline)) int div_nonneg(int a, int d, float 
     return q;
 }
 
-/* a + b and ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)): the last steps of
- * a horizontal sum of a vector's lanes (cl/batchnorm.cl's sum8, conv_dw_nt),
- * out of line on purpose. Inlined, LLVM's vector combining turns `v.s0 + v.s1`
- * into a shufflevector with undefined lanes, and oclgrind's --uninitialized
- * (21.10) crashes on such a shuffle; as calls the lanes stay scalars. Same
- * sums, same rounding. */
-static __attribute__((noinline)) float add_lanes2(const float a, const float b) { return a + b; }
-static __attribute__((noinline)) float add_lanes8(const float a0, const float a1, const float a2, const float a3,
-                                                  const float a4, const float a5, const float a6, const float a7) {
-    return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
-}
+/* Horizontal sums of a vector's lanes (cl/batchnorm.cl's sum8, conv_dw_nt) add
+ * lanes read back from a volatile private copy: from the vector itself, LLVM's
+ * vector combining turns `v.s0 + v.s1` into a shufflevector with undefined
+ * lanes, on which oclgrind's --uninitialized (21.10) crashes (docs/testing.md).
+ * Not out-of-line helpers either: PoCL (3.1) then needs its inline-kernels
+ * pass, which fails in a forked process. Same sums, same order, same rounding;
+ * a few private stores per work-item. */
