@@ -27,8 +27,11 @@
         }                                                                                         \
     } while (0)
 
+/* ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)), the lanes through a volatile copy (common.cl) */
 static inline float sum8(const float8 v) {
-    return ((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7));
+    volatile float l[8];
+    l[0] = v.s0; l[1] = v.s1; l[2] = v.s2; l[3] = v.s3; l[4] = v.s4; l[5] = v.s5; l[6] = v.s6; l[7] = v.s7;
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 
 /* out = x * scale[c] + shift[c], scale = w / sqrt(var + eps), shift = b - mean * scale.

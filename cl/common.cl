@@ -41,3 +41,11 @@ static inline __attribute__((always_inline)) int div_nonneg(int a, int d, float 
     if (q * d > a) q--;
     return q;
 }
+
+/* Horizontal sums of a vector's lanes (cl/batchnorm.cl's sum8, conv_dw_nt) add
+ * lanes read back from a volatile private copy: from the vector itself, LLVM's
+ * vector combining turns `v.s0 + v.s1` into a shufflevector with undefined
+ * lanes, on which oclgrind's --uninitialized (21.10) crashes (docs/testing.md).
+ * Not out-of-line helpers either: PoCL (3.1) then needs its inline-kernels
+ * pass, which fails in a forked process. Same sums, same order, same rounding;
+ * a few private stores per work-item. */

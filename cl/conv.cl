@@ -271,7 +271,10 @@ __kernel void conv_dw_nt(__global float *dw, const ulong dw_off, __global const 
             const float8 h8 = v.lo + v.hi;
             const float4 h4 = h8.lo + h8.hi;
             const float2 h2 = h4.lo + h4.hi;
-            dw[(ulong)(k0 + i) * CRS + c0 + j] += h2.x + h2.y + tail[i][j];
+            volatile float l[2];   /* the last two lanes through a volatile copy: common.cl */
+            l[0] = h2.x;
+            l[1] = h2.y;
+            dw[(ulong)(k0 + i) * CRS + c0 + j] += l[0] + l[1] + tail[i][j];
         }
 }
 

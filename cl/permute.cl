@@ -9,10 +9,12 @@ __kernel void permute4(__global float *out, const ulong out_off, __global const 
     out += out_off; x += x_off;
     size_t gid = get_global_id(0);
     if (gid >= n) return;
-    ulong t = gid;
-    ulong i3 = t % od3; t /= od3;
-    ulong i2 = t % od2; t /= od2;
-    ulong i1 = t % od1; t /= od1;
+    /* remainders as t - q * d: a division and a remainder of the same operands
+     * become an LLVM `freeze`, which oclgrind 21.10's --uninitialized stops at */
+    ulong t = gid, q;
+    q = t / od3; ulong i3 = t - q * od3; t = q;
+    q = t / od2; ulong i2 = t - q * od2; t = q;
+    q = t / od1; ulong i1 = t - q * od1; t = q;
     float v = x[t * xs0 + i1 * xs1 + i2 * xs2 + i3 * xs3];
     out[gid] = acc ? out[gid] + v : v;
 }

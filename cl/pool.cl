@@ -82,7 +82,9 @@ __kernel void maxpool_forward_k3s2p1_v8(__global float *out, const ulong out_off
         const float16 v = vload16(0, row + 2 * ow0);
         const float8 mid = v.even, right = v.odd;
         const float before = ow0 > 0 ? row[2 * ow0 - 1] : 0.0f;
-        const float8 left = (float8)(before, right.s012, right.s3456);
+        /* lane by lane: a literal of sub-vectors compiles to shuffles with undefined
+         * lanes, on which oclgrind's --uninitialized (21.10) crashes */
+        const float8 left = (float8)(before, right.s0, right.s1, right.s2, right.s3, right.s4, right.s5, right.s6);
         const int8 base = ih * W + col_b;
         int8 take = left_ok & ((arg < 0) | isgreater(left, best) | isnan(left));
         best = select(best, left, take);

@@ -18,7 +18,9 @@ __kernel void reduce_axis(__global float *out, const ulong out_off, __global con
     size_t LI = get_local_size(0), LR = get_local_size(1);
     size_t i = get_global_id(0);
     size_t g = get_group_id(1);
-    size_t o = g / S, s = g % S;
+    /* g - o * S, not g % S: a division and a remainder of the same operands
+     * become an LLVM `freeze`, which oclgrind 21.10's --uninitialized stops at. */
+    size_t o = g / S, s = g - o * S;
     size_t r0 = s * Rc, r1 = min((size_t)R, r0 + (size_t)Rc);
     float sum = 0.0f;
     if (i < I) {

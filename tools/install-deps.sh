@@ -3,12 +3,14 @@
 # (PoCL). Run as root (or with sudo). Safe to run again.
 # The sanitizer build (tools/test.sh --sanitize) needs GCC's ASan and UBSan
 # runtimes, libasan8 and libubsan1: build-essential's gcc depends on them.
+# oclgrind runs the op cases on a simulated device with its uninitialised-value
+# and data-race checks (tests/device/test_oclgrind.sh; skipped without it).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential pkg-config meson ninja-build python3
       pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo
       libclblast-dev libstb-dev libinih-dev libcjson-dev libopenblas-dev
-      fonts-dejavu-core"
+      fonts-dejavu-core oclgrind"
 missing=$(for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [ -n "$missing" ]; then
   apt-get update -qq

@@ -1,6 +1,8 @@
 /* cldetr selftest: build every kernel for a device and check GEMM and one case
  * of each op against the host reference. One line per check; non-zero exit on
- * any failure. */
+ * any failure. --ops leaves out the GEMM checks and --case picks checks by
+ * name: the oclgrind run of tests/device/test_oclgrind.sh uses both. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +17,33 @@ static const cd_selftest *const families[] = {
     cd_op_cases,
 };
 
-static int run_device(const char *spec, int verbose) {
+#define MAX_CASES 32
+
+/* Which checks to run: all, or (--ops) no GEMM family; with --case only the
+ * checks whose name contains one of the patterns (case-insensitive). */
+typedef struct {
+    int ops_only, verbose, n_cases;
+    const char *cases[MAX_CASES];
+} selection;
+
+static int contains_ci(const char *hay, const char *needle) {
+    size_t n = strlen(needle);
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i])) i++;
+        if (i == n) return 1;
+    }
+    return n == 0;
+}
+
+static int selected(const selection *sel, const cd_selftest *t) {
+    if (!sel->n_cases) return 1;
+    for (int i = 0; i < sel->n_cases; i++)
+        if (contains_ci(t->name, sel->cases[i])) return 1;
+    return 0;
+}
+
+static int run_device(const char *spec, const selection *sel) {
     cd_device *dev = cd_open(spec, 0);
     if (!dev) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
     printf("device %d: %s (%s, %s)\n", dev->info.index, dev->info.name, dev->info.platform_name,
@@ -34,15 +62,16 @@ static int run_device(const char *spec, int verbose) {
         }
         fflush(stdout);
     }
-    for (size_t f = 0; f < CD_ARRAY_LEN(families); f++) {
+    for (size_t f = sel->ops_only ? 1 : 0; f < CD_ARRAY_LEN(families); f++) {
         for (const cd_selftest *t = families[f]; t->name; t++) {
+            if (!selected(sel, t)) continue;
             char msg[512] = "";
             double t0 = cd_now();
             int rc = t->run(dev, t, msg, sizeof msg);
             if (rc == 0) {
                 passed++;
                 printf("PASS %s", t->name);
-                if (verbose && msg[0]) printf(" — %s", msg);
+                if (sel->verbose && msg[0]) printf(" — %s", msg);
                 printf(" (%.0f ms)\n", 1e3 * (cd_now() - t0));
             } else {
                 failed++;
@@ -57,17 +86,35 @@ static int run_device(const char *spec, int verbose) {
 }
 
 int cmd_selftest(int argc, char **argv) {
-    const char *spec = NULL;
-    int all = 0, verbose = 0;
+    const char *spec = NULL, *pattern = NULL;
+    int all = 0;
+    selection sel = {0};
     args a;
     args_init(&a, "selftest", argc, argv, 0);
     while (args_next(&a)) {
         args_value(&a, "--device", &spec);
         if (args_flag(&a, "--all-devices")) all = 1;
-        if (args_flag(&a, "-v") || args_flag(&a, "--verbose")) verbose = 1;
+        if (args_flag(&a, "--ops")) sel.ops_only = 1;
+        if (args_value(&a, "--case", &pattern)) {
+            if (sel.n_cases == MAX_CASES) args_error(&a, "at most %d --case options", MAX_CASES);
+            else sel.cases[sel.n_cases++] = pattern;
+        }
+        if (args_flag(&a, "-v") || args_flag(&a, "--verbose")) sel.verbose = 1;
     }
     if (a.rc >= 0) return a.rc;
-    if (!all) return run_device(spec, verbose);
+    if (sel.n_cases) {   /* a pattern that names no check is a typo, not an empty pass */
+        for (int i = 0; i < sel.n_cases; i++) {
+            int hit = 0;
+            for (size_t f = sel.ops_only ? 1 : 0; f < CD_ARRAY_LEN(families) && !hit; f++)
+                for (const cd_selftest *t = families[f]; t->name && !hit; t++) hit = contains_ci(t->name, sel.cases[i]);
+            if (!hit) {
+                fprintf(stderr, "cldetr selftest: --case '%s' matches no check%s (see cldetr selftest --help)\n",
+                        sel.cases[i], sel.ops_only ? " among the op cases" : "");
+                return 2;
+            }
+        }
+    }
+    if (!all) return run_device(spec, &sel);
     cd_device_info *list;
     int n = cd_list_devices(&list);
     if (n < 0) { fprintf(stderr, "cldetr: error: %s\n", cd_errbuf()); return 1; }
@@ -77,7 +124,7 @@ int cmd_selftest(int argc, char **argv) {
         char idx[16];
         snprintf(idx, sizeof idx, "%d", i);
         unsetenv("CLDETR_DEVICE");
-        rc |= run_device(idx, verbose);
+        rc |= run_device(idx, &sel);
     }
     return rc;
 }
