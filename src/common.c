@@ -175,3 +175,13 @@ int cd_edit_distance(const char *a, const char *b) {
     }
     return prev[nb];
 }
+
+int cd_contains_ci(const char *hay, const char *needle) {
+    size_t n = strlen(needle);
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i])) i++;
+        if (i == n) return 1;
+    }
+    return n == 0;
+}

@@ -54,6 +54,9 @@ void cd_unlock_file(int fd);
 /* Monotonic wall clock in seconds. */
 double cd_now(void);
 
+/* 1 when needle occurs in hay ignoring ASCII case (an empty needle always does). */
+int cd_contains_ci(const char *hay, const char *needle);
+
 /* Levenshtein distance of two short strings, ignoring ASCII case (99 when
  * either is longer than 63): the "did you mean" of config keys and verbs. */
 int cd_edit_distance(const char *a, const char *b);

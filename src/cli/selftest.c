@@ -26,20 +26,10 @@ typedef struct {
     const char *cases[MAX_CASES];
 } selection;
 
-static int contains_ci(const char *hay, const char *needle) {
-    size_t n = strlen(needle);
-    for (; *hay; hay++) {
-        size_t i = 0;
-        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i])) i++;
-        if (i == n) return 1;
-    }
-    return n == 0;
-}
-
 static int selected(const selection *sel, const cd_selftest *t) {
     if (!sel->n_cases) return 1;
     for (int i = 0; i < sel->n_cases; i++)
-        if (contains_ci(t->name, sel->cases[i])) return 1;
+        if (cd_contains_ci(t->name, sel->cases[i])) return 1;
     return 0;
 }
 
@@ -106,7 +96,7 @@ int cmd_selftest(int argc, char **argv) {
         for (int i = 0; i < sel.n_cases; i++) {
             int hit = 0;
             for (size_t f = sel.ops_only ? 1 : 0; f < CD_ARRAY_LEN(families) && !hit; f++)
-                for (const cd_selftest *t = families[f]; t->name && !hit; t++) hit = contains_ci(t->name, sel.cases[i]);
+                for (const cd_selftest *t = families[f]; t->name && !hit; t++) hit = cd_contains_ci(t->name, sel.cases[i]);
             if (!hit) {
                 fprintf(stderr, "cldetr selftest: --case '%s' matches no check%s (see cldetr selftest --help)\n",
                         sel.cases[i], sel.ops_only ? " among the op cases" : "");

@@ -96,16 +96,6 @@ const char *cd_device_type_name(cl_device_type t) {
     return "other";
 }
 
-static int ci_contains(const char *hay, const char *needle) {
-    size_t n = strlen(needle);
-    for (; *hay; hay++) {
-        size_t i = 0;
-        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i])) i++;
-        if (i == n) return 1;
-    }
-    return n == 0;
-}
-
 static int first_of_type(const cd_device_info *list, int n, cl_device_type t) {
     for (int i = 0; i < n; i++) if (list[i].type & t) return i;
     return -1;
@@ -142,8 +132,8 @@ int cd_select_device(const cd_device_info *list, int n, const char *spec) {
             return cd_seterr("no device %ld on platform %ld (see `cldetr devices`)", d, idx);
         }
     }
-    for (int i = 0; i < n; i++) if (ci_contains(list[i].name, spec)) return i;
-    for (int i = 0; i < n; i++) if (ci_contains(list[i].platform_name, spec)) return i;
+    for (int i = 0; i < n; i++) if (cd_contains_ci(list[i].name, spec)) return i;
+    for (int i = 0; i < n; i++) if (cd_contains_ci(list[i].platform_name, spec)) return i;
     return cd_seterr("no device matches '%s'%s: give an index, gpu, cpu, any, or part of a device name "
                      "(see `cldetr devices`)", spec, env && *env ? " (from CLDETR_DEVICE)" : "");
 }
