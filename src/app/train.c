@@ -55,6 +55,7 @@ typedef struct {
     int have_model, have_ctx;      /* for the cleanup of a half-opened trainer */
     layer_stats layers;            /* per-layer statistics (log.layers_every > 0) */
     FILE *layers_csv;
+    int have_layer_rows;           /* layers.csv holds a row: layers.png can be drawn */
     FILE *jsonl;                   /* metrics.jsonl: the rows of metrics.csv as JSON objects */
     tfevents tb;                   /* TensorBoard event file of this process */
     /* the console line: smoothed loss, step and data-wait times since the last line, ETA */
@@ -219,7 +220,7 @@ static int validate(trainer *t, int final) {
         if (r.have_coco && chart_run_ap(t->run, path) < 0) say(t, "warning: ap.png: %s", cd_errbuf());
         join(path, sizeof path, t->run, "layers.png");
         const char *runs[1] = {t->run};
-        if (t->layers_csv && layer_stats_chart(runs, 1, path) < 0) say(t, "warning: layers.png: %s", cd_errbuf());
+        if (t->have_layer_rows && layer_stats_chart(runs, 1, path) < 0) say(t, "warning: layers.png: %s", cd_errbuf());
     }
     infer_dataset_result_free(&r);
     return 0;
@@ -228,6 +229,7 @@ static int validate(trainer *t, int final) {
 /* The per-layer statistics of the last step: layers.csv and TensorBoard (layers/GROUP/QUANTITY). */
 static void log_layers(trainer *t) {
     layer_stats_write(&t->layers, t->layers_csv, t->step);
+    t->have_layer_rows = 1;
     if (!t->tb.f) return;
     static const char *q[] = {"weight_rms", "grad_rms", "update_ratio_log10", "act_mean", "act_std", "act_zero_frac"};
     for (int k = 0; k < t->layers.n_groups; k++) {
@@ -607,8 +609,9 @@ static int open_layer_log(trainer *t, int resume) {
     if (t->cfg.log.layers_every <= 0) return 0;
     char path[4096];
     join(path, sizeof path, t->run, "layers.csv");
-    long last;
+    long last = -1;
     if (resume && keep_rows_upto(path, t->step, ROWS_CSV, &last) < 0) return -1;
+    t->have_layer_rows = last >= 0;
     int fresh = !file_exists(path);
     if (!(t->layers_csv = fopen(path, "a"))) return cd_seterr("cannot write %s: %s", path, strerror(errno));
     if (fresh) fprintf(t->layers_csv, "%s\n", LAYER_STATS_HEADER);
