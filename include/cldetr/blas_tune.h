@@ -51,9 +51,10 @@ typedef struct {
 /* Returns 0, or -1 with cd_errbuf() (no device, every candidate failed). */
 int cd_gemm_tune(const cd_tune_options *opt, cd_tune_result *res);
 
-/* The Xgemm candidate grid as tuning lines (for tests and --list): writes up to
- * max pointers to static strings, returns the count. */
-int cd_gemm_tune_candidates(int quick, const char **out, int max);
+/* The Xgemm candidate grid for CPUs (gpu=0) or for every other device (gpu=1)
+ * as tuning lines (for tests and --list): writes up to max pointers to static
+ * strings, returns the count. */
+int cd_gemm_tune_candidates(int gpu, int quick, const char **out, int max);
 /* Check an Xgemm line against CLBlast's constraints (MWG % (MDIMC*VWM) == 0 ...).
  * Returns 0, or -1 with cd_errbuf() naming the broken rule. */
 int cd_gemm_check_xgemm(const char *line);

@@ -25,9 +25,13 @@ int cmd_tune(int argc, char **argv) {
             opt.store = 0;
         } else if (args_flag(&a, "--list")) {
             const char *list[32];
-            int n = cd_gemm_tune_candidates(0, list, 32);
-            for (int k = 0; k < n; k++) printf("%2d%s Xgemm GEMMK=0 KREG=1 %s\n", k + 1, k < 4 ? "*" : " ", list[k]);
-            printf("(* = also in --quick)\n");
+            for (int gpu = 0; gpu < 2; gpu++) {
+                int n = cd_gemm_tune_candidates(gpu, 0, list, 32), nq = cd_gemm_tune_candidates(gpu, 1, list + 16, 16);
+                printf("%sfor %s:\n", gpu ? "\n" : "", gpu ? "GPUs and other accelerators" : "CPUs");
+                for (int k = 0; k < n; k++) printf("%2d%s Xgemm GEMMK=0 KREG=1 %s\n", k + 1, k < nq ? "*" : " ", list[k]);
+            }
+            printf("(* = also in --quick; sets that need larger work-groups or more local memory than the device "
+                   "offers are skipped)\n");
             return 0;
         }
     }

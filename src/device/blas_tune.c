@@ -32,7 +32,7 @@
  * CLBlast 1.5.3 requires. The first is the base set; the others change one or
  * two things about it: wider or narrower tiles, K blocking, unrolling, vector
  * widths, work-group shape, local memory. */
-static const char *const candidates[] = {
+static const char *const candidates_cpu[] = {
     "MWG=128 NWG=64 KWG=32 MDIMC=8 NDIMC=4 MDIMA=8 NDIMB=4 KWI=2 VWM=8 VWN=8 SA=0 SB=0 STRM=0 STRN=0",
     "MWG=128 NWG=128 KWG=32 MDIMC=8 NDIMC=8 MDIMA=8 NDIMB=8 KWI=2 VWM=8 VWN=8 SA=0 SB=0 STRM=0 STRN=0",
     "MWG=64 NWG=64 KWG=32 MDIMC=8 NDIMC=4 MDIMA=8 NDIMB=4 KWI=2 VWM=8 VWN=8 SA=0 SB=0 STRM=0 STRN=0",
@@ -46,23 +46,48 @@ static const char *const candidates[] = {
     "MWG=128 NWG=64 KWG=32 MDIMC=8 NDIMC=4 MDIMA=8 NDIMB=4 KWI=2 VWM=8 VWN=8 SA=1 SB=1 STRM=0 STRN=0",
     "MWG=128 NWG=64 KWG=64 MDIMC=8 NDIMC=4 MDIMA=8 NDIMB=4 KWI=2 VWM=8 VWN=8 SA=0 SB=0 STRM=0 STRN=0",
 };
+/* GPUs (any device that is not a CPU): work-groups of 64-256 work-items, both
+ * tiles staged in local memory (SA=SB=1), 2-8 floats per vector and 16-64
+ * accumulators per work-item, the shapes GPU SGEMM tuners settle on. Sets that
+ * need more local memory or larger work-groups than the device offers are
+ * skipped, named, before they are compiled. */
+static const char *const candidates_gpu[] = {
+    "MWG=64 NWG=64 KWG=16 MDIMC=16 NDIMC=16 MDIMA=16 NDIMB=16 KWI=2 VWM=2 VWN=2 SA=1 SB=1 STRM=0 STRN=0",
+    "MWG=128 NWG=128 KWG=16 MDIMC=16 NDIMC=16 MDIMA=16 NDIMB=16 KWI=2 VWM=4 VWN=4 SA=1 SB=1 STRM=0 STRN=0",
+    "MWG=128 NWG=64 KWG=32 MDIMC=16 NDIMC=8 MDIMA=16 NDIMB=8 KWI=2 VWM=4 VWN=4 SA=1 SB=1 STRM=0 STRN=0",
+    "MWG=64 NWG=64 KWG=32 MDIMC=8 NDIMC=8 MDIMA=8 NDIMB=8 KWI=2 VWM=4 VWN=4 SA=1 SB=1 STRM=0 STRN=0",
+    /* --quick stops here */
+    "MWG=128 NWG=128 KWG=32 MDIMC=16 NDIMC=16 MDIMA=16 NDIMB=16 KWI=2 VWM=4 VWN=4 SA=1 SB=1 STRM=0 STRN=0",
+    "MWG=128 NWG=128 KWG=16 MDIMC=16 NDIMC=16 MDIMA=16 NDIMB=16 KWI=2 VWM=2 VWN=2 SA=1 SB=1 STRM=0 STRN=0",
+    "MWG=64 NWG=128 KWG=16 MDIMC=8 NDIMC=16 MDIMA=8 NDIMB=16 KWI=2 VWM=2 VWN=4 SA=1 SB=1 STRM=0 STRN=0",
+    "MWG=128 NWG=128 KWG=16 MDIMC=16 NDIMC=16 MDIMA=16 NDIMB=16 KWI=2 VWM=4 VWN=4 SA=1 SB=1 STRM=1 STRN=1",
+    "MWG=64 NWG=64 KWG=16 MDIMC=16 NDIMC=16 MDIMA=16 NDIMB=16 KWI=2 VWM=2 VWN=2 SA=0 SB=0 STRM=0 STRN=0",
+    "MWG=32 NWG=32 KWG=16 MDIMC=8 NDIMC=8 MDIMA=8 NDIMB=8 KWI=2 VWM=2 VWN=2 SA=1 SB=1 STRM=0 STRN=0",
+    "MWG=128 NWG=64 KWG=32 MDIMC=32 NDIMC=8 MDIMA=32 NDIMB=8 KWI=2 VWM=4 VWN=2 SA=1 SB=1 STRM=0 STRN=0",
+    "MWG=64 NWG=64 KWG=32 MDIMC=16 NDIMC=16 MDIMA=16 NDIMB=16 KWI=8 VWM=4 VWN=4 SA=1 SB=1 STRM=0 STRN=0",
+};
 #define N_QUICK 4
 
-/* The tuning lines of a candidate, as `cldetr tune` stores the winner. */
-static void tuning_text(char *text, size_t n, const char *candidate) {
-    snprintf(text, n, "Xgemm GEMMK=0 KREG=1 %s\n" GEMM_ROUTINE_LINE "\n", candidate);
+/* The tuning lines of a candidate, as `cldetr tune` stores the winner. On a CPU
+ * the Xgemm kernel also takes the small products (GemmRoutine: CLBlast's direct
+ * kernel is slower there at every size); a GPU keeps CLBlast's own choice, since
+ * the indirect path's padding and transposing kernels cost more than a small
+ * product itself (on an H200 they doubled DETR-R50's GEMM time). */
+static void tuning_text(char *text, size_t n, const char *candidate, int gpu) {
+    snprintf(text, n, "Xgemm GEMMK=0 KREG=1 %s\n%s", candidate, gpu ? "" : GEMM_ROUTINE_LINE "\n");
 }
 
 const char *cd_blas_builtin_tuning(const cd_device *dev) {
     static char text[256];
     if (!(dev->info.type & CL_DEVICE_TYPE_CPU)) return NULL;
-    tuning_text(text, sizeof text, candidates[0]);
+    tuning_text(text, sizeof text, candidates_cpu[0], 0);
     return text;
 }
 
-int cd_gemm_tune_candidates(int quick, const char **out, int max) {
-    int n = quick ? N_QUICK : (int)CD_ARRAY_LEN(candidates);
-    for (int i = 0; i < n && i < max; i++) out[i] = candidates[i];
+int cd_gemm_tune_candidates(int gpu, int quick, const char **out, int max) {
+    const char *const *grid = gpu ? candidates_gpu : candidates_cpu;
+    int n = quick ? N_QUICK : gpu ? (int)CD_ARRAY_LEN(candidates_gpu) : (int)CD_ARRAY_LEN(candidates_cpu);
+    for (int i = 0; i < n && i < max; i++) out[i] = grid[i];
     return CD_MIN(n, max);
 }
 
@@ -98,18 +123,45 @@ int cd_gemm_check_xgemm(const char *line) {
     return 0;
 }
 
+/* Whether an Xgemm set fits a device: its work-group (MDIMC*NDIMC) within the
+ * device's largest, its local tiles (KWG*MWG and KWG*NWG floats when SA/SB)
+ * within its local memory. Returns 1, or 0 with the reason in why. */
+static int xgemm_fits(const char *line, size_t local_mem, size_t max_wg, char *why, size_t n) {
+    long wg = param(line, "MDIMC") * param(line, "NDIMC");
+    long lmem = 4 * (param(line, "SA") * param(line, "KWG") * param(line, "MWG") +
+                     param(line, "SB") * param(line, "KWG") * param(line, "NWG"));
+    if (max_wg && (size_t)wg > max_wg) {
+        snprintf(why, n, "skipped: work-groups of %ld, the device allows %zu", wg, max_wg);
+        return 0;
+    }
+    if (local_mem && (size_t)lmem > local_mem) {
+        snprintf(why, n, "skipped: needs %ld bytes of local memory, the device has %zu", lmem, local_mem);
+        return 0;
+    }
+    return 1;
+}
+
 /* ---- the child: check and time one candidate ----------------------------- */
 
 typedef struct { size_t M, N, K; int ta, tb; const char *what; } tune_shape;
 /* DETR's GEMMs as the ops issue them: linear forward (x w^T), conv forward
  * (w . col), linear dw (dout^T x), and im2col columns on the left. */
-static const tune_shape shapes[] = {
+static const tune_shape shapes_cpu[] = {
     {256, 2048, 256, 0, 1, "FFN 256x2048x256 NT"},
     {64, 4096, 576, 0, 0, "conv 64x4096x576 NN"},
     {256, 256, 256, 1, 0, "256x256x256 TN"},
     {4096, 64, 576, 0, 0, "im2col 4096x64x576 NN"},
 };
-#define N_SHAPES ((int)CD_ARRAY_LEN(shapes))
+/* On a GPU, DETR-R50's at 800x800, batch 2 (small shapes would time launches):
+ * the encoder FFN over 1250 tokens, a 3x3 conv of stage 1 and of stage 3, and a
+ * stage-3 conv's weight gradient. */
+static const tune_shape shapes_gpu[] = {
+    {1250, 2048, 256, 0, 1, "FFN 1250x2048x256 NT"},
+    {64, 20000, 576, 0, 0, "conv 64x20000x576 NN"},
+    {256, 5000, 2304, 0, 0, "conv 256x5000x2304 NN"},
+    {256, 2304, 5000, 0, 1, "dW 256x2304x5000 NT"},
+};
+#define N_SHAPES ((int)CD_ARRAY_LEN(shapes_cpu))
 
 static uint64_t rng = 0x853C49E6748FEA9BULL;
 static float urand(void) { return (float)cd_rng_range(&rng, -1, 1); }
@@ -188,7 +240,7 @@ static void child_run(const cd_tune_options *opt, const char *tuning, int fd) {
     cd_device *dev = cd_open(opt->device, 0);
     if (!dev) {
         snprintf(line, sizeof line, "FAIL cannot open the device: %s\n", cd_errbuf());
-    } else if (tuning && cd_blas_apply_tuning(dev, tuning) != 2) {
+    } else if (tuning && cd_blas_apply_tuning(dev, tuning) != 1 + (strstr(tuning, "GemmRoutine") != NULL)) {
         snprintf(line, sizeof line, "FAIL CLBlast did not accept the parameters\n");
     } else {
         double t0 = cd_now();
@@ -196,12 +248,15 @@ static void child_run(const cd_tune_options *opt, const char *tuning, int fd) {
         double compile_s = cd_now() - t0;
         for (int t = 1; t < 4 && !bad; t++) bad = check_gemm(dev, 45, 67, 70, t & 1, t >> 1, 0, msg, sizeof msg);
         if (!bad) bad = check_gemm(dev, 130, 200, 257, 1, 1, 0, msg, sizeof msg);
+        int gpu = !(dev->info.type & CL_DEVICE_TYPE_CPU);
+        const tune_shape *shapes = gpu ? shapes_gpu : shapes_cpu;
         for (int s = 0; s < N_SHAPES && !bad; s++)
             bad = check_gemm(dev, shapes[s].M, shapes[s].N, shapes[s].K, shapes[s].ta, shapes[s].tb, 64, msg, sizeof msg);
         if (bad) {
             snprintf(line, sizeof line, "FAIL %s\n", msg);
         } else {
-            int len = snprintf(line, sizeof line, "OK %016llx %.2f", (unsigned long long)cd_blas_tuning_key(dev), compile_s);
+            int len = snprintf(line, sizeof line, "OK %016llx %.2f %d %zu %zu", (unsigned long long)cd_blas_tuning_key(dev),
+                               compile_s, gpu, (size_t)dev->info.local_mem, (size_t)dev->info.max_work_group);
             for (int s = 0; s < N_SHAPES; s++)
                 len += snprintf(line + len, sizeof line - len, " %.2f",
                                 time_gemm(dev, &shapes[s], opt->quick ? 2 : 3, opt->quick ? 0.05 : 0.15));
@@ -219,7 +274,8 @@ static void child_run(const cd_tune_options *opt, const char *tuning, int fd) {
 /* ---- the parent ---------------------------------------------------------- */
 
 typedef struct {
-    int ok;
+    int ok, gpu;
+    size_t local_mem, max_wg;               /* the device's, as the child found it */
     double compile_s, gflops[N_SHAPES], geomean, wall_s;
     char reason[512];
 } cand_result;
@@ -269,6 +325,9 @@ static int run_candidate(const cd_tune_options *opt, const char *tuning, double 
         char *p = buf + 3, *end;
         unsigned long long k = strtoull(p, &end, 16);
         r->compile_s = strtod(end, &end);
+        r->gpu = (int)strtol(end, &end, 10);
+        r->local_mem = (size_t)strtoull(end, &end, 10);
+        r->max_wg = (size_t)strtoull(end, &end, 10);
         double logsum = 0;
         for (int s = 0; s < N_SHAPES; s++) {
             r->gflops[s] = strtod(end, &end);
@@ -301,34 +360,52 @@ static void short_name(char *out, size_t n, const char *line) {
 }
 
 int cd_gemm_tune(const cd_tune_options *opt, cd_tune_result *res) {
-    const char *list[CD_ARRAY_LEN(candidates)];
-    int n = cd_gemm_tune_candidates(opt->quick, list, (int)CD_ARRAY_LEN(list));
+    const char *list[CD_MAX(CD_ARRAY_LEN(candidates_cpu), CD_ARRAY_LEN(candidates_gpu))];
     double budget = opt->budget_s > 0 ? opt->budget_s : 120;
     FILE *log = opt->log;
     memset(res, 0, sizeof *res);
-    for (int i = 0; i < n; i++)
-        if (cd_gemm_check_xgemm(list[i])) return -1;     /* a broken grid is a bug here, not a device problem */
+    for (int g = 0; g < 2; g++) {
+        int n = cd_gemm_tune_candidates(g, 0, list, (int)CD_ARRAY_LEN(list));
+        for (int i = 0; i < n; i++)
+            if (cd_gemm_check_xgemm(list[i])) return -1;     /* a broken grid is a bug here, not a device problem */
+    }
 
+    /* CLBlast's defaults first: the child also says what kind of device it is */
     cand_result def, best_r;
+    if (run_candidate(opt, NULL, budget, &def, &res->key, res->device_name, sizeof res->device_name)) return -1;
+    if (!def.ok && !strncmp(def.reason, "cannot open", 11)) return cd_seterr("%s", def.reason);
+    int gpu = def.ok ? def.gpu : 0;
+    int n = cd_gemm_tune_candidates(gpu, opt->quick, list, (int)CD_ARRAY_LEN(list));
+    const tune_shape *shapes = gpu ? shapes_gpu : shapes_cpu;
+    if (log) {
+        fprintf(log, "cldetr tune on %s: %d Xgemm candidates for %s and CLBlast's defaults, each checked against a "
+                     "host reference, then timed (GFLOP/s; budget %.0f s each)\n",
+                res->device_name, n, gpu ? "GPUs" : "CPUs", budget);
+        fprintf(log, "%-4s %-86s", "#", gpu ? "Xgemm parameters (all with GEMMK=0 KREG=1)"
+                                             : "Xgemm parameters (all with GEMMK=0 KREG=1; " GEMM_ROUTINE_LINE ")");
+        for (int s = 0; s < N_SHAPES; s++) fprintf(log, " %22s", shapes[s].what);
+        fprintf(log, " %8s %8s\n", "geomean", "compile");
+    }
     char win[1024] = "";
     memset(&best_r, 0, sizeof best_r);
     int best = -1;
     for (int i = -1; i < n; i++) {
         char text[1024] = "", label[256];
         cand_result r;
-        if (i >= 0) tuning_text(text, sizeof text, list[i]);
-        if (i >= 0) short_name(label, sizeof label, list[i]);
-        else snprintf(label, sizeof label, "CLBlast defaults");
-        if (log && i >= 0) { fprintf(log, "%-4d %-86s", i + 1, label); fflush(log); }
-        if (run_candidate(opt, i >= 0 ? text : NULL, budget, &r, &res->key, res->device_name, sizeof res->device_name))
+        if (i >= 0) {
+            tuning_text(text, sizeof text, list[i], gpu);
+            short_name(label, sizeof label, list[i]);
+        } else {
+            snprintf(label, sizeof label, "CLBlast defaults");
+        }
+        if (log) { fprintf(log, "%-4d %-86s", i + 1, label); fflush(log); }
+        if (i < 0) {
+            r = def;
+        } else if (!xgemm_fits(list[i], def.local_mem, def.max_wg, r.reason, sizeof r.reason)) {
+            r.ok = 0;
+            r.wall_s = 0;
+        } else if (run_candidate(opt, text, budget, &r, &res->key, res->device_name, sizeof res->device_name)) {
             return -1;
-        if (i < 0 && !r.ok && !strncmp(r.reason, "cannot open", 11)) return cd_seterr("%s", r.reason);
-        if (log && i < 0) {     /* the header once the device is known to open */
-            fprintf(log, "cldetr tune on %s: %d Xgemm candidates and CLBlast's defaults, each checked against a "
-                         "host reference, then timed (GFLOP/s; budget %.0f s each)\n", res->device_name, n, budget);
-            fprintf(log, "%-4s %-86s", "#", "Xgemm parameters (all with GEMMK=0 KREG=1 STRM=0 STRN=0; " GEMM_ROUTINE_LINE ")");
-            for (int s = 0; s < N_SHAPES; s++) fprintf(log, " %22s", shapes[s].what);
-            fprintf(log, " %8s %8s\n%-4d %-86s", "geomean", "compile", 0, label);
         }
         res->n_tried += i >= 0;
         if (log) {
@@ -339,8 +416,7 @@ int cd_gemm_tune(const cd_tune_options *opt, cd_tune_result *res) {
                 fprintf(log, " %s (%.0f s)\n", r.reason, r.wall_s);
             }
         }
-        if (i < 0) { def = r; continue; }
-        if (!r.ok) continue;
+        if (i < 0 || !r.ok) continue;
         res->n_valid++;
         if (best < 0 || r.geomean > best_r.geomean) { best = i; best_r = r; memcpy(win, text, sizeof win); }
     }

@@ -71,10 +71,12 @@ static int gemm_params_in_child(const char *dir, int off) {
 int main(void) {
     /* the grid obeys CLBlast's rules; a broken line is named */
     const char *list[32];
-    int n = cd_gemm_tune_candidates(0, list, 32), nq = cd_gemm_tune_candidates(1, list + 16, 16), good = 0;
-    for (int i = 0; i < n; i++) good += cd_gemm_check_xgemm(list[i]) == 0;
-    t_ok(n >= 8 && good == n, "all %d tuning candidates obey CLBlast's Xgemm rules", n);
-    t_ok(nq > 0 && nq < n && !strcmp(list[16], list[0]), "--quick tries %d of them, the base set first", nq);
+    for (int gpu = 1; gpu >= 0; gpu--) {    /* the CPU grid last: list[] keeps it for the checks below */
+        int n = cd_gemm_tune_candidates(gpu, 0, list, 32), nq = cd_gemm_tune_candidates(gpu, 1, list + 16, 16), good = 0;
+        for (int i = 0; i < n; i++) good += cd_gemm_check_xgemm(list[i]) == 0;
+        t_ok(n >= 8 && good == n, "all %d %s tuning candidates obey CLBlast's Xgemm rules", n, gpu ? "GPU" : "CPU");
+        t_ok(nq > 0 && nq < n && !strcmp(list[16], list[0]), "--quick tries %d of them, the base set first", nq);
+    }
     int rc = cd_gemm_check_xgemm("MWG=96 NWG=64 KWG=32 MDIMC=8 NDIMC=4 MDIMA=8 NDIMB=4 KWI=2 VWM=8 VWN=8 SA=0 SB=0 STRM=0 STRN=0");
     t_ok(rc == -1 && strstr(cd_errbuf(), "MWG (96) must be a multiple of MDIMC*VWM (64)"),
          "MWG=96 with MDIMC*VWM=64 is rejected: %s", cd_errbuf());
@@ -112,7 +114,9 @@ int main(void) {
         rc = run_cli("tune --frobnicate", out, sizeof out);
         t_ok(rc == 2 && strstr(out, "unknown option '--frobnicate'"), "tune --frobnicate: %d", rc);
         rc = run_cli("tune --list", out, sizeof out);
-        t_ok(rc == 0 && strstr(out, "Xgemm GEMMK=0 KREG=1 MWG=128 NWG=64 KWG=32"), "tune --list prints the grid");
+        t_ok(rc == 0 && strstr(out, "Xgemm GEMMK=0 KREG=1 MWG=128 NWG=64 KWG=32") && strstr(out, "for GPUs") &&
+                 strstr(out, "MDIMC=16 NDIMC=16 MDIMA=16 NDIMB=16 KWI=2 VWM=2 VWN=2 SA=1 SB=1"),
+             "tune --list prints both grids");
         rc = run_cli("bench-ops --seconds 0", out, sizeof out);
         t_ok(rc == 2 && strstr(out, "--seconds needs a number in (0, 60], got '0'"), "bench-ops --seconds 0: %d, %s", rc, out);
         rc = run_cli("tune --device no-such-device-xyz --quick --budget 30", out, sizeof out);

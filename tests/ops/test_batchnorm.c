@@ -130,8 +130,11 @@ int main(void) {
     check_fd(3, 2, 5);
     check_fd(2, 3, 1);
 
-    check_frozen(3, 5, 19, 0);
+    check_frozen(3, 5, 19, 0);       /* planes with a small power of two: the flat kernels */
     check_frozen(1, 17, 63, 1);
+    check_frozen(2, 4, 625, 1);      /* 25x25, as DETR-R50's last stage at 800x800 */
+    check_frozen(2, 6, 64, 0);       /* (64,1,1) groups: the per-plane kernels */
+    check_frozen(2, 3, 256, 1);
     check_train(3, 5, 19, 0.0, 0);
     check_train(1, 17, 63, 0.0, 1);
     check_train(4, 3, 1, 0.0, 1);          /* 1x1 planes: N = B = 4 */
