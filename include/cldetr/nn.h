@@ -141,6 +141,10 @@ nn_tensor *nn_fill(nn_ctx *ctx, float value, int ndim, const size_t *dims);
 /* A view of parameter i (gradient into the flat gradient buffer when trainable),
  * with the parameter's shape and name. */
 nn_tensor *nn_weight(nn_ctx *ctx, int i);
+/* Parameters i and j (matrices of one width, j declared right after i in the
+ * same group, so adjacent in the flat buffer) as one (rows_i + rows_j, cols)
+ * tensor whose gradient lands in both. */
+nn_tensor *nn_weight_stack(nn_ctx *ctx, int i, int j);
 /* The same data and gradient as x under another shape of as many elements. */
 nn_tensor *nn_view(nn_ctx *ctx, nn_tensor *x, int ndim, const size_t *dims);
 /* Name t for messages (a string that outlives the step); returns t. */

@@ -44,10 +44,26 @@ typedef struct {
     float *logits, *boxes;         /* host copies (L, B, Q, K1), (L, B, Q, 4) */
     float *dlogits, *dboxes;       /* their gradients, same shapes */
 
+    /* training-only queries (train.query_groups, train.dn_*; docs/accelerators.md) */
+    int query_groups, dn_groups;
+    double dn_box_noise, dn_label_noise;
+    uint64_t seed;                 /* train.seed: the denoising noise follows (seed, step) */
+    criterion_opts crit_dn;        /* crit with fixed matching */
+    criterion_result cr_match;     /* the matching queries' terms, averaged over the groups */
+    criterion_result cr_dn;        /* the denoising queries' terms (cr = their sum) */
+    size_t dn_pad;                 /* queries per denoising group in the last step */
+
     /* scratch, grown on demand */
     float *mask;                   /* (B, H, W) */
     criterion_target *targets;     /* [B] */
     size_t cap_l, cap_b, cap_m, cap_t;
+    struct {                       /* the training queries' host arrays */
+        float *dn_label, *dn_box;                    /* decoder inputs */
+        float *ml, *mb, *dml, *dmb, *dl, *db, *ddl, *ddb;   /* outputs split: matching / denoising */
+        criterion_target *mt, *dt;
+        int *labels;
+        size_t cap_in, cap_out, cap_t, cap_lab;
+    } tq;
 } train_step_state;
 
 /* A step state over a built model and context; criterion options and the

@@ -30,6 +30,8 @@ int setup_detr_opts(detr_opts *o, const config *cfg, int from_data) {
     o->dropout = (float)mc->dropout;
     o->pre_norm = mc->pre_norm;
     o->num_queries = mc->num_queries;
+    o->query_groups = cfg->train.query_groups;
+    o->dn = cfg->train.dn_groups > 0;
     o->num_classes = mc->num_classes > 0 ? mc->num_classes : from_data;
     if (o->num_classes < 1)
         return cd_seterr("model.num_classes is 0 (from the dataset) but no dataset was read; "

@@ -149,6 +149,19 @@ nn_tensor *nn_weight(nn_ctx *ctx, int i) {
     return t;
 }
 
+nn_tensor *nn_weight_stack(nn_ctx *ctx, int i, int j) {
+    nn_params *ps = ctx->params;
+    const nn_param *a = &ps->p[i], *b = &ps->p[j];
+    if (a->ndim != 2 || b->ndim != 2 || a->shape[1] != b->shape[1] || b->off != a->off + a->n ||
+        a->trainable != b->trainable)
+        cd_fatal("nn_weight_stack: %s and %s are not adjacent matrices of one width in the parameter buffer",
+                 a->name, b->name);
+    nn_tensor *t = nn_weight(ctx, i);
+    t->dims[0] += b->shape[0];
+    t->n += b->n;
+    return t;
+}
+
 nn_tensor *nn_view(nn_ctx *ctx, nn_tensor *x, int ndim, const size_t *dims) {
     while (x->base) x = x->base;
     nn_tensor *t = new_tensor(ctx, ndim, dims);
