@@ -116,6 +116,8 @@ typedef struct nn_ctx {
     int record;                 /* record a tape for backward */
     int dry;                    /* count memory only: no device memory, no launches (see nn_run) */
     size_t dry_act, dry_grad;   /* floats a real step would take (dry mode) */
+    double flops_fw, flops_bw;  /* multiply-adds x 2 of the matrix ops (linear, conv, bmm) since the
+                                   reset: forward, and the backward the tape will run */
     uint64_t seed, step;        /* dropout streams: (seed, step, site) */
     uint32_t dropout_site;
     nn_arena act, grads;

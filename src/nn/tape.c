@@ -73,6 +73,7 @@ void nn_ctx_reset(nn_ctx *ctx) {
     ctx->n_nodes = 0;
     ctx->dropout_site = 0;
     ctx->dry_act = ctx->dry_grad = 0;
+    ctx->flops_fw = ctx->flops_bw = 0;
 }
 
 size_t nn_ctx_bytes(const nn_ctx *ctx) { return arena_bytes(&ctx->act) + arena_bytes(&ctx->grads); }
