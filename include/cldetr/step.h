@@ -24,6 +24,9 @@
 #include "cldetr/train.h"
 
 enum { STEP_FORWARD, STEP_LOSS, STEP_BACKWARD, STEP_OPTIMIZER, STEP_N_PHASES };
+/* the training queries' scratch: the denoising inputs; the outputs split into
+ * matching (m) and denoising (d) logits and boxes and their gradients */
+enum { TQ_DN_LABEL, TQ_DN_BOX, TQ_ML, TQ_MB, TQ_DML, TQ_DMB, TQ_DL, TQ_DB, TQ_DDL, TQ_DDB, TQ_N_BUFS };
 extern const char *const step_phase_names[STEP_N_PHASES];
 
 typedef struct {
@@ -57,12 +60,11 @@ typedef struct {
     float *mask;                   /* (B, H, W) */
     criterion_target *targets;     /* [B] */
     size_t cap_l, cap_b, cap_m, cap_t;
-    struct {                       /* the training queries' host arrays */
-        float *dn_label, *dn_box;                    /* decoder inputs */
-        float *ml, *mb, *dml, *dmb, *dl, *db, *ddl, *ddb;   /* outputs split: matching / denoising */
-        criterion_target *mt, *dt;
-        int *labels;
-        size_t cap_in, cap_out, cap_t, cap_lab;
+    struct {                       /* the training queries' host arrays, each with its capacity */
+        float *buf[TQ_N_BUFS];
+        size_t cap[TQ_N_BUFS];
+        criterion_target *mt, *dt;                   /* targets repeated per group */
+        size_t cap_t;
     } tq;
 } train_step_state;
 

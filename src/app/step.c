@@ -29,9 +29,8 @@ void train_step_free(train_step_state *s) {
     criterion_result_free(&s->cr);
     criterion_result_free(&s->cr_match);
     criterion_result_free(&s->cr_dn);
-    free(s->tq.dn_label); free(s->tq.dn_box); free(s->tq.ml); free(s->tq.mb); free(s->tq.dml); free(s->tq.dmb);
-    free(s->tq.dl); free(s->tq.db); free(s->tq.ddl); free(s->tq.ddb); free(s->tq.mt); free(s->tq.dt);
-    free(s->tq.labels);
+    for (int i = 0; i < TQ_N_BUFS; i++) free(s->tq.buf[i]);
+    free(s->tq.mt); free(s->tq.dt);
     free(s->logits); free(s->boxes); free(s->dlogits); free(s->dboxes);
     free(s->mask); free(s->targets);
     memset(s, 0, sizeof *s);
@@ -62,10 +61,13 @@ static double phase_end(train_step_state *s, int phase, double t0) {
     return t;
 }
 
-static void *grow(void *p, size_t *cap, size_t n, size_t size) {
-    if (n <= *cap && p) return p;
-    *cap = CD_MAX(n, (size_t)1);
-    return cd_xrealloc(p, *cap * size);
+/* Scratch buffer i of the training queries with room for n floats. */
+static float *tq_buf(train_step_state *s, int i, size_t n) {
+    if (n > s->tq.cap[i] || !s->tq.buf[i]) {
+        s->tq.cap[i] = CD_MAX(n, (size_t)1);
+        s->tq.buf[i] = cd_xrealloc(s->tq.buf[i], s->tq.cap[i] * sizeof(float));
+    }
+    return s->tq.buf[i];
 }
 
 /* The denoising queries of a batch (DN-DETR): dn_groups noised copies of each
@@ -77,14 +79,10 @@ static void *grow(void *p, size_t *cap, size_t n, size_t size) {
 static void make_dn_queries(train_step_state *s, const data_batch *b, uint64_t step, detr_train_queries *tq) {
     size_t B = b->B, K1 = s->model->o.num_classes + 1, d = (size_t)s->model->o.d, pad = 0;
     for (size_t i = 0; i < B; i++) pad = CD_MAX(pad, b->targets[i].n);
-    size_t G = (size_t)s->dn_groups, n = B * G * CD_MAX(pad, (size_t)1);
-    size_t cap = s->tq.cap_in;
-    s->tq.dn_label = grow(s->tq.dn_label, &cap, n * K1, sizeof(float));
-    cap = s->tq.cap_in;
-    s->tq.dn_box = grow(s->tq.dn_box, &cap, n * d, sizeof(float));
-    s->tq.cap_in = CD_MAX(s->tq.cap_in, CD_MAX(n * K1, n * d));
-    memset(s->tq.dn_label, 0, n * K1 * sizeof(float));
-    memset(s->tq.dn_box, 0, n * d * sizeof(float));
+    size_t G = (size_t)s->dn_groups, n = B * G * pad;
+    float *label = tq_buf(s, TQ_DN_LABEL, n * K1), *code = tq_buf(s, TQ_DN_BOX, n * d);
+    memset(label, 0, n * K1 * sizeof *label);
+    memset(code, 0, n * d * sizeof *code);
     for (size_t i = 0; i < B; i++) {
         uint64_t r = s->seed * 0x9E3779B97F4A7C15ULL ^ (step + 1) * 0xD1B54A32D192ED03ULL ^ (i + 1) * 0x2545F4914F6CDD1DULL;
         const data_target *t = &b->targets[i];
@@ -93,7 +91,7 @@ static void make_dn_queries(train_step_state *s, const data_batch *b, uint64_t s
                 size_t row = (i * G + g) * pad + k;
                 int lab = t->labels[k];
                 if (cd_rng_uniform(&r) < s->dn_label_noise) lab = (int)(cd_rng_uniform(&r) * (double)(K1 - 1)) % (int)(K1 - 1);
-                s->tq.dn_label[row * K1 + (size_t)lab] = 1.0f;
+                label[row * K1 + (size_t)lab] = 1.0f;
                 const float *bx = t->boxes + 4 * k;
                 float nb[4];
                 for (int c = 0; c < 4; c++) {
@@ -101,14 +99,14 @@ static void make_dn_queries(train_step_state *s, const data_batch *b, uint64_t s
                     double v = bx[c] + u * (c < 2 ? 0.5 * bx[c + 2] : bx[c]) * s->dn_box_noise;
                     nb[c] = (float)CD_MIN(CD_MAX(v, 0.0), 1.0);
                 }
-                detr_box_sine(s->tq.dn_box + row * d, nb, d);
+                detr_box_sine(code + row * d, nb, d);
             }
     }
     s->dn_pad = pad;
     tq->dn_groups = pad ? s->dn_groups : 0;
     tq->dn_pad = pad;
-    tq->dn_label = s->tq.dn_label;
-    tq->dn_box = s->tq.dn_box;
+    tq->dn_label = label;
+    tq->dn_box = code;
 }
 
 /* The loss of a forward with training queries: the (L, B, G*Q + Gd*pad, ...)
@@ -120,37 +118,35 @@ static int train_queries_loss(train_step_state *s, const detr_train_queries *tq,
     const detr_out *o = &s->out;
     size_t L = o->L, Lq = o->Q, K1 = o->K1, Q = (size_t)s->model->o.num_queries;
     size_t G = (size_t)CD_MAX(tq->groups, 1), Gd = (size_t)tq->dn_groups, pad = tq->dn_pad, nm = G * Q, nd = Gd * pad;
-    size_t cap;
-#define GROW(p, n) (cap = s->tq.cap_out, (p) = grow((p), &cap, (n), sizeof(float)))
-    size_t nmax = L * B * Lq * K1;
-    GROW(s->tq.ml, nmax); GROW(s->tq.mb, nmax); GROW(s->tq.dml, nmax); GROW(s->tq.dmb, nmax);
-    GROW(s->tq.dl, nmax); GROW(s->tq.db, nmax); GROW(s->tq.ddl, nmax); GROW(s->tq.ddb, nmax);
-#undef GROW
-    s->tq.cap_out = CD_MAX(s->tq.cap_out, nmax);
-    size_t tcap = s->tq.cap_t;
-    s->tq.mt = grow(s->tq.mt, &tcap, B * CD_MAX(G, Gd), sizeof *s->tq.mt);
-    tcap = s->tq.cap_t;
-    s->tq.dt = grow(s->tq.dt, &tcap, B * CD_MAX(G, Gd), sizeof *s->tq.dt);
-    s->tq.cap_t = CD_MAX(s->tq.cap_t, B * CD_MAX(G, Gd));
+    size_t nmax = L * B * Lq * CD_MAX(K1, (size_t)4);   /* room for any of the split arrays */
+    float *ml = tq_buf(s, TQ_ML, nmax), *mb = tq_buf(s, TQ_MB, nmax), *dml = tq_buf(s, TQ_DML, nmax);
+    float *dmb = tq_buf(s, TQ_DMB, nmax), *dl = tq_buf(s, TQ_DL, nmax), *db = tq_buf(s, TQ_DB, nmax);
+    float *ddl = tq_buf(s, TQ_DDL, nmax), *ddb = tq_buf(s, TQ_DDB, nmax);
+    size_t nt = B * CD_MAX(G, Gd);
+    if (nt > s->tq.cap_t || !s->tq.mt) {
+        s->tq.cap_t = nt;
+        s->tq.mt = cd_xrealloc(s->tq.mt, nt * sizeof *s->tq.mt);
+        s->tq.dt = cd_xrealloc(s->tq.dt, nt * sizeof *s->tq.dt);
+    }
     for (size_t l = 0; l < L; l++)
         for (size_t i = 0; i < B; i++) {
             size_t src = (l * B + i) * Lq;
-            memcpy(s->tq.ml + (l * B + i) * nm * K1, s->logits + src * K1, nm * K1 * sizeof(float));
-            memcpy(s->tq.mb + (l * B + i) * nm * 4, s->boxes + src * 4, nm * 4 * sizeof(float));
+            memcpy(ml + (l * B + i) * nm * K1, s->logits + src * K1, nm * K1 * sizeof(float));
+            memcpy(mb + (l * B + i) * nm * 4, s->boxes + src * 4, nm * 4 * sizeof(float));
             if (nd) {
-                memcpy(s->tq.dl + (l * B + i) * nd * K1, s->logits + (src + nm) * K1, nd * K1 * sizeof(float));
-                memcpy(s->tq.db + (l * B + i) * nd * 4, s->boxes + (src + nm) * 4, nd * 4 * sizeof(float));
+                memcpy(dl + (l * B + i) * nd * K1, s->logits + (src + nm) * K1, nd * K1 * sizeof(float));
+                memcpy(db + (l * B + i) * nd * 4, s->boxes + (src + nm) * 4, nd * 4 * sizeof(float));
             }
         }
     for (size_t i = 0; i < B; i++) {
         for (size_t g = 0; g < G; g++) s->tq.mt[i * G + g] = s->targets[i];
         for (size_t g = 0; g < Gd; g++) s->tq.dt[i * Gd + g] = s->targets[i];
     }
-    if (criterion_loss(&s->cr_match, s->tq.dml, s->tq.dmb, s->tq.ml, s->tq.mb, s->tq.mt, L, B * G, Q, K1, &s->crit) < 0)
+    if (criterion_loss(&s->cr_match, dml, dmb, ml, mb, s->tq.mt, L, B * G, Q, K1, &s->crit) < 0)
         return -1;
     double total = s->cr_match.total;
     if (nd) {
-        if (criterion_loss(&s->cr_dn, s->tq.ddl, s->tq.ddb, s->tq.dl, s->tq.db, s->tq.dt, L, B * Gd, pad, K1,
+        if (criterion_loss(&s->cr_dn, ddl, ddb, dl, db, s->tq.dt, L, B * Gd, pad, K1,
                            &s->crit_dn) < 0)
             return -1;
         total += s->cr_dn.total;
@@ -158,11 +154,11 @@ static int train_queries_loss(train_step_state *s, const detr_train_queries *tq,
     for (size_t l = 0; l < L; l++)
         for (size_t i = 0; i < B; i++) {
             size_t dst = (l * B + i) * Lq;
-            memcpy(s->dlogits + dst * K1, s->tq.dml + (l * B + i) * nm * K1, nm * K1 * sizeof(float));
-            memcpy(s->dboxes + dst * 4, s->tq.dmb + (l * B + i) * nm * 4, nm * 4 * sizeof(float));
+            memcpy(s->dlogits + dst * K1, dml + (l * B + i) * nm * K1, nm * K1 * sizeof(float));
+            memcpy(s->dboxes + dst * 4, dmb + (l * B + i) * nm * 4, nm * 4 * sizeof(float));
             if (nd) {
-                memcpy(s->dlogits + (dst + nm) * K1, s->tq.ddl + (l * B + i) * nd * K1, nd * K1 * sizeof(float));
-                memcpy(s->dboxes + (dst + nm) * 4, s->tq.ddb + (l * B + i) * nd * 4, nd * 4 * sizeof(float));
+                memcpy(s->dlogits + (dst + nm) * K1, ddl + (l * B + i) * nd * K1, nd * K1 * sizeof(float));
+                memcpy(s->dboxes + (dst + nm) * 4, ddb + (l * B + i) * nd * 4, nd * 4 * sizeof(float));
             }
         }
     /* cr: the matching terms (what the log shows per term), the total of both */
