@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cldetr/dist.h"
 #include "cldetr/setup.h"
 #include "cldetr/step.h"
 
@@ -16,12 +17,13 @@ void train_step_init(train_step_state *s, detr_model *m, nn_ctx *ctx, adamw_stat
     s->opt = opt;
     setup_criterion_opts(&s->crit, cfg);
     s->clip_max_norm = cfg->train.clip_max_norm;
+    s->world = 1;
 }
 
 void train_step_free(train_step_state *s) {
     criterion_result_free(&s->cr);
     free(s->logits); free(s->boxes); free(s->dlogits); free(s->dboxes);
-    free(s->mask); free(s->targets);
+    free(s->mask); free(s->targets); free(s->grads);
     memset(s, 0, sizeof *s);
 }
 
@@ -39,6 +41,47 @@ static void grow_pair(float **x, float **dx, size_t *cap, size_t n) {
     *cap = n;
     *x = cd_xrealloc(*x, n * sizeof **x);
     *dx = cd_xrealloc(*dx, n * sizeof **dx);
+}
+
+/* The mean over the processes of what is logged (official DETR: reduce_dict):
+ * each layer's terms, the total and the class error; one all-reduce. */
+static void average_losses(criterion_result *cr, int world) {
+    enum { T = 7 };                    /* terms per layer */
+    size_t L = cr->L, n = T * L + 2;
+    double *v = cd_xmalloc(n * sizeof *v);
+    for (size_t l = 0; l < L; l++) {
+        const criterion_layer_terms *f = &cr->layer[l];
+        double t[T] = {f->loss_ce, f->loss_bbox, f->loss_giou, f->weighted_ce, f->weighted_bbox, f->weighted_giou,
+                       f->cardinality_error};
+        memcpy(v + T * l, t, sizeof t);
+    }
+    v[T * L] = cr->total;
+    v[T * L + 1] = cr->class_error;
+    dist_allreduce_sum_f64(v, n);
+    for (size_t i = 0; i < n; i++) v[i] /= world;
+    for (size_t l = 0; l < L; l++) {
+        criterion_layer_terms *f = &cr->layer[l];
+        const double *t = v + T * l;
+        f->loss_ce = t[0]; f->loss_bbox = t[1]; f->loss_giou = t[2];
+        f->weighted_ce = t[3]; f->weighted_bbox = t[4]; f->weighted_giou = t[5];
+        f->cardinality_error = t[6];
+    }
+    cr->total = v[T * L];
+    cr->class_error = v[T * L + 1];
+    free(v);
+}
+
+/* The mean of the flat gradient buffer over the processes (PyTorch DDP's):
+ * read back, one all-reduce on the host, written back. */
+static void average_gradients(train_step_state *s) {
+    nn_params *ps = &s->model->params;
+    size_t n = ps->n_trainable;
+    if (!s->grads) s->grads = cd_xmalloc(CD_MAX(n, 1) * sizeof *s->grads);
+    cd_read(s->ctx->dev, s->grads, ps->grad, n);
+    dist_allreduce_sum_f32(s->grads, n);
+    float inv = 1.0f / (float)s->world;
+    for (size_t i = 0; i < n; i++) s->grads[i] *= inv;
+    cd_write(s->ctx->dev, ps->grad, s->grads, n);
 }
 
 /* With time_phases: wait for the device, add the phase's seconds, restart the clock. */
@@ -86,6 +129,10 @@ int train_step(train_step_state *s, const data_batch *b, uint64_t step, const do
     t = phase_end(s, STEP_LOSS, t);
 
     nn_backward(ctx);
+    if (s->world > 1) {                /* the losses while the device runs backward, then the gradients */
+        average_losses(&s->cr, s->world);
+        average_gradients(s);
+    }
     t = phase_end(s, STEP_BACKWARD, t);
 
     s->grad_norm = 0;
