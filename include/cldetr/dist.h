@@ -39,6 +39,8 @@ int dist_has_mpi(void);                 /* 1 when built with MPI */
 void dist_allreduce_sum_f32(float *x, size_t n);
 void dist_allreduce_sum_f64(double *x, size_t n);
 void dist_barrier(void);
+/* Rank 0's n bytes at p, on every process. */
+void dist_bcast_bytes(void *p, size_t n);
 
 /* Rank 0 receives every process's line (up to width-1 characters, cut
  * there) in rank order, lines[r * width]; the other ranks' lines is unused

@@ -36,7 +36,9 @@ typedef struct {
     int time_phases;               /* 1: a device sync after each phase, seconds added to phase_s */
     int world;                     /* processes of a data-parallel job (include/cldetr/dist.h); > 1:
                                       the losses and the gradients are averaged over them (one
-                                      all-reduce each) before clipping; the caller sets crit.num_boxes */
+                                      all-reduce each) before clipping */
+    double num_boxes;              /* world > 1: the job's box normaliser for the next step, set by the
+                                      caller (crit, which validation uses too, keeps its own) */
     layer_stats *stats;            /* per-layer statistics, or NULL */
     int measure;                   /* 1: measure them in the next step (around its update) */
     double phase_s[STEP_N_PHASES];

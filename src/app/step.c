@@ -119,7 +119,9 @@ int train_step(train_step_state *s, const data_batch *b, uint64_t step, const do
     read_decoder_outputs(ctx->dev, o, s->logits, s->boxes);
     for (size_t i = 0; i < B; i++)
         s->targets[i] = (criterion_target){b->targets[i].labels, b->targets[i].boxes, b->targets[i].n};
-    if (criterion_loss(&s->cr, s->dlogits, s->dboxes, s->logits, s->boxes, s->targets, L, B, Q, K1, &s->crit) < 0)
+    criterion_opts crit = s->crit;
+    if (s->world > 1) crit.num_boxes = s->num_boxes;     /* the whole global batch's (docs/parallel.md §2) */
+    if (criterion_loss(&s->cr, s->dlogits, s->dboxes, s->logits, s->boxes, s->targets, L, B, Q, K1, &crit) < 0)
         return -1;
     if (!isfinite(s->cr.total)) return cd_seterr("the loss is %g", s->cr.total);
     for (size_t l = s->crit.aux_loss ? 0 : L - 1; l < L; l++) {

@@ -721,7 +721,7 @@ static int agree(trainer *t, int got, const data_batch *b) {
                          t->step, t->epoch + 1, got == 1 ? t->world - v[0] : v[0], t->world,
                          got == 1 ? "have none" : "have one");
     t->stop_agreed = v[1] > 0;
-    t->st.crit.num_boxes = CD_MAX(1.0, v[2] / t->world);
+    t->st.num_boxes = CD_MAX(1.0, v[2] / t->world);
     t->job_images = v[3];
     return 0;
 }
@@ -852,6 +852,7 @@ int train_run(const train_args *a) {
     if (rc == 0) {
         setup_lr_schedule(&t->sched, &t->cfg, total_steps);
         rc = open_run_folder(t, cfg_file, a->resume_dir != NULL, (int)a->n_sets);
+        if (rc == 0 && t->world > 1) dist_bcast_bytes(t->run, sizeof t->run);   /* rank 0's name (its clock) */
     }
     if (rc == 0 && t->rank == 0) rc = open_logs(t, a->resume_dir != NULL);
     if (rc == 0 && t->rank == 0) rc = open_layer_log(t, a->resume_dir != NULL);

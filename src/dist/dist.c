@@ -143,6 +143,16 @@ void dist_barrier(void) {
 #endif
 }
 
+void dist_bcast_bytes(void *p, size_t n) {
+#ifdef CLDETR_MPI
+    if (world_size > 1)
+        for (size_t i = 0; i < n; i += CHUNK)
+            MPI_Bcast((char *)p + i, (int)CD_MIN(CHUNK, n - i), MPI_BYTE, 0, MPI_COMM_WORLD);
+#else
+    (void)p; (void)n;
+#endif
+}
+
 void dist_gather_lines(const char *line, char *lines, size_t width) {
     char *mine = cd_xcalloc(width, 1);
     snprintf(mine, width, "%s", line);

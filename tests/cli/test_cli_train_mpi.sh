@@ -87,8 +87,12 @@ ok $? "the same weights after 5 steps (1e-5)"
 [ -s "$tmp/runs/two/eval.csv" ] && [ "$(tail -n +2 "$tmp/runs/two/eval.csv" | wc -l)" = 1 ] && \
   [ "$(tail -n +2 "$tmp/runs/two/metrics.csv" | wc -l)" = 5 ]
 ok $? "rank 0 alone writes the run folder: 5 rows in metrics.csv, one validation in eval.csv"
-one_ap=$(tail -1 "$tmp/runs/one/eval.csv" | cut -d, -f4); two_ap=$(tail -1 "$tmp/runs/two/eval.csv" | cut -d, -f4)
-[ -n "$one_ap" ] && [ "$one_ap" = "$two_ap" ]; ok $? "and its validation AP is the single process's ($one_ap, $two_ap)"
+one_val=$(tail -1 "$tmp/runs/one/eval.csv" | cut -d, -f3,4); two_val=$(tail -1 "$tmp/runs/two/eval.csv" | cut -d, -f3,4)
+python3 -c "
+import sys
+(l1, a1), (l2, a2) = [map(float, v.split(',')) for v in sys.argv[1:3]]
+sys.exit(0 if l1 > 0 and abs(l1 - l2) <= 1e-5 * l1 and a1 == a2 else 1)" "$one_val" "$two_val"
+ok $? "and its validation loss and AP are the single process's (loss,AP: $one_val and $two_val)"
 
 # 2. a 2-process run stopped at step 3 and resumed to 6 is bit for bit the uninterrupted one
 mpi -np 2 "$bin" train "$ini" "${common[@]}" --set train.name=full --set train.batch_size=4 \
