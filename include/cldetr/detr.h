@@ -28,6 +28,9 @@ typedef struct {
     int pre_norm;
     /* heads */
     int num_queries, num_classes;  /* num_classes = max category id + 1; logits have num_classes + 1 */
+    /* training-only queries (docs/accelerators.md); 0/1 = off, DETR exactly */
+    int query_groups;           /* Group DETR: this many copies of the query set (extra ones training-only) */
+    int dn;                     /* denoising queries (DN-DETR): declare their label and box embeddings */
 } detr_opts;
 
 void detr_opts_default(detr_opts *o);   /* DETR-R50 as the official main.py, num_classes 91 */
@@ -63,6 +66,10 @@ typedef struct {
     int row_embed, col_embed;             /* learned position encoding, else -1 */
     /* heads */
     int class_w, class_b, bbox_w[3], bbox_b[3], query_embed, proj_w, proj_b;
+    /* training-only (-1 when off): the extra query groups ((query_groups-1)*Q, d),
+     * declared right after query_embed; the denoising queries' label embedding
+     * (d, K1) and box embedding (two bias-free layers on the box's sine code) */
+    int query_embed_groups, dn_label_w, dn_box_w[2];
 } detr_model;
 
 /* Declare every parameter (finalizing the registry on dev) and initialize them
@@ -77,7 +84,7 @@ size_t detr_feature_size(const detr_model *m, size_t H);
 #define DETR_MAX_LAYERS 16
 /* The outputs of one forward pass; tensors live in the context's arena. */
 typedef struct {
-    size_t B, Hf, Wf, S, Q, K1, L;
+    size_t B, Hf, Wf, S, Q, K1, L;       /* Q: every query of the forward (DETR's num_queries unless training queries) */
     nn_tensor *stage_out[4];              /* (B, C_i, H_i, W_i) output of layer1..layer4 */
     nn_tensor *features;                  /* (B, C, Hf, Wf) backbone output (= stage_out[3]) */
     nn_tensor *proj;                      /* (B, d, Hf, Wf) input_proj output */
@@ -97,6 +104,35 @@ typedef struct {
  * 1 = padding. Records the tape when ctx->record. */
 void detr_forward(detr_model *m, nn_ctx *ctx, const float *images, const float *mask,
                   size_t B, size_t H, size_t W, detr_out *out);
+
+/* The training-only queries of one forward. The decoder then runs
+ * groups * Q + dn_groups * dn_pad queries per image, in that order: group 0 is
+ * DETR's own query set, and a self-attention mask keeps every group to itself
+ * and lets no matching query see a denoising one (each denoising group sees
+ * itself and the matching queries). Outputs are (B, that many, ...). */
+typedef struct {
+    int groups;                 /* query groups used (1..opts.query_groups) */
+    int dn_groups;              /* denoising groups (0: none) */
+    size_t dn_pad;              /* queries per denoising group: the batch's largest box count */
+    const float *dn_label;      /* (B, dn_groups*dn_pad, K1): one-hot noised labels, zero rows for padding */
+    const float *dn_box;        /* (B, dn_groups*dn_pad, d): detr_box_sine of the noised boxes, zero for padding */
+} detr_train_queries;
+
+void detr_forward_train(detr_model *m, nn_ctx *ctx, const float *images, const float *mask,
+                        size_t B, size_t H, size_t W, const detr_train_queries *tq, detr_out *out);
+
+/* Whether a parameter exists only for training (the extra query groups, the
+ * denoising embeddings): exports to the official layout leave these out. */
+int detr_param_training_only(const char *name);
+
+/* The self-attention mask of a training forward as an additive bias (Lq, Lk):
+ * 0 where a query may look, DETR_MASKED where it may not. */
+#define DETR_MASKED (-1e9f)
+void detr_train_attn_mask(float *bias, size_t Q, int groups, int dn_groups, size_t dn_pad);
+
+/* box (cx, cy, w, h) in [0, 1] -> d floats: for each coordinate d/4 channels,
+ * sin and cos of 2 pi c / 10000^(2i/(d/4)) interleaved as the image encoding. */
+void detr_box_sine(float *out, const float *box, size_t d);
 
 /* Host helpers (src/nn/position.c), exposed for tests:
  * mask_f (B, Hf, Wf) = nearest downsampling of mask (B, H, W), as F.interpolate;

@@ -35,6 +35,9 @@ typedef struct {
     matcher_weights cost;            /* matching cost weights: 1, 5, 2 */
     int aux_loss;                    /* 1: all L layers; 0: only the final one (the
                                         others get zero loss, no matches, zero gradient) */
+    int fixed_match;                 /* 1 (denoising queries): no Hungarian matching, query k
+                                        answers target k, and queries past an image's
+                                        targets (padding) are left out of every term */
     double num_boxes;                /* > 0: the box terms' normaliser as given (a data-parallel
                                         job's: max(1, targets of all processes / processes));
                                         0 (the default): max(1, this batch's targets) */

@@ -116,6 +116,8 @@ typedef struct nn_ctx {
     int record;                 /* record a tape for backward */
     int dry;                    /* count memory only: no device memory, no launches (see nn_run) */
     size_t dry_act, dry_grad;   /* floats a real step would take (dry mode) */
+    double flops_fw, flops_bw;  /* multiply-adds x 2 of the matrix ops (linear, conv, bmm) since the
+                                   reset: forward, and the backward the tape will run */
     uint64_t seed, step;        /* dropout streams: (seed, step, site) */
     uint32_t dropout_site;
     nn_arena act, grads;
@@ -141,6 +143,10 @@ nn_tensor *nn_fill(nn_ctx *ctx, float value, int ndim, const size_t *dims);
 /* A view of parameter i (gradient into the flat gradient buffer when trainable),
  * with the parameter's shape and name. */
 nn_tensor *nn_weight(nn_ctx *ctx, int i);
+/* Parameters i and j (matrices of one width, j declared right after i in the
+ * same group, so adjacent in the flat buffer) as one (rows_i + rows_j, cols)
+ * tensor whose gradient lands in both. */
+nn_tensor *nn_weight_stack(nn_ctx *ctx, int i, int j);
 /* The same data and gradient as x under another shape of as many elements. */
 nn_tensor *nn_view(nn_ctx *ctx, nn_tensor *x, int ndim, const size_t *dims);
 /* Name t for messages (a string that outlives the step); returns t. */

@@ -62,6 +62,7 @@ void setup_max_input(const config *cfg, size_t *H, size_t *W);
 typedef struct {
     size_t B, H, W, Hf, Wf;
     size_t activations, activation_grads, params;   /* bytes */
+    double flops_fw, flops_bw;                      /* the matrix ops' arithmetic (linear, conv, bmm) */
 } setup_step_memory;
 void setup_estimate_step_memory(setup_step_memory *mem, detr_model *m, const config *cfg, cd_device *dev);
 

@@ -25,6 +25,9 @@
 #include "cldetr/train.h"
 
 enum { STEP_FORWARD, STEP_LOSS, STEP_BACKWARD, STEP_OPTIMIZER, STEP_N_PHASES };
+/* the training queries' scratch: the denoising inputs; the outputs split into
+ * matching (m) and denoising (d) logits and boxes and their gradients */
+enum { TQ_DN_LABEL, TQ_DN_BOX, TQ_ML, TQ_MB, TQ_DML, TQ_DMB, TQ_DL, TQ_DB, TQ_DDL, TQ_DDB, TQ_N_BUFS };
 extern const char *const step_phase_names[STEP_N_PHASES];
 
 typedef struct {
@@ -37,8 +40,9 @@ typedef struct {
     int world;                     /* processes of a data-parallel job (include/cldetr/dist.h); > 1:
                                       the losses and the gradients are averaged over them (one
                                       all-reduce each) before clipping */
-    double num_boxes;              /* world > 1: the job's box normaliser for the next step, set by the
-                                      caller (crit, which validation uses too, keeps its own) */
+    double num_boxes;              /* world > 1: the job's targets over its process count for the next
+                                      step, set by the caller (the step makes the box normaliser of it;
+                                      crit, which validation uses too, keeps its own) */
     layer_stats *stats;            /* per-layer statistics, or NULL */
     int measure;                   /* 1: measure them in the next step (around its update) */
     double phase_s[STEP_N_PHASES];
@@ -50,11 +54,26 @@ typedef struct {
     float *logits, *boxes;         /* host copies (L, B, Q, K1), (L, B, Q, 4) */
     float *dlogits, *dboxes;       /* their gradients, same shapes */
 
+    /* training-only queries (train.query_groups, train.dn_*; docs/accelerators.md) */
+    int query_groups, dn_groups;
+    double dn_box_noise, dn_label_noise;
+    uint64_t seed;                 /* train.seed: the denoising noise follows (seed, step) */
+    criterion_opts crit_dn;        /* crit with fixed matching */
+    criterion_result cr_match;     /* the matching queries' terms, averaged over the groups */
+    criterion_result cr_dn;        /* the denoising queries' terms (cr = their sum) */
+    size_t dn_pad;                 /* queries per denoising group in the last step */
+
     /* scratch, grown on demand */
     float *mask;                   /* (B, H, W) */
     float *grads;                  /* (n_trainable): the gradients on the host, for the all-reduce */
     criterion_target *targets;     /* [B] */
     size_t cap_l, cap_b, cap_m, cap_t;
+    struct {                       /* the training queries' host arrays, each with its capacity */
+        float *buf[TQ_N_BUFS];
+        size_t cap[TQ_N_BUFS];
+        criterion_target *mt, *dt;                   /* targets repeated per group */
+        size_t cap_t;
+    } tq;
 } train_step_state;
 
 /* A step state over a built model and context; criterion options and the

@@ -30,6 +30,8 @@ int setup_detr_opts(detr_opts *o, const config *cfg, int from_data) {
     o->dropout = (float)mc->dropout;
     o->pre_norm = mc->pre_norm;
     o->num_queries = mc->num_queries;
+    o->query_groups = cfg->train.query_groups;
+    o->dn = cfg->train.dn_groups > 0;
     o->num_classes = mc->num_classes > 0 ? mc->num_classes : from_data;
     if (o->num_classes < 1)
         return cd_seterr("model.num_classes is 0 (from the dataset) but no dataset was read; "
@@ -190,6 +192,8 @@ void setup_estimate_step_memory(setup_step_memory *mem, detr_model *m, const con
     mem->Wf = out.Wf;
     mem->activations = ctx.dry_act * sizeof(float);
     mem->activation_grads = ctx.dry_grad * sizeof(float);
+    mem->flops_fw = ctx.flops_fw;
+    mem->flops_bw = ctx.flops_bw;
     mem->params = (m->params.total + 3 * m->params.n_trainable) * sizeof(float);
     nn_ctx_free(&ctx);
 }

@@ -17,11 +17,22 @@ void train_step_init(train_step_state *s, detr_model *m, nn_ctx *ctx, adamw_stat
     s->opt = opt;
     setup_criterion_opts(&s->crit, cfg);
     s->clip_max_norm = cfg->train.clip_max_norm;
+    s->query_groups = cfg->train.query_groups;
+    s->dn_groups = cfg->train.dn_groups;
+    s->dn_box_noise = cfg->train.dn_box_noise;
+    s->dn_label_noise = cfg->train.dn_label_noise;
+    s->seed = (uint64_t)cfg->train.seed;
+    s->crit_dn = s->crit;
+    s->crit_dn.fixed_match = 1;
     s->world = 1;
 }
 
 void train_step_free(train_step_state *s) {
     criterion_result_free(&s->cr);
+    criterion_result_free(&s->cr_match);
+    criterion_result_free(&s->cr_dn);
+    for (int i = 0; i < TQ_N_BUFS; i++) free(s->tq.buf[i]);
+    free(s->tq.mt); free(s->tq.dt);
     free(s->logits); free(s->boxes); free(s->dlogits); free(s->dboxes);
     free(s->mask); free(s->targets); free(s->grads);
     memset(s, 0, sizeof *s);
@@ -93,6 +104,114 @@ static double phase_end(train_step_state *s, int phase, double t0) {
     return t;
 }
 
+/* Scratch buffer i of the training queries with room for n floats. */
+static float *tq_buf(train_step_state *s, int i, size_t n) {
+    if (n > s->tq.cap[i] || !s->tq.buf[i]) {
+        s->tq.cap[i] = CD_MAX(n, (size_t)1);
+        s->tq.buf[i] = cd_xrealloc(s->tq.buf[i], s->tq.cap[i] * sizeof(float));
+    }
+    return s->tq.buf[i];
+}
+
+/* The denoising queries of a batch (DN-DETR): dn_groups noised copies of each
+ * image's boxes and labels, padded to the batch's largest box count. Centres
+ * move by up to dn_box_noise times half the box's size, sides scale by up to
+ * 1 +- dn_box_noise (clamped to [0, 1]); a label becomes a random class with
+ * probability dn_label_noise. The noise is drawn from (seed, step, image), so
+ * a step is the same on every device and after a resume. */
+static void make_dn_queries(train_step_state *s, const data_batch *b, uint64_t step, detr_train_queries *tq) {
+    size_t B = b->B, K1 = s->model->o.num_classes + 1, d = (size_t)s->model->o.d, pad = 0;
+    for (size_t i = 0; i < B; i++) pad = CD_MAX(pad, b->targets[i].n);
+    size_t G = (size_t)s->dn_groups, n = B * G * pad;
+    float *label = tq_buf(s, TQ_DN_LABEL, n * K1), *code = tq_buf(s, TQ_DN_BOX, n * d);
+    memset(label, 0, n * K1 * sizeof *label);
+    memset(code, 0, n * d * sizeof *code);
+    for (size_t i = 0; i < B; i++) {
+        uint64_t r = s->seed * 0x9E3779B97F4A7C15ULL ^ (step + 1) * 0xD1B54A32D192ED03ULL ^ (i + 1) * 0x2545F4914F6CDD1DULL;
+        const data_target *t = &b->targets[i];
+        for (size_t g = 0; g < G; g++)
+            for (size_t k = 0; k < t->n; k++) {
+                size_t row = (i * G + g) * pad + k;
+                int lab = t->labels[k];
+                if (cd_rng_uniform(&r) < s->dn_label_noise) lab = (int)(cd_rng_uniform(&r) * (double)(K1 - 1)) % (int)(K1 - 1);
+                label[row * K1 + (size_t)lab] = 1.0f;
+                const float *bx = t->boxes + 4 * k;
+                float nb[4];
+                for (int c = 0; c < 4; c++) {
+                    double u = 2.0 * cd_rng_uniform(&r) - 1.0;
+                    double v = bx[c] + u * (c < 2 ? 0.5 * bx[c + 2] : bx[c]) * s->dn_box_noise;
+                    nb[c] = (float)CD_MIN(CD_MAX(v, 0.0), 1.0);
+                }
+                detr_box_sine(code + row * d, nb, d);
+            }
+    }
+    s->dn_pad = pad;
+    tq->dn_groups = pad ? s->dn_groups : 0;
+    tq->dn_pad = pad;
+    tq->dn_label = label;
+    tq->dn_box = code;
+}
+
+/* The loss of a forward with training queries: the (L, B, G*Q + Gd*pad, ...)
+ * outputs are split into the matching groups, scored as B*G images (one-to-one
+ * matching per group, the terms averaged over the groups as their box count is
+ * G times the batch's), and the denoising groups, scored as B*Gd images with
+ * fixed matching; cr gets their sum and dlogits/dboxes the joined gradient. */
+static int train_queries_loss(train_step_state *s, const detr_train_queries *tq, size_t B) {
+    const detr_out *o = &s->out;
+    size_t L = o->L, Lq = o->Q, K1 = o->K1, Q = (size_t)s->model->o.num_queries;
+    size_t G = (size_t)CD_MAX(tq->groups, 1), Gd = (size_t)tq->dn_groups, pad = tq->dn_pad, nm = G * Q, nd = Gd * pad;
+    size_t nmax = L * B * Lq * CD_MAX(K1, (size_t)4);   /* room for any of the split arrays */
+    float *ml = tq_buf(s, TQ_ML, nmax), *mb = tq_buf(s, TQ_MB, nmax), *dml = tq_buf(s, TQ_DML, nmax);
+    float *dmb = tq_buf(s, TQ_DMB, nmax), *dl = tq_buf(s, TQ_DL, nmax), *db = tq_buf(s, TQ_DB, nmax);
+    float *ddl = tq_buf(s, TQ_DDL, nmax), *ddb = tq_buf(s, TQ_DDB, nmax);
+    size_t nt = B * CD_MAX(G, Gd);
+    if (nt > s->tq.cap_t || !s->tq.mt) {
+        s->tq.cap_t = nt;
+        s->tq.mt = cd_xrealloc(s->tq.mt, nt * sizeof *s->tq.mt);
+        s->tq.dt = cd_xrealloc(s->tq.dt, nt * sizeof *s->tq.dt);
+    }
+    for (size_t l = 0; l < L; l++)
+        for (size_t i = 0; i < B; i++) {
+            size_t src = (l * B + i) * Lq;
+            memcpy(ml + (l * B + i) * nm * K1, s->logits + src * K1, nm * K1 * sizeof(float));
+            memcpy(mb + (l * B + i) * nm * 4, s->boxes + src * 4, nm * 4 * sizeof(float));
+            if (nd) {
+                memcpy(dl + (l * B + i) * nd * K1, s->logits + (src + nm) * K1, nd * K1 * sizeof(float));
+                memcpy(db + (l * B + i) * nd * 4, s->boxes + (src + nm) * 4, nd * 4 * sizeof(float));
+            }
+        }
+    for (size_t i = 0; i < B; i++) {
+        for (size_t g = 0; g < G; g++) s->tq.mt[i * G + g] = s->targets[i];
+        for (size_t g = 0; g < Gd; g++) s->tq.dt[i * Gd + g] = s->targets[i];
+    }
+    if (criterion_loss(&s->cr_match, dml, dmb, ml, mb, s->tq.mt, L, B * G, Q, K1, &s->crit) < 0)
+        return -1;
+    double total = s->cr_match.total;
+    if (nd) {
+        if (criterion_loss(&s->cr_dn, ddl, ddb, dl, db, s->tq.dt, L, B * Gd, pad, K1,
+                           &s->crit_dn) < 0)
+            return -1;
+        total += s->cr_dn.total;
+    }
+    for (size_t l = 0; l < L; l++)
+        for (size_t i = 0; i < B; i++) {
+            size_t dst = (l * B + i) * Lq;
+            memcpy(s->dlogits + dst * K1, dml + (l * B + i) * nm * K1, nm * K1 * sizeof(float));
+            memcpy(s->dboxes + dst * 4, dmb + (l * B + i) * nm * 4, nm * 4 * sizeof(float));
+            if (nd) {
+                memcpy(s->dlogits + (dst + nm) * K1, ddl + (l * B + i) * nd * K1, nd * K1 * sizeof(float));
+                memcpy(s->dboxes + (dst + nm) * 4, ddb + (l * B + i) * nd * 4, nd * 4 * sizeof(float));
+            }
+        }
+    /* cr: the matching terms (what the log shows per term), the total of both */
+    criterion_result keep = s->cr;
+    s->cr = s->cr_match;
+    s->cr_match = keep;
+    s->cr.total = total;
+    return 0;
+}
+
 int train_step(train_step_state *s, const data_batch *b, uint64_t step, const double lr[2]) {
     nn_ctx *ctx = s->ctx;
     size_t B = b->B, H = b->H, W = b->W;
@@ -105,7 +224,10 @@ int train_step(train_step_state *s, const data_batch *b, uint64_t step, const do
         s->mask = cd_xrealloc(s->mask, s->cap_m * sizeof *s->mask);
     }
     for (size_t i = 0; i < B * H * W; i++) s->mask[i] = b->mask[i];
-    detr_forward(s->model, ctx, b->images, s->mask, B, H, W, &s->out);
+    detr_train_queries tq = {s->query_groups, 0, 0, NULL, NULL};
+    if (s->dn_groups > 0) make_dn_queries(s, b, step, &tq);
+    int with_tq = tq.groups > 1 || tq.dn_groups > 0;
+    detr_forward_train(s->model, ctx, b->images, s->mask, B, H, W, with_tq ? &tq : NULL, &s->out);
     t = phase_end(s, STEP_FORWARD, t);
 
     const detr_out *o = &s->out;
@@ -119,9 +241,20 @@ int train_step(train_step_state *s, const data_batch *b, uint64_t step, const do
     read_decoder_outputs(ctx->dev, o, s->logits, s->boxes);
     for (size_t i = 0; i < B; i++)
         s->targets[i] = (criterion_target){b->targets[i].labels, b->targets[i].boxes, b->targets[i].n};
-    criterion_opts crit = s->crit;
-    if (s->world > 1) crit.num_boxes = s->num_boxes;     /* the whole global batch's (docs/parallel.md §2) */
-    if (criterion_loss(&s->cr, s->dlogits, s->dboxes, s->logits, s->boxes, s->targets, L, B, Q, K1, &crit) < 0)
+    /* a job: the targets of the whole global batch normalise the box terms (docs/parallel.md §2); the G
+     * matching groups and the Gd denoising groups are scored as B*G and B*Gd images, so count them G and Gd
+     * times, as one process does */
+    double own = s->crit.num_boxes, own_dn = s->crit_dn.num_boxes;
+    if (s->world > 1) {
+        s->crit.num_boxes = CD_MAX(1.0, s->num_boxes * (with_tq ? CD_MAX(tq.groups, 1) : 1));
+        s->crit_dn.num_boxes = CD_MAX(1.0, s->num_boxes * (with_tq ? tq.dn_groups : 0));
+    }
+    int rc = with_tq ? train_queries_loss(s, &tq, B)
+                     : criterion_loss(&s->cr, s->dlogits, s->dboxes, s->logits, s->boxes, s->targets, L, B, Q, K1,
+                                      &s->crit);
+    s->crit.num_boxes = own;          /* (validation uses crit too, with its own batches' counts) */
+    s->crit_dn.num_boxes = own_dn;
+    if (rc < 0)
         return -1;
     if (!isfinite(s->cr.total)) return cd_seterr("the loss is %g", s->cr.total);
     for (size_t l = s->crit.aux_loss ? 0 : L - 1; l < L; l++) {

@@ -721,7 +721,7 @@ static int agree(trainer *t, int got, const data_batch *b) {
                          t->step, t->epoch + 1, got == 1 ? t->world - v[0] : v[0], t->world,
                          got == 1 ? "have none" : "have one");
     t->stop_agreed = v[1] > 0;
-    t->st.num_boxes = CD_MAX(1.0, v[2] / t->world);
+    t->st.num_boxes = v[2] / t->world;        /* (the step clamps it at 1 after counting its groups) */
     t->job_images = v[3];
     return 0;
 }
@@ -874,6 +874,19 @@ int train_run(const train_args *a) {
     else
         say(t, "data: %zu train / %zu val images, batch %d, %zu steps per epoch, %ld steps in all",
             data_size(t->train_ds), data_size(t->val_ds), t->cfg.train.batch_size, per_epoch, total_steps);
+    const config_train *ct = &t->cfg.train;
+    if (ct->query_groups > 1 || ct->dn_groups > 0) {
+        char gr[96] = "off", dn[160] = "off";
+        if (ct->query_groups > 1)
+            snprintf(gr, sizeof gr, "%d groups of %d queries (the first kept for inference)", ct->query_groups,
+                     mo.num_queries);
+        if (ct->dn_groups > 0)
+            snprintf(dn, sizeof dn, "%d groups (box noise %g, label noise %g)", ct->dn_groups, ct->dn_box_noise,
+                     ct->dn_label_noise);
+        say(t, "training-only accelerators: query groups %s; denoising queries %s", gr, dn);
+    } else {
+        say(t, "training-only accelerators: none (plain DETR: train.query_groups = 1, train.dn_groups = 0)");
+    }
     if (a->resume_dir)
         say(t, "continuing at step %ld (epoch %ld, batch %ld, %.0f s into the run)", t->step, t->epoch + 1,
             t->batch_in_epoch, t->elapsed0);

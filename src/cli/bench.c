@@ -180,6 +180,9 @@ int cmd_bench(int argc, char **argv) {
                        p + 1 < STEP_N_PHASES ? ", " : "\n");
         }
         if (real) printf("  waiting for the loader: %.1f ms per step (not in the step time)\n", 1e3 * t_wait / steps);
+        double gf = (ctx.flops_fw + ctx.flops_bw) * 1e-9;    /* the last step's */
+        printf("arithmetic: %.1f GFLOP per step in matrix ops (forward %.1f, backward %.1f): %.1f GFLOP/s at the "
+               "median step\n", gf, ctx.flops_fw * 1e-9, ctx.flops_bw * 1e-9, gf / med);
         if (profile) {
             double mib = 1.0 / 1048576.0;
             printf("\nmemory: activations + their gradients %.1f MiB (arena), parameters+grads+Adam %.1f MiB, "
@@ -191,6 +194,14 @@ int cmd_bench(int argc, char **argv) {
             for (int i = 0; i < dev->n_profile; i++) dev_ms += dev->profile[i].ms;
             printf("device time %.1f ms per step = %.0f%% of the step (the rest: launches, host work, waits); "
                    "gemm_* events are CLBlast's main kernel only\n", dev_ms / steps, 100 * dev_ms / (1e3 * t_timed));
+            double mm_ms = 0;
+            for (int i = 0; i < dev->n_profile; i++)
+                if (!strncmp(dev->profile[i].name, "gemm", 4) || !strncmp(dev->profile[i].name, "bmm_small", 9))
+                    mm_ms += dev->profile[i].ms;
+            if (mm_ms > 0)
+                printf("matrix kernels (gemm_*, bmm_small_*): %.1f ms per step, %.0f GFLOP/s on the matrix ops' "
+                       "arithmetic (im2col and CLBlast's copies not counted as their time)\n", mm_ms / steps,
+                       gf / (mm_ms / steps * 1e-3));
         }
     }
     free(t_steps);

@@ -81,6 +81,8 @@ int cmd_summary(int argc, char **argv) {
            mem.W, mem.Hf, mem.Wf, mem.Hf * mem.Wf);
     printf("  activations %.1f MiB, activation gradients %.1f MiB, parameters+grads+Adam %.1f MiB\n",
            mem.activations * mib, mem.activation_grads * mib, mem.params * mib);
+    printf("  arithmetic %.1f GFLOP in matrix ops (linear, conv, attention products): forward %.1f, backward %.1f\n",
+           (mem.flops_fw + mem.flops_bw) * 1e-9, mem.flops_fw * 1e-9, mem.flops_bw * 1e-9);
     detr_free(&m, dev);
     cd_close(dev);
     return 0;

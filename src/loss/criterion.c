@@ -18,6 +18,7 @@ void criterion_opts_default(criterion_opts *opt) {
     opt->cost.cost_bbox = 5;
     opt->cost.cost_giou = 2;
     opt->aux_loss = 1;
+    opt->fixed_match = 0;
     opt->num_boxes = 0;
 }
 
@@ -123,6 +124,16 @@ static int layer_loss(criterion_result *res, size_t *mpos, float *dlogits, float
         size_t T = t->n, start = *mpos;
         res->match_start[l * B + b] = start;
         if (T == 0) continue;
+        if (opt->fixed_match) {
+            size_t n = CD_MIN(Q, T);
+            for (size_t k = 0; k < n; k++) {
+                res->match_query[start + k] = k;
+                res->match_target[start + k] = k;
+                tclass[b * Q + k] = t->labels[k];
+            }
+            *mpos = start + n;
+            continue;
+        }
         matcher_detr_cost(cost, prob + b * Q * K1, pbox + b * Q * 4, t->labels, tbox + 4 * tstart[b],
                           Q, K1, T, &opt->cost);
         /* Inputs were checked finite, so a non-finite cost means an overflow;
@@ -139,18 +150,20 @@ static int layer_loss(criterion_result *res, size_t *mpos, float *dlogits, float
         *mpos = start + n;
     }
 
-    /* classification: weighted mean CE over all B*Q queries */
-    double wsum = 0, ce = 0;
+    /* classification: weighted mean CE over all B*Q queries (fixed matching:
+     * over the queries that answer a target; padding weighs 0) */
+    double eos_w = opt->fixed_match ? 0.0 : opt->eos_coef, wsum = 0, ce = 0;
     for (size_t bq = 0; bq < B * Q; bq++) {
-        double w = tclass[bq] == (int)K ? opt->eos_coef : 1.0;
+        double w = tclass[bq] == (int)K ? eos_w : 1.0;
         const float *z = logits + (l * B * Q + bq) * K1;
         wsum += w;
         ce += w * (lse[bq] - (double)z[tclass[bq]]);   /* -log p[y], exact even when p[y] underflows */
     }
+    if (wsum == 0) wsum = 1;     /* fixed matching without targets: no term */
     lt->loss_ce = ce / wsum;
     if (dlogits) {
         for (size_t bq = 0; bq < B * Q; bq++) {
-            double w = tclass[bq] == (int)K ? opt->eos_coef : 1.0, g = opt->w_ce * w / wsum;
+            double w = tclass[bq] == (int)K ? eos_w : 1.0, g = opt->w_ce * w / wsum;
             float *dz = dlogits + (l * B * Q + bq) * K1;
             const double *p = prob + bq * K1;
             for (size_t k = 0; k < K1; k++)

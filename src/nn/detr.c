@@ -93,7 +93,7 @@ static void init_params(detr_model *m, uint64_t seed) {
             } else {
                 fill_const(ps, i, 0.0f);
             }
-        } else if (!strcmp(nm, "query_embed.weight")) {
+        } else if (!strcmp(nm, "query_embed.weight") || !strcmp(nm, "query_embed_groups.weight")) {
             fill_normal(ps, i, 1.0, &r);
         } else if (!strncmp(nm, "backbone.1.", 11)) {   /* learned PE tables: U[0,1) */
             float *x = nn_param_host(ps, i);
@@ -115,6 +115,10 @@ int detr_build(detr_model *m, const detr_opts *o, cd_device *dev, uint64_t seed)
         return cd_seterr("model.enc_layers must be 0..%d and model.dec_layers 1..%d", DETR_MAX_LAYERS, DETR_MAX_LAYERS);
     if (o->num_queries < 1 || o->num_classes < 1 || o->dim_ff < 1)
         return cd_seterr("model.num_queries, model.num_classes and model.dim_feedforward must be >= 1");
+    if (o->query_groups < 0 || o->query_groups > 64)
+        return cd_seterr("train.query_groups must be 1..64 (1 = off), got %d", o->query_groups);
+    if (o->dn && o->d % 8)
+        return cd_seterr("denoising queries need model.hidden_dim divisible by 8 (the box code), got %d", o->d);
     nn_params *ps = &m->params;
     size_t d = (size_t)o->d, ff = (size_t)o->dim_ff;
     char pfx[96];
@@ -146,6 +150,14 @@ int detr_build(detr_model *m, const detr_opts *o, cd_device *dev, uint64_t seed)
         snprintf(n, sizeof n, "bbox_embed.layers.%d.bias", k);   m->bbox_b[k] = add(ps, n, 1, out, 0);
     }
     m->query_embed = add(ps, "query_embed.weight", 2, (size_t)o->num_queries, d);
+    m->query_embed_groups = m->dn_label_w = m->dn_box_w[0] = m->dn_box_w[1] = -1;
+    if (o->query_groups > 1)    /* right after query_embed: nn_weight_stack takes both as one */
+        m->query_embed_groups = add(ps, "query_embed_groups.weight", 2, (size_t)(o->query_groups - 1) * (size_t)o->num_queries, d);
+    if (o->dn) {
+        m->dn_label_w = add(ps, "dn_label_embed.weight", 2, d, K1);
+        m->dn_box_w[0] = add(ps, "dn_box_embed.layers.0.weight", 2, d, d);
+        m->dn_box_w[1] = add(ps, "dn_box_embed.layers.1.weight", 2, d, d);
+    }
     m->row_embed = m->col_embed = -1;
     if (detr_declare_backbone(m) < 0) { detr_free(m, NULL); return -1; }
     m->proj_w = nn_param_add(ps, "input_proj.weight", NN_GROUP_REST, 1, 0, 4, d, m->backbone_channels, 1, 1);
@@ -193,9 +205,10 @@ void detr_count(const detr_model *m, size_t *all, size_t *trainable) {
 /* ---- forward ----------------------------------------------------------------- */
 
 /* Multi-head attention as nn.MultiheadAttention (batch-first here):
- * q_in (B, Lq, d), k_in and v_in (B, Lk, d), mask (B, Lk) or NULL -> (B, Lq, d) */
+ * q_in (B, Lq, d), k_in and v_in (B, Lk, d), mask (B, Lk) or NULL, attn_bias
+ * (Lq, Lk) added to every head's scores (attn_mask) or NULL -> (B, Lq, d) */
 static nn_tensor *mha(detr_model *m, nn_ctx *ctx, const detr_mha *a, nn_tensor *q_in, nn_tensor *k_in,
-                      nn_tensor *v_in, nn_tensor *mask) {
+                      nn_tensor *v_in, nn_tensor *mask, nn_tensor *attn_bias) {
     size_t d = (size_t)m->o.d, NH = (size_t)m->o.nheads, hd = d / NH;
     static const int to_heads[4] = {0, 2, 1, 3};
     nn_tensor *qkv[3] = {q_in, k_in, v_in};
@@ -206,6 +219,11 @@ static nn_tensor *mha(detr_model *m, nn_ctx *ctx, const detr_mha *a, nn_tensor *
         qkv[i] = nn_permute(ctx, nn_view(ctx, t, 4, (size_t[]){t->dims[0], t->dims[1], NH, hd}), to_heads);
     }
     nn_tensor *s = nn_bmm(ctx, qkv[0], qkv[1], 0, 1);                  /* (B, NH, Lq, Lk) */
+    if (attn_bias) {        /* the bias is scaled with the scores: DETR_MASKED stays far below any score */
+        size_t sd[4] = {s->dims[0], s->dims[1], s->dims[2], s->dims[3]};
+        s = nn_add_channels(ctx, nn_view(ctx, s, 3, (size_t[]){sd[0] * sd[1], sd[2], sd[3]}), attn_bias);
+        s = nn_view(ctx, s, 4, sd);
+    }
     nn_tensor *p = nn_softmax(ctx, s, mask, 1.0f / sqrtf((float)hd));
     p = nn_dropout(ctx, p, m->o.dropout);
     nn_tensor *o = nn_permute(ctx, nn_bmm(ctx, p, qkv[2], 0, 0), to_heads);   /* (B, Lq, NH, hd) */
@@ -233,28 +251,29 @@ static nn_tensor *encoder_layer(detr_model *m, nn_ctx *ctx, const detr_tlayer *t
                                 nn_tensor *pos, nn_tensor *mask, nn_tensor **ffn_hidden) {
     if (!m->o.pre_norm) {
         nn_tensor *q = nn_add(ctx, src, pos);
-        src = norm(ctx, t, 0, residual(m, ctx, src, mha(m, ctx, &t->self_attn, q, q, src, mask)));
+        src = norm(ctx, t, 0, residual(m, ctx, src, mha(m, ctx, &t->self_attn, q, q, src, mask, NULL)));
         return norm(ctx, t, 1, residual(m, ctx, src, ffn(m, ctx, t, src, ffn_hidden)));
     }
     nn_tensor *s2 = norm(ctx, t, 0, src);
     nn_tensor *q = nn_add(ctx, s2, pos);
-    src = residual(m, ctx, src, mha(m, ctx, &t->self_attn, q, q, s2, mask));
+    src = residual(m, ctx, src, mha(m, ctx, &t->self_attn, q, q, s2, mask, NULL));
     return residual(m, ctx, src, ffn(m, ctx, t, norm(ctx, t, 1, src), ffn_hidden));
 }
 
-/* tgt (B, Q, d), qpos (Q, d), memory and mem_pos (B, S, d), mask (B, S). The
- * three sublayers (self-attention, cross-attention, FFN) each add a residual;
- * post-norm normalizes after it, pre-norm the sublayer's input. */
+/* tgt (B, Q, d), qpos (Q, d) or per image (B, Q, d), memory and mem_pos
+ * (B, S, d), mask (B, S), self_bias (Q, Q) or NULL. The three sublayers
+ * (self-attention, cross-attention, FFN) each add a residual; post-norm
+ * normalizes after it, pre-norm the sublayer's input. */
 static nn_tensor *decoder_layer(detr_model *m, nn_ctx *ctx, const detr_tlayer *t, nn_tensor *tgt,
                                 nn_tensor *qpos, nn_tensor *memory, nn_tensor *mem_pos, nn_tensor *mask,
-                                nn_tensor **ffn_hidden) {
+                                nn_tensor *self_bias, nn_tensor **ffn_hidden) {
     int pre = m->o.pre_norm;
     for (int k = 0; k < 3; k++) {
         nn_tensor *x = pre ? norm(ctx, t, k, tgt) : tgt, *branch;
         if (k < 2) {
-            nn_tensor *q = nn_add_channels(ctx, x, qpos);
-            branch = k == 0 ? mha(m, ctx, &t->self_attn, q, q, x, NULL)
-                            : mha(m, ctx, &t->cross_attn, q, mem_pos, memory, mask);
+            nn_tensor *q = qpos->ndim == 3 ? nn_add(ctx, x, qpos) : nn_add_channels(ctx, x, qpos);
+            branch = k == 0 ? mha(m, ctx, &t->self_attn, q, q, x, NULL, self_bias)
+                            : mha(m, ctx, &t->cross_attn, q, mem_pos, memory, mask, NULL);
         } else {
             branch = ffn(m, ctx, t, x, ffn_hidden);
         }
@@ -264,14 +283,77 @@ static nn_tensor *decoder_layer(detr_model *m, nn_ctx *ctx, const detr_tlayer *t
     return tgt;
 }
 
+int detr_param_training_only(const char *name) {
+    return !strncmp(name, "query_embed_groups.", 19) || !strncmp(name, "dn_", 3);
+}
+
+void detr_train_attn_mask(float *bias, size_t Q, int groups, int dn_groups, size_t dn_pad) {
+    size_t nm = (size_t)groups * Q, L = nm + (size_t)dn_groups * dn_pad;
+    for (size_t i = 0; i < L; i++)
+        for (size_t j = 0; j < L; j++) {
+            int see;
+            if (i < nm) see = j < nm && i / Q == j / Q;                 /* a matching query: its own group */
+            else see = j < nm || (j - nm) / dn_pad == (i - nm) / dn_pad; /* denoising: matching + own group */
+            bias[i * L + j] = see ? 0.0f : DETR_MASKED;
+        }
+}
+
+/* The decoder's input for training queries: tgt (B, L, d) and qpos (L, d) or
+ * (B, L, d), and the self-attention bias (L, L). */
+static void train_queries(detr_model *m, nn_ctx *ctx, size_t B, const detr_train_queries *tq, nn_tensor **tgt,
+                          nn_tensor **qpos, nn_tensor **bias) {
+    size_t d = (size_t)m->o.d, Q = (size_t)m->o.num_queries, K1 = (size_t)m->o.num_classes + 1;
+    size_t G = (size_t)tq->groups, nm = G * Q, nd = (size_t)tq->dn_groups * tq->dn_pad, L = nm + nd;
+    nn_tensor *qemb = G > 1 ? nn_weight_stack(ctx, m->query_embed, m->query_embed_groups) : nn_weight(ctx, m->query_embed);
+    if (G > 1) qemb->dims[0] = nm;      /* the groups in use */
+    qemb->n = nm * d;
+    float *mask = cd_xmalloc(L * L * sizeof *mask);
+    detr_train_attn_mask(mask, Q, tq->groups, tq->dn_groups, tq->dn_pad);
+    *bias = nn_name(nn_input(ctx, mask, 2, (size_t[]){L, L}), "decoder self-attention mask");
+    free(mask);
+    if (!nd) {
+        *tgt = nn_fill(ctx, 0.0f, 3, (size_t[]){B, L, d});
+        *qpos = qemb;
+        return;
+    }
+    /* denoising: the content is the noised label's embedding (0 for matching
+     * queries: their rows of dn_label are absent), the position the box MLP on
+     * the box's sine code plus, for matching queries, their learned embedding */
+    float *lab = cd_xcalloc(B * L * K1, sizeof *lab), *box = cd_xcalloc(B * L * d, sizeof *box);
+    float *sel = cd_xcalloc(L * nm, sizeof *sel);
+    for (size_t b = 0; b < B; b++) {
+        memcpy(lab + (b * L + nm) * K1, tq->dn_label + b * nd * K1, nd * K1 * sizeof *lab);
+        memcpy(box + (b * L + nm) * d, tq->dn_box + b * nd * d, nd * d * sizeof *box);
+    }
+    for (size_t i = 0; i < nm; i++) sel[i * nm + i] = 1.0f;
+    nn_tensor *tl = nn_name(nn_input(ctx, lab, 3, (size_t[]){B, L, K1}), "denoising labels");
+    nn_tensor *tb = nn_name(nn_input(ctx, box, 3, (size_t[]){B, L, d}), "denoising boxes");
+    nn_tensor *ts = nn_input(ctx, sel, 3, (size_t[]){1, L, nm});
+    free(lab); free(box); free(sel);
+    *tgt = nn_linear(ctx, tl, m->dn_label_w, -1);
+    nn_tensor *pb = nn_linear(ctx, nn_relu(ctx, nn_linear(ctx, tb, m->dn_box_w[0], -1)), m->dn_box_w[1], -1);
+    nn_tensor *pq = nn_bmm(ctx, ts, nn_view(ctx, qemb, 3, (size_t[]){1, nm, d}), 0, 0);    /* (1, L, d) */
+    *qpos = nn_add_channels(ctx, pb, nn_view(ctx, pq, 2, (size_t[]){L, d}));
+}
+
 void detr_forward(detr_model *m, nn_ctx *ctx, const float *images, const float *mask,
                   size_t B, size_t H, size_t W, detr_out *out) {
+    detr_forward_train(m, ctx, images, mask, B, H, W, NULL, out);
+}
+
+void detr_forward_train(detr_model *m, nn_ctx *ctx, const float *images, const float *mask,
+                        size_t B, size_t H, size_t W, const detr_train_queries *tq, detr_out *out) {
     const detr_opts *o = &m->o;
     size_t d = (size_t)o->d, Q = (size_t)o->num_queries, K1 = (size_t)o->num_classes + 1;
+    if (tq && tq->groups <= 1 && tq->dn_groups <= 0) tq = NULL;    /* DETR's own forward */
+    if (tq && (tq->groups > CD_MAX(o->query_groups, 1) || (tq->dn_groups > 0 && !o->dn)))
+        cd_fatal("detr_forward_train: %d query groups and %d denoising groups asked of a model built with %d and %s",
+                 tq->groups, tq->dn_groups, o->query_groups, o->dn ? "denoising" : "no denoising");
     memset(out, 0, sizeof *out);
     nn_tensor *x = nn_name(nn_input(ctx, images, 4, (size_t[]){B, 3, H, W}), "images");
     out->features = nn_name(detr_backbone_forward(m, ctx, x, out->stage_out), "features");
     size_t Hf = out->features->dims[2], Wf = out->features->dims[3], S = Hf * Wf;
+    if (tq) Q = (size_t)CD_MAX(tq->groups, 1) * Q + (size_t)CD_MAX(tq->dn_groups, 0) * tq->dn_pad;
     out->B = B; out->Hf = Hf; out->Wf = Wf; out->S = S; out->Q = Q; out->K1 = K1;
     out->L = (size_t)o->dec_layers;
 
@@ -298,11 +380,16 @@ void detr_forward(detr_model *m, nn_ctx *ctx, const float *images, const float *
     out->memory = nn_name(src, "memory");
 
     nn_tensor *mem_pos = nn_add(ctx, out->memory, out->pos);
-    nn_tensor *qpos = nn_weight(ctx, m->query_embed);
-    nn_tensor *tgt = nn_fill(ctx, 0.0f, 3, (size_t[]){B, Q, d});
+    nn_tensor *qpos, *tgt, *self_bias = NULL;
+    if (tq) {
+        train_queries(m, ctx, B, tq, &tgt, &qpos, &self_bias);
+    } else {
+        qpos = nn_weight(ctx, m->query_embed);
+        tgt = nn_fill(ctx, 0.0f, 3, (size_t[]){B, Q, d});
+    }
     for (int l = 0; l < o->dec_layers; l++) {
         tgt = out->dec_out[l] = decoder_layer(m, ctx, &m->dec[l], tgt, qpos, out->memory, mem_pos, out->mask,
-                                              &out->dec_ffn[l]);
+                                              self_bias, &out->dec_ffn[l]);
         nn_tensor *hs = out->hs[l] = nn_layernorm(ctx, tgt, m->dec_norm_w, m->dec_norm_b);
         out->logits[l] = nn_linear(ctx, hs, m->class_w, m->class_b);
         nn_tensor *h = nn_relu(ctx, nn_linear(ctx, hs, m->bbox_w[0], m->bbox_b[0]));

@@ -64,6 +64,13 @@ static nn_tensor *run(nn_ctx *ctx, nn_node *nd) {
 
 static int needs(const nn_tensor *t) { return t && t->requires_grad; }
 
+/* A matrix op's arithmetic: f in the forward, f again for each input of a
+ * recorded op whose gradient the backward computes. */
+static void count_flops(nn_ctx *ctx, double f, const nn_tensor *a, const nn_tensor *b) {
+    ctx->flops_fw += f;
+    if (ctx->record) ctx->flops_bw += f * (needs(a) + needs(b));
+}
+
 /* Gradient buffer of t for an op that can only add (+=): zeroed when it is
  * the first gradient t receives. */
 static cd_mem grad_for_add(nn_ctx *ctx, nn_tensor *t) {
@@ -216,6 +223,7 @@ static nn_tensor *linear(nn_ctx *ctx, nn_tensor *x, nn_tensor *wt, nn_tensor *bt
     size_t dims[NN_MAX_DIMS];
     memcpy(dims, x->dims, sizeof dims);
     dims[x->ndim - 1] = OUT;
+    count_flops(ctx, 2.0 * (double)(x->n / IN) * (double)IN * (double)OUT, x, wt);
     nn_node nd = {.what = "linear", .forward = linear_fw, .backward = linear_bw, .out = nn_new(ctx, x->ndim, dims),
                   .in = {x, wt, bt}, .a.linear = {x->n / IN, IN, OUT}};
     return run(ctx, &nd);
@@ -250,6 +258,7 @@ nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, int w, int b, size_t stride, siz
     conv_shape s = {x->dims[0], x->dims[1], x->dims[2], x->dims[3], wt->dims[0], wt->dims[2], wt->dims[3],
                     stride, pad, dil};
     size_t dims[4] = {s.B, s.K, conv_out_h(&s), conv_out_w(&s)};
+    count_flops(ctx, 2.0 * (double)(s.B * s.K * dims[2] * dims[3]) * (double)(s.C * s.R * s.S), x, wt);
     nn_node nd = {.what = "conv2d", .forward = conv_fw, .backward = conv_bw, .out = nn_new(ctx, 4, dims),
                   .in = {x, wt, bt}, .a.conv = s};
     return run(ctx, &nd);
@@ -429,6 +438,7 @@ nn_tensor *nn_bmm(nn_ctx *ctx, nn_tensor *A, nn_tensor *B, int ta, int tb) {
     memcpy(dims, A->dims, sizeof dims);
     dims[na - 2] = M;
     dims[na - 1] = N;
+    count_flops(ctx, 2.0 * (double)prod(A->dims, na - 2) * (double)M * (double)N * (double)K, A, B);
     nn_node nd = {.what = "bmm", .forward = bmm_fw, .backward = bmm_bw, .out = nn_new(ctx, na, dims), .in = {A, B},
                   .a.bmm = {prod(A->dims, na - 2), M, N, K, ta, tb}};
     return run(ctx, &nd);

@@ -50,3 +50,16 @@ void detr_sine_pos(float *pos, const float *mask_f, size_t B, size_t Hf, size_t 
     }
     free(ye); free(xe); free(dim_t);
 }
+
+/* The denoising queries' box code: the image encoding's formula on each of the
+ * box's four coordinates (already in [0, 1], times 2 pi), d/4 channels each. */
+void detr_box_sine(float *out, const float *box, size_t d) {
+    const size_t F = d / 4;
+    for (int c = 0; c < 4; c++) {
+        float v = box[c] * 2.0f * (float)M_PI;
+        for (size_t k = 0; k < F; k++) {
+            float t = v / powf(10000.0f, (float)(2 * (k / 2)) / (float)F);
+            out[c * F + k] = (k % 2 == 0) ? sinf(t) : cosf(t);
+        }
+    }
+}

@@ -73,6 +73,7 @@ void nn_ctx_reset(nn_ctx *ctx) {
     ctx->n_nodes = 0;
     ctx->dropout_site = 0;
     ctx->dry_act = ctx->dry_grad = 0;
+    ctx->flops_fw = ctx->flops_bw = 0;
 }
 
 size_t nn_ctx_bytes(const nn_ctx *ctx) { return arena_bytes(&ctx->act) + arena_bytes(&ctx->grads); }
@@ -146,6 +147,19 @@ nn_tensor *nn_weight(nn_ctx *ctx, int i) {
     t->param = i;
     t->requires_grad = p->trainable && ctx->record;
     if (p->trainable) t->grad = cd_at(ps->grad, p->off);
+    return t;
+}
+
+nn_tensor *nn_weight_stack(nn_ctx *ctx, int i, int j) {
+    nn_params *ps = ctx->params;
+    const nn_param *a = &ps->p[i], *b = &ps->p[j];
+    if (a->ndim != 2 || b->ndim != 2 || a->shape[1] != b->shape[1] || b->off != a->off + a->n ||
+        a->trainable != b->trainable)
+        cd_fatal("nn_weight_stack: %s and %s are not adjacent matrices of one width in the parameter buffer",
+                 a->name, b->name);
+    nn_tensor *t = nn_weight(ctx, i);
+    t->dims[0] += b->shape[0];
+    t->n += b->n;
     return t;
 }
 

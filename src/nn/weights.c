@@ -232,7 +232,7 @@ int weights_load_file(detr_model *m, cd_device *dev, const st_file *f, const wei
             for (int d = 1; same_rest && d < p->ndim; d++) same_rest = (size_t)t->shape[d] == p->shape[d];
             if (same_rest) e->status = P_CLASS_HEAD;
         }
-        n_missing += e->status == P_MISSING;
+        n_missing += e->status == P_MISSING && !detr_param_training_only(p->name);   /* those keep their init */
         n_backbone_missing += e->status == P_MISSING && is_backbone(p->name);
         n_shape += e->status == P_SHAPE;
         n_class += e->status == P_CLASS_HEAD;
@@ -382,7 +382,7 @@ static const char *hf_unmappable(const detr_model *m, const char **why) {
     const nn_params *ps = &m->params;
     src_names s;
     for (int i = 0; i < ps->n; i++)
-        if (map_name(WEIGHTS_NAMING_HF, ps->p[i].name, &s) < 0) {
+        if (!detr_param_training_only(ps->p[i].name) && map_name(WEIGHTS_NAMING_HF, ps->p[i].name, &s) < 0) {
             *why = starts(ps->p[i].name, "transformer.encoder.norm.")
                        ? "the final encoder norm of a pre-norm transformer (model.pre_norm = true) has no place in "
                          "HF's DetrForObjectDetection, which is post-norm only"
@@ -430,6 +430,7 @@ int weights_save(detr_model *m, cd_device *dev, const char *path, const weights_
     for (int i = 0; i < ps->n && rc == 0; i++) {
         const nn_param *p = &ps->p[i];
         src_names s;
+        if (detr_param_training_only(p->name)) continue;   /* DETR at inference: the accelerators stay behind */
         if (map_name(nm, p->name, &s) < 0) {   /* checked above */
             rc = cd_seterr("'%s' has no name in the file's naming", p->name);
             break;

@@ -32,15 +32,21 @@ static void make_data(void) {
     snprintf(ini, sizeof ini, "%s/tests/fixtures/tiny.ini", getenv("CLDETR_SOURCE_ROOT"));
 }
 
-/* Overfit the 4 training images with the library pieces directly. */
-static void test_overfit(void) {
+/* Overfit the 4 training images with the library pieces directly; with
+ * `accel`, with 3 query groups and 2 denoising groups in training, and DETR's
+ * own queries alone (detr_forward) checked after it. */
+static void test_overfit(int accel) {
     char root_set[300];
     snprintf(root_set, sizeof root_set, "data.root=%s", data_root);
-    const char *sets[] = {root_set, "model.dropout=0", "augment.hflip=0", "augment.scales=64"};
+    const char *sets[] = {root_set, "model.dropout=0", "augment.hflip=0", "augment.scales=64",
+                          accel ? "train.query_groups=3" : "train.query_groups=1",
+                          accel ? "train.dn_groups=2" : "train.dn_groups=0"};
     static t_step f;                         /* the step `cldetr train` runs, on 4 images */
-    if (t_step_open(&f, ini, sets, 4) < 0) return;
+    if (t_step_open(&f, ini, sets, 6) < 0) return;
     train_step_state *st = &f.st;
     criterion_opts_default(&st->crit);
+    st->crit_dn = st->crit;
+    st->crit_dn.fixed_match = 1;
     st->clip_max_norm = 1.0;
     const data_batch *bt = &f.batch;
     detr_model *m = &f.m;
@@ -55,9 +61,18 @@ static void test_overfit(void) {
         if (train_step(st, bt, (uint64_t)s, lr) < 0) { t_ok(0, "step %d: %s", s, cd_errbuf()); break; }
         if (s == 0) first = st->cr.total;
         last = st->cr.total;
+        if (s == 0 && accel) {
+            size_t pad = 0;
+            for (size_t b = 0; b < B; b++) pad = CD_MAX(pad, bt->targets[b].n);
+            t_ok(st->out.Q == 3 * Q + 2 * pad, "training forward: 3 groups of %zu + 2 denoising groups of %zu "
+                 "queries (%zu)", Q, pad, st->out.Q);
+            t_ok(st->cr_dn.total > 0, "the denoising loss is part of the total (%.4f of %.4f)", st->cr_dn.total,
+                 st->cr.total);
+        }
     }
     t_diag("%d steps in %.1f s", steps, cd_now() - t0);
-    t_ok(last < first / 10, "the loss falls by more than 10x overfitting 4 images: %.4f -> %.4f", first, last);
+    t_ok(last < first / 10, "%sthe loss falls by more than 10x overfitting 4 images: %.4f -> %.4f",
+         accel ? "query groups and denoising: " : "", first, last);
     /* the final layer's matched boxes, after one more forward (training mode: batch statistics) */
     nn_ctx_reset(ctx);
     detr_out out;
@@ -82,8 +97,8 @@ static void test_overfit(void) {
             n_match++;
         }
     }
-    t_ok(n_match > 0 && min_iou > 0.8, "every matched box (%zu) has IoU > 0.8 with its target (min %.3f)",
-         n_match, min_iou);
+    t_ok(n_match > 0 && min_iou > 0.8, "%severy matched box (%zu) of DETR's own queries has IoU > 0.8 with its "
+         "target (min %.3f)", accel ? "after training with the accelerators: " : "", n_match, min_iou);
     t_ok(cr.class_error < 1e-9, "every matched query predicts its class (class_error %.1f%%)", cr.class_error);
     criterion_result_free(&cr);
     t_step_close(&f);
@@ -206,7 +221,8 @@ done:
 
 int main(void) {
     make_data();
-    test_overfit();
+    test_overfit(0);
+    test_overfit(1);
     test_resume();
     test_resume_ranges();
     t_rmtree(dir);

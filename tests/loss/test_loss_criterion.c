@@ -51,7 +51,7 @@ static void test_fixture(void) {
             tg[b] = (criterion_target){labels + s, tboxes + 4 * s, (size_t)n[b]};
             s += (size_t)n[b];
         }
-        criterion_opts opt = {o[0], o[1], o[2], o[3], {o[4], o[5], o[6]}, (int)o[7], 0};
+        criterion_opts opt = {o[0], o[1], o[2], o[3], {o[4], o[5], o[6]}, (int)o[7], 0, 0};
         float *dl = cd_xmalloc(L * B * Q * K1 * sizeof *dl), *db = cd_xmalloc(L * B * Q * 4 * sizeof *db);
         memset(dl, 0x7f, L * B * Q * K1 * sizeof *dl);   /* garbage: every element must be written */
         memset(db, 0x7f, L * B * Q * 4 * sizeof *db);
@@ -118,7 +118,7 @@ static criterion_target f_tg[FB];
 
 /* A prediction near its target whose cxcywh coordinates and xyxy edges all
  * differ from the target's by >= 0.005: no |.|, max or min of the loss has a
- * kink within the finite-difference step. (x = 0 on entry: rejected.) */
+ * kink within the finite-difference step. */
 static int near_without_kinks(const float *x, const float *tb) {
     for (int c = 0; c < 4; c++) {
         if (fabsf(x[c] - tb[c]) < 0.005f) return 0;
@@ -129,7 +129,7 @@ static int near_without_kinks(const float *x, const float *tb) {
     return 1;
 }
 
-static void make_fd_batch(void) {
+static void make_fd_batch(int fixed) {
     t_seed(42);
     for (int i = 0; i < 6; i++) {
         f_tboxes[4 * i + 0] = (float)t_uniform(0.25, 0.75);
@@ -147,11 +147,12 @@ static void make_fd_batch(void) {
                 float *z = f_logits + ((l * FB + b) * FQ + q) * FK1, *x = f_boxes + ((l * FB + b) * FQ + q) * 4;
                 memset(x, 0, 4 * sizeof *x);
                 for (size_t c = 0; c < FK1; c++) z[c] = (float)t_uniform(-1.5, 1.5);
-                size_t t = (q + l) % FQ;   /* query of target t differs per layer */
+                size_t t = fixed ? q : (q + l) % FQ;   /* query of target t differs per layer (Hungarian) */
                 if (t < f_tg[b].n) {
                     const float *tb = f_tboxes + 4 * (tstart[b] + t);
-                    while (!near_without_kinks(x, tb))
+                    do {        /* at least one draw: the zero box passes the test below */
                         for (int c = 0; c < 4; c++) x[c] = tb[c] + (float)t_uniform(-0.03, 0.03);
+                    } while (!near_without_kinks(x, tb));
                     z[f_tg[b].labels[t]] += 2.0f;
                 } else {
                     x[0] = (float)t_uniform(0.05, 0.95);
@@ -176,10 +177,11 @@ static double total_at(float *x, size_t i, float v, const criterion_opts *opt, c
     return res->total;
 }
 
-static void test_finite_differences(void) {
-    make_fd_batch();
+static void test_finite_differences(int fixed) {
+    make_fd_batch(fixed);
     criterion_opts opt;
     criterion_opts_default(&opt);
+    opt.fixed_match = fixed;
     criterion_result res = {0}, probe = {0};
     float dl[FL * FB * FQ * FK1], db[FL * FB * FQ * 4];
     if (criterion_loss(&res, dl, db, f_logits, f_boxes, f_tg, FL, FB, FQ, FK1, &opt)) {
@@ -187,7 +189,36 @@ static void test_finite_differences(void) {
         return;
     }
     size_t np = res.match_start[FL * FB];
-    t_ok(np == FL * 6, "fd batch: %zu pairs matched (3 layers x 6 targets)", np);
+    t_ok(np == FL * 6, "fd batch%s: %zu pairs matched (3 layers x 6 targets)", fixed ? " (fixed matching)" : "", np);
+    if (fixed) {
+        /* query k answers target k; padding queries get no gradient; the CE is the
+         * plain mean over the answering queries */
+        int ident = 1, pad_zero = 1;
+        for (size_t l = 0; l < FL; l++)
+            for (size_t b = 0; b < FB; b++) {
+                size_t end = l * FB + b + 1 < FL * FB ? res.match_start[l * FB + b + 1] : np;
+                for (size_t k = res.match_start[l * FB + b], i = 0; k < end; k++, i++)
+                    ident &= res.match_query[k] == i && res.match_target[k] == i;
+                for (size_t q = f_tg[b].n; q < FQ; q++) {
+                    for (size_t c = 0; c < FK1; c++) pad_zero &= dl[((l * FB + b) * FQ + q) * FK1 + c] == 0.0f;
+                    for (size_t c = 0; c < 4; c++) pad_zero &= db[((l * FB + b) * FQ + q) * 4 + c] == 0.0f;
+                }
+            }
+        t_ok(ident, "fixed matching: query k answers target k in every image and layer");
+        t_ok(pad_zero, "fixed matching: queries past an image's targets get no gradient");
+        double ce = 0;
+        for (size_t b = 0; b < FB; b++)
+            for (size_t q = 0; q < f_tg[b].n; q++) {
+                const float *z = f_logits + (((FL - 1) * FB + b) * FQ + q) * FK1;
+                double m = z[0], se = 0;
+                for (size_t c = 1; c < FK1; c++) m = fmax(m, z[c]);
+                for (size_t c = 0; c < FK1; c++) se += exp(z[c] - m);
+                ce += m + log(se) - z[f_tg[b].labels[q]];
+            }
+        ce /= 6;
+        t_ok(fabs(res.layer[FL - 1].loss_ce - ce) < 1e-12, "fixed matching: loss_ce %.9f = mean CE of the 6 "
+             "answering queries %.9f", res.layer[FL - 1].loss_ce, ce);
+    }
 
     /* Central differences in double on the float inputs: the actual step is
      * (float)(x+h) - (float)(x-h); h = 2^-12 keeps the truncation error
@@ -230,7 +261,7 @@ static int fails_with(const char *want, const criterion_opts *opt, const float *
 }
 
 static void test_bad_inputs(void) {
-    make_fd_batch();
+    make_fd_batch(0);
     criterion_opts opt;
     criterion_opts_default(&opt);
     size_t at = ((1 * FB + 2) * FQ + 5) * FK1 + 3;   /* layer 1, image 2, query 5, logit 3 */
@@ -255,12 +286,12 @@ static void test_bad_inputs(void) {
     opt.aux_loss = 1;
     t_ok(fails_with("decoder layer 0 (aux _0), image 1, query 7: predicted box[0] is nan", &opt,
                     f_logits, f_boxes, f_tg), "aux_loss on: the same NaN is reported");
-    make_fd_batch();
+    make_fd_batch(0);
 
     f_tboxes[4 * 1 + 3] = NAN;
     t_ok(fails_with("image 0, target 1: box[3] is nan", &opt, f_logits, f_boxes, f_tg),
          "NaN target box: '%s'", cd_errbuf());
-    make_fd_batch();
+    make_fd_batch(0);
     f_labels[3] = 5;   /* == K: the no-object index */
     t_ok(fails_with("image 2, target 1: label 5 is outside [0, 5)", &opt, f_logits, f_boxes, f_tg),
          "label = no-object index: '%s'", cd_errbuf());
@@ -277,7 +308,7 @@ static void test_bad_inputs(void) {
 }
 
 static void test_degenerate_predictions(void) {
-    make_fd_batch();
+    make_fd_batch(0);
     criterion_opts opt;
     criterion_opts_default(&opt);
     /* zero-area and inverted predictions on the queries matched to targets,
@@ -300,7 +331,7 @@ static void test_degenerate_predictions(void) {
     t_ok(finite, "zero-area, inverted and zero-area-identical boxes: finite loss %.6g and gradients %s",
          res.total, rc ? cd_errbuf() : "");
     criterion_result_free(&res);
-    make_fd_batch();
+    make_fd_batch(0);
 }
 
 static void test_many_targets(void) {
@@ -333,7 +364,8 @@ static void test_many_targets(void) {
 int main(void) {
     (void)t_close_f;   /* check.h helper this test does not need */
     test_fixture();
-    test_finite_differences();
+    test_finite_differences(0);
+    test_finite_differences(1);     /* the denoising queries' fixed matching */
     test_bad_inputs();
     test_degenerate_predictions();
     test_many_targets();

@@ -75,9 +75,11 @@
 
 static int verbose;
 
-enum { PART_BB_CONV, PART_BB_BN, PART_PROJ, PART_ENC, PART_DEC, PART_QUERY, PART_CLASS, PART_BOX, N_PARTS };
+enum { PART_BB_CONV, PART_BB_BN, PART_PROJ, PART_ENC, PART_DEC, PART_QUERY, PART_CLASS, PART_BOX, PART_GROUPS,
+       PART_DN, N_PARTS };
 static const char *part_names[N_PARTS] = {"backbone conv", "backbone bn", "input_proj", "encoder",
-                                          "decoder", "query_embed", "class_embed", "bbox_embed"};
+                                          "decoder", "query_embed", "class_embed", "bbox_embed",
+                                          "query_embed_groups", "denoising embeddings"};
 
 static int part_of(const char *name) {
     if (!strncmp(name, "backbone.", 9)) return strstr(name, "conv") || strstr(name, "downsample.0") ? PART_BB_CONV
@@ -85,6 +87,8 @@ static int part_of(const char *name) {
     if (!strncmp(name, "input_proj", 10)) return PART_PROJ;
     if (!strncmp(name, "transformer.encoder", 19)) return PART_ENC;
     if (!strncmp(name, "transformer.decoder", 19)) return PART_DEC;
+    if (!strncmp(name, "query_embed_groups", 18)) return PART_GROUPS;
+    if (!strncmp(name, "dn_", 3)) return PART_DN;
     if (!strncmp(name, "query_embed", 11)) return PART_QUERY;
     if (!strncmp(name, "class_embed", 11)) return PART_CLASS;
     return PART_BOX;
@@ -96,6 +100,7 @@ typedef struct {
     size_t B, H, W;
     float *images, *mask, *w1, *w2, *out;   /* w1 (L,B,Q,K1), w2 (L,B,Q,4); out: read-back scratch */
     size_t nl, nb;                           /* per-layer sizes of logits and boxes */
+    const detr_train_queries *tq;            /* training queries, or NULL */
 } fd_case;
 
 /* L of one forward without a tape. */
@@ -104,7 +109,7 @@ static double loss_of(fd_case *c) {
     nn_ctx_reset(ctx);
     ctx->record = 0;
     detr_out o;
-    detr_forward(&c->m, ctx, c->images, c->mask, c->B, c->H, c->W, &o);
+    detr_forward_train(&c->m, ctx, c->images, c->mask, c->B, c->H, c->W, c->tq, &o);
     double L = 0;
     for (size_t l = 0; l < o.L; l++) {
         cd_read(ctx->dev, c->out, o.logits[l]->data, c->nl);
@@ -152,7 +157,7 @@ static double fd_ratio_at(const fd_eval *ev, double g, int retry) {
     return err / tol;
 }
 
-static void run_case(cd_device *dev, int bn_trainable, uint64_t seed, float dropout) {
+static void run_case(cd_device *dev, int bn_trainable, uint64_t seed, float dropout, int train_queries) {
     fd_case c;
     memset(&c, 0, sizeof c);
     detr_opts o;
@@ -169,8 +174,11 @@ static void run_case(cd_device *dev, int bn_trainable, uint64_t seed, float drop
     o.dropout = dropout;
     o.num_queries = 5;
     o.num_classes = 3;
-    t_diag("%s BN%s: resnet18 width 4, d 16, 2 heads, 1+2 layers, FFN 16, 5 queries, 3 classes",
-           bn_trainable ? "trainable" : "frozen", bn_trainable ? ", whole backbone trained" : "");
+    o.query_groups = train_queries ? 3 : 1;
+    o.dn = train_queries;
+    t_diag("%s BN%s: resnet18 width 4, d 16, 2 heads, 1+2 layers, FFN 16, 5 queries, 3 classes%s",
+           bn_trainable ? "trainable" : "frozen", bn_trainable ? ", whole backbone trained" : "",
+           train_queries ? "; 2 of 3 query groups and 2 denoising groups of 2 queries (one padding)" : "");
     if (detr_build(&c.m, &o, dev, seed) < 0) { t_ok(0, "build: %s", cd_errbuf()); return; }
     nn_params *ps = &c.m.params;
     /* the official init leaves biases at 0 and BN at identity: move every
@@ -197,6 +205,24 @@ static void run_case(cd_device *dev, int bn_trainable, uint64_t seed, float drop
                     c.images[(b * 3 + ch) * HW + y * W + x] = pad ? 0.0f : (float)t_uniform(-2, 2);
             }
     size_t Q = (size_t)o.num_queries, K1 = (size_t)o.num_classes + 1, Ld = (size_t)o.dec_layers;
+    /* training queries: groups 0 and 1 of 3, two denoising groups of 2 queries; image
+     * 1 has one box (its second query of each group is padding: zero rows) */
+    detr_train_queries tq = {2, 2, 2, NULL, NULL};
+    float *dn_label = calloc(B * 4 * K1, sizeof(float)), *dn_box = calloc(B * 4 * (size_t)o.d, sizeof(float));
+    if (train_queries) {
+        for (size_t b = 0; b < B; b++)
+            for (size_t k = 0; k < 4; k++) {
+                if (b == 1 && k % 2 == 1) continue;
+                float box[4] = {(float)t_uniform(0.2, 0.8), (float)t_uniform(0.2, 0.8), (float)t_uniform(0.1, 0.4),
+                                (float)t_uniform(0.1, 0.4)};
+                dn_label[(b * 4 + k) * K1 + (size_t)t_uniform(0, (double)K1 - 1)] = 1.0f;
+                detr_box_sine(dn_box + (b * 4 + k) * (size_t)o.d, box, (size_t)o.d);
+            }
+        tq.dn_label = dn_label;
+        tq.dn_box = dn_box;
+        c.tq = &tq;
+        Q = 2 * Q + 4;
+    }
     c.nl = B * Q * K1;
     c.nb = B * Q * 4;
     c.w1 = malloc(Ld * c.nl * sizeof(float));
@@ -211,7 +237,8 @@ static void run_case(cd_device *dev, int bn_trainable, uint64_t seed, float drop
     nn_ctx_reset(&c.ctx);
     nn_zero_grads(&c.ctx);
     detr_out out;
-    detr_forward(&c.m, &c.ctx, c.images, c.mask, B, H, W, &out);
+    detr_forward_train(&c.m, &c.ctx, c.images, c.mask, B, H, W, c.tq, &out);
+    t_ok(out.Q == Q, "%zu queries per image", out.Q);
     t_ok(out.S == 4 && out.Hf == 2 && out.Wf == 2, "features 2x2 (S = %zu)", out.S);
     float *mf = malloc(B * out.S * sizeof *mf);
     cd_read(dev, mf, out.mask->data, B * out.S);
@@ -309,10 +336,11 @@ static void run_case(cd_device *dev, int bn_trainable, uint64_t seed, float drop
     t_ok(n_control_caught * 2 >= n_control, "control: the same check rejects the gradient times %g for %d of %d "
          "elements (at least half required: the others have |g| under the fp32 noise floor)", CONTROL,
          n_control_caught, n_control);
-    int want_parts = bn_trainable ? N_PARTS : N_PARTS - 1;   /* frozen BN has no trainable BN */
+    int want_parts = N_PARTS - !bn_trainable - 2 * !train_queries;   /* frozen BN has no trainable BN */
     int n_parts = 0;
     for (int q = 0; q < N_PARTS; q++) n_parts += parts_seen[q] > 0;
     t_ok(n_parts == want_parts, "the checked elements cover %d parts of the model", n_parts);
+    free(dn_label); free(dn_box);
     free(grad); free(c.images); free(c.mask); free(c.w1); free(c.w2); free(c.out);
     nn_ctx_free(&c.ctx);
     detr_free(&c.m, dev);
@@ -328,9 +356,10 @@ int main(int argc, char **argv) {
     cd_device *dev = cd_open(NULL, 0);
     t_ok(dev != NULL, "open device");
     if (!dev) return t_done();
-    run_case(dev, 0, 11 + 2 * seed, 0.0f);
-    run_case(dev, 0, 13 + 2 * seed, 0.3f);
-    run_case(dev, 1, 12 + 2 * seed, 0.0f);
+    run_case(dev, 0, 11 + 2 * seed, 0.0f, 0);
+    run_case(dev, 0, 13 + 2 * seed, 0.3f, 0);
+    run_case(dev, 1, 12 + 2 * seed, 0.0f, 0);
+    run_case(dev, 0, 15 + 2 * seed, 0.0f, 1);   /* Group DETR and denoising queries */
     t_diag("%.1f s", cd_now() - t0);
     cd_close(dev);
     return t_done();
