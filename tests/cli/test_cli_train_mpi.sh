@@ -94,6 +94,15 @@ import sys
 sys.exit(0 if l1 > 0 and abs(l1 - l2) <= 1e-5 * l1 and a1 == a2 else 1)" "$one_val" "$two_val"
 ok $? "and its validation loss and AP are the single process's (loss,AP: $one_val and $two_val)"
 
+# 1b. the same with 3 query groups (Group DETR): each group's box terms normalised by the job's targets
+"$bin" train "$ini" "${common[@]}" --set train.name=one_g --set train.batch_size=8 --set train.max_steps=5 \
+  --set train.query_groups=3 >"$tmp/out1g" 2>&1; rc1=$?
+mpi -np 2 "$bin" train "$ini" "${common[@]}" --set train.name=two_g --set train.batch_size=4 \
+  --set train.max_steps=5 --set train.query_groups=3 >"$tmp/out2g" 2>&1; rc2=$?
+[ $rc1 = 0 ] && [ $rc2 = 0 ] && \
+  python3 "$tmp/metrics.py" "$tmp/runs/one_g/metrics.csv" "$tmp/runs/two_g/metrics.csv" 1 5
+ok $? "with train.query_groups=3 too: the same losses and gradient norms (rc $rc1, $rc2)"
+
 # 2. a 2-process run stopped at step 3 and resumed to 6 is bit for bit the uninterrupted one
 mpi -np 2 "$bin" train "$ini" "${common[@]}" --set train.name=full --set train.batch_size=4 \
   --set train.max_steps=6 >"$tmp/out3" 2>&1; rc3=$?
