@@ -166,6 +166,13 @@ typedef struct {
     int drop_last;                 /* 1 for training */
     uint64_t seed;                 /* 42 */
     float mean[3], std[3];         /* ImageNet: 0.485 0.456 0.406 / 0.229 0.224 0.225 */
+    /* one share of a data-parallel job's batches (0 and 1: the whole batch):
+     * batch k of the epoch is the job's global batch k, images
+     * [k * G, (k + 1) * G) of the epoch's order with G = shards * batch_size,
+     * and this loader makes its images [shard * batch_size, (shard + 1) * batch_size).
+     * The order and the augmentation come from (seed, epoch, sample) only, so
+     * the global batch at each step is the same whatever the shard count. */
+    int shard, shards;
 } loader_opts;
 
 void loader_opts_default(loader_opts *o, int train);

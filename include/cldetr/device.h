@@ -64,6 +64,14 @@ int cd_list_devices(cd_device_info **out);
  * overrides spec. Returns the list index or -1 with cd_errbuf(). */
 int cd_select_device(const cd_device_info *list, int n, const char *spec);
 
+/* The device of the process with this local rank (its index among a
+ * data-parallel job's processes on the node, include/cldetr/dist.h): with
+ * spec NULL, "", "gpu", "cpu" or "any" and no CLDETR_DEVICE, local rank r
+ * takes the (r mod count)-th device of that type (the default: GPUs, else
+ * CPUs); an index or a name in spec or CLDETR_DEVICE picks the same device
+ * for every rank. Local rank 0 gives what cd_select_device gives. */
+int cd_select_device_local(const cd_device_info *list, int n, const char *spec, int local_rank);
+
 const char *cd_device_type_name(cl_device_type t);
 
 /* ---- an open device ---------------------------------------------------- */
@@ -101,6 +109,8 @@ typedef struct cd_device {
 
 /* Open a device (spec as cd_select_device). Returns NULL with cd_errbuf(). */
 cd_device *cd_open(const char *spec, int profiling);
+/* The same for the process of this local rank (cd_select_device_local). */
+cd_device *cd_open_local(const char *spec, int profiling, int local_rank);
 void cd_close(cd_device *dev);
 void cd_finish(cd_device *dev);
 

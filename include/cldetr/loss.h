@@ -5,7 +5,8 @@
  *               w = 1 for a label, eos_coef for no-object (PyTorch's weighted mean);
  *   loss_bbox = sum_matched sum_4 |box - tbox| / num_boxes   (cxcywh);
  *   loss_giou = sum_matched (1 - GIoU) / num_boxes;
- * num_boxes = max(1, total targets in the batch). Each aux layer is matched on
+ * num_boxes = max(1, total targets in the batch), or opt->num_boxes when given
+ * (a data-parallel job gives the targets of all its processes). Each aux layer is matched on
  * its own. total = sum over layers of the weighted terms. Everything is
  * computed in double; the gradient of total w.r.t. every layer's logits and
  * boxes is returned in float, ready to upload.
@@ -37,6 +38,9 @@ typedef struct {
     int fixed_match;                 /* 1 (denoising queries): no Hungarian matching, query k
                                         answers target k, and queries past an image's
                                         targets (padding) are left out of every term */
+    double num_boxes;                /* > 0: the box terms' normaliser as given (a data-parallel
+                                        job's: max(1, targets of all processes / processes));
+                                        0 (the default): max(1, this batch's targets) */
 } criterion_opts;
 
 void criterion_opts_default(criterion_opts *opt);

@@ -8,6 +8,7 @@
  *   Hungarian matching, set loss and its gradient on the host
  *                                   criterion_loss (src/loss/criterion.c)
  *   upload the gradient, backward   nn_backward (src/nn/tape.c)
+ *   (several processes: the mean of the losses and the gradients over them)
  *   global-norm clip + AdamW        adamw_step (src/train/optim.c)
  */
 #ifndef CLDETR_STEP_H
@@ -36,6 +37,12 @@ typedef struct {
     criterion_opts crit;           /* from the config: setup_criterion_opts */
     double clip_max_norm;          /* train.clip_max_norm (<= 0: no clipping) */
     int time_phases;               /* 1: a device sync after each phase, seconds added to phase_s */
+    int world;                     /* processes of a data-parallel job (include/cldetr/dist.h); > 1:
+                                      the losses and the gradients are averaged over them (one
+                                      all-reduce each) before clipping */
+    double num_boxes;              /* world > 1: the job's targets over its process count for the next
+                                      step, set by the caller (the step makes the box normaliser of it;
+                                      crit, which validation uses too, keeps its own) */
     layer_stats *stats;            /* per-layer statistics, or NULL */
     int measure;                   /* 1: measure them in the next step (around its update) */
     double phase_s[STEP_N_PHASES];
@@ -58,6 +65,7 @@ typedef struct {
 
     /* scratch, grown on demand */
     float *mask;                   /* (B, H, W) */
+    float *grads;                  /* (n_trainable): the gradients on the host, for the all-reduce */
     criterion_target *targets;     /* [B] */
     size_t cap_l, cap_b, cap_m, cap_t;
     struct {                       /* the training queries' host arrays, each with its capacity */

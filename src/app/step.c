@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cldetr/dist.h"
 #include "cldetr/setup.h"
 #include "cldetr/step.h"
 
@@ -23,6 +24,7 @@ void train_step_init(train_step_state *s, detr_model *m, nn_ctx *ctx, adamw_stat
     s->seed = (uint64_t)cfg->train.seed;
     s->crit_dn = s->crit;
     s->crit_dn.fixed_match = 1;
+    s->world = 1;
 }
 
 void train_step_free(train_step_state *s) {
@@ -32,7 +34,7 @@ void train_step_free(train_step_state *s) {
     for (int i = 0; i < TQ_N_BUFS; i++) free(s->tq.buf[i]);
     free(s->tq.mt); free(s->tq.dt);
     free(s->logits); free(s->boxes); free(s->dlogits); free(s->dboxes);
-    free(s->mask); free(s->targets);
+    free(s->mask); free(s->targets); free(s->grads);
     memset(s, 0, sizeof *s);
 }
 
@@ -50,6 +52,47 @@ static void grow_pair(float **x, float **dx, size_t *cap, size_t n) {
     *cap = n;
     *x = cd_xrealloc(*x, n * sizeof **x);
     *dx = cd_xrealloc(*dx, n * sizeof **dx);
+}
+
+/* The mean over the processes of what is logged (official DETR: reduce_dict):
+ * each layer's terms, the total and the class error; one all-reduce. */
+static void average_losses(criterion_result *cr, int world) {
+    enum { T = 7 };                    /* terms per layer */
+    size_t L = cr->L, n = T * L + 2;
+    double *v = cd_xmalloc(n * sizeof *v);
+    for (size_t l = 0; l < L; l++) {
+        const criterion_layer_terms *f = &cr->layer[l];
+        double t[T] = {f->loss_ce, f->loss_bbox, f->loss_giou, f->weighted_ce, f->weighted_bbox, f->weighted_giou,
+                       f->cardinality_error};
+        memcpy(v + T * l, t, sizeof t);
+    }
+    v[T * L] = cr->total;
+    v[T * L + 1] = cr->class_error;
+    dist_allreduce_sum_f64(v, n);
+    for (size_t i = 0; i < n; i++) v[i] /= world;
+    for (size_t l = 0; l < L; l++) {
+        criterion_layer_terms *f = &cr->layer[l];
+        const double *t = v + T * l;
+        f->loss_ce = t[0]; f->loss_bbox = t[1]; f->loss_giou = t[2];
+        f->weighted_ce = t[3]; f->weighted_bbox = t[4]; f->weighted_giou = t[5];
+        f->cardinality_error = t[6];
+    }
+    cr->total = v[T * L];
+    cr->class_error = v[T * L + 1];
+    free(v);
+}
+
+/* The mean of the flat gradient buffer over the processes (PyTorch DDP's):
+ * read back, one all-reduce on the host, written back. */
+static void average_gradients(train_step_state *s) {
+    nn_params *ps = &s->model->params;
+    size_t n = ps->n_trainable;
+    if (!s->grads) s->grads = cd_xmalloc(CD_MAX(n, 1) * sizeof *s->grads);
+    cd_read(s->ctx->dev, s->grads, ps->grad, n);
+    dist_allreduce_sum_f32(s->grads, n);
+    float inv = 1.0f / (float)s->world;
+    for (size_t i = 0; i < n; i++) s->grads[i] *= inv;
+    cd_write(s->ctx->dev, ps->grad, s->grads, n);
 }
 
 /* With time_phases: wait for the device, add the phase's seconds, restart the clock. */
@@ -198,8 +241,20 @@ int train_step(train_step_state *s, const data_batch *b, uint64_t step, const do
     read_decoder_outputs(ctx->dev, o, s->logits, s->boxes);
     for (size_t i = 0; i < B; i++)
         s->targets[i] = (criterion_target){b->targets[i].labels, b->targets[i].boxes, b->targets[i].n};
-    if (with_tq ? train_queries_loss(s, &tq, B) < 0
-                : criterion_loss(&s->cr, s->dlogits, s->dboxes, s->logits, s->boxes, s->targets, L, B, Q, K1, &s->crit) < 0)
+    /* a job: the targets of the whole global batch normalise the box terms (docs/parallel.md §2); the G
+     * matching groups and the Gd denoising groups are scored as B*G and B*Gd images, so count them G and Gd
+     * times, as one process does */
+    double own = s->crit.num_boxes, own_dn = s->crit_dn.num_boxes;
+    if (s->world > 1) {
+        s->crit.num_boxes = CD_MAX(1.0, s->num_boxes * (with_tq ? CD_MAX(tq.groups, 1) : 1));
+        s->crit_dn.num_boxes = CD_MAX(1.0, s->num_boxes * (with_tq ? tq.dn_groups : 0));
+    }
+    int rc = with_tq ? train_queries_loss(s, &tq, B)
+                     : criterion_loss(&s->cr, s->dlogits, s->dboxes, s->logits, s->boxes, s->targets, L, B, Q, K1,
+                                      &s->crit);
+    s->crit.num_boxes = own;          /* (validation uses crit too, with its own batches' counts) */
+    s->crit_dn.num_boxes = own_dn;
+    if (rc < 0)
         return -1;
     if (!isfinite(s->cr.total)) return cd_seterr("the loss is %g", s->cr.total);
     for (size_t l = s->crit.aux_loss ? 0 : L - 1; l < L; l++) {
@@ -209,6 +264,10 @@ int train_step(train_step_state *s, const data_batch *b, uint64_t step, const do
     t = phase_end(s, STEP_LOSS, t);
 
     nn_backward(ctx);
+    if (s->world > 1) {                /* the losses while the device runs backward, then the gradients */
+        average_losses(&s->cr, s->world);
+        average_gradients(s);
+    }
     t = phase_end(s, STEP_BACKWARD, t);
 
     s->grad_norm = 0;

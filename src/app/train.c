@@ -16,6 +16,7 @@
 #include "cldetr/chart.h"
 #include "cldetr/checkpoint.h"
 #include "cldetr/config.h"
+#include "cldetr/dist.h"
 #include "cldetr/evaluate.h"
 #include "cldetr/infer.h"
 #include "cldetr/layer_stats.h"
@@ -64,10 +65,16 @@ typedef struct {
     double step_s, wait_s;         /* sums over the steps since the last logged one */
     long window_steps;
     int lock_fd;                   /* the run folder's lock, held for the whole run (-1: none) */
+    /* a data-parallel job (docs/parallel.md): rank 0 alone writes the run folder and validates */
+    int rank, world;
+    int stop_agreed;               /* world > 1: some process was asked to stop (all stop at the same step) */
+    double job_images;             /* world > 1: images of the last global batch */
+    long resume_world;             /* processes that wrote the checkpoint resumed from (0: none) */
 } trainer;
 
 /* The checkpoint's rng words as the trainer uses them. */
-enum { RNG_BATCH_IN_EPOCH = 0, RNG_BEST = 1, RNG_SEED = 2, RNG_ELAPSED = 3 };
+enum { RNG_BATCH_IN_EPOCH = 0, RNG_BEST = 1, RNG_SEED = 2, RNG_ELAPSED = 3,
+       RNG_WORLD = 4 /* processes that trained it (0 in older files: 1) */ };
 #define LOCK_FILE ".lock"
 
 /* Seconds since the run started, continued across resumes. */
@@ -85,6 +92,7 @@ static uint64_t double_to_u64(double d) { uint64_t w; memcpy(&w, &d, sizeof w); 
 static void say(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(trainer *t, const char *fmt, ...) {
     va_list ap;
+    if (t->rank > 0) return;                 /* rank 0 speaks for the job */
     if (t->progress == 2) fputs("\r\033[K", stderr);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -101,6 +109,9 @@ static void say(trainer *t, const char *fmt, ...) {
 
 static int file_exists(const char *p) { struct stat st; return stat(p, &st) == 0; }
 
+/* A stop was asked for: this process's Ctrl-C, or in a job any process's (agreed at each batch). */
+static int stopping(const trainer *t) { return t->world > 1 ? t->stop_agreed : stop_requested != 0; }
+
 /* "a/b" into out; a path longer than the buffer is an error, never a silent cut. */
 static void join(char *out, size_t n, const char *a, const char *b) {
     if (snprintf(out, n, "%s/%s", a, b) >= (int)n) cd_fatal("path too long: %s/%s", a, b);
@@ -108,7 +119,7 @@ static void join(char *out, size_t n, const char *a, const char *b) {
 
 /* ---- setup ------------------------------------------------------------------- */
 
-static int ensure_shapes(trainer *t) {
+static int make_shapes_if_missing(trainer *t) {
     const config_data *dc = &t->cfg.data;
     char ann[1024];
     join(ann, sizeof ann, dc->root, dc->train_ann);
@@ -121,17 +132,31 @@ static int ensure_shapes(trainer *t) {
     return shapes_generate(&so);
 }
 
+/* The shapes dataset when data.make_shapes asks for it; in a job, rank 0 makes it while the others wait. */
+static int ensure_shapes(trainer *t) {
+    if (t->world == 1) return make_shapes_if_missing(t);
+    if (!t->cfg.data.make_shapes) return 0;
+    if (t->rank == 0 && make_shapes_if_missing(t) < 0) return -1;   /* (the job ends: the others are killed) */
+    dist_barrier();
+    return 0;
+}
+
 static data_loader *make_loader(trainer *t, data_dataset *ds, int train) {
     loader_opts lo;
     augment_opts ao;
     setup_loader_opts(&lo, &t->cfg, train);
     setup_augment_opts(&ao, &t->cfg);
+    if (train) { lo.shard = t->rank; lo.shards = t->world; }
     return loader_create(ds, &lo, &ao);
 }
 
 /* ---- checkpoints ------------------------------------------------------------- */
 
 static int save_checkpoint(trainer *t, const char *name) {
+    if (t->rank > 0) {                       /* rank 0 writes the checkpoints; the weights are the same */
+        if (!strcmp(name, "last.ckpt")) t->last_ckpt_step = t->step;
+        return 0;
+    }
     char path[4096];
     join(path, sizeof path, t->run, name);
     ckpt_meta meta = {0};
@@ -142,6 +167,7 @@ static int save_checkpoint(trainer *t, const char *name) {
     meta.rng[RNG_BEST] = double_to_u64(t->best);
     meta.rng[RNG_SEED] = (uint64_t)t->cfg.train.seed;
     meta.rng[RNG_ELAPSED] = double_to_u64(run_elapsed(t));
+    if (t->world > 1) meta.rng[RNG_WORLD] = (uint64_t)t->world;   /* (0 reads as 1: files stay as before) */
     meta.config_text = t->config_text;
     ckpt_moments moments = adamw_moments(&t->opt);
     if (ckpt_save(path, &meta, &t->model.params, &moments, t->dev) < 0) {
@@ -174,6 +200,7 @@ static void on_fatal(void *arg) {
 
 /* Validation of the model at t->step; -1 (the run stops) only when best.ckpt cannot be written. */
 static int validate(trainer *t, int final) {
+    if (t->rank > 0) return 0;                   /* rank 0 validates on the whole validation set */
     if (t->step == t->last_eval_step) return 0;    /* done before the resume (eval.csv has it) */
     t->last_eval_step = t->step;
     infer_dataset_result r;
@@ -259,6 +286,7 @@ static void fmt_duration(char *buf, size_t n, double s) {
  * the last line, the device memory's peak, the run's time, and the ETA from
  * the moving average of step times (validations do not make it jump). */
 static void log_step(trainer *t, const double lr[2], double ips, long total_steps) {
+    if (t->rank > 0) return;                     /* rank 0 logs the job's (averaged) losses */
     const criterion_result *cr = &t->st.cr;
     double grad_norm = t->st.grad_norm, elapsed = run_elapsed(t);
     const criterion_layer_terms *f = &cr->layer[cr->L - 1];
@@ -339,17 +367,22 @@ static int open_data(trainer *t, size_t *per_epoch) {
     }
     if (!(t->val_ds = setup_open_split(&t->cfg, "val"))) return -1;
     t->train_ld = make_loader(t, t->train_ds, 1);
-    t->val_ld = make_loader(t, t->val_ds, 0);
-    if (!t->train_ld || !t->val_ld) return -1;
+    if (t->rank == 0) t->val_ld = make_loader(t, t->val_ds, 0);   /* rank 0 alone validates */
+    if (!t->train_ld || (t->rank == 0 && !t->val_ld)) return -1;
     *per_epoch = loader_num_batches(t->train_ld);
-    if (*per_epoch == 0)
+    if (*per_epoch == 0) {
+        if (t->world > 1)
+            return cd_seterr("the training set (%zu images) holds no full global batch of %d processes x %d; lower "
+                             "train.batch_size or the process count", data_size(t->train_ds), t->world,
+                             t->cfg.train.batch_size);
         return cd_seterr("the training set (%zu images) holds no full batch of %d; lower train.batch_size",
                          data_size(t->train_ds), t->cfg.train.batch_size);
+    }
     return 0;
 }
 
 static int open_model(trainer *t, detr_opts *mo, int fine_tune) {
-    t->dev = cd_open(setup_device_spec(&t->cfg), t->cfg.device.profile);
+    t->dev = cd_open_local(setup_device_spec(&t->cfg), t->cfg.device.profile, dist_local_rank());
     if (!t->dev) return -1;
     t->dev->oom_hint = "lower train.batch_size, the input size (augment.scales, augment.max_size) or the model "
                        "(model.hidden_dim, model.dim_feedforward, model.num_queries)";
@@ -374,9 +407,11 @@ static int open_model(trainer *t, detr_opts *mo, int fine_tune) {
     nn_ctx_init(&t->ctx, t->dev, &t->model.params);
     t->have_ctx = 1;
     t->ctx.training = 1;
-    t->ctx.seed = (uint64_t)t->cfg.train.seed;
+    /* dropout: each process of a job its own streams (rank 0 the single process's), not N copies of one */
+    t->ctx.seed = (uint64_t)t->cfg.train.seed + (uint64_t)t->rank * 0x9E3779B97F4A7C15ull;
     adamw_init(&t->opt, t->dev, &t->model.params, 0.9, 0.999, 1e-8, t->cfg.train.weight_decay);
     train_step_init(&t->st, &t->model, &t->ctx, &t->opt, &t->cfg);
+    t->st.world = t->world;
     return 0;
 }
 
@@ -404,6 +439,20 @@ static int lock_run_folder(trainer *t, int note_pid) {
     return note_pid ? note_pid_of_lock(t) : 0;
 }
 
+/* Processes that wrote a checkpoint (older files: 0, one). */
+static long ckpt_world(const ckpt_meta *meta) { return meta->rng[RNG_WORLD] ? (long)meta->rng[RNG_WORLD] : 1; }
+
+/* Where this job continues the checkpoint's epoch. batch_in_epoch counts the
+ * global batches of the processes that wrote it; under another process count
+ * the global batches are other ones, so the epoch goes on at the batch that
+ * holds the first image not yet seen (whole batches: up to a batch of images
+ * is seen again). */
+static long resume_batch_in_epoch(const trainer *t, const ckpt_meta *meta) {
+    long bie = (long)meta->rng[RNG_BATCH_IN_EPOCH], old = ckpt_world(meta);
+    if (old == t->world || meta->rng[RNG_BATCH_IN_EPOCH] > ((uint64_t)1 << 40)) return bie;   /* (a damaged one: refused) */
+    return bie * old / t->world;          /* images bie * old * batch over a global batch of world * batch */
+}
+
 /* The header of a run's last.ckpt, its rng words checked against this run's
  * data: the values a resume starts from. */
 static int read_resume_meta(trainer *t, ckpt_meta *meta) {
@@ -414,7 +463,14 @@ static int read_resume_meta(trainer *t, ckpt_meta *meta) {
         snprintf(why, sizeof why, "%s", cd_errbuf());
         return cd_seterr("cannot resume: %s", why);
     }
-    uint64_t bie = meta->rng[RNG_BATCH_IN_EPOCH];
+    if (meta->rng[RNG_WORLD] > 1000000) {
+        char p2[4200];
+        snprintf(p2, sizeof p2, "%s", path);
+        ckpt_meta_free(meta);
+        return cd_seterr("cannot resume: checkpoint %s: its header field processes (rng[4]) = %" PRIu64 " is out of "
+                         "range (the file is damaged)", p2, meta->rng[RNG_WORLD]);
+    }
+    uint64_t bie = (uint64_t)resume_batch_in_epoch(t, meta);
     double best = u64_to_double(meta->rng[RNG_BEST]), elapsed = u64_to_double(meta->rng[RNG_ELAPSED]);
     const char *bad = NULL, *hint = "the file is damaged";
     char val[64];
@@ -461,12 +517,13 @@ static int open_run_folder_with(trainer *t, const char *cfg_file, int resume, in
         }
         t->step = (long)meta.step;
         t->epoch = (long)meta.epoch;
-        t->batch_in_epoch = (long)meta.rng[RNG_BATCH_IN_EPOCH];
+        t->batch_in_epoch = resume_batch_in_epoch(t, &meta);
+        t->resume_world = ckpt_world(&meta);
         t->best = u64_to_double(meta.rng[RNG_BEST]);
         t->elapsed0 = u64_to_double(meta.rng[RNG_ELAPSED]);
         t->last_ckpt_step = t->step;
         ckpt_meta_free(&meta);
-        if (n_sets == 0) return 0;
+        if (n_sets == 0 || t->rank > 0) return 0;
         /* the overrides of the resume (more epochs, another lr) hold for the rest of the run and its next resume */
         char tmp[4200];
         join(path, sizeof path, t->run, "config.ini");
@@ -492,6 +549,7 @@ static int open_run_folder_with(trainer *t, const char *cfg_file, int resume, in
             return cd_seterr("run name too long");
     }
     join(t->run, sizeof t->run, t->cfg.train.out_dir, name + 2);
+    if (t->rank > 0) return 0;                  /* rank 0 makes the run folder and writes in it */
     join(path, sizeof path, t->run, "last.ckpt");
     if (cd_mkdir_p(t->run) < 0)
         return cd_seterr("cannot create the run folder %s: %s", t->run, strerror(errno));
@@ -644,19 +702,45 @@ static void trainer_close(trainer *t) {
 
 /* ---- the loop --------------------------------------------------------------------- */
 
+/* A job's processes agree before each batch and at each epoch's end (got:
+ * loader_next's 1 or 0), in one all-reduce of (has a batch, asked to stop,
+ * targets, images): every process stops at the same step, the loss is
+ * normalised by the targets of the whole global batch as in the official
+ * code (summed over the processes, over their count, at least 1), and a
+ * process whose epoch ended early (a share of bad images, all skipped) is an
+ * error, never a silent mismatch of the processes' collectives. */
+static int agree(trainer *t, int got, const data_batch *b) {
+    if (t->world == 1) return 0;
+    double v[4] = {got == 1, stop_requested != 0, 0, got == 1 ? (double)b->B : 0};
+    for (size_t i = 0; got == 1 && i < b->B; i++) v[2] += (double)b->targets[i].n;
+    dist_allreduce_sum_f64(v, 4);
+    if (v[0] != 0 && v[0] != t->world)
+        return cd_seterr("%s %s a batch at step %ld (epoch %ld) but %.0f of the %d processes %s: their epochs "
+                         "differ in length (was a whole share of a batch bad and skipped? data.on_bad_sample); "
+                         "fix or remove the bad images and resume", dist_who(), got == 1 ? "has" : "has no",
+                         t->step, t->epoch + 1, got == 1 ? t->world - v[0] : v[0], t->world,
+                         got == 1 ? "have none" : "have one");
+    t->stop_agreed = v[1] > 0;
+    t->st.num_boxes = v[2] / t->world;        /* (the step clamps it at 1 after counting its groups) */
+    t->job_images = v[3];
+    return 0;
+}
+
 /* Train until total_steps, the last epoch or a stop request. */
 static int train_loop(trainer *t, long total_steps) {
     double t_start = cd_now(), t_window = t_start, t_mark = t_start;
     t->t_start = t_start;
     long imgs_window = 0;
     int eval_every = t->cfg.train.eval_every, ckpt_every = t->cfg.train.checkpoint_every;
-    while (t->step < total_steps && t->epoch < t->cfg.train.epochs && !stop_requested) {
+    while (t->step < total_steps && t->epoch < t->cfg.train.epochs && !stopping(t)) {
         loader_begin_epoch(t->train_ld, (uint64_t)t->epoch);
         const data_batch *b;
         int got;
         long skip = t->batch_in_epoch;          /* resuming mid-epoch: the loader order is deterministic */
         while ((got = loader_next(t->train_ld, &b)) == 1 && skip > 0) skip--;
         for (; got == 1; got = loader_next(t->train_ld, &b)) {
+            if (agree(t, got, b) < 0) return -1;
+            if (stopping(t)) break;                 /* (a job: a process was asked to stop) */
             double t0 = cd_now(), lr[2];
             t->wait_s += t0 - t_mark;
             lr_at(&t->sched, t->step, t->epoch, lr);
@@ -680,7 +764,7 @@ static int train_loop(trainer *t, long total_steps) {
             t->loss_ema_w = 0.98 * t->loss_ema_w + 0.02;
             t->step++;
             t->batch_in_epoch++;
-            imgs_window += (long)b->B;
+            imgs_window += t->world > 1 ? (long)t->job_images : (long)b->B;
             if (t->st.measure) log_layers(t);
             if (t->step % t->cfg.log.every == 0 || t->step == total_steps) {
                 double now = cd_now();
@@ -689,9 +773,10 @@ static int train_loop(trainer *t, long total_steps) {
                 imgs_window = 0;
             }
             t_mark = cd_now();
-            if (t->step >= total_steps || stop_requested) break;
+            if (t->step >= total_steps || (t->world == 1 && stop_requested)) break;
         }
         if (got < 0) return cd_seterr("training stopped at step %ld: %s", t->step, cd_errbuf());
+        if (got == 0 && agree(t, got, NULL) < 0) return -1;
         if (got == 0) {            /* the epoch ended */
             t->epoch++;
             t->batch_in_epoch = 0;
@@ -704,7 +789,7 @@ static int train_loop(trainer *t, long total_steps) {
     }
     if (t->progress == 2) fputc('\n', stderr);
     if (save_checkpoint(t, "last.ckpt") < 0) return -1;
-    if (stop_requested) {
+    if (stopping(t)) {
         say(t, "interrupted at step %ld: checkpoint written; continue with `cldetr train --resume %s`", t->step, t->run);
         return TRAIN_INTERRUPTED;
     }
@@ -715,6 +800,18 @@ static int train_loop(trainer *t, long total_steps) {
     return TRAIN_DONE;
 }
 
+/* Which process took which device, in one line each (gathered to rank 0). */
+static void say_processes(trainer *t) {
+    enum { W = 200 };
+    char line[W], *all = t->rank == 0 ? cd_xcalloc((size_t)t->world, W) : NULL;
+    snprintf(line, sizeof line, "rank %d (local rank %d on %.60s): device %d, %.100s", t->rank, dist_local_rank(),
+             dist_host(), t->dev->info.index, t->dev->info.name);
+    dist_gather_lines(line, all, W);
+    say(t, "%d processes:", t->world);
+    for (int r = 0; all && r < t->world; r++) say(t, "  %s", all + (size_t)r * W);
+    free(all);
+}
+
 int train_run(const train_args *a) {
     static trainer T;
     trainer *t = &T;
@@ -723,10 +820,13 @@ int train_run(const train_args *a) {
     t->last_ckpt_step = -1;
     t->last_eval_step = -1;
     t->best = -INFINITY;
+    t->rank = dist_rank();
+    t->world = dist_size();
     static char cfg_file[4096];
     size_t per_epoch = 0;
     detr_opts mo;
     int rc = open_config(t, a, cfg_file, sizeof cfg_file);
+    if (t->rank > 0) t->progress = 0;              /* rank 0 shows the job's progress */
     if (rc == 0) rc = open_data(t, &per_epoch);
     t->per_epoch = (long)per_epoch;
     long total_steps = (long)per_epoch * t->cfg.train.epochs;
@@ -734,7 +834,7 @@ int train_run(const train_args *a) {
     if (rc == 0 && a->resume_dir) {
         /* the checkpoint's header first: a damaged one, or a finished run, before building anything */
         ckpt_meta meta = {0};
-        rc = lock_run_folder(t, 0);
+        rc = t->rank == 0 ? lock_run_folder(t, 0) : 0;
         if (rc == 0) rc = read_resume_meta(t, &meta);
         if (rc == 0 && ((long)meta.step >= total_steps || (long)meta.epoch >= t->cfg.train.epochs)) {
             long bie = (long)meta.rng[RNG_BATCH_IN_EPOCH];
@@ -746,15 +846,16 @@ int train_run(const train_args *a) {
             trainer_close(t);
             return TRAIN_DONE;
         }
-        if (rc == 0) rc = note_pid_of_lock(t);     /* (a finished run's files are left as they are) */
+        if (rc == 0 && t->rank == 0) rc = note_pid_of_lock(t);     /* (a finished run's files are left as they are) */
     }
     if (rc == 0) rc = open_model(t, &mo, !a->resume_dir);
     if (rc == 0) {
         setup_lr_schedule(&t->sched, &t->cfg, total_steps);
         rc = open_run_folder(t, cfg_file, a->resume_dir != NULL, (int)a->n_sets);
+        if (rc == 0 && t->world > 1) dist_bcast_bytes(t->run, sizeof t->run);   /* rank 0's name (its clock) */
     }
-    if (rc == 0) rc = open_logs(t, a->resume_dir != NULL);
-    if (rc == 0) rc = open_layer_log(t, a->resume_dir != NULL);
+    if (rc == 0 && t->rank == 0) rc = open_logs(t, a->resume_dir != NULL);
+    if (rc == 0 && t->rank == 0) rc = open_layer_log(t, a->resume_dir != NULL);
     if (rc < 0) { trainer_close(t); return -1; }
     cd_atfatal(on_fatal, t);
 
@@ -765,8 +866,14 @@ int train_run(const train_args *a) {
     say(t, "model: resnet%d width %d, d=%d, %d+%d layers, %d queries, %d classes; %.2fM parameters (%.2fM trainable)",
         mo.depth, mo.width, mo.d, mo.enc_layers, mo.dec_layers, mo.num_queries, mo.num_classes, all / 1e6,
         trainable / 1e6);
-    say(t, "data: %zu train / %zu val images, batch %d, %zu steps per epoch, %ld steps in all",
-        data_size(t->train_ds), data_size(t->val_ds), t->cfg.train.batch_size, per_epoch, total_steps);
+    if (t->world > 1) say_processes(t);
+    if (t->world > 1)
+        say(t, "data: %zu train / %zu val images, batch %d per process x %d processes = %d, %zu steps per epoch, "
+               "%ld steps in all", data_size(t->train_ds), data_size(t->val_ds), t->cfg.train.batch_size, t->world,
+            t->world * t->cfg.train.batch_size, per_epoch, total_steps);
+    else
+        say(t, "data: %zu train / %zu val images, batch %d, %zu steps per epoch, %ld steps in all",
+            data_size(t->train_ds), data_size(t->val_ds), t->cfg.train.batch_size, per_epoch, total_steps);
     const config_train *ct = &t->cfg.train;
     if (ct->query_groups > 1 || ct->dn_groups > 0) {
         char gr[96] = "off", dn[160] = "off";
@@ -783,6 +890,14 @@ int train_run(const train_args *a) {
     if (a->resume_dir)
         say(t, "continuing at step %ld (epoch %ld, batch %ld, %.0f s into the run)", t->step, t->epoch + 1,
             t->batch_in_epoch, t->elapsed0);
+    if (a->resume_dir && t->resume_world != t->world)
+        say(t, "the checkpoint was written by %ld process%s, this job has %d: the global batch is now %d images "
+               "(it was %ld), so the run goes on with other batches and does not continue bit for bit; the epoch "
+               "goes on at its batch %ld", t->resume_world, t->resume_world == 1 ? "" : "es", t->world,
+            t->world * t->cfg.train.batch_size, t->resume_world * t->cfg.train.batch_size, t->batch_in_epoch);
+    else if (a->resume_dir && t->world > 1)
+        say(t, "the checkpoint was written by the same %d processes: the run continues as if it never stopped",
+            t->world);
 
     signal(SIGINT, on_sigint);
     signal(SIGTERM, on_sigint);

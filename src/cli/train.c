@@ -1,4 +1,4 @@
-/* cldetr train CONFIG [--set k=v ...] | --resume RUN ; --help-config */
+/* cldetr train CONFIG [--set k=v ...] | --resume RUN ; --help-config (one process, or one of a job's: mpirun, srun) */
 #include <stdio.h>
 
 #include "cldetr/common.h"
@@ -23,7 +23,7 @@ int cmd_train(int argc, char **argv) {
     if (!t.config_path == !t.resume_dir) return args_missing(&a, "give a config file or --resume RUN (not both)");
     t.sets = a.sets;
     t.n_sets = a.n_sets;
+    if (dist_init() < 0) return cli_error();      /* under mpirun or srun: one of the job's processes */
     int rc = train_run(&t);
-    if (rc < 0) return cli_error();
-    return rc == TRAIN_INTERRUPTED ? 130 : 0;
+    return cli_dist_end(rc < 0 ? 1 : rc == TRAIN_INTERRUPTED ? 130 : 0);
 }

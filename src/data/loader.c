@@ -184,8 +184,12 @@ struct data_loader {
     int started;                 /* an epoch was begun (loader_create begins epoch 0) */
 };
 
+static size_t shards_of(const loader_opts *o) { return o->shards > 1 ? (size_t)o->shards : 1; }
+
 static int build(data_loader *L, size_t k, slot *s) {
-    size_t B = L->o.batch_size, lo = k * B, hi = CD_MIN(lo + B, L->d->n);
+    size_t B = L->o.batch_size, lo = k * B * shards_of(&L->o) + (size_t)L->o.shard * B;
+    lo = CD_MIN(lo, L->d->n);
+    size_t hi = CD_MIN(lo + B, L->d->n);
     int rc = data_make_batch(L->d, &L->o, &L->aug, L->epoch, L->perm + lo, hi - lo, &s->b);
     s->b.number = k;
     if (rc) snprintf(s->err, sizeof s->err, "%s", cd_errbuf());
@@ -225,6 +229,10 @@ static void stop_workers(data_loader *L) {
 
 data_loader *loader_create(data_dataset *d, const loader_opts *o, const augment_opts *aug) {
     if (o->batch_size == 0) { cd_seterr("data: batch size must be at least 1"); return NULL; }
+    if (o->shards > 1 && (o->shard < 0 || o->shard >= o->shards)) {
+        cd_seterr("data: shard %d is not in 0..%d", o->shard, o->shards - 1);
+        return NULL;
+    }
     if (o->workers < 0 || o->workers > 256) { cd_seterr("data: workers must be in 0..256, got %d", o->workers); return NULL; }
     if (aug->n_scales < 1 || aug->n_scales > AUG_MAX_SCALES ||
         (aug->select && (aug->n_select_scales < 1 || aug->n_select_scales > AUG_MAX_SCALES))) {
@@ -241,7 +249,8 @@ data_loader *loader_create(data_dataset *d, const loader_opts *o, const augment_
     L->d = d;
     L->o = *o;
     L->aug = *aug;
-    L->n_batches = o->drop_last ? d->n / o->batch_size : (d->n + o->batch_size - 1) / o->batch_size;
+    size_t G = o->batch_size * shards_of(o);       /* the global batch */
+    L->n_batches = o->drop_last ? d->n / G : (d->n + G - 1) / G;
     L->perm = cd_xmalloc(d->n * sizeof *L->perm);
     L->nslots = (o->prefetch > 0 ? o->prefetch : 1) + 1;
     L->slots = cd_xcalloc((size_t)L->nslots, sizeof *L->slots);

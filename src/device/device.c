@@ -138,13 +138,31 @@ int cd_select_device(const cd_device_info *list, int n, const char *spec) {
                      "(see `cldetr devices`)", spec, env && *env ? " (from CLDETR_DEVICE)" : "");
 }
 
+int cd_select_device_local(const cd_device_info *list, int n, const char *spec, int local_rank) {
+    const char *env = getenv("CLDETR_DEVICE");
+    int by_type = !spec || !*spec || !strcmp(spec, "gpu") || !strcmp(spec, "cpu") || !strcmp(spec, "any");
+    if (local_rank <= 0 || (env && *env) || !by_type) return cd_select_device(list, n, spec);
+    cl_device_type t = CL_DEVICE_TYPE_ALL;        /* "any" */
+    if (!spec || !*spec) t = first_of_type(list, n, CL_DEVICE_TYPE_GPU) >= 0 ? CL_DEVICE_TYPE_GPU : CL_DEVICE_TYPE_CPU;
+    else if (strcmp(spec, "any")) t = spec[0] == 'g' ? CL_DEVICE_TYPE_GPU : CL_DEVICE_TYPE_CPU;
+    int count = 0;
+    for (int i = 0; i < n; i++) count += (list[i].type & t) != 0;
+    if (count == 0) return cd_select_device(list, n, spec);     /* its message: no device of that type */
+    int want = local_rank % count;
+    for (int i = 0; i < n; i++)
+        if ((list[i].type & t) && want-- == 0) return i;
+    return cd_select_device(list, n, spec);
+}
+
 /* ---- open / close ------------------------------------------------------ */
 
-cd_device *cd_open(const char *spec, int profiling) {
+cd_device *cd_open(const char *spec, int profiling) { return cd_open_local(spec, profiling, 0); }
+
+cd_device *cd_open_local(const char *spec, int profiling, int local_rank) {
     cd_device_info *list;
     int n = cd_list_devices(&list);
     if (n < 0) return NULL;
-    int i = cd_select_device(list, n, spec);
+    int i = cd_select_device_local(list, n, spec, local_rank);
     if (i < 0) { free(list); return NULL; }
     cd_device *dev = cd_xcalloc(1, sizeof *dev);
     dev->info = list[i];

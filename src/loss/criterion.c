@@ -19,6 +19,7 @@ void criterion_opts_default(criterion_opts *opt) {
     opt->cost.cost_giou = 2;
     opt->aux_loss = 1;
     opt->fixed_match = 0;
+    opt->num_boxes = 0;
 }
 
 void criterion_result_free(criterion_result *res) {
@@ -255,7 +256,7 @@ int criterion_loss(criterion_result *res, float *dlogits, float *dboxes,
     for (size_t b = 0; b < B; b++)
         for (size_t i = 0; i < 4 * targets[b].n; i++) tbox[4 * tstart[b] + i] = targets[b].boxes[i];
 
-    res->num_boxes = n_all > 0 ? (double)n_all : 1.0;
+    res->num_boxes = opt->num_boxes > 0 ? opt->num_boxes : n_all > 0 ? (double)n_all : 1.0;
     res->total = 0;
     res->class_error = 100.0;
     size_t mpos = 0, first = opt->aux_loss ? 0 : L - 1;

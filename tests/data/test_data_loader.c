@@ -1,5 +1,6 @@
 /* The loader: identical batches whatever the worker count, epoch shuffling,
- * drop_last, normalised targets, on a small synthetic shapes dataset. */
+ * drop_last, normalised targets, shares of a data-parallel job's global
+ * batches, on a small synthetic shapes dataset. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@ typedef struct {
     uint64_t hash[16];
     size_t B[16];
     size_t order[16][8];
+    uint64_t image_hash[16][8];  /* each image's size and targets (not its padding) */
     size_t n;
     int targets_ok;
 } epoch_record;
@@ -46,7 +48,14 @@ static void run_epoch(data_loader *L, uint64_t epoch, epoch_record *r) {
     while ((rc = loader_next(L, &b)) == 1 && r->n < 16) {
         r->hash[r->n] = batch_hash(b);
         r->B[r->n] = b->B;
-        for (size_t i = 0; i < b->B && i < 8; i++) r->order[r->n][i] = b->targets[i].index;
+        for (size_t i = 0; i < b->B && i < 8; i++) {
+            const data_target *t = &b->targets[i];
+            int64_t meta[3] = {t->h, t->w, (int64_t)t->n};
+            uint64_t h = cd_fnv1a(meta, sizeof meta, CD_FNV_SEED);
+            h = cd_fnv1a(t->boxes, t->n * 4 * sizeof(float), h);
+            r->image_hash[r->n][i] = cd_fnv1a(t->labels, t->n * sizeof(int32_t), h);
+            r->order[r->n][i] = t->index;
+        }
         for (size_t i = 0; i < b->B; i++) {
             const data_target *t = &b->targets[i];
             for (size_t k = 0; k < t->n; k++) {
@@ -109,6 +118,31 @@ int main(void) {
     t_ok(!dup, "epoch 0 visits each sample at most once");
     t_ok(moved > 12, "epoch 1 has another order than epoch 0 (%d of 24 places differ)", moved);
     t_ok(memcmp(rec[0][0].hash, rec[0][1].hash, sizeof rec[0][0].hash) != 0, "epochs differ in content");
+
+    /* two shares of batch 2 (a job of 2 processes): together the global batches of 4 above, image for
+     * image with the same augmentation */
+    for (int shard = 0; shard < 2; shard++) {
+        loader_opts so = lo;
+        so.batch_size = 2; so.shard = shard; so.shards = 2; so.workers = 1;
+        data_loader *L = loader_create(d, &so, &ao);
+        t_ok(L && loader_num_batches(L) == N_IMAGES / 4, "share %d of 2: %d images in global batches of 2 x 2 -> %d "
+             "batches", shard, N_IMAGES, N_IMAGES / 4);
+        if (!L) continue;
+        epoch_record sr;
+        run_epoch(L, 1, &sr);
+        loader_destroy(L);
+        int same = sr.n == rec[0][1].n;
+        for (size_t k = 0; same && k < sr.n; k++)
+            for (size_t i = 0; i < 2; i++)
+                same &= sr.B[k] == 2 && sr.order[k][i] == rec[0][1].order[k][2 * shard + i] &&
+                        sr.image_hash[k][i] == rec[0][1].image_hash[k][2 * shard + i];
+        t_ok(same, "share %d of 2 holds images %d..%d of each global batch, augmented the same", shard, 2 * shard,
+             2 * shard + 1);
+    }
+    loader_opts bad = lo;
+    bad.shard = 2; bad.shards = 2;
+    t_ok(loader_create(d, &bad, &ao) == NULL && strstr(cd_errbuf(), "shard 2 is not in 0..1"),
+         "a share outside the job is refused (%s)", cd_errbuf());
 
     /* validation: in order, no drop, last batch short */
     loader_opts_default(&lo, 0);

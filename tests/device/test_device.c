@@ -32,6 +32,36 @@ static void test_select(void) {
     free(list);
 }
 
+/* A job's processes on one node (cd_select_device_local), on a made-up list:
+ * CPU, GPU, CPU, GPU, GPU. */
+static void test_select_local(void) {
+    cd_device_info list[5];
+    memset(list, 0, sizeof list);
+    const cl_device_type types[5] = {CL_DEVICE_TYPE_CPU, CL_DEVICE_TYPE_GPU, CL_DEVICE_TYPE_CPU, CL_DEVICE_TYPE_GPU,
+                                     CL_DEVICE_TYPE_GPU};
+    for (int i = 0; i < 5; i++) {
+        list[i].index = i;
+        list[i].type = types[i];
+        snprintf(list[i].name, sizeof list[i].name, "%s %d", i % 2 || i == 4 ? "Gpu" : "Cpu", i);
+    }
+    unsetenv("CLDETR_DEVICE");
+    int got[6];
+    for (int r = 0; r < 6; r++) got[r] = cd_select_device_local(list, 5, NULL, r);
+    t_ok(got[0] == 1 && got[1] == 3 && got[2] == 4 && got[3] == 1 && got[5] == 4,
+         "default: local rank r takes GPU r mod 3 (%d %d %d %d .. %d)", got[0], got[1], got[2], got[3], got[5]);
+    t_ok(cd_select_device_local(list, 5, "cpu", 0) == 0 && cd_select_device_local(list, 5, "cpu", 1) == 2 &&
+         cd_select_device_local(list, 5, "cpu", 2) == 0, "type cpu: local ranks 0, 1, 2 take CPUs 0, 2, 0");
+    t_ok(cd_select_device_local(list, 5, "any", 3) == 3, "type any: local rank 3 takes device 3");
+    t_ok(cd_select_device_local(list, 5, "2", 1) == 2 && cd_select_device_local(list, 5, "Gpu 4", 2) == 4,
+         "an index or a name is the same device for every rank");
+    setenv("CLDETR_DEVICE", "3", 1);
+    t_ok(cd_select_device_local(list, 5, "gpu", 2) == 3, "CLDETR_DEVICE overrides the local rank");
+    unsetenv("CLDETR_DEVICE");
+    t_ok(cd_select_device_local(list, 5, "gpu", 0) == cd_select_device(list, 5, "gpu") &&
+         cd_select_device_local(list, 5, NULL, 0) == cd_select_device(list, 5, NULL),
+         "local rank 0 is what cd_select_device picks");
+}
+
 static void test_launch(cd_device *dev) {
     size_t n = 1000;
     cd_mem m = cd_alloc(dev, n + 17, "test buffer");
@@ -92,6 +122,7 @@ int main(void) {
     char cache[] = "/tmp/cldetr-xdg-XXXXXX";
     if (mkdtemp(cache)) setenv("XDG_CACHE_HOME", cache, 1);
     test_select();
+    test_select_local();
     cd_device *dev = cd_open(NULL, 0);
     t_ok(dev != NULL, "cd_open default device: %s", dev ? dev->info.name : cd_errbuf());
     if (!dev) return t_done();

@@ -22,6 +22,7 @@ ROOT = os.environ.get("CLDETR_SOURCE_ROOT") or os.path.join(os.path.dirname(os.p
 ALLOWED = {
     "common": set(),
     "config": {"common"},
+    "dist": {"common"},
     "device": {"common"},
     "ops": {"common", "device"},
     "nn": {"common", "device", "ops"},
@@ -29,13 +30,14 @@ ALLOWED = {
     "data": {"common"},
     "train": {"common", "device", "ops", "nn"},
     "eval": {"common", "data"},
-    "app": {"common", "config", "device", "ops", "nn", "loss", "data", "train", "eval"},
-    "cli": {"common", "config", "device", "ops", "nn", "loss", "data", "train", "eval", "app"},
+    "app": {"common", "config", "dist", "device", "ops", "nn", "loss", "data", "train", "eval"},
+    "cli": {"common", "config", "dist", "device", "ops", "nn", "loss", "data", "train", "eval", "app"},
 }
 # The public headers (include/cldetr/) of each module.
 HEADERS = {
     "common": ["common.h"],
     "config": ["config.h", "config_keys.def"],
+    "dist": ["dist.h"],
     "device": ["device.h", "blas_tune.h", "selftest.h"],
     "ops": ["ops.h", "op_cases.h"],
     "nn": ["nn.h", "detr.h", "safetensors.h", "weights.h", "checkpoint.h"],

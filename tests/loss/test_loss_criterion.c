@@ -51,7 +51,7 @@ static void test_fixture(void) {
             tg[b] = (criterion_target){labels + s, tboxes + 4 * s, (size_t)n[b]};
             s += (size_t)n[b];
         }
-        criterion_opts opt = {o[0], o[1], o[2], o[3], {o[4], o[5], o[6]}, (int)o[7], 0};
+        criterion_opts opt = {o[0], o[1], o[2], o[3], {o[4], o[5], o[6]}, (int)o[7], 0, 0};
         float *dl = cd_xmalloc(L * B * Q * K1 * sizeof *dl), *db = cd_xmalloc(L * B * Q * 4 * sizeof *db);
         memset(dl, 0x7f, L * B * Q * K1 * sizeof *dl);   /* garbage: every element must be written */
         memset(db, 0x7f, L * B * Q * 4 * sizeof *db);
