@@ -34,6 +34,11 @@ static inline float sum8(const float8 v) {
     return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 
+/* The frozen scale of channel c, one expression for all four frozen kernels. */
+static inline float frozen_scale(__global const float *w, __global const float *var, const int c, const float eps) {
+    return w[c] / sqrt(var[c] + eps);
+}
+
 /* out = x * scale[c] + shift[c], scale = w / sqrt(var + eps), shift = b - mean * scale.
  * Range (HW, C, B), as every element-wise kernel here. */
 __kernel void bn_frozen_forward(__global float *out, const ulong out_off, __global const float *x, const ulong x_off,
@@ -44,7 +49,7 @@ __kernel void bn_frozen_forward(__global float *out, const ulong out_off, __glob
     out += out_off; x += x_off; w += w_off; b += b_off; mean += mean_off; var += var_off;
     const int i = (int)get_global_id(0), c = (int)get_global_id(1), n = (int)get_global_id(2);
     const int cc = min(c, C - 1);
-    const float scale = w[cc] / sqrt(var[cc] + eps), shift = b[cc] - mean[cc] * scale;
+    const float scale = frozen_scale(w, var, cc, eps), shift = b[cc] - mean[cc] * scale;
     if (c >= C || n >= B) return;   /* dim 0 is exact: see BN_CHANNEL_FIRST */
     const ulong a = ((ulong)n * C + c) * HW + i;
     out[a] = x[a] * scale + shift;
@@ -57,7 +62,7 @@ __kernel void bn_frozen_backward(__global float *dx, const ulong dx_off, __globa
     dx += dx_off; dout += dout_off; w += w_off; var += var_off;
     const int i = (int)get_global_id(0), c = (int)get_global_id(1), n = (int)get_global_id(2);
     const int cc = min(c, C - 1);
-    const float scale = w[cc] / sqrt(var[cc] + eps);
+    const float scale = frozen_scale(w, var, cc, eps);
     if (c >= C || n >= B) return;   /* dim 0 is exact: see BN_CHANNEL_FIRST */
     const ulong a = ((ulong)n * C + c) * HW + i;
     const float v = dout[a] * scale;
@@ -78,7 +83,7 @@ __kernel void bn_frozen_forward_flat(__global float *out, const ulong out_off, _
     const ulong a = get_global_id(0);
     if (a >= total) return;
     const int c = (int)((a / (ulong)HW) % (ulong)C);
-    const float scale = w[c] / sqrt(var[c] + eps), shift = b[c] - mean[c] * scale;
+    const float scale = frozen_scale(w, var, c, eps), shift = b[c] - mean[c] * scale;
     out[a] = x[a] * scale + shift;
 }
 
@@ -89,7 +94,7 @@ __kernel void bn_frozen_backward_flat(__global float *dx, const ulong dx_off, __
     const ulong a = get_global_id(0);
     if (a >= total) return;
     const int c = (int)((a / (ulong)HW) % (ulong)C);
-    const float scale = w[c] / sqrt(var[c] + eps);
+    const float scale = frozen_scale(w, var, c, eps);
     const float v = dout[a] * scale;
     dx[a] = acc ? dx[a] + v : v;
 }

@@ -59,8 +59,8 @@ typedef struct {
     double dn_box_noise, dn_label_noise;
     uint64_t seed;                 /* train.seed: the denoising noise follows (seed, step) */
     criterion_opts crit_dn;        /* crit with fixed matching */
-    criterion_result cr_match;     /* the matching queries' terms, averaged over the groups */
-    criterion_result cr_dn;        /* the denoising queries' terms (cr = their sum) */
+    criterion_result cr_dn;        /* the denoising queries' terms (cr: the matching queries', averaged
+                                      over the groups, and the total of both) */
     size_t dn_pad;                 /* queries per denoising group in the last step */
 
     /* scratch, grown on demand */

@@ -29,7 +29,6 @@ void train_step_init(train_step_state *s, detr_model *m, nn_ctx *ctx, adamw_stat
 
 void train_step_free(train_step_state *s) {
     criterion_result_free(&s->cr);
-    criterion_result_free(&s->cr_match);
     criterion_result_free(&s->cr_dn);
     for (int i = 0; i < TQ_N_BUFS; i++) free(s->tq.buf[i]);
     free(s->tq.mt); free(s->tq.dt);
@@ -152,11 +151,22 @@ static void make_dn_queries(train_step_state *s, const data_batch *b, uint64_t s
     tq->dn_box = code;
 }
 
+/* Rows [0, nm) and [nm, nm + nd) of each (layer, image) block of x (L*B, Lq, w)
+ * to m (L*B, nm, w) and d (L*B, nd, w), or back with `join`. */
+static void tq_rows(float *x, float *m, float *d, size_t LB, size_t Lq, size_t nm, size_t nd, size_t w, int join) {
+    for (size_t k = 0; k < LB; k++) {
+        float *xm = x + k * Lq * w, *xd = xm + nm * w, *pm = m + k * nm * w, *pd = d + k * nd * w;
+        memcpy(join ? xm : pm, join ? pm : xm, nm * w * sizeof(float));
+        if (nd) memcpy(join ? xd : pd, join ? pd : xd, nd * w * sizeof(float));
+    }
+}
+
 /* The loss of a forward with training queries: the (L, B, G*Q + Gd*pad, ...)
  * outputs are split into the matching groups, scored as B*G images (one-to-one
  * matching per group, the terms averaged over the groups as their box count is
  * G times the batch's), and the denoising groups, scored as B*Gd images with
- * fixed matching; cr gets their sum and dlogits/dboxes the joined gradient. */
+ * fixed matching. cr holds the matching terms (what the log shows per term)
+ * and the total of both; dlogits/dboxes the joined gradient. */
 static int train_queries_loss(train_step_state *s, const detr_train_queries *tq, size_t B) {
     const detr_out *o = &s->out;
     size_t L = o->L, Lq = o->Q, K1 = o->K1, Q = (size_t)s->model->o.num_queries;
@@ -171,44 +181,19 @@ static int train_queries_loss(train_step_state *s, const detr_train_queries *tq,
         s->tq.mt = cd_xrealloc(s->tq.mt, nt * sizeof *s->tq.mt);
         s->tq.dt = cd_xrealloc(s->tq.dt, nt * sizeof *s->tq.dt);
     }
-    for (size_t l = 0; l < L; l++)
-        for (size_t i = 0; i < B; i++) {
-            size_t src = (l * B + i) * Lq;
-            memcpy(ml + (l * B + i) * nm * K1, s->logits + src * K1, nm * K1 * sizeof(float));
-            memcpy(mb + (l * B + i) * nm * 4, s->boxes + src * 4, nm * 4 * sizeof(float));
-            if (nd) {
-                memcpy(dl + (l * B + i) * nd * K1, s->logits + (src + nm) * K1, nd * K1 * sizeof(float));
-                memcpy(db + (l * B + i) * nd * 4, s->boxes + (src + nm) * 4, nd * 4 * sizeof(float));
-            }
-        }
+    tq_rows(s->logits, ml, dl, L * B, Lq, nm, nd, K1, 0);
+    tq_rows(s->boxes, mb, db, L * B, Lq, nm, nd, 4, 0);
     for (size_t i = 0; i < B; i++) {
         for (size_t g = 0; g < G; g++) s->tq.mt[i * G + g] = s->targets[i];
         for (size_t g = 0; g < Gd; g++) s->tq.dt[i * Gd + g] = s->targets[i];
     }
-    if (criterion_loss(&s->cr_match, dml, dmb, ml, mb, s->tq.mt, L, B * G, Q, K1, &s->crit) < 0)
-        return -1;
-    double total = s->cr_match.total;
+    if (criterion_loss(&s->cr, dml, dmb, ml, mb, s->tq.mt, L, B * G, Q, K1, &s->crit) < 0) return -1;
     if (nd) {
-        if (criterion_loss(&s->cr_dn, ddl, ddb, dl, db, s->tq.dt, L, B * Gd, pad, K1,
-                           &s->crit_dn) < 0)
-            return -1;
-        total += s->cr_dn.total;
+        if (criterion_loss(&s->cr_dn, ddl, ddb, dl, db, s->tq.dt, L, B * Gd, pad, K1, &s->crit_dn) < 0) return -1;
+        s->cr.total += s->cr_dn.total;
     }
-    for (size_t l = 0; l < L; l++)
-        for (size_t i = 0; i < B; i++) {
-            size_t dst = (l * B + i) * Lq;
-            memcpy(s->dlogits + dst * K1, dml + (l * B + i) * nm * K1, nm * K1 * sizeof(float));
-            memcpy(s->dboxes + dst * 4, dmb + (l * B + i) * nm * 4, nm * 4 * sizeof(float));
-            if (nd) {
-                memcpy(s->dlogits + (dst + nm) * K1, ddl + (l * B + i) * nd * K1, nd * K1 * sizeof(float));
-                memcpy(s->dboxes + (dst + nm) * 4, ddb + (l * B + i) * nd * 4, nd * 4 * sizeof(float));
-            }
-        }
-    /* cr: the matching terms (what the log shows per term), the total of both */
-    criterion_result keep = s->cr;
-    s->cr = s->cr_match;
-    s->cr_match = keep;
-    s->cr.total = total;
+    tq_rows(s->dlogits, dml, ddl, L * B, Lq, nm, nd, K1, 1);
+    tq_rows(s->dboxes, dmb, ddb, L * B, Lq, nm, nd, 4, 1);
     return 0;
 }
 

@@ -117,25 +117,18 @@ const char *dist_who(void) { return who; }
 /* MPI counts are ints: big buffers go in pieces. */
 #define CHUNK ((size_t)1 << 30)
 
-void dist_allreduce_sum_f32(float *x, size_t n) {
 #ifdef CLDETR_MPI
+static void allreduce_sum(char *x, size_t n, size_t size, MPI_Datatype type) {
     if (world_size > 1)
         for (size_t i = 0; i < n; i += CHUNK)
-            MPI_Allreduce(MPI_IN_PLACE, x + i, (int)CD_MIN(CHUNK, n - i), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-#else
-    (void)x; (void)n;
-#endif
+            MPI_Allreduce(MPI_IN_PLACE, x + i * size, (int)CD_MIN(CHUNK, n - i), type, MPI_SUM, MPI_COMM_WORLD);
 }
-
-void dist_allreduce_sum_f64(double *x, size_t n) {
-#ifdef CLDETR_MPI
-    if (world_size > 1)
-        for (size_t i = 0; i < n; i += CHUNK)
-            MPI_Allreduce(MPI_IN_PLACE, x + i, (int)CD_MIN(CHUNK, n - i), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+void dist_allreduce_sum_f32(float *x, size_t n) { allreduce_sum((char *)x, n, sizeof *x, MPI_FLOAT); }
+void dist_allreduce_sum_f64(double *x, size_t n) { allreduce_sum((char *)x, n, sizeof *x, MPI_DOUBLE); }
 #else
-    (void)x; (void)n;
+void dist_allreduce_sum_f32(float *x, size_t n) { (void)x; (void)n; }
+void dist_allreduce_sum_f64(double *x, size_t n) { (void)x; (void)n; }
 #endif
-}
 
 void dist_barrier(void) {
 #ifdef CLDETR_MPI

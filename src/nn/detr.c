@@ -305,7 +305,7 @@ static void train_queries(detr_model *m, nn_ctx *ctx, size_t B, const detr_train
     size_t d = (size_t)m->o.d, Q = (size_t)m->o.num_queries, K1 = (size_t)m->o.num_classes + 1;
     size_t G = (size_t)tq->groups, nm = G * Q, nd = (size_t)tq->dn_groups * tq->dn_pad, L = nm + nd;
     nn_tensor *qemb = G > 1 ? nn_weight_stack(ctx, m->query_embed, m->query_embed_groups) : nn_weight(ctx, m->query_embed);
-    if (G > 1) qemb->dims[0] = nm;      /* the groups in use */
+    qemb->dims[0] = nm;                 /* the groups in use */
     qemb->n = nm * d;
     float *mask = cd_xmalloc(L * L * sizeof *mask);
     detr_train_attn_mask(mask, Q, tq->groups, tq->dn_groups, tq->dn_pad);

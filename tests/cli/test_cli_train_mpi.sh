@@ -139,15 +139,22 @@ show "$tmp/out7" 6
   "$tmp/out7"
 ok $? "an error on rank 1 ends the job with one message naming rank 1 and the cause (rc $rc, $(( $(date +%s) - t0 )) s)"
 
+# Wait until the job logging to LOG has printed step 3, then print the pid of
+# its rank 1 (train.name=NAME), or nothing.
+rank1_after_step3() {
+  for i in $(seq 1 600); do grep -q "^step 3/" "$1" 2>/dev/null && break; sleep 0.2; done
+  local p found=""
+  for p in $(pgrep -f "train.name=$2"); do
+    grep -qz "^OMPI_COMM_WORLD_RANK=1$" "/proc/$p/environ" 2>/dev/null && found=$p
+  done
+  echo "$found"
+}
+
 # 5. a rank killed mid-run ends the job: mpirun names it, no process is left waiting
 mpi -np 2 "$bin" train "$ini" "${common[@]}" --set train.name=killed --set train.batch_size=4 \
   --set train.max_steps=100000 >"$tmp/out8" 2>&1 &
 pid=$!
-for i in $(seq 1 600); do grep -q "^step 3/" "$tmp/out8" 2>/dev/null && break; sleep 0.2; done
-victim=""
-for p in $(pgrep -f "train.name=killed"); do
-  grep -qz "^OMPI_COMM_WORLD_RANK=1$" "/proc/$p/environ" 2>/dev/null && victim=$p
-done
+victim=$(rank1_after_step3 "$tmp/out8" killed)
 [ -n "$victim" ] && kill -9 "$victim"
 t0=$(date +%s)
 wait $pid; rc=$?
@@ -160,11 +167,7 @@ ok $? "killing rank 1 (pid ${victim:-none}) ends the job in $(( $(date +%s) - t0
 mpi -np 2 "$bin" train "$ini" "${common[@]}" --set train.name=stopped --set train.batch_size=4 \
   --set train.max_steps=100000 >"$tmp/out9" 2>&1 &
 pid=$!
-for i in $(seq 1 600); do grep -q "^step 3/" "$tmp/out9" 2>/dev/null && break; sleep 0.2; done
-victim=""
-for p in $(pgrep -f "train.name=stopped"); do
-  grep -qz "^OMPI_COMM_WORLD_RANK=1$" "/proc/$p/environ" 2>/dev/null && victim=$p
-done
+victim=$(rank1_after_step3 "$tmp/out9" stopped)
 [ -n "$victim" ] && kill -INT "$victim"
 wait $pid; rc=$?
 show "$tmp/out9" 2
