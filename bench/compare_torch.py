@@ -113,7 +113,9 @@ def main():
     a = ap.parse_args()
     if not os.access(a.cldetr, os.X_OK):
         die(f"{a.cldetr}: no cldetr binary (build it: meson setup build && ninja -C build, or give --cldetr)")
-    sets = sum((["--set", s] for s in a.set), [])
+    # the twin is plain DETR: cldetr runs without the training-only accelerators
+    # (configs/shapes.ini turns them on), whatever the config says
+    sets = sum((["--set", s] for s in a.set), []) + ["--set", "train.query_groups=1", "--set", "train.dn_groups=0"]
     eff = run([a.cldetr, "config", a.config] + sets)
     k = num_classes_of(eff, a.config)
     sets += ["--set", f"model.num_classes={k}"]

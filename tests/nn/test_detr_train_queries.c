@@ -75,6 +75,11 @@ int main(void) {
         for (size_t x = 40; x < W; x++) mask[H * W + y * W + x] = 1.0f;     /* image 1 padded on the right */
 
     detr_model plain, m;
+    detr_opts bad = tiny(1, 1);
+    bad.d = 12;
+    bad.nheads = 2;
+    t_ok(detr_build(&m, &bad, dev, 7) == -1 && strstr(cd_errbuf(), "divisible by 8"),
+         "denoising with hidden_dim 12 is refused: %s", cd_errbuf());
     detr_opts op = tiny(1, 0), ot = tiny(GROUPS, 1);
     t_ok(detr_build(&plain, &op, dev, 7) == 0 && detr_build(&m, &ot, dev, 7) == 0, "build both models");
     int extra = 0, named = 1;
