@@ -22,7 +22,7 @@ static int iters = 5;
 
 static cd_mem rand_dev(size_t n) { return bench_rand_dev(dev, n); }
 
-typedef struct { cd_mem out, x, w, b, dout, dx, dw, db, col, dperm; conv_shape s; } bench_ctx;
+typedef struct { cd_mem out, x, w, b, dout, dx, dw, db, col, dperm, kept; size_t group; conv_shape s; } bench_ctx;
 
 static void run_fwd(bench_ctx *c) { op_conv2d_forward(dev, c->out, c->x, c->w, c->b, &c->s); }
 static void run_bwd(bench_ctx *c) { op_conv2d_backward(dev, c->dx, c->dw, c->db, c->dout, c->x, c->w, &c->s, 0); }
@@ -45,6 +45,11 @@ static void run_fwd_gemm(bench_ctx *c) {
 static void run_dx_gemm(bench_ctx *c) {
     size_t P = conv_out_h(&c->s) * conv_out_w(&c->s), CRS = c->s.C * c->s.R * c->s.S, BP = c->s.B * P;
     cd_gemm(dev, 1, 0, CRS, BP, c->s.K, 1.0f, c->w, CRS, c->dperm, BP, 0.0f, c->col, BP);
+}
+
+/* the weight gradient alone from the forward's kept columns (conv_dw_nt's path) */
+static void run_dw_kept(bench_ctx *c) {
+    op_conv2d_backward_kept(dev, cd_none(), c->dw, cd_none(), c->dout, c->x, c->w, c->kept, c->group, &c->s, 0);
 }
 
 static void run_im2col(bench_ctx *c) { op_conv2d_im2col(dev, c->col, c->x, &c->s, 0); }
@@ -109,6 +114,16 @@ int main(int argc, char **argv) {
     timeit("dw GEMM alone, NT dperm @ col^T", run_dw_nt, &c, gemm);
     timeit("op_conv2d_forward, default grouping", run_fwd, &c, gemm);
     timeit("op_conv2d_backward (dx, dw, db), default grouping", run_bwd, &c, 2 * gemm);
+    size_t nkept = op_conv2d_keep_floats(dev, &c.s);
+    if (nkept) {
+        c.kept = cd_alloc(dev, nkept, "kept columns");
+        c.group = op_conv2d_forward_keep(dev, c.out, c.x, c.w, c.b, &c.s, c.kept);
+        timeit("dw alone from kept columns, conv_dw_nt chunks", run_dw_kept, &c, gemm);
+        int chunks = op_conv2d_set_dw_chunks(0);
+        timeit("dw alone from kept columns, conv_dw_nt whole", run_dw_kept, &c, gemm);
+        op_conv2d_set_dw_chunks(chunks);
+        cd_free(dev, c.kept);
+    }
     size_t old = op_conv2d_set_scratch_limit(CRS * P);
     timeit("op_conv2d_forward, image by image", run_fwd, &c, gemm);
     timeit("op_conv2d_backward (dx, dw, db), image by image", run_bwd, &c, 2 * gemm);

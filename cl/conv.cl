@@ -217,16 +217,66 @@ __kernel void conv_bias_backward(__global float *db, const ulong db_off, __globa
     if (lid == 0) db[k] += sum;
 }
 
+/* The weight gradient's 4 x 4 block (rows k0.., columns c0.. of dw): a
+ * work-item runs along p with float16 loads and 16 float16 FMAs per 8 loads
+ * (explicit vectors: PoCL does not vectorise across work-items a body with a
+ * run-time loop); rows past K or CRS read a clamped row and store nothing.
+ * dw_block_add: acc and tail += the products of the rows a[i] (dout) and
+ * c[j] (col) over p in [p0, p1). dw_block_sum: each lane sum, its total. */
+static inline __attribute__((always_inline)) void dw_block_add(float16 acc[4][4], float tail[4][4],
+                                                               __global const float *a[4],
+                                                               __global const float *c[4], const int p0,
+                                                               const int p1) {
+    int p = p0;
+    for (; p + 16 <= p1; p += 16) {
+        float16 av[4], cv[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) { av[i] = vload16(0, a[i] + p); cv[i] = vload16(0, c[i] + p); }
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) acc[i][j] = fma(av[i], cv[j], acc[i][j]);
+    }
+    for (; p < p1; p++)
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) tail[i][j] = fma(a[i][p], c[j][p], tail[i][j]);
+}
+
+static inline __attribute__((always_inline)) float dw_block_sum(const float16 v, const float tail) {
+    const float8 h8 = v.lo + v.hi;
+    const float4 h4 = h8.lo + h8.hi;
+    const float2 h2 = h4.lo + h4.hi;
+    volatile float l[2];   /* the last two lanes through a volatile copy: common.cl */
+    l[0] = h2.x;
+    l[1] = h2.y;
+    return l[0] + l[1] + tail;
+}
+
+/* Row pointers of the block for image b: dout (g, K, P) and col with row
+ * stride cs and image stride cb. */
+static inline __attribute__((always_inline)) void dw_block_rows(__global const float *a[4], __global const float *c[4],
+                                                                __global const float *dout,
+                                                                __global const float *col, const int b,
+                                                                const int k0, const int c0, const int K,
+                                                                const int CRS, const int P, const ulong cs,
+                                                                const ulong cb) {
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        a[i] = dout + ((ulong)b * K + min(k0 + i, K - 1)) * P;
+        c[i] = col + (ulong)min(c0 + i, CRS - 1) * cs + (ulong)b * cb;
+    }
+}
+
 /* dw (K, CRS) += sum over b < g and p < P of dout[b][k][p] * col[crs*cs + b*cb + p]:
  * the weight gradient read from dout (g, K, P) as it is and from col in
- * conv_im2col's layout (CRS, g*P) (cs = g*P, cb = P) or from x itself for a
- * 1x1 stride-1 conv (cs = P, cb = C*P), both with the reduction index
- * contiguous. CLBlast wants one of the two operands the other way round (a
- * transposed im2col, and a padded small dw; bench/README.md has the costs).
- * A work-item owns a 4 x 4 block of dw and runs along p with float16 loads and
- * 16 float16 FMAs per 8 loads (explicit vectors: PoCL does not vectorise
- * across work-items a body with a run-time loop); rows past K or CRS load a
- * clamped row and store nothing. Range (ceil(CRS/4), ceil(K/4)). */
+ * conv_im2col's layout (CRS, g*P) (cs = g*P, cb = P), from the forward's kept
+ * columns of single images (cs = P, cb = CRSp*P), or from x itself for a 1x1
+ * stride-1 conv (cs = P, cb = C*P), all with the reduction index contiguous.
+ * CLBlast wants one of the two operands the other way round (a transposed
+ * im2col, and a padded small dw; bench/README.md has the costs). A work-item
+ * owns a 4 x 4 block of dw over the whole reduction. Range (ceil(CRS/4), ceil(K/4)). */
 __kernel void conv_dw_nt(__global float *dw, const ulong dw_off, __global const float *dout, const ulong dout_off,
                          __global const float *col, const ulong col_off, const int g, const int K, const int CRS,
                          const int P, const ulong cs, const ulong cb) {
@@ -241,41 +291,57 @@ __kernel void conv_dw_nt(__global float *dw, const ulong dw_off, __global const 
         for (int j = 0; j < 4; j++) { acc[i][j] = (float16)(0.0f); tail[i][j] = 0.0f; }
     for (int b = 0; b < g; b++) {
         __global const float *a[4], *c[4];
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            a[i] = dout + ((ulong)b * K + min(k0 + i, K - 1)) * P;
-            c[i] = col + (ulong)min(c0 + i, CRS - 1) * cs + (ulong)b * cb;
-        }
-        int p = 0;
-        for (; p + 16 <= P; p += 16) {
-            float16 av[4], cv[4];
-#pragma unroll
-            for (int i = 0; i < 4; i++) { av[i] = vload16(0, a[i] + p); cv[i] = vload16(0, c[i] + p); }
-#pragma unroll
-            for (int i = 0; i < 4; i++)
-#pragma unroll
-                for (int j = 0; j < 4; j++) acc[i][j] = fma(av[i], cv[j], acc[i][j]);
-        }
-        for (; p < P; p++)
-#pragma unroll
-            for (int i = 0; i < 4; i++)
-#pragma unroll
-                for (int j = 0; j < 4; j++) tail[i][j] = fma(a[i][p], c[j][p], tail[i][j]);
+        dw_block_rows(a, c, dout, col, b, k0, c0, K, CRS, P, cs, cb);
+        dw_block_add(acc, tail, a, c, 0, P);
     }
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
-            if (k0 + i >= K || c0 + j >= CRS) continue;
-            const float16 v = acc[i][j];
-            const float8 h8 = v.lo + v.hi;
-            const float4 h4 = h8.lo + h8.hi;
-            const float2 h2 = h4.lo + h4.hi;
-            volatile float l[2];   /* the last two lanes through a volatile copy: common.cl */
-            l[0] = h2.x;
-            l[1] = h2.y;
-            dw[(ulong)(k0 + i) * CRS + c0 + j] += l[0] + l[1] + tail[i][j];
-        }
+        for (int j = 0; j < 4; j++)
+            if (k0 + i < K && c0 + j < CRS) dw[(ulong)(k0 + i) * CRS + c0 + j] += dw_block_sum(acc[i][j], tail[i][j]);
+}
+
+/* The same products split along the reduction: part (g*cpi, K, CRS), part[ch]
+ * the sum over chunk ch = b*cpi + q, pixels [q*chunk, min(P, (q+1)*chunk)) of
+ * image b. With a work-group over every block of one chunk, the chunk's rows
+ * of col (CRS x chunk floats, sized by the host to stay in a core's cache) are
+ * read from cache by every block of k instead of streaming the whole of col
+ * from memory once per 4 rows of dw. conv_dw_sum adds the chunks to dw in
+ * order. Range (ceil(CRS/4), ceil(K/4), g*cpi). */
+__kernel void conv_dw_nt_chunks(__global float *part, const ulong part_off, __global const float *dout,
+                                const ulong dout_off, __global const float *col, const ulong col_off, const int K,
+                                const int CRS, const int P, const ulong cs, const ulong cb, const int chunk,
+                                const int cpi) {
+    part += part_off; dout += dout_off; col += col_off;
+    const int c0 = (int)get_global_id(0) * 4, k0 = (int)get_global_id(1) * 4, ch = (int)get_global_id(2);
+    if (c0 >= CRS || k0 >= K) return;
+    const int b = ch / cpi, p0 = (ch - b * cpi) * chunk, p1 = min(P, p0 + chunk);
+    float16 acc[4][4];
+    float tail[4][4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) { acc[i][j] = (float16)(0.0f); tail[i][j] = 0.0f; }
+    __global const float *a[4], *c[4];
+    dw_block_rows(a, c, dout, col, b, k0, c0, K, CRS, P, cs, cb);
+    dw_block_add(acc, tail, a, c, p0, p1);
+    __global float *pc = part + (ulong)ch * K * CRS;
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            if (k0 + i < K && c0 + j < CRS) pc[(ulong)(k0 + i) * CRS + c0 + j] = dw_block_sum(acc[i][j], tail[i][j]);
+}
+
+/* dw (n) += the sum over ch < nch of part (nch, n), in increasing ch. Range (n). */
+__kernel void conv_dw_sum(__global float *dw, const ulong dw_off, __global const float *part, const ulong part_off,
+                          const int nch, const int n) {
+    dw += dw_off; part += part_off;
+    const int i = (int)get_global_id(0);
+    if (i >= n) return;
+    float sum = 0.0f;
+    for (int ch = 0; ch < nch; ch++) sum += part[(ulong)ch * n + i];
+    dw[i] += sum;
 }
 
 /* wp (K, CRSp) = w (K, CRS) with CRSp - CRS zero columns appended to each row:

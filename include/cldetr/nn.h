@@ -93,7 +93,11 @@ struct nn_node {
         struct { float p; uint64_t seed, stream; } dropout;
         struct { size_t B, C, HW; } channels;                       /* x (B, C, HW), bias (C) */
         struct { size_t N, IN, OUT; } linear;                       /* x (N, IN), w (OUT, IN) */
-        conv_shape conv;
+        struct {                    /* cols: the forward's im2col kept for the weight gradient, or none */
+            conv_shape s;
+            cd_mem cols;
+            size_t group;           /* images per group of cols (op_conv2d_forward_keep) */
+        } conv;
         struct {                    /* x (B, C, HW); running stats (C); batch stats (C) saved in training */
             size_t B, C, HW;
             cd_mem running_mean, running_var, save_mean, save_rstd;
@@ -120,6 +124,7 @@ typedef struct nn_ctx {
                                    reset: forward, and the backward the tape will run */
     uint64_t seed, step;        /* dropout streams: (seed, step, site) */
     uint32_t dropout_site;
+    size_t kept_cols;           /* floats of conv columns kept for the backward this step (NN_KEEP_COLS_MAX) */
     nn_arena act, grads;
     nn_tensor **tblocks; int n_tblocks; int n_tensors;
     nn_node *nodes; int n_nodes, cap_nodes;

@@ -133,6 +133,17 @@ void op_conv2d_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b,
 /* dx (=/+=) (may be none), dw += , db += (may be none) */
 void op_conv2d_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x, cd_mem w,
                         const conv_shape *s, int acc);
+/* Training on a device whose weight gradient reads im2col's layout (CPUs):
+ * the forward can keep its im2col columns for the backward instead of
+ * building them twice. op_conv2d_keep_floats: the floats they take (0 when
+ * there are none to keep: a direct 1x1 conv, or the GPU path). The forward
+ * writes them into keep (or scratch when keep is none) and returns the images
+ * per group it used; pass both to the backward (cols none: rebuilt there). */
+size_t op_conv2d_keep_floats(cd_device *dev, const conv_shape *s);
+size_t op_conv2d_forward_keep(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, const conv_shape *s,
+                              cd_mem keep);
+void op_conv2d_backward_kept(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x, cd_mem w,
+                             cd_mem cols, size_t cols_group, const conv_shape *s, int acc);
 
 /* ---- batch norm (src/ops/batchnorm.c, cl/batchnorm.cl) -------------------
  * Frozen: y = x * scale + shift with scale = w * rsqrt(var + eps), shift = b - mean * scale

@@ -237,16 +237,21 @@ nn_tensor *nn_linear_rows(nn_ctx *ctx, nn_tensor *x, int w, int b, size_t row0, 
     return linear(ctx, x, param_rows(ctx, w, row0, rows), b >= 0 ? param_rows(ctx, b, row0, rows) : NULL);
 }
 
+/* Floats of im2col columns a step may keep from the forward for the weight
+ * gradients (1 GiB): beyond it the backward builds them again. */
+#define NN_KEEP_COLS_MAX ((size_t)1 << 28)
+
 static void conv_fw(nn_ctx *ctx, nn_node *nd) {
-    op_conv2d_forward(ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data, data_or_none(nd->in[2]),
-                      &nd->a.conv);
+    nd->a.conv.group = op_conv2d_forward_keep(ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data,
+                                              data_or_none(nd->in[2]), &nd->a.conv.s, nd->a.conv.cols);
 }
 
 static void conv_bw(nn_ctx *ctx, nn_node *nd) {
     int acc;
     cd_mem dx, dw, db;
     weight_grads(ctx, nd, &acc, &dx, &dw, &db);
-    op_conv2d_backward(ctx->dev, dx, dw, db, nd->out->grad, nd->in[0]->data, nd->in[1]->data, &nd->a.conv, acc);
+    op_conv2d_backward_kept(ctx->dev, dx, dw, db, nd->out->grad, nd->in[0]->data, nd->in[1]->data,
+                            nd->a.conv.cols, nd->a.conv.group, &nd->a.conv.s, acc);
 }
 
 /* x (B, C, H, W), w (K, C, R, S), b (K) -> (B, K, Ho, Wo) */
@@ -260,7 +265,13 @@ nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, int w, int b, size_t stride, siz
     size_t dims[4] = {s.B, s.K, conv_out_h(&s), conv_out_w(&s)};
     count_flops(ctx, 2.0 * (double)(s.B * s.K * dims[2] * dims[3]) * (double)(s.C * s.R * s.S), x, wt);
     nn_node nd = {.what = "conv2d", .forward = conv_fw, .backward = conv_bw, .out = nn_new(ctx, 4, dims),
-                  .in = {x, wt, bt}, .a.conv = s};
+                  .in = {x, wt, bt}, .a.conv = {.s = s, .cols = cd_none()}};
+    /* the forward's im2col, kept for the weight gradient when it will be needed */
+    size_t keep = ctx->record && ctx->dev && needs(wt) ? op_conv2d_keep_floats(ctx->dev, &s) : 0;
+    if (keep && ctx->kept_cols + keep <= NN_KEEP_COLS_MAX) {
+        nd.a.conv.cols = nn_new1(ctx, keep)->data;
+        ctx->kept_cols += keep;
+    }
     return run(ctx, &nd);
 }
 

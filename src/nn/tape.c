@@ -73,6 +73,7 @@ void nn_ctx_reset(nn_ctx *ctx) {
     ctx->n_nodes = 0;
     ctx->dropout_site = 0;
     ctx->dry_act = ctx->dry_grad = 0;
+    ctx->kept_cols = 0;
     ctx->flops_fw = ctx->flops_bw = 0;
 }
 

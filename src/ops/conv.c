@@ -158,45 +158,6 @@ static void col2im(cd_device *dev, cd_mem dx, cd_mem dcol, size_t g, const conv_
                KF(inv(s->stride)), KF(inv(s->C)), KI(acc));
 }
 
-/* out (B, K, Ho, Wo) = conv(x (B, C, H, W), w (K, C, R, S)) + b (K) or none */
-void op_conv2d_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, const conv_shape *s) {
-    check_shape(s);
-    size_t P = conv_out_h(s) * conv_out_w(s), CRS = s->C * s->R * s->S, CHW = s->C * s->H * s->W;
-    size_t KP = s->K * P;
-    check_index_range(s, conv_group(s, P));
-    if (conv_is_direct(s)) {
-        for (size_t n = 0; n < s->B; n++)
-            cd_gemm(dev, 0, 0, s->K, P, s->C, 1.0f, w, s->C, cd_at(x, n * CHW), P, 0.0f, cd_at(out, n * KP), P);
-        if (cd_has(b)) CD_LAUNCH3(dev, "conv_add_bias", P, s->K, s->B, KM(out), KM(b), KI(s->B), KI(s->K), KI(P));
-        return;
-    }
-    size_t G = conv_group(s, P), CRSp = CD_ROUND_UP(CRS, CONV_PAD_K);
-    cd_mem col = cd_alloc(dev, CRSp * G * P, "conv2d im2col");
-    cd_mem tmp = G > 1 ? cd_alloc(dev, KP * G, "conv2d output group") : cd_none();
-    cd_mem wk = w;
-    if (CRSp != CRS) {   /* the reduction rounded up to CLBlast's KWG: zero weight columns, zero col rows */
-        wk = cd_alloc(dev, s->K * CRSp, "conv2d padded weights");
-        CD_LAUNCH2(dev, "conv_pad_cols", CRSp, s->K, KM(wk), KM(w), KI(s->K), KI(CRS), KI(CRSp));
-    }
-    for (size_t n0 = 0; n0 < s->B; n0 += G) {
-        size_t g = CD_MIN(G, s->B - n0);
-        cd_mem o = cd_at(out, n0 * KP);
-        im2col(dev, col, cd_at(x, n0 * CHW), g, s, 0);
-        if (CRSp != CRS) cd_fill(dev, cd_at(col, CRS * g * P), 0.0f, (CRSp - CRS) * g * P);
-        if (g == 1) {
-            cd_gemm(dev, 0, 0, s->K, P, CRSp, 1.0f, wk, CRSp, col, P, 0.0f, o, P);
-            if (cd_has(b)) CD_LAUNCH3(dev, "conv_add_bias", P, s->K, 1, KM(o), KM(b), KI(1), KI(s->K), KI(P));
-        } else {
-            cd_gemm(dev, 0, 0, s->K, g * P, CRSp, 1.0f, wk, CRSp, col, g * P, 0.0f, tmp, g * P);
-            CD_LAUNCH3(dev, "conv_unpack_out", P, s->K, g, KM(o), KM(tmp), KM(cd_has(b) ? b : tmp), KI(cd_has(b)),
-                       KI(g), KI(s->K), KI(P));
-        }
-    }
-    cd_free(dev, col);
-    if (G > 1) cd_free(dev, tmp);
-    if (CRSp != CRS) cd_free(dev, wk);
-}
-
 /* The weight gradient's path: 1 = conv_dw_nt from im2col's own layout (CPU
  * devices), 0 = CLBlast from the transposed im2col (GPUs: conv_dw_nt has a
  * work-item run along whole rows, no local-memory tiling, which suits a CPU's
@@ -214,14 +175,108 @@ static int use_dw_nt(cd_device *dev) {
     return dw_path >= 0 ? dw_path : (dev->info.type & CL_DEVICE_TYPE_GPU) == 0;
 }
 
+/* Kept columns: the forward's im2col of every group, one after another, so
+ * that conv_dw_nt reads them in the backward instead of building them again.
+ * Group n0 (g images) is col (CRSp, g*P) at n0*CRSp*P; rows past CRS are zero. */
+size_t op_conv2d_keep_floats(cd_device *dev, const conv_shape *s) {
+    check_shape(s);
+    if (!use_dw_nt(dev) || conv_is_direct(s)) return 0;
+    return CD_ROUND_UP(s->C * s->R * s->S, CONV_PAD_K) * s->B * conv_out_h(s) * conv_out_w(s);
+}
+
+/* out (B, K, Ho, Wo) = conv(x (B, C, H, W), w (K, C, R, S)) + b (K) or none */
+void op_conv2d_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, const conv_shape *s) {
+    op_conv2d_forward_keep(dev, out, x, w, b, s, cd_none());
+}
+
+size_t op_conv2d_forward_keep(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, const conv_shape *s,
+                              cd_mem keep) {
+    check_shape(s);
+    size_t P = conv_out_h(s) * conv_out_w(s), CRS = s->C * s->R * s->S, CHW = s->C * s->H * s->W;
+    size_t KP = s->K * P;
+    check_index_range(s, conv_group(s, P));
+    if (conv_is_direct(s)) {
+        for (size_t n = 0; n < s->B; n++)
+            cd_gemm(dev, 0, 0, s->K, P, s->C, 1.0f, w, s->C, cd_at(x, n * CHW), P, 0.0f, cd_at(out, n * KP), P);
+        if (cd_has(b)) CD_LAUNCH3(dev, "conv_add_bias", P, s->K, s->B, KM(out), KM(b), KI(s->B), KI(s->K), KI(P));
+        return 0;
+    }
+    size_t G = conv_group(s, P), CRSp = CD_ROUND_UP(CRS, CONV_PAD_K);
+    cd_mem col = cd_has(keep) ? cd_none() : cd_alloc(dev, CRSp * G * P, "conv2d im2col");
+    cd_mem tmp = G > 1 ? cd_alloc(dev, KP * G, "conv2d output group") : cd_none();
+    cd_mem wk = w;
+    if (CRSp != CRS) {   /* the reduction rounded up to CLBlast's KWG: zero weight columns, zero col rows */
+        wk = cd_alloc(dev, s->K * CRSp, "conv2d padded weights");
+        CD_LAUNCH2(dev, "conv_pad_cols", CRSp, s->K, KM(wk), KM(w), KI(s->K), KI(CRS), KI(CRSp));
+    }
+    for (size_t n0 = 0; n0 < s->B; n0 += G) {
+        size_t g = CD_MIN(G, s->B - n0);
+        cd_mem o = cd_at(out, n0 * KP);
+        if (cd_has(keep)) col = cd_at(keep, n0 * CRSp * P);
+        im2col(dev, col, cd_at(x, n0 * CHW), g, s, 0);
+        if (CRSp != CRS) cd_fill(dev, cd_at(col, CRS * g * P), 0.0f, (CRSp - CRS) * g * P);
+        if (g == 1) {
+            cd_gemm(dev, 0, 0, s->K, P, CRSp, 1.0f, wk, CRSp, col, P, 0.0f, o, P);
+            if (cd_has(b)) CD_LAUNCH3(dev, "conv_add_bias", P, s->K, 1, KM(o), KM(b), KI(1), KI(s->K), KI(P));
+        } else {
+            cd_gemm(dev, 0, 0, s->K, g * P, CRSp, 1.0f, wk, CRSp, col, g * P, 0.0f, tmp, g * P);
+            CD_LAUNCH3(dev, "conv_unpack_out", P, s->K, g, KM(o), KM(tmp), KM(cd_has(b) ? b : tmp), KI(cd_has(b)),
+                       KI(g), KI(s->K), KI(P));
+        }
+    }
+    if (!cd_has(keep)) cd_free(dev, col);
+    if (G > 1) cd_free(dev, tmp);
+    if (CRSp != CRS) cd_free(dev, wk);
+    return G;
+}
+
+/* Floats of col a chunk of conv_dw_nt_chunks may span (CRS rows of `chunk`
+ * pixels): 256 KB, to stay in a core's cache while every block of dw reads it. */
+#define DW_CHUNK_FLOATS ((size_t)1 << 17)
+/* Split the reduction only when an image has at least two chunks of this many
+ * pixels: below, the partial sums cost more than the cache saves. */
+#define DW_CHUNK_MIN 128
+static int dw_chunks = 1;
+
+int op_conv2d_set_dw_chunks(int on) {
+    int old = dw_chunks;
+    dw_chunks = on;
+    return old;
+}
+
+/* dw (K, CRS) += sum over b < g, p < P of dout (g, K, P) [b][k][p] *
+ * col[crs*cs + b*cb + p]. Long reductions (large images) are split into
+ * chunks that stay in cache (conv_dw_nt_chunks) and their partial sums added
+ * in order (conv_dw_sum); short ones run whole in conv_dw_nt. */
+static void dw_products(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem col, size_t g, size_t K, size_t CRS, size_t P,
+                  size_t cs, size_t cb) {
+    size_t nc = (CRS + 3) / 4, nk = (K + 3) / 4;
+    size_t chunk = DW_CHUNK_FLOATS / CRS / 16 * 16;
+    chunk = CD_MIN(chunk, (size_t)1024);
+    size_t wg = cd_kernel_wg_size(dev, "conv_dw_nt_chunks");
+    if (!dw_chunks || chunk < DW_CHUNK_MIN || P < 2 * chunk || nc * nk > wg) {
+        CD_LAUNCH2(dev, "conv_dw_nt", nc, nk, KM(dw), KM(dout), KM(col), KI(g), KI(K), KI(CRS), KI(P), KUL(cs),
+                   KUL(cb));
+        return;
+    }
+    size_t cpi = (P + chunk - 1) / chunk;
+    chunk = CD_ROUND_UP((P + cpi - 1) / cpi, 16);   /* balanced chunks, still whole vectors */
+    size_t nch = g * cpi;
+    cd_mem part = cd_alloc(dev, nch * K * CRS, "conv2d weight-gradient chunks");
+    size_t global[3] = {nc, nk, nch}, local[3] = {nc, nk, 1};   /* a work-group per chunk */
+    CD_LAUNCH_WG(dev, "conv_dw_nt_chunks", 3, global, local, KM(part), KM(dout),
+                 KM(col), KI(K), KI(CRS), KI(P), KUL(cs), KUL(cb), KI(chunk), KI(cpi));
+    CD_LAUNCH1(dev, "conv_dw_sum", K * CRS, KM(dw), KM(part), KI(nch), KI(K * CRS));
+    cd_free(dev, part);
+}
+
 /* dw (K, CRS) += dout (B, K, P) . col^T by conv_dw_nt, col in im2col's layout
  * over as many images at once as the scratch limit allows (x itself for a
  * direct 1x1 conv). */
 static void dw_from_columns(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem x, const conv_shape *s) {
     size_t P = conv_out_h(s) * conv_out_w(s), CRS = s->C * s->R * s->S, CHW = s->C * s->H * s->W;
     if (conv_is_direct(s)) {
-        CD_LAUNCH2(dev, "conv_dw_nt", (CRS + 3) / 4, (s->K + 3) / 4, KM(dw), KM(dout), KM(x), KI(s->B), KI(s->K),
-                   KI(CRS), KI(P), KUL(P), KUL(CHW));
+        dw_products(dev, dw, dout, x, s->B, s->K, CRS, P, P, CHW);
         return;
     }
     size_t G = CD_MAX((size_t)1, CD_MIN(s->B, conv_scratch_floats / (CRS * P)));
@@ -230,16 +285,35 @@ static void dw_from_columns(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem x, co
     for (size_t n0 = 0; n0 < s->B; n0 += G) {
         size_t g = CD_MIN(G, s->B - n0);
         im2col(dev, col, cd_at(x, n0 * CHW), g, s, 0);
-        CD_LAUNCH2(dev, "conv_dw_nt", (CRS + 3) / 4, (s->K + 3) / 4, KM(dw), KM(cd_at(dout, n0 * s->K * P)), KM(col),
-                   KI(g), KI(s->K), KI(CRS), KI(P), KUL(g * P), KUL(P));
+        dw_products(dev, dw, cd_at(dout, n0 * s->K * P), col, g, s->K, CRS, P, g * P, P);
     }
     cd_free(dev, col);
+}
+
+/* dw (K, CRS) += dout (B, K, P) . col^T by conv_dw_nt from the forward's kept
+ * columns (op_conv2d_forward_keep, groups of G images): with G = 1 one launch
+ * over the whole batch, an image's columns CRSp*P floats after the last. */
+static void dw_from_kept(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem cols, size_t G, const conv_shape *s) {
+    size_t P = conv_out_h(s) * conv_out_w(s), CRS = s->C * s->R * s->S, CRSp = CD_ROUND_UP(CRS, CONV_PAD_K);
+    if (G == 1) {
+        dw_products(dev, dw, dout, cols, s->B, s->K, CRS, P, P, CRSp * P);
+        return;
+    }
+    for (size_t n0 = 0; n0 < s->B; n0 += G) {
+        size_t g = CD_MIN(G, s->B - n0);
+        dw_products(dev, dw, cd_at(dout, n0 * s->K * P), cd_at(cols, n0 * CRSp * P), g, s->K, CRS, P, g * P, P);
+    }
 }
 
 /* dx (=/+= by acc, may be none), dw += (may be none), db += (may be none);
  * dout (B, K, Ho, Wo), x (B, C, H, W), w (K, C, R, S) */
 void op_conv2d_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x, cd_mem w,
                         const conv_shape *s, int acc) {
+    op_conv2d_backward_kept(dev, dx, dw, db, dout, x, w, cd_none(), 0, s, acc);
+}
+
+void op_conv2d_backward_kept(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x, cd_mem w,
+                             cd_mem cols, size_t cols_group, const conv_shape *s, int acc) {
     check_shape(s);
     size_t P = conv_out_h(s) * conv_out_w(s), CRS = s->C * s->R * s->S, CHW = s->C * s->H * s->W;
     size_t KP = s->K * P;
@@ -253,7 +327,8 @@ void op_conv2d_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem 
     if (!cd_has(dx) && !cd_has(dw)) return;
     int dw_nt = cd_has(dw) && use_dw_nt(dev);
     if (dw_nt) {
-        dw_from_columns(dev, dw, dout, x, s);
+        if (cd_has(cols)) dw_from_kept(dev, dw, dout, cols, cols_group, s);
+        else dw_from_columns(dev, dw, dout, x, s);
         if (!cd_has(dx)) return;
     }
     if (conv_is_direct(s)) {

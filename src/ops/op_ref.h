@@ -117,6 +117,9 @@ size_t op_conv2d_set_scratch_limit(size_t floats);
  * 0 = CLBlast (from the transposed im2col), -1 = by device type (the default:
  * conv_dw_nt on CPUs); returns the old value. */
 int op_conv2d_set_dw_path(int path);
+/* conv_dw_nt's long reductions split into cached chunks (1, the default) or
+ * run whole (0); returns the old value. */
+int op_conv2d_set_dw_chunks(int on);
 
 /* stats.c: {sum, sum of squares, zeros} of x (n) */
 void op_moments_ref(double out[3], const double *x, size_t n);

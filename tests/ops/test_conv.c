@@ -10,6 +10,10 @@
  * and CLBlast show (printed as max abs err). */
 static double sum_tol(size_t n) { return 4e-6 * sqrt((double)n); }
 
+/* 1: the forward keeps its im2col columns in a buffer of their own and the
+ * backward's weight gradient reads them (op_conv2d_forward_keep) */
+static int keep_cols;
+
 static void check_conv(const char *name, conv_shape s, int bias, int acc) {
     size_t Ho = conv_out_h(&s), Wo = conv_out_w(&s), P = Ho * Wo, CRS = s.C * s.R * s.S;
     size_t nx = s.B * s.C * s.H * s.W, nw = s.K * CRS, no = s.B * s.K * P;
@@ -24,13 +28,17 @@ static void check_conv(const char *name, conv_shape s, int bias, int acc) {
 
     cd_mem mx = op_upload(ot_dev, x, nx, 7), mw = op_upload(ot_dev, w, nw, 3), mb = op_upload(ot_dev, b, s.K, 11), mo = op_upload(ot_dev, NULL, no, 5);
     cd_mem md = op_upload(ot_dev, dout, no, 9), mdx = op_upload(ot_dev, acc ? dx0 : NULL, nx, 1), mdw = op_upload(ot_dev, dw0, nw, 17), mdb = op_upload(ot_dev, db0, s.K, 2);
-    op_conv2d_forward(ot_dev, mo, mx, mw, bias ? mb : cd_none(), &s);
-    op_conv2d_backward(ot_dev, mdx, mdw, bias ? mdb : cd_none(), md, mx, mw, &s, acc);
+    size_t nk = keep_cols ? op_conv2d_keep_floats(ot_dev, &s) : 0;
+    cd_mem mk = nk ? op_upload(ot_dev, NULL, nk, 13) : cd_none();
+    size_t group = op_conv2d_forward_keep(ot_dev, mo, mx, mw, bias ? mb : cd_none(), &s, mk);
+    op_conv2d_backward_kept(ot_dev, mdx, mdw, bias ? mdb : cd_none(), md, mx, mw, mk, group, &s, acc);
+    if (nk) t_ok(op_guards_intact(ot_dev, mk, nk), "%s kept columns: nothing written outside them", name);
+    if (nk) cd_free(ot_dev, mk);
     double *go = op_download(ot_dev, mo, no), *gdx = op_download(ot_dev, mdx, nx), *gdw = op_download(ot_dev, mdw, nw), *gdb = op_download(ot_dev, mdb, s.K);
 
     char what[256];
-    snprintf(what, sizeof what, "%s B%zu C%zu %zux%zu K%zu %zux%zu s%zu p%zu d%zu%s acc%d", name, s.B, s.C, s.H,
-             s.W, s.K, s.R, s.S, s.stride, s.pad, s.dil, bias ? " bias" : "", acc);
+    snprintf(what, sizeof what, "%s B%zu C%zu %zux%zu K%zu %zux%zu s%zu p%zu d%zu%s acc%d%s", name, s.B, s.C, s.H,
+             s.W, s.K, s.R, s.S, s.stride, s.pad, s.dil, bias ? " bias" : "", acc, nk ? " kept columns" : "");
     char t[300];
     size_t npix = s.B * P;   /* the weight-gradient reduction length */
     snprintf(t, sizeof t, "%s: out", what);
@@ -51,6 +59,25 @@ static void check_conv(const char *name, conv_shape s, int bias, int acc) {
     cd_mem ms[] = {mx, mw, mb, mo, md, mdx, mdw, mdb};
     for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(ot_dev, ms[i]);
     double *hs[] = {x, w, b, dout, dx0, dw0, db0, out, dx, dw, db, go, gdx, gdw, gdb};
+    for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
+}
+
+/* The backward reads the kept columns rather than building its own: with
+ * them zeroed after the forward, the weight gradient adds nothing. */
+static void check_kept_columns_are_read(conv_shape s) {
+    size_t P = conv_out_h(&s) * conv_out_w(&s), nx = s.B * s.C * s.H * s.W, nw = s.K * s.C * s.R * s.S;
+    size_t no = s.B * s.K * P, nk = op_conv2d_keep_floats(ot_dev, &s);
+    double *x = ot_randv(nx, -1, 1), *w = ot_randv(nw, -1, 1), *dout = ot_randv(no, -1, 1), *dw0 = ot_randv(nw, -1, 1);
+    cd_mem mx = op_upload(ot_dev, x, nx, 0), mw = op_upload(ot_dev, w, nw, 0), mo = op_upload(ot_dev, NULL, no, 0);
+    cd_mem md = op_upload(ot_dev, dout, no, 0), mdw = op_upload(ot_dev, dw0, nw, 0), mk = op_upload(ot_dev, NULL, nk, 0);
+    size_t group = op_conv2d_forward_keep(ot_dev, mo, mx, mw, cd_none(), &s, mk);
+    cd_fill(ot_dev, mk, 0.0f, nk);
+    op_conv2d_backward_kept(ot_dev, cd_none(), mdw, cd_none(), md, mx, mw, mk, group, &s, 0);
+    double *gdw = op_download(ot_dev, mdw, nw);
+    ot_close("kept columns zeroed after the forward: the weight gradient adds nothing", dw0, gdw, nw, 0, 0);
+    cd_mem ms[] = {mx, mw, mo, md, mdw, mk};
+    for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(ot_dev, ms[i]);
+    double *hs[] = {x, w, dout, dw0, gdw};
     for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
 }
 
@@ -124,6 +151,41 @@ int main(void) {
     /* conv_dw_nt at a layer-1-like width: 16-wide vector loop over P = 256, K and CRS multiples of 4 */
     path = op_conv2d_set_dw_path(1);
     check_conv("conv_dw_nt 3x3 P 256", (conv_shape){2, 8, 16, 16, 8, 3, 3, 1, 1, 1}, 0, 1);
+    /* long reductions in cached chunks (conv_dw_nt_chunks + conv_dw_sum): the
+     * 7x7's 147 rows give 3 chunks of 720 pixels per image of 2115, the
+     * last with a scalar tail; the 3x3 on 64x64 gives chunks in im2col's own
+     * layout over a group of images; and the same shapes run whole */
+    check_conv("conv_dw_nt chunks 7x7 P 2115", (conv_shape){2, 3, 47, 45, 5, 7, 7, 1, 3, 1}, 1, 1);
+    check_conv("conv_dw_nt chunks 3x3 P 4096", (conv_shape){2, 3, 64, 64, 6, 3, 3, 1, 1, 1}, 0, 0);
+    check_conv("conv_dw_nt chunks 1x1 direct", (conv_shape){2, 5, 64, 70, 7, 1, 1, 1, 0, 1}, 1, 1);
+    int chunks = op_conv2d_set_dw_chunks(0);
+    check_conv("conv_dw_nt whole 7x7 P 2115", (conv_shape){2, 3, 47, 45, 5, 7, 7, 1, 3, 1}, 1, 1);
+    op_conv2d_set_dw_chunks(chunks);
+    op_conv2d_set_dw_path(path);
+
+    /* the weight gradient from the forward's kept columns (conv_dw_nt's path,
+     * forced here on GPUs too): one group (the whole batch in one launch over
+     * every image's columns), groups 2+1 and 1+1+1, the stem-like 7x7/2 whose
+     * columns carry zero rows up to the padded reduction; a direct 1x1 keeps
+     * nothing and must still be right */
+    path = op_conv2d_set_dw_path(1);
+    keep_cols = 1;
+    t_ok(op_conv2d_keep_floats(ot_dev, &(conv_shape){3, 5, 9, 7, 6, 3, 3, 1, 1, 1}) == 64 * 3 * 63,
+         "kept columns of a 3x3 conv: the reduction 45 padded to 64, by 3 images of 63 pixels");
+    t_ok(op_conv2d_keep_floats(ot_dev, &(conv_shape){3, 5, 24, 23, 7, 1, 1, 1, 0, 1}) == 0,
+         "a direct 1x1 conv keeps no columns");
+    check_kept_columns_are_read((conv_shape){3, 5, 9, 7, 6, 3, 3, 1, 1, 1});
+    check_conv("3x3", (conv_shape){3, 5, 9, 7, 6, 3, 3, 1, 1, 1}, 1, 0);
+    check_conv("7x7/2 pad 3", (conv_shape){3, 3, 15, 12, 5, 7, 7, 2, 3, 1}, 1, 1);
+    check_conv("1x1 direct", (conv_shape){3, 5, 24, 23, 7, 1, 1, 1, 0, 1}, 0, 1);
+    check_conv("3x3 P 256", (conv_shape){2, 8, 16, 16, 8, 3, 3, 1, 1, 1}, 0, 1);
+    check_conv("7x7 P 2115 chunks", (conv_shape){2, 3, 47, 45, 5, 7, 7, 1, 3, 1}, 1, 0);
+    old = op_conv2d_set_scratch_limit(2 * 5 * 9 * 9 * 7);
+    check_conv("groups 2+1", (conv_shape){3, 5, 9, 7, 6, 3, 3, 1, 1, 1}, 1, 1);
+    op_conv2d_set_scratch_limit(5 * 9 * 9 * 7);
+    check_conv("groups 1+1+1", (conv_shape){3, 5, 9, 7, 6, 3, 3, 1, 1, 1}, 0, 0);
+    op_conv2d_set_scratch_limit(old);
+    keep_cols = 0;
     op_conv2d_set_dw_path(path);
 
     ot_cases("conv");
