@@ -57,6 +57,42 @@ __kernel void conv_im2col_s1(__global float *col, const ulong col_off, __global 
     im2col_body(col + col_off, x + x_off, g, C, H, W, R, S, Ho, Wo, 1, pad, dil, inv_g, inv_RS, inv_S, inv_Wo);
 }
 
+/* The same col over the range (Wo, Ho, CRS*g), for images wide enough to
+ * fill a vector: dim 0 is the output column itself, so the stores to a row of
+ * col are contiguous across it and so are, at stride 1, the loads from a row
+ * of x (over (P, CRS*g) the column comes from a division, and PoCL turns the
+ * loads and stores into gathers and scatters). */
+static inline __attribute__((always_inline)) void im2col_rows_body(__global float *col, __global const float *x,
+                                                                   const int g, const int C, const int H,
+                                                                   const int W, const int R, const int S,
+                                                                   const int Ho, const int Wo, const int stride,
+                                                                   const int pad, const int dil, const float inv_g,
+                                                                   const float inv_RS, const float inv_S) {
+    const int ow = (int)get_global_id(0), oh = (int)get_global_id(1), z = (int)get_global_id(2);
+    const int crs = div_nonneg(z, g, inv_g), b = z - crs * g;
+    const int c = div_nonneg(crs, R * S, inv_RS), rs = crs - c * (R * S);
+    const int r = div_nonneg(rs, S, inv_S), s = rs - r * S;
+    if (ow >= Wo || oh >= Ho || z >= C * R * S * g) return;
+    const int ih = oh * stride - pad + r * dil, iw = ow * stride - pad + s * dil;
+    __global const float *xp = x + ((ulong)b * C + c) * H * W;
+    col[((ulong)z * Ho + oh) * Wo + ow] = ih >= 0 && ih < H && iw >= 0 && iw < W ? xp[ih * W + iw] : 0.0f;
+}
+
+__kernel void conv_im2col_rows(__global float *col, const ulong col_off, __global const float *x, const ulong x_off,
+                               const int g, const int C, const int H, const int W, const int R, const int S,
+                               const int Ho, const int Wo, const int stride, const int pad, const int dil,
+                               const float inv_g, const float inv_RS, const float inv_S, const float inv_Wo) {
+    im2col_rows_body(col + col_off, x + x_off, g, C, H, W, R, S, Ho, Wo, stride, pad, dil, inv_g, inv_RS, inv_S);
+}
+
+__kernel void conv_im2col_rows_s1(__global float *col, const ulong col_off, __global const float *x,
+                                  const ulong x_off, const int g, const int C, const int H, const int W, const int R,
+                                  const int S, const int Ho, const int Wo, const int stride, const int pad,
+                                  const int dil, const float inv_g, const float inv_RS, const float inv_S,
+                                  const float inv_Wo) {
+    im2col_rows_body(col + col_off, x + x_off, g, C, H, W, R, S, Ho, Wo, 1, pad, dil, inv_g, inv_RS, inv_S);
+}
+
 /* colT (g*P, CRS) from x (g, C, H, W), the transpose of conv_im2col's col.
  * Range (CRS, Wo, Ho*g): dim 0 runs along a row of colT, so the stores are
  * contiguous. */

@@ -43,6 +43,8 @@ static size_t conv_scratch_floats = (size_t)1 << 24;
 #define CONV_PAD_K 32
 #define CONV_PAD_N 64
 #define CD_ROUND_UP(x, m) (((x) + (m) - 1) / (m) * (m))
+/* im2col over (Wo, Ho, rows) from this output width up (cl/conv.cl). */
+#define CONV_ROWS_MIN_W 16
 /* 1x1 convs with at least this many output pixels per image skip im2col. */
 #define CONV_DIRECT_MIN_P 512
 
@@ -140,6 +142,11 @@ static void im2col(cd_device *dev, cd_mem col, cd_mem x, size_t g, const conv_sh
         CD_LAUNCH3(dev, "conv_im2col_t", CRS, Wo, Ho * g, KM(col), KM(x), KI(g), KI(s->C), KI(s->H), KI(s->W),
                    KI(s->R), KI(s->S), KI(Ho), KI(Wo), KI(s->stride), KI(s->pad), KI(s->dil), KF(inv(g)),
                    KF(inv(s->R * s->S)), KF(inv(s->S)), KF(inv(Ho)));
+    else if (Wo >= CONV_ROWS_MIN_W)
+        CD_LAUNCH3(dev, s->stride == 1 ? "conv_im2col_rows_s1" : "conv_im2col_rows", Wo, Ho, CRS * g, KM(col), KM(x),
+                   KI(g), KI(s->C), KI(s->H), KI(s->W), KI(s->R), KI(s->S), KI(Ho), KI(Wo), KI(s->stride), KI(s->pad),
+                   KI(s->dil), KF(inv(g)),
+                   KF(inv(s->R * s->S)), KF(inv(s->S)), KF(inv(Wo)));
     else
         CD_LAUNCH2(dev, s->stride == 1 ? "conv_im2col_s1" : "conv_im2col", Ho * Wo, CRS * g, KM(col), KM(x), KI(g),
                    KI(s->C), KI(s->H), KI(s->W), KI(s->R), KI(s->S), KI(Ho), KI(Wo), KI(s->stride), KI(s->pad),

@@ -130,6 +130,11 @@ int main(void) {
     check_conv("1x1 direct", (conv_shape){1, 3, 17, 33, 4, 1, 1, 1, 0, 1}, 0, 0);
     check_conv("2x3 pad 1 dil 2 /2", (conv_shape){3, 5, 8, 11, 3, 2, 3, 2, 1, 2}, 1, 0);
     check_conv("3x3 on 1x1 input", (conv_shape){3, 5, 1, 1, 4, 3, 3, 1, 1, 1}, 1, 1);
+    /* outputs at least 16 wide: im2col over (Wo, Ho, rows), stride 1, 2 and dilated */
+    check_conv("3x3 rows", (conv_shape){2, 3, 18, 21, 4, 3, 3, 1, 1, 1}, 1, 0);
+    check_conv("3x3/2 rows", (conv_shape){2, 3, 35, 33, 4, 3, 3, 2, 1, 1}, 0, 1);
+    check_conv("7x7/2 pad 3 rows", (conv_shape){1, 3, 36, 40, 5, 7, 7, 2, 3, 1}, 1, 1);
+    check_conv("3x3 dil 2 rows", (conv_shape){1, 2, 20, 37, 3, 3, 3, 1, 2, 2}, 1, 0);
 
     /* groups of two images and a remainder of one, through the packed layouts */
     size_t old = op_conv2d_set_scratch_limit(2 * 5 * 9 * 9 * 7);
