@@ -49,3 +49,41 @@ static inline __attribute__((always_inline)) int div_nonneg(int a, int d, float 
  * Not out-of-line helpers either: PoCL (3.1) then needs its inline-kernels
  * pass, which fails in a forked process. Same sums, same order, same rounding;
  * a few private stores per work-item. */
+
+/* A 4 x 4 block of dot products of rows with a contiguous reduction index
+ * (conv_dw_nt, gemm_dot_nt): a work-item runs along the reduction with float16
+ * loads and 16 float16 FMAs per 8 loads (explicit vectors: PoCL does not
+ * vectorise across work-items a body with a run-time loop).
+ * dot4x4_add: acc and tail += the products of the rows a[i] and c[j] over
+ * [p0, p1), 16 at a time, then one by one. dot4x4_sum: a lane-wise sum and its
+ * total, through the volatile copy above. */
+static inline __attribute__((always_inline)) void dot4x4_add(float16 acc[4][4], float tail[4][4],
+                                                             __global const float *a[4],
+                                                             __global const float *c[4], const int p0,
+                                                             const int p1) {
+    int p = p0;
+    for (; p + 16 <= p1; p += 16) {
+        float16 av[4], cv[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) { av[i] = vload16(0, a[i] + p); cv[i] = vload16(0, c[i] + p); }
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) acc[i][j] = fma(av[i], cv[j], acc[i][j]);
+    }
+    for (; p < p1; p++)
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) tail[i][j] = fma(a[i][p], c[j][p], tail[i][j]);
+}
+
+static inline __attribute__((always_inline)) float dot4x4_sum(const float16 v, const float tail) {
+    const float8 h8 = v.lo + v.hi;
+    const float4 h4 = h8.lo + h8.hi;
+    const float2 h2 = h4.lo + h4.hi;
+    volatile float l[2];
+    l[0] = h2.x;
+    l[1] = h2.y;
+    return l[0] + l[1] + tail;
+}

@@ -253,43 +253,9 @@ __kernel void conv_bias_backward(__global float *db, const ulong db_off, __globa
     if (lid == 0) db[k] += sum;
 }
 
-/* The weight gradient's 4 x 4 block (rows k0.., columns c0.. of dw): a
- * work-item runs along p with float16 loads and 16 float16 FMAs per 8 loads
- * (explicit vectors: PoCL does not vectorise across work-items a body with a
- * run-time loop); rows past K or CRS read a clamped row and store nothing.
- * dw_block_add: acc and tail += the products of the rows a[i] (dout) and
- * c[j] (col) over p in [p0, p1). dw_block_sum: each lane sum, its total. */
-static inline __attribute__((always_inline)) void dw_block_add(float16 acc[4][4], float tail[4][4],
-                                                               __global const float *a[4],
-                                                               __global const float *c[4], const int p0,
-                                                               const int p1) {
-    int p = p0;
-    for (; p + 16 <= p1; p += 16) {
-        float16 av[4], cv[4];
-#pragma unroll
-        for (int i = 0; i < 4; i++) { av[i] = vload16(0, a[i] + p); cv[i] = vload16(0, c[i] + p); }
-#pragma unroll
-        for (int i = 0; i < 4; i++)
-#pragma unroll
-            for (int j = 0; j < 4; j++) acc[i][j] = fma(av[i], cv[j], acc[i][j]);
-    }
-    for (; p < p1; p++)
-#pragma unroll
-        for (int i = 0; i < 4; i++)
-#pragma unroll
-            for (int j = 0; j < 4; j++) tail[i][j] = fma(a[i][p], c[j][p], tail[i][j]);
-}
-
-static inline __attribute__((always_inline)) float dw_block_sum(const float16 v, const float tail) {
-    const float8 h8 = v.lo + v.hi;
-    const float4 h4 = h8.lo + h8.hi;
-    const float2 h2 = h4.lo + h4.hi;
-    volatile float l[2];   /* the last two lanes through a volatile copy: common.cl */
-    l[0] = h2.x;
-    l[1] = h2.y;
-    return l[0] + l[1] + tail;
-}
-
+/* The weight gradient's 4 x 4 blocks (rows k0.., columns c0.. of dw) are
+ * dot4x4_add / dot4x4_sum of cl/common.cl over dout's and col's rows; rows
+ * past K or CRS read a clamped row and store nothing. */
 /* Row pointers of the block for image b: dout (g, K, P) and col with row
  * stride cs and image stride cb. */
 static inline __attribute__((always_inline)) void dw_block_rows(__global const float *a[4], __global const float *c[4],
@@ -328,13 +294,13 @@ __kernel void conv_dw_nt(__global float *dw, const ulong dw_off, __global const 
     for (int b = 0; b < g; b++) {
         __global const float *a[4], *c[4];
         dw_block_rows(a, c, dout, col, b, k0, c0, K, CRS, P, cs, cb);
-        dw_block_add(acc, tail, a, c, 0, P);
+        dot4x4_add(acc, tail, a, c, 0, P);
     }
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < 4; j++)
-            if (k0 + i < K && c0 + j < CRS) dw[(ulong)(k0 + i) * CRS + c0 + j] += dw_block_sum(acc[i][j], tail[i][j]);
+            if (k0 + i < K && c0 + j < CRS) dw[(ulong)(k0 + i) * CRS + c0 + j] += dot4x4_sum(acc[i][j], tail[i][j]);
 }
 
 /* The same products split along the reduction: part (g*cpi, K, CRS), part[ch]
@@ -360,13 +326,13 @@ __kernel void conv_dw_nt_chunks(__global float *part, const ulong part_off, __gl
         for (int j = 0; j < 4; j++) { acc[i][j] = (float16)(0.0f); tail[i][j] = 0.0f; }
     __global const float *a[4], *c[4];
     dw_block_rows(a, c, dout, col, b, k0, c0, K, CRS, P, cs, cb);
-    dw_block_add(acc, tail, a, c, p0, p1);
+    dot4x4_add(acc, tail, a, c, p0, p1);
     __global float *pc = part + (ulong)ch * K * CRS;
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < 4; j++)
-            if (k0 + i < K && c0 + j < CRS) pc[(ulong)(k0 + i) * CRS + c0 + j] = dw_block_sum(acc[i][j], tail[i][j]);
+            if (k0 + i < K && c0 + j < CRS) pc[(ulong)(k0 + i) * CRS + c0 + j] = dot4x4_sum(acc[i][j], tail[i][j]);
 }
 
 /* dw (n) += the sum over ch < nch of part (nch, n), in increasing ch. Range (n). */

@@ -82,3 +82,4 @@ __kernel void bmm_small_tt(__global float *C, const ulong C_off, __global const 
                            const ulong sC, const float beta) {
     bmm_small(C + C_off, A + A_off, B + B_off, M, N, K, lda, ldb, ldc, sA, sB, sC, beta, 1, 1);
 }
+

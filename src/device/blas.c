@@ -191,6 +191,56 @@ static CLBlastLayout choose_layout(cd_device *dev, size_t *M, size_t *N, int *ta
     return CLBlastLayoutColMajor;
 }
 
+/* ---- cldetr's own kernels on devices that are not GPUs (cl/gemm.cl) -------
+ * On a CPU, CLBlast's indirect Xgemm pads and transposes most of DETR's
+ * operands in extra kernels (about 350 of a shapes.ini step's 1250 launches)
+ * and runs small products far below its large-matrix speed; cl/gemm.cl's
+ * kernels read every operand where it is, in one launch, and were faster at
+ * every DETR shape measured (bench/README.md, bench/bench_gemm.c). They cover
+ * op(A) op(B) except A^T B^T (which CLBlast keeps) with 32-bit indices. */
+static int own_force = -1;
+
+int cd_gemm_set_own(int on) {
+    int old = own_force;
+    own_force = on;
+    return old;
+}
+
+int cd_gemm_uses_own(const cd_device *dev) {
+    return own_force >= 0 ? own_force : (dev->info.type & CL_DEVICE_TYPE_GPU) == 0;
+}
+
+/* Local size along dim 0 (blocks that share one operand's stripe): as many
+ * blocks as keep at least 4 work-groups per compute unit. */
+static size_t own_local(const cd_device *dev, size_t blocks0, size_t others) {
+    size_t target = 4 * CD_MAX((size_t)dev->info.compute_units, (size_t)2);
+    size_t per = (blocks0 * others + target - 1) / target;
+    return CD_MAX((size_t)1, CD_MIN(blocks0, CD_MIN(per, (size_t)64)));
+}
+
+/* 1 when cl/gemm.cl computed C (sA, sB, sC: batch strides), else 0. */
+static int own_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
+                    size_t lda, size_t sA, cd_mem B, size_t ldb, size_t sB, float beta, cd_mem C, size_t ldc,
+                    size_t sC, size_t batch) {
+    if (!cd_gemm_uses_own(dev) || (ta && tb)) return 0;
+    size_t lim = (size_t)1 << 31;
+    size_t ea = ((ta ? K : M) - 1) * lda + (ta ? M : K), eb = ((tb ? N : K) - 1) * ldb + (tb ? K : N);
+    size_t ec = (M - 1) * ldc + N;
+    if (ea >= lim || eb >= lim || ec >= lim || K >= lim || lda >= lim || ldb >= lim || ldc >= lim) return 0;
+    if (tb) {   /* dot products of rows: 4 x 4 blocks, dim 0 over column blocks */
+        size_t nb = (N + 3) / 4, mb = (M + 3) / 4;
+        size_t global[3] = {nb, mb, batch}, local[3] = {own_local(dev, nb, mb * batch), 1, 1};
+        CD_LAUNCH_WG(dev, "gemm_dot_nt", 3, global, local, KM(C), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda),
+                     KI(ldb), KI(ldc), KUL(sA), KUL(sB), KUL(sC), KF(alpha), KF(beta));
+    } else {    /* rows of A against 32-column stripes of B: 8 x 32 blocks, dim 0 over row blocks */
+        size_t mb = (M + 7) / 8, nb = (N + 31) / 32;
+        size_t global[3] = {mb, nb, batch}, local[3] = {own_local(dev, mb, nb * batch), 1, 1};
+        CD_LAUNCH_WG(dev, ta ? "gemm_rows_tn" : "gemm_rows_nn", 3, global, local, KM(C), KM(A), KM(B), KI(M),
+                     KI(N), KI(K), KI(lda), KI(ldb), KI(ldc), KUL(sA), KUL(sB), KUL(sC), KF(alpha), KF(beta));
+    }
+    return 1;
+}
+
 void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
              float alpha, cd_mem A, size_t lda, cd_mem B, size_t ldb,
              float beta, cd_mem C, size_t ldc) {
@@ -202,6 +252,7 @@ void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
         }
         cd_fatal("cd_gemm: K = 0 with beta != 0 is not supported");
     }
+    if (own_gemm(dev, ta, tb, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1)) return;
     /* extents in floats of the stored (row-major) A, B, C */
     cl_mem subs[3] = {
         as_sub_buffer(dev, &A, ((ta ? K : M) - 1) * lda + (ta ? M : K)),
@@ -234,6 +285,8 @@ void cd_gemm_batched(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t 
     if (M == 0 || N == 0 || batch == 0) return;
     if (batch == 1) { cd_gemm(dev, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
     if (K == 0) cd_fatal("cd_gemm_batched: K = 0 is not supported");
+    if (own_gemm(dev, ta, tb, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc, strideC, batch))
+        return;
     CLBlastLayout layout = choose_layout(dev, &M, &N, &ta, &tb, &A, &B, &lda, &ldb);
     if (layout == CLBlastLayoutColMajor) { size_t t = strideA; strideA = strideB; strideB = t; }
     cl_event ev = NULL, *evp = dev->profiling ? &ev : NULL;

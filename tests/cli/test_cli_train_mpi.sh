@@ -29,21 +29,33 @@ common=(--set "data.root=$tmp/shapes" --set "train.out_dir=$tmp/runs" --set log.
 show() { sed 's/^/# /' "$1" | tail -"${2:-4}"; }
 
 # The parameters (and the Adam moments) of a checkpoint: the floats after its header, config text and table.
+# "close" leaves out the key biases of the attention layers (the middle third of every in_proj_bias): q.(k + b)
+# adds the same q.b to every key's score, which the softmax cancels, so their gradient is zero but for rounding,
+# and Adam, which divides by the gradient's own size, turns that rounding into steps of up to lr either way.
 cat >"$tmp/ckpt.py" <<'PY'
 import struct, sys
 def body(path):
     b = open(path, "rb").read()
     n_params, = struct.unpack_from("<I", b, 12)
     text_len, total = struct.unpack_from("<QQ", b, 104)
-    start = 136 + text_len + 168 * n_params
-    return struct.unpack_from("<%df" % total, b, start), b[start:-8]
+    table = 136 + text_len
+    start = table + 168 * n_params
+    skip = set()
+    for i in range(n_params):
+        e = b[table + 168 * i: table + 168 * (i + 1)]
+        name = e[:112].split(b"\0")[0].decode()
+        off, n = struct.unpack_from("<2Q", e, 152)
+        if name.endswith("in_proj_bias"):
+            skip.update(range(off + n // 3, off + 2 * n // 3))
+    return struct.unpack_from("<%df" % total, b, start), b[start:-8], skip
 mode, a, b = sys.argv[1:4]
-(pa, ba), (pb, bb) = body(a), body(b)
+(pa, ba, skip), (pb, bb, _) = body(a), body(b)
 if mode == "bits":
     sys.exit(0 if ba == bb else 1)
-bad = [i for i, (x, y) in enumerate(zip(pa, pb)) if not abs(x - y) <= 1e-5 * (1 + abs(x))]
-print("# %d parameters, %d differ by more than 1e-5 (first: %s)" % (len(pa), len(bad), bad[:3]))
-sys.exit(0 if len(pa) == len(pb) and not bad else 1)
+bad = [i for i, (x, y) in enumerate(zip(pa, pb)) if i not in skip and not abs(x - y) <= 1e-5 * (1 + abs(x))]
+print("# %d parameters (%d attention key biases left out), %d differ by more than 1e-5 (first: %s)"
+      % (len(pa), len(skip), len(bad), bad[:3]))
+sys.exit(0 if len(pa) == len(pb) and len(skip) > 0 and not bad else 1)
 PY
 # The logged losses, class and cardinality errors and gradient norm of two metrics.csv files, rows from-to.
 cat >"$tmp/metrics.py" <<'PY'
@@ -83,7 +95,7 @@ ok $? "the job says its global batch and which rank took which device"
 python3 "$tmp/metrics.py" "$tmp/runs/one/metrics.csv" "$tmp/runs/two/metrics.csv" 1 5
 ok $? "the same losses, errors and gradient norms at every step (1e-5 relative)"
 python3 "$tmp/ckpt.py" close "$tmp/runs/one/last.ckpt" "$tmp/runs/two/last.ckpt"
-ok $? "the same weights after 5 steps (1e-5)"
+ok $? "the same weights after 5 steps (1e-5; the attention key biases, whose gradient is rounding, left out)"
 [ -s "$tmp/runs/two/eval.csv" ] && [ "$(tail -n +2 "$tmp/runs/two/eval.csv" | wc -l)" = 1 ] && \
   [ "$(tail -n +2 "$tmp/runs/two/metrics.csv" | wc -l)" = 5 ]
 ok $? "rank 0 alone writes the run folder: 5 rows in metrics.csv, one validation in eval.csv"

@@ -1,0 +1,76 @@
+/* cd_gemm and cd_gemm_batched against a double-precision host product, on both
+ * paths: cldetr's own kernels (cl/gemm.cl, the default on CPU devices) and
+ * CLBlast. Every layout, sizes around the kernels' blocks (8 x 32 rows, 4 x 4
+ * dot products, 16-wide vectors along k: tails in M, N and K, N below one
+ * stripe, a single element), leading dimensions wider than the matrices,
+ * operands at odd offsets inside NaN guards, alpha and beta, and batches with
+ * gaps between the matrices. */
+#include "op_test.h"
+
+/* Float32 sums of K products of values in [-1, 1]: 4e-6 * sqrt(K) leaves ~10x
+ * above the rounding both paths show (printed as max abs err). */
+static double sum_tol(size_t K) { return 4e-6 * sqrt((double)K + 1); }
+
+static void check_gemm(int own, int ta, int tb, size_t M, size_t N, size_t K, size_t pad, float alpha, float beta,
+                       size_t batch) {
+    size_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+    size_t ra = ta ? K : M, rb = tb ? N : K;    /* stored rows */
+    size_t sA = ra * lda + 3 * pad, sB = rb * ldb + pad, sC = M * ldc + 2 * pad;
+    size_t nA = (batch - 1) * sA + ra * lda, nB = (batch - 1) * sB + rb * ldb, nC = (batch - 1) * sC + M * ldc;
+    double *A = ot_randv(nA, -1, 1), *B = ot_randv(nB, -1, 1), *C0 = ot_randv(nC, -1, 1), *R = op_zeros(nC);
+    memcpy(R, C0, nC * sizeof *R);
+    for (size_t z = 0; z < batch; z++)
+        for (size_t m = 0; m < M; m++)
+            for (size_t n = 0; n < N; n++) {
+                double acc = 0;
+                for (size_t k = 0; k < K; k++)
+                    acc += A[z * sA + (ta ? k * lda + m : m * lda + k)] * B[z * sB + (tb ? n * ldb + k : k * ldb + n)];
+                double *r = &R[z * sC + m * ldc + n];
+                *r = alpha * acc + beta * *r;
+            }
+    cd_mem dA = op_upload(ot_dev, A, nA, 5), dB = op_upload(ot_dev, B, nB, 3), dC = op_upload(ot_dev, C0, nC, 7);
+    int old = cd_gemm_set_own(own);
+    if (batch == 1) cd_gemm(ot_dev, ta, tb, M, N, K, alpha, dA, lda, dB, ldb, beta, dC, ldc);
+    else cd_gemm_batched(ot_dev, ta, tb, M, N, K, alpha, dA, lda, sA, dB, ldb, sB, beta, dC, ldc, sC, batch);
+    cd_gemm_set_own(old);
+    double *got = op_download(ot_dev, dC, nC);
+    /* the padding columns and the gaps between batches keep C0 */
+    char name[200];
+    snprintf(name, sizeof name, "%s %s%s %zux%zux%zu ld+%zu alpha %g beta %g batch %zu", own ? "own" : "CLBlast",
+             ta ? "T" : "N", tb ? "T" : "N", M, N, K, pad, alpha, beta, batch);
+    ot_close(name, R, got, nC, sum_tol(K), sum_tol(K));
+    t_ok(op_guards_intact(ot_dev, dC, nC), "%s: nothing written outside C", name);
+    cd_mem ms[] = {dA, dB, dC};
+    for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(ot_dev, ms[i]);
+    free(A); free(B); free(C0); free(R); free(got);
+}
+
+int main(void) {
+    ot_open();
+    t_seed(11);
+    t_diag("own kernels by default on this device: %s", cd_gemm_uses_own(ot_dev) ? "yes" : "no");
+    static const size_t shapes[][3] = {
+        {1, 1, 1},      /* one element: every block clamped */
+        {8, 32, 16},    /* exactly one 8 x 32 block, one vector of k */
+        {9, 33, 17},    /* one past each: a scalar stripe, a clamped row, a k tail */
+        {7, 31, 40},    /* N below one stripe: all scalar columns */
+        {37, 64, 129},  /* two stripes, five row blocks, 8 vectors of k and one left */
+        {80, 128, 128}, /* a decoder linear (10 queries x 8 images) */
+        {16, 100, 3},   /* short k */
+    };
+    for (int own = 1; own >= 0; own--)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (size_t s = 0; s < CD_ARRAY_LEN(shapes); s++)
+                    check_gemm(own, ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], s % 3 == 1 ? 5 : 0, 1.0f,
+                               s % 2 ? 1.0f : 0.0f, 1);
+    /* alpha, beta other than 0 and 1; batches with gaps (the strides exceed the matrices) */
+    for (int own = 1; own >= 0; own--)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                check_gemm(own, ta, tb, 19, 45, 23, 2, 0.5f, 0.25f, 1);
+                check_gemm(own, ta, tb, 13, 70, 33, 1, 1.0f, 0.0f, 3);
+                check_gemm(own, ta, tb, 20, 16, 64, 0, 1.0f, 1.0f, 4);
+            }
+    return ot_finish();
+}
