@@ -1,5 +1,5 @@
 /* GEMM at DETR's shapes through cd_gemm: CLBlast against cldetr's own kernels
- * (cl/gemm.cl), same buffers, interleaved, with the largest difference between
+ * (cl/blas.cl), same buffers, interleaved, with the largest difference between
  * the two results.
  *
  *   bench_gemm [--iters-scale S]
@@ -39,6 +39,7 @@ int main(int argc, char **argv) {
     }
     cd_device *dev = cd_open(NULL, 0);
     if (!dev) { fprintf(stderr, "bench_gemm: %s\n", cd_errbuf()); return 1; }
+    if (bench_check_ops(dev, "linear")) return 1;   /* never time a wrong product */
     printf("%s\n%-34s %-16s %10s %8s %10s %8s %9s\n", dev->info.name, "case", "M x N x K", "CLBlast us", "GFLOP/s",
            "own us", "GFLOP/s", "max diff");
     for (size_t ci = 0; ci < CD_ARRAY_LEN(cases); ci++) {

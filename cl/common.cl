@@ -78,12 +78,29 @@ static inline __attribute__((always_inline)) void dot4x4_add(float16 acc[4][4], 
             for (int j = 0; j < 4; j++) tail[i][j] = fma(a[i][p], c[j][p], tail[i][j]);
 }
 
-static inline __attribute__((always_inline)) float dot4x4_sum(const float16 v, const float tail) {
+/* The sum of a float16's lanes: halves, quarters, eighths, then the last two
+ * lanes through the volatile copy above. */
+static inline __attribute__((always_inline)) float hsum16(const float16 v) {
     const float8 h8 = v.lo + v.hi;
     const float4 h4 = h8.lo + h8.hi;
     const float2 h2 = h4.lo + h4.hi;
     volatile float l[2];
     l[0] = h2.x;
     l[1] = h2.y;
-    return l[0] + l[1] + tail;
+    return l[0] + l[1];
+}
+
+/* The largest of a float16's lanes (fmax: NaN lanes are ignored), the same way. */
+static inline __attribute__((always_inline)) float hmax16(const float16 v) {
+    const float8 h8 = fmax(v.lo, v.hi);
+    const float4 h4 = fmax(h8.lo, h8.hi);
+    const float2 h2 = fmax(h4.lo, h4.hi);
+    volatile float l[2];
+    l[0] = h2.x;
+    l[1] = h2.y;
+    return fmax(l[0], l[1]);
+}
+
+static inline __attribute__((always_inline)) float dot4x4_sum(const float16 v, const float tail) {
+    return hsum16(v) + tail;
 }

@@ -18,3 +18,21 @@ __kernel void permute4(__global float *out, const ulong out_off, __global const 
     float v = x[t * xs0 + i1 * xs1 + i2 * xs2 + i3 * xs3];
     out[gid] = acc ? out[gid] + v : v;
 }
+
+/* The same over the range (od3, od2, od0*od1) with int indices (every size
+ * below 2^24 and n below 2^31; the host checks): dim 0 is the output's last
+ * axis, so the stores of a vector of work-items are contiguous, and the one
+ * division per work-item (div_nonneg) splits a value uniform across it (the
+ * 1-D kernel's 64-bit divisions run scalar on PoCL: 104 us for the decoder's
+ * 61,440 floats in training with query groups). inv_od1 = 1/od1. */
+__kernel void permute4_3d(__global float *out, const ulong out_off, __global const float *x, const ulong x_off,
+                          const int od1, const int od2, const int od3, const int xs0, const int xs1, const int xs2,
+                          const int xs3, const int n12, const float inv_od1, const int acc) {
+    out += out_off; x += x_off;
+    const int i3 = (int)get_global_id(0), i2 = (int)get_global_id(1), z = (int)get_global_id(2);
+    if (i3 >= od3 || i2 >= od2 || z >= n12) return;
+    const int i0 = div_nonneg(z, od1, inv_od1), i1 = z - i0 * od1;
+    const float v = x[i0 * xs0 + i1 * xs1 + i2 * xs2 + i3 * xs3];
+    const int o = (z * od2 + i2) * od3 + i3;
+    out[o] = acc ? out[o] + v : v;
+}

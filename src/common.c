@@ -27,6 +27,15 @@ void cd_atfatal(void (*fn)(void *), void *ctx) {
     }
 }
 
+void cd_atfatal_remove(void (*fn)(void *), void *ctx) {
+    for (int i = 0; i < n_fatal_hooks; i++)
+        if (fatal_hooks[i].fn == fn && fatal_hooks[i].ctx == ctx) {
+            for (int j = i + 1; j < n_fatal_hooks; j++) fatal_hooks[j - 1] = fatal_hooks[j];
+            n_fatal_hooks--;
+            return;
+        }
+}
+
 void cd_fatal(const char *fmt, ...) {
     va_list ap;
     fflush(stdout);

@@ -20,6 +20,8 @@ CD_NORETURN void cd_fatal(const char *fmt, ...) CD_PRINTF(1, 2);
 /* A hook run by cd_fatal before exiting (e.g. the trainer notes that the last
  * good checkpoint is kept). At most 8 hooks. */
 void cd_atfatal(void (*fn)(void *), void *ctx);
+/* Forget a hook (fn, ctx) (e.g. a closed device's). */
+void cd_atfatal_remove(void (*fn)(void *), void *ctx);
 
 /* Recoverable errors: functions that return -1 leave a message here. */
 int cd_seterr(const char *fmt, ...) CD_PRINTF(1, 2);   /* always returns -1 */

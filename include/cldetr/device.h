@@ -201,7 +201,7 @@ int cd_cache_store(const char *prefix, uint64_t key, const void *data, size_t le
  * C[M,N] = alpha * op(A) op(B) + beta * C, op(A) is [M,K], op(B) is [K,N];
  * ta/tb: 0 = as stored, 1 = transposed. lda/ldb/ldc are row strides of the
  * matrices as stored. CLBlast on GPUs; on CPU devices cldetr's own kernels
- * (cl/gemm.cl) for every layout but A^T B^T. */
+ * (cl/blas.cl) for every layout but A^T B^T. */
 void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
              float alpha, cd_mem A, size_t lda, cd_mem B, size_t ldb,
              float beta, cd_mem C, size_t ldc);
@@ -210,7 +210,7 @@ void cd_gemm_batched(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t 
                      float alpha, cd_mem A, size_t lda, size_t strideA,
                      cd_mem B, size_t ldb, size_t strideB,
                      float beta, cd_mem C, size_t ldc, size_t strideC, size_t batch);
-/* Whether cd_gemm runs cl/gemm.cl's kernels on dev (devices that are not
+/* Whether cd_gemm runs cl/blas.cl's kernels on dev (devices that are not
  * GPUs: CPUs), and a switch for tests and benchmarks: 1 = always, 0 = never
  * (CLBlast), -1 = by device type; returns the old setting. */
 int cd_gemm_uses_own(const cd_device *dev);

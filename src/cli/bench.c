@@ -123,7 +123,9 @@ int cmd_bench(int argc, char **argv) {
 
     size_t all, trainable;
     detr_count(&m, &all, &trainable);
-    printf("device: %s (%s); GEMM parameters: %s\n", dev->info.name, dev->info.platform_name, dev->gemm_params);
+    int own = cd_gemm_uses_own(dev);
+    printf("device: %s (%s); GEMM: %s%s%s\n", dev->info.name, dev->info.platform_name,
+           own ? "cldetr's CPU kernels (CLBlast for A^T B^T, " : "CLBlast, ", dev->gemm_params, own ? ")" : "");
     printf("model: resnet%d width %d (%s BN), d=%d, %d heads, %d+%d layers, FFN %d, %d queries, %d classes; "
            "%.2f M parameters (%.2f M trained)\n", mo.depth, mo.width, mo.bn_trainable ? "trainable" : "frozen", mo.d,
            mo.nheads, mo.enc_layers, mo.dec_layers, mo.dim_ff, mo.num_queries, mo.num_classes, all / 1e6,

@@ -1,6 +1,7 @@
 /* cldetr bench-ops: GFLOP/s of GEMM at DETR's shapes as the ops issue them
- * (CLBlast through cd_gemm), beside OpenBLAS's sgemm on the same shapes in the
- * same run, and of conv2d forward/backward.
+ * (cd_gemm: CLBlast, and on CPUs also cldetr's own kernels, which cd_gemm
+ * takes there), beside OpenBLAS's sgemm on the same shapes in the same run,
+ * and of conv2d forward/backward.
  *
  * OpenBLAS is loaded with dlopen (libopenblas.so.0, or CLDETR_OPENBLAS=path), so
  * the cldetr binary does not depend on it; without it the ratio column is left
@@ -180,7 +181,8 @@ int cmd_bench_ops(int argc, char **argv) {
     else
         printf("OpenBLAS: not found (libopenblas.so.0; set CLDETR_OPENBLAS=path); no ratio column\n");
 
-    double g[N_GEMM][5] = {{0}};        /* default, tuned, row, swap, openblas */
+    double g[N_GEMM][6] = {{0}};        /* default, tuned, row, swap, openblas, own */
+    int own = cd_gemm_uses_own(dev), own_old = cd_gemm_set_own(0);   /* CLBlast's columns are CLBlast's */
     if (with_default) {
         printf("timing CLBlast defaults...\n");
         fflush(stdout);
@@ -197,12 +199,20 @@ int cmd_bench_ops(int argc, char **argv) {
             cd_blas_set_layout(-1);
         }
         if (have_ob) g[s][4] = bench_openblas(&ob, &gemm_shapes[s]);
+        if (own) {
+            cd_gemm_set_own(1);
+            g[s][5] = bench_device(dev, &gemm_shapes[s]);
+            cd_gemm_set_own(0);
+        }
     }
+    cd_gemm_set_own(own_old);
+    int used = own ? 5 : 1;   /* the column of the path cd_gemm takes on this device */
     printf("\nGEMM GFLOP/s (M x N x K, row-major as the ops call it; best of 3 rounds of %.2g s)\n", min_seconds);
     printf("%-28s", "shape");
     if (with_default) printf(" %9s", "default");
     printf(" %9s", tuning ? "tuned" : "CLBlast");
     if (layouts) printf(" %9s %9s", "row", "swapped");
+    if (own) printf(" %9s", "cldetr");
     if (have_ob) printf(" %9s %9s", "OpenBLAS", "ratio");
     printf("\n");
     for (int s = 0; s < N_GEMM; s++) {
@@ -210,11 +220,13 @@ int cmd_bench_ops(int argc, char **argv) {
         if (with_default) printf(" %9.1f", g[s][0]);
         printf(" %9.1f", g[s][1]);
         if (layouts) printf(" %9.1f %9.1f", g[s][2], g[s][3]);
-        if (have_ob) printf(" %9.1f %9.2f", g[s][4], g[s][4] > 0 ? g[s][1] / g[s][4] : 0.0);
+        if (own) printf(" %9.1f", g[s][5]);
+        if (have_ob) printf(" %9.1f %9.2f", g[s][4], g[s][4] > 0 ? g[s][used] / g[s][4] : 0.0);
         printf("\n");
     }
+    if (own) printf("(cldetr = cldetr's own GEMM kernels, cl/blas.cl, which cd_gemm uses on this device)\n");
     if (have_ob) printf("(ratio = %s / OpenBLAS; attention on OpenBLAS is a loop over the 8 heads)\n",
-                        tuning ? "tuned" : "CLBlast");
+                        own ? "cldetr" : tuning ? "tuned" : "CLBlast");
     if (conv) {
         printf("\nconv2d GFLOP/s (im2col + GEMM; backward = dx + dw + db, counted as 2x the forward FLOPs)\n");
         printf("%-28s %9s %9s\n", "B x C x H x W -> K, RxS", "forward", "backward");

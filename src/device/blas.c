@@ -191,10 +191,10 @@ static CLBlastLayout choose_layout(cd_device *dev, size_t *M, size_t *N, int *ta
     return CLBlastLayoutColMajor;
 }
 
-/* ---- cldetr's own kernels on devices that are not GPUs (cl/gemm.cl) -------
+/* ---- cldetr's own kernels on devices that are not GPUs (cl/blas.cl) -------
  * On a CPU, CLBlast's indirect Xgemm pads and transposes most of DETR's
  * operands in extra kernels (about 350 of a shapes.ini step's 1250 launches)
- * and runs small products far below its large-matrix speed; cl/gemm.cl's
+ * and runs small products far below its large-matrix speed; cl/blas.cl's
  * kernels read every operand where it is, in one launch, and were faster at
  * every DETR shape measured (bench/README.md, bench/bench_gemm.c). They cover
  * op(A) op(B) except A^T B^T (which CLBlast keeps) with 32-bit indices. */
@@ -218,7 +218,7 @@ static size_t own_local(const cd_device *dev, size_t blocks0, size_t others) {
     return CD_MAX((size_t)1, CD_MIN(blocks0, CD_MIN(per, (size_t)64)));
 }
 
-/* 1 when cl/gemm.cl computed C (sA, sB, sC: batch strides), else 0. */
+/* 1 when cl/blas.cl computed C (sA, sB, sC: batch strides), else 0. */
 static int own_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
                     size_t lda, size_t sA, cd_mem B, size_t ldb, size_t sB, float beta, cd_mem C, size_t ldc,
                     size_t sC, size_t batch) {

@@ -156,6 +156,16 @@ int cd_select_device_local(const cd_device_info *list, int n, const char *spec, 
 
 /* ---- open / close ------------------------------------------------------ */
 
+/* An error ends the process with exit(): the driver's worker threads must be
+ * idle by then. PoCL compiles a kernel for its work-group size when a queued
+ * launch first runs, in a worker thread, and exit() tearing the compiler down
+ * under it aborted the process (exit 134 instead of the error's 1). Never
+ * cd_finish here: a failing clFinish must not call cd_fatal again. */
+static void finish_on_fatal(void *p) {
+    cd_device *dev = p;
+    if (dev && dev->queue) clFinish(dev->queue);
+}
+
 cd_device *cd_open(const char *spec, int profiling) { return cd_open_local(spec, profiling, 0); }
 
 cd_device *cd_open_local(const char *spec, int profiling, int local_rank) {
@@ -193,6 +203,7 @@ cd_device *cd_open_local(const char *spec, int profiling, int local_rank) {
     for (int k = 0; k < dev->n_programs; k++) dev->programs[k].file = files[k];
     dev->verbose = getenv("CLDETR_VERBOSE") != NULL;
     cd_blas_init(dev);
+    cd_atfatal(finish_on_fatal, dev);
     return dev;
 }
 
@@ -200,6 +211,7 @@ void cd_finish(cd_device *dev) { CL_CHECK(clFinish(dev->queue)); }
 
 void cd_close(cd_device *dev) {
     if (!dev) return;
+    cd_atfatal_remove(finish_on_fatal, dev);
     clFinish(dev->queue);
     cd_profile_reset(dev);
     for (int i = 0; i < dev->n_kernels; i++) {

@@ -12,6 +12,11 @@
 void op_layernorm_forward(cd_device *dev, cd_mem out, cd_mem mean, cd_mem rstd, cd_mem x,
                           cd_mem w, cd_mem b, size_t N, size_t C, float eps) {
     if (N == 0 || C == 0) return;
+    if (ops_row_kernels(dev)) {
+        CD_LAUNCH1(dev, "layernorm_rows_forward", N, KM(out), KM(mean), KM(rstd), KM(x), KM(w), KM(b), KUL(N),
+                   KUL(C), KF(eps));
+        return;
+    }
     size_t L = ops_reduce_wg(dev, "layernorm_forward", C);
     size_t global = N * L;
     CD_LAUNCH_WG(dev, "layernorm_forward", 1, &global, &L, KM(out), KM(mean), KM(rstd), KM(x), KM(w), KM(b),
@@ -22,7 +27,10 @@ void op_layernorm_forward(cd_device *dev, cd_mem out, cd_mem mean, cd_mem rstd, 
 void op_layernorm_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x,
                            cd_mem mean, cd_mem rstd, cd_mem w, size_t N, size_t C, int acc) {
     if (N == 0 || C == 0) return;
-    if (cd_has(dx)) {
+    if (cd_has(dx) && ops_row_kernels(dev)) {
+        CD_LAUNCH1(dev, "layernorm_rows_backward_dx", N, KM(dx), KM(dout), KM(x), KM(mean), KM(rstd), KM(w),
+                   KUL(N), KUL(C), KI(acc));
+    } else if (cd_has(dx)) {
         size_t L = ops_reduce_wg(dev, "layernorm_backward_dx", C);
         size_t global = N * L;
         CD_LAUNCH_WG(dev, "layernorm_backward_dx", 1, &global, &L, KM(dx), KM(dout), KM(x), KM(mean), KM(rstd),

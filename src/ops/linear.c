@@ -24,15 +24,19 @@ void op_linear_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem 
         CD_LAUNCH1(dev, "linear_bias_backward", OUT, KM(db), KM(dout), KUL(N), KUL(OUT));
 }
 
-/* The batched products: bmm_small (cl/linear.cl) when K <= 32 and M, N are
- * small (attention at DETR's sizes, where CLBlast's tile padding and copies
- * cost 20x the arithmetic), else CLBlast's strided-batched GEMM. */
+/* The batched products: on GPUs, bmm_small (cl/linear.cl) when K <= 32 and
+ * M, N are small (attention at DETR's sizes, where CLBlast's tile padding and
+ * copies cost 20x the arithmetic), else CLBlast's strided-batched GEMM; on
+ * CPUs cd_gemm_batched's own kernels (cl/blas.cl), faster than bmm_small
+ * there (the decoder's 60 x 60 x 32 products with query groups: a training
+ * step 87-93 -> 81-82 ms), with bmm_small kept for A^T B^T. */
 #define BMM_SMALL_MAX_K 32
 #define BMM_SMALL_MAX_MN 64
 static void bmm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, cd_mem A, size_t lda, size_t sA,
                 cd_mem B, size_t ldb, size_t sB, float beta, cd_mem C, size_t ldc, size_t sC, size_t batch) {
     if (M == 0 || N == 0 || batch == 0) return;
-    if (K == 0 || K > BMM_SMALL_MAX_K || M > BMM_SMALL_MAX_MN || N > BMM_SMALL_MAX_MN ||
+    int own = cd_gemm_uses_own(dev) && !(ta && tb);
+    if (own || K == 0 || K > BMM_SMALL_MAX_K || M > BMM_SMALL_MAX_MN || N > BMM_SMALL_MAX_MN ||
         batch * sA >= ((size_t)1 << 31) || batch * sB >= ((size_t)1 << 31) || batch * sC >= ((size_t)1 << 31)) {
         cd_gemm_batched(dev, ta, tb, M, N, K, 1.0f, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch);
         return;

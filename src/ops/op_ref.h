@@ -58,6 +58,9 @@ void op_layernorm_backward_ref(double *dx, double *dw, double *db, const double 
 
 /* permute (src/ops/permute.c): out's axis a is x's axis perm[a]; dims are x's */
 void op_permute_ref(double *out, const double *x, const size_t dims[4], const int perm[4], int acc);
+/* 1: every permute through the 1-D kernel (permute4, otherwise kept for
+ * tensors past permute4_3d's 32-bit limits); returns the old setting. */
+int op_permute_set_1d(int on);
 
 /* linear and batched matmul (src/ops/linear.c), float in and out */
 /* out (N,OUT) = x (N,IN) w^T (OUT,IN) + b (OUT, or NULL) */

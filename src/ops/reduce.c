@@ -94,3 +94,15 @@ double op_sumsq_ref(const double *x, size_t n) {
     for (size_t i = 0; i < n; i++) s += x[i] * x[i];
     return s;
 }
+
+static int row_kernels = -1;
+
+int ops_row_kernels(const cd_device *dev) {
+    return row_kernels >= 0 ? row_kernels : (dev->info.type & CL_DEVICE_TYPE_GPU) == 0;
+}
+
+int ops_set_row_kernels(int mode) {
+    int old = row_kernels;
+    row_kernels = mode;
+    return old;
+}

@@ -1,6 +1,6 @@
 /* Softmax over the last axis with a key-padding mask (attention
- * probabilities), forward and backward, one work-group per row
- * (cl/softmax.cl), with plain C references. */
+ * probabilities), forward and backward, one work-group per row on GPUs and
+ * one work-item per row on CPUs (cl/softmax.cl), with plain C references. */
 #include <math.h>
 
 #include "cldetr/ops.h"
@@ -12,9 +12,14 @@ void op_softmax_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem mask,
                         size_t B, size_t H, size_t Lq, size_t Lk, float scale) {
     size_t rows = B * H * Lq;
     if (rows == 0 || Lk == 0) return;
+    int has_mask = cd_has(mask);
+    if (ops_row_kernels(dev)) {
+        CD_LAUNCH1(dev, "softmax_rows_forward", rows, KM(out), KM(x), KM(has_mask ? mask : x), KI(has_mask),
+                   KUL(rows), KUL(Lk), KUL(H * Lq), KF(scale));
+        return;
+    }
     size_t L = ops_reduce_wg(dev, "softmax_forward", Lk);
     size_t global = rows * L;
-    int has_mask = cd_has(mask);
     CD_LAUNCH_WG(dev, "softmax_forward", 1, &global, &L, KM(out), KM(x), KM(has_mask ? mask : x), KI(has_mask),
                  KUL(Lk), KUL(H * Lq), KF(scale), KLOCAL(L * sizeof(float)));
 }
@@ -24,6 +29,11 @@ void op_softmax_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem out,
                          size_t B, size_t H, size_t Lq, size_t Lk, float scale, int acc) {
     size_t rows = B * H * Lq;
     if (rows == 0 || Lk == 0) return;
+    if (ops_row_kernels(dev)) {
+        CD_LAUNCH1(dev, "softmax_rows_backward", rows, KM(dx), KM(dout), KM(out), KUL(rows), KUL(Lk), KF(scale),
+                   KI(acc));
+        return;
+    }
     size_t L = ops_reduce_wg(dev, "softmax_backward", Lk);
     size_t global = rows * L;
     CD_LAUNCH_WG(dev, "softmax_backward", 1, &global, &L, KM(dx), KM(dout), KM(out), KUL(Lk), KF(scale), KI(acc),

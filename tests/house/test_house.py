@@ -172,9 +172,9 @@ for f in files:
         stem = os.path.splitext(os.path.basename(f))[0]
         if stem == "common":
             continue
-        if not any(os.path.exists(os.path.join(ROOT, "src", d, stem + ".c")) for d in ("ops", "train")):
-            bad.append("%s has no src/ops/%s.c or src/train/%s.c" % (f, stem, stem))
-check(not bad, "every cl/X.cl sits beside its host file src/ops/X.c (or src/train/X.c)", bad)
+        if not any(os.path.exists(os.path.join(ROOT, "src", d, stem + ".c")) for d in ("ops", "train", "device")):
+            bad.append("%s has no src/ops/%s.c, src/train/%s.c or src/device/%s.c" % (f, stem, stem, stem))
+check(not bad, "every cl/X.cl sits beside its host file src/ops/X.c (or src/train/X.c, src/device/X.c)", bad)
 check(os.path.exists(os.path.join(ROOT, "cl", "common.cl")), "cl/common.cl holds the helpers every kernel file shares")
 
 print("1..%d" % n)

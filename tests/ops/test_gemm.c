@@ -1,5 +1,5 @@
 /* cd_gemm and cd_gemm_batched against a double-precision host product, on both
- * paths: cldetr's own kernels (cl/gemm.cl, the default on CPU devices) and
+ * paths: cldetr's own kernels (cl/blas.cl, the default on CPU devices) and
  * CLBlast. Every layout, sizes around the kernels' blocks (8 x 32 rows, 4 x 4
  * dot products, 16-wide vectors along k: tails in M, N and K, N below one
  * stripe, a single element), leading dimensions wider than the matrices,

@@ -3,6 +3,7 @@
  * including many rows (the chunked parameter-gradient path) and rows with a
  * large mean (two-pass variance); backward vs finite differences. */
 #include "op_test.h"
+#include "ops/reduce_util.h"
 
 #define LN_EPS 1e-5f
 
@@ -102,8 +103,14 @@ int main(void) {
     t_seed(507);
     static const size_t shapes[][2] = {{1, 1}, {3, 7}, {5, 33}, {4, 256}, {7, 257}, {2, 1000}, {300, 64},
                                        {1500, 17}, {64, 128}};
-    for (size_t s = 0; s < CD_ARRAY_LEN(shapes); s++) test_shape(shapes[s][0], shapes[s][1], 0, s + 1);
-    test_shape(9, 129, 1000, 3);
+    /* both kernel shapes on every device: a work-item per row (CPUs), a work-group per row (GPUs) */
+    for (int rows = 1; rows >= 0; rows--) {
+        int old = ops_set_row_kernels(rows);
+        t_diag("layer norm kernels: %s", rows ? "a work-item per row" : "a work-group per row");
+        for (size_t s = 0; s < CD_ARRAY_LEN(shapes); s++) test_shape(shapes[s][0], shapes[s][1], 0, s + 1);
+        test_shape(9, 129, 1000, 3);
+        ops_set_row_kernels(old);
+    }
     test_fd(3, 33);
     test_fd(2, 257);
     test_fd(70, 5);

@@ -179,13 +179,18 @@ int main(void) {
             test_bmm(3, 13, 11, 7 + t, ta, tb, t & 1, (t >> 1) ^ 1);
     test_bmm(2, 33, 65, 40, 0, 1, 0, 0);     /* larger than one 32-wide tile */
     test_bmm(1, 17, 9, 5, 1, 0, 1, 1);       /* batch 1 goes through cd_gemm */
-    /* bmm_small (K <= 32, M, N <= 64) at attention's sizes in DETR (batch * heads,
-     * 20 queries, 16 tokens, head width 32), every transpose, and the K = 32 / 33
-     * boundary between bmm_small and CLBlast */
-    for (int ta = 0; ta < 2; ta++)
-        for (int tb = 0; tb < 2; tb++) test_bmm(32, 20, 16, 32, ta, tb, ta, tb);
-    test_bmm(4, 20, 20, 33, 0, 1, 1, 0);
-    test_bmm(4, 64, 64, 32, 1, 0, 0, 1);
+    /* bmm_small (K <= 32, M, N <= 64; GPUs, and A^T B^T on CPUs) at attention's
+     * sizes in DETR (batch * heads, 20 queries, 16 tokens, head width 32), every
+     * transpose, and the K = 32 / 33 boundary between bmm_small and CLBlast; then
+     * the same through the products' path on this device (cl/blas.cl on CPUs) */
+    for (int own = 0; own < 2; own++) {
+        int old = cd_gemm_set_own(own ? -1 : 0);
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) test_bmm(32, 20, 16, 32, ta, tb, ta, tb);
+        test_bmm(4, 20, 20, 33, 0, 1, 1, 0);
+        test_bmm(4, 64, 64, 32, 1, 0, 0, 1);
+        cd_gemm_set_own(old);
+    }
     ot_cases("linear");
     return ot_finish();
 }

@@ -98,6 +98,11 @@ int main(void) {
     test_all_orders(d1);
     test_all_orders(d2);
     test_acc();
+    /* the 1-D kernel that tensors past permute4_3d's 32-bit limits take */
+    int old = op_permute_set_1d(1);
+    test_all_orders(d2);
+    test_acc();
+    op_permute_set_1d(old);
     test_fd();
     ot_cases("permute");
     return ot_finish();

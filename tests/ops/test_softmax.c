@@ -3,6 +3,7 @@
  * get exactly 0, a fully padded row gives zeros and no NaN, valid rows sum to 1,
  * large scores don't overflow; backward vs finite differences. */
 #include "op_test.h"
+#include "ops/reduce_util.h"
 
 /* Mask (B, Lk): image b keeps its first valid[b] keys; image 1 is fully padded
  * when Lk > 1 and B > 1 (so every test shape has a fully padded row). */
@@ -120,10 +121,16 @@ int main(void) {
     t_seed(404);
     static const size_t shapes[][4] = {{1, 1, 1, 1}, {2, 3, 5, 7}, {3, 2, 3, 33}, {2, 2, 2, 257}, {3, 1, 2, 1000},
                                        {2, 8, 20, 20}, {4, 1, 1, 1025}};
-    for (size_t s = 0; s < CD_ARRAY_LEN(shapes); s++)
-        for (int masked = 0; masked < 2; masked++)
-            test_shape(shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], masked, s + 1);
-    test_large_scores();
+    /* both kernel shapes on every device: a work-item per row (CPUs), a work-group per row (GPUs) */
+    for (int rows = 1; rows >= 0; rows--) {
+        int old = ops_set_row_kernels(rows);
+        t_diag("softmax kernels: %s", rows ? "a work-item per row" : "a work-group per row");
+        for (size_t s = 0; s < CD_ARRAY_LEN(shapes); s++)
+            for (int masked = 0; masked < 2; masked++)
+                test_shape(shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], masked, s + 1);
+        test_large_scores();
+        ops_set_row_kernels(old);
+    }
     test_fd(3, 2, 3, 7);
     test_fd(3, 1, 2, 65);
     ot_cases("softmax");
