@@ -80,24 +80,30 @@ __kernel void sigmoid_backward(__global float *dx, const ulong dx_off, __global 
     dx[gid] = acc ? dx[gid] + v : v;
 }
 
-/* out = x + bias[c]                    x, out (B, C, HW), bias (C); n = B*C*HW */
+/* out = x + bias[c]                    x, out (B, C, HW), bias (C)
+ * Range (HW, C, B) with the channel from dim 1 (by0 = 0), or, for HW = 1 (a
+ * bias over whole rows: attention's mask bias, query positions), (C, 1, B)
+ * with the channel from dim 0 (by0 = 1): dim 0 always runs along memory and
+ * nothing is divided (a 64-bit division per element ran scalar on PoCL). */
 __kernel void add_channels_forward(__global float *out, const ulong out_off, __global const float *x,
                                    const ulong x_off, __global const float *bias, const ulong bias_off,
-                                   const ulong C, const ulong HW, const ulong n) {
+                                   const ulong I, const ulong J, const ulong B, const int by0) {
     out += out_off; x += x_off; bias += bias_off;
-    size_t gid = get_global_id(0);
-    if (gid >= n) return;
-    out[gid] = x[gid] + bias[(gid / HW) % C];
+    const size_t i = get_global_id(0), j = get_global_id(1), b = get_global_id(2);
+    if (i >= I || j >= J || b >= B) return;
+    const size_t k = (b * J + j) * I + i;
+    out[k] = x[k] + bias[by0 ? i : j];
 }
 
-/* out = x * scale[c]                   x, out (B, C, HW), scale (C) */
+/* out = x * scale[c]                   x, out (B, C, HW), scale (C); ranges as add_channels_forward */
 __kernel void mul_channels_forward(__global float *out, const ulong out_off, __global const float *x,
                                    const ulong x_off, __global const float *scale, const ulong scale_off,
-                                   const ulong C, const ulong HW, const ulong n) {
+                                   const ulong I, const ulong J, const ulong B, const int by0) {
     out += out_off; x += x_off; scale += scale_off;
-    size_t gid = get_global_id(0);
-    if (gid >= n) return;
-    out[gid] = x[gid] * scale[(gid / HW) % C];
+    const size_t i = get_global_id(0), j = get_global_id(1), b = get_global_id(2);
+    if (i >= I || j >= J || b >= B) return;
+    const size_t k = (b * J + j) * I + i;
+    out[k] = x[k] * scale[by0 ? i : j];
 }
 
 /* dx (=/+=) dout * scale[c] */

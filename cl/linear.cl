@@ -2,15 +2,17 @@
  * CLBlast GEMMs. Conventions as in common.cl: (buffer, float offset) pairs,
  * ulong sizes, a guard on every global id. */
 
-/* out[n, o] += b[o]                              out (N, OUT), b (OUT) */
+/* out[n, o] += b[o]                              out (N, OUT), b (OUT)
+ * Range (OUT, N): no division per element (a 64-bit remainder ran scalar on
+ * PoCL, 46 us for 480 x 128). */
 __kernel void linear_bias_forward(__global float *out, const ulong out_off,
                                   __global const float *b, const ulong b_off,
                                   const ulong N, const ulong OUT) {
     out += out_off;
     b += b_off;
-    size_t gid = get_global_id(0);
-    if (gid >= N * OUT) return;
-    out[gid] += b[gid % OUT];
+    const size_t o = get_global_id(0), n = get_global_id(1);
+    if (o >= OUT || n >= N) return;
+    out[n * OUT + o] += b[o];
 }
 
 /* db[o] += sum_n dout[n, o]                       dout (N, OUT), db (OUT)

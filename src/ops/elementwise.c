@@ -38,7 +38,9 @@ void op_sigmoid_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem out, siz
 
 void op_add_channels_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem bias, size_t B, size_t C, size_t HW) {
     size_t n = B * C * HW;
-    CD_LAUNCH1(dev, "add_channels_forward", n, KM(out), KM(x), KM(bias), KUL(C), KUL(HW), KUL(n));
+    if (n == 0) return;
+    if (HW == 1) CD_LAUNCH3(dev, "add_channels_forward", C, 1, B, KM(out), KM(x), KM(bias), KUL(C), KUL(1), KUL(B), KI(1));
+    else CD_LAUNCH3(dev, "add_channels_forward", HW, C, B, KM(out), KM(x), KM(bias), KUL(HW), KUL(C), KUL(B), KI(0));
 }
 
 /* dx (=/+=) dout (if dx given); dbias += sum over B, HW of dout (if dbias given) */
@@ -50,7 +52,9 @@ void op_add_channels_backward(cd_device *dev, cd_mem dx, cd_mem dbias, cd_mem do
 
 void op_mul_channels_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem scale, size_t B, size_t C, size_t HW) {
     size_t n = B * C * HW;
-    CD_LAUNCH1(dev, "mul_channels_forward", n, KM(out), KM(x), KM(scale), KUL(C), KUL(HW), KUL(n));
+    if (n == 0) return;
+    if (HW == 1) CD_LAUNCH3(dev, "mul_channels_forward", C, 1, B, KM(out), KM(x), KM(scale), KUL(C), KUL(1), KUL(B), KI(1));
+    else CD_LAUNCH3(dev, "mul_channels_forward", HW, C, B, KM(out), KM(x), KM(scale), KUL(HW), KUL(C), KUL(B), KI(0));
 }
 
 /* dx (=/+=) dout * scale[c] (if dx given); dscale += sum over B, HW of dout * x (if dscale given) */

@@ -12,7 +12,7 @@
 void op_linear_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, size_t N, size_t IN, size_t OUT) {
     cd_gemm(dev, 0, 1, N, OUT, IN, 1.0f, x, IN, w, IN, 0.0f, out, OUT);
     if (cd_has(b) && N * OUT > 0)
-        CD_LAUNCH1(dev, "linear_bias_forward", N * OUT, KM(out), KM(b), KUL(N), KUL(OUT));
+        CD_LAUNCH2(dev, "linear_bias_forward", OUT, N, KM(out), KM(b), KUL(N), KUL(OUT));
 }
 
 /* dx (N,IN) (=/+=) dout (N,OUT) w (OUT,IN); dw (OUT,IN) += dout^T x; db (OUT) += sum_n dout */

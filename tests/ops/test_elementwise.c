@@ -187,7 +187,8 @@ int main(void) {
         test_activations(sizes[i], 2 + 3 * i);
     }
     test_activation_fd();
-    static const size_t ch[][3] = {{1, 1, 1}, {2, 7, 33}, {3, 5, 1}, {1, 13, 257}, {2, 3, 1000}, {4, 64, 49}};
+    static const size_t ch[][3] = {{1, 1, 1}, {2, 7, 33}, {3, 5, 1}, {1, 13, 257}, {2, 3, 1000}, {4, 64, 49},
+                                   {4, 300, 1}};   /* whole-row biases: attention's mask bias, query positions */
     for (size_t i = 0; i < CD_ARRAY_LEN(ch); i++) test_channels(ch[i][0], ch[i][1], ch[i][2]);
     test_channels_fd();
     ot_cases("elementwise");
