@@ -101,10 +101,7 @@ __kernel void gemm_dot_nt(__global float *C, const ulong C_off, __global const f
     if (n0 >= N || m0 >= M) return;
     float16 acc[4][4];
     float tail[4][4];
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++) { acc[i][j] = (float16)(0.0f); tail[i][j] = 0.0f; }
+    dot4x4_zero(acc, tail);
     __global const float *a[4], *b[4];
 #pragma unroll
     for (int i = 0; i < 4; i++) {

@@ -54,9 +54,16 @@ static inline __attribute__((always_inline)) int div_nonneg(int a, int d, float 
  * (conv_dw_nt, gemm_dot_nt): a work-item runs along the reduction with float16
  * loads and 16 float16 FMAs per 8 loads (explicit vectors: PoCL does not
  * vectorise across work-items a body with a run-time loop).
- * dot4x4_add: acc and tail += the products of the rows a[i] and c[j] over
+ * dot4x4_zero: both set to 0. dot4x4_add: acc and tail += the products of the rows a[i] and c[j] over
  * [p0, p1), 16 at a time, then one by one. dot4x4_sum: a lane-wise sum and its
  * total, through the volatile copy above. */
+static inline __attribute__((always_inline)) void dot4x4_zero(float16 acc[4][4], float tail[4][4]) {
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) { acc[i][j] = (float16)(0.0f); tail[i][j] = 0.0f; }
+}
+
 static inline __attribute__((always_inline)) void dot4x4_add(float16 acc[4][4], float tail[4][4],
                                                              __global const float *a[4],
                                                              __global const float *c[4], const int p0,

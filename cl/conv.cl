@@ -287,10 +287,7 @@ __kernel void conv_dw_nt(__global float *dw, const ulong dw_off, __global const 
     if (c0 >= CRS || k0 >= K) return;
     float16 acc[4][4];
     float tail[4][4];
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++) { acc[i][j] = (float16)(0.0f); tail[i][j] = 0.0f; }
+    dot4x4_zero(acc, tail);
     for (int b = 0; b < g; b++) {
         __global const float *a[4], *c[4];
         dw_block_rows(a, c, dout, col, b, k0, c0, K, CRS, P, cs, cb);
@@ -320,10 +317,7 @@ __kernel void conv_dw_nt_chunks(__global float *part, const ulong part_off, __gl
     const int b = ch / cpi, p0 = (ch - b * cpi) * chunk, p1 = min(P, p0 + chunk);
     float16 acc[4][4];
     float tail[4][4];
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++) { acc[i][j] = (float16)(0.0f); tail[i][j] = 0.0f; }
+    dot4x4_zero(acc, tail);
     __global const float *a[4], *c[4];
     dw_block_rows(a, c, dout, col, b, k0, c0, K, CRS, P, cs, cb);
     dot4x4_add(acc, tail, a, c, p0, p1);
