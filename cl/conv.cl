@@ -254,10 +254,10 @@ __kernel void conv_bias_backward(__global float *db, const ulong db_off, __globa
 }
 
 /* The weight gradient's 4 x 4 blocks (rows k0.., columns c0.. of dw) are
- * dot4x4_add / dot4x4_sum of cl/common.cl over dout's and col's rows; rows
- * past K or CRS read a clamped row and store nothing. */
-/* Row pointers of the block for image b: dout (g, K, P) and col with row
- * stride cs and image stride cb. */
+ * cl/common.cl's dot4x4_* over dout's and col's rows. dw_block_rows: the
+ * block's row pointers for image b, dout (g, K, P) and col with row stride cs
+ * and image stride cb; rows past K or CRS point at the last row, and the
+ * kernels store nothing for them. */
 static inline __attribute__((always_inline)) void dw_block_rows(__global const float *a[4], __global const float *c[4],
                                                                 __global const float *dout,
                                                                 __global const float *col, const int b,

@@ -1,6 +1,7 @@
-/* Bias kernels of the linear op (src/ops/linear.c); the products themselves are
- * CLBlast GEMMs. Conventions as in common.cl: (buffer, float offset) pairs,
- * ulong sizes, a guard on every global id. */
+/* Bias kernels of the linear op (src/ops/linear.c) and the small batched
+ * products of attention on GPUs (bmm_small); the other products are cd_gemm's
+ * (CLBlast on GPUs, cl/blas.cl on CPUs). Conventions as in common.cl: (buffer,
+ * float offset) pairs, ulong sizes, a guard on every global id. */
 
 /* out[n, o] += b[o]                              out (N, OUT), b (OUT)
  * Range (OUT, N): no division per element (a 64-bit remainder ran scalar on
@@ -84,4 +85,3 @@ __kernel void bmm_small_tt(__global float *C, const ulong C_off, __global const 
                            const ulong sC, const float beta) {
     bmm_small(C + C_off, A + A_off, B + B_off, M, N, K, lda, ldb, ldc, sA, sB, sC, beta, 1, 1);
 }
-

@@ -114,6 +114,13 @@ cd_device *cd_open_local(const char *spec, int profiling, int local_rank);
 void cd_close(cd_device *dev);
 void cd_finish(cd_device *dev);
 
+/* Kernels in their CPU shape (a work-item runs loops with explicit vectors:
+ * conv_dw_nt, cl/blas.cl's GEMM, the row-wise layer norm and softmax) rather
+ * than their GPU shape (work-groups sharing local memory, CLBlast): every
+ * device that does not say it is a GPU. Each user keeps its own switch for
+ * tests on top of this. */
+static inline int cd_cpu_shaped(const cd_device *dev) { return (dev->info.type & CL_DEVICE_TYPE_GPU) == 0; }
+
 /* ---- kernels ----------------------------------------------------------- */
 
 /* Where kernel sources come from: CLDETR_KERNEL_DIR, else the embedded copy. */

@@ -207,7 +207,7 @@ int cd_gemm_set_own(int on) {
 }
 
 int cd_gemm_uses_own(const cd_device *dev) {
-    return own_force >= 0 ? own_force : (dev->info.type & CL_DEVICE_TYPE_GPU) == 0;
+    return own_force >= 0 ? own_force : cd_cpu_shaped(dev);
 }
 
 /* Local size along dim 0 (blocks that share one operand's stripe): as many

@@ -145,8 +145,7 @@ static void im2col(cd_device *dev, cd_mem col, cd_mem x, size_t g, const conv_sh
     else if (Wo >= CONV_ROWS_MIN_W)
         CD_LAUNCH3(dev, s->stride == 1 ? "conv_im2col_rows_s1" : "conv_im2col_rows", Wo, Ho, CRS * g, KM(col), KM(x),
                    KI(g), KI(s->C), KI(s->H), KI(s->W), KI(s->R), KI(s->S), KI(Ho), KI(Wo), KI(s->stride), KI(s->pad),
-                   KI(s->dil), KF(inv(g)),
-                   KF(inv(s->R * s->S)), KF(inv(s->S)), KF(inv(Wo)));
+                   KI(s->dil), KF(inv(g)), KF(inv(s->R * s->S)), KF(inv(s->S)), KF(inv(Wo)));
     else
         CD_LAUNCH2(dev, s->stride == 1 ? "conv_im2col_s1" : "conv_im2col", Ho * Wo, CRS * g, KM(col), KM(x), KI(g),
                    KI(s->C), KI(s->H), KI(s->W), KI(s->R), KI(s->S), KI(Ho), KI(Wo), KI(s->stride), KI(s->pad),
@@ -179,7 +178,7 @@ int op_conv2d_set_dw_path(int path) {
 }
 
 static int use_dw_nt(cd_device *dev) {
-    return dw_path >= 0 ? dw_path : (dev->info.type & CL_DEVICE_TYPE_GPU) == 0;
+    return dw_path >= 0 ? dw_path : cd_cpu_shaped(dev);
 }
 
 /* Kept columns: the forward's im2col of every group, one after another, so
@@ -238,7 +237,7 @@ size_t op_conv2d_forward_keep(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd
 }
 
 /* Floats of col a chunk of conv_dw_nt_chunks may span (CRS rows of `chunk`
- * pixels): 256 KB, to stay in a core's cache while every block of dw reads it. */
+ * pixels): 512 KB, to stay in a core's cache while every block of dw reads it. */
 #define DW_CHUNK_FLOATS ((size_t)1 << 17)
 /* Split the reduction only when an image has at least two chunks of this many
  * pixels: below, the partial sums cost more than the cache saves. */
@@ -255,13 +254,11 @@ int op_conv2d_set_dw_chunks(int on) {
  * col[crs*cs + b*cb + p]. Long reductions (large images) are split into
  * chunks that stay in cache (conv_dw_nt_chunks) and their partial sums added
  * in order (conv_dw_sum); short ones run whole in conv_dw_nt. */
-static void dw_products(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem col, size_t g, size_t K, size_t CRS, size_t P,
-                  size_t cs, size_t cb) {
+static void dw_products(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem col, size_t g, size_t K, size_t CRS,
+                        size_t P, size_t cs, size_t cb) {
     size_t nc = (CRS + 3) / 4, nk = (K + 3) / 4;
-    size_t chunk = DW_CHUNK_FLOATS / CRS / 16 * 16;
-    chunk = CD_MIN(chunk, (size_t)1024);
-    size_t wg = cd_kernel_wg_size(dev, "conv_dw_nt_chunks");
-    if (!dw_chunks || chunk < DW_CHUNK_MIN || P < 2 * chunk || nc * nk > wg) {
+    size_t chunk = CD_MIN(DW_CHUNK_FLOATS / CRS / 16 * 16, (size_t)1024);
+    if (!dw_chunks || chunk < DW_CHUNK_MIN || P < 2 * chunk || nc * nk > cd_kernel_wg_size(dev, "conv_dw_nt_chunks")) {
         CD_LAUNCH2(dev, "conv_dw_nt", nc, nk, KM(dw), KM(dout), KM(col), KI(g), KI(K), KI(CRS), KI(P), KUL(cs),
                    KUL(cb));
         return;
@@ -271,8 +268,8 @@ static void dw_products(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem col, size
     size_t nch = g * cpi;
     cd_mem part = cd_alloc(dev, nch * K * CRS, "conv2d weight-gradient chunks");
     size_t global[3] = {nc, nk, nch}, local[3] = {nc, nk, 1};   /* a work-group per chunk */
-    CD_LAUNCH_WG(dev, "conv_dw_nt_chunks", 3, global, local, KM(part), KM(dout),
-                 KM(col), KI(K), KI(CRS), KI(P), KUL(cs), KUL(cb), KI(chunk), KI(cpi));
+    CD_LAUNCH_WG(dev, "conv_dw_nt_chunks", 3, global, local, KM(part), KM(dout), KM(col), KI(K), KI(CRS), KI(P),
+                 KUL(cs), KUL(cb), KI(chunk), KI(cpi));
     CD_LAUNCH1(dev, "conv_dw_sum", K * CRS, KM(dw), KM(part), KI(nch), KI(K * CRS));
     cd_free(dev, part);
 }

@@ -19,7 +19,6 @@ static void permute_plan(const size_t dims[4], const int perm[4], size_t od[4], 
     }
 }
 
-/* out (dims[perm[0]], .., dims[perm[3]]) (=/+=) x (dims[0], .., dims[3]) permuted */
 static int permute_1d;
 
 int op_permute_set_1d(int on) {
@@ -28,13 +27,14 @@ int op_permute_set_1d(int on) {
     return old;
 }
 
+/* out (dims[perm[0]], .., dims[perm[3]]) (=/+=) x (dims[0], .., dims[3]) permuted */
 void op_permute(cd_device *dev, cd_mem out, cd_mem x, const size_t dims[4], const int perm[4], int acc) {
     size_t od[4], xs[4];
     permute_plan(dims, perm, od, xs);
     size_t n = dims[0] * dims[1] * dims[2] * dims[3];
     if (n == 0) return;
-    size_t lim24 = (size_t)1 << 24;
-    if (!permute_1d && n < ((size_t)1 << 31) && od[0] * od[1] < lim24 && od[1] < lim24 && od[2] < lim24 && od[3] < lim24) {
+    size_t lim24 = (size_t)1 << 24;   /* od[0] * od[1] below it bounds od[1] too */
+    if (!permute_1d && n < ((size_t)1 << 31) && od[0] * od[1] < lim24 && od[2] < lim24 && od[3] < lim24) {
         CD_LAUNCH3(dev, "permute4_3d", od[3], od[2], od[0] * od[1], KM(out), KM(x), KI(od[1]), KI(od[2]), KI(od[3]),
                    KI(xs[0]), KI(xs[1]), KI(xs[2]), KI(xs[3]), KI(od[0] * od[1]), KF(1.0f / (float)od[1]), KI(acc));
         return;

@@ -98,7 +98,7 @@ double op_sumsq_ref(const double *x, size_t n) {
 static int row_kernels = -1;
 
 int ops_row_kernels(const cd_device *dev) {
-    return row_kernels >= 0 ? row_kernels : (dev->info.type & CL_DEVICE_TYPE_GPU) == 0;
+    return row_kernels >= 0 ? row_kernels : cd_cpu_shaped(dev);
 }
 
 int ops_set_row_kernels(int mode) {
