@@ -170,6 +170,9 @@ ENVIRONMENT = [
      '(else $HOME/.cache/cldetr, else /tmp/cldetr-cache). Deleting the folder is safe: it is rebuilt.'),
     ('CLDETR_VERBOSE', 'When set, say which cached programs and GEMM tunings were used or rebuilt.'),
     ('CLDETR_GEMM_TUNING', 'off: ignore the GEMM tunings stored by `cldetr tune` (CLBlast\'s defaults).'),
+    ('CLDETR_GEMM_KERNELS', 'clblast, rows, tiles or auto (the default): which kernels run the matrix products. '
+     'auto takes cldetr\'s row kernels on CPUs and its tile kernels on GPUs, the faster ones where measured '
+     '(bench/README.md); the others are for comparisons.'),
     ('CLDETR_GEMM_LAYOUT', 'row or swap: force the operand order of CLBlast GEMM calls instead of '
      'choosing it per shape (for measurements).'),
     ('CLDETR_OPENBLAS', 'bench-ops: the OpenBLAS library to compare with (default libopenblas.so.0).'),

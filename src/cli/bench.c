@@ -123,9 +123,8 @@ int cmd_bench(int argc, char **argv) {
 
     size_t all, trainable;
     detr_count(&m, &all, &trainable);
-    int own = cd_gemm_uses_own(dev);
-    printf("device: %s (%s); GEMM: %s%s%s\n", dev->info.name, dev->info.platform_name,
-           own ? "cldetr's CPU kernels (CLBlast for A^T B^T, " : "CLBlast, ", dev->gemm_params, own ? ")" : "");
+    printf("device: %s (%s); GEMM: %s (CLBlast's parameters: %s)\n", dev->info.name, dev->info.platform_name,
+           cd_gemm_kernels_name(dev), dev->gemm_params);
     printf("model: resnet%d width %d (%s BN), d=%d, %d heads, %d+%d layers, FFN %d, %d queries, %d classes; "
            "%.2f M parameters (%.2f M trained)\n", mo.depth, mo.width, mo.bn_trainable ? "trainable" : "frozen", mo.d,
            mo.nheads, mo.enc_layers, mo.dec_layers, mo.dim_ff, mo.num_queries, mo.num_classes, all / 1e6,
@@ -194,8 +193,10 @@ int cmd_bench(int argc, char **argv) {
             cd_profile_print(dev, stdout);
             double dev_ms = 0;
             for (int i = 0; i < dev->n_profile; i++) dev_ms += dev->profile[i].ms;
-            printf("device time %.1f ms per step = %.0f%% of the step (the rest: launches, host work, waits); "
-                   "gemm_* events are CLBlast's main kernel only\n", dev_ms / steps, 100 * dev_ms / (1e3 * t_timed));
+            printf("device time %.1f ms per step = %.0f%% of the step (the rest: launches, host work, waits)%s\n",
+                   dev_ms / steps, 100 * dev_ms / (1e3 * t_timed),
+                   cd_gemm_uses_own(dev) == CD_GEMM_TILES ? ""
+                                                           : "; gemm_NN/NT/TN/TT/batched: CLBlast's main kernel only");
             double mm_ms = 0;
             for (int i = 0; i < dev->n_profile; i++)
                 if (!strncmp(dev->profile[i].name, "gemm", 4) || !strncmp(dev->profile[i].name, "bmm_small", 9))

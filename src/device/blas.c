@@ -191,23 +191,60 @@ static CLBlastLayout choose_layout(cd_device *dev, size_t *M, size_t *N, int *ta
     return CLBlastLayoutColMajor;
 }
 
-/* ---- cldetr's own kernels on devices that are not GPUs (cl/blas.cl) -------
+/* ---- cldetr's own kernels (cl/blas.cl) -----------------------------------
  * On a CPU, CLBlast's indirect Xgemm pads and transposes most of DETR's
  * operands in extra kernels (about 350 of a shapes.ini step's 1250 launches)
- * and runs small products far below its large-matrix speed; cl/blas.cl's
+ * and runs small products far below its large-matrix speed; cl/blas.cl's row
  * kernels read every operand where it is, in one launch, and were faster at
  * every DETR shape measured (bench/README.md, bench/bench_gemm.c). They cover
- * op(A) op(B) except A^T B^T (which CLBlast keeps) with 32-bit indices. */
-static int own_force = -1;
+ * op(A) op(B) except A^T B^T (which CLBlast keeps) with 32-bit indices.
+ * On GPUs, cl/blas.cl's tile kernels (local memory, every layout, k split
+ * over work-groups when C has too few tiles to fill the device). */
+static int own_force = -1, tile_force = 0, split_force = 0;
 
-int cd_gemm_set_own(int on) {
+int cd_gemm_set_own(int mode) {
     int old = own_force;
-    own_force = on;
+    own_force = mode;
     return old;
 }
 
+void cd_gemm_set_tiles(int tile, int nsplit) {
+    tile_force = tile;
+    split_force = nsplit;
+}
+
+/* CLDETR_GEMM_KERNELS=clblast|rows|tiles|auto, read once; -1 = auto */
+static int env_mode(void) {
+    static int mode = -2;
+    if (mode != -2) return mode;
+    const char *env = getenv("CLDETR_GEMM_KERNELS");
+    mode = -1;
+    if (!env || !*env || !strcmp(env, "auto")) return mode;
+    static const char *names[] = {"clblast", "rows", "tiles"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(env, names[i])) return mode = i;
+    cd_fatal("CLDETR_GEMM_KERNELS=%s: unknown; use clblast, rows, tiles or auto (unset: auto)", env);
+    return mode;
+}
+
+/* The tile kernels need 256-work-item groups and 9 KB of local memory. */
+static int tiles_fit(const cd_device *dev) {
+    return dev->info.max_work_group >= 256 && dev->info.local_mem >= 16384;
+}
+
 int cd_gemm_uses_own(const cd_device *dev) {
-    return own_force >= 0 ? own_force : cd_cpu_shaped(dev);
+    int mode = own_force >= 0 ? own_force : env_mode();
+    if (mode < 0) mode = cd_cpu_shaped(dev) ? CD_GEMM_ROWS : (tiles_fit(dev) ? CD_GEMM_TILES : CD_GEMM_CLBLAST);
+    if (mode == CD_GEMM_TILES && !tiles_fit(dev)) mode = CD_GEMM_CLBLAST;
+    return mode;
+}
+
+const char *cd_gemm_kernels_name(const cd_device *dev) {
+    switch (cd_gemm_uses_own(dev)) {
+    case CD_GEMM_ROWS: return "cldetr's CPU kernels; CLBlast for A^T B^T";
+    case CD_GEMM_TILES: return "cldetr's tile kernels";
+    default: return "CLBlast";
+    }
 }
 
 /* Local size along dim 0 (blocks that share one operand's stripe): as many
@@ -218,15 +255,65 @@ static size_t own_local(const cd_device *dev, size_t blocks0, size_t others) {
     return CD_MAX((size_t)1, CD_MIN(blocks0, CD_MIN(per, (size_t)64)));
 }
 
+#define SPLIT_MIN_KC 128                    /* k per part at least */
+#define SPLIT_MAX 32
+#define SPLIT_MAX_FLOATS ((size_t)64 << 20) /* 256 MB of parts at most */
+
+/* gemm_tile*, sizes chosen from measurements on an H200 (bench/README.md):
+ * 64 x 64 tiles by default, 128 x 128 for one long product (k >= 1024) that
+ * fills both tiles (m, n >= 128) but has too few 64-tiles to keep four
+ * work-groups on every compute unit (128 tiles do twice the arithmetic per
+ * local-memory read: 20 against 15 TFLOP/s on 256 x 2500 x 2304); and k of
+ * a single product split in parts (summed by gemm_split_sum) while there are
+ * fewer tiles than two per compute unit (weight gradients: 64 x 576 x 40000
+ * ran at 1.4 TFLOP/s in CLBlast, 23.6 in 29 parts). */
+static void tile_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
+                      size_t lda, size_t sA, cd_mem B, size_t ldb, size_t sB, float beta, cd_mem C, size_t ldc,
+                      size_t sC, size_t batch) {
+    size_t cus = CD_MAX((size_t)dev->info.compute_units, (size_t)1);
+    size_t t64 = ((M + 63) / 64) * ((N + 63) / 64) * batch;
+    int tile = tile_force ? tile_force : (batch == 1 && M >= 128 && N >= 128 && K >= 1024 && t64 < 4 * cus ? 128 : 64);
+    size_t tiles = ((M + tile - 1) / tile) * ((N + tile - 1) / tile) * batch;
+    size_t nsplit = 1;
+    if (split_force > 0 && batch == 1) nsplit = (size_t)split_force;
+    else if (tiles < 2 * cus && batch == 1)
+        nsplit = CD_MIN(CD_MIN((2 * cus + tiles - 1) / tiles, K / SPLIT_MIN_KC), (size_t)SPLIT_MAX);
+    while (nsplit > 1 && nsplit * M * N > SPLIT_MAX_FLOATS) nsplit /= 2;
+    nsplit = CD_MAX(CD_MIN(nsplit, K), (size_t)1);
+    size_t kc = (K + nsplit - 1) / nsplit;
+    kc = (kc + 7) / 8 * 8;
+    nsplit = (K + kc - 1) / kc;
+    static const char *names[2][4] = {{"gemm_tile64_nn", "gemm_tile64_nt", "gemm_tile64_tn", "gemm_tile64_tt"},
+                                      {"gemm_tile128_nn", "gemm_tile128_nt", "gemm_tile128_tn", "gemm_tile128_tt"}};
+    const char *name = names[tile == 128][ta * 2 + tb];
+    size_t global[3] = {(N + tile - 1) / tile * 16, (M + tile - 1) / tile * 16, batch * nsplit};
+    size_t local[3] = {16, 16, 1};
+    if (nsplit == 1) {
+        CD_LAUNCH_WG(dev, name, 3, global, local, KM(C), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda), KI(ldb),
+                     KI(ldc), KUL(sA), KUL(sB), KUL(sC), KF(alpha), KF(beta), KI(1), KI(K));
+        return;
+    }
+    ensure_temp(dev, nsplit * M * N * sizeof(float));
+    cd_mem W = {dev->blas_temp, 0};
+    CD_LAUNCH_WG(dev, name, 3, global, local, KM(W), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda), KI(ldb), KI(N),
+                 KUL(0), KUL(0), KUL(M * N), KF(alpha), KF(0.0f), KI(nsplit), KI(kc));
+    CD_LAUNCH2(dev, "gemm_split_sum", N, M, KM(C), KM(W), KI(M), KI(N), KI(ldc), KI(nsplit), KF(beta));
+}
+
 /* 1 when cl/blas.cl computed C (sA, sB, sC: batch strides), else 0. */
 static int own_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
                     size_t lda, size_t sA, cd_mem B, size_t ldb, size_t sB, float beta, cd_mem C, size_t ldc,
                     size_t sC, size_t batch) {
-    if (!cd_gemm_uses_own(dev) || (ta && tb)) return 0;
+    int mode = cd_gemm_uses_own(dev);
+    if (mode == CD_GEMM_CLBLAST || (mode == CD_GEMM_ROWS && ta && tb)) return 0;
     size_t lim = (size_t)1 << 31;
     size_t ea = ((ta ? K : M) - 1) * lda + (ta ? M : K), eb = ((tb ? N : K) - 1) * ldb + (tb ? K : N);
     size_t ec = (M - 1) * ldc + N;
     if (ea >= lim || eb >= lim || ec >= lim || K >= lim || lda >= lim || ldb >= lim || ldc >= lim) return 0;
+    if (mode == CD_GEMM_TILES) {
+        tile_gemm(dev, ta, tb, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch);
+        return 1;
+    }
     if (tb) {   /* dot products of rows: 4 x 4 blocks, dim 0 over column blocks */
         size_t nb = (N + 3) / 4, mb = (M + 3) / 4;
         size_t global[3] = {nb, mb, batch}, local[3] = {own_local(dev, nb, mb * batch), 1, 1};

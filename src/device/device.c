@@ -277,12 +277,21 @@ const char *cd_kernel_source(const char *file) {
 }
 
 /* Does `src` define `__kernel void NAME(`? A plain scan: kernels are declared
- * as "__kernel void name(" at the start of a line in cl/ files. */
+ * as "__kernel void name(" (or "__kernel __attribute__((...)) void name(") at
+ * the start of a line in cl/ files. */
 static int source_defines(const char *src, const char *name) {
     size_t n = strlen(name);
     for (const char *p = strstr(src, "__kernel"); p; p = strstr(p + 8, "__kernel")) {
         const char *q = p + 8;
         while (*q == ' ' || *q == '\t' || *q == '\n') q++;
+        if (!strncmp(q, "__attribute__", 13)) {   /* __kernel __attribute__((...)) void name( */
+            int depth = 0;
+            for (q += 13; *q; q++) {
+                if (*q == '(') depth++;
+                else if (*q == ')' && --depth == 0) { q++; break; }
+            }
+            while (*q == ' ' || *q == '\t' || *q == '\n') q++;
+        }
         if (strncmp(q, "void", 4)) continue;
         q += 4;
         while (*q == ' ' || *q == '\t' || *q == '\n') q++;

@@ -18,9 +18,10 @@ static inline size_t ops_reduce_wg(cd_device *dev, const char *kernel, size_t wo
     return CD_MIN(cap, ops_pow2_ceil(CD_MAX(work, (size_t)1)));
 }
 
-/* Row-wise kernels (layer norm, softmax) in their CPU shape, one work-item
- * per row with vectors along it, instead of a work-group per row with
- * local-memory tree reductions (GPUs): by device type (not a GPU), or forced
+/* Row-wise kernels (layer norm, softmax; the linear bias gradient's column
+ * sums) in their CPU shape, one work-item per row (column) with vectors along
+ * it, instead of work-groups with local-memory tree reductions (GPUs): by
+ * device type (not a GPU), or forced
  * for tests by ops_set_row_kernels (1 CPU shape, 0 GPU shape, -1 by device;
  * returns the old setting). Defined in src/ops/reduce.c. */
 int ops_row_kernels(const cd_device *dev);

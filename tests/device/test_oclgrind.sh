@@ -29,7 +29,7 @@ ok $([ $rc = 0 ] && echo "$out" | grep -q "^device .*Oclgrind" && echo "$out" | 
 
 # oclgrind's log: one message per blank-line-separated block; a report in a
 # kernel names it on a "Kernel: NAME" line.
-ours=$(grep -ho '^__kernel void [A-Za-z0-9_]*' "$root"/cl/*.cl | awk '{print $3}' | sort -u)
+ours=$(grep -ho '^__kernel \(__attribute__((.*)) \)\?void [A-Za-z0-9_]*' "$root"/cl/*.cl | awk '{print $NF}' | sort -u)
 [ -s "$log" ] || : > "$log"
 summary=$(awk -v ours="$ours" '
   BEGIN { n = split(ours, k, "\n"); for (i = 1; i <= n; i++) mine[k[i]] = 1; RS = "" }

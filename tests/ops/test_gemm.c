@@ -1,18 +1,25 @@
-/* cd_gemm and cd_gemm_batched against a double-precision host product, on both
- * paths: cldetr's own kernels (cl/blas.cl, the default on CPU devices) and
- * CLBlast. Every layout, sizes around the kernels' blocks (8 x 32 rows, 4 x 4
- * dot products, 16-wide vectors along k: tails in M, N and K, N below one
- * stripe, a single element), leading dimensions wider than the matrices,
- * operands at odd offsets inside NaN guards, alpha and beta, and batches with
- * gaps between the matrices. */
+/* cd_gemm and cd_gemm_batched against a double-precision host product, on
+ * every path: cl/blas.cl's row kernels (the default on CPU devices), its tile
+ * kernels (the default on GPUs; both tile sizes, k in one part and split in
+ * parts) and CLBlast. Every layout, sizes around the kernels' blocks (8 x 32
+ * rows, 4 x 4 dot products, 16-wide vectors along k, 64 and 128 tiles, 8-deep
+ * slices: tails in M, N and K, N below one stripe, a single element), leading
+ * dimensions wider than the matrices, operands at odd offsets inside NaN
+ * guards, alpha and beta, and batches with gaps between the matrices. */
 #include "op_test.h"
 
 /* Float32 sums of K products of values in [-1, 1]: 4e-6 * sqrt(K) leaves ~10x
  * above the rounding both paths show (printed as max abs err). */
 static double sum_tol(size_t K) { return 4e-6 * sqrt((double)K + 1); }
 
-static void check_gemm(int own, int ta, int tb, size_t M, size_t N, size_t K, size_t pad, float alpha, float beta,
-                       size_t batch) {
+/* the paths: {cd_gemm_set_own mode, tile, k parts} */
+static const int paths[][3] = {
+    {CD_GEMM_ROWS, 0, 0}, {CD_GEMM_CLBLAST, 0, 0}, {CD_GEMM_TILES, 64, 1}, {CD_GEMM_TILES, 128, 1},
+    {CD_GEMM_TILES, 64, 3}, {CD_GEMM_TILES, 0, 0},
+};
+
+static void check_gemm(const int *path, int ta, int tb, size_t M, size_t N, size_t K, size_t pad, float alpha,
+                       float beta, size_t batch) {
     size_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
     size_t ra = ta ? K : M, rb = tb ? N : K;    /* stored rows */
     size_t sA = ra * lda + 3 * pad, sB = rb * ldb + pad, sC = M * ldc + 2 * pad;
@@ -29,15 +36,19 @@ static void check_gemm(int own, int ta, int tb, size_t M, size_t N, size_t K, si
                 *r = alpha * acc + beta * *r;
             }
     cd_mem dA = op_upload(ot_dev, A, nA, 5), dB = op_upload(ot_dev, B, nB, 3), dC = op_upload(ot_dev, C0, nC, 7);
-    int old = cd_gemm_set_own(own);
+    int old = cd_gemm_set_own(path[0]);
+    cd_gemm_set_tiles(path[1], path[2]);
     if (batch == 1) cd_gemm(ot_dev, ta, tb, M, N, K, alpha, dA, lda, dB, ldb, beta, dC, ldc);
     else cd_gemm_batched(ot_dev, ta, tb, M, N, K, alpha, dA, lda, sA, dB, ldb, sB, beta, dC, ldc, sC, batch);
     cd_gemm_set_own(old);
+    cd_gemm_set_tiles(0, 0);
     double *got = op_download(ot_dev, dC, nC);
     /* the padding columns and the gaps between batches keep C0 */
-    char name[200];
-    snprintf(name, sizeof name, "%s %s%s %zux%zux%zu ld+%zu alpha %g beta %g batch %zu", own ? "own" : "CLBlast",
-             ta ? "T" : "N", tb ? "T" : "N", M, N, K, pad, alpha, beta, batch);
+    char name[200], pname[40];
+    if (path[0] == CD_GEMM_TILES) snprintf(pname, sizeof pname, "tiles %d, %d part(s)", path[1], path[2]);
+    snprintf(name, sizeof name, "%s %s%s %zux%zux%zu ld+%zu alpha %g beta %g batch %zu",
+             path[0] == CD_GEMM_ROWS ? "rows" : path[0] == CD_GEMM_CLBLAST ? "CLBlast" : pname, ta ? "T" : "N",
+             tb ? "T" : "N", M, N, K, pad, alpha, beta, batch);
     ot_close(name, R, got, nC, sum_tol(K), sum_tol(K));
     t_ok(op_guards_intact(ot_dev, dC, nC), "%s: nothing written outside C", name);
     cd_mem ms[] = {dA, dB, dC};
@@ -48,7 +59,7 @@ static void check_gemm(int own, int ta, int tb, size_t M, size_t N, size_t K, si
 int main(void) {
     ot_open();
     t_seed(11);
-    t_diag("own kernels by default on this device: %s", cd_gemm_uses_own(ot_dev) ? "yes" : "no");
+    t_diag("GEMM kernels by default on this device: %s", cd_gemm_kernels_name(ot_dev));
     static const size_t shapes[][3] = {
         {1, 1, 1},      /* one element: every block clamped */
         {8, 32, 16},    /* exactly one 8 x 32 block, one vector of k */
@@ -57,20 +68,27 @@ int main(void) {
         {37, 64, 129},  /* two stripes, five row blocks, 8 vectors of k and one left */
         {80, 128, 128}, /* a decoder linear (10 queries x 8 images) */
         {16, 100, 3},   /* short k */
+        {130, 70, 20},  /* one past a 128 tile, two 64 tiles and a tail, k slices 8 + 8 + 4 */
+        {64, 128, 8},   /* exactly one tile of each size, one slice */
     };
-    for (int own = 1; own >= 0; own--)
+    for (size_t q = 0; q < CD_ARRAY_LEN(paths); q++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++)
                 for (size_t s = 0; s < CD_ARRAY_LEN(shapes); s++)
-                    check_gemm(own, ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], s % 3 == 1 ? 5 : 0, 1.0f,
+                    check_gemm(paths[q], ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], s % 3 == 1 ? 5 : 0, 1.0f,
                                s % 2 ? 1.0f : 0.0f, 1);
     /* alpha, beta other than 0 and 1; batches with gaps (the strides exceed the matrices) */
-    for (int own = 1; own >= 0; own--)
+    for (size_t q = 0; q < CD_ARRAY_LEN(paths); q++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {
-                check_gemm(own, ta, tb, 19, 45, 23, 2, 0.5f, 0.25f, 1);
-                check_gemm(own, ta, tb, 13, 70, 33, 1, 1.0f, 0.0f, 3);
-                check_gemm(own, ta, tb, 20, 16, 64, 0, 1.0f, 1.0f, 4);
+                check_gemm(paths[q], ta, tb, 19, 45, 23, 2, 0.5f, 0.25f, 1);
+                check_gemm(paths[q], ta, tb, 13, 70, 33, 1, 1.0f, 0.0f, 3);
+                check_gemm(paths[q], ta, tb, 20, 16, 64, 0, 1.0f, 1.0f, 4);
             }
+    /* k split by the shape rule: few tiles and a long k (a weight gradient) */
+    int old = cd_gemm_set_own(CD_GEMM_TILES);
+    check_gemm(paths[5], 0, 1, 24, 40, 1500, 3, 0.5f, 0.5f, 1);
+    check_gemm(paths[5], 1, 0, 24, 40, 1500, 0, 1.0f, 0.0f, 2);
+    cd_gemm_set_own(old);
     return ot_finish();
 }

@@ -2,6 +2,7 @@
  * odd buffer offsets, every ta/tb, acc 0 and 1), and their backward against
  * central finite differences of a double-precision forward on the host. */
 #include "op_test.h"
+#include "ops/reduce_util.h"
 
 static float *rnd(size_t n) {
     float *p = malloc((n ? n : 1) * sizeof *p);
@@ -169,10 +170,17 @@ static void test_bmm(size_t batch, size_t M, size_t N, size_t K, int ta, int tb,
 int main(void) {
     ot_open();
     t_seed(42);
-    test_linear(37, 29, 23, 1, 0);
-    test_linear(5, 70, 3, 1, 1);
-    test_linear(1, 1, 1, 0, 1);
-    test_linear(65, 33, 130, 0, 0);
+    /* the bias gradient in both shapes: a column per work-item (CPUs) and the
+     * tiled column reduction (GPUs) */
+    for (int rows = 1; rows >= 0; rows--) {
+        int old = ops_set_row_kernels(rows);
+        test_linear(37, 29, 23, 1, 0);
+        test_linear(5, 70, 3, 1, 1);
+        test_linear(1, 1, 1, 0, 1);
+        test_linear(65, 33, 130, 0, 0);
+        test_linear(300, 4, 9, 1, 1);
+        ops_set_row_kernels(old);
+    }
     int t = 0;
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++, t++)
