@@ -135,10 +135,32 @@ static void check_index_range(const conv_shape *s, size_t g) {
 /* 1/n for the kernels' div_nonneg */
 static float inv(size_t n) { return 1.0f / (float)n; }
 
+/* im2col and col2im in their CPU shape (conv_im2col_cpu_s1: a work-item per
+ * window plane, vector copies, for stride 1; conv_col2im_k3s1p1_cpu: a
+ * work-item per row, for 3x3 stride 1 pad 1), by device type, or forced for
+ * tests: 1 CPU shape, 0 the work-item-per-element kernels, -1 by device. At
+ * stride 2 a plane kernel copying element by element was slower than
+ * conv_im2col_rows (3.0 against 2.7 ms a shapes.ini step). */
+static int cpu_movers = -1;
+
+int op_conv2d_set_cpu_movers(int mode) {
+    int old = cpu_movers;
+    cpu_movers = mode;
+    return old;
+}
+
+static int use_cpu_movers(const cd_device *dev) {
+    return cpu_movers >= 0 ? cpu_movers : cd_cpu_shaped(dev);
+}
+
 /* col (CRS, g*P) or colT (g*P, CRS) from x (g, C, H, W) */
 static void im2col(cd_device *dev, cd_mem col, cd_mem x, size_t g, const conv_shape *s, int transposed) {
     size_t Ho = conv_out_h(s), Wo = conv_out_w(s), CRS = s->C * s->R * s->S;
-    if (transposed)
+    if (!transposed && s->stride == 1 && use_cpu_movers(dev))
+        CD_LAUNCH1(dev, "conv_im2col_cpu_s1", CRS * g, KM(col), KM(x), KI(g), KI(s->C), KI(s->H), KI(s->W),
+                   KI(s->R), KI(s->S), KI(Ho), KI(Wo), KI(s->stride), KI(s->pad), KI(s->dil), KF(inv(g)),
+                   KF(inv(s->R * s->S)), KF(inv(s->S)), KF(inv(Wo)));
+    else if (transposed)
         CD_LAUNCH3(dev, "conv_im2col_t", CRS, Wo, Ho * g, KM(col), KM(x), KI(g), KI(s->C), KI(s->H), KI(s->W),
                    KI(s->R), KI(s->S), KI(Ho), KI(Wo), KI(s->stride), KI(s->pad), KI(s->dil), KF(inv(g)),
                    KF(inv(s->R * s->S)), KF(inv(s->S)), KF(inv(Ho)));
@@ -156,6 +178,12 @@ static void im2col(cd_device *dev, cd_mem col, cd_mem x, size_t g, const conv_sh
  * with the loops unrolled (cl/conv.cl). */
 static void col2im(cd_device *dev, cd_mem dx, cd_mem dcol, size_t g, const conv_shape *s, int acc) {
     const char *name = "conv_col2im";
+    if (s->R == 3 && s->S == 3 && s->stride == 1 && s->pad == 1 && s->dil == 1 && use_cpu_movers(dev)) {
+        CD_LAUNCH2(dev, "conv_col2im_k3s1p1_cpu", s->H, g * s->C, KM(dx), KM(dcol), KI(g), KI(s->C), KI(s->H),
+                   KI(s->W), KI(s->R), KI(s->S), KI(conv_out_h(s)), KI(conv_out_w(s)), KI(s->stride), KI(s->pad),
+                   KI(s->dil), KF(inv(s->stride)), KF(inv(s->C)), KI(acc));
+        return;
+    }
     if (s->R == 3 && s->S == 3 && s->stride == 1) name = "conv_col2im_k3s1";
     else if (s->R == 3 && s->S == 3 && s->stride == 2) name = "conv_col2im_k3s2";
     else if (s->R == 1 && s->S == 1) name = "conv_col2im_k1";

@@ -123,6 +123,10 @@ int op_conv2d_set_dw_path(int path);
 /* conv_dw_nt's long reductions split into cached chunks (1, the default) or
  * run whole (0); returns the old value. */
 int op_conv2d_set_dw_chunks(int on);
+/* im2col and col2im in their CPU shape (1: a work-item per row with vector
+ * copies), the work-item-per-element kernels (0), or by device type (-1, the
+ * default: the CPU shape on devices that are not GPUs); returns the old value. */
+int op_conv2d_set_cpu_movers(int mode);
 
 /* stats.c: {sum, sum of squares, zeros} of x (n) */
 void op_moments_ref(double out[3], const double *x, size_t n);

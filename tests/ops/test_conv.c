@@ -1,7 +1,8 @@
 /* conv2d on the device against the double-precision host reference over a sweep
  * of shapes (kernel 1/3/7 and non-square, stride 1/2, padding 0/1/3, dilation
  * 1/2, odd channel counts, batch 1 and 3, H != W, with and without bias, the
- * direct 1x1 path, groups of images with a remainder), at odd buffer offsets,
+ * direct 1x1 path, groups of images with a remainder, im2col / col2im in both
+ * their CPU and GPU shapes), at odd buffer offsets,
  * acc 0 and 1; and the reference's backward against central finite differences. */
 #include "op_test.h"
 
@@ -135,6 +136,26 @@ int main(void) {
     check_conv("3x3/2 rows", (conv_shape){2, 3, 35, 33, 4, 3, 3, 2, 1, 1}, 0, 1);
     check_conv("7x7/2 pad 3 rows", (conv_shape){1, 3, 36, 40, 5, 7, 7, 2, 3, 1}, 1, 1);
     check_conv("3x3 dil 2 rows", (conv_shape){1, 2, 20, 37, 3, 3, 3, 1, 2, 2}, 1, 0);
+
+    /* im2col and col2im in the shape the device does not use by default (the
+     * CPU shape on GPUs, the work-item-per-element kernels on CPUs): stride
+     * 1 and 2, dilation, 7x7, 1x1, widths below, at and past 16 and 32 */
+    int movers = op_conv2d_set_cpu_movers(ot_dev->info.type & CL_DEVICE_TYPE_GPU ? 1 : 0);
+    check_conv("other movers 3x3", (conv_shape){3, 5, 9, 7, 6, 3, 3, 1, 1, 1}, 1, 0);
+    check_conv("other movers 3x3 rows", (conv_shape){2, 3, 18, 33, 4, 3, 3, 1, 1, 1}, 1, 1);
+    check_conv("other movers 3x3/2", (conv_shape){2, 3, 35, 33, 4, 3, 3, 2, 1, 1}, 0, 1);
+    check_conv("other movers 3x3 dil 2", (conv_shape){1, 2, 20, 37, 3, 3, 3, 1, 2, 2}, 1, 0);
+    check_conv("other movers 7x7/2 pad 3", (conv_shape){1, 3, 36, 40, 5, 7, 7, 2, 3, 1}, 1, 1);
+    check_conv("other movers 1x1/2", (conv_shape){3, 5, 7, 9, 6, 1, 1, 2, 0, 1}, 0, 0);
+    check_conv("other movers 3x3 on 1x1 input", (conv_shape){3, 5, 1, 1, 4, 3, 3, 1, 1, 1}, 1, 1);
+    op_conv2d_set_cpu_movers(movers);
+    /* the CPU shape's vector paths: 3x3 pad 1 rows of exactly 16 and 32, and
+     * 48 + a tail of 2 (col2im: one, two and three vectors, a scalar tail) */
+    movers = op_conv2d_set_cpu_movers(1);
+    check_conv("cpu movers 3x3 16 wide", (conv_shape){2, 3, 5, 16, 4, 3, 3, 1, 1, 1}, 1, 1);
+    check_conv("cpu movers 3x3 32 wide", (conv_shape){1, 4, 6, 32, 3, 3, 3, 1, 1, 1}, 0, 0);
+    check_conv("cpu movers 3x3 50 wide", (conv_shape){2, 2, 4, 50, 3, 3, 3, 1, 1, 1}, 1, 0);
+    op_conv2d_set_cpu_movers(movers);
 
     /* groups of two images and a remainder of one, through the packed layouts */
     size_t old = op_conv2d_set_scratch_limit(2 * 5 * 9 * 9 * 7);
