@@ -126,6 +126,8 @@ typedef struct nn_ctx {
     uint32_t dropout_site;
     size_t kept_cols;           /* floats of conv columns kept for the backward this step (NN_KEEP_COLS_MAX) */
     nn_arena act, grads;
+    /* activation gradients whose tensor's backward has run, for later gradients of the step */
+    struct nn_block { cd_mem m; size_t n; } *free_grads; int n_free, cap_free;
     nn_tensor **tblocks; int n_tblocks; int n_tensors;
     nn_node *nodes; int n_nodes, cap_nodes;
 } nn_ctx;
@@ -136,6 +138,11 @@ void nn_ctx_free(nn_ctx *ctx);
 void nn_ctx_reset(nn_ctx *ctx);
 /* Bytes the arenas hold (activations and activation gradients) */
 size_t nn_ctx_bytes(const nn_ctx *ctx);
+size_t nn_ctx_grad_bytes(const nn_ctx *ctx);   /* the activation gradients' part */
+/* Dry mode, after the forward: the floats of activation gradients alive at
+ * once during the backward, which reuses the blocks of gradients it is done
+ * with (ctx->dry_grad counts them all). */
+size_t nn_dry_grad_peak(nn_ctx *ctx);
 
 /* A new tensor of shape dims[0..ndim) from the arena (contents undefined; in
  * dry mode only counted). */

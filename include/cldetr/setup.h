@@ -61,7 +61,8 @@ void setup_max_input(const config *cfg, size_t *H, size_t *W);
  * nothing is allocated or launched) and parameters + gradients + Adam moments. */
 typedef struct {
     size_t B, H, W, Hf, Wf;
-    size_t activations, activation_grads, params;   /* bytes */
+    size_t activations, activation_grads, params;   /* bytes; activation_grads: alive at once in the backward */
+    size_t activation_grads_all;                    /* bytes of every activation gradient of the step */
     double flops_fw, flops_bw;                      /* the matrix ops' arithmetic (linear, conv, bmm) */
 } setup_step_memory;
 void setup_estimate_step_memory(setup_step_memory *mem, detr_model *m, const config *cfg, cd_device *dev);

@@ -191,7 +191,8 @@ void setup_estimate_step_memory(setup_step_memory *mem, detr_model *m, const con
     mem->Hf = out.Hf;
     mem->Wf = out.Wf;
     mem->activations = ctx.dry_act * sizeof(float);
-    mem->activation_grads = ctx.dry_grad * sizeof(float);
+    mem->activation_grads = nn_dry_grad_peak(&ctx) * sizeof(float);
+    mem->activation_grads_all = ctx.dry_grad * sizeof(float);
     mem->flops_fw = ctx.flops_fw;
     mem->flops_bw = ctx.flops_bw;
     mem->params = (m->params.total + 3 * m->params.n_trainable) * sizeof(float);

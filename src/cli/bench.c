@@ -186,8 +186,9 @@ int cmd_bench(int argc, char **argv) {
                "median step\n", gf, ctx.flops_fw * 1e-9, ctx.flops_bw * 1e-9, gf / med);
         if (profile) {
             double mib = 1.0 / 1048576.0;
-            printf("\nmemory: activations + their gradients %.1f MiB (arena), parameters+grads+Adam %.1f MiB, "
-                   "device peak %.1f MiB\n", nn_ctx_bytes(&ctx) * mib,
+            printf("\nmemory: activations %.1f MiB + their gradients %.1f MiB (arenas), parameters+grads+Adam "
+                   "%.1f MiB, device peak %.1f MiB\n", (nn_ctx_bytes(&ctx) - nn_ctx_grad_bytes(&ctx)) * mib,
+                   nn_ctx_grad_bytes(&ctx) * mib,
                    (m.params.total + 3.0 * m.params.n_trainable) * sizeof(float) * mib, dev->bytes_peak * mib);
             printf("\nper-kernel device time over the %ld timed steps:\n", steps);
             cd_profile_print(dev, stdout);

@@ -79,8 +79,9 @@ int cmd_summary(int argc, char **argv) {
     double mib = 1.0 / 1048576.0;
     printf("training step at batch %zu, worst-case input %zux%zu (features %zux%zu, %zu tokens):\n", mem.B, mem.H,
            mem.W, mem.Hf, mem.Wf, mem.Hf * mem.Wf);
-    printf("  activations %.1f MiB, activation gradients %.1f MiB, parameters+grads+Adam %.1f MiB\n",
-           mem.activations * mib, mem.activation_grads * mib, mem.params * mib);
+    printf("  activations %.1f MiB, activation gradients %.1f MiB at the backward's peak (%.1f MiB in all), "
+           "parameters+grads+Adam %.1f MiB\n", mem.activations * mib, mem.activation_grads * mib,
+           mem.activation_grads_all * mib, mem.params * mib);
     printf("  arithmetic %.1f GFLOP in matrix ops (linear, conv, attention products): forward %.1f, backward %.1f\n",
            (mem.flops_fw + mem.flops_bw) * 1e-9, mem.flops_fw * 1e-9, mem.flops_bw * 1e-9);
     detr_free(&m, dev);
