@@ -69,6 +69,8 @@ typedef struct nn_tensor {
     int param;                  /* >= 0: a parameter view (index), -1 otherwise */
     int requires_grad;
     int grad_state;             /* 0: no gradient yet, 1: written (later ones add) */
+    int data_needed;            /* a recorded op's backward reads this data: no in-place op may overwrite it */
+    int overwritten;            /* an in-place op wrote over this data: no op may read it */
 } nn_tensor;
 
 struct nn_ctx;
@@ -78,11 +80,13 @@ typedef void (*nn_node_fn)(struct nn_ctx *ctx, nn_node *node);
 /* One op: its inputs, output and arguments, named per op. The forward runs
  * when the op is called; the node is kept on the tape for the backward. */
 #define NN_NODE_IN 3
+#define NN_READS_OUT 0x80u
 struct nn_node {
     const char *what;           /* op name, for messages */
     nn_node_fn forward, backward;
     nn_tensor *out;
     nn_tensor *in[NN_NODE_IN];  /* inputs (may be NULL); only these receive gradients */
+    unsigned reads;             /* the data the backward reads: bit k in[k], NN_READS_OUT out (guards in place) */
     union {
         struct { const float *host; } input;                       /* host data to upload (forward only) */
         struct { float value; } fill;
@@ -148,6 +152,9 @@ size_t nn_dry_grad_peak(nn_ctx *ctx);
  * dry mode only counted). */
 nn_tensor *nn_new(nn_ctx *ctx, int ndim, const size_t *dims);
 static inline nn_tensor *nn_new1(nn_ctx *ctx, size_t n) { return nn_new(ctx, 1, &n); }
+/* A new tensor of x's shape over x's memory (for the in-place ops; its own
+ * gradient, not a view) */
+nn_tensor *nn_alias(nn_ctx *ctx, nn_tensor *x);
 /* A tensor holding host data (no gradient). */
 nn_tensor *nn_input(nn_ctx *ctx, const float *host, int ndim, const size_t *dims);
 /* A tensor filled with value (no gradient). */
@@ -203,6 +210,16 @@ nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, int w, int b, size_t stride, siz
 /* BN over x (B, C, ...) with the four tensors at indices w, b, mean, var (running
  * stats): frozen, or trainable (batch statistics when ctx->training) */
 nn_tensor *nn_batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable);
+/* In place: out takes the memory of x (of a for add), whose data is gone once
+ * the op has run, so only for an input that nothing reads afterwards, in the
+ * forward or the backward (the ops' own backward needs none of it: ReLU reads
+ * its output, add and a frozen batch norm no data). out has its own gradient.
+ * A trainable batch norm in training mode needs x and runs out of place.
+ * resnet.c's conv -> batch norm -> ReLU chains use them: DETR-R50's backbone
+ * keeps one tensor of each chain instead of three. */
+nn_tensor *nn_relu_inplace(nn_ctx *ctx, nn_tensor *x);
+nn_tensor *nn_add_inplace(nn_ctx *ctx, nn_tensor *a, nn_tensor *b);
+nn_tensor *nn_batchnorm_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable);
 /* x (B, C, H, W) -> (B, C, Ho, Wo): k x k window, stride s, padding p */
 nn_tensor *nn_maxpool(nn_ctx *ctx, nn_tensor *x, size_t k, size_t s, size_t p);
 /* over x's last dim (C): w, b (C) */

@@ -49,6 +49,19 @@ static void need_ndim(const char *op, const nn_tensor *t, const char *role, int 
 
 static nn_tensor *like(nn_ctx *ctx, const nn_tensor *x) { return nn_new(ctx, x->ndim, x->dims); }
 
+/* out over x's memory, for the in-place ops (include/cldetr/nn.h says when) */
+static nn_tensor *over(nn_ctx *ctx, nn_tensor *x, const char *op) {
+    if (x->param >= 0 || x->base)
+        cd_fatal("%s: %s is a parameter or a view; an in-place op needs an activation of its own (a bug in cldetr)",
+                 op, x->name ? x->name : "the input");
+    if (x->data_needed)
+        cd_fatal("%s: the backward of an op reads %s's data, which this op would overwrite (a bug in cldetr)", op,
+                 x->name ? x->name : "the input");
+    nn_tensor *t = nn_alias(ctx, x);
+    x->overwritten = 1;
+    return t;
+}
+
 static size_t prod(const size_t *dims, int n) {
     size_t p = 1;
     for (int d = 0; d < n; d++) p *= dims[d];
@@ -122,11 +135,15 @@ static void add_bw(nn_ctx *ctx, nn_node *nd) {
 }
 
 /* a, b, out: the same shape */
-nn_tensor *nn_add(nn_ctx *ctx, nn_tensor *a, nn_tensor *b) {
+static nn_tensor *add(nn_ctx *ctx, nn_tensor *a, nn_tensor *b, int inplace) {
     if (!same_shape(a, b)) bad_shape("nn_add", a, "a", "but %s has shape %s", lbl(b, "b"), shp(b));
-    nn_node nd = {.what = "add", .forward = add_fw, .backward = add_bw, .out = like(ctx, a), .in = {a, b}};
+    nn_node nd = {.what = "add", .forward = add_fw, .backward = add_bw,
+                  .out = inplace ? over(ctx, a, "nn_add_inplace") : like(ctx, a), .in = {a, b}};
     return run(ctx, &nd);
 }
+
+nn_tensor *nn_add(nn_ctx *ctx, nn_tensor *a, nn_tensor *b) { return add(ctx, a, b, 0); }
+nn_tensor *nn_add_inplace(nn_ctx *ctx, nn_tensor *a, nn_tensor *b) { return add(ctx, a, b, 1); }
 
 static void act_fw(nn_ctx *ctx, nn_node *nd) {
     nd->a.act.forward(ctx->dev, nd->out->data, nd->in[0]->data, nd->out->n);
@@ -141,13 +158,22 @@ static void act_bw(nn_ctx *ctx, nn_node *nd) {
 /* x, out: any shape */
 nn_tensor *nn_relu(nn_ctx *ctx, nn_tensor *x) {
     nn_node nd = {.what = "relu", .forward = act_fw, .backward = act_bw, .out = like(ctx, x), .in = {x},
+                  .reads = NN_READS_OUT,
                   .a.act = {op_relu_forward, op_relu_backward}};
+    return run(ctx, &nd);
+}
+
+nn_tensor *nn_relu_inplace(nn_ctx *ctx, nn_tensor *x) {
+    nn_node nd = {.what = "relu", .forward = act_fw, .backward = act_bw, .out = over(ctx, x, "nn_relu_inplace"),
+                  .reads = NN_READS_OUT,
+                  .in = {x}, .a.act = {op_relu_forward, op_relu_backward}};
     return run(ctx, &nd);
 }
 
 /* x, out: any shape */
 nn_tensor *nn_sigmoid(nn_ctx *ctx, nn_tensor *x) {
     nn_node nd = {.what = "sigmoid", .forward = act_fw, .backward = act_bw, .out = like(ctx, x), .in = {x},
+                  .reads = NN_READS_OUT,
                   .a.act = {op_sigmoid_forward, op_sigmoid_backward}};
     return run(ctx, &nd);
 }
@@ -224,7 +250,8 @@ static nn_tensor *linear(nn_ctx *ctx, nn_tensor *x, nn_tensor *wt, nn_tensor *bt
     memcpy(dims, x->dims, sizeof dims);
     dims[x->ndim - 1] = OUT;
     count_flops(ctx, 2.0 * (double)(x->n / IN) * (double)IN * (double)OUT, x, wt);
-    nn_node nd = {.what = "linear", .forward = linear_fw, .backward = linear_bw, .out = nn_new(ctx, x->ndim, dims),
+    nn_node nd = {.what = "linear", .forward = linear_fw, .backward = linear_bw, .reads = 1,
+                  .out = nn_new(ctx, x->ndim, dims),
                   .in = {x, wt, bt}, .a.linear = {x->n / IN, IN, OUT}};
     return run(ctx, &nd);
 }
@@ -264,7 +291,7 @@ nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, int w, int b, size_t stride, siz
                     stride, pad, dil};
     size_t dims[4] = {s.B, s.K, conv_out_h(&s), conv_out_w(&s)};
     count_flops(ctx, 2.0 * (double)(s.B * s.K * dims[2] * dims[3]) * (double)(s.C * s.R * s.S), x, wt);
-    nn_node nd = {.what = "conv2d", .forward = conv_fw, .backward = conv_bw, .out = nn_new(ctx, 4, dims),
+    nn_node nd = {.what = "conv2d", .forward = conv_fw, .backward = conv_bw, .reads = 1, .out = nn_new(ctx, 4, dims),
                   .in = {x, wt, bt}, .a.conv = {.s = s, .cols = cd_none()}};
     /* the forward's im2col, kept for the weight gradient when it will be needed */
     size_t keep = ctx->record && ctx->dev && needs(wt) ? op_conv2d_keep_floats(ctx->dev, &s) : 0;
@@ -307,15 +334,17 @@ static void bn_train_bw(nn_ctx *ctx, nn_node *nd) {
 }
 
 /* x (B, C, ...) viewed as (B, C, HW); w, b, mean, var (C) */
-nn_tensor *nn_batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable) {
+static nn_tensor *batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable, int inplace) {
     nn_tensor *wt = nn_weight(ctx, w), *bt = nn_weight(ctx, b);
     nn_tensor *mt = nn_weight(ctx, mean), *vt = nn_weight(ctx, var);
     if (x->ndim < 2 || x->dims[1] != wt->n)
         bad_shape("nn_batchnorm", x, "x", "but %s %s expects (B, %zu, ...)", lbl(wt, "the weight"), shp(wt), wt->n);
     size_t B = x->dims[0], C = x->dims[1];
-    nn_node nd = {.what = "batchnorm", .out = like(ctx, x), .in = {x, wt, bt},
-                  .a.bn = {B, C, x->n / (B * C), mt->data, vt->data, cd_none(), cd_none()}};
-    if (trainable && ctx->training) {
+    int frozen = !(trainable && ctx->training);   /* the backward reads no data of x */
+    nn_node nd = {.what = "batchnorm", .out = inplace && frozen ? over(ctx, x, "nn_batchnorm_inplace") : like(ctx, x),
+                  .in = {x, wt, bt}, .a.bn = {B, C, x->n / (B * C), mt->data, vt->data, cd_none(), cd_none()}};
+    if (!frozen) {
+        nd.reads = 1;
         nd.forward = bn_train_fw;
         nd.backward = bn_train_bw;
         nd.a.bn.save_mean = nn_new1(ctx, C)->data;
@@ -329,6 +358,14 @@ nn_tensor *nn_batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int v
     nd.forward = bn_frozen_fw;
     nd.backward = bn_frozen_bw;
     return run(ctx, &nd);
+}
+
+nn_tensor *nn_batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable) {
+    return batchnorm(ctx, x, w, b, mean, var, trainable, 0);
+}
+
+nn_tensor *nn_batchnorm_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable) {
+    return batchnorm(ctx, x, w, b, mean, var, trainable, 1);
 }
 
 /* ---- max pool -------------------------------------------------------------- */
@@ -378,7 +415,8 @@ nn_tensor *nn_layernorm(nn_ctx *ctx, nn_tensor *x, int w, int b) {
     size_t C = wt->n, N = x->n / C;
     if (x->dims[x->ndim - 1] != C)
         bad_shape("nn_layernorm", x, "x", "but %s %s expects (*, %zu)", lbl(wt, "the weight"), shp(wt), C);
-    nn_node nd = {.what = "layernorm", .forward = layernorm_fw, .backward = layernorm_bw, .out = like(ctx, x),
+    nn_node nd = {.what = "layernorm", .forward = layernorm_fw, .backward = layernorm_bw, .reads = 1,
+                  .out = like(ctx, x),
                   .in = {x, wt, bt}, .a.ln = {N, C, cd_none(), cd_none()}};
     nd.a.ln.mean = nn_new1(ctx, N)->data;
     nd.a.ln.rstd = nn_new1(ctx, N)->data;
@@ -450,7 +488,8 @@ nn_tensor *nn_bmm(nn_ctx *ctx, nn_tensor *A, nn_tensor *B, int ta, int tb) {
     dims[na - 2] = M;
     dims[na - 1] = N;
     count_flops(ctx, 2.0 * (double)prod(A->dims, na - 2) * (double)M * (double)N * (double)K, A, B);
-    nn_node nd = {.what = "bmm", .forward = bmm_fw, .backward = bmm_bw, .out = nn_new(ctx, na, dims), .in = {A, B},
+    nn_node nd = {.what = "bmm", .forward = bmm_fw, .backward = bmm_bw, .reads = 3, .out = nn_new(ctx, na, dims),
+                  .in = {A, B},
                   .a.bmm = {prod(A->dims, na - 2), M, N, K, ta, tb}};
     return run(ctx, &nd);
 }
@@ -474,7 +513,8 @@ nn_tensor *nn_softmax(nn_ctx *ctx, nn_tensor *x, nn_tensor *mask, float scale) {
     if (mask && mask->n != B * Lk)
         bad_shape("nn_softmax", mask, "mask", "but x has shape %s: the mask must be (%zu, %zu)", shp(x), B, Lk);
     if (mask && mask->requires_grad) bad_shape("nn_softmax", mask, "mask", "and needs a gradient, which it cannot get");
-    nn_node nd = {.what = "softmax", .forward = softmax_fw, .backward = softmax_bw, .out = like(ctx, x),
+    nn_node nd = {.what = "softmax", .forward = softmax_fw, .backward = softmax_bw, .reads = NN_READS_OUT,
+                  .out = like(ctx, x),
                   .in = {x, mask}, .a.softmax = {B, x->dims[1], x->dims[2], Lk, scale}};
     return run(ctx, &nd);
 }

@@ -92,9 +92,12 @@ int detr_declare_backbone(detr_model *m) {
 
 static nn_tensor *conv_bn(detr_model *m, nn_ctx *ctx, nn_tensor *x, int conv, detr_bn bn, size_t stride,
                           size_t pad, size_t dil, int relu) {
+    /* the conv's output feeds only the batch norm, and the norm's only the ReLU
+     * (or the block's residual add): both are overwritten in place where the
+     * backward does not read them (nn_batchnorm_inplace says when) */
     nn_tensor *y = nn_conv2d(ctx, x, conv, -1, stride, pad, dil);
-    y = nn_batchnorm(ctx, y, bn.w, bn.b, bn.mean, bn.var, m->o.bn_trainable);
-    return relu ? nn_relu(ctx, y) : y;
+    y = nn_batchnorm_inplace(ctx, y, bn.w, bn.b, bn.mean, bn.var, m->o.bn_trainable);
+    return relu ? nn_relu_inplace(ctx, y) : y;
 }
 
 /* images (B, 3, H, W) -> features (B, C, Hf, Wf); stages[i] (may be NULL)
@@ -112,7 +115,7 @@ nn_tensor *detr_backbone_forward(detr_model *m, nn_ctx *ctx, nn_tensor *x, nn_te
             y = conv_bn(m, ctx, y, b->conv[c], b->bn[c], stride, is3 ? dil : 0, dil, c < b->nconv - 1);
         }
         nn_tensor *shortcut = b->ds_conv >= 0 ? conv_bn(m, ctx, x, b->ds_conv, b->ds_bn, b->stride, 0, 1, 0) : x;
-        x = nn_relu(ctx, nn_add(ctx, y, shortcut));
+        x = nn_relu_inplace(ctx, nn_add_inplace(ctx, y, shortcut));   /* y: the last conv_bn's, read by nothing else */
         if (stages) stages[b->stage] = x;
     }
     return x;

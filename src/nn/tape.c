@@ -111,6 +111,12 @@ nn_tensor *nn_new(nn_ctx *ctx, int ndim, const size_t *dims) {
     return t;
 }
 
+nn_tensor *nn_alias(nn_ctx *ctx, nn_tensor *x) {
+    nn_tensor *t = new_tensor(ctx, x->ndim, x->dims);
+    t->data = x->data;    /* no new memory, in dry mode none counted */
+    return t;
+}
+
 const char *nn_shape_str(const nn_tensor *t, char *buf, size_t size) {
     size_t k = 0;
     buf[0] = 0;
@@ -239,6 +245,15 @@ void nn_set_grad(nn_ctx *ctx, nn_tensor *t, const float *host) {
 }
 
 void nn_run(nn_ctx *ctx, nn_node *node) {
+    for (int i = 0; i < NN_NODE_IN; i++) {   /* in-place guards (src/nn/layers.c, over) */
+        nn_tensor *t = node->in[i];
+        if (!t) continue;
+        while (t->base) t = t->base;
+        if (t->overwritten && !(node->out->data.mem == t->data.mem && node->out->data.off == t->data.off))
+            cd_fatal("%s reads a tensor that an in-place op has overwritten (a bug in cldetr)", node->what);
+        if (node->reads & (1u << i)) t->data_needed = 1;
+    }
+    if (node->reads & NN_READS_OUT) node->out->data_needed = 1;
     if (!ctx->dry) node->forward(ctx, node);
     int rg = 0;
     for (int i = 0; i < NN_NODE_IN; i++) rg |= node->in[i] && node->in[i]->requires_grad;

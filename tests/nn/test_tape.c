@@ -54,6 +54,16 @@ static void bad_bmm(nn_ctx *ctx, tiny *t) { (void)t; nn_bmm(ctx, Z(ctx, 2, 4, 3)
 static void bad_bmm_batch(nn_ctx *ctx, tiny *t) { (void)t; nn_bmm(ctx, Z(ctx, 2, 4, 3), Z(ctx, 3, 6, 3), 0, 1); }
 static void bad_softmax(nn_ctx *ctx, tiny *t) { (void)t; nn_softmax(ctx, Z(ctx, 1, 2, 3, 4), nn_name(Z(ctx, 1, 3), "padding"), 1.0f); }
 static void bad_channels(nn_ctx *ctx, tiny *t) { (void)t; nn_add_channels(ctx, Z(ctx, 2, 3, 4), Z(ctx, 4)); }
+static void bad_inplace_relu(nn_ctx *ctx, tiny *t) {
+    (void)t;
+    nn_add_inplace(ctx, nn_relu(ctx, Z(ctx, 2, 3)), Z(ctx, 2, 3));
+}
+static void bad_read_overwritten(nn_ctx *ctx, tiny *t) {
+    (void)t;
+    nn_tensor *a = Z(ctx, 2, 3);
+    nn_relu_inplace(ctx, a);
+    nn_sigmoid(ctx, a);
+}
 static void bad_view(nn_ctx *ctx, tiny *t) { (void)t; nn_view(ctx, nn_name(Z(ctx, 2, 3), "logits"), 2, (size_t[]){4, 2}); }
 
 /* Run call in a child with a fresh device and context; returns its exit
@@ -131,6 +141,10 @@ static void refusals(void) {
          {"nn_bmm: B has shape (3, 6, 3) but A has shape (2, 4, 3): B must be (2, *, 3) (transposed)"}},
         {"softmax with a mask of the wrong length", bad_softmax,
          {"nn_softmax: mask padding has shape (1, 3) but x has shape (1, 2, 3, 4): the mask must be (1, 4)"}},
+        {"an in-place add over a ReLU's output (its backward reads it)", bad_inplace_relu,
+         {"nn_add_inplace: the backward of an op reads the input's data, which this op would overwrite"}},
+        {"reading a tensor an in-place op overwrote", bad_read_overwritten,
+         {"sigmoid reads a tensor that an in-place op has overwritten"}},
         {"add_channels with a bias of x's last dim", bad_channels,
          {"nn_add_channels: x has shape (2, 3, 4) but bias has shape (4)"}},
         {"a view of another size", bad_view, {"nn_view: x logits has shape (2, 3)", "(4, 2)"}},
@@ -267,6 +281,68 @@ static void grad_reuse(cd_device *dev, tiny *t) {
     nn_ctx_free(&ctx);
 }
 
+/* The in-place ops as resnet.c chains them: a block's tail, conv -> frozen
+ * batch norm -> add (a second conv) -> ReLU, and conv -> frozen batch norm ->
+ * ReLU, run out of place and in place. In place each output is over its
+ * chain's conv output, the dry count has five activations fewer, and the
+ * outputs and the conv weight's gradient are bit-identical. */
+static void inplace(cd_device *dev, tiny *t) {
+    size_t nv = t->ps.p[t->bn[3]].n, voff = t->ps.p[t->bn[3]].off;
+    float ones[5] = {1, 1, 1, 1, 1}, old_var[5];
+    cd_read(dev, old_var, cd_at(t->ps.data, voff), nv);   /* a positive running variance */
+    cd_write(dev, cd_at(t->ps.data, voff), ones, nv);
+    float xin[2 * 8 * 7], g[5 * 4 * 4], out[2][2][5 * 4 * 4], dw[2][5 * 2 * 9];
+    for (size_t k = 0; k < CD_ARRAY_LEN(xin); k++) xin[k] = (float)((k * 37) % 11) / 5.0f - 1.0f;
+    for (size_t k = 0; k < CD_ARRAY_LEN(g); k++) g[k] = (float)((k * 13) % 7) - 3.0f;
+    size_t dry_act[2];
+    int aliased = 1;
+    const int *bn = t->bn;
+    for (int ip = 0; ip < 2; ip++) {
+        for (int dry = 1; dry >= 0; dry--) {
+            nn_ctx ctx;
+            nn_ctx_init(&ctx, dev, &t->ps);
+            ctx.dry = dry;
+            nn_zero_grads(&ctx);
+            nn_tensor *x = nn_input(&ctx, xin, 4, (size_t[]){1, 2, 8, 7});
+            nn_tensor *c[3];
+            for (int k = 0; k < 3; k++) c[k] = nn_conv2d(&ctx, x, t->conv_w, -1, 2, 1, 1);
+            size_t before = ctx.dry_act;
+            nn_tensor *b = ip ? nn_batchnorm_inplace(&ctx, c[0], bn[0], bn[1], bn[2], bn[3], 0)
+                              : nn_batchnorm(&ctx, c[0], bn[0], bn[1], bn[2], bn[3], 0);
+            nn_tensor *a = ip ? nn_add_inplace(&ctx, b, c[1]) : nn_add(&ctx, b, c[1]);
+            nn_tensor *o = ip ? nn_relu_inplace(&ctx, a) : nn_relu(&ctx, a);
+            nn_tensor *q = ip ? nn_batchnorm_inplace(&ctx, c[2], bn[0], bn[1], bn[2], bn[3], 0)
+                              : nn_batchnorm(&ctx, c[2], bn[0], bn[1], bn[2], bn[3], 0);
+            nn_tensor *r = ip ? nn_relu_inplace(&ctx, q) : nn_relu(&ctx, q);
+            if (dry) {
+                dry_act[ip] = ctx.dry_act - before;
+            } else {
+                nn_set_grad(&ctx, o, g);
+                nn_set_grad(&ctx, r, g);
+                nn_backward(&ctx);
+                cd_read(dev, out[ip][0], o->data, o->n);
+                cd_read(dev, out[ip][1], r->data, r->n);
+                cd_read(dev, dw[ip], cd_at(t->ps.grad, t->ps.p[t->conv_w].off), CD_ARRAY_LEN(dw[ip]));
+                nn_tensor *on0[] = {b, a, o}, *on2[] = {q, r};
+                for (int k = 0; ip && k < 3; k++)
+                    aliased &= on0[k]->data.mem == c[0]->data.mem && on0[k]->data.off == c[0]->data.off;
+                for (int k = 0; ip && k < 2; k++)
+                    aliased &= on2[k]->data.mem == c[2]->data.mem && on2[k]->data.off == c[2]->data.off;
+            }
+            nn_ctx_free(&ctx);
+        }
+    }
+    cd_write(dev, cd_at(t->ps.data, voff), old_var, nv);
+    t_ok(aliased, "in place: batch norm, add and ReLU write over their chain's conv output");
+    t_ok(dry_act[0] == 5 * 96 && dry_act[1] == 0, "dry: the chains take %zu floats out of place, %zu in place "
+         "(want 480, 0)", dry_act[0], dry_act[1]);
+    t_ok(!memcmp(out[0], out[1], sizeof out[0]), "in place: the same outputs, bit for bit");
+    t_ok(!memcmp(dw[0], dw[1], sizeof dw[0]), "in place: the same conv weight gradient, bit for bit");
+    int nonzero = 0;
+    for (size_t k = 0; k < CD_ARRAY_LEN(dw[0]); k++) nonzero |= dw[0][k] != 0.0f;
+    t_ok(nonzero, "the conv weight gradient is not all zero (the check above can fail)");
+}
+
 int main(void) {
     refusals();                     /* before any OpenCL call in this process: fork and OpenCL do not mix */
     cd_device *dev = cd_open(NULL, 0);
@@ -281,6 +357,7 @@ int main(void) {
     dry_counts(dev, &t);
     view_grad(dev, &t);
     grad_reuse(dev, &t);
+    inplace(dev, &t);
     nn_params_free(&t.ps, dev);
     cd_close(dev);
     return t_done();
