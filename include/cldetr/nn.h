@@ -71,6 +71,7 @@ typedef struct nn_tensor {
     int grad_state;             /* 0: no gradient yet, 1: written (later ones add) */
     int data_needed;            /* a recorded op's backward reads this data: no in-place op may overwrite it */
     int overwritten;            /* an in-place op wrote over this data: no op may read it */
+    struct nn_tensor *over;     /* nn_alias: the tensor whose memory this one takes (overwritten once its op runs) */
 } nn_tensor;
 
 struct nn_ctx;

@@ -57,9 +57,7 @@ static nn_tensor *over(nn_ctx *ctx, nn_tensor *x, const char *op) {
     if (x->data_needed)
         cd_fatal("%s: the backward of an op reads %s's data, which this op would overwrite (a bug in cldetr)", op,
                  x->name ? x->name : "the input");
-    nn_tensor *t = nn_alias(ctx, x);
-    x->overwritten = 1;
-    return t;
+    return nn_alias(ctx, x);   /* nn_run marks x overwritten once the op has run */
 }
 
 static size_t prod(const size_t *dims, int n) {

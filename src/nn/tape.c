@@ -114,6 +114,7 @@ nn_tensor *nn_new(nn_ctx *ctx, int ndim, const size_t *dims) {
 nn_tensor *nn_alias(nn_ctx *ctx, nn_tensor *x) {
     nn_tensor *t = new_tensor(ctx, x->ndim, x->dims);
     t->data = x->data;    /* no new memory, in dry mode none counted */
+    t->over = x;
     return t;
 }
 
@@ -249,12 +250,13 @@ void nn_run(nn_ctx *ctx, nn_node *node) {
         nn_tensor *t = node->in[i];
         if (!t) continue;
         while (t->base) t = t->base;
-        if (t->overwritten && !(node->out->data.mem == t->data.mem && node->out->data.off == t->data.off))
+        if (t->overwritten)
             cd_fatal("%s reads a tensor that an in-place op has overwritten (a bug in cldetr)", node->what);
         if (node->reads & (1u << i)) t->data_needed = 1;
     }
     if (node->reads & NN_READS_OUT) node->out->data_needed = 1;
     if (!ctx->dry) node->forward(ctx, node);
+    if (node->out->over) node->out->over->overwritten = 1;   /* an in-place op's input is gone */
     int rg = 0;
     for (int i = 0; i < NN_NODE_IN; i++) rg |= node->in[i] && node->in[i]->requires_grad;
     node->out->requires_grad = rg && ctx->record;

@@ -64,6 +64,12 @@ static void bad_read_overwritten(nn_ctx *ctx, tiny *t) {
     nn_relu_inplace(ctx, a);
     nn_sigmoid(ctx, a);
 }
+static void bad_inplace_twice(nn_ctx *ctx, tiny *t) {
+    (void)t;
+    nn_tensor *a = Z(ctx, 2, 3);
+    nn_relu_inplace(ctx, a);
+    nn_relu_inplace(ctx, a);
+}
 static void bad_view(nn_ctx *ctx, tiny *t) { (void)t; nn_view(ctx, nn_name(Z(ctx, 2, 3), "logits"), 2, (size_t[]){4, 2}); }
 
 /* Run call in a child with a fresh device and context; returns its exit
@@ -145,6 +151,8 @@ static void refusals(void) {
          {"nn_add_inplace: the backward of an op reads the input's data, which this op would overwrite"}},
         {"reading a tensor an in-place op overwrote", bad_read_overwritten,
          {"sigmoid reads a tensor that an in-place op has overwritten"}},
+        {"a second in-place op over the same tensor", bad_inplace_twice,
+         {"relu reads a tensor that an in-place op has overwritten"}},
         {"add_channels with a bias of x's last dim", bad_channels,
          {"nn_add_channels: x has shape (2, 3, 4) but bias has shape (4)"}},
         {"a view of another size", bad_view, {"nn_view: x logits has shape (2, 3)", "(4, 2)"}},
