@@ -267,9 +267,9 @@ static size_t own_local(const cd_device *dev, size_t blocks0, size_t others) {
  * a single product split in parts (summed by gemm_split_sum) while there are
  * fewer tiles than two per compute unit (weight gradients: 64 x 576 x 40000
  * ran at 1.4 TFLOP/s in CLBlast, 23.6 in 29 parts). */
-static void tile_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
-                      size_t lda, size_t sA, cd_mem B, size_t ldb, size_t sB, float beta, cd_mem C, size_t ldc,
-                      size_t sC, size_t batch) {
+static int tile_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
+                     size_t lda, size_t sA, cd_mem B, size_t ldb, size_t sB, float beta, cd_mem C, size_t ldc,
+                     size_t sC, size_t batch) {
     size_t cus = CD_MAX((size_t)dev->info.compute_units, (size_t)1);
     size_t t64 = ((M + 63) / 64) * ((N + 63) / 64) * batch;
     int tile = tile_force ? tile_force : (batch == 1 && M >= 128 && N >= 128 && K >= 1024 && t64 < 4 * cus ? 128 : 64);
@@ -286,18 +286,22 @@ static void tile_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t
     static const char *names[2][4] = {{"gemm_tile64_nn", "gemm_tile64_nt", "gemm_tile64_tn", "gemm_tile64_tt"},
                                       {"gemm_tile128_nn", "gemm_tile128_nt", "gemm_tile128_tn", "gemm_tile128_tt"}};
     const char *name = names[tile == 128][ta * 2 + tb];
+    /* a compiler that cannot give the kernel its 16 x 16 group (registers,
+     * local memory) leaves the product to CLBlast */
+    if (cd_kernel_wg_size(dev, name) < 256) return 0;
     size_t global[3] = {(N + tile - 1) / tile * 16, (M + tile - 1) / tile * 16, batch * nsplit};
     size_t local[3] = {16, 16, 1};
     if (nsplit == 1) {
         CD_LAUNCH_WG(dev, name, 3, global, local, KM(C), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda), KI(ldb),
                      KI(ldc), KUL(sA), KUL(sB), KUL(sC), KF(alpha), KF(beta), KI(1), KI(K));
-        return;
+        return 1;
     }
     ensure_temp(dev, nsplit * M * N * sizeof(float));
     cd_mem W = {dev->blas_temp, 0};
     CD_LAUNCH_WG(dev, name, 3, global, local, KM(W), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda), KI(ldb), KI(N),
                  KUL(0), KUL(0), KUL(M * N), KF(alpha), KF(0.0f), KI(nsplit), KI(kc));
     CD_LAUNCH2(dev, "gemm_split_sum", N, M, KM(C), KM(W), KI(M), KI(N), KI(ldc), KI(nsplit), KF(beta));
+    return 1;
 }
 
 /* 1 when cl/blas.cl computed C (sA, sB, sC: batch strides), else 0. */
@@ -310,10 +314,8 @@ static int own_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K
     size_t ea = ((ta ? K : M) - 1) * lda + (ta ? M : K), eb = ((tb ? N : K) - 1) * ldb + (tb ? K : N);
     size_t ec = (M - 1) * ldc + N;
     if (ea >= lim || eb >= lim || ec >= lim || K >= lim || lda >= lim || ldb >= lim || ldc >= lim) return 0;
-    if (mode == CD_GEMM_TILES) {
-        tile_gemm(dev, ta, tb, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch);
-        return 1;
-    }
+    if (mode == CD_GEMM_TILES)
+        return tile_gemm(dev, ta, tb, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch);
     if (tb) {   /* dot products of rows: 4 x 4 blocks, dim 0 over column blocks */
         size_t nb = (N + 3) / 4, mb = (M + 3) / 4;
         size_t global[3] = {nb, mb, batch}, local[3] = {own_local(dev, nb, mb * batch), 1, 1};
