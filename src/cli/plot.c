@@ -108,7 +108,8 @@ int cmd_plot(int argc, char **argv) {
     int log_mode = -1, width = 900, height = 500, axis = 0, layers = 0;   /* log_mode -1: from the metric's name */
     double smooth_w = CHART_SMOOTH_AUTO;
     run_data *runs = cd_xcalloc((size_t)argc, sizeof *runs);
-    size_t n_runs = 0;
+    const char **labels = cd_xcalloc((size_t)argc, sizeof *labels);
+    size_t n_runs = 0, n_labels = 0;
     args a;
     args_init(&a, "plot", argc, argv, 0);
     while (args_next(&a)) {
@@ -116,6 +117,7 @@ int cmd_plot(int argc, char **argv) {
         args_value(&a, "--metric", &metric);
         args_choice(&a, "--x", &axis, axes);
         args_value(&a, "--title", &title);
+        if (args_value(&a, "--label", &v)) labels[n_labels++] = v;
         if (args_value(&a, "--smooth", &v)) {
             if (!strcmp(v, "auto")) smooth_w = CHART_SMOOTH_AUTO;
             else if (!parse_double(v, &smooth_w) || smooth_w < 0 || smooth_w >= 1)
@@ -133,8 +135,12 @@ int cmd_plot(int argc, char **argv) {
         if (args_positional(&a, &v)) runs[n_runs++].dir = v;
     }
     if (!n_runs) args_missing(&a, "give at least one run folder");
+    if (n_labels > n_runs)
+        args_error(&a, "%zu --label for %zu run folder%s: give at most one label per run, in the runs' order",
+                   n_labels, n_runs, n_runs > 1 ? "s" : "");
     if (a.rc >= 0) {
         free(runs);
+        free(labels);
         return a.rc;
     }
     const char *x_axis = axes[axis], *x_col = x_cols[axis];
@@ -144,6 +150,7 @@ int cmd_plot(int argc, char **argv) {
         int lrc = layer_stats_chart(dirs, (int)n_runs, out);
         free(dirs);
         free(runs);
+        free(labels);
         if (lrc < 0) return cli_error();
         printf("wrote %s: per-layer statistics of %zu run%s\n", out, n_runs, n_runs > 1 ? "s" : "");
         return 0;
@@ -160,6 +167,7 @@ int cmd_plot(int argc, char **argv) {
         for (size_t j = k + 1; j < n_runs; j++) same_names |= !strcmp(runs[k].label, runs[j].label);
     if (same_names)
         for (size_t k = 0; k < n_runs; k++) snprintf(runs[k].label, sizeof runs[k].label, "%s", runs[k].dir);
+    for (size_t k = 0; k < n_labels; k++) snprintf(runs[k].label, sizeof runs[k].label, "%s", labels[k]);
 
     /* time in the unit that reads best */
     const char *x_label = x_axis;
@@ -206,5 +214,6 @@ int cmd_plot(int argc, char **argv) {
 done:
     for (size_t k = 0; k < n_runs; k++) run_free(&runs[k]);
     free(runs);
+    free(labels);
     return rc;
 }

@@ -99,6 +99,22 @@ int main(void) {
     t_ok(rc == 0 && strstr(out_text, "1 run,"), "--x epoch, one run, val_loss: exit %d %s", rc, err_text);
     check_png("e.png", 1, "val_loss against epoch");
 
+    /* --label names the lines in the runs' order: the legend, and so the picture, changes */
+    rc = run("fast slow -o a.png");
+    int rc2 = run("fast slow --label \"lr 1e-4, warmup 250 steps, 4 query groups\" --label b -o b.png");
+    char pa[256], pb[256];
+    snprintf(pa, sizeof pa, "%s/a.png", dir);
+    snprintf(pb, sizeof pb, "%s/b.png", dir);
+    data_image ia = {0}, ib = {0};
+    int la = data_image_load(&ia, pa), lb = data_image_load(&ib, pb);
+    t_ok(rc == 0 && rc2 == 0 && !la && !lb && ia.w == ib.w && ia.h == ib.h &&
+             memcmp(ia.rgb, ib.rgb, (size_t)ia.w * ia.h * 3) != 0,
+         "--label: exit %d, the legend differs from the folder names' (exit %d)", rc2, rc);
+    data_image_free(&ia);
+    data_image_free(&ib);
+    remove(pa);
+    remove(pb);
+
     rc = run("--help");
     t_ok(rc == 0 && strstr(out_text, "usage: cldetr plot") && strstr(out_text, "--metric"), "--help: exit %d", rc);
 
@@ -139,6 +155,8 @@ int main(void) {
         {"fast --bogus", "unknown option", 2, "unknown option '--bogus'", NULL},
         {"", "no run", 2, "give at least one run folder", NULL},
         {"fast -o", "-o without a value", 2, "-o needs a value", NULL},
+        {"fast slow --label a --label b --label c", "more labels than runs", 2,
+         "cldetr plot: 3 --label for 2 run folders", "in the runs' order"},
         {"fast -o no/such/dir/x.png", "unwritable output", 1, "no/such/dir/x.png", NULL},
     };
     for (size_t i = 0; i < CD_ARRAY_LEN(bad); i++)
