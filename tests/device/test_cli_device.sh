@@ -36,6 +36,12 @@ ok $([ $rc = 1 ] && echo "$out" | grep -q "CLDETR_KERNEL_DIR" && echo 0 || echo 
 out=$(CLDETR_DEVICE=no-such-gpu "$bin" selftest 2>&1); rc=$?
 ok $([ $rc = 1 ] && echo "$out" | grep -q "no-such-gpu" && echo 0 || echo 1) "unknown CLDETR_DEVICE is named"
 
+out=$(CLDETR_GEMM_KERNELS=fastest "$bin" selftest 2>&1); rc=$?
+ok $([ $rc = 1 ] && echo "$out" | grep -q "CLDETR_GEMM_KERNELS=fastest: unknown; use clblast, rows, tiles or auto" \
+     && echo 0 || echo 1) "unknown CLDETR_GEMM_KERNELS is named with the choices"
+out=$(CLDETR_GEMM_KERNELS=clblast "$bin" selftest 2>&1); rc=$?
+ok $([ $rc = 0 ] && echo 0 || echo 1) "CLDETR_GEMM_KERNELS=clblast: selftest passes on CLBlast (exit $rc)"
+
 out=$("$bin" frobnicate 2>&1); rc=$?
 ok $([ $rc = 2 ] && echo "$out" | grep -q "unknown verb 'frobnicate'" && echo 0 || echo 1) "unknown verb: exit 2 and named"
 
