@@ -1,6 +1,6 @@
 /* Bias kernels of the linear op (src/ops/linear.c) and the small batched
  * products of attention on GPUs (bmm_small); the other products are cd_gemm's
- * (CLBlast on GPUs, cl/blas.cl on CPUs). Conventions as in common.cl: (buffer,
+ * (cl/blas_tile.cl on GPUs, cl/blas.cl on CPUs). Conventions as in common.cl: (buffer,
  * float offset) pairs, ulong sizes, a guard on every global id. */
 
 /* out[n, o] += b[o]                              out (N, OUT), b (OUT)

@@ -1,0 +1,178 @@
+/* cldetr's GEMM kernels for GPUs (src/device/blas_tile.c, cd_gemm): 1.3-2x
+ * CLBlast's speed at most of DETR-R50's products on an H200, 13x on its
+ * weight gradients (bench/README.md). A file of their own, so that devices
+ * that do not use them (CPUs) never compile them. Row-major C (M, N) = alpha
+ * op(A) op(B) + beta C for a batch of matrices sA, sB, sC floats apart.
+ * Conventions as in common.cl. */
+
+/* A 16 x 16 work-group computes a BM x BN tile of C (128 x 128 or 64 x 64):
+ * per step of TILE_BK along k it stages a BM x TILE_BK slice of op(A) and a
+ * TILE_BK x BN slice of op(B) in local memory, stored k-major so the
+ * compute loop reads both as float4, and a work-item accumulates a TM x TN
+ * block (BM/16 x BN/16) in registers. Its rows are ty*4 .. ty*4+3 of each
+ * 64-row half and its columns tx*4 .. tx*4+3 of each 64-column half, so a
+ * warp's float4 reads of local memory fall in distinct banks. The next
+ * slice's global loads are issued before the current slice's arithmetic.
+ * Every layout (ta, tb) is a compile-time constant of its kernel; the global
+ * loads run along the contiguous index of each operand. Elements past M, N or
+ * the slice's end load as 0 and are not stored.
+ *
+ * Split k (one matrix): dim 2 of the range is the part, part s sums k in
+ * [s*kc, min(K, (s+1)*kc)) and writes its own C, sC floats apart (the caller
+ * passes a scratch buffer and gemm_split_sum adds the parts). Otherwise
+ * nsplit = 1, kc = K and dim 2 is the batch. Range (ceil(N/BN)*16,
+ * ceil(M/BM)*16, batch or nsplit), local (16, 16, 1). */
+#define TILE_BK 8
+#define TILE_PAD 4
+
+static inline __attribute__((always_inline)) void gemm_tile(
+    __global float *C, __global const float *A, __global const float *B, const int M, const int N,
+    const int K, const int lda, const int ldb, const int ldc, const ulong sA, const ulong sB, const ulong sC,
+    const float alpha, const float beta, const int nsplit, const int kc, __local float4 *As4,
+    __local float4 *Bs4, const int ta, const int tb, const int BM, const int BN) {
+    const int TM = BM / 16, TN = BN / 16;             /* 4 or 8 */
+    const int LA = BM * TILE_BK / 256, LB = BN * TILE_BK / 256;   /* global loads per work-item */
+    const int sa = BM + TILE_PAD, sb = BN + TILE_PAD;  /* row pitch of the staged slices */
+    __local float *As = (__local float *)As4, *Bs = (__local float *)Bs4;
+    const int tx = (int)get_local_id(0), ty = (int)get_local_id(1);
+    const uint t = get_local_id(1) * 16 + get_local_id(0);   /* unsigned: / and % by powers of 2 are shifts */
+    const int n0 = (int)get_group_id(0) * BN, m0 = (int)get_group_id(1) * BM;
+    const int z = (int)get_group_id(2), b = nsplit > 1 ? 0 : z, part = nsplit > 1 ? z : 0;
+    const int kb = part * kc, ke = min(K, kb + kc);
+    A += b * sA;
+    B += b * sB;
+    C += (ulong)z * sC;
+
+    /* where each of this work-item's global loads lands in the slice */
+    int am[4], ak[4], bn[4], bk[4];
+#pragma unroll
+    for (int p = 0; p < LA; p++) {
+        if (ta) { am[p] = (int)(t % BM); ak[p] = (int)(t / BM) + p * (256 / BM); }
+        else { ak[p] = (int)(t % TILE_BK); am[p] = (int)(t / TILE_BK) + p * (256 / TILE_BK); }
+    }
+#pragma unroll
+    for (int p = 0; p < LB; p++) {
+        if (tb) { bk[p] = (int)(t % TILE_BK); bn[p] = (int)(t / TILE_BK) + p * (256 / TILE_BK); }
+        else { bn[p] = (int)(t % BN); bk[p] = (int)(t / BN) + p * (256 / BN); }
+    }
+    float ra[4], rb[4];
+#define TILE_LOAD(k0)                                                                                  \
+    do {                                                                                               \
+        _Pragma("unroll") for (int p = 0; p < LA; p++) {                                               \
+            const int gm = m0 + am[p], gk = (k0) + ak[p];                                              \
+            ra[p] = (gm < M && gk < ke) ? A[ta ? gk * lda + gm : gm * lda + gk] : 0.0f;                \
+        }                                                                                              \
+        _Pragma("unroll") for (int p = 0; p < LB; p++) {                                               \
+            const int gn = n0 + bn[p], gk = (k0) + bk[p];                                              \
+            rb[p] = (gn < N && gk < ke) ? B[tb ? gn * ldb + gk : gk * ldb + gn] : 0.0f;                \
+        }                                                                                              \
+    } while (0)
+
+    float acc[8][8];
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int j = 0; j < 8; j++) acc[i][j] = 0.0f;
+
+    TILE_LOAD(kb);
+    for (int k0 = kb; k0 < ke; k0 += TILE_BK) {
+        barrier(CLK_LOCAL_MEM_FENCE);          /* the previous slice is no longer read */
+#pragma unroll
+        for (int p = 0; p < LA; p++) As[ak[p] * sa + am[p]] = ra[p];
+#pragma unroll
+        for (int p = 0; p < LB; p++) Bs[bk[p] * sb + bn[p]] = rb[p];
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (k0 + TILE_BK < ke) TILE_LOAD(k0 + TILE_BK);
+#pragma unroll
+        for (int k = 0; k < TILE_BK; k++) {
+            float a[8], bv[8];
+#pragma unroll
+            for (int g = 0; g < TM / 4; g++) {
+                const float4 v = As4[k * (sa / 4) + g * 16 + ty];
+                a[g * 4] = v.x; a[g * 4 + 1] = v.y; a[g * 4 + 2] = v.z; a[g * 4 + 3] = v.w;
+            }
+#pragma unroll
+            for (int h = 0; h < TN / 4; h++) {
+                const float4 v = Bs4[k * (sb / 4) + h * 16 + tx];
+                bv[h * 4] = v.x; bv[h * 4 + 1] = v.y; bv[h * 4 + 2] = v.z; bv[h * 4 + 3] = v.w;
+            }
+#pragma unroll
+            for (int i = 0; i < TM; i++)
+#pragma unroll
+                for (int j = 0; j < TN; j++) acc[i][j] = fma(a[i], bv[j], acc[i][j]);
+        }
+    }
+#undef TILE_LOAD
+
+#pragma unroll
+    for (int i = 0; i < TM; i++) {
+        const int m = m0 + (i / 4) * 64 + ty * 4 + (i % 4);
+        if (m >= M) continue;
+#pragma unroll
+        for (int h = 0; h < TN / 4; h++) {
+            const int n = n0 + h * 64 + tx * 4;
+            __global float *c = C + m * ldc + n;
+            if (n + 4 <= N) {
+                float4 r = alpha * (float4)(acc[i][h * 4], acc[i][h * 4 + 1], acc[i][h * 4 + 2], acc[i][h * 4 + 3]);
+                if (beta != 0.0f) r = fma((float4)(beta), vload4(0, c), r);
+                vstore4(r, 0, c);
+            } else {
+#pragma unroll
+                for (int q = 0; q < 4; q++) {
+                    if (n + q >= N) break;
+                    const float r = alpha * acc[i][h * 4 + q];
+                    c[q] = beta != 0.0f ? fma(beta, c[q], r) : r;
+                }
+            }
+        }
+    }
+}
+
+/* One kernel per layout and tile size: the arguments and the body they share. */
+#define GEMM_TILE_ARGS                                                                                        \
+    __global float *C, const ulong C_off, __global const float *A, const ulong A_off, __global const float *B, \
+        const ulong B_off, const int M, const int N, const int K, const int lda, const int ldb, const int ldc,  \
+        const ulong sA, const ulong sB, const ulong sC, const float alpha, const float beta, const int nsplit,   \
+        const int kc
+#define GEMM_TILE_BODY(TA, TB, BM, BN)                                                                        \
+    __local float4 As4[TILE_BK * ((BM) + TILE_PAD) / 4], Bs4[TILE_BK * ((BN) + TILE_PAD) / 4];                \
+    gemm_tile(C + C_off, A + A_off, B + B_off, M, N, K, lda, ldb, ldc, sA, sB, sC, alpha, beta, nsplit, kc,   \
+              As4, Bs4, TA, TB, BM, BN)
+__kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile128_nn(GEMM_TILE_ARGS) {
+    GEMM_TILE_BODY(0, 0, 128, 128);
+}
+__kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile128_nt(GEMM_TILE_ARGS) {
+    GEMM_TILE_BODY(0, 1, 128, 128);
+}
+__kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile128_tn(GEMM_TILE_ARGS) {
+    GEMM_TILE_BODY(1, 0, 128, 128);
+}
+__kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile128_tt(GEMM_TILE_ARGS) {
+    GEMM_TILE_BODY(1, 1, 128, 128);
+}
+__kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile64_nn(GEMM_TILE_ARGS) {
+    GEMM_TILE_BODY(0, 0, 64, 64);
+}
+__kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile64_nt(GEMM_TILE_ARGS) {
+    GEMM_TILE_BODY(0, 1, 64, 64);
+}
+__kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile64_tn(GEMM_TILE_ARGS) {
+    GEMM_TILE_BODY(1, 0, 64, 64);
+}
+__kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile64_tt(GEMM_TILE_ARGS) {
+    GEMM_TILE_BODY(1, 1, 64, 64);
+}
+
+/* C (M x N, ldc) = beta C + the sum of gemm_tile's nsplit parts (W: nsplit
+ * contiguous M x N matrices), added in order. Range (N, M). */
+__kernel void gemm_split_sum(__global float *C, const ulong C_off, __global const float *W, const ulong W_off,
+                             const int M, const int N, const int ldc, const int nsplit, const float beta) {
+    const int n = (int)get_global_id(0), m = (int)get_global_id(1);
+    if (n >= N || m >= M) return;
+    const ulong mn = (ulong)M * (ulong)N;
+    __global const float *w = W + W_off + (ulong)m * N + n;
+    float s = 0.0f;
+    for (int p = 0; p < nsplit; p++) s += w[p * mn];
+    __global float *c = C + C_off + (ulong)m * ldc + n;
+    *c = beta != 0.0f ? fma(beta, *c, s) : s;
+}
