@@ -73,7 +73,7 @@ static void run_case(cd_device *dev, const gemm_case *g, const gemm_path **paths
     if (iters < 3) iters = 3;
     for (int round = 0; round < 3; round++)
         for (int p = 0; p < np; p++) {
-            int old = cd_gemm_set_own(paths[p]->mode);
+            int old = cd_gemm_set_kernels(paths[p]->mode);
             cd_gemm_set_tiles(paths[p]->tile, 0);
             cd_gemm_batched(dev, g->ta, g->tb, g->M, g->N, g->K, 1.0f, A, lda, sA, B, ldb, sB, 0.0f, C[p], g->N, mn,
                             g->batch);
@@ -84,7 +84,7 @@ static void run_case(cd_device *dev, const gemm_case *g, const gemm_path **paths
                                 mn, g->batch);
             cd_finish(dev);
             t[p] = fmin(t[p], (cd_now() - t0) / iters);
-            cd_gemm_set_own(old);
+            cd_gemm_set_kernels(old);
             cd_gemm_set_tiles(0, 0);
         }
     char shape[48];
@@ -138,7 +138,7 @@ int main(int argc, char **argv) {
     if (bench_check_ops(dev, "linear")) return 1;   /* never time a wrong product */
     if (np == 0) {
         paths[np++] = &all_paths[0];
-        int mode = cd_gemm_uses_own(dev);
+        int mode = cd_gemm_kernels(dev);
         if (mode != CD_GEMM_CLBLAST) paths[np++] = &all_paths[mode];
     }
     printf("%s (default GEMM kernels: %s)\n%-38s %-18s", dev->info.name, cd_gemm_kernels_name(dev), "case",

@@ -218,14 +218,14 @@ void cd_gemm_batched(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t 
                      cd_mem B, size_t ldb, size_t strideB,
                      float beta, cd_mem C, size_t ldc, size_t strideC, size_t batch);
 /* Which kernels cd_gemm runs on dev: CLBlast, cl/blas.cl's row kernels (the
- * default on devices that are not GPUs) or its tile kernels (the default on
- * GPUs that allow 256-work-item groups). CLDETR_GEMM_KERNELS=clblast|rows|
- * tiles|auto overrides the default for a run; cd_gemm_set_own overrides both
+ * default on devices that are not GPUs) or cl/blas_tile.cl's tile kernels
+ * (the default on GPUs that allow 256-work-item groups). CLDETR_GEMM_KERNELS=clblast|rows|
+ * tiles|auto overrides the default for a run; cd_gemm_set_kernels overrides both
  * for tests and benchmarks (a CD_GEMM_* value, -1 = by device and
  * environment) and returns the old setting. */
 enum { CD_GEMM_CLBLAST = 0, CD_GEMM_ROWS = 1, CD_GEMM_TILES = 2 };
-int cd_gemm_uses_own(const cd_device *dev);
-int cd_gemm_set_own(int mode);
+int cd_gemm_kernels(const cd_device *dev);
+int cd_gemm_set_kernels(int mode);
 const char *cd_gemm_kernels_name(const cd_device *dev);   /* for logs: "CLBlast", ... */
 /* Tests and benchmarks: force the tile kernels' tile (64 or 128; 0 = by shape)
  * and their number of k parts (>= 1; 0 = by shape). */

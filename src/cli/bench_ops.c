@@ -1,6 +1,6 @@
 /* cldetr bench-ops: GFLOP/s of GEMM at DETR's shapes as the ops issue them
- * (cd_gemm: CLBlast, and on CPUs also cldetr's own kernels, which cd_gemm
- * takes there), beside OpenBLAS's sgemm on the same shapes in the same run,
+ * (cd_gemm: CLBlast, and cldetr's own kernels where cd_gemm takes them: the
+ * row kernels on CPUs, the tile kernels on GPUs), beside OpenBLAS's sgemm on the same shapes in the same run,
  * and of conv2d forward/backward.
  *
  * OpenBLAS is loaded with dlopen (libopenblas.so.0, or CLDETR_OPENBLAS=path), so
@@ -182,7 +182,9 @@ int cmd_bench_ops(int argc, char **argv) {
         printf("OpenBLAS: not found (libopenblas.so.0; set CLDETR_OPENBLAS=path); no ratio column\n");
 
     double g[N_GEMM][6] = {{0}};        /* default, tuned, row, swap, openblas, own */
-    int own = cd_gemm_uses_own(dev), own_old = cd_gemm_set_own(0);   /* CLBlast's columns are CLBlast's */
+    /* the device's own kernels (CD_GEMM_ROWS or _TILES; 0 when cd_gemm runs
+     * CLBlast); CLBlast's columns are CLBlast's */
+    int own = cd_gemm_kernels(dev), own_old = cd_gemm_set_kernels(CD_GEMM_CLBLAST);
     if (with_default) {
         printf("timing CLBlast defaults...\n");
         fflush(stdout);
@@ -200,12 +202,12 @@ int cmd_bench_ops(int argc, char **argv) {
         }
         if (have_ob) g[s][4] = bench_openblas(&ob, &gemm_shapes[s]);
         if (own) {
-            cd_gemm_set_own(1);
+            cd_gemm_set_kernels(own);
             g[s][5] = bench_device(dev, &gemm_shapes[s]);
-            cd_gemm_set_own(0);
+            cd_gemm_set_kernels(CD_GEMM_CLBLAST);
         }
     }
-    cd_gemm_set_own(own_old);
+    cd_gemm_set_kernels(own_old);
     int used = own ? 5 : 1;   /* the column of the path cd_gemm takes on this device */
     printf("\nGEMM GFLOP/s (M x N x K, row-major as the ops call it; best of 3 rounds of %.2g s)\n", min_seconds);
     printf("%-28s", "shape");
@@ -224,7 +226,7 @@ int cmd_bench_ops(int argc, char **argv) {
         if (have_ob) printf(" %9.1f %9.2f", g[s][4], g[s][4] > 0 ? g[s][used] / g[s][4] : 0.0);
         printf("\n");
     }
-    if (own) printf("(cldetr = cldetr's own GEMM kernels, cl/blas.cl, which cd_gemm uses on this device)\n");
+    if (own) printf("(cldetr = cd_gemm's own kernels on this device: %s)\n", cd_gemm_kernels_name(dev));
     if (have_ob) printf("(ratio = %s / OpenBLAS; attention on OpenBLAS is a loop over the 8 heads)\n",
                         own ? "cldetr" : tuning ? "tuned" : "CLBlast");
     if (conv) {

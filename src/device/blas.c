@@ -202,7 +202,7 @@ static CLBlastLayout choose_layout(cd_device *dev, size_t *M, size_t *N, int *ta
  * On GPUs, cl/blas_tile.cl's tile kernels (src/device/blas_tile.c). */
 static int own_force = -1;
 
-int cd_gemm_set_own(int mode) {
+int cd_gemm_set_kernels(int mode) {
     int old = own_force;
     own_force = mode;
     return old;
@@ -227,7 +227,7 @@ static int tiles_fit(const cd_device *dev) {
     return dev->info.max_work_group >= 256 && dev->info.local_mem >= 16384;
 }
 
-int cd_gemm_uses_own(const cd_device *dev) {
+int cd_gemm_kernels(const cd_device *dev) {
     int mode = own_force >= 0 ? own_force : env_mode();
     if (mode < 0) mode = cd_cpu_shaped(dev) ? CD_GEMM_ROWS : (tiles_fit(dev) ? CD_GEMM_TILES : CD_GEMM_CLBLAST);
     if (mode == CD_GEMM_TILES && !tiles_fit(dev)) mode = CD_GEMM_CLBLAST;
@@ -235,7 +235,7 @@ int cd_gemm_uses_own(const cd_device *dev) {
 }
 
 const char *cd_gemm_kernels_name(const cd_device *dev) {
-    switch (cd_gemm_uses_own(dev)) {
+    switch (cd_gemm_kernels(dev)) {
     case CD_GEMM_ROWS: return "cldetr's CPU kernels; CLBlast for A^T B^T";
     case CD_GEMM_TILES: return "cldetr's tile kernels";
     default: return "CLBlast";
@@ -254,7 +254,7 @@ static size_t own_local(const cd_device *dev, size_t blocks0, size_t others) {
 static int own_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
                     size_t lda, size_t sA, cd_mem B, size_t ldb, size_t sB, float beta, cd_mem C, size_t ldc,
                     size_t sC, size_t batch) {
-    int mode = cd_gemm_uses_own(dev);
+    int mode = cd_gemm_kernels(dev);
     if (mode == CD_GEMM_CLBLAST || (mode == CD_GEMM_ROWS && ta && tb)) return 0;
     size_t lim = (size_t)1 << 31;
     size_t ea = ((ta ? K : M) - 1) * lda + (ta ? M : K), eb = ((tb ? N : K) - 1) * ldb + (tb ? K : N);

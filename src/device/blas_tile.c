@@ -1,6 +1,6 @@
 /* cd_gemm on GPUs: cl/blas_tile.cl's tile kernels, the tile size and the
  * split of k chosen per product (src/device/blas.c calls blas_tile_gemm when
- * cd_gemm_uses_own says CD_GEMM_TILES). */
+ * cd_gemm_kernels says CD_GEMM_TILES). */
 #include "cldetr/device.h"
 #include "blas_tile.h"
 

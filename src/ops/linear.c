@@ -40,7 +40,7 @@ void op_linear_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem 
 static void bmm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, cd_mem A, size_t lda, size_t sA,
                 cd_mem B, size_t ldb, size_t sB, float beta, cd_mem C, size_t ldc, size_t sC, size_t batch) {
     if (M == 0 || N == 0 || batch == 0) return;
-    int own = cd_gemm_uses_own(dev) == CD_GEMM_ROWS && !(ta && tb);
+    int own = cd_gemm_kernels(dev) == CD_GEMM_ROWS && !(ta && tb);
     if (own || K == 0 || K > BMM_SMALL_MAX_K || M > BMM_SMALL_MAX_MN || N > BMM_SMALL_MAX_MN ||
         batch * sA >= ((size_t)1 << 31) || batch * sB >= ((size_t)1 << 31) || batch * sC >= ((size_t)1 << 31)) {
         cd_gemm_batched(dev, ta, tb, M, N, K, 1.0f, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch);

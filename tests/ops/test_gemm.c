@@ -12,7 +12,7 @@
  * above the rounding both paths show (printed as max abs err). */
 static double sum_tol(size_t K) { return 4e-6 * sqrt((double)K + 1); }
 
-/* the paths: {cd_gemm_set_own mode, tile, k parts} */
+/* the paths: {cd_gemm_set_kernels mode, tile, k parts} */
 static const int paths[][3] = {
     {CD_GEMM_ROWS, 0, 0}, {CD_GEMM_CLBLAST, 0, 0}, {CD_GEMM_TILES, 64, 1}, {CD_GEMM_TILES, 128, 1},
     {CD_GEMM_TILES, 64, 3}, {CD_GEMM_TILES, 0, 0},
@@ -36,11 +36,11 @@ static void check_gemm(const int *path, int ta, int tb, size_t M, size_t N, size
                 *r = alpha * acc + beta * *r;
             }
     cd_mem dA = op_upload(ot_dev, A, nA, 5), dB = op_upload(ot_dev, B, nB, 3), dC = op_upload(ot_dev, C0, nC, 7);
-    int old = cd_gemm_set_own(path[0]);
+    int old = cd_gemm_set_kernels(path[0]);
     cd_gemm_set_tiles(path[1], path[2]);
     if (batch == 1) cd_gemm(ot_dev, ta, tb, M, N, K, alpha, dA, lda, dB, ldb, beta, dC, ldc);
     else cd_gemm_batched(ot_dev, ta, tb, M, N, K, alpha, dA, lda, sA, dB, ldb, sB, beta, dC, ldc, sC, batch);
-    cd_gemm_set_own(old);
+    cd_gemm_set_kernels(old);
     cd_gemm_set_tiles(0, 0);
     double *got = op_download(ot_dev, dC, nC);
     /* the padding columns and the gaps between batches keep C0 */
@@ -86,9 +86,9 @@ int main(void) {
                 check_gemm(paths[q], ta, tb, 20, 16, 64, 0, 1.0f, 1.0f, 4);
             }
     /* k split by the shape rule: few tiles and a long k (a weight gradient) */
-    int old = cd_gemm_set_own(CD_GEMM_TILES);
+    int old = cd_gemm_set_kernels(CD_GEMM_TILES);
     check_gemm(paths[5], 0, 1, 24, 40, 1500, 3, 0.5f, 0.5f, 1);
     check_gemm(paths[5], 1, 0, 24, 40, 1500, 0, 1.0f, 0.0f, 2);
-    cd_gemm_set_own(old);
+    cd_gemm_set_kernels(old);
     return ot_finish();
 }

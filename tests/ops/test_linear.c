@@ -192,12 +192,12 @@ int main(void) {
      * transpose, and the K = 32 / 33 boundary between bmm_small and CLBlast; then
      * the same through the products' path on this device (cl/blas.cl on CPUs) */
     for (int own = 0; own < 2; own++) {
-        int old = cd_gemm_set_own(own ? -1 : 0);
+        int old = cd_gemm_set_kernels(own ? -1 : 0);
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) test_bmm(32, 20, 16, 32, ta, tb, ta, tb);
         test_bmm(4, 20, 20, 33, 0, 1, 1, 0);
         test_bmm(4, 64, 64, 32, 1, 0, 0, 1);
-        cd_gemm_set_own(old);
+        cd_gemm_set_kernels(old);
     }
     ot_cases("linear");
     return ot_finish();
