@@ -207,8 +207,8 @@ int cd_cache_store(const char *prefix, uint64_t key, const void *data, size_t le
 /* ---- GEMM, row-major -------------------------------------------------------
  * C[M,N] = alpha * op(A) op(B) + beta * C, op(A) is [M,K], op(B) is [K,N];
  * ta/tb: 0 = as stored, 1 = transposed. lda/ldb/ldc are row strides of the
- * matrices as stored. CLBlast on GPUs; on CPU devices cldetr's own kernels
- * (cl/blas.cl) for every layout but A^T B^T. */
+ * matrices as stored. The kernels: as cd_gemm_kernels says (cldetr's row
+ * kernels on CPUs, CLBlast keeping A^T B^T there; its tile kernels on GPUs). */
 void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
              float alpha, cd_mem A, size_t lda, cd_mem B, size_t ldb,
              float beta, cd_mem C, size_t ldc);

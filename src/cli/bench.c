@@ -198,11 +198,11 @@ int cmd_bench(int argc, char **argv) {
                 dev_ms += dev->profile[i].ms;
                 launches += dev->profile[i].count;
             }
+            const char *clblast_note = cd_gemm_kernels(dev) == CD_GEMM_TILES
+                                           ? "" : "; gemm_NN/NT/TN/TT/batched: CLBlast's main kernel only";
             printf("device time %.1f ms per step = %.0f%% of the step (the rest: launches, host work, waits), "
                    "%.0f kernel launches per step%s\n", dev_ms / steps, 100 * dev_ms / (1e3 * t_timed),
-                   (double)launches / steps,
-                   cd_gemm_kernels(dev) == CD_GEMM_TILES ? ""
-                                                           : "; gemm_NN/NT/TN/TT/batched: CLBlast's main kernel only");
+                   (double)launches / steps, clblast_note);
             double mm_ms = 0;
             for (int i = 0; i < dev->n_profile; i++)
                 if (!strncmp(dev->profile[i].name, "gemm", 4) || !strncmp(dev->profile[i].name, "bmm_small", 9))

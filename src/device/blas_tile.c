@@ -22,7 +22,7 @@ void cd_gemm_set_tiles(int tile, int nsplit) {
  * local-memory read: 20 against 15 TFLOP/s on 256 x 2500 x 2304); and k of
  * a single product split in parts (summed by gemm_split_sum) while there are
  * fewer tiles than two per compute unit (weight gradients: 64 x 576 x 40000
- * ran at 1.4 TFLOP/s in CLBlast, 23.6 in 29 parts). */
+ * ran at 1.4 TFLOP/s in CLBlast, 18.2 in this rule's 30 parts). */
 int blas_tile_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
                    size_t lda, size_t sA, cd_mem B, size_t ldb, size_t sB, float beta, cd_mem C, size_t ldc,
                    size_t sC, size_t batch) {

@@ -1,5 +1,5 @@
-/* conv2d forward and backward: im2col + CLBlast GEMM over groups of images, and
- * plain C references.
+/* conv2d forward and backward: im2col + GEMM (cd_gemm) over groups of images,
+ * and plain C references.
  *
  * Layouts (row-major, P = Ho*Wo, CRS = C*R*S, a group of g images at once so
  * that deep layers with tiny P still give the GEMM a wide N):
@@ -193,7 +193,7 @@ static void col2im(cd_device *dev, cd_mem dx, cd_mem dcol, size_t g, const conv_
 }
 
 /* The weight gradient's path: 1 = conv_dw_nt from im2col's own layout (CPU
- * devices), 0 = CLBlast from the transposed im2col (GPUs: conv_dw_nt has a
+ * devices), 0 = cd_gemm from the transposed im2col (GPUs: conv_dw_nt has a
  * work-item run along whole rows, no local-memory tiling, which suits a CPU's
  * caches and not a GPU's coalescing), -1 = by device type. On PoCL conv_dw_nt
  * was faster at every shapes.ini shape (bench/README.md). */

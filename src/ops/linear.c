@@ -31,7 +31,7 @@ void op_linear_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem 
 
 /* The batched products: on GPUs, bmm_small (cl/linear.cl) when K <= 32 and
  * M, N are small (attention at DETR's sizes, where CLBlast's tile padding and
- * copies cost 20x the arithmetic), else CLBlast's strided-batched GEMM; on
+ * copies cost 20x the arithmetic), else cd_gemm_batched (the tile kernels); on
  * CPUs cd_gemm_batched's own kernels (cl/blas.cl), faster than bmm_small
  * there (the decoder's 60 x 60 x 32 products with query groups: a training
  * step 87-93 -> 81-82 ms), with bmm_small kept for A^T B^T. */
