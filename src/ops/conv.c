@@ -209,12 +209,44 @@ static int use_dw_nt(cd_device *dev) {
     return dw_path >= 0 ? dw_path : cd_cpu_shaped(dev);
 }
 
+/* The implicit 3x3 convolution (cl/conv.cl's conv3x3_s1_rows and conv_dw3_*):
+ * 3x3, stride 1, pad 1, output rows a multiple of 16 wide and images a
+ * multiple of 32 pixels, on CPUs (a work-item runs along whole rows, as
+ * conv_dw_nt does), or forced for tests: 1 on, 0 off, -1 by device type. It
+ * writes a padded copy of the input, 1/9 of the columns, instead of im2col,
+ * and gives the same bits. */
+static int implicit_mode = -1;
+
+int op_conv2d_set_implicit(int mode) {
+    int old = implicit_mode;
+    implicit_mode = mode;
+    return old;
+}
+
+static int conv_is_implicit(cd_device *dev, const conv_shape *s) {
+    size_t Wo = conv_out_w(s), P = conv_out_h(s) * Wo;
+    int on = implicit_mode >= 0 ? implicit_mode : cd_cpu_shaped(dev);
+    return on && s->R == 3 && s->S == 3 && s->stride == 1 && s->pad == 1 && s->dil == 1 && Wo % 16 == 0 &&
+           P % 32 == 0 && s->B * s->C * (s->H + 2) * (s->W + 2) < ((size_t)1 << 31) &&
+           s->B * s->K * P < ((size_t)1 << 31);
+}
+
+/* Floats of the padded copy xp (B, C, H+2, W+2) that the implicit path reads. */
+static size_t padded_floats(const conv_shape *s) { return s->B * s->C * (s->H + 2) * (s->W + 2); }
+
+/* xp (n, C, H+2, W+2) from x (n, C, H, W) */
+static void pad_input(cd_device *dev, cd_mem xp, cd_mem x, size_t n, const conv_shape *s) {
+    CD_LAUNCH3(dev, "conv_pad_input", s->W + 2, s->H + 2, n * s->C, KM(xp), KM(x), KI(n * s->C), KI(s->H),
+               KI(s->W), KI(1));
+}
+
 /* Kept columns: the forward's im2col of every group, one after another, so
  * that conv_dw_nt reads them in the backward instead of building them again.
  * Group n0 (g images) is col (CRSp, g*P) at n0*CRSp*P; rows past CRS are zero. */
 size_t op_conv2d_keep_floats(cd_device *dev, const conv_shape *s) {
     check_shape(s);
     if (!use_dw_nt(dev) || conv_is_direct(s)) return 0;
+    if (conv_is_implicit(dev, s)) return padded_floats(s);
     return CD_ROUND_UP(s->C * s->R * s->S, CONV_PAD_K) * s->B * conv_out_h(s) * conv_out_w(s);
 }
 
@@ -234,6 +266,18 @@ size_t op_conv2d_forward_keep(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd
             cd_gemm(dev, 0, 0, s->K, P, s->C, 1.0f, w, s->C, cd_at(x, n * CHW), P, 0.0f, cd_at(out, n * KP), P);
         if (cd_has(b)) CD_LAUNCH3(dev, "conv_add_bias", P, s->K, s->B, KM(out), KM(b), KI(s->B), KI(s->K), KI(P));
         return 0;
+    }
+    if (conv_is_implicit(dev, s)) {   /* keep, when given, is xp */
+        cd_mem xp = cd_has(keep) ? keep : cd_alloc(dev, padded_floats(s), "conv2d padded input");
+        pad_input(dev, xp, x, s->B, s);
+        size_t mb = (s->K + 7) / 8, nb = s->B * P / 32;
+        size_t target = 4 * CD_MAX((size_t)dev->info.compute_units, (size_t)2), per = (mb * nb + target - 1) / target;
+        size_t global[2] = {mb, nb}, local[2] = {CD_MAX((size_t)1, CD_MIN(mb, CD_MIN(per, (size_t)64))), 1};
+        CD_LAUNCH_WG(dev, "conv3x3_s1_rows", 2, global, local, KM(out), KM(xp), KM(w), KI(s->B), KI(s->C),
+                     KI(s->K), KI(conv_out_h(s)), KI(conv_out_w(s)));
+        if (cd_has(b)) CD_LAUNCH3(dev, "conv_add_bias", P, s->K, s->B, KM(out), KM(b), KI(s->B), KI(s->K), KI(P));
+        if (!cd_has(keep)) cd_free(dev, xp);
+        return conv_group(s, P);
     }
     size_t G = conv_group(s, P), CRSp = CD_ROUND_UP(CRS, CONV_PAD_K);
     cd_mem col = cd_has(keep) ? cd_none() : cd_alloc(dev, CRSp * G * P, "conv2d im2col");
@@ -279,16 +323,23 @@ int op_conv2d_set_dw_chunks(int on) {
 }
 
 /* dw (K, CRS) += sum over b < g, p < P of dout (g, K, P) [b][k][p] *
- * col[crs*cs + b*cb + p]. Long reductions (large images) are split into
- * chunks that stay in cache (conv_dw_nt_chunks) and their partial sums added
- * in order (conv_dw_sum); short ones run whole in conv_dw_nt. */
+ * col[crs*cs + b*cb + p], or, with xs (the conv's shape, implicit path), of
+ * the columns of the padded input col = xp (g, C, H+2, W+2). Long reductions
+ * (large images) are split into chunks that stay in cache
+ * (conv_dw_nt_chunks) and their partial sums added in order (conv_dw_sum);
+ * short ones run whole in conv_dw_nt. */
 static void dw_products(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem col, size_t g, size_t K, size_t CRS,
-                        size_t P, size_t cs, size_t cb) {
+                        size_t P, size_t cs, size_t cb, const conv_shape *xs) {
     size_t nc = (CRS + 3) / 4, nk = (K + 3) / 4;
     size_t chunk = CD_MIN(DW_CHUNK_FLOATS / CRS / 16 * 16, (size_t)1024);
-    if (!dw_chunks || chunk < DW_CHUNK_MIN || P < 2 * chunk || nc * nk > cd_kernel_wg_size(dev, "conv_dw_nt_chunks")) {
-        CD_LAUNCH2(dev, "conv_dw_nt", nc, nk, KM(dw), KM(dout), KM(col), KI(g), KI(K), KI(CRS), KI(P), KUL(cs),
-                   KUL(cb));
+    const char *chunks_kernel = xs ? "conv_dw3_nt_chunks" : "conv_dw_nt_chunks";
+    if (!dw_chunks || chunk < DW_CHUNK_MIN || P < 2 * chunk || nc * nk > cd_kernel_wg_size(dev, chunks_kernel)) {
+        if (xs)
+            CD_LAUNCH2(dev, "conv_dw3_nt", nc, nk, KM(dw), KM(dout), KM(col), KI(g), KI(K), KI(xs->C),
+                       KI(conv_out_h(xs)), KI(conv_out_w(xs)));
+        else
+            CD_LAUNCH2(dev, "conv_dw_nt", nc, nk, KM(dw), KM(dout), KM(col), KI(g), KI(K), KI(CRS), KI(P), KUL(cs),
+                       KUL(cb));
         return;
     }
     size_t cpi = (P + chunk - 1) / chunk;
@@ -296,8 +347,12 @@ static void dw_products(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem col, size
     size_t nch = g * cpi;
     cd_mem part = cd_alloc(dev, nch * K * CRS, "conv2d weight-gradient chunks");
     size_t global[3] = {nc, nk, nch}, local[3] = {nc, nk, 1};   /* a work-group per chunk */
-    CD_LAUNCH_WG(dev, "conv_dw_nt_chunks", 3, global, local, KM(part), KM(dout), KM(col), KI(K), KI(CRS), KI(P),
-                 KUL(cs), KUL(cb), KI(chunk), KI(cpi));
+    if (xs)
+        CD_LAUNCH_WG(dev, "conv_dw3_nt_chunks", 3, global, local, KM(part), KM(dout), KM(col), KI(K), KI(xs->C),
+                     KI(conv_out_h(xs)), KI(conv_out_w(xs)), KI(chunk), KI(cpi));
+    else
+        CD_LAUNCH_WG(dev, "conv_dw_nt_chunks", 3, global, local, KM(part), KM(dout), KM(col), KI(K), KI(CRS),
+                     KI(P), KUL(cs), KUL(cb), KI(chunk), KI(cpi));
     CD_LAUNCH1(dev, "conv_dw_sum", K * CRS, KM(dw), KM(part), KI(nch), KI(K * CRS));
     cd_free(dev, part);
 }
@@ -308,16 +363,21 @@ static void dw_products(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem col, size
 static void dw_from_columns(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem x, const conv_shape *s) {
     size_t P = conv_out_h(s) * conv_out_w(s), CRS = s->C * s->R * s->S, CHW = s->C * s->H * s->W;
     if (conv_is_direct(s)) {
-        dw_products(dev, dw, dout, x, s->B, s->K, CRS, P, P, CHW);
+        dw_products(dev, dw, dout, x, s->B, s->K, CRS, P, P, CHW, NULL);
         return;
     }
     size_t G = CD_MAX((size_t)1, CD_MIN(s->B, conv_scratch_floats / (CRS * P)));
     check_index_range(s, G);
-    cd_mem col = cd_alloc(dev, CRS * G * P, "conv2d im2col");
+    int imp = conv_is_implicit(dev, s);   /* the same groups, their columns read from the padded input */
+    size_t xpn = s->C * (s->H + 2) * (s->W + 2);
+    cd_mem col = imp ? cd_alloc(dev, padded_floats(s), "conv2d padded input") : cd_alloc(dev, CRS * G * P,
+                                                                                          "conv2d im2col");
+    if (imp) pad_input(dev, col, x, s->B, s);
     for (size_t n0 = 0; n0 < s->B; n0 += G) {
         size_t g = CD_MIN(G, s->B - n0);
-        im2col(dev, col, cd_at(x, n0 * CHW), g, s, 0);
-        dw_products(dev, dw, cd_at(dout, n0 * s->K * P), col, g, s->K, CRS, P, g * P, P);
+        if (!imp) im2col(dev, col, cd_at(x, n0 * CHW), g, s, 0);
+        dw_products(dev, dw, cd_at(dout, n0 * s->K * P), imp ? cd_at(col, n0 * xpn) : col, g, s->K, CRS, P,
+                    g * P, P, imp ? s : NULL);
     }
     cd_free(dev, col);
 }
@@ -327,13 +387,16 @@ static void dw_from_columns(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem x, co
  * over the whole batch, an image's columns CRSp*P floats after the last. */
 static void dw_from_kept(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem cols, size_t G, const conv_shape *s) {
     size_t P = conv_out_h(s) * conv_out_w(s), CRS = s->C * s->R * s->S, CRSp = CD_ROUND_UP(CRS, CONV_PAD_K);
+    int imp = conv_is_implicit(dev, s);   /* cols is the padded input: the same groups */
     if (G == 1) {
-        dw_products(dev, dw, dout, cols, s->B, s->K, CRS, P, P, CRSp * P);
+        dw_products(dev, dw, dout, cols, s->B, s->K, CRS, P, P, CRSp * P, imp ? s : NULL);
         return;
     }
+    size_t per = imp ? s->C * (s->H + 2) * (s->W + 2) : CRSp * P;
     for (size_t n0 = 0; n0 < s->B; n0 += G) {
         size_t g = CD_MIN(G, s->B - n0);
-        dw_products(dev, dw, cd_at(dout, n0 * s->K * P), cd_at(cols, n0 * CRSp * P), g, s->K, CRS, P, g * P, P);
+        dw_products(dev, dw, cd_at(dout, n0 * s->K * P), cd_at(cols, n0 * per), g, s->K, CRS, P, g * P, P,
+                    imp ? s : NULL);
     }
 }
 

@@ -127,6 +127,11 @@ int op_conv2d_set_dw_chunks(int on);
  * copies), the work-item-per-element kernels (0), or by device type (-1, the
  * default: the CPU shape on devices that are not GPUs); returns the old value. */
 int op_conv2d_set_cpu_movers(int mode);
+/* The implicit 3x3 stride-1 pad-1 convolution (forward and weight gradient
+ * from a zero-padded copy of the input, no im2col; output widths a multiple
+ * of 16): 1 wherever the shape allows, 0 never, -1 by device type (the
+ * default: on devices that are not GPUs); returns the old value. */
+int op_conv2d_set_implicit(int mode);
 
 /* stats.c: {sum, sum of squares, zeros} of x (n) */
 void op_moments_ref(double out[3], const double *x, size_t n);

@@ -82,6 +82,53 @@ static void check_kept_columns_are_read(conv_shape s) {
     for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
 }
 
+/* The implicit 3x3 path (forward and weight gradient from a padded copy of
+ * the input) against the im2col path on the same inputs: out, dx, dw and db
+ * the same bits, with the columns kept or not. */
+static void check_implicit_same_bits(const char *name, conv_shape s, int bias, int acc) {
+    size_t P = conv_out_h(&s) * conv_out_w(&s), nx = s.B * s.C * s.H * s.W, nw = s.K * s.C * 9, no = s.B * s.K * P;
+    double *x = ot_randv(nx, -1, 1), *w = ot_randv(nw, -1, 1), *b = ot_randv(s.K, -1, 1), *dout = ot_randv(no, -1, 1);
+    double *dx0 = ot_randv(nx, -1, 1), *dw0 = ot_randv(nw, -1, 1), *db0 = ot_randv(s.K, -1, 1);
+    double *got[2][4];
+    int path = op_conv2d_set_dw_path(1);
+    for (int kept = 0; kept < 2; kept++) {
+        for (int imp = 0; imp < 2; imp++) {
+            int old = op_conv2d_set_implicit(imp);
+            cd_mem mx = op_upload(ot_dev, x, nx, 3), mw = op_upload(ot_dev, w, nw, 5), mb = op_upload(ot_dev, b, s.K, 1);
+            cd_mem mo = op_upload(ot_dev, NULL, no, 7), md = op_upload(ot_dev, dout, no, 2);
+            cd_mem mdx = op_upload(ot_dev, dx0, nx, 9), mdw = op_upload(ot_dev, dw0, nw, 4), mdb = op_upload(ot_dev, db0, s.K, 6);
+            size_t nk = kept ? op_conv2d_keep_floats(ot_dev, &s) : 0;
+            cd_mem mk = nk ? op_upload(ot_dev, NULL, nk, 11) : cd_none();
+            size_t group = op_conv2d_forward_keep(ot_dev, mo, mx, mw, bias ? mb : cd_none(), &s, mk);
+            op_conv2d_backward_kept(ot_dev, mdx, mdw, bias ? mdb : cd_none(), md, mx, mw, mk, group, &s, acc);
+            if (imp && kept)
+                t_ok(nk == s.B * s.C * (s.H + 2) * (s.W + 2) && op_guards_intact(ot_dev, mk, nk),
+                     "%s: the implicit path keeps the padded input (%zu floats), nothing written outside it", name, nk);
+            got[imp][0] = op_download(ot_dev, mo, no);
+            got[imp][1] = op_download(ot_dev, mdx, nx);
+            got[imp][2] = op_download(ot_dev, mdw, nw);
+            got[imp][3] = op_download(ot_dev, mdb, s.K);
+            if (nk) cd_free(ot_dev, mk);
+            cd_mem ms[] = {mx, mw, mb, mo, md, mdx, mdw, mdb};
+            for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(ot_dev, ms[i]);
+            op_conv2d_set_implicit(old);
+        }
+        const char *what[] = {"out", "dx", "dw +=", "db +="};
+        size_t n[] = {no, nx, nw, s.K};
+        for (int t = 0; t < 4; t++) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "%s B%zu C%zu %zux%zu K%zu%s acc%d%s: %s, implicit = im2col's bits", name, s.B,
+                     s.C, s.H, s.W, s.K, bias ? " bias" : "", acc, kept ? " kept" : "", what[t]);
+            ot_close(msg, got[0][t], got[1][t], n[t], 0, 0);
+            free(got[0][t]);
+            free(got[1][t]);
+        }
+    }
+    op_conv2d_set_dw_path(path);
+    double *hs[] = {x, w, b, dout, dx0, dw0, db0};
+    for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
+}
+
 /* ---- finite differences of the reference --------------------------------- */
 
 typedef struct { const conv_shape *s; double *x, *w, *b, *G, *out; } conv_ctx;
@@ -115,6 +162,8 @@ static void check_fd(conv_shape s) {
 int main(void) {
     ot_open();
     t_seed(7);
+    /* the im2col paths below; the implicit 3x3 path has its own section */
+    int implicit = op_conv2d_set_implicit(0);
 
     check_fd((conv_shape){.B = 2, .C = 3, .H = 6, .W = 5, .K = 2, .R = 3, .S = 3, .stride = 2, .pad = 1, .dil = 2});
     check_fd((conv_shape){.B = 1, .C = 2, .H = 5, .W = 7, .K = 3, .R = 2, .S = 3, .stride = 1, .pad = 0, .dil = 1});
@@ -213,6 +262,38 @@ int main(void) {
     op_conv2d_set_scratch_limit(old);
     keep_cols = 0;
     op_conv2d_set_dw_path(path);
+
+    /* the implicit 3x3 stride-1 path (conv3x3_s1_rows, conv_dw3_nt and its
+     * chunks), forced on every device: output rows of 16 and 32, channels
+     * past a block of 8 (K = 6, 13) and of 4 (C = 5: 45 column rows), groups,
+     * chunks (64x64), kept padded input and not; against the reference, and
+     * against the im2col path bit for bit */
+    op_conv2d_set_implicit(1);
+    check_conv("implicit 3x3 16 wide", (conv_shape){3, 5, 6, 16, 6, 3, 3, 1, 1, 1}, 1, 1);
+    check_conv("implicit 3x3 32 wide", (conv_shape){2, 4, 8, 32, 13, 3, 3, 1, 1, 1}, 0, 0);
+    check_conv("implicit 3x3 64x64 chunks", (conv_shape){2, 3, 64, 64, 6, 3, 3, 1, 1, 1}, 0, 1);
+    path = op_conv2d_set_dw_path(1);
+    keep_cols = 1;
+    t_ok(op_conv2d_keep_floats(ot_dev, &(conv_shape){3, 5, 6, 16, 6, 3, 3, 1, 1, 1}) == 3 * 5 * 8 * 18,
+         "implicit 3x3 conv keeps its padded input: 3 images x 5 channels x 8 x 18");
+    check_kept_columns_are_read((conv_shape){3, 5, 6, 16, 6, 3, 3, 1, 1, 1});
+    check_conv("implicit 3x3 16 wide", (conv_shape){3, 5, 6, 16, 6, 3, 3, 1, 1, 1}, 1, 0);
+    check_conv("implicit 3x3 32 wide", (conv_shape){2, 4, 8, 32, 13, 3, 3, 1, 1, 1}, 1, 1);
+    check_conv("implicit 3x3 64x64 chunks", (conv_shape){2, 3, 64, 64, 6, 3, 3, 1, 1, 1}, 0, 0);
+    old = op_conv2d_set_scratch_limit(2 * 5 * 9 * 6 * 16);
+    check_conv("implicit groups 2+1", (conv_shape){3, 5, 6, 16, 6, 3, 3, 1, 1, 1}, 1, 1);
+    op_conv2d_set_scratch_limit(old);
+    keep_cols = 0;
+    op_conv2d_set_dw_path(path);
+    check_conv("implicit off for 3x3 16 x 5 (80 pixels)", (conv_shape){2, 3, 5, 16, 4, 3, 3, 1, 1, 1}, 1, 0);
+    op_conv2d_set_implicit(0);
+    check_implicit_same_bits("3x3 16 wide", (conv_shape){3, 5, 6, 16, 6, 3, 3, 1, 1, 1}, 1, 1);
+    check_implicit_same_bits("3x3 32 wide", (conv_shape){8, 8, 32, 32, 8, 3, 3, 1, 1, 1}, 0, 0);
+    check_implicit_same_bits("3x3 64x64 chunks", (conv_shape){2, 3, 64, 64, 6, 3, 3, 1, 1, 1}, 0, 1);
+    old = op_conv2d_set_scratch_limit(2 * 8 * 9 * 256);
+    check_implicit_same_bits("3x3 groups 2+2+1", (conv_shape){5, 8, 16, 16, 16, 3, 3, 1, 1, 1}, 1, 0);
+    op_conv2d_set_scratch_limit(old);
+    op_conv2d_set_implicit(implicit);
 
     ot_cases("conv");
     return ot_finish();
