@@ -449,44 +449,69 @@ __kernel void conv_pad_cols(__global float *wp, const ulong wp_off, __global con
  * The forward and the weight gradient without im2col: they read the input
  * through a zero-padded copy xp (B, C, H+2, W+2) (conv_pad_input, 1/9 of the
  * columns' size), where row crs = (c*3 + r)*3 + s of the columns, at output
- * pixel (oh, ow), is xp[c][oh + r][ow + s]. For output widths that are a
- * multiple of 16, each float16 of a column row is one unaligned load from a
- * row of xp. The products, and their order, are those of gemm_rows on the
+ * pixel (oh, ow), is xp[c][oh + r][ow + s]. Sixteen consecutive pixels of a
+ * column row (xrow16) are one unaligned load from a row of xp when the output
+ * width Wo is a multiple of 16, and two loads from consecutive rows when Wo
+ * is 8. (At Wo = 4, layer 4 of a 128x128 input, four loads per vector made
+ * the weight gradient 2.5x slower than conv_dw_nt on kept columns, so that
+ * width stays with im2col.) The products, and their order, are those of gemm_rows on the
  * columns and of conv_dw_nt(_chunks) on the kept columns, so the results are
  * the same bits (tests/ops/test_conv.c checks it). */
 
-/* xp (n, H + 2*pad, W + 2*pad) = x (n, H, W) with a zero border. Range (Wp, Hp, n). */
+/* 16 consecutive output pixels of one column row, the first at x in xp. WC is
+ * the width class, a literal at every kernel (16: Wo a multiple of 16, or 8),
+ * so that the choice folds away: a run-time branch on Wo here made the loops
+ * around it 4x slower on PoCL. */
+static inline __attribute__((always_inline)) float16 xrow16(__global const float *x, const int WC, const int Wp) {
+    if (WC == 8) return (float16)(vload8(0, x), vload8(0, x + Wp));
+    return vload16(0, x);
+}
+
+/* xp (n, H + 2*pad, W + 2*pad) = x (n, H, W) with a zero border. A work-item
+ * writes one row of xp, copying x's row with float16 loads and stores (a
+ * work-item per element ran at a quarter of the speed). Range (Hp, n). */
 __kernel void conv_pad_input(__global float *xp, const ulong xp_off, __global const float *x, const ulong x_off,
                              const int n, const int H, const int W, const int pad) {
     xp += xp_off;
     x += x_off;
-    const int j = (int)get_global_id(0), i = (int)get_global_id(1), z = (int)get_global_id(2);
+    const int i = (int)get_global_id(0), z = (int)get_global_id(1);
     const int Hp = H + 2 * pad, Wp = W + 2 * pad;
-    if (j >= Wp || i >= Hp || z >= n) return;
-    const int y = i - pad, xx = j - pad;
-    const int in = y >= 0 && y < H && xx >= 0 && xx < W;
-    xp[((ulong)z * Hp + i) * Wp + j] = in ? x[((ulong)z * H + (in ? y : 0)) * W + (in ? xx : 0)] : 0.0f;
+    if (i >= Hp || z >= n) return;
+    __global float *row = xp + ((ulong)z * Hp + i) * Wp;
+    if (i < pad || i >= H + pad) {
+        for (int j = 0; j < Wp; j++) row[j] = 0.0f;
+        return;
+    }
+    __global const float *src = x + ((ulong)z * H + i - pad) * W;
+    for (int j = 0; j < pad; j++) { row[j] = 0.0f; row[Wp - 1 - j] = 0.0f; }
+    int j = 0;
+    for (; j + 16 <= W; j += 16) vstore16(vload16(0, src + j), 0, row + pad + j);
+    for (; j < W; j++) row[pad + j] = src[j];
 }
 
 /* out (B, K, P) = w (K, C*9) applied to the 3x3 windows of xp (B, C, Ho+2, Wo+2),
- * Wo a multiple of 16 and P = Ho*Wo of 32. A work-item owns 8 output channels
- * by 32 pixels of one image (two float16, each within an output row), as
- * gemm_rows does over the columns: per (c, r, s), two vector loads from xp and
- * eight broadcasts of w feed 16 FMAs, summed in crs order, one fma each.
- * Channels past K read a clamped row and store nothing. Range (ceil(K/8), B*P/32). */
-__kernel void conv3x3_s1_rows(__global float *out, const ulong out_off, __global const float *xp,
-                              const ulong xp_off, __global const float *w, const ulong w_off, const int B,
-                              const int C, const int K, const int Ho, const int Wo) {
-    out += out_off;
-    xp += xp_off;
-    w += w_off;
+ * Wo 8 or a multiple of 16, P = Ho*Wo a multiple of 16 and B*P of 32. A
+ * work-item owns 8 output channels by 32 pixels (two float16 of 16
+ * consecutive pixels of one image each), as gemm_rows does over the columns:
+ * per (c, r, s), two xrow16 loads from xp and eight broadcasts of w feed 16
+ * FMAs, summed in crs order, one fma each. Channels past K read a clamped row
+ * and store nothing. Range (ceil(K/8), B*P/32). */
+static inline __attribute__((always_inline)) void conv3x3_rows_body(__global float *out, __global const float *xp,
+                                                                    __global const float *w, const int B,
+                                                                    const int C, const int K, const int Ho,
+                                                                    const int Wo, const int WC) {
     const int m0 = (int)get_global_id(0) * 8, n0 = (int)get_global_id(1) * 32;
     const int P = Ho * Wo, Wp = Wo + 2, HWp = (Ho + 2) * Wp, CRS = C * 9;
     if (m0 >= K || n0 >= B * P) return;
-    const int b = n0 / P, p = n0 - b * P;
-    const int oh0 = p / Wo, ow0 = p - oh0 * Wo, oh1 = (p + 16) / Wo, ow1 = p + 16 - oh1 * Wo;
-    __global const float *x0 = xp + (ulong)b * C * HWp + oh0 * Wp + ow0;
-    __global const float *x1 = xp + (ulong)b * C * HWp + oh1 * Wp + ow1;
+    __global const float *xv[2];
+    __global float *ov[2];
+#pragma unroll
+    for (int v = 0; v < 2; v++) {   /* image, row and column of the vector's first pixel */
+        const int q = n0 + 16 * v, b = q / P, p = q - b * P, oh = p / Wo, ow = p - oh * Wo;
+        xv[v] = xp + (ulong)b * C * HWp + oh * Wp + ow;
+        ov[v] = out + (ulong)b * K * P + p;
+    }
+    __global const float *x0 = xv[0], *x1 = xv[1];
     __global const float *a[8];
 #pragma unroll
     for (int i = 0; i < 8; i++) a[i] = w + (ulong)min(m0 + i, K - 1) * CRS;
@@ -497,7 +522,7 @@ __kernel void conv3x3_s1_rows(__global float *out, const ulong out_off, __global
 #pragma unroll
         for (int rs = 0; rs < 9; rs++) {
             const int o = (rs / 3) * Wp + rs % 3;
-            const float16 b0 = vload16(0, x0 + o), b1 = vload16(0, x1 + o);
+            const float16 b0 = xrow16(x0 + o, WC, Wp), b1 = xrow16(x1 + o, WC, Wp);
 #pragma unroll
             for (int i = 0; i < 8; i++) {
                 const float16 av = (float16)(a[i][rs]);
@@ -513,58 +538,84 @@ __kernel void conv3x3_s1_rows(__global float *out, const ulong out_off, __global
 #pragma unroll
     for (int i = 0; i < 8; i++) {
         if (m0 + i >= K) break;
-        __global float *o = out + ((ulong)b * K + m0 + i) * P + p;
-        vstore16(acc[i][0], 0, o);
-        vstore16(acc[i][1], 1, o);
+        vstore16(acc[i][0], 0, ov[0] + (ulong)(m0 + i) * P);
+        vstore16(acc[i][1], 0, ov[1] + (ulong)(m0 + i) * P);
     }
 }
 
-/* acc += dout's rows a[i] against the column rows of the 3x3 windows of one
- * image's xp over pixels [p0, p1), 16 at a time (p0, p1 and Wo multiples of
- * 16): the loads of dot4x4_add, in its order, with column row crs = c0 + j
- * read at xp[c][oh + r][ow + s]. */
-static inline __attribute__((always_inline)) void dw3_add(float16 acc[4][4], __global const float *a[4],
-                                                          __global const float *xpb, const int c0, const int CRS,
-                                                          const int Wo, const int Wp, const int HWp, const int p0,
-                                                          const int p1) {
-    __global const float *c[4];
+/* the kernels for Wo a multiple of 16 and for Wo = 8 (kernel names stay plain text for the device
+ * layer's scan) */
+__kernel void conv3x3_s1_rows(__global float *out, const ulong out_off, __global const float *xp, const ulong xp_off,
+                              __global const float *w, const ulong w_off, const int B, const int C, const int K,
+                              const int Ho, const int Wo) {
+    conv3x3_rows_body(out + out_off, xp + xp_off, w + w_off, B, C, K, Ho, Wo, 16);
+}
+
+__kernel void conv3x3_s1_rows_w8(__global float *out, const ulong out_off, __global const float *xp, const ulong xp_off,
+                                 __global const float *w, const ulong w_off, const int B, const int C, const int K,
+                                 const int Ho, const int Wo) {
+    conv3x3_rows_body(out + out_off, xp + xp_off, w + w_off, B, C, K, Ho, Wo, 8);
+}
+
+
+/* Offsets in one image's xp of column rows c0..c0+3 at pixel 0 (rows past
+ * CRS clamped to the last); computed once per work-item, the divisions are
+ * scalar and cost more than a short reduction (layer 4's 16 pixels). */
+static inline __attribute__((always_inline)) void dw3_cols(int co[4], const int c0, const int CRS, const int Wp,
+                                                           const int HWp) {
 #pragma unroll
     for (int j = 0; j < 4; j++) {
         const int crs = min(c0 + j, CRS - 1), ch = crs / 9, rs = crs - ch * 9;
-        c[j] = xpb + (ulong)ch * HWp + (rs / 3) * Wp + rs % 3;
+        co[j] = ch * HWp + (rs / 3) * Wp + rs % 3;
     }
-    int oh = p0 / Wo, ow = p0 - oh * Wo, off = oh * Wp + ow;
+}
+
+/* acc += dout's rows a[i] against the column rows at xpb + co[j] of one
+ * image's xp over pixels [p0, p1), 16 at a time (p0 and p1 multiples of 16,
+ * pixel p0 at row oh, column ow; Wo 8 or a multiple of 16): the loads of
+ * dot4x4_add, in its order. */
+static inline __attribute__((always_inline)) void dw3_add(float16 acc[4][4], __global const float *a[4],
+                                                          __global const float *xpb, const int co[4], const int p0,
+                                                          const int p1, const int oh, int ow, const int Wo,
+                                                          const int Wp, const int WC) {
+    int off = oh * Wp + ow;
+    const int rows16 = WC < 16 ? 16 / WC : 0;   /* xp rows a vector spans when Wo is 8 */
     for (int p = p0; p < p1; p += 16) {
         float16 av[4], cv[4];
 #pragma unroll
-        for (int i = 0; i < 4; i++) { av[i] = vload16(0, a[i] + p); cv[i] = vload16(0, c[i] + off); }
+        for (int i = 0; i < 4; i++) { av[i] = vload16(0, a[i] + p); cv[i] = xrow16(xpb + co[i] + off, WC, Wp); }
 #pragma unroll
         for (int i = 0; i < 4; i++)
 #pragma unroll
             for (int j = 0; j < 4; j++) acc[i][j] = fma(av[i], cv[j], acc[i][j]);
-        ow += 16;
-        off += 16;
-        if (ow == Wo) { ow = 0; off += Wp - Wo; }
+        if (rows16) {
+            off += rows16 * Wp;
+        } else {
+            ow += 16;
+            off += 16;
+            if (ow == Wo) { ow = 0; off += Wp - Wo; }
+        }
     }
 }
 
 /* conv_dw_nt with the columns read from xp: dw (K, CRS) += the sum over b < g
  * of dout (g, K, P) [b] . the columns of xp (g, C, Ho+2, Wo+2) [b]^T. Range (ceil(CRS/4), ceil(K/4)). */
-__kernel void conv_dw3_nt(__global float *dw, const ulong dw_off, __global const float *dout, const ulong dout_off,
-                          __global const float *xp, const ulong xp_off, const int g, const int K, const int C,
-                          const int Ho, const int Wo) {
-    dw += dw_off; dout += dout_off; xp += xp_off;
+static inline __attribute__((always_inline)) void dw3_whole(__global float *dw, __global const float *dout,
+                                                            __global const float *xp, const int g, const int K,
+                                                            const int C, const int Ho, const int Wo, const int WC) {
     const int c0 = (int)get_global_id(0) * 4, k0 = (int)get_global_id(1) * 4;
     const int CRS = C * 9, P = Ho * Wo, Wp = Wo + 2, HWp = (Ho + 2) * Wp;
     if (c0 >= CRS || k0 >= K) return;
     float16 acc[4][4];
     float tail[4][4];
     dot4x4_zero(acc, tail);
+    int co[4];
+    dw3_cols(co, c0, CRS, Wp, HWp);
     for (int b = 0; b < g; b++) {
         __global const float *a[4];
 #pragma unroll
         for (int i = 0; i < 4; i++) a[i] = dout + ((ulong)b * K + min(k0 + i, K - 1)) * P;
-        dw3_add(acc, a, xp + (ulong)b * C * HWp, c0, CRS, Wo, Wp, HWp, 0, P);
+        dw3_add(acc, a, xp + (ulong)b * C * HWp, co, 0, P, 0, 0, Wo, Wp, WC);
     }
 #pragma unroll
     for (int i = 0; i < 4; i++)
@@ -573,13 +624,27 @@ __kernel void conv_dw3_nt(__global float *dw, const ulong dw_off, __global const
             if (k0 + i < K && c0 + j < CRS) dw[(ulong)(k0 + i) * CRS + c0 + j] += dot4x4_sum(acc[i][j], tail[i][j]);
 }
 
+/* Wo a multiple of 16, Wo = 8 */
+__kernel void conv_dw3_nt(__global float *dw, const ulong dw_off, __global const float *dout, const ulong dout_off,
+                          __global const float *xp, const ulong xp_off, const int g, const int K, const int C,
+                          const int Ho, const int Wo) {
+    dw3_whole(dw + dw_off, dout + dout_off, xp + xp_off, g, K, C, Ho, Wo, 16);
+}
+
+__kernel void conv_dw3_nt_w8(__global float *dw, const ulong dw_off, __global const float *dout, const ulong dout_off,
+                             __global const float *xp, const ulong xp_off, const int g, const int K, const int C,
+                             const int Ho, const int Wo) {
+    dw3_whole(dw + dw_off, dout + dout_off, xp + xp_off, g, K, C, Ho, Wo, 8);
+}
+
+
 /* conv_dw_nt_chunks with the columns read from xp: part[ch] (K, CRS) = the
  * products over chunk ch = b*cpi + q, pixels [q*chunk, min(P, (q+1)*chunk))
  * of image b. Range (ceil(CRS/4), ceil(K/4), g*cpi), a work-group per chunk. */
-__kernel void conv_dw3_nt_chunks(__global float *part, const ulong part_off, __global const float *dout,
-                                 const ulong dout_off, __global const float *xp, const ulong xp_off, const int K,
-                                 const int C, const int Ho, const int Wo, const int chunk, const int cpi) {
-    part += part_off; dout += dout_off; xp += xp_off;
+static inline __attribute__((always_inline)) void dw3_chunks(__global float *part, __global const float *dout,
+                                                             __global const float *xp, const int K, const int C,
+                                                             const int Ho, const int Wo, const int chunk,
+                                                             const int cpi, const int WC) {
     const int c0 = (int)get_global_id(0) * 4, k0 = (int)get_global_id(1) * 4, ch = (int)get_global_id(2);
     const int CRS = C * 9, P = Ho * Wo, Wp = Wo + 2, HWp = (Ho + 2) * Wp;
     if (c0 >= CRS || k0 >= K) return;
@@ -590,7 +655,10 @@ __kernel void conv_dw3_nt_chunks(__global float *part, const ulong part_off, __g
     __global const float *a[4];
 #pragma unroll
     for (int i = 0; i < 4; i++) a[i] = dout + ((ulong)b * K + min(k0 + i, K - 1)) * P;
-    dw3_add(acc, a, xp + (ulong)b * C * HWp, c0, CRS, Wo, Wp, HWp, p0, p1);
+    int co[4];
+    dw3_cols(co, c0, CRS, Wp, HWp);
+    const int oh = p0 / Wo;
+    dw3_add(acc, a, xp + (ulong)b * C * HWp, co, p0, p1, oh, p0 - oh * Wo, Wo, Wp, WC);
     __global float *pc = part + (ulong)ch * K * CRS;
 #pragma unroll
     for (int i = 0; i < 4; i++)
@@ -598,3 +666,17 @@ __kernel void conv_dw3_nt_chunks(__global float *part, const ulong part_off, __g
         for (int j = 0; j < 4; j++)
             if (k0 + i < K && c0 + j < CRS) pc[(ulong)(k0 + i) * CRS + c0 + j] = dot4x4_sum(acc[i][j], tail[i][j]);
 }
+
+/* Wo a multiple of 16, Wo = 8 */
+__kernel void conv_dw3_nt_chunks(__global float *part, const ulong part_off, __global const float *dout,
+                                 const ulong dout_off, __global const float *xp, const ulong xp_off, const int K,
+                                 const int C, const int Ho, const int Wo, const int chunk, const int cpi) {
+    dw3_chunks(part + part_off, dout + dout_off, xp + xp_off, K, C, Ho, Wo, chunk, cpi, 16);
+}
+
+__kernel void conv_dw3_nt_chunks_w8(__global float *part, const ulong part_off, __global const float *dout,
+                                    const ulong dout_off, __global const float *xp, const ulong xp_off, const int K,
+                                    const int C, const int Ho, const int Wo, const int chunk, const int cpi) {
+    dw3_chunks(part + part_off, dout + dout_off, xp + xp_off, K, C, Ho, Wo, chunk, cpi, 8);
+}
+

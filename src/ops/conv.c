@@ -18,6 +18,7 @@
  * move between (g, K, P) and (K, g, P). A 1x1 stride-1 unpadded conv on a
  * wide image needs no im2col: its col is x itself. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cldetr/ops.h"
@@ -43,8 +44,19 @@ static size_t conv_scratch_floats = (size_t)1 << 24;
 #define CONV_PAD_K 32
 #define CONV_PAD_N 64
 #define CD_ROUND_UP(x, m) (((x) + (m) - 1) / (m) * (m))
+/* CRS rounded up to m for CLBlast and the GPU tile kernels; cldetr's CPU row
+ * kernels (cl/blas.cl) take any size, and the zero rows would only cost them
+ * time (layer 1's dx: 11% more products). */
+static size_t conv_pad_to(cd_device *dev, size_t CRS, size_t m) {
+    return cd_gemm_kernels(dev) == CD_GEMM_ROWS ? CRS : CD_ROUND_UP(CRS, m);
+}
 /* im2col over (Wo, Ho, rows) from this output width up (cl/conv.cl). */
 #define CONV_ROWS_MIN_W 16
+/* conv_im2col_cpu_s1 (a work-item per window plane) from this output width
+ * up; below, its scalar loops over rows of 4 cost more than the
+ * work-item-per-element kernel's gathers (layer 4 of a 128x128 input, 4x4:
+ * 0.52 against 0.18 ms in bench_conv). */
+#define CONV_CPU_S1_MIN_W 8
 /* 1x1 convs with at least this many output pixels per image skip im2col. */
 #define CONV_DIRECT_MIN_P 512
 
@@ -136,7 +148,7 @@ static void check_index_range(const conv_shape *s, size_t g) {
 static float inv(size_t n) { return 1.0f / (float)n; }
 
 /* im2col and col2im in their CPU shape (conv_im2col_cpu_s1: a work-item per
- * window plane, vector copies, for stride 1; conv_col2im_k3s1p1_cpu: a
+ * window plane, vector copies, for stride 1 and outputs at least 8 wide; conv_col2im_k3s1p1_cpu: a
  * work-item per row, for 3x3 stride 1 pad 1), by device type, or forced for
  * tests: 1 CPU shape, 0 the work-item-per-element kernels, -1 by device. At
  * stride 2 a plane kernel copying element by element was slower than
@@ -156,7 +168,7 @@ static int use_cpu_movers(const cd_device *dev) {
 /* col (CRS, g*P) or colT (g*P, CRS) from x (g, C, H, W) */
 static void im2col(cd_device *dev, cd_mem col, cd_mem x, size_t g, const conv_shape *s, int transposed) {
     size_t Ho = conv_out_h(s), Wo = conv_out_w(s), CRS = s->C * s->R * s->S;
-    if (!transposed && s->stride == 1 && use_cpu_movers(dev))
+    if (!transposed && s->stride == 1 && Wo >= CONV_CPU_S1_MIN_W && use_cpu_movers(dev))
         CD_LAUNCH1(dev, "conv_im2col_cpu_s1", CRS * g, KM(col), KM(x), KI(g), KI(s->C), KI(s->H), KI(s->W),
                    KI(s->R), KI(s->S), KI(Ho), KI(Wo), KI(s->stride), KI(s->pad), KI(s->dil), KF(inv(g)),
                    KF(inv(s->R * s->S)), KF(inv(s->S)), KF(inv(Wo)));
@@ -210,8 +222,8 @@ static int use_dw_nt(cd_device *dev) {
 }
 
 /* The implicit 3x3 convolution (cl/conv.cl's conv3x3_s1_rows and conv_dw3_*):
- * 3x3, stride 1, pad 1, output rows a multiple of 16 wide and images a
- * multiple of 32 pixels, on CPUs (a work-item runs along whole rows, as
+ * 3x3, stride 1, pad 1, output rows 8 or a multiple of 16 wide, images a
+ * multiple of 16 pixels and the batch of 32, on CPUs (a work-item runs along whole rows, as
  * conv_dw_nt does), or forced for tests: 1 on, 0 off, -1 by device type. It
  * writes a padded copy of the input, 1/9 of the columns, instead of im2col,
  * and gives the same bits. */
@@ -226,9 +238,16 @@ int op_conv2d_set_implicit(int mode) {
 static int conv_is_implicit(cd_device *dev, const conv_shape *s) {
     size_t Wo = conv_out_w(s), P = conv_out_h(s) * Wo;
     int on = implicit_mode >= 0 ? implicit_mode : cd_cpu_shaped(dev);
-    return on && s->R == 3 && s->S == 3 && s->stride == 1 && s->pad == 1 && s->dil == 1 && Wo % 16 == 0 &&
-           P % 32 == 0 && s->B * s->C * (s->H + 2) * (s->W + 2) < ((size_t)1 << 31) &&
+    return on && s->R == 3 && s->S == 3 && s->stride == 1 && s->pad == 1 && s->dil == 1 &&
+           (Wo % 16 == 0 || Wo == 8) && P % 16 == 0 && s->B * P % 32 == 0 && s->B * s->C * (s->H + 2) * (s->W + 2) < ((size_t)1 << 31) &&
            s->B * s->K * P < ((size_t)1 << 31);
+}
+
+/* The implicit kernel of a width class: name or name_w8 (cl/conv.cl). */
+static const char *implicit_kernel(const char *name, const conv_shape *s, char *buf, size_t n) {
+    size_t Wo = conv_out_w(s);
+    snprintf(buf, n, "%s%s", name, Wo % 16 == 0 ? "" : "_w8");
+    return buf;
 }
 
 /* Floats of the padded copy xp (B, C, H+2, W+2) that the implicit path reads. */
@@ -236,8 +255,7 @@ static size_t padded_floats(const conv_shape *s) { return s->B * s->C * (s->H + 
 
 /* xp (n, C, H+2, W+2) from x (n, C, H, W) */
 static void pad_input(cd_device *dev, cd_mem xp, cd_mem x, size_t n, const conv_shape *s) {
-    CD_LAUNCH3(dev, "conv_pad_input", s->W + 2, s->H + 2, n * s->C, KM(xp), KM(x), KI(n * s->C), KI(s->H),
-               KI(s->W), KI(1));
+    CD_LAUNCH2(dev, "conv_pad_input", s->H + 2, n * s->C, KM(xp), KM(x), KI(n * s->C), KI(s->H), KI(s->W), KI(1));
 }
 
 /* Kept columns: the forward's im2col of every group, one after another, so
@@ -247,7 +265,7 @@ size_t op_conv2d_keep_floats(cd_device *dev, const conv_shape *s) {
     check_shape(s);
     if (!use_dw_nt(dev) || conv_is_direct(s)) return 0;
     if (conv_is_implicit(dev, s)) return padded_floats(s);
-    return CD_ROUND_UP(s->C * s->R * s->S, CONV_PAD_K) * s->B * conv_out_h(s) * conv_out_w(s);
+    return conv_pad_to(dev, s->C * s->R * s->S, CONV_PAD_K) * s->B * conv_out_h(s) * conv_out_w(s);
 }
 
 /* out (B, K, Ho, Wo) = conv(x (B, C, H, W), w (K, C, R, S)) + b (K) or none */
@@ -273,13 +291,14 @@ size_t op_conv2d_forward_keep(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd
         size_t mb = (s->K + 7) / 8, nb = s->B * P / 32;
         size_t target = 4 * CD_MAX((size_t)dev->info.compute_units, (size_t)2), per = (mb * nb + target - 1) / target;
         size_t global[2] = {mb, nb}, local[2] = {CD_MAX((size_t)1, CD_MIN(mb, CD_MIN(per, (size_t)64))), 1};
-        CD_LAUNCH_WG(dev, "conv3x3_s1_rows", 2, global, local, KM(out), KM(xp), KM(w), KI(s->B), KI(s->C),
+        char name[64];
+        CD_LAUNCH_WG(dev, implicit_kernel("conv3x3_s1_rows", s, name, sizeof name), 2, global, local, KM(out), KM(xp), KM(w), KI(s->B), KI(s->C),
                      KI(s->K), KI(conv_out_h(s)), KI(conv_out_w(s)));
         if (cd_has(b)) CD_LAUNCH3(dev, "conv_add_bias", P, s->K, s->B, KM(out), KM(b), KI(s->B), KI(s->K), KI(P));
         if (!cd_has(keep)) cd_free(dev, xp);
         return conv_group(s, P);
     }
-    size_t G = conv_group(s, P), CRSp = CD_ROUND_UP(CRS, CONV_PAD_K);
+    size_t G = conv_group(s, P), CRSp = conv_pad_to(dev, CRS, CONV_PAD_K);
     cd_mem col = cd_has(keep) ? cd_none() : cd_alloc(dev, CRSp * G * P, "conv2d im2col");
     cd_mem tmp = G > 1 ? cd_alloc(dev, KP * G, "conv2d output group") : cd_none();
     cd_mem wk = w;
@@ -332,10 +351,11 @@ static void dw_products(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem col, size
                         size_t P, size_t cs, size_t cb, const conv_shape *xs) {
     size_t nc = (CRS + 3) / 4, nk = (K + 3) / 4;
     size_t chunk = CD_MIN(DW_CHUNK_FLOATS / CRS / 16 * 16, (size_t)1024);
-    const char *chunks_kernel = xs ? "conv_dw3_nt_chunks" : "conv_dw_nt_chunks";
+    char chunks_kernel[64] = "conv_dw_nt_chunks", name[64];
+    if (xs) implicit_kernel("conv_dw3_nt_chunks", xs, chunks_kernel, sizeof chunks_kernel);
     if (!dw_chunks || chunk < DW_CHUNK_MIN || P < 2 * chunk || nc * nk > cd_kernel_wg_size(dev, chunks_kernel)) {
         if (xs)
-            CD_LAUNCH2(dev, "conv_dw3_nt", nc, nk, KM(dw), KM(dout), KM(col), KI(g), KI(K), KI(xs->C),
+            CD_LAUNCH2(dev, implicit_kernel("conv_dw3_nt", xs, name, sizeof name), nc, nk, KM(dw), KM(dout), KM(col), KI(g), KI(K), KI(xs->C),
                        KI(conv_out_h(xs)), KI(conv_out_w(xs)));
         else
             CD_LAUNCH2(dev, "conv_dw_nt", nc, nk, KM(dw), KM(dout), KM(col), KI(g), KI(K), KI(CRS), KI(P), KUL(cs),
@@ -348,7 +368,7 @@ static void dw_products(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem col, size
     cd_mem part = cd_alloc(dev, nch * K * CRS, "conv2d weight-gradient chunks");
     size_t global[3] = {nc, nk, nch}, local[3] = {nc, nk, 1};   /* a work-group per chunk */
     if (xs)
-        CD_LAUNCH_WG(dev, "conv_dw3_nt_chunks", 3, global, local, KM(part), KM(dout), KM(col), KI(K), KI(xs->C),
+        CD_LAUNCH_WG(dev, chunks_kernel, 3, global, local, KM(part), KM(dout), KM(col), KI(K), KI(xs->C),
                      KI(conv_out_h(xs)), KI(conv_out_w(xs)), KI(chunk), KI(cpi));
     else
         CD_LAUNCH_WG(dev, "conv_dw_nt_chunks", 3, global, local, KM(part), KM(dout), KM(col), KI(K), KI(CRS),
@@ -386,7 +406,7 @@ static void dw_from_columns(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem x, co
  * columns (op_conv2d_forward_keep, groups of G images): with G = 1 one launch
  * over the whole batch, an image's columns CRSp*P floats after the last. */
 static void dw_from_kept(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem cols, size_t G, const conv_shape *s) {
-    size_t P = conv_out_h(s) * conv_out_w(s), CRS = s->C * s->R * s->S, CRSp = CD_ROUND_UP(CRS, CONV_PAD_K);
+    size_t P = conv_out_h(s) * conv_out_w(s), CRS = s->C * s->R * s->S, CRSp = conv_pad_to(dev, CRS, CONV_PAD_K);
     int imp = conv_is_implicit(dev, s);   /* cols is the padded input: the same groups */
     if (G == 1) {
         dw_products(dev, dw, dout, cols, s->B, s->K, CRS, P, P, CRSp * P, imp ? s : NULL);
@@ -436,7 +456,7 @@ void op_conv2d_backward_kept(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd
         }
         return;
     }
-    size_t G = conv_group(s, P), CRSp = cd_has(dx) ? CD_ROUND_UP(CRS, CONV_PAD_N) : CRS;
+    size_t G = conv_group(s, P), CRSp = cd_has(dx) ? conv_pad_to(dev, CRS, CONV_PAD_N) : CRS;
     cd_mem col = cd_alloc(dev, CRSp * G * P, "conv2d im2col");
     cd_mem dperm = G > 1 ? cd_alloc(dev, KP * G, "conv2d output-gradient group") : cd_none();
     cd_mem wk = w;

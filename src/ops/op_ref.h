@@ -128,8 +128,8 @@ int op_conv2d_set_dw_chunks(int on);
  * default: the CPU shape on devices that are not GPUs); returns the old value. */
 int op_conv2d_set_cpu_movers(int mode);
 /* The implicit 3x3 stride-1 pad-1 convolution (forward and weight gradient
- * from a zero-padded copy of the input, no im2col; output widths a multiple
- * of 16): 1 wherever the shape allows, 0 never, -1 by device type (the
+ * from a zero-padded copy of the input, no im2col; output widths 8 or a
+ * multiple of 16): 1 wherever the shape allows, 0 never, -1 by device type (the
  * default: on devices that are not GPUs); returns the old value. */
 int op_conv2d_set_implicit(int mode);
 
