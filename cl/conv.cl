@@ -494,12 +494,14 @@ __kernel void conv_pad_input(__global float *xp, const ulong xp_off, __global co
  * work-item owns 8 output channels by 32 pixels (two float16 of 16
  * consecutive pixels of one image each), as gemm_rows does over the columns:
  * per (c, r, s), two xrow16 loads from xp and eight broadcasts of w feed 16
- * FMAs, summed in crs order, one fma each. Channels past K read a clamped row
- * and store nothing. Range (ceil(K/8), B*P/32). */
+ * FMAs, summed in crs order, one fma each; acc = 1 adds the sums to out.
+ * Channels past K read a clamped row and store nothing. The input gradient of
+ * the same conv is this kernel too, over the padded output gradient with the
+ * weights flipped (conv_flip_weights). Range (ceil(K/8), B*P/32). */
 static inline __attribute__((always_inline)) void conv3x3_rows_body(__global float *out, __global const float *xp,
                                                                     __global const float *w, const int B,
                                                                     const int C, const int K, const int Ho,
-                                                                    const int Wo, const int WC) {
+                                                                    const int Wo, const int acc_out, const int WC) {
     const int m0 = (int)get_global_id(0) * 8, n0 = (int)get_global_id(1) * 32;
     const int P = Ho * Wo, Wp = Wo + 2, HWp = (Ho + 2) * Wp, CRS = C * 9;
     if (m0 >= K || n0 >= B * P) return;
@@ -538,23 +540,42 @@ static inline __attribute__((always_inline)) void conv3x3_rows_body(__global flo
 #pragma unroll
     for (int i = 0; i < 8; i++) {
         if (m0 + i >= K) break;
-        vstore16(acc[i][0], 0, ov[0] + (ulong)(m0 + i) * P);
-        vstore16(acc[i][1], 0, ov[1] + (ulong)(m0 + i) * P);
+        __global float *o0 = ov[0] + (ulong)(m0 + i) * P, *o1 = ov[1] + (ulong)(m0 + i) * P;
+        vstore16(acc_out ? vload16(0, o0) + acc[i][0] : acc[i][0], 0, o0);
+        vstore16(acc_out ? vload16(0, o1) + acc[i][1] : acc[i][1], 0, o1);
     }
+}
+
+/* wf (C, K*9) = w (K, C, 3, 3) with k and c swapped and the window turned by
+ * 180 degrees, wf[c][k*9 + 8 - rs] = w[k][c][rs]: dx of a 3x3 stride-1 pad-1
+ * conv is conv3x3_s1_rows of the padded dout with wf, dx[c][y][x] = sum over
+ * k, r, s of wf[c][k][r][s] * doutp[k][y + r][x + s]. A work-item moves one
+ * window of 9 (a work-item per element, with its division by 9, took 63 us
+ * at layer 4's 590k weights). Range (C, K). */
+__kernel void conv_flip_weights(__global float *wf, const ulong wf_off, __global const float *w, const ulong w_off,
+                                const int K, const int C) {
+    wf += wf_off;
+    w += w_off;
+    const int c = (int)get_global_id(0), k = (int)get_global_id(1);
+    if (c >= C || k >= K) return;
+    __global const float *src = w + ((ulong)k * C + c) * 9;
+    __global float *dst = wf + ((ulong)c * K + k) * 9;
+#pragma unroll
+    for (int rs = 0; rs < 9; rs++) dst[8 - rs] = src[rs];
 }
 
 /* the kernels for Wo a multiple of 16 and for Wo = 8 (kernel names stay plain text for the device
  * layer's scan) */
 __kernel void conv3x3_s1_rows(__global float *out, const ulong out_off, __global const float *xp, const ulong xp_off,
                               __global const float *w, const ulong w_off, const int B, const int C, const int K,
-                              const int Ho, const int Wo) {
-    conv3x3_rows_body(out + out_off, xp + xp_off, w + w_off, B, C, K, Ho, Wo, 16);
+                              const int Ho, const int Wo, const int acc) {
+    conv3x3_rows_body(out + out_off, xp + xp_off, w + w_off, B, C, K, Ho, Wo, acc, 16);
 }
 
 __kernel void conv3x3_s1_rows_w8(__global float *out, const ulong out_off, __global const float *xp, const ulong xp_off,
                                  __global const float *w, const ulong w_off, const int B, const int C, const int K,
-                                 const int Ho, const int Wo) {
-    conv3x3_rows_body(out + out_off, xp + xp_off, w + w_off, B, C, K, Ho, Wo, 8);
+                                 const int Ho, const int Wo, const int acc) {
+    conv3x3_rows_body(out + out_off, xp + xp_off, w + w_off, B, C, K, Ho, Wo, acc, 8);
 }
 
 

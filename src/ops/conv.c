@@ -239,7 +239,8 @@ static int conv_is_implicit(cd_device *dev, const conv_shape *s) {
     size_t Wo = conv_out_w(s), P = conv_out_h(s) * Wo;
     int on = implicit_mode >= 0 ? implicit_mode : cd_cpu_shaped(dev);
     return on && s->R == 3 && s->S == 3 && s->stride == 1 && s->pad == 1 && s->dil == 1 &&
-           (Wo % 16 == 0 || Wo == 8) && P % 16 == 0 && s->B * P % 32 == 0 && s->B * s->C * (s->H + 2) * (s->W + 2) < ((size_t)1 << 31) &&
+           (Wo % 16 == 0 || Wo == 8) && P % 16 == 0 && s->B * P % 32 == 0 &&
+           s->B * s->C * (s->H + 2) * (s->W + 2) < ((size_t)1 << 31) &&
            s->B * s->K * P < ((size_t)1 << 31);
 }
 
@@ -248,6 +249,18 @@ static const char *implicit_kernel(const char *name, const conv_shape *s, char *
     size_t Wo = conv_out_w(s);
     snprintf(buf, n, "%s%s", name, Wo % 16 == 0 ? "" : "_w8");
     return buf;
+}
+
+/* out (B, K, Ho, Wo) (=/+= by acc) = the 3x3 windows of xp (B, C, Ho+2, Wo+2)
+ * by w (K, C*9): conv3x3_s1_rows. s gives the width class and Ho, Wo. */
+static void implicit_conv(cd_device *dev, cd_mem out, cd_mem xp, cd_mem w, size_t B, size_t C, size_t K,
+                          const conv_shape *s, int acc) {
+    size_t mb = (K + 7) / 8, nb = B * conv_out_h(s) * conv_out_w(s) / 32;
+    size_t target = 4 * CD_MAX((size_t)dev->info.compute_units, (size_t)2), per = (mb * nb + target - 1) / target;
+    size_t global[2] = {mb, nb}, local[2] = {CD_MAX((size_t)1, CD_MIN(mb, CD_MIN(per, (size_t)64))), 1};
+    char name[64];
+    CD_LAUNCH_WG(dev, implicit_kernel("conv3x3_s1_rows", s, name, sizeof name), 2, global, local, KM(out), KM(xp),
+                 KM(w), KI(B), KI(C), KI(K), KI(conv_out_h(s)), KI(conv_out_w(s)), KI(acc));
 }
 
 /* Floats of the padded copy xp (B, C, H+2, W+2) that the implicit path reads. */
@@ -288,12 +301,7 @@ size_t op_conv2d_forward_keep(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd
     if (conv_is_implicit(dev, s)) {   /* keep, when given, is xp */
         cd_mem xp = cd_has(keep) ? keep : cd_alloc(dev, padded_floats(s), "conv2d padded input");
         pad_input(dev, xp, x, s->B, s);
-        size_t mb = (s->K + 7) / 8, nb = s->B * P / 32;
-        size_t target = 4 * CD_MAX((size_t)dev->info.compute_units, (size_t)2), per = (mb * nb + target - 1) / target;
-        size_t global[2] = {mb, nb}, local[2] = {CD_MAX((size_t)1, CD_MIN(mb, CD_MIN(per, (size_t)64))), 1};
-        char name[64];
-        CD_LAUNCH_WG(dev, implicit_kernel("conv3x3_s1_rows", s, name, sizeof name), 2, global, local, KM(out), KM(xp), KM(w), KI(s->B), KI(s->C),
-                     KI(s->K), KI(conv_out_h(s)), KI(conv_out_w(s)));
+        implicit_conv(dev, out, xp, w, s->B, s->C, s->K, s, 0);
         if (cd_has(b)) CD_LAUNCH3(dev, "conv_add_bias", P, s->K, s->B, KM(out), KM(b), KI(s->B), KI(s->K), KI(P));
         if (!cd_has(keep)) cd_free(dev, xp);
         return conv_group(s, P);
@@ -355,8 +363,8 @@ static void dw_products(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem col, size
     if (xs) implicit_kernel("conv_dw3_nt_chunks", xs, chunks_kernel, sizeof chunks_kernel);
     if (!dw_chunks || chunk < DW_CHUNK_MIN || P < 2 * chunk || nc * nk > cd_kernel_wg_size(dev, chunks_kernel)) {
         if (xs)
-            CD_LAUNCH2(dev, implicit_kernel("conv_dw3_nt", xs, name, sizeof name), nc, nk, KM(dw), KM(dout), KM(col), KI(g), KI(K), KI(xs->C),
-                       KI(conv_out_h(xs)), KI(conv_out_w(xs)));
+            CD_LAUNCH2(dev, implicit_kernel("conv_dw3_nt", xs, name, sizeof name), nc, nk, KM(dw), KM(dout),
+                       KM(col), KI(g), KI(K), KI(xs->C), KI(conv_out_h(xs)), KI(conv_out_w(xs)));
         else
             CD_LAUNCH2(dev, "conv_dw_nt", nc, nk, KM(dw), KM(dout), KM(col), KI(g), KI(K), KI(CRS), KI(P), KUL(cs),
                        KUL(cb));
@@ -445,6 +453,19 @@ void op_conv2d_backward_kept(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd
         if (cd_has(cols)) dw_from_kept(dev, dw, dout, cols, cols_group, s);
         else dw_from_columns(dev, dw, dout, x, s);
         if (!cd_has(dx)) return;
+    }
+    if (cd_has(dx) && conv_is_implicit(dev, s)) {
+        /* dx = conv3x3_s1_rows of dout padded by 1 with the flipped weights: no dcol, no col2im */
+        conv_shape t = {s->B, s->K, conv_out_h(s), conv_out_w(s), s->C, 3, 3, 1, 1, 1};   /* dout as the input */
+        cd_mem dp = cd_alloc(dev, padded_floats(&t), "conv2d padded output gradient");
+        cd_mem wf = cd_alloc(dev, s->C * s->K * 9, "conv2d flipped weights");
+        pad_input(dev, dp, dout, s->B, &t);
+        CD_LAUNCH2(dev, "conv_flip_weights", s->C, s->K, KM(wf), KM(w), KI(s->K), KI(s->C));
+        implicit_conv(dev, dx, dp, wf, s->B, s->K, s->C, s, acc);
+        cd_free(dev, wf);
+        cd_free(dev, dp);
+        if (!cd_has(dw) || dw_nt) return;
+        dx = cd_none();
     }
     if (conv_is_direct(s)) {
         for (size_t n = 0; n < s->B; n++) {
