@@ -171,3 +171,54 @@ __kernel void maxpool_backward_k3s2(__global float *dx, const ulong dx_off, __gl
     d[0] = acc ? d[0] + sum0 : sum0;
     if (c0 + 1 < W) d[1] = acc ? d[1] + sum1 : sum1;
 }
+
+/* The same gradient in a CPU's shape, for W = 2*Wo with Wo a multiple of 16 and
+ * p = 1 (ResNet's stem pool on even widths): a work-item writes one row of dx,
+ * 32 columns per step from float16 loads of the argmax and dout rows. Column
+ * 2q lies only in window q of an output row, column 2q+1 in windows q and
+ * q+1, and row ih only in output rows r-1 and r (r = (ih+1)/2); the windows
+ * that cannot hold a cell only ever added 0 in maxpool_backward_k3s2, so the
+ * sums, in its (oh, ow) order, are its bits. Range (H, BC). */
+__kernel void maxpool_backward_k3s2_rows(__global float *dx, const ulong dx_off, __global const float *dout,
+                                         const ulong dout_off, __global const float *argmax,
+                                         const ulong argmax_off, const int BC, const int H, const int W,
+                                         const int Ho, const int Wo, const int acc) {
+    dx += dx_off; dout += dout_off; argmax += argmax_off;
+    const int ih = (int)get_global_id(0), pl = (int)get_global_id(1);
+    if (ih >= H || pl >= BC) return;
+    const int r = (ih + 1) / 2;
+    const float16 lane = (float16)(0.0f, 1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f, 7.0f, 8.0f, 9.0f, 10.0f, 11.0f, 12.0f,
+                                   13.0f, 14.0f, 15.0f);
+    const uint16 next = (uint16)(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 15);
+    const uint16 lo = (uint16)(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const uint16 hi = (uint16)(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    __global float *d = dx + ((ulong)pl * H + ih) * W;
+    for (int q0 = 0; q0 < Wo; q0 += 16) {
+        /* plane indices of columns 2q and 2q+1, q = q0 + lane */
+        const float16 self_e = (float)(ih * W + 2 * q0) + 2.0f * lane, self_o = self_e + 1.0f;
+        float16 e = (float16)(0.0f), o = (float16)(0.0f);
+        for (int oh = r - 1; oh <= r; oh++) {
+            if (oh < 0 || oh >= Ho) continue;
+            __global const float *ap = argmax + ((ulong)pl * Ho + oh) * Wo + q0;
+            __global const float *gp = dout + ((ulong)pl * Ho + oh) * Wo + q0;
+            const float16 a0 = vload16(0, ap), g0 = vload16(0, gp);
+            float16 a1, g1;   /* window q+1; past the row's end, none */
+            if (q0 + 16 < Wo) {
+                a1 = vload16(0, ap + 1);
+                g1 = vload16(0, gp + 1);
+            } else {
+                a1 = shuffle(a0, next);
+                g1 = shuffle(g0, next);
+                a1.sf = -1.0f;
+                g1.sf = 0.0f;
+            }
+            e += select((float16)(0.0f), g0, a0 == self_e);
+            o += select((float16)(0.0f), g0, a0 == self_o);
+            o += select((float16)(0.0f), g1, a1 == self_o);
+        }
+        const float16 v0 = shuffle2(e, o, lo), v1 = shuffle2(e, o, hi);
+        __global float *dq = d + 2 * q0;
+        vstore16(acc ? vload16(0, dq) + v0 : v0, 0, dq);
+        vstore16(acc ? vload16(1, dq) + v1 : v1, 1, dq);
+    }
+}

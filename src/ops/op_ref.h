@@ -107,6 +107,9 @@ void maxpool_forward_ref(double *out, double *argmax, const double *x, size_t B,
                          size_t k, size_t s, size_t p);
 void maxpool_backward_ref(double *dx, const double *dout, const double *argmax, size_t B, size_t C, size_t H,
                           size_t W, size_t k, size_t s, size_t p);
+/* maxpool's backward: the row kernel where the shape allows (-1, the default)
+ * or never (0); returns the old value. */
+int op_maxpool_set_backward_rows(int mode);
 
 /* The im2col / col2im kernels alone (for tests and the selftest):
  * col (CRS, B*P), or colT (B*P, CRS) when transposed, from x (B, C, H, W);

@@ -69,12 +69,28 @@ void op_maxpool_forward(cd_device *dev, cd_mem out, cd_mem argmax, cd_mem x, siz
                KI(Ho), KI(Wo), KI(k), KI(s), KI(p));
 }
 
+/* maxpool_backward_k3s2_rows (a work-item per row of dx, cl/pool.cl) where the
+ * shape allows it (-1, the default; 0.84 -> 0.2 ms for shapes.ini's stem pool
+ * on PoCL), or never (0: tests compare the two). */
+static int bwd_rows = -1;
+
+int op_maxpool_set_backward_rows(int mode) {
+    int old = bwd_rows;
+    bwd_rows = mode;
+    return old;
+}
+
 /* dx (B, C, H, W) (=/+=) from dout, argmax (B, C, Ho, Wo) */
 void op_maxpool_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem argmax, size_t B, size_t C,
                          size_t H, size_t W, size_t k, size_t s, size_t p, int acc) {
     check_pool(B, C, H, W, k, s, p);
     size_t Ho = pool_out(H, k, s, p), Wo = pool_out(W, k, s, p);
     int k3s2 = pool_is_k3s2(k, s, p);
+    if (bwd_rows && k3s2 && p == 1 && W == 2 * Wo && Wo % 16 == 0) {
+        CD_LAUNCH2(dev, "maxpool_backward_k3s2_rows", H, B * C, KM(dx), KM(dout), KM(argmax), KI(B * C), KI(H),
+                   KI(W), KI(Ho), KI(Wo), KI(acc));
+        return;
+    }
     CD_LAUNCH3(dev, k3s2 ? "maxpool_backward_k3s2" : "maxpool_backward", k3s2 ? (W + 1) / 2 : W, H, B * C, KM(dx),
                KM(dout), KM(argmax), KI(B * C), KI(H), KI(W), KI(Ho), KI(Wo), KI(k), KI(s), KI(p),
                KF(1.0f / (float)s), KI(acc));

@@ -53,6 +53,34 @@ static void check_pool(size_t B, size_t C, size_t H, size_t W, size_t k, size_t 
     for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
 }
 
+/* maxpool_backward_k3s2_rows against maxpool_backward_k3s2 on the same
+ * forward: the same bits (it adds the same terms in the same order). */
+static void check_rows_same_bits(size_t B, size_t C, size_t H, size_t W, int acc) {
+    size_t Ho = pool_out(H, 3, 2, 1), Wo = pool_out(W, 3, 2, 1), nx = B * C * H * W, no = B * C * Ho * Wo;
+    double *x = ot_randv(nx, -1, 1), *dout = ot_randv(no, -1, 1), *dx0 = ot_randv(nx, -1, 1), *got[2];
+    for (size_t i = 0; i < nx; i += 7) x[i] = x[i + 1 < nx ? i + 1 : i];   /* some ties */
+    cd_mem mx = op_upload(ot_dev, x, nx, 3), mo = op_upload(ot_dev, NULL, no, 5), ma = op_upload(ot_dev, NULL, no, 7);
+    cd_mem md = op_upload(ot_dev, dout, no, 1);
+    op_maxpool_forward(ot_dev, mo, ma, mx, B, C, H, W, 3, 2, 1);
+    for (int rows = 0; rows < 2; rows++) {
+        cd_mem mdx = op_upload(ot_dev, acc ? dx0 : NULL, nx, 9);
+        int old = op_maxpool_set_backward_rows(rows ? -1 : 0);
+        op_maxpool_backward(ot_dev, mdx, md, ma, B, C, H, W, 3, 2, 1, acc);
+        op_maxpool_set_backward_rows(old);
+        got[rows] = op_download(ot_dev, mdx, nx);
+        if (rows) t_ok(op_guards_intact(ot_dev, mdx, nx), "  ... row kernel: nothing written outside dx");
+        cd_free(ot_dev, mdx);
+    }
+    char t[200];
+    snprintf(t, sizeof t, "B%zu C%zu %zux%zu k3 s2 p1 acc%d: dx of the row kernel = the element kernel's bits", B, C,
+             H, W, acc);
+    check_exact(t, got[0], got[1], nx);
+    cd_mem ms[] = {mx, mo, ma, md};
+    for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(ot_dev, ms[i]);
+    double *hs[] = {x, dout, dx0, got[0], got[1]};
+    for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
+}
+
 typedef struct { double *x, *G, *out; size_t B, C, H, W, k, s, p, no; } pool_ctx;
 static double pool_loss(void *v) {
     pool_ctx *c = v;
@@ -95,6 +123,15 @@ int main(void) {
     check_pool(2, 3, 9, 16, 3, 2, 1, 1, 1);
     check_pool(1, 4, 6, 32, 3, 2, 1, 2, 0);
     check_pool(2, 2, 32, 32, 3, 2, 1, 2, 1);
+    /* maxpool_backward_k3s2_rows (W = 2*Wo, Wo a multiple of 16): one and two
+     * 16-output blocks a row, odd and even H, the last block's window q+1 */
+    check_pool(2, 3, 9, 32, 3, 2, 1, 0, 0);
+    check_pool(2, 3, 9, 32, 3, 2, 1, 2, 1);
+    check_pool(1, 4, 6, 64, 3, 2, 1, 1, 0);
+    check_pool(2, 2, 64, 64, 3, 2, 1, 0, 1);
+    check_rows_same_bits(2, 3, 9, 32, 0);
+    check_rows_same_bits(1, 4, 6, 64, 1);
+    check_rows_same_bits(8, 4, 64, 64, 0);
 
     ot_cases("pool");
     return ot_finish();
