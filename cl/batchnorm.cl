@@ -132,37 +132,57 @@ __kernel void bn_train_stats(__global float *save_mean, const ulong save_mean_of
     }
 }
 
-/* out = (x - mean[c]) * rstd[c] * w[c] + b[c] */
+/* out = (x - mean[c]) * rstd[c] * w[c] + b[c], then with relu = 1 ReLU as
+ * relu_forward computes it (a batch norm followed by a ReLU in one pass) */
 __kernel void bn_train_apply(__global float *out, const ulong out_off, __global const float *x, const ulong x_off,
-                             __global const float *mean, const ulong mean_off, __global const float *rstd, const ulong rstd_off,
-                             __global const float *w, const ulong w_off, __global const float *b, const ulong b_off,
-                             const int B, const int C, const int HW) {
+                             __global const float *mean, const ulong mean_off, __global const float *rstd,
+                             const ulong rstd_off, __global const float *w, const ulong w_off,
+                             __global const float *b, const ulong b_off, const int B, const int C, const int HW,
+                             const int relu) {
     out += out_off; x += x_off; mean += mean_off; rstd += rstd_off; w += w_off; b += b_off;
     const int i = (int)get_global_id(0), c = (int)get_global_id(1), n = (int)get_global_id(2);
     const int cc = min(c, C - 1);
     const float m = mean[cc], r = rstd[cc], wc = w[cc], bc = b[cc];
     if (c >= C || n >= B) return;   /* dim 0 is exact: see BN_CHANNEL_FIRST */
     const ulong a = ((ulong)n * C + c) * HW + i;
-    out[a] = (x[a] - m) * r * wc + bc;
+    const float v = (x[a] - m) * r * wc + bc;
+    out[a] = relu && v < 0.0f ? 0.0f : v;
+}
+
+/* The output gradient of a batch norm followed by a ReLU whose output is y:
+ * dout where y > 0, else 0, as relu_backward computes it; mask = 0: dout. */
+static inline __attribute__((always_inline)) float8 bn_dout8(__global const float *dout, __global const float *y,
+                                                             const ulong k, const int mask) {
+    const float8 d = vload8(0, dout + k);
+    return mask ? select((float8)(0.0f), d, vload8(0, y + k) > 0.0f) : d;
+}
+
+static inline __attribute__((always_inline)) float bn_dout1(__global const float *dout, __global const float *y,
+                                                            const ulong k, const int mask) {
+    return mask && !(y[k] > 0.0f) ? 0.0f : dout[k];
 }
 
 /* Per channel: sums[2c] = sum dout, sums[2c+1] = sum dout * xhat; db += the
- * first, dw += the second (when has_dw / has_db). */
+ * first, dw += the second (when has_dw / has_db). mask = 1: dout through the
+ * ReLU that follows, whose output is y (bn_dout8). */
 __kernel void bn_train_backward_reduce(__global float *sums, const ulong sums_off,
                                        __global float *dw, const ulong dw_off, __global float *db, const ulong db_off,
                                        __global const float *dout, const ulong dout_off,
+                                       __global const float *y, const ulong y_off,
                                        __global const float *x, const ulong x_off,
                                        __global const float *mean, const ulong mean_off,
                                        __global const float *rstd, const ulong rstd_off, __local float *part,
-                                       const int B, const int C, const int HW, const int has_dw, const int has_db) {
-    sums += sums_off; dw += dw_off; db += db_off; dout += dout_off; x += x_off; mean += mean_off; rstd += rstd_off;
+                                       const int B, const int C, const int HW, const int has_dw, const int has_db,
+                                       const int mask) {
+    sums += sums_off; dw += dw_off; db += db_off; dout += dout_off; y += y_off; x += x_off; mean += mean_off;
+    rstd += rstd_off;
     const int c = (int)get_group_id(0), lid = (int)get_local_id(0), nl = (int)get_local_size(0);
     const float m = mean[c], r = rstd[c];
     float8 d8 = 0.0f, dx8 = 0.0f;
     float d1 = 0.0f, dx1 = 0.0f;
-    BN_ROW_SUM(d8, d1, B, C, HW, c, lid, nl, vload8(0, dout + row + i), dout[row + i]);
-    BN_ROW_SUM(dx8, dx1, B, C, HW, c, lid, nl, vload8(0, dout + row + i) * (vload8(0, x + row + i) - m) * r,
-               dout[row + i] * (x[row + i] - m) * r);
+    BN_ROW_SUM(d8, d1, B, C, HW, c, lid, nl, bn_dout8(dout, y, row + i, mask), bn_dout1(dout, y, row + i, mask));
+    BN_ROW_SUM(dx8, dx1, B, C, HW, c, lid, nl, bn_dout8(dout, y, row + i, mask) * (vload8(0, x + row + i) - m) * r,
+               bn_dout1(dout, y, row + i, mask) * (x[row + i] - m) * r);
     float sd = sum8(d8) + d1, sdx = sum8(dx8) + dx1;
     sd = wg_sum(part, sd);
     sdx = wg_sum(part, sdx);
@@ -174,13 +194,17 @@ __kernel void bn_train_backward_reduce(__global float *sums, const ulong sums_of
     }
 }
 
-/* dx (=/+=) w rstd (dout - sum_dout / N - xhat * sum_dout_xhat / N) */
-__kernel void bn_train_backward_dx(__global float *dx, const ulong dx_off, __global const float *dout, const ulong dout_off,
-                                   __global const float *x, const ulong x_off, __global const float *sums, const ulong sums_off,
-                                   __global const float *mean, const ulong mean_off, __global const float *rstd, const ulong rstd_off,
-                                   __global const float *w, const ulong w_off,
-                                   const int B, const int C, const int HW, const int acc) {
-    dx += dx_off; dout += dout_off; x += x_off; sums += sums_off; mean += mean_off; rstd += rstd_off; w += w_off;
+/* dx (=/+=) w rstd (dout - sum_dout / N - xhat * sum_dout_xhat / N); mask as
+ * in bn_train_backward_reduce */
+__kernel void bn_train_backward_dx(__global float *dx, const ulong dx_off, __global const float *dout,
+                                   const ulong dout_off, __global const float *y, const ulong y_off,
+                                   __global const float *x, const ulong x_off, __global const float *sums,
+                                   const ulong sums_off, __global const float *mean, const ulong mean_off,
+                                   __global const float *rstd, const ulong rstd_off, __global const float *w,
+                                   const ulong w_off, const int B, const int C, const int HW, const int acc,
+                                   const int mask) {
+    dx += dx_off; dout += dout_off; y += y_off; x += x_off; sums += sums_off; mean += mean_off; rstd += rstd_off;
+    w += w_off;
     const int i = (int)get_global_id(0), c = (int)get_global_id(1), n = (int)get_global_id(2);
     const int cc = min(c, C - 1);
     const float invN = 1.0f / (float)((ulong)B * HW);
@@ -188,6 +212,6 @@ __kernel void bn_train_backward_dx(__global float *dx, const ulong dx_off, __glo
     if (c >= C || n >= B) return;   /* dim 0 is exact: see BN_CHANNEL_FIRST */
     const ulong a = ((ulong)n * C + c) * HW + i;
     const float xhat = (x[a] - m) * r;
-    const float v = wr * (dout[a] - sd - xhat * sdx);
+    const float v = wr * (bn_dout1(dout, y, a, mask) - sd - xhat * sdx);
     dx[a] = acc ? dx[a] + v : v;
 }

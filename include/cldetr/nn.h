@@ -221,6 +221,10 @@ nn_tensor *nn_batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int v
 nn_tensor *nn_relu_inplace(nn_ctx *ctx, nn_tensor *x);
 nn_tensor *nn_add_inplace(nn_ctx *ctx, nn_tensor *a, nn_tensor *b);
 nn_tensor *nn_batchnorm_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable);
+/* nn_batchnorm_inplace then nn_relu_inplace; a batch norm that trains (batch
+ * statistics) and its ReLU are one node (op_batchnorm_relu_train_*): the same
+ * values, one pass fewer each way */
+nn_tensor *nn_batchnorm_relu_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable);
 /* x (B, C, H, W) -> (B, C, Ho, Wo): k x k window, stride s, padding p */
 nn_tensor *nn_maxpool(nn_ctx *ctx, nn_tensor *x, size_t k, size_t s, size_t p);
 /* over x's last dim (C): w, b (C) */

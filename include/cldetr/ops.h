@@ -163,6 +163,16 @@ void op_batchnorm_train_forward(cd_device *dev, cd_mem out, cd_mem save_mean, cd
 void op_batchnorm_train_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x,
                                  cd_mem save_mean, cd_mem save_rstd, cd_mem w,
                                  size_t B, size_t C, size_t HW, int acc);
+/* The same followed by a ReLU, in the same passes (ResNet's conv -> BN -> ReLU):
+ * out = relu(bn(x)); the backward takes dout, the gradient of that output, and
+ * y, the output itself (where y > 0 the ReLU passed the gradient). The same
+ * bits as op_batchnorm_train_* with op_relu_* around them. */
+void op_batchnorm_relu_train_forward(cd_device *dev, cd_mem out, cd_mem save_mean, cd_mem save_rstd,
+                                     cd_mem running_mean, cd_mem running_var, cd_mem x, cd_mem w, cd_mem b,
+                                     size_t B, size_t C, size_t HW, float eps, float momentum);
+void op_batchnorm_relu_train_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem y,
+                                      cd_mem x, cd_mem save_mean, cd_mem save_rstd, cd_mem w,
+                                      size_t B, size_t C, size_t HW, int acc);
 
 /* ---- max pool (src/ops/pool.c, cl/pool.cl) --------------------------------
  * k x k window, stride s, padding p (ResNet: 3, 2, 1); padded cells are -inf.

@@ -331,8 +331,25 @@ static void bn_train_bw(nn_ctx *ctx, nn_node *nd) {
                                 nd->a.bn.save_rstd, nd->in[1]->data, BN(nd), acc);
 }
 
-/* x (B, C, ...) viewed as (B, C, HW); w, b, mean, var (C) */
-static nn_tensor *batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable, int inplace) {
+/* a trainable batch norm and the ReLU after it in one node: relu(bn(x)) */
+static void bn_relu_train_fw(nn_ctx *ctx, nn_node *nd) {
+    op_batchnorm_relu_train_forward(ctx->dev, nd->out->data, nd->a.bn.save_mean, nd->a.bn.save_rstd,
+                                    nd->a.bn.running_mean, nd->a.bn.running_var, nd->in[0]->data, nd->in[1]->data,
+                                    nd->in[2]->data, BN(nd), EPS_NORM, BN_MOMENTUM);
+}
+
+static void bn_relu_train_bw(nn_ctx *ctx, nn_node *nd) {
+    int acc;
+    cd_mem dx, dw, db;
+    weight_grads(ctx, nd, &acc, &dx, &dw, &db);
+    op_batchnorm_relu_train_backward(ctx->dev, dx, dw, db, nd->out->grad, nd->out->data, nd->in[0]->data,
+                                     nd->a.bn.save_mean, nd->a.bn.save_rstd, nd->in[1]->data, BN(nd), acc);
+}
+
+/* x (B, C, ...) viewed as (B, C, HW); w, b, mean, var (C); relu: a ReLU after
+ * it (one node when the batch norm trains, else an in-place ReLU node) */
+static nn_tensor *batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable, int inplace,
+                            int relu) {
     nn_tensor *wt = nn_weight(ctx, w), *bt = nn_weight(ctx, b);
     nn_tensor *mt = nn_weight(ctx, mean), *vt = nn_weight(ctx, var);
     if (x->ndim < 2 || x->dims[1] != wt->n)
@@ -342,9 +359,10 @@ static nn_tensor *batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, i
     nn_node nd = {.what = "batchnorm", .out = inplace && frozen ? over(ctx, x, "nn_batchnorm_inplace") : like(ctx, x),
                   .in = {x, wt, bt}, .a.bn = {B, C, x->n / (B * C), mt->data, vt->data, cd_none(), cd_none()}};
     if (!frozen) {
-        nd.reads = 1;
-        nd.forward = bn_train_fw;
-        nd.backward = bn_train_bw;
+        nd.reads = relu ? 1 | NN_READS_OUT : 1;
+        nd.what = relu ? "batchnorm_relu" : "batchnorm";
+        nd.forward = relu ? bn_relu_train_fw : bn_train_fw;
+        nd.backward = relu ? bn_relu_train_bw : bn_train_bw;
         nd.a.bn.save_mean = nn_new1(ctx, C)->data;
         nd.a.bn.save_rstd = nn_new1(ctx, C)->data;
         return run(ctx, &nd);
@@ -355,15 +373,20 @@ static nn_tensor *batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, i
     nd.what = "batchnorm_frozen";
     nd.forward = bn_frozen_fw;
     nd.backward = bn_frozen_bw;
-    return run(ctx, &nd);
+    nn_tensor *y = run(ctx, &nd);
+    return relu ? (inplace ? nn_relu_inplace(ctx, y) : nn_relu(ctx, y)) : y;
 }
 
 nn_tensor *nn_batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable) {
-    return batchnorm(ctx, x, w, b, mean, var, trainable, 0);
+    return batchnorm(ctx, x, w, b, mean, var, trainable, 0, 0);
 }
 
 nn_tensor *nn_batchnorm_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable) {
-    return batchnorm(ctx, x, w, b, mean, var, trainable, 1);
+    return batchnorm(ctx, x, w, b, mean, var, trainable, 1, 0);
+}
+
+nn_tensor *nn_batchnorm_relu_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable) {
+    return batchnorm(ctx, x, w, b, mean, var, trainable, 1, 1);
 }
 
 /* ---- max pool -------------------------------------------------------------- */

@@ -96,8 +96,8 @@ static nn_tensor *conv_bn(detr_model *m, nn_ctx *ctx, nn_tensor *x, int conv, de
      * (or the block's residual add): both are overwritten in place where the
      * backward does not read them (nn_batchnorm_inplace says when) */
     nn_tensor *y = nn_conv2d(ctx, x, conv, -1, stride, pad, dil);
-    y = nn_batchnorm_inplace(ctx, y, bn.w, bn.b, bn.mean, bn.var, m->o.bn_trainable);
-    return relu ? nn_relu_inplace(ctx, y) : y;
+    if (relu) return nn_batchnorm_relu_inplace(ctx, y, bn.w, bn.b, bn.mean, bn.var, m->o.bn_trainable);
+    return nn_batchnorm_inplace(ctx, y, bn.w, bn.b, bn.mean, bn.var, m->o.bn_trainable);
 }
 
 /* images (B, 3, H, W) -> features (B, C, Hf, Wf); stages[i] (may be NULL)

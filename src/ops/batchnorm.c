@@ -141,11 +141,11 @@ void op_batchnorm_frozen_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem
                  KM(dx), KM(dout), KM(w), KM(var), KI(B), KI(C), KI(HW), KF(eps), KI(acc));
 }
 
-/* out (B, C, HW); save_mean, save_rstd (C) written; running_mean, running_var (C)
- * updated in place (skipped when either is none). */
-void op_batchnorm_train_forward(cd_device *dev, cd_mem out, cd_mem save_mean, cd_mem save_rstd,
-                                cd_mem running_mean, cd_mem running_var, cd_mem x, cd_mem w, cd_mem b,
-                                size_t B, size_t C, size_t HW, float eps, float momentum) {
+/* out (B, C, HW), then ReLU when relu; save_mean, save_rstd (C) written;
+ * running_mean, running_var (C) updated in place (skipped when either is none). */
+static void train_forward(cd_device *dev, cd_mem out, cd_mem save_mean, cd_mem save_rstd, cd_mem running_mean,
+                          cd_mem running_var, cd_mem x, cd_mem w, cd_mem b, size_t B, size_t C, size_t HW,
+                          float eps, float momentum, int relu) {
     if (B * HW < 2)
         cd_fatal("batch norm (training): expected more than 1 value per channel, got batch %zu x %zu; "
                  "use a larger batch or input, or freeze the batch norm", B, HW);
@@ -157,23 +157,49 @@ void op_batchnorm_train_forward(cd_device *dev, cd_mem out, cd_mem save_mean, cd
                  KLOCAL(l * sizeof(float)), KI(B), KI(C), KI(HW), KF(eps), KF(momentum), KI(run));
     size_t loc[3];
     CD_LAUNCH_WG(dev, "bn_train_apply", 3, ((size_t[]){HW, C, B}), plane_local(dev, "bn_train_apply", HW, loc),
-                 KM(out), KM(x), KM(save_mean), KM(save_rstd), KM(w), KM(b), KI(B), KI(C), KI(HW));
+                 KM(out), KM(x), KM(save_mean), KM(save_rstd), KM(w), KM(b), KI(B), KI(C), KI(HW), KI(relu));
 }
 
-/* dx (=/+=, may be none), dw += and db += (either may be none) */
-void op_batchnorm_train_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x,
-                                 cd_mem save_mean, cd_mem save_rstd, cd_mem w,
-                                 size_t B, size_t C, size_t HW, int acc) {
+/* dx (=/+=, may be none), dw += and db += (either may be none); with y (the
+ * ReLU's output) dout is the gradient of that ReLU's output */
+static void train_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem y, cd_mem x,
+                           cd_mem save_mean, cd_mem save_rstd, cd_mem w, size_t B, size_t C, size_t HW, int acc) {
     check_sizes(B, C, HW);
+    int mask = cd_has(y);
     cd_mem sums = cd_alloc(dev, 2 * C, "batch norm gradient sums");
     size_t l = reduce_local(dev, "bn_train_backward_reduce");
     CD_LAUNCH_WG(dev, "bn_train_backward_reduce", 1, (size_t[]){C * l}, (size_t[]){l}, KM(sums),
-                 KM(cd_has(dw) ? dw : sums), KM(cd_has(db) ? db : sums), KM(dout), KM(x), KM(save_mean),
-                 KM(save_rstd), KLOCAL(l * sizeof(float)), KI(B), KI(C), KI(HW), KI(cd_has(dw)), KI(cd_has(db)));
+                 KM(cd_has(dw) ? dw : sums), KM(cd_has(db) ? db : sums), KM(dout), KM(mask ? y : dout), KM(x),
+                 KM(save_mean), KM(save_rstd), KLOCAL(l * sizeof(float)), KI(B), KI(C), KI(HW), KI(cd_has(dw)),
+                 KI(cd_has(db)), KI(mask));
     size_t loc[3];
     if (cd_has(dx))
         CD_LAUNCH_WG(dev, "bn_train_backward_dx", 3, ((size_t[]){HW, C, B}),
-                     plane_local(dev, "bn_train_backward_dx", HW, loc), KM(dx), KM(dout), KM(x), KM(sums),
-                     KM(save_mean), KM(save_rstd), KM(w), KI(B), KI(C), KI(HW), KI(acc));
+                     plane_local(dev, "bn_train_backward_dx", HW, loc), KM(dx), KM(dout), KM(mask ? y : dout), KM(x),
+                     KM(sums), KM(save_mean), KM(save_rstd), KM(w), KI(B), KI(C), KI(HW), KI(acc), KI(mask));
     cd_free(dev, sums);
+}
+
+void op_batchnorm_train_forward(cd_device *dev, cd_mem out, cd_mem save_mean, cd_mem save_rstd,
+                                cd_mem running_mean, cd_mem running_var, cd_mem x, cd_mem w, cd_mem b,
+                                size_t B, size_t C, size_t HW, float eps, float momentum) {
+    train_forward(dev, out, save_mean, save_rstd, running_mean, running_var, x, w, b, B, C, HW, eps, momentum, 0);
+}
+
+void op_batchnorm_train_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x,
+                                 cd_mem save_mean, cd_mem save_rstd, cd_mem w,
+                                 size_t B, size_t C, size_t HW, int acc) {
+    train_backward(dev, dx, dw, db, dout, cd_none(), x, save_mean, save_rstd, w, B, C, HW, acc);
+}
+
+void op_batchnorm_relu_train_forward(cd_device *dev, cd_mem out, cd_mem save_mean, cd_mem save_rstd,
+                                     cd_mem running_mean, cd_mem running_var, cd_mem x, cd_mem w, cd_mem b,
+                                     size_t B, size_t C, size_t HW, float eps, float momentum) {
+    train_forward(dev, out, save_mean, save_rstd, running_mean, running_var, x, w, b, B, C, HW, eps, momentum, 1);
+}
+
+void op_batchnorm_relu_train_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem y,
+                                      cd_mem x, cd_mem save_mean, cd_mem save_rstd, cd_mem w,
+                                      size_t B, size_t C, size_t HW, int acc) {
+    train_backward(dev, dx, dw, db, dout, y, x, save_mean, save_rstd, w, B, C, HW, acc);
 }

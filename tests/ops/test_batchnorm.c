@@ -86,6 +86,62 @@ static void check_train(size_t B, size_t C, size_t HW, double center, int acc) {
     for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
 }
 
+/* The fused batch norm + ReLU (op_batchnorm_relu_train_*) against the two ops
+ * one after the other (op_batchnorm_train_* and op_relu_*) on the same
+ * inputs: out, saved statistics, dx, dw, db the same bits. Half the outputs
+ * are below 0, some exactly 0 (a zero gradient there: ReLU passes y > 0 only). */
+static void check_train_relu(size_t B, size_t C, size_t HW, int acc) {
+    size_t n = B * C * HW;
+    double *x = ot_randv(n, -1.5, 2.5), *w = ot_randv(C, -1, 1), *b = ot_randv(C, -1, 1), *dout = ot_randv(n, -1, 1);
+    double *dx0 = ot_randv(n, -1, 1), *dw0 = ot_randv(C, -1, 1), *db0 = ot_randv(C, -1, 1);
+    b[0] = 0.0;
+    w[0] = 0.0;   /* channel 0: out exactly 0 everywhere */
+    double *got[2][6];
+    for (int fused = 0; fused < 2; fused++) {
+        cd_mem mx = op_upload(ot_dev, x, n, 3), mw = op_upload(ot_dev, w, C, 1), mb = op_upload(ot_dev, b, C, 2);
+        cd_mem mo = op_upload(ot_dev, NULL, n, 9), mm = op_upload(ot_dev, NULL, C, 4), mr = op_upload(ot_dev, NULL, C, 8);
+        cd_mem md = op_upload(ot_dev, dout, n, 6), mdx = op_upload(ot_dev, acc ? dx0 : NULL, n, 10);
+        cd_mem mdw = op_upload(ot_dev, dw0, C, 12), mdb = op_upload(ot_dev, db0, C, 14);
+        if (fused) {
+            op_batchnorm_relu_train_forward(ot_dev, mo, mm, mr, cd_none(), cd_none(), mx, mw, mb, B, C, HW,
+                                            (float)EPS, (float)MOMENTUM);
+            op_batchnorm_relu_train_backward(ot_dev, mdx, mdw, mdb, md, mo, mx, mm, mr, mw, B, C, HW, acc);
+        } else {
+            cd_mem mbn = op_upload(ot_dev, NULL, n, 0), mdbn = op_upload(ot_dev, NULL, n, 0);
+            op_batchnorm_train_forward(ot_dev, mbn, mm, mr, cd_none(), cd_none(), mx, mw, mb, B, C, HW, (float)EPS,
+                                       (float)MOMENTUM);
+            op_relu_forward(ot_dev, mo, mbn, n);
+            op_relu_backward(ot_dev, mdbn, md, mo, n, 0);
+            op_batchnorm_train_backward(ot_dev, mdx, mdw, mdb, mdbn, mx, mm, mr, mw, B, C, HW, acc);
+            cd_free(ot_dev, mbn);
+            cd_free(ot_dev, mdbn);
+        }
+        got[fused][0] = op_download(ot_dev, mo, n);
+        got[fused][1] = op_download(ot_dev, mm, C);
+        got[fused][2] = op_download(ot_dev, mr, C);
+        got[fused][3] = op_download(ot_dev, mdx, n);
+        got[fused][4] = op_download(ot_dev, mdw, C);
+        got[fused][5] = op_download(ot_dev, mdb, C);
+        if (fused)
+            t_ok(op_guards_intact(ot_dev, mo, n) && op_guards_intact(ot_dev, mdx, n) &&
+                 op_guards_intact(ot_dev, mdw, C) && op_guards_intact(ot_dev, mdb, C),
+                 "train+relu B%zu C%zu HW%zu: nothing written outside the tensors", B, C, HW);
+        cd_mem ms[] = {mx, mw, mb, mo, mm, mr, md, mdx, mdw, mdb};
+        for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(ot_dev, ms[i]);
+    }
+    static const char *what[] = {"out", "saved mean", "saved rstd", "dx", "dw +=", "db +="};
+    for (int k = 0; k < 6; k++) {
+        char t[200];
+        snprintf(t, sizeof t, "train+relu B%zu C%zu HW%zu acc%d: %s, fused = batch norm then ReLU, bit for bit", B,
+                 C, HW, acc, what[k]);
+        ot_close(t, got[0][k], got[1][k], k == 0 || k == 3 ? n : C, 0, 0);
+        free(got[0][k]);
+        free(got[1][k]);
+    }
+    double *hs[] = {x, w, b, dout, dx0, dw0, db0};
+    for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
+}
+
 /* ---- finite differences of the references ------------------------------- */
 
 typedef struct { double *x, *w, *b, *mean, *var, *G, *out; size_t B, C, HW; int train; } bn_ctx;
@@ -139,6 +195,9 @@ int main(void) {
     check_train(1, 17, 63, 0.0, 1);
     check_train(4, 3, 1, 0.0, 1);          /* 1x1 planes: N = B = 4 */
     check_train(2, 3, 40 * 33, 10.0, 0);   /* planes longer than a work-group, mean far from 0 */
+    check_train_relu(3, 5, 19, 0);
+    check_train_relu(2, 4, 40 * 33, 1);   /* planes longer than a work-group, vector and scalar tails */
+    check_train_relu(8, 3, 1024, 0);
     ot_cases("batchnorm");
     return ot_finish();
 }
