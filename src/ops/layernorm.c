@@ -1,6 +1,7 @@
 /* Layer norm over the last axis, forward (saving mean and rstd) and backward,
  * with plain C references. Kernels: cl/layernorm.cl; the parameter gradients are a
- * column reduction over rows, split into chunks plus a second pass
+ * column reduction over rows: on CPUs a work-item per 16 columns down every
+ * row, on GPUs work-group trees split into chunks plus a second pass
  * (ops_reduce_axis) when there are few columns and many rows. */
 #include <math.h>
 
@@ -37,6 +38,12 @@ void op_layernorm_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_m
                      KM(w), KUL(C), KI(acc), KLOCAL(L * sizeof(float)));
     }
     if (!cd_has(dw) && !cd_has(db)) return;
+    if (ops_row_kernels(dev)) {
+        int has_w = cd_has(dw), has_b = cd_has(db);
+        CD_LAUNCH1(dev, "layernorm_cols_backward_params", (C + 15) / 16, KM(has_w ? dw : db), KM(has_b ? db : dw),
+                   KM(dout), KM(x), KM(mean), KM(rstd), KUL(N), KUL(C), KI(has_w), KI(has_b));
+        return;
+    }
     ops_tiling t = ops_tile_reduction(dev, "layernorm_backward_params", 1, N, C);
     size_t local[2] = {t.LI, t.LR};
     size_t global[2] = {(C + t.LI - 1) / t.LI * t.LI, t.S * t.LR};
