@@ -45,6 +45,55 @@ __kernel void reduce_axis(__global float *out, const ulong out_off, __global con
     }
 }
 
+/* The same sums (S = 1) in a CPU's shape (the row kernels of devices that are
+ * not GPUs): no work-group tree, whose barriers cost PoCL about 300 us a call
+ * even for 20k floats. I > 1: a work-item owns 16 columns i0.. of one o and
+ * runs down the R rows with a float16 sum (scalar for a last block narrower
+ * than 16). I = 1: a work-item sums one row of R contiguous floats, 16 lanes
+ * at a time, then the lanes and a scalar tail. Range (ceil(I/16), O). */
+static inline __attribute__((always_inline)) float16 reduce_f16(__global const float *x, __global const float *y,
+                                                                const ulong k, const int mode) {
+    const float16 v = vload16(0, x + k);
+    return mode == 1 ? v * v : mode == 2 ? v * vload16(0, y + k) : v;
+}
+
+static inline __attribute__((always_inline)) float reduce_f1(__global const float *x, __global const float *y,
+                                                             const ulong k, const int mode) {
+    const float v = x[k];
+    return mode == 1 ? v * v : mode == 2 ? v * y[k] : v;
+}
+
+__kernel void reduce_axis_cols(__global float *out, const ulong out_off, __global const float *x, const ulong x_off,
+                               __global const float *y, const ulong y_off, const ulong O, const ulong R,
+                               const ulong I, const float alpha, const int acc, const int mode) {
+    out += out_off; x += x_off; y += y_off;
+    const ulong i0 = get_global_id(0) * 16, o = get_global_id(1);
+    if (i0 >= I || o >= O) return;
+    const ulong base = o * R * I;
+    __global float *po = out + o * I;
+    if (I == 1) {
+        float16 s16 = (float16)(0.0f);
+        ulong r = 0;
+        for (; r + 16 <= R; r += 16) s16 += reduce_f16(x, y, base + r, mode);
+        float s = hsum16(s16);
+        for (; r < R; r++) s += reduce_f1(x, y, base + r, mode);
+        po[0] = acc ? po[0] + alpha * s : alpha * s;
+        return;
+    }
+    if (i0 + 16 <= I) {
+        float16 s16 = (float16)(0.0f);
+        for (ulong r = 0; r < R; r++) s16 += reduce_f16(x, y, base + r * I + i0, mode);
+        const float16 v = alpha * s16;
+        vstore16(acc ? vload16(0, po + i0) + v : v, 0, po + i0);
+        return;
+    }
+    for (ulong i = i0; i < I; i++) {
+        float s = 0.0f;
+        for (ulong r = 0; r < R; r++) s += reduce_f1(x, y, base + r * I + i, mode);
+        po[i] = acc ? po[i] + alpha * s : alpha * s;
+    }
+}
+
 /* dx[o, r, i] (=/+=) alpha * dout[o, i]          dx (O, R, I), dout (O, I); n = O*R*I */
 __kernel void broadcast_axis(__global float *dx, const ulong dx_off, __global const float *dout,
                              const ulong dout_off, const ulong R, const ulong I, const ulong n,

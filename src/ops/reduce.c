@@ -30,6 +30,11 @@ void ops_reduce_axis(cd_device *dev, cd_mem out, cd_mem x, cd_mem y, size_t O, s
                      float alpha, int acc, int mode) {
     if (O == 0 || I == 0) return;
     if (mode != 2) y = x;
+    if (ops_row_kernels(dev)) {   /* CPUs: a work-item per 16 columns (or per row when I = 1) */
+        CD_LAUNCH2(dev, "reduce_axis_cols", (I + 15) / 16, O, KM(out), KM(x), KM(y), KUL(O), KUL(R), KUL(I),
+                   KF(alpha), KI(acc), KI(mode));
+        return;
+    }
     ops_tiling t = ops_tile_reduction(dev, "reduce_axis", O, R, I);
     size_t local[2] = {t.LI, t.LR};
     size_t global[2] = {(I + t.LI - 1) / t.LI * t.LI, O * t.S * t.LR};

@@ -4,6 +4,7 @@
  * finite differences; op_sumsq up to ~10^6 elements within 1e-5 relative of a
  * double sum; determinism (bitwise equal results across runs). */
 #include "op_test.h"
+#include "ops/reduce_util.h"
 
 /* (O, R, I): R around the 256-item work-group and the 4*LR chunking threshold,
  * I = 1 (contiguous rows) and I > 32 (column tiles). */
@@ -113,7 +114,13 @@ static void test_empty(void) {
 int main(void) {
     ot_open();
     t_seed(303);
-    for (size_t s = 0; s < CD_ARRAY_LEN(shapes); s++) test_reduce(shapes[s][0], shapes[s][1], shapes[s][2], s + 1);
+    /* both kernel shapes on every device: a work-item per 16 columns or per row (CPUs), work-group trees (GPUs) */
+    for (int rows = 1; rows >= 0; rows--) {
+        int old = ops_set_row_kernels(rows);
+        t_diag("reduce_axis kernels: %s", rows ? "reduce_axis_cols" : "reduce_axis (work-group trees)");
+        for (size_t s = 0; s < CD_ARRAY_LEN(shapes); s++) test_reduce(shapes[s][0], shapes[s][1], shapes[s][2], s + 1);
+        ops_set_row_kernels(old);
+    }
     for (size_t s = 0; s < CD_ARRAY_LEN(shapes); s++)
         if (shapes[s][0] * shapes[s][1] * shapes[s][2] <= 100000) test_broadcast(shapes[s][0], shapes[s][1], shapes[s][2], s + 2);
     test_fd();
