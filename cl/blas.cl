@@ -88,16 +88,19 @@ __kernel void gemm_rows_tn(__global float *C, const ulong C_off, __global const 
 /* op(A) = A (M, K), op(B) = B^T with B stored (N, K): both operands have the
  * reduction index contiguous, so a work-item takes a 4 x 4 block of C as dot
  * products of rows (dot4x4_add, common.cl). Dim 0 runs over the column
- * blocks: consecutive work-items share A's four rows. Range (ceil(N/4),
- * ceil(M/4), batch). */
+ * blocks: consecutive work-items share A's four rows. has_bias: C[m][n] gets
+ * bias[n] added to the product (a linear layer's bias, cd_gemm_bias_nt).
+ * Range (ceil(N/4), ceil(M/4), batch). */
 __kernel void gemm_dot_nt(__global float *C, const ulong C_off, __global const float *A, const ulong A_off,
                           __global const float *B, const ulong B_off, const int M, const int N, const int K,
                           const int lda, const int ldb, const int ldc, const ulong sA, const ulong sB,
-                          const ulong sC, const float alpha, const float beta) {
+                          const ulong sC, const float alpha, const float beta, __global const float *bias,
+                          const ulong bias_off, const int has_bias) {
     const ulong z = get_global_id(2);
     C += C_off + z * sC;
     A += A_off + z * sA;
     B += B_off + z * sB;
+    bias += bias_off;
     const int n0 = (int)get_global_id(0) * 4, m0 = (int)get_global_id(1) * 4;
     if (n0 >= N || m0 >= M) return;
     float16 acc[4][4];
@@ -116,7 +119,8 @@ __kernel void gemm_dot_nt(__global float *C, const ulong C_off, __global const f
         for (int j = 0; j < 4; j++) {
             if (m0 + i >= M || n0 + j >= N) continue;
             __global float *c = C + (m0 + i) * ldc + n0 + j;
-            const float r = alpha * dot4x4_sum(acc[i][j], tail[i][j]);
+            float r = alpha * dot4x4_sum(acc[i][j], tail[i][j]);
+            if (has_bias) r += bias[n0 + j];   /* after the rounding of the product, as a separate add */
             if (beta != 0.0f) *c = fma(beta, *c, r);
             else *c = r;
         }

@@ -212,6 +212,12 @@ int cd_cache_store(const char *prefix, uint64_t key, const void *data, size_t le
 void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
              float alpha, cd_mem A, size_t lda, cd_mem B, size_t ldb,
              float beta, cd_mem C, size_t ldc);
+/* C (M, N) = A (M, K) B^T (B stored (N, K)) + bias (N) on every row, in one
+ * launch where cldetr's row kernels run the device's GEMMs (a linear layer's
+ * forward): returns 1 when done, 0 when nothing was computed and the caller
+ * must do it another way (cd_gemm, then the bias). */
+int cd_gemm_bias_nt(cd_device *dev, size_t M, size_t N, size_t K, cd_mem A, size_t lda, cd_mem B, size_t ldb,
+                    cd_mem C, size_t ldc, cd_mem bias);
 /* batch independent GEMMs with strides (in floats) between consecutive A, B, C. */
 void cd_gemm_batched(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
                      float alpha, cd_mem A, size_t lda, size_t strideA,

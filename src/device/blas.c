@@ -251,9 +251,9 @@ static size_t own_local(const cd_device *dev, size_t blocks0, size_t others) {
 }
 
 /* 1 when cldetr's kernels computed C (sA, sB, sC: batch strides), else 0. */
-static int own_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
-                    size_t lda, size_t sA, cd_mem B, size_t ldb, size_t sB, float beta, cd_mem C, size_t ldc,
-                    size_t sC, size_t batch) {
+static int own_gemm_bias(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
+                         size_t lda, size_t sA, cd_mem B, size_t ldb, size_t sB, float beta, cd_mem C, size_t ldc,
+                         size_t sC, size_t batch, cd_mem bias) {
     int mode = cd_gemm_kernels(dev);
     if (mode == CD_GEMM_CLBLAST || (mode == CD_GEMM_ROWS && ta && tb)) return 0;
     size_t lim = (size_t)1 << 31;
@@ -266,7 +266,8 @@ static int own_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K
         size_t nb = (N + 3) / 4, mb = (M + 3) / 4;
         size_t global[3] = {nb, mb, batch}, local[3] = {own_local(dev, nb, mb * batch), 1, 1};
         CD_LAUNCH_WG(dev, "gemm_dot_nt", 3, global, local, KM(C), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda),
-                     KI(ldb), KI(ldc), KUL(sA), KUL(sB), KUL(sC), KF(alpha), KF(beta));
+                     KI(ldb), KI(ldc), KUL(sA), KUL(sB), KUL(sC), KF(alpha), KF(beta), KM(bias.mem ? bias : C),
+                     KI(bias.mem != NULL));
     } else {    /* rows of A against 32-column stripes of B: 8 x 32 blocks, dim 0 over row blocks */
         size_t mb = (M + 7) / 8, nb = (N + 31) / 32;
         size_t global[3] = {mb, nb, batch}, local[3] = {own_local(dev, mb, nb * batch), 1, 1};
@@ -274,6 +275,19 @@ static int own_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K
                      KI(N), KI(K), KI(lda), KI(ldb), KI(ldc), KUL(sA), KUL(sB), KUL(sC), KF(alpha), KF(beta));
     }
     return 1;
+}
+
+static int own_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
+                    size_t lda, size_t sA, cd_mem B, size_t ldb, size_t sB, float beta, cd_mem C, size_t ldc,
+                    size_t sC, size_t batch) {
+    cd_mem none = {NULL, 0};
+    return own_gemm_bias(dev, ta, tb, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch, none);
+}
+
+int cd_gemm_bias_nt(cd_device *dev, size_t M, size_t N, size_t K, cd_mem A, size_t lda, cd_mem B, size_t ldb,
+                    cd_mem C, size_t ldc, cd_mem bias) {
+    if (M == 0 || N == 0 || K == 0 || cd_gemm_kernels(dev) != CD_GEMM_ROWS) return 0;
+    return own_gemm_bias(dev, 0, 1, M, N, K, 1.0f, A, lda, 0, B, ldb, 0, 0.0f, C, ldc, 0, 1, bias);
 }
 
 void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,

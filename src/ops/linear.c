@@ -1,7 +1,8 @@
-/* Linear layers and batched matmul on CLBlast (cd_gemm), with plain C references.
+/* Linear layers and batched matmul on cd_gemm, with plain C references.
  *
  * Every product is one GEMM call (row-major, see cd_gemm); the bias add and its
- * gradient are the two small kernels of cl/linear.cl. Accumulate rules as in
+ * gradient are the two small kernels of cl/linear.cl, except where the row
+ * kernels add the bias in the forward's GEMM (cd_gemm_bias_nt). Accumulate rules as in
  * ops.h: dw and db add; dx, dA, dB are written (acc 0) or added (acc 1), which
  * maps onto GEMM's beta = acc. */
 #include "cldetr/ops.h"
@@ -11,6 +12,7 @@
 
 /* out (N,OUT) = x (N,IN) w^T (OUT,IN) + b (OUT) */
 void op_linear_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, size_t N, size_t IN, size_t OUT) {
+    if (cd_has(b) && cd_gemm_bias_nt(dev, N, OUT, IN, x, IN, w, IN, out, OUT, b)) return;   /* one launch (CPUs) */
     cd_gemm(dev, 0, 1, N, OUT, IN, 1.0f, x, IN, w, IN, 0.0f, out, OUT);
     if (cd_has(b) && N * OUT > 0)
         CD_LAUNCH2(dev, "linear_bias_forward", OUT, N, KM(out), KM(b), KUL(N), KUL(OUT));

@@ -56,6 +56,35 @@ static void check_gemm(const int *path, int ta, int tb, size_t M, size_t N, size
     free(A); free(B); free(C0); free(R); free(got);
 }
 
+/* cd_gemm_bias_nt (a linear layer's forward in one launch) against cd_gemm's
+ * row kernels then the bias added in float: the same bits; on devices whose
+ * GEMMs are not the row kernels it computes nothing and says so. */
+static void check_bias_nt(size_t M, size_t N, size_t K, size_t pad) {
+    size_t lda = K + pad, ldb = K + pad, ldc = N + pad, nA = M * lda, nB = N * ldb, nC = M * ldc;
+    double *A = ot_randv(nA, -1, 1), *B = ot_randv(nB, -1, 1), *bias = ot_randv(N, -1, 1), *C0 = ot_randv(nC, -1, 1);
+    cd_mem dA = op_upload(ot_dev, A, nA, 5), dB = op_upload(ot_dev, B, nB, 3), db = op_upload(ot_dev, bias, N, 2);
+    cd_mem dC = op_upload(ot_dev, C0, nC, 7), dR = op_upload(ot_dev, C0, nC, 1);
+    int old = cd_gemm_set_kernels(CD_GEMM_ROWS);
+    int done = cd_gemm_bias_nt(ot_dev, M, N, K, dA, lda, dB, ldb, dC, ldc, db);
+    cd_gemm(ot_dev, 0, 1, M, N, K, 1.0f, dA, lda, dB, ldb, 0.0f, dR, ldc);
+    cd_gemm_set_kernels(CD_GEMM_CLBLAST);
+    t_ok(!cd_gemm_bias_nt(ot_dev, M, N, K, dA, lda, dB, ldb, dR, ldc, db),
+         "cd_gemm_bias_nt declines where the GEMMs are not the row kernels");
+    cd_gemm_set_kernels(old);
+    double *got = op_download(ot_dev, dC, nC), *ref = op_download(ot_dev, dR, nC);
+    for (size_t m = 0; m < M; m++)
+        for (size_t n = 0; n < N; n++) ref[m * ldc + n] = (float)((float)ref[m * ldc + n] + (float)bias[n]);
+    char name[120];
+    snprintf(name, sizeof name, "gemm_dot_nt with bias %zux%zux%zu ld+%zu: the product, then + bias, bit for bit", M,
+             N, K, pad);
+    t_ok(done, "cd_gemm_bias_nt runs on the row kernels (%zux%zux%zu)", M, N, K);
+    ot_close(name, ref, got, nC, 0, 0);
+    t_ok(op_guards_intact(ot_dev, dC, nC), "%s: nothing written outside C", name);
+    cd_mem ms[] = {dA, dB, db, dC, dR};
+    for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(ot_dev, ms[i]);
+    free(A); free(B); free(bias); free(C0); free(got); free(ref);
+}
+
 int main(void) {
     ot_open();
     t_seed(11);
@@ -85,6 +114,9 @@ int main(void) {
                 check_gemm(paths[q], ta, tb, 13, 70, 33, 1, 1.0f, 0.0f, 3);
                 check_gemm(paths[q], ta, tb, 20, 16, 64, 0, 1.0f, 1.0f, 4);
             }
+    check_bias_nt(9, 33, 17, 0);
+    check_bias_nt(80, 128, 128, 3);
+    check_bias_nt(1, 5, 40, 1);
     /* k split by the shape rule: few tiles and a long k (a weight gradient) */
     int old = cd_gemm_set_kernels(CD_GEMM_TILES);
     check_gemm(paths[5], 0, 1, 24, 40, 1500, 3, 0.5f, 0.5f, 1);
