@@ -215,3 +215,90 @@ __kernel void bn_train_backward_dx(__global float *dx, const ulong dx_off, __glo
     const float v = wr * (bn_dout1(dout, y, a, mask) - sd - xhat * sdx);
     dx[a] = acc ? dx[a] + v : v;
 }
+
+/* bn_train_stats and bn_train_backward_reduce in a CPU's shape (the row
+ * kernels of devices that are not GPUs): a work-item per channel runs over
+ * its B planes with float16 sums and a scalar tail, with no work-group tree
+ * (whose barriers cost PoCL 35-90 us a call). The same sums otherwise, in
+ * another order. Range (C). */
+static inline __attribute__((always_inline)) float bn_plane_sum(__global const float *x, const int B, const int C,
+                                                                const int HW, const int c, const float m,
+                                                                const int squares) {
+    float16 s16 = (float16)(0.0f);
+    float s1 = 0.0f;
+    for (int n = 0; n < B; n++) {
+        const ulong row = ((ulong)n * C + c) * HW;
+        int i = 0;
+        for (; i + 16 <= HW; i += 16) {
+            const float16 v = vload16(0, x + row + i);
+            s16 = squares ? fma(v - m, v - m, s16) : s16 + v;   /* (x - m)^2 or x */
+        }
+        for (; i < HW; i++) {
+            const float v = x[row + i];
+            s1 = squares ? fma(v - m, v - m, s1) : s1 + v;
+        }
+    }
+    return hsum16(s16) + s1;
+}
+
+__kernel void bn_cols_stats(__global float *save_mean, const ulong save_mean_off,
+                            __global float *save_rstd, const ulong save_rstd_off,
+                            __global float *run_mean, const ulong run_mean_off,
+                            __global float *run_var, const ulong run_var_off,
+                            __global const float *x, const ulong x_off,
+                            const int B, const int C, const int HW, const float eps, const float momentum,
+                            const int update_running) {
+    save_mean += save_mean_off; save_rstd += save_rstd_off; run_mean += run_mean_off; run_var += run_var_off;
+    x += x_off;
+    const int c = (int)get_global_id(0);
+    if (c >= C) return;
+    const ulong N = (ulong)B * HW;
+    const float mean = bn_plane_sum(x, B, C, HW, c, 0.0f, 0) / (float)N;
+    const float var = bn_plane_sum(x, B, C, HW, c, mean, 1) / (float)N;
+    save_mean[c] = mean;
+    save_rstd[c] = 1.0f / sqrt(var + eps);
+    if (update_running) {
+        run_mean[c] = (1.0f - momentum) * run_mean[c] + momentum * mean;
+        run_var[c] = (1.0f - momentum) * run_var[c] + momentum * (var * (float)N / (float)(N - 1));
+    }
+}
+
+__kernel void bn_cols_backward_reduce(__global float *sums, const ulong sums_off,
+                                      __global float *dw, const ulong dw_off, __global float *db, const ulong db_off,
+                                      __global const float *dout, const ulong dout_off,
+                                      __global const float *y, const ulong y_off,
+                                      __global const float *x, const ulong x_off,
+                                      __global const float *mean, const ulong mean_off,
+                                      __global const float *rstd, const ulong rstd_off,
+                                      const int B, const int C, const int HW, const int has_dw, const int has_db,
+                                      const int mask) {
+    sums += sums_off; dw += dw_off; db += db_off; dout += dout_off; y += y_off; x += x_off; mean += mean_off;
+    rstd += rstd_off;
+    const int c = (int)get_global_id(0);
+    if (c >= C) return;
+    const float m = mean[c], r = rstd[c];
+    float16 d16 = (float16)(0.0f), dx16 = (float16)(0.0f);   /* both sums in one pass over dout, y, x */
+    float d1 = 0.0f, dx1 = 0.0f;
+    for (int n = 0; n < B; n++) {
+        const ulong row = ((ulong)n * C + c) * HW;
+        int i = 0;
+        for (; i + 16 <= HW; i += 16) {
+            const ulong k = row + i;
+            float16 d = vload16(0, dout + k);
+            if (mask) d = select((float16)(0.0f), d, vload16(0, y + k) > 0.0f);
+            d16 += d;
+            dx16 += d * ((vload16(0, x + k) - m) * r);
+        }
+        for (; i < HW; i++) {
+            const ulong k = row + i;
+            const float d = bn_dout1(dout, y, k, mask);
+            d1 += d;
+            dx1 += d * ((x[k] - m) * r);
+        }
+    }
+    const float sd = hsum16(d16) + d1, sdx = hsum16(dx16) + dx1;
+    sums[2 * c] = sd;
+    sums[2 * c + 1] = sdx;
+    if (has_db) db[c] += sd;
+    if (has_dw) dw[c] += sdx;
+}

@@ -5,6 +5,7 @@
 
 #include "cldetr/ops.h"
 #include "ops/op_ref.h"
+#include "ops/reduce_util.h"
 
 /* ---- reference ----------------------------------------------------------- */
 
@@ -152,7 +153,10 @@ static void train_forward(cd_device *dev, cd_mem out, cd_mem save_mean, cd_mem s
     check_sizes(B, C, HW);
     int run = cd_has(running_mean) && cd_has(running_var);
     size_t l = reduce_local(dev, "bn_train_stats");
-    CD_LAUNCH_WG(dev, "bn_train_stats", 1, (size_t[]){C * l}, (size_t[]){l}, KM(save_mean), KM(save_rstd),
+    if (ops_row_kernels(dev))   /* CPUs: a work-item per channel, no work-group tree */
+        CD_LAUNCH1(dev, "bn_cols_stats", C, KM(save_mean), KM(save_rstd), KM(run ? running_mean : save_mean),
+                   KM(run ? running_var : save_rstd), KM(x), KI(B), KI(C), KI(HW), KF(eps), KF(momentum), KI(run));
+    else CD_LAUNCH_WG(dev, "bn_train_stats", 1, (size_t[]){C * l}, (size_t[]){l}, KM(save_mean), KM(save_rstd),
                  KM(run ? running_mean : save_mean), KM(run ? running_var : save_rstd), KM(x),
                  KLOCAL(l * sizeof(float)), KI(B), KI(C), KI(HW), KF(eps), KF(momentum), KI(run));
     size_t loc[3];
@@ -168,7 +172,11 @@ static void train_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_m
     int mask = cd_has(y);
     cd_mem sums = cd_alloc(dev, 2 * C, "batch norm gradient sums");
     size_t l = reduce_local(dev, "bn_train_backward_reduce");
-    CD_LAUNCH_WG(dev, "bn_train_backward_reduce", 1, (size_t[]){C * l}, (size_t[]){l}, KM(sums),
+    if (ops_row_kernels(dev))
+        CD_LAUNCH1(dev, "bn_cols_backward_reduce", C, KM(sums), KM(cd_has(dw) ? dw : sums),
+                   KM(cd_has(db) ? db : sums), KM(dout), KM(mask ? y : dout), KM(x), KM(save_mean), KM(save_rstd),
+                   KI(B), KI(C), KI(HW), KI(cd_has(dw)), KI(cd_has(db)), KI(mask));
+    else CD_LAUNCH_WG(dev, "bn_train_backward_reduce", 1, (size_t[]){C * l}, (size_t[]){l}, KM(sums),
                  KM(cd_has(dw) ? dw : sums), KM(cd_has(db) ? db : sums), KM(dout), KM(mask ? y : dout), KM(x),
                  KM(save_mean), KM(save_rstd), KLOCAL(l * sizeof(float)), KI(B), KI(C), KI(HW), KI(cd_has(dw)),
                  KI(cd_has(db)), KI(mask));

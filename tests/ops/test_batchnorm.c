@@ -5,6 +5,7 @@
  * than a work-group, with a mean far from zero; and the references' backward
  * against central finite differences in double. */
 #include "op_test.h"
+#include "ops/reduce_util.h"
 
 #define EPS 1e-5
 #define MOMENTUM 0.1
@@ -191,13 +192,21 @@ int main(void) {
     check_frozen(2, 4, 625, 1);      /* 25x25, as DETR-R50's last stage at 800x800 */
     check_frozen(2, 6, 64, 0);       /* (64,1,1) groups: the per-plane kernels */
     check_frozen(2, 3, 256, 1);
-    check_train(3, 5, 19, 0.0, 0);
-    check_train(1, 17, 63, 0.0, 1);
-    check_train(4, 3, 1, 0.0, 1);          /* 1x1 planes: N = B = 4 */
-    check_train(2, 3, 40 * 33, 10.0, 0);   /* planes longer than a work-group, mean far from 0 */
-    check_train_relu(3, 5, 19, 0);
-    check_train_relu(2, 4, 40 * 33, 1);   /* planes longer than a work-group, vector and scalar tails */
-    check_train_relu(8, 3, 1024, 0);
+    /* both shapes of the statistics and gradient sums on every device: a
+     * work-item per channel (CPUs), a work-group tree per channel (GPUs) */
+    for (int rows = 1; rows >= 0; rows--) {
+        int old = ops_set_row_kernels(rows);
+        t_diag("batch norm sums: %s", rows ? "a work-item per channel" : "a work-group per channel");
+        check_train(3, 5, 19, 0.0, 0);
+        check_train(1, 17, 63, 0.0, 1);
+        check_train(4, 3, 1, 0.0, 1);          /* 1x1 planes: N = B = 4 */
+        check_train(2, 3, 40 * 33, 10.0, 0);   /* planes longer than a work-group, mean far from 0 */
+        check_train(2, 3, 64, 0.0, 1);         /* 16-float vectors only */
+        check_train_relu(3, 5, 19, 0);
+        check_train_relu(2, 4, 40 * 33, 1);    /* planes longer than a work-group, vector and scalar tails */
+        check_train_relu(8, 3, 1024, 0);
+        ops_set_row_kernels(old);
+    }
     ot_cases("batchnorm");
     return ot_finish();
 }
