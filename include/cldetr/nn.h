@@ -220,6 +220,8 @@ nn_tensor *nn_batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int v
  * keeps one tensor of each chain instead of three. */
 nn_tensor *nn_relu_inplace(nn_ctx *ctx, nn_tensor *x);
 nn_tensor *nn_add_inplace(nn_ctx *ctx, nn_tensor *a, nn_tensor *b);
+/* nn_add_inplace then nn_relu_inplace as one node (a residual block's tail): the same values */
+nn_tensor *nn_add_relu_inplace(nn_ctx *ctx, nn_tensor *a, nn_tensor *b);
 nn_tensor *nn_batchnorm_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable);
 /* nn_batchnorm_inplace then nn_relu_inplace; a batch norm that trains (batch
  * statistics) and its ReLU are one node (op_batchnorm_relu_train_*): the same

@@ -43,6 +43,11 @@ void op_scale(cd_device *dev, cd_mem y, cd_mem x, float alpha, size_t n, int acc
 void op_relu_forward(cd_device *dev, cd_mem out, cd_mem x, size_t n);
 /* dx (=/+=) dout * (out > 0)                      dx, dout, out (n) */
 void op_relu_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem out, size_t n, int acc);
+/* out = relu(a + b)                              out, a, b (n); out may alias a */
+void op_add_relu_forward(cd_device *dev, cd_mem out, cd_mem a, cd_mem b, size_t n);
+/* da (=/+= by acc_a), db (=/+= by acc_b) = dout * (out > 0); either may be none */
+void op_add_relu_backward(cd_device *dev, cd_mem da, cd_mem db, cd_mem dout, cd_mem out, size_t n, int acc_a,
+                          int acc_b);
 /* out = 1 / (1 + exp(-x))                         out, x (n) */
 void op_sigmoid_forward(cd_device *dev, cd_mem out, cd_mem x, size_t n);
 /* dx (=/+=) dout * out * (1 - out)                dx, dout, out (n) */

@@ -140,6 +140,24 @@ static nn_tensor *add(nn_ctx *ctx, nn_tensor *a, nn_tensor *b, int inplace) {
     return run(ctx, &nd);
 }
 
+static void add_relu_fw(nn_ctx *ctx, nn_node *nd) {
+    op_add_relu_forward(ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data, nd->out->n);
+}
+
+static void add_relu_bw(nn_ctx *ctx, nn_node *nd) {
+    int acc_a, acc_b;
+    cd_mem da = grad_or_none(ctx, nd->in[0], &acc_a), db = grad_or_none(ctx, nd->in[1], &acc_b);
+    op_add_relu_backward(ctx->dev, da, db, nd->out->grad, nd->out->data, nd->out->n, acc_a, acc_b);
+}
+
+/* relu(a + b) over a's memory: one node for nn_add_inplace then nn_relu_inplace */
+nn_tensor *nn_add_relu_inplace(nn_ctx *ctx, nn_tensor *a, nn_tensor *b) {
+    if (!same_shape(a, b)) bad_shape("nn_add_relu_inplace", a, "a", "but %s has shape %s", lbl(b, "b"), shp(b));
+    nn_node nd = {.what = "add_relu", .forward = add_relu_fw, .backward = add_relu_bw, .reads = NN_READS_OUT,
+                  .out = over(ctx, a, "nn_add_relu_inplace"), .in = {a, b}};
+    return run(ctx, &nd);
+}
+
 nn_tensor *nn_add(nn_ctx *ctx, nn_tensor *a, nn_tensor *b) { return add(ctx, a, b, 0); }
 nn_tensor *nn_add_inplace(nn_ctx *ctx, nn_tensor *a, nn_tensor *b) { return add(ctx, a, b, 1); }
 

@@ -115,7 +115,7 @@ nn_tensor *detr_backbone_forward(detr_model *m, nn_ctx *ctx, nn_tensor *x, nn_te
             y = conv_bn(m, ctx, y, b->conv[c], b->bn[c], stride, is3 ? dil : 0, dil, c < b->nconv - 1);
         }
         nn_tensor *shortcut = b->ds_conv >= 0 ? conv_bn(m, ctx, x, b->ds_conv, b->ds_bn, b->stride, 0, 1, 0) : x;
-        x = nn_relu_inplace(ctx, nn_add_inplace(ctx, y, shortcut));   /* y: the last conv_bn's, read by nothing else */
+        x = nn_add_relu_inplace(ctx, y, shortcut);   /* y: the last conv_bn's, read by nothing else */
         if (stages) stages[b->stage] = x;
     }
     return x;

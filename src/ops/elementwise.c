@@ -28,6 +28,17 @@ void op_relu_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem out, size_t
     CD_LAUNCH1(dev, "relu_backward", n, KM(dx), KM(dout), KM(out), KUL(n), KI(acc));
 }
 
+void op_add_relu_forward(cd_device *dev, cd_mem out, cd_mem a, cd_mem b, size_t n) {
+    CD_LAUNCH1(dev, "add_relu_forward", n, KM(out), KM(a), KM(b), KUL(n));
+}
+
+void op_add_relu_backward(cd_device *dev, cd_mem da, cd_mem db, cd_mem dout, cd_mem out, size_t n, int acc_a,
+                          int acc_b) {
+    if (!cd_has(da) && !cd_has(db)) return;
+    CD_LAUNCH1(dev, "add_relu_backward", n, KM(cd_has(da) ? da : db), KM(cd_has(db) ? db : da), KM(dout), KM(out),
+               KUL(n), KI(cd_has(da)), KI(acc_a), KI(cd_has(db)), KI(acc_b));
+}
+
 void op_sigmoid_forward(cd_device *dev, cd_mem out, cd_mem x, size_t n) {
     CD_LAUNCH1(dev, "sigmoid_forward", n, KM(out), KM(x), KUL(n));
 }

@@ -66,6 +66,34 @@ static void test_activations(size_t n, size_t off) {
     ot_free(&x); ot_free(&g); ot_free(&o); ot_free(&dx);
 }
 
+/* add_relu (a residual block's tail): forward = add then relu, and the
+ * gradient to both inputs = relu_backward's, written or added by acc, the
+ * same bits (the gradient of relu(a + b) to a and to b is that of relu) */
+static void test_add_relu(size_t n, size_t off) {
+    ot_tensor a = ot_rand(n, off, -2, 2), b = ot_rand(n, off + 1, -2, 2), o = ot_nan(n, off + 2);
+    ot_tensor g = ot_rand(n, off + 3, -1, 1), da = ot_rand(n, off + 4, -1, 1), db = ot_nan(n, off + 5);
+    ot_tensor ref = ot_nan(n, off + 6), dref = ot_nan(n, off + 7);
+    op_add(ot_dev, ref.d, a.d, b.d, n);
+    op_relu_forward(ot_dev, ref.d, ref.d, n);
+    ot_get(&ref);
+    op_add_relu_forward(ot_dev, o.d, a.d, b.d, n);
+    ot_check("add_relu forward = add then relu, bit for bit", &o, ref.h, 0, 0);
+    op_relu_backward(ot_dev, dref.d, g.d, o.d, n, 0);
+    ot_get(&dref);
+    double *da1 = malloc(n * sizeof *da1);
+    for (size_t i = 0; i < n; i++) da1[i] = (float)((float)da.h[i] + (float)dref.h[i]);
+    op_add_relu_backward(ot_dev, da.d, db.d, g.d, o.d, n, 1, 0);
+    ot_check("add_relu backward: da += relu's gradient, bit for bit", &da, da1, 0, 0);
+    ot_check("add_relu backward: db = relu's gradient, bit for bit", &db, dref.h, 0, 0);
+    op_add_relu_backward(ot_dev, cd_none(), db.d, g.d, o.d, n, 0, 1);   /* da none: db += */
+    for (size_t i = 0; i < n; i++) da1[i] = (float)((float)dref.h[i] + (float)dref.h[i]);
+    ot_check("add_relu backward with da none: db += relu's gradient", &db, da1, 0, 0);
+    op_add_relu_forward(ot_dev, a.d, a.d, b.d, n);                      /* out aliases a */
+    ot_check("add_relu in place", &a, ref.h, 0, 0);
+    free(da1);
+    ot_free(&a); ot_free(&b); ot_free(&o); ot_free(&g); ot_free(&da); ot_free(&db); ot_free(&ref); ot_free(&dref);
+}
+
 /* FD of L = sum dout * f(x) for relu and sigmoid; h = 1e-4 in double (truncation
  * ~1e-9). Tolerance atol 1e-6, rtol 1e-5: the device backward is a float product. */
 typedef struct { double *x, *dout; size_t n; int which; } act_ctx;
@@ -185,6 +213,7 @@ int main(void) {
     for (size_t i = 0; i < CD_ARRAY_LEN(sizes); i++) {
         test_binary(sizes[i], 1 + i);
         test_activations(sizes[i], 2 + 3 * i);
+        test_add_relu(sizes[i], 3 + i);
     }
     test_activation_fd();
     static const size_t ch[][3] = {{1, 1, 1}, {2, 7, 33}, {3, 5, 1}, {1, 13, 257}, {2, 3, 1000}, {4, 64, 49},
