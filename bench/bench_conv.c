@@ -4,14 +4,16 @@
  * image by image. The conv cases of the shared table (cd_op_cases) run first.
  *
  *   bench_conv [B C K H W R stride pad] [--iters N] [--tuned] [--profile] [--movers 0|1] [--implicit 0|1]
+ *              [--dw-gemm 0|1]
  *
  * Defaults: 8 64 64 32 32 3 1 1. --tuned applies a good Xgemm set for PoCL on
  * a CPU first (the centre of `cldetr tune`'s grid) instead of whatever
  * `cldetr tune` stored for the device; --profile prints time per kernel;
  * --movers and --implicit force im2col/col2im's CPU shape (1) or the
  * work-item-per-element kernels (0), and the implicit 3x3 path on or off
- * (op_conv2d_set_cpu_movers, op_conv2d_set_implicit), instead of the
- * device's defaults. */
+ * (op_conv2d_set_cpu_movers, op_conv2d_set_implicit), and short weight
+ * gradients through the row GEMM or conv_dw_nt (op_conv2d_set_dw_gemm),
+ * instead of the device's defaults. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,10 +86,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--profile")) profile = 1;
         else if (!strcmp(argv[i], "--movers") && i + 1 < argc) op_conv2d_set_cpu_movers(atoi(argv[++i]));
         else if (!strcmp(argv[i], "--implicit") && i + 1 < argc) op_conv2d_set_implicit(atoi(argv[++i]));
+        else if (!strcmp(argv[i], "--dw-gemm") && i + 1 < argc) op_conv2d_set_dw_gemm(atoi(argv[++i]));
         else if (nv < 8 && argv[i][0] >= '0' && argv[i][0] <= '9') v[nv++] = strtoul(argv[i], NULL, 10);
         else {
             fprintf(stderr, "usage: bench_conv [B C K H W R stride pad] [--iters N] [--tuned] [--profile] "
-                            "[--movers 0|1] [--implicit 0|1]\n");
+                            "[--movers 0|1] [--implicit 0|1] [--dw-gemm 0|1]\n");
             return 2;
         }
     }

@@ -342,6 +342,24 @@ size_t op_conv2d_forward_keep(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd
  * pixels: below, the partial sums cost more than the cache saves. */
 #define DW_CHUNK_MIN 128
 static int dw_chunks = 1;
+/* Reductions of at most this many pixels (a group's g*P) with at least this
+ * many output channels and rows go through the row GEMM instead
+ * (dw_products): there conv_dw_nt's 4 x 4 blocks spend more on their ends (16
+ * lane sums each) than on the short dot products. In bench_conv (--dw-gemm),
+ * layer 4 of shapes.ini (K 256, 2304 rows, 128 pixels) 0.82 -> 0.57 ms and
+ * its stride-2 conv 0.53 -> 0.30 ms; layers 2 and 3's stride-2 convs (512
+ * and 1024 pixels) and the 1x1 downsamples were 10-60% slower that way.
+ * Tests switch it off with op_conv2d_set_dw_gemm. */
+#define DW_GEMM_MAX_GP 256
+#define DW_GEMM_MIN_K 64
+#define DW_GEMM_MIN_CRS 512
+static int dw_gemm = 1;
+
+int op_conv2d_set_dw_gemm(int on) {
+    int old = dw_gemm;
+    dw_gemm = on;
+    return old;
+}
 
 int op_conv2d_set_dw_chunks(int on) {
     int old = dw_chunks;
@@ -358,6 +376,18 @@ int op_conv2d_set_dw_chunks(int on) {
 static void dw_products(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem col, size_t g, size_t K, size_t CRS,
                         size_t P, size_t cs, size_t cb, const conv_shape *xs) {
     size_t nc = (CRS + 3) / 4, nk = (K + 3) / 4;
+    if (!xs && cs == g * P && cb == P && g * P <= DW_GEMM_MAX_GP && K >= DW_GEMM_MIN_K && CRS >= DW_GEMM_MIN_CRS &&
+        dw_gemm && cd_gemm_kernels(dev) == CD_GEMM_ROWS) {
+        /* a short reduction over col in its group layout: dwT (CRS, K) = col @ doutT, one row GEMM */
+        cd_mem dT = cd_alloc(dev, g * P * K, "conv2d transposed output gradient");
+        cd_mem wT = cd_alloc(dev, CRS * K, "conv2d transposed weight gradient");
+        CD_LAUNCH3(dev, "conv_dout_t", K, P, g, KM(dT), KM(dout), KI(g), KI(K), KI(P));
+        cd_gemm(dev, 0, 0, CRS, K, g * P, 1.0f, col, g * P, dT, K, 0.0f, wT, K);
+        CD_LAUNCH2(dev, "conv_dw_add_t", CRS, K, KM(dw), KM(wT), KI(K), KI(CRS));
+        cd_free(dev, wT);
+        cd_free(dev, dT);
+        return;
+    }
     size_t chunk = CD_MIN(DW_CHUNK_FLOATS / CRS / 16 * 16, (size_t)1024);
     char chunks_kernel[64] = "conv_dw_nt_chunks", name[64];
     if (xs) implicit_kernel("conv_dw3_nt_chunks", xs, chunks_kernel, sizeof chunks_kernel);

@@ -126,6 +126,10 @@ int op_conv2d_set_dw_path(int path);
 /* conv_dw_nt's long reductions split into cached chunks (1, the default) or
  * run whole (0); returns the old value. */
 int op_conv2d_set_dw_chunks(int on);
+/* conv_dw_nt's short reductions (a group of at most 256 pixels, 64 or more
+ * output channels) through the row GEMM on transposed operands (1, the
+ * default on CPUs) or always conv_dw_nt (0); returns the old value. */
+int op_conv2d_set_dw_gemm(int on);
 /* im2col and col2im in their CPU shape (1: a work-item per row with vector
  * copies), the work-item-per-element kernels (0), or by device type (-1, the
  * default: the CPU shape on devices that are not GPUs); returns the old value. */

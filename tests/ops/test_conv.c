@@ -269,6 +269,25 @@ int main(void) {
     keep_cols = 0;
     op_conv2d_set_dw_path(path);
 
+    /* short weight-gradient reductions through the row GEMM (conv_dout_t,
+     * gemm_rows_nn, conv_dw_add_t; on the row-kernel devices): 128 and 256
+     * pixels a group, K 64 and 70 (a clamped block), 576 and 1152 rows, kept
+     * columns and not, the same shapes through conv_dw_nt */
+    path = op_conv2d_set_dw_path(1);
+    for (int gemm = 1; gemm >= 0; gemm--) {
+        int oldg = op_conv2d_set_dw_gemm(gemm);
+        char nm[80];
+        for (keep_cols = 0; keep_cols < 2; keep_cols++) {
+            snprintf(nm, sizeof nm, "dw %s 3x3 4x4 K64", gemm ? "row GEMM" : "conv_dw_nt");
+            check_conv(nm, (conv_shape){8, 64, 4, 4, 64, 3, 3, 1, 1, 1}, 0, 1);
+            snprintf(nm, sizeof nm, "dw %s 3x3/2 8x8 K70", gemm ? "row GEMM" : "conv_dw_nt");
+            check_conv(nm, (conv_shape){4, 128, 16, 16, 70, 3, 3, 2, 1, 1}, 1, 0);
+        }
+        keep_cols = 0;
+        op_conv2d_set_dw_gemm(oldg);
+    }
+    op_conv2d_set_dw_path(path);
+
     /* the implicit 3x3 stride-1 path (conv3x3_s1_rows, conv_dw3_nt and its
      * chunks), forced on every device: output rows of 16 and 32, channels
      * past a block of 8 (K = 6, 13) and of 4 (C = 5: 45 column rows), groups,
