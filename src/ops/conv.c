@@ -16,7 +16,16 @@
  * they are instead (see use_dw_nt). When g = 1 the GEMMs read
  * and write the NCHW tensors in place; otherwise conv_unpack_out / conv_pack_dout
  * move between (g, K, P) and (K, g, P). A 1x1 stride-1 unpadded conv on a
- * wide image needs no im2col: its col is x itself. */
+ * wide image needs no im2col: its col is x itself.
+ *
+ * On CPUs, 3x3 stride-1 pad-1 convs with output rows 8 or a multiple of 16
+ * wide skip im2col altogether (conv_is_implicit): xp is x zero-padded by 1,
+ *   forward  out (B, K, P)  = w (K, C*9) over the windows of xp      conv3x3_s1_rows
+ *   dx       dx (B, C, H*W) = wf (C, K*9) over the windows of doutp  the same kernel,
+ *            doutp = dout padded by 1, wf = w with k, c swapped and the window flipped
+ *   dw       dw (K, CRS) += dout (g, K, P) . (the windows of xp)^T   conv_dw3_nt
+ * and short weight gradients (layer 4) run as dwT = col @ doutT on the row
+ * GEMM (dw_products). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
