@@ -703,18 +703,9 @@ __kernel void conv_dw3_nt_chunks_w8(__global float *part, const ulong part_off, 
 
 
 /* The weight gradient of short reductions through the row GEMM (CPUs):
- * doutT (g*P, K) = dout (g, K, P) transposed, so that dwT (CRS, K) = col
- * (CRS, g*P) @ doutT is gemm_rows_nn; conv_dw_add_t then adds dwT to dw (K,
- * CRS). Ranges (K, P, g) and (ceil(CRS/16), ceil(K/16)). */
-__kernel void conv_dout_t(__global float *doutT, const ulong doutT_off, __global const float *dout,
-                          const ulong dout_off, const int g, const int K, const int P) {
-    doutT += doutT_off;
-    dout += dout_off;
-    const int k = (int)get_global_id(0), p = (int)get_global_id(1), b = (int)get_global_id(2);
-    if (k >= K || p >= P || b >= g) return;
-    doutT[((ulong)b * P + p) * K + k] = dout[((ulong)b * K + k) * P + p];
-}
-
+ * doutT (g*P, K) = dout (g, K, P) transposed (op_permute), so that dwT (CRS,
+ * K) = col (CRS, g*P) @ doutT is gemm_rows_nn; conv_dw_add_t then adds dwT to
+ * dw (K, CRS). Range (ceil(CRS/16), ceil(K/16)). */
 __kernel void conv_dw_add_t(__global float *dw, const ulong dw_off, __global const float *dwT, const ulong dwT_off,
                             const int K, const int CRS) {
     dw += dw_off;

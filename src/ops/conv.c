@@ -390,7 +390,7 @@ static void dw_products(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem col, size
         /* a short reduction over col in its group layout: dwT (CRS, K) = col @ doutT, one row GEMM */
         cd_mem dT = cd_alloc(dev, g * P * K, "conv2d transposed output gradient");
         cd_mem wT = cd_alloc(dev, CRS * K, "conv2d transposed weight gradient");
-        CD_LAUNCH3(dev, "conv_dout_t", K, P, g, KM(dT), KM(dout), KI(g), KI(K), KI(P));
+        op_permute(dev, dT, dout, (size_t[]){g, K, P, 1}, (int[]){0, 2, 1, 3}, 0);   /* (g, P, K) */
         cd_gemm(dev, 0, 0, CRS, K, g * P, 1.0f, col, g * P, dT, K, 0.0f, wT, K);
         CD_LAUNCH2(dev, "conv_dw_add_t", (CRS + 15) / 16, (K + 15) / 16, KM(dw), KM(wT), KI(K), KI(CRS));
         cd_free(dev, wT);

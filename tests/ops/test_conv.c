@@ -269,7 +269,7 @@ int main(void) {
     keep_cols = 0;
     op_conv2d_set_dw_path(path);
 
-    /* short weight-gradient reductions through the row GEMM (conv_dout_t,
+    /* short weight-gradient reductions through the row GEMM (op_permute,
      * gemm_rows_nn, conv_dw_add_t; on the row-kernel devices): 128 and 256
      * pixels a group, K 64 and 70 (a clamped block), 576 and 1152 rows, kept
      * columns and not, the same shapes through conv_dw_nt */
