@@ -1,4 +1,4 @@
-/* Bias kernels of the linear op (src/ops/linear.c) and the small batched
+/* The bias kernel of the linear op (src/ops/linear.c) and the small batched
  * products of attention on GPUs (bmm_small); the other products are cd_gemm's
  * (cl/blas_tile.cl on GPUs, cl/blas.cl on CPUs). Conventions as in common.cl: (buffer,
  * float offset) pairs, ulong sizes, a guard on every global id. */
@@ -14,20 +14,6 @@ __kernel void linear_bias_forward(__global float *out, const ulong out_off,
     const size_t o = get_global_id(0), n = get_global_id(1);
     if (o >= OUT || n >= N) return;
     out[n * OUT + o] += b[o];
-}
-
-/* db[o] += sum_n dout[n, o]                       dout (N, OUT), db (OUT)
- * One work-item per column; neighbouring work-items read neighbouring floats. */
-__kernel void linear_bias_backward(__global float *db, const ulong db_off,
-                                   __global const float *dout, const ulong dout_off,
-                                   const ulong N, const ulong OUT) {
-    db += db_off;
-    dout += dout_off;
-    size_t o = get_global_id(0);
-    if (o >= OUT) return;
-    float s = 0.0f;
-    for (ulong n = 0; n < N; n++) s += dout[n * OUT + o];
-    db[o] += s;
 }
 
 /* C[b] (M, N) = op(A[b]) op(B[b]) (+ beta C[b]) for K <= 32: attention's

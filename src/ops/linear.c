@@ -1,10 +1,10 @@
 /* Linear layers and batched matmul on cd_gemm, with plain C references.
  *
  * Every product is one GEMM call (row-major, see cd_gemm); the bias add and its
- * gradient are the two small kernels of cl/linear.cl, except where the row
- * kernels add the bias in the forward's GEMM (cd_gemm_bias_nt). Accumulate rules as in
- * ops.h: dw and db add; dx, dA, dB are written (acc 0) or added (acc 1), which
- * maps onto GEMM's beta = acc. */
+ * gradient are linear_bias_forward (cl/linear.cl) and ops_reduce_axis, except
+ * where the row kernels add the bias in the forward's GEMM (cd_gemm_bias_nt).
+ * Accumulate rules as in ops.h: dw and db add; dx, dA, dB are written (acc 0)
+ * or added (acc 1), which maps onto GEMM's beta = acc. */
 #include "cldetr/ops.h"
 #include "cldetr/selftest.h"
 #include "ops/op_ref.h"
@@ -23,12 +23,12 @@ void op_linear_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem 
                         size_t N, size_t IN, size_t OUT, int acc) {
     if (cd_has(dx)) cd_gemm(dev, 0, 0, N, IN, OUT, 1.0f, dout, OUT, w, IN, acc ? 1.0f : 0.0f, dx, IN);
     if (cd_has(dw) && N > 0) cd_gemm(dev, 1, 0, OUT, IN, N, 1.0f, dout, OUT, x, IN, 1.0f, dw, IN);
-    if (!cd_has(db) || OUT == 0) return;
-    /* a column sum per work-item suits a CPU; on GPUs its OUT work-items (256 in
-     * DETR) left the device idle for 33 us a call on DETR-R50's 1250 tokens:
-     * there the tiled column reduction splits the rows over work-groups */
-    if (ops_row_kernels(dev)) CD_LAUNCH1(dev, "linear_bias_backward", OUT, KM(db), KM(dout), KUL(N), KUL(OUT));
-    else if (N > 0) ops_reduce_axis(dev, db, dout, dout, 1, N, OUT, 1.0f, 1, 0);
+    if (!cd_has(db) || OUT == 0 || N == 0) return;
+    /* column sums: on CPUs reduce_axis_cols (a work-item per 16 columns, each
+     * lane summing its column in row order, as the column-per-work-item
+     * kernel it replaced did: the same bits, 16x fewer work-items); on GPUs
+     * the tiled column reduction, which splits the rows over work-groups */
+    ops_reduce_axis(dev, db, dout, dout, 1, N, OUT, 1.0f, 1, 0);
 }
 
 /* The batched products: on GPUs, bmm_small (cl/linear.cl) when K <= 32 and
