@@ -420,7 +420,7 @@ static void dw_products(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem col, size
     else
         CD_LAUNCH_WG(dev, "conv_dw_nt_chunks", 3, global, local, KM(part), KM(dout), KM(col), KI(K), KI(CRS),
                      KI(P), KUL(cs), KUL(cb), KI(chunk), KI(cpi));
-    CD_LAUNCH1(dev, "conv_dw_sum", K * CRS, KM(dw), KM(part), KI(nch), KI(K * CRS));
+    CD_LAUNCH1(dev, "conv_dw_sum", (K * CRS + 15) / 16, KM(dw), KM(part), KI(nch), KI(K * CRS));
     cd_free(dev, part);
 }
 
