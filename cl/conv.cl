@@ -128,6 +128,45 @@ __kernel void conv_im2col_cpu_s1(__global float *col, const ulong col_off, __glo
     }
 }
 
+/* The same at stride 2 (the stem's 7x7 and the stride-2 3x3s on CPUs): a
+ * work-item writes one window plane; an output row's 16-float block whose 32
+ * source floats lie inside x's row is two vector loads and their even lanes,
+ * the edges go one by one. Range (CRS*g). */
+__kernel void conv_im2col_cpu_s2(__global float *col, const ulong col_off, __global const float *x,
+                                 const ulong x_off, const int g, const int C, const int H, const int W, const int R,
+                                 const int S, const int Ho, const int Wo, const int stride, const int pad,
+                                 const int dil, const float inv_g, const float inv_RS, const float inv_S,
+                                 const float inv_Wo) {
+    const int z = (int)get_global_id(0);
+    if (z >= C * R * S * g) return;
+    const int crs = div_nonneg(z, g, inv_g), b = z - crs * g;
+    const int c = div_nonneg(crs, R * S, inv_RS), rs = crs - c * (R * S);
+    const int r = div_nonneg(rs, S, inv_S), s = rs - r * S;
+    const int d = s * dil - pad;   /* iw = 2*ow + d */
+    __global const float *plane = x + x_off + ((ulong)b * C + c) * H * W;
+    __global float *dst = col + col_off + (ulong)z * Ho * Wo;
+    for (int oh = 0; oh < Ho; oh++, dst += Wo) {
+        const int ih = 2 * oh - pad + r * dil;
+        if (ih < 0 || ih >= H) {
+            for (int ow = 0; ow < Wo; ow++) dst[ow] = 0.0f;
+            continue;
+        }
+        __global const float *src = plane + ih * W;
+        int ow = 0;
+        while (ow < Wo) {
+            const int iw = 2 * ow + d;
+            if (ow + 16 <= Wo && iw >= 0 && iw + 32 <= W) {
+                const float16 a = vload16(0, src + iw), e = vload16(1, src + iw);
+                vstore16((float16)(a.even, e.even), 0, dst + ow);
+                ow += 16;
+            } else {
+                dst[ow] = iw >= 0 && iw < W ? src[iw] : 0.0f;
+                ow++;
+            }
+        }
+    }
+}
+
 /* colT (g*P, CRS) from x (g, C, H, W), the transpose of conv_im2col's col.
  * Range (CRS, Wo, Ho*g): dim 0 runs along a row of colT, so the stores are
  * contiguous. */

@@ -177,8 +177,8 @@ static int use_cpu_movers(const cd_device *dev) {
 /* col (CRS, g*P) or colT (g*P, CRS) from x (g, C, H, W) */
 static void im2col(cd_device *dev, cd_mem col, cd_mem x, size_t g, const conv_shape *s, int transposed) {
     size_t Ho = conv_out_h(s), Wo = conv_out_w(s), CRS = s->C * s->R * s->S;
-    if (!transposed && s->stride == 1 && Wo >= CONV_CPU_S1_MIN_W && use_cpu_movers(dev))
-        CD_LAUNCH1(dev, "conv_im2col_cpu_s1", CRS * g, KM(col), KM(x), KI(g), KI(s->C), KI(s->H), KI(s->W),
+    if (!transposed && s->stride <= 2 && Wo >= (s->stride == 1 ? CONV_CPU_S1_MIN_W : 16) && use_cpu_movers(dev))
+        CD_LAUNCH1(dev, s->stride == 1 ? "conv_im2col_cpu_s1" : "conv_im2col_cpu_s2", CRS * g, KM(col), KM(x), KI(g), KI(s->C), KI(s->H), KI(s->W),
                    KI(s->R), KI(s->S), KI(Ho), KI(Wo), KI(s->stride), KI(s->pad), KI(s->dil), KF(inv(g)),
                    KF(inv(s->R * s->S)), KF(inv(s->S)), KF(inv(Wo)));
     else if (transposed)
