@@ -1,5 +1,7 @@
 /* Batch norm over (B, C, HW): frozen (the statistics are buffers) and trainable
- * with batch statistics, and plain C references. Kernels in cl/batchnorm.cl. */
+ * with batch statistics (alone, or with the ReLU after it fused in), and plain
+ * C references. Kernels in cl/batchnorm.cl: the per-channel sums are
+ * work-group trees on GPUs, a work-item per channel on CPUs (ops_row_kernels). */
 #include <math.h>
 #include <string.h>
 
@@ -152,13 +154,15 @@ static void train_forward(cd_device *dev, cd_mem out, cd_mem save_mean, cd_mem s
                  "use a larger batch or input, or freeze the batch norm", B, HW);
     check_sizes(B, C, HW);
     int run = cd_has(running_mean) && cd_has(running_var);
-    size_t l = reduce_local(dev, "bn_train_stats");
-    if (ops_row_kernels(dev))   /* CPUs: a work-item per channel, no work-group tree */
+    if (ops_row_kernels(dev)) {   /* CPUs: a work-item per channel, no work-group tree */
         CD_LAUNCH1(dev, "bn_cols_stats", C, KM(save_mean), KM(save_rstd), KM(run ? running_mean : save_mean),
                    KM(run ? running_var : save_rstd), KM(x), KI(B), KI(C), KI(HW), KF(eps), KF(momentum), KI(run));
-    else CD_LAUNCH_WG(dev, "bn_train_stats", 1, (size_t[]){C * l}, (size_t[]){l}, KM(save_mean), KM(save_rstd),
-                 KM(run ? running_mean : save_mean), KM(run ? running_var : save_rstd), KM(x),
-                 KLOCAL(l * sizeof(float)), KI(B), KI(C), KI(HW), KF(eps), KF(momentum), KI(run));
+    } else {
+        size_t l = reduce_local(dev, "bn_train_stats");
+        CD_LAUNCH_WG(dev, "bn_train_stats", 1, (size_t[]){C * l}, (size_t[]){l}, KM(save_mean), KM(save_rstd),
+                     KM(run ? running_mean : save_mean), KM(run ? running_var : save_rstd), KM(x),
+                     KLOCAL(l * sizeof(float)), KI(B), KI(C), KI(HW), KF(eps), KF(momentum), KI(run));
+    }
     size_t loc[3];
     CD_LAUNCH_WG(dev, "bn_train_apply", 3, ((size_t[]){HW, C, B}), plane_local(dev, "bn_train_apply", HW, loc),
                  KM(out), KM(x), KM(save_mean), KM(save_rstd), KM(w), KM(b), KI(B), KI(C), KI(HW), KI(relu));
@@ -171,15 +175,17 @@ static void train_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_m
     check_sizes(B, C, HW);
     int mask = cd_has(y);
     cd_mem sums = cd_alloc(dev, 2 * C, "batch norm gradient sums");
-    size_t l = reduce_local(dev, "bn_train_backward_reduce");
-    if (ops_row_kernels(dev))
+    if (ops_row_kernels(dev)) {
         CD_LAUNCH1(dev, "bn_cols_backward_reduce", C, KM(sums), KM(cd_has(dw) ? dw : sums),
                    KM(cd_has(db) ? db : sums), KM(dout), KM(mask ? y : dout), KM(x), KM(save_mean), KM(save_rstd),
                    KI(B), KI(C), KI(HW), KI(cd_has(dw)), KI(cd_has(db)), KI(mask));
-    else CD_LAUNCH_WG(dev, "bn_train_backward_reduce", 1, (size_t[]){C * l}, (size_t[]){l}, KM(sums),
-                 KM(cd_has(dw) ? dw : sums), KM(cd_has(db) ? db : sums), KM(dout), KM(mask ? y : dout), KM(x),
-                 KM(save_mean), KM(save_rstd), KLOCAL(l * sizeof(float)), KI(B), KI(C), KI(HW), KI(cd_has(dw)),
-                 KI(cd_has(db)), KI(mask));
+    } else {
+        size_t l = reduce_local(dev, "bn_train_backward_reduce");
+        CD_LAUNCH_WG(dev, "bn_train_backward_reduce", 1, (size_t[]){C * l}, (size_t[]){l}, KM(sums),
+                     KM(cd_has(dw) ? dw : sums), KM(cd_has(db) ? db : sums), KM(dout), KM(mask ? y : dout), KM(x),
+                     KM(save_mean), KM(save_rstd), KLOCAL(l * sizeof(float)), KI(B), KI(C), KI(HW),
+                     KI(cd_has(dw)), KI(cd_has(db)), KI(mask));
+    }
     size_t loc[3];
     if (cd_has(dx))
         CD_LAUNCH_WG(dev, "bn_train_backward_dx", 3, ((size_t[]){HW, C, B}),
