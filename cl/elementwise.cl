@@ -70,18 +70,19 @@ __kernel void add_relu_forward(__global float *out, const ulong out_off, __globa
 }
 
 /* The gradient of relu(a + b) to both inputs: v = dout where out > 0, else 0
- * (relu_backward's value); da (=/+= by acc_a) and db (=/+= by acc_b) get v,
- * either skipped when its has_ flag is 0. */
+ * (relu_backward's value); da (=/+= by acc_a) and db (=/+= by acc_b) get v.
+ * Both are always written (no per-input flag: a guarded store kept PoCL from
+ * vectorising, 93 us a call at layer 1); with one input the host calls
+ * relu_backward. */
 __kernel void add_relu_backward(__global float *da, const ulong da_off, __global float *db, const ulong db_off,
                                 __global const float *dout, const ulong dout_off, __global const float *out,
-                                const ulong out_off, const ulong n, const int has_a, const int acc_a,
-                                const int has_b, const int acc_b) {
+                                const ulong out_off, const ulong n, const int acc_a, const int acc_b) {
     da += da_off; db += db_off; dout += dout_off; out += out_off;
     size_t gid = get_global_id(0);
     if (gid >= n) return;
     float v = out[gid] > 0.0f ? dout[gid] : 0.0f;
-    if (has_a) da[gid] = acc_a ? da[gid] + v : v;
-    if (has_b) db[gid] = acc_b ? db[gid] + v : v;
+    da[gid] = acc_a ? da[gid] + v : v;
+    db[gid] = acc_b ? db[gid] + v : v;
 }
 
 /* out = 1 / (1 + exp(-x)); exp(-x) overflows to inf for x < -88, giving exactly 0 */

@@ -34,9 +34,12 @@ void op_add_relu_forward(cd_device *dev, cd_mem out, cd_mem a, cd_mem b, size_t 
 
 void op_add_relu_backward(cd_device *dev, cd_mem da, cd_mem db, cd_mem dout, cd_mem out, size_t n, int acc_a,
                           int acc_b) {
-    if (!cd_has(da) && !cd_has(db)) return;
-    CD_LAUNCH1(dev, "add_relu_backward", n, KM(cd_has(da) ? da : db), KM(cd_has(db) ? db : da), KM(dout), KM(out),
-               KUL(n), KI(cd_has(da)), KI(acc_a), KI(cd_has(db)), KI(acc_b));
+    if (!cd_has(da) || !cd_has(db)) {   /* one input wants a gradient: ReLU's own */
+        if (cd_has(da)) op_relu_backward(dev, da, dout, out, n, acc_a);
+        if (cd_has(db)) op_relu_backward(dev, db, dout, out, n, acc_b);
+        return;
+    }
+    CD_LAUNCH1(dev, "add_relu_backward", n, KM(da), KM(db), KM(dout), KM(out), KUL(n), KI(acc_a), KI(acc_b));
 }
 
 void op_sigmoid_forward(cd_device *dev, cd_mem out, cd_mem x, size_t n) {
