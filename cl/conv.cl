@@ -358,6 +358,58 @@ __kernel void conv_add_bias(__global float *y, const ulong y_off, __global const
     y[((ulong)b * K + k) * P + p] += bias[k];
 }
 
+/* conv_col2im_k3s2 in a CPU's shape for pad 1, dilation 1, W = 2*Wo with Wo a
+ * multiple of 16 (layer 2's first conv): a work-item sums one row of dx, 32
+ * columns per step. Column 2q takes window column s = 1 at ow = q; column 2q+1
+ * takes s = 0 at ow = q+1 and s = 2 at ow = q; row ih takes r = 1 (ih even)
+ * or r = 0 and 2 (ih odd). The terms are added in conv_col2im_k3s2's order,
+ * increasing (r, s), with 0 where it skips one (past the last ow), so dx is
+ * bit-identical to it. Range (H, g*C). */
+__kernel void conv_col2im_k3s2p1_cpu(__global float *dx, const ulong dx_off, __global const float *dcol,
+                                     const ulong dcol_off, const int g, const int C, const int H, const int W,
+                                     const int R, const int S, const int Ho, const int Wo, const int stride,
+                                     const int pad, const int dil, const float inv_stride, const float inv_C,
+                                     const int acc) {
+    const int ih = (int)get_global_id(0), z = (int)get_global_id(1);
+    if (ih >= H || z >= g * C) return;
+    const int b = div_nonneg(z, C, inv_C), c = z - b * C;
+    const ulong P = (ulong)Ho * Wo;
+    __global float *out = dx + dx_off + ((ulong)z * H + ih) * W;
+    /* the kernel rows that reach this dx row, increasing r, and their output rows */
+    int rr[2], oh[2], nr = 0;
+    if (ih & 1) {
+        if ((ih + 1) / 2 < Ho) { rr[nr] = 0; oh[nr] = (ih + 1) / 2; nr++; }
+        rr[nr] = 2; oh[nr] = (ih - 1) / 2; nr++;
+    } else {
+        rr[0] = 1; oh[0] = ih / 2; nr = 1;
+    }
+    const uint16 next = (uint16)(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 15);
+    const uint16 lo = (uint16)(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const uint16 hi = (uint16)(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    for (int q0 = 0; q0 < Wo; q0 += 16) {
+        float16 e = (float16)(0.0f), o = (float16)(0.0f);
+        for (int k = 0; k < nr; k++) {
+            __global const float *row =
+                dcol + dcol_off + (((ulong)(c * 3 + rr[k]) * 3) * g + b) * P + oh[k] * Wo + q0;
+            const ulong sstep = (ulong)g * P;   /* from window column s to s + 1 */
+            e += vload16(0, row + sstep);                       /* s = 1, ow = q */
+            float16 t;                                          /* s = 0, ow = q + 1; none past the row's end */
+            if (q0 + 16 < Wo) {
+                t = vload16(0, row + 1);
+            } else {
+                t = shuffle(vload16(0, row), next);
+                t.sf = 0.0f;
+            }
+            o += t;
+            o += vload16(0, row + 2 * sstep);                   /* s = 2, ow = q */
+        }
+        const float16 v0 = shuffle2(e, o, lo), v1 = shuffle2(e, o, hi);
+        __global float *d = out + 2 * q0;
+        vstore16(acc ? vload16(0, d) + v0 : v0, 0, d);
+        vstore16(acc ? vload16(1, d) + v1 : v1, 1, d);
+    }
+}
+
 /* tmp (K, g*P) = dout (g, K, P) rearranged (the inverse of conv_unpack_out). Range (P, K, g). */
 __kernel void conv_pack_dout(__global float *tmp, const ulong tmp_off, __global const float *dout, const ulong dout_off,
                              const int g, const int K, const int P) {

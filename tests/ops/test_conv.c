@@ -133,6 +133,30 @@ static void check_implicit_same_bits(const char *name, conv_shape s, int bias, i
     for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
 }
 
+/* col2im in its CPU shape against the work-item-per-element kernel on the same
+ * dcol: the same bits (conv_col2im_k3s2p1_cpu adds conv_col2im_k3s2's terms in
+ * its order). */
+static void check_col2im_same_bits(conv_shape s, int acc) {
+    size_t P = conv_out_h(&s) * conv_out_w(&s), nx = s.B * s.C * s.H * s.W, nc = s.C * s.R * s.S * s.B * P;
+    double *dcol = ot_randv(nc, -1, 1), *dx0 = ot_randv(nx, -1, 1), *got[2];
+    cd_mem mc = op_upload(ot_dev, dcol, nc, 3);
+    for (int cpu = 0; cpu < 2; cpu++) {
+        cd_mem mdx = op_upload(ot_dev, dx0, nx, 5);
+        int old = op_conv2d_set_cpu_movers(cpu);
+        op_conv2d_col2im(ot_dev, mdx, mc, &s, acc);
+        op_conv2d_set_cpu_movers(old);
+        got[cpu] = op_download(ot_dev, mdx, nx);
+        if (cpu) t_ok(op_guards_intact(ot_dev, mdx, nx), "col2im CPU shape: nothing written outside dx");
+        cd_free(ot_dev, mdx);
+    }
+    char t[160];
+    snprintf(t, sizeof t, "col2im %zux%zu/%zu pad %zu on B%zu C%zu %zux%zu acc%d: CPU shape = element kernel, bit for bit",
+             s.R, s.S, s.stride, s.pad, s.B, s.C, s.H, s.W, acc);
+    ot_close(t, got[0], got[1], nx, 0, 0);
+    cd_free(ot_dev, mc);
+    free(dcol); free(dx0); free(got[0]); free(got[1]);
+}
+
 /* ---- finite differences of the reference --------------------------------- */
 
 typedef struct { const conv_shape *s; double *x, *w, *b, *G, *out; } conv_ctx;
@@ -208,7 +232,14 @@ int main(void) {
     check_conv("cpu movers 3x3 16 wide", (conv_shape){2, 3, 5, 16, 4, 3, 3, 1, 1, 1}, 1, 1);
     check_conv("cpu movers 3x3 32 wide", (conv_shape){1, 4, 6, 32, 3, 3, 3, 1, 1, 1}, 0, 0);
     check_conv("cpu movers 3x3 50 wide", (conv_shape){2, 2, 4, 50, 3, 3, 3, 1, 1, 1}, 1, 0);
+    /* stride 2 at even widths of 32 and 64 (outputs 16 and 32 wide: one and two
+     * blocks of conv_col2im_k3s2p1_cpu), odd and even heights */
+    check_conv("cpu movers 3x3/2 32 wide", (conv_shape){2, 3, 9, 32, 4, 3, 3, 2, 1, 1}, 1, 1);
+    check_conv("cpu movers 3x3/2 64 wide", (conv_shape){1, 4, 10, 64, 3, 3, 3, 2, 1, 1}, 0, 0);
     op_conv2d_set_cpu_movers(movers);
+    check_col2im_same_bits((conv_shape){2, 3, 9, 32, 4, 3, 3, 2, 1, 1}, 0);
+    check_col2im_same_bits((conv_shape){1, 4, 10, 64, 3, 3, 3, 2, 1, 1}, 1);
+    check_col2im_same_bits((conv_shape){8, 32, 32, 32, 64, 3, 3, 2, 1, 1}, 0);
 
     /* groups of two images and a remainder of one, through the packed layouts */
     size_t old = op_conv2d_set_scratch_limit(2 * 5 * 9 * 9 * 7);
