@@ -150,11 +150,18 @@ __kernel void bn_train_apply(__global float *out, const ulong out_off, __global 
 }
 
 /* The output gradient of a batch norm followed by a ReLU whose output is y:
- * dout where y > 0, else 0, as relu_backward computes it; mask = 0: dout. */
+ * dout where y > 0, else 0, as relu_backward computes it; mask = 0: dout.
+ * 8, 16 or 1 values from index k. */
 static inline __attribute__((always_inline)) float8 bn_dout8(__global const float *dout, __global const float *y,
                                                              const ulong k, const int mask) {
     const float8 d = vload8(0, dout + k);
     return mask ? select((float8)(0.0f), d, vload8(0, y + k) > 0.0f) : d;
+}
+
+static inline __attribute__((always_inline)) float16 bn_dout16(__global const float *dout, __global const float *y,
+                                                               const ulong k, const int mask) {
+    const float16 d = vload16(0, dout + k);
+    return mask ? select((float16)(0.0f), d, vload16(0, y + k) > 0.0f) : d;
 }
 
 static inline __attribute__((always_inline)) float bn_dout1(__global const float *dout, __global const float *y,
@@ -284,8 +291,7 @@ __kernel void bn_cols_backward_reduce(__global float *sums, const ulong sums_off
         int i = 0;
         for (; i + 16 <= HW; i += 16) {
             const ulong k = row + i;
-            float16 d = vload16(0, dout + k);
-            if (mask) d = select((float16)(0.0f), d, vload16(0, y + k) > 0.0f);
+            const float16 d = bn_dout16(dout, y, k, mask);
             d16 += d;
             dx16 += d * ((vload16(0, x + k) - m) * r);
         }

@@ -93,6 +93,24 @@ __kernel void conv_im2col_rows_s1(__global float *col, const ulong col_off, __gl
     im2col_rows_body(col + col_off, x + x_off, g, C, H, W, R, S, Ho, Wo, 1, pad, dil, inv_g, inv_RS, inv_S);
 }
 
+/* The window plane z = crs*g + b of the plane-per-work-item kernels below: the
+ * channel plane of x it copies from, its Ho x Wo plane of col, and its window
+ * row r and column s. */
+static inline __attribute__((always_inline)) void im2col_plane(__global const float **plane, __global float **dst,
+                                                               int *r, int *s, __global float *col,
+                                                               __global const float *x, const int z, const int g,
+                                                               const int C, const int H, const int W, const int R,
+                                                               const int S, const int Ho, const int Wo,
+                                                               const float inv_g, const float inv_RS,
+                                                               const float inv_S) {
+    const int crs = div_nonneg(z, g, inv_g), b = z - crs * g;
+    const int c = div_nonneg(crs, R * S, inv_RS), rs = crs - c * (R * S);
+    *r = div_nonneg(rs, S, inv_S);
+    *s = rs - *r * S;
+    *plane = x + ((ulong)b * C + c) * H * W;
+    *dst = col + (ulong)z * Ho * Wo;
+}
+
 /* The same col at stride 1 in a CPU's shape (devices that are not GPUs): a
  * work-item writes one image's window plane of col, Ho rows of Wo floats,
  * range (CRS*g). Each row is x's input row shifted by s*dil - pad, copied
@@ -106,14 +124,13 @@ __kernel void conv_im2col_cpu_s1(__global float *col, const ulong col_off, __glo
                                  const float inv_Wo) {
     const int z = (int)get_global_id(0);
     if (z >= C * R * S * g) return;
-    const int crs = div_nonneg(z, g, inv_g), b = z - crs * g;
-    const int c = div_nonneg(crs, R * S, inv_RS), rs = crs - c * (R * S);
-    const int r = div_nonneg(rs, S, inv_S), s = rs - r * S;
+    int r, s;
+    __global const float *plane;
+    __global float *dst;
+    im2col_plane(&plane, &dst, &r, &s, col + col_off, x + x_off, z, g, C, H, W, R, S, Ho, Wo, inv_g, inv_RS, inv_S);
     const int d = s * dil - pad;   /* iw = ow + d */
     /* outputs [lo, hi) of a row read x, the others are 0 */
     const int lo = clamp(-d, 0, Wo), hi = clamp(W - d, lo, Wo);
-    __global const float *plane = x + x_off + ((ulong)b * C + c) * H * W;
-    __global float *dst = col + col_off + (ulong)z * Ho * Wo;
     for (int oh = 0; oh < Ho; oh++, dst += Wo) {
         const int ih = oh - pad + r * dil;
         int ow = 0;
@@ -139,12 +156,11 @@ __kernel void conv_im2col_cpu_s2(__global float *col, const ulong col_off, __glo
                                  const float inv_Wo) {
     const int z = (int)get_global_id(0);
     if (z >= C * R * S * g) return;
-    const int crs = div_nonneg(z, g, inv_g), b = z - crs * g;
-    const int c = div_nonneg(crs, R * S, inv_RS), rs = crs - c * (R * S);
-    const int r = div_nonneg(rs, S, inv_S), s = rs - r * S;
+    int r, s;
+    __global const float *plane;
+    __global float *dst;
+    im2col_plane(&plane, &dst, &r, &s, col + col_off, x + x_off, z, g, C, H, W, R, S, Ho, Wo, inv_g, inv_RS, inv_S);
     const int d = s * dil - pad;   /* iw = 2*ow + d */
-    __global const float *plane = x + x_off + ((ulong)b * C + c) * H * W;
-    __global float *dst = col + col_off + (ulong)z * Ho * Wo;
     for (int oh = 0; oh < Ho; oh++, dst += Wo) {
         const int ih = 2 * oh - pad + r * dil;
         if (ih < 0 || ih >= H) {

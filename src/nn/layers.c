@@ -364,8 +364,9 @@ static void bn_relu_train_bw(nn_ctx *ctx, nn_node *nd) {
                                      nd->a.bn.save_mean, nd->a.bn.save_rstd, nd->in[1]->data, BN(nd), acc);
 }
 
-/* x (B, C, ...) viewed as (B, C, HW); w, b, mean, var (C); relu: a ReLU after
- * it (one node when the batch norm trains, else an in-place ReLU node) */
+/* x (B, C, ...) viewed as (B, C, HW); w, b, mean, var (C); relu (only with
+ * inplace, as nn_batchnorm_relu_inplace asks): a ReLU after it, one node when
+ * the batch norm trains, else an in-place ReLU node */
 static nn_tensor *batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable, int inplace,
                             int relu) {
     nn_tensor *wt = nn_weight(ctx, w), *bt = nn_weight(ctx, b);
@@ -392,7 +393,7 @@ static nn_tensor *batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, i
     nd.forward = bn_frozen_fw;
     nd.backward = bn_frozen_bw;
     nn_tensor *y = run(ctx, &nd);
-    return relu ? (inplace ? nn_relu_inplace(ctx, y) : nn_relu(ctx, y)) : y;
+    return relu ? nn_relu_inplace(ctx, y) : y;
 }
 
 nn_tensor *nn_batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable) {

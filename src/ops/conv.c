@@ -27,7 +27,6 @@
  * and short weight gradients (layer 4) run as dwT = col @ doutT on the row
  * GEMM (dw_products). */
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "cldetr/ops.h"
@@ -251,20 +250,24 @@ int op_conv2d_set_implicit(int mode) {
     return old;
 }
 
+/* Floats of one image's padded copy xp (C, H+2, W+2), and of the batch's, that
+ * the implicit path reads. */
+static size_t padded_image_floats(const conv_shape *s) { return s->C * (s->H + 2) * (s->W + 2); }
+static size_t padded_floats(const conv_shape *s) { return s->B * padded_image_floats(s); }
+
 static int conv_is_implicit(cd_device *dev, const conv_shape *s) {
     size_t Wo = conv_out_w(s), P = conv_out_h(s) * Wo;
     int on = implicit_mode >= 0 ? implicit_mode : cd_cpu_shaped(dev);
     return on && s->R == 3 && s->S == 3 && s->stride == 1 && s->pad == 1 && s->dil == 1 &&
            (Wo % 16 == 0 || Wo == 8) && P % 16 == 0 && s->B * P % 32 == 0 &&
-           s->B * s->C * (s->H + 2) * (s->W + 2) < ((size_t)1 << 31) &&
+           padded_floats(s) < ((size_t)1 << 31) &&
            s->B * s->K * P < ((size_t)1 << 31);
 }
 
-/* The implicit kernel of a width class: name or name_w8 (cl/conv.cl). */
-static const char *implicit_kernel(const char *name, const conv_shape *s, char *buf, size_t n) {
-    size_t Wo = conv_out_w(s);
-    snprintf(buf, n, "%s%s", name, Wo % 16 == 0 ? "" : "_w8");
-    return buf;
+/* The implicit kernel of s's width class: names[0] for outputs a multiple of
+ * 16 wide, names[1] (the _w8 kernel of cl/conv.cl) for 8 wide. */
+static const char *implicit_kernel(const char *const names[2], const conv_shape *s) {
+    return names[conv_out_w(s) % 16 == 0 ? 0 : 1];
 }
 
 /* out (B, K, Ho, Wo) (=/+= by acc) = the 3x3 windows of xp (B, C, Ho+2, Wo+2)
@@ -274,13 +277,10 @@ static void implicit_conv(cd_device *dev, cd_mem out, cd_mem xp, cd_mem w, size_
     size_t mb = (K + 7) / 8, nb = B * conv_out_h(s) * conv_out_w(s) / 32;
     size_t target = 4 * CD_MAX((size_t)dev->info.compute_units, (size_t)2), per = (mb * nb + target - 1) / target;
     size_t global[2] = {mb, nb}, local[2] = {CD_MAX((size_t)1, CD_MIN(mb, CD_MIN(per, (size_t)64))), 1};
-    char name[64];
-    CD_LAUNCH_WG(dev, implicit_kernel("conv3x3_s1_rows", s, name, sizeof name), 2, global, local, KM(out), KM(xp),
-                 KM(w), KI(B), KI(C), KI(K), KI(conv_out_h(s)), KI(conv_out_w(s)), KI(acc));
+    static const char *const names[2] = {"conv3x3_s1_rows", "conv3x3_s1_rows_w8"};
+    CD_LAUNCH_WG(dev, implicit_kernel(names, s), 2, global, local, KM(out), KM(xp), KM(w), KI(B), KI(C), KI(K),
+                 KI(conv_out_h(s)), KI(conv_out_w(s)), KI(acc));
 }
-
-/* Floats of the padded copy xp (B, C, H+2, W+2) that the implicit path reads. */
-static size_t padded_floats(const conv_shape *s) { return s->B * s->C * (s->H + 2) * (s->W + 2); }
 
 /* xp (n, C, H+2, W+2) from x (n, C, H, W) */
 static void pad_input(cd_device *dev, cd_mem xp, cd_mem x, size_t n, const conv_shape *s) {
@@ -405,11 +405,12 @@ static void dw_products(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem col, size
         return;
     }
     size_t chunk = CD_MIN(DW_CHUNK_FLOATS / CRS / 16 * 16, (size_t)1024);
-    char chunks_kernel[64] = "conv_dw_nt_chunks", name[64];
-    if (xs) implicit_kernel("conv_dw3_nt_chunks", xs, chunks_kernel, sizeof chunks_kernel);
+    static const char *const whole3[2] = {"conv_dw3_nt", "conv_dw3_nt_w8"};
+    static const char *const chunks3[2] = {"conv_dw3_nt_chunks", "conv_dw3_nt_chunks_w8"};
+    const char *chunks_kernel = xs ? implicit_kernel(chunks3, xs) : "conv_dw_nt_chunks";
     if (!dw_chunks || chunk < DW_CHUNK_MIN || P < 2 * chunk || nc * nk > cd_kernel_wg_size(dev, chunks_kernel)) {
         if (xs)
-            CD_LAUNCH2(dev, implicit_kernel("conv_dw3_nt", xs, name, sizeof name), nc, nk, KM(dw), KM(dout),
+            CD_LAUNCH2(dev, implicit_kernel(whole3, xs), nc, nk, KM(dw), KM(dout),
                        KM(col), KI(g), KI(K), KI(xs->C), KI(conv_out_h(xs)), KI(conv_out_w(xs)));
         else
             CD_LAUNCH2(dev, "conv_dw_nt", nc, nk, KM(dw), KM(dout), KM(col), KI(g), KI(K), KI(CRS), KI(P), KUL(cs),
@@ -443,7 +444,7 @@ static void dw_from_columns(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem x, co
     size_t G = CD_MAX((size_t)1, CD_MIN(s->B, conv_scratch_floats / (CRS * P)));
     check_index_range(s, G);
     int imp = conv_is_implicit(dev, s);   /* the same groups, their columns read from the padded input */
-    size_t xpn = s->C * (s->H + 2) * (s->W + 2);
+    size_t xpn = padded_image_floats(s);
     cd_mem col = imp ? cd_alloc(dev, padded_floats(s), "conv2d padded input") : cd_alloc(dev, CRS * G * P,
                                                                                           "conv2d im2col");
     if (imp) pad_input(dev, col, x, s->B, s);
@@ -466,7 +467,7 @@ static void dw_from_kept(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem cols, si
         dw_products(dev, dw, dout, cols, s->B, s->K, CRS, P, P, CRSp * P, imp ? s : NULL);
         return;
     }
-    size_t per = imp ? s->C * (s->H + 2) * (s->W + 2) : CRSp * P;
+    size_t per = imp ? padded_image_floats(s) : CRSp * P;
     for (size_t n0 = 0; n0 < s->B; n0 += G) {
         size_t g = CD_MIN(G, s->B - n0);
         dw_products(dev, dw, cd_at(dout, n0 * s->K * P), cd_at(cols, n0 * per), g, s->K, CRS, P, g * P, P,
