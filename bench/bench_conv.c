@@ -77,6 +77,9 @@ static void timeit(const char *name, void (*fn)(bench_ctx *), bench_ctx *c, doub
     fflush(stdout);
 }
 
+/* "0" or "1": the switches' values (anything else is a usage error) */
+static int is_bit(const char *a) { return (a[0] == '0' || a[0] == '1') && a[1] == 0; }
+
 int main(int argc, char **argv) {
     size_t v[8] = {8, 64, 64, 32, 32, 3, 1, 1};
     int nv = 0, tuned = 0, profile = 0;
@@ -84,9 +87,12 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--tuned")) tuned = 1;
         else if (!strcmp(argv[i], "--profile")) profile = 1;
-        else if (!strcmp(argv[i], "--movers") && i + 1 < argc) op_conv2d_set_cpu_movers(atoi(argv[++i]));
-        else if (!strcmp(argv[i], "--implicit") && i + 1 < argc) op_conv2d_set_implicit(atoi(argv[++i]));
-        else if (!strcmp(argv[i], "--dw-gemm") && i + 1 < argc) op_conv2d_set_dw_gemm(atoi(argv[++i]));
+        else if (!strcmp(argv[i], "--movers") && i + 1 < argc && is_bit(argv[i + 1]))
+            op_conv2d_set_cpu_movers(atoi(argv[++i]));
+        else if (!strcmp(argv[i], "--implicit") && i + 1 < argc && is_bit(argv[i + 1]))
+            op_conv2d_set_implicit(atoi(argv[++i]));
+        else if (!strcmp(argv[i], "--dw-gemm") && i + 1 < argc && is_bit(argv[i + 1]))
+            op_conv2d_set_dw_gemm(atoi(argv[++i]));
         else if (nv < 8 && argv[i][0] >= '0' && argv[i][0] <= '9') v[nv++] = strtoul(argv[i], NULL, 10);
         else {
             fprintf(stderr, "usage: bench_conv [B C K H W R stride pad] [--iters N] [--tuned] [--profile] "

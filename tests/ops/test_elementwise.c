@@ -78,8 +78,15 @@ static void test_add_relu(size_t n, size_t off) {
     ot_get(&ref);
     op_add_relu_forward(ot_dev, o.d, a.d, b.d, n);
     ot_check("add_relu forward = add then relu, bit for bit", &o, ref.h, 0, 0);
+    double *hr = malloc(n * sizeof *hr), *hd = malloc(n * sizeof *hd);   /* the host references, in double */
+    op_add_ref(hr, a.h, b.h, n);
+    op_relu_forward_ref(hr, hr, n);
+    ot_check("add_relu forward against the host reference", &o, hr, 0, 1e-7);   /* one float rounding */
     op_relu_backward(ot_dev, dref.d, g.d, o.d, n, 0);
     ot_get(&dref);
+    op_relu_backward_ref(hd, g.h, ref.h, n, 0);   /* ref.h: the device's forward, as in training */
+    ot_check("add_relu's gradient (relu_backward) against the host reference", &dref, hd, 0, 0);
+    free(hr); free(hd);
     double *da1 = malloc(n * sizeof *da1);
     for (size_t i = 0; i < n; i++) da1[i] = (float)((float)da.h[i] + (float)dref.h[i]);
     op_add_relu_backward(ot_dev, da.d, db.d, g.d, o.d, n, 1, 0);
