@@ -7,7 +7,9 @@
  * - each buffer argument is a pair `__global float *x, const ulong x_off`, and
  *   the kernel starts with `x += x_off;` (offsets count floats, as CLBlast's);
  * - sizes are passed as `const ulong n` (or int/uint where small), and every
- *   kernel guards `if (gid >= n) return;` because global sizes are rounded up;
+ *   kernel guards `if (gid >= n) return;` because global sizes are rounded up
+ *   (the one exception: a kernel launched by CD_LAUNCH1_SPLIT has no guard and
+ *   a guarded twin, NAME_tail, that runs the rest: see cl/optim.cl);
  * - OpenCL C 1.2, no extensions, no fast-math.
  * Backward kernels take `acc`: 0 writes the gradient (the old value is never
  * read, so garbage or NaN there is harmless), 1 adds to it. */

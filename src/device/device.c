@@ -519,9 +519,7 @@ static void auto_local(const cd_kernel_entry *ke, int dims, const size_t *global
     }
 }
 
-void cd_launch(cd_device *dev, const char *name, int dims, const size_t *global,
-               const size_t *local, const cd_karg *args, int nargs) {
-    cd_kernel_entry *ke = get_kernel(dev, name);
+static void set_args(cd_kernel_entry *ke, const char *name, const cd_karg *args, int nargs) {
     cl_kernel k = ke->kernel;
     cl_uint ai = 0;
     for (int i = 0; i < nargs; i++) {
@@ -546,6 +544,27 @@ void cd_launch(cd_device *dev, const char *name, int dims, const size_t *global,
             cd_fatal("kernel %s: setting argument %d (OpenCL index %u) failed: %s — the host launcher and the "
                      "kernel's signature disagree (a bug in cldetr)", name, i, ai - 1, cd_cl_status_name(st));
     }
+}
+
+/* Enqueue a kernel whose arguments are set; g is a multiple of l; offset NULL = 0. */
+static void enqueue(cd_device *dev, cd_kernel_entry *ke, int dims, const size_t *offset, const size_t *g,
+                    const size_t *l) {
+    cl_event ev = NULL;
+    cl_int st = clEnqueueNDRangeKernel(dev->queue, ke->kernel, (cl_uint)dims, offset, g, l, 0, NULL,
+                                       dev->profiling ? &ev : NULL);
+    if (st != CL_SUCCESS) {
+        cd_fatal("launching kernel %s (global %zu x %zu x %zu, local %zu x %zu x %zu) failed: %s\n  hint: %s%s%s",
+                 ke->name, g[0], dims > 1 ? g[1] : 1, dims > 2 ? g[2] : 1, l[0], dims > 1 ? l[1] : 1,
+                 dims > 2 ? l[2] : 1, cd_cl_status_name(st), cd_cl_status_hint(st),
+                 dev->oom_hint ? "; " : "", dev->oom_hint ? dev->oom_hint : "");
+    }
+    if (ev) cd_profile_add_event(dev, ke->name, ev);
+}
+
+void cd_launch(cd_device *dev, const char *name, int dims, const size_t *global,
+               const size_t *local, const cd_karg *args, int nargs) {
+    cd_kernel_entry *ke = get_kernel(dev, name);
+    set_args(ke, name, args, nargs);
     size_t g[3], l[3];
     if (local) for (int d = 0; d < dims; d++) l[d] = local[d];
     else auto_local(ke, dims, global, l);
@@ -553,16 +572,27 @@ void cd_launch(cd_device *dev, const char *name, int dims, const size_t *global,
         if (global[d] == 0) return;   /* nothing to do */
         g[d] = round_up(global[d], l[d]);
     }
-    cl_event ev = NULL;
-    cl_int st = clEnqueueNDRangeKernel(dev->queue, k, (cl_uint)dims, NULL, g, l, 0, NULL,
-                                       dev->profiling ? &ev : NULL);
-    if (st != CL_SUCCESS) {
-        cd_fatal("launching kernel %s (global %zu x %zu x %zu, local %zu x %zu x %zu) failed: %s\n  hint: %s%s%s",
-                 name, g[0], dims > 1 ? g[1] : 1, dims > 2 ? g[2] : 1, l[0], dims > 1 ? l[1] : 1,
-                 dims > 2 ? l[2] : 1, cd_cl_status_name(st), cd_cl_status_hint(st),
-                 dev->oom_hint ? "; " : "", dev->oom_hint ? dev->oom_hint : "");
+    enqueue(dev, ke, dims, NULL, g, l);
+}
+
+void cd_launch1_split(cd_device *dev, const char *name, const char *tail_name, size_t n, const cd_karg *args,
+                      int nargs) {
+    if (n == 0) return;
+    cd_kernel_entry *ke = get_kernel(dev, name);
+    size_t l;
+    auto_local(ke, 1, &n, &l);
+    size_t bulk = n / l * l;
+    if (bulk) {
+        set_args(ke, name, args, nargs);
+        enqueue(dev, ke, 1, NULL, &bulk, &l);
     }
-    if (ev) cd_profile_add_event(dev, ke->name, ev);
+    if (bulk == n) return;
+    cd_kernel_entry *kt = get_kernel(dev, tail_name);
+    set_args(kt, tail_name, args, nargs);
+    size_t lt, rest = n - bulk;
+    auto_local(kt, 1, &rest, &lt);
+    size_t gt = round_up(rest, lt);
+    enqueue(dev, kt, 1, &bulk, &gt, &lt);
 }
 
 /* ---- memory ------------------------------------------------------------ */
