@@ -36,3 +36,23 @@ __kernel void permute4_3d(__global float *out, const ulong out_off, __global con
     const int o = (z * od2 + i2) * od3 + i3;
     out[o] = acc ? out[o] + v : v;
 }
+
+/* CPUs, when out's last axis is also x's (xs3 == 1) and a multiple of 16
+ * long (attention's head dim): a work-item per output row of od3 floats, one
+ * vector load and store per 16, over the range (od2, od0*od1). permute4_3d's
+ * element per work-item paid PoCL's per-item cost on attention's small
+ * tensors. The same values moved: the same bits. */
+__kernel void permute4_rows(__global float *out, const ulong out_off, __global const float *x, const ulong x_off,
+                            const int od1, const int od2, const int od3, const int xs0, const int xs1,
+                            const int xs2, const int n12, const float inv_od1, const int acc) {
+    out += out_off; x += x_off;
+    const int i2 = (int)get_global_id(0), z = (int)get_global_id(1);
+    if (i2 >= od2 || z >= n12) return;
+    const int i0 = div_nonneg(z, od1, inv_od1), i1 = z - i0 * od1;
+    __global const float *src = x + i0 * xs0 + i1 * xs1 + i2 * xs2;
+    __global float *dst = out + (z * od2 + i2) * od3;
+    for (int j = 0; j < od3; j += 16) {
+        const float16 v = vload16(0, src + j);
+        vstore16(acc ? vload16(0, dst + j) + v : v, 0, dst + j);
+    }
+}

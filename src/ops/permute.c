@@ -1,8 +1,10 @@
 /* Permute up to 4 axes (attention's (L, B, NH, hd) <-> (B, NH, L, hd)), with
- * acc; the backward is the same op with the inverse permutation. Kernel:
- * permute4_3d in cl/permute.cl (permute4 past its 32-bit limits). */
+ * acc; the backward is the same op with the inverse permutation. Kernels:
+ * permute4_3d in cl/permute.cl (permute4 past its 32-bit limits; on CPUs
+ * permute4_rows when rows of a multiple of 16 stay last). */
 #include "cldetr/ops.h"
 #include "ops/op_ref.h"
+#include "ops/reduce_util.h"
 
 /* Check perm is a permutation of 0..3; out dims and x strides of out's axes. */
 static void permute_plan(const size_t dims[4], const int perm[4], size_t od[4], size_t xs[4]) {
@@ -35,6 +37,11 @@ void op_permute(cd_device *dev, cd_mem out, cd_mem x, const size_t dims[4], cons
     if (n == 0) return;
     size_t lim24 = (size_t)1 << 24;   /* od[0] * od[1] below it bounds od[1] too */
     if (!permute_1d && n < ((size_t)1 << 31) && od[0] * od[1] < lim24 && od[2] < lim24 && od[3] < lim24) {
+        if (ops_row_kernels(dev) && xs[3] == 1 && od[3] % 16 == 0) {   /* CPUs: a row per work-item */
+            CD_LAUNCH2(dev, "permute4_rows", od[2], od[0] * od[1], KM(out), KM(x), KI(od[1]), KI(od[2]), KI(od[3]),
+                       KI(xs[0]), KI(xs[1]), KI(xs[2]), KI(od[0] * od[1]), KF(1.0f / (float)od[1]), KI(acc));
+            return;
+        }
         CD_LAUNCH3(dev, "permute4_3d", od[3], od[2], od[0] * od[1], KM(out), KM(x), KI(od[1]), KI(od[2]), KI(od[3]),
                    KI(xs[0]), KI(xs[1]), KI(xs[2]), KI(xs[3]), KI(od[0] * od[1]), KF(1.0f / (float)od[1]), KI(acc));
         return;

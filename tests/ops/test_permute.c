@@ -1,9 +1,10 @@
 /* Permute: all 24 orders of 4 axes vs the host reference (odd sizes, offsets,
- * acc 0 and 1); the inverse permutation gives x back exactly and is the
+ * acc 0 and 1; rows of 32 on the CPU row kernel and the element kernel); the inverse permutation gives x back exactly and is the
  * backward (finite differences); attention's (L, B, NH, hd) -> (B, NH, L, hd);
  * fewer axes padded with 1. Values move, never change: tolerance 0 (acc 1: one
  * float add). */
 #include "op_test.h"
+#include "ops/reduce_util.h"
 
 static void inverse(const int perm[4], int inv[4]) {
     for (int a = 0; a < 4; a++) inv[perm[a]] = a;
@@ -91,6 +92,25 @@ static void test_fd(void) {
     ot_free(&x); ot_free(&g); ot_free(&dx);
 }
 
+/* Rows of 32 that stay last (attention's head dim): the CPU row kernel
+ * (permute4_rows) and the element kernel, acc 0 over every order and acc 1
+ * for (L, B, NH, hd) -> (B, NH, L, hd). */
+static void test_rows(void) {
+    static const size_t d[4] = {5, 3, 2, 32}, n = 5 * 3 * 2 * 32;
+    for (int rows = 1; rows >= 0; rows--) {
+        int old = ops_set_row_kernels(rows);
+        t_diag("row kernels %s", rows ? "on (permute4_rows where the last axis stays last)" : "off");
+        test_all_orders(d);
+        ot_tensor x = ot_rand(n, 8, -1, 1), out = ot_rand(n, 9, -1, 1);
+        op_permute(ot_dev, out.d, x.d, d, (int[]){1, 2, 0, 3}, 1);
+        op_permute_ref(out.h, x.h, d, (int[]){1, 2, 0, 3}, 1);
+        ot_check(rows ? "permute (5,3,2,32) -> (3,2,5,32) acc 1, row kernel" : "the same, element kernel", &out,
+                 out.h, 0, 1e-7);
+        ot_free(&x); ot_free(&out);
+        ops_set_row_kernels(old);
+    }
+}
+
 int main(void) {
     ot_open();
     t_seed(606);
@@ -98,6 +118,7 @@ int main(void) {
     test_all_orders(d1);
     test_all_orders(d2);
     test_acc();
+    test_rows();
     /* the 1-D kernel that tensors past permute4_3d's 32-bit limits take */
     int old = op_permute_set_1d(1);
     test_all_orders(d2);
