@@ -113,13 +113,15 @@ __kernel void gemm_dot_nt(__global float *C, const ulong C_off, __global const f
         b[i] = B + min(n0 + i, N - 1) * ldb;
     }
     dot4x4_add(acc, tail, a, b, 0, K);
+    float sums[4][4];
+    dot4x4_sums(acc, tail, sums);
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             if (m0 + i >= M || n0 + j >= N) continue;
             __global float *c = C + (m0 + i) * ldc + n0 + j;
-            float r = alpha * dot4x4_sum(acc[i][j], tail[i][j]);
+            float r = alpha * sums[i][j];
             if (has_bias) r += bias[n0 + j];   /* after the rounding of the product, as a separate add */
             if (beta != 0.0f) *c = fma(beta, *c, r);
             else *c = r;

@@ -57,8 +57,7 @@ static inline __attribute__((always_inline)) int div_nonneg(int a, int d, float 
  * loads and 16 float16 FMAs per 8 loads (explicit vectors: PoCL does not
  * vectorise across work-items a body with a run-time loop).
  * dot4x4_zero: both set to 0. dot4x4_add: acc and tail += the products of the rows a[i] and c[j] over
- * [p0, p1), 16 at a time, then one by one. dot4x4_sum: a lane-wise sum and its
- * total, through the volatile copy above. */
+ * [p0, p1), 16 at a time, then one by one. dot4x4_sums: the sixteen totals. */
 static inline __attribute__((always_inline)) void dot4x4_zero(float16 acc[4][4], float tail[4][4]) {
 #pragma unroll
     for (int i = 0; i < 4; i++)
@@ -110,6 +109,34 @@ static inline __attribute__((always_inline)) float hmax16(const float16 v) {
     return fmax(l[0], l[1]);
 }
 
-static inline __attribute__((always_inline)) float dot4x4_sum(const float16 v, const float tail) {
-    return hsum16(v) + tail;
+/* The 16 totals hsum16(acc[i][j]) + tail[i][j], into r[i][j]: the sixteen
+ * halvings of hsum16 become four levels of whole-vector adds, two accumulators per add at
+ * the first level, four at the second, and so on (15 adds for 16 sums, not
+ * 16 x 4 narrowing adds and 16 private round trips). Each lane adds the same
+ * two numbers as hsum16 does at that level, so every sum has the same bits. */
+static inline __attribute__((always_inline)) void dot4x4_sums(const float16 acc[4][4], const float tail[4][4],
+                                                              float r[4][4]) {
+    float16 w[8], x[4], y[2];
+#pragma unroll
+    for (int q = 0; q < 8; q++) {       /* halves: [h8(v 2q) | h8(v 2q+1)], v = 4 i + j */
+        const float16 a = acc[q >> 1][(q & 1) * 2], b = acc[q >> 1][(q & 1) * 2 + 1];
+        w[q] = (float16)(a.lo, b.lo) + (float16)(a.hi, b.hi);
+    }
+#pragma unroll
+    for (int q = 0; q < 4; q++) {       /* quarters: h4 of four accumulators */
+        const float16 a = w[2 * q], b = w[2 * q + 1];
+        x[q] = (float16)(a.s0123, a.s89ab, b.s0123, b.s89ab) + (float16)(a.s4567, a.scdef, b.s4567, b.scdef);
+    }
+#pragma unroll
+    for (int q = 0; q < 2; q++) {       /* eighths: h2 of eight */
+        const float16 a = x[2 * q], b = x[2 * q + 1];
+        y[q] = (float16)(a.s01, a.s45, a.s89, a.scd, b.s01, b.s45, b.s89, b.scd) +
+               (float16)(a.s23, a.s67, a.sab, a.sef, b.s23, b.s67, b.sab, b.sef);
+    }
+    float l[16];
+    vstore16((float16)(y[0].even, y[1].even) + (float16)(y[0].odd, y[1].odd), 0, l);
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) r[i][j] = l[4 * i + j] + tail[i][j];
 }

@@ -493,11 +493,13 @@ __kernel void conv_dw_nt(__global float *dw, const ulong dw_off, __global const 
         dw_block_rows(a, c, dout, col, b, k0, c0, K, CRS, P, cs, cb);
         dot4x4_add(acc, tail, a, c, 0, P);
     }
+    float sums[4][4];
+    dot4x4_sums(acc, tail, sums);
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < 4; j++)
-            if (k0 + i < K && c0 + j < CRS) dw[(ulong)(k0 + i) * CRS + c0 + j] += dot4x4_sum(acc[i][j], tail[i][j]);
+            if (k0 + i < K && c0 + j < CRS) dw[(ulong)(k0 + i) * CRS + c0 + j] += sums[i][j];
 }
 
 /* The same products split along the reduction: part (g*cpi, K, CRS), part[ch]
@@ -522,11 +524,13 @@ __kernel void conv_dw_nt_chunks(__global float *part, const ulong part_off, __gl
     dw_block_rows(a, c, dout, col, b, k0, c0, K, CRS, P, cs, cb);
     dot4x4_add(acc, tail, a, c, p0, p1);
     __global float *pc = part + (ulong)ch * K * CRS;
+    float sums[4][4];
+    dot4x4_sums(acc, tail, sums);
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < 4; j++)
-            if (k0 + i < K && c0 + j < CRS) pc[(ulong)(k0 + i) * CRS + c0 + j] = dot4x4_sum(acc[i][j], tail[i][j]);
+            if (k0 + i < K && c0 + j < CRS) pc[(ulong)(k0 + i) * CRS + c0 + j] = sums[i][j];
 }
 
 /* dw (n) += the sum over ch < nch of part (nch, n), in increasing ch. A
@@ -756,11 +760,13 @@ static inline __attribute__((always_inline)) void dw3_whole(__global float *dw, 
         for (int i = 0; i < 4; i++) a[i] = dout + ((ulong)b * K + min(k0 + i, K - 1)) * P;
         dw3_add(acc, a, xp + (ulong)b * C * HWp, co, 0, P, 0, 0, Wo, Wp, WC);
     }
+    float sums[4][4];
+    dot4x4_sums(acc, tail, sums);
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < 4; j++)
-            if (k0 + i < K && c0 + j < CRS) dw[(ulong)(k0 + i) * CRS + c0 + j] += dot4x4_sum(acc[i][j], tail[i][j]);
+            if (k0 + i < K && c0 + j < CRS) dw[(ulong)(k0 + i) * CRS + c0 + j] += sums[i][j];
 }
 
 /* Wo a multiple of 16, Wo = 8 */
@@ -799,11 +805,13 @@ static inline __attribute__((always_inline)) void dw3_chunks(__global float *par
     const int oh = p0 / Wo;
     dw3_add(acc, a, xp + (ulong)b * C * HWp, co, p0, p1, oh, p0 - oh * Wo, Wo, Wp, WC);
     __global float *pc = part + (ulong)ch * K * CRS;
+    float sums[4][4];
+    dot4x4_sums(acc, tail, sums);
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < 4; j++)
-            if (k0 + i < K && c0 + j < CRS) pc[(ulong)(k0 + i) * CRS + c0 + j] = dot4x4_sum(acc[i][j], tail[i][j]);
+            if (k0 + i < K && c0 + j < CRS) pc[(ulong)(k0 + i) * CRS + c0 + j] = sums[i][j];
 }
 
 /* Wo a multiple of 16, Wo = 8 */
