@@ -183,6 +183,89 @@ __kernel void conv_im2col_cpu_s2(__global float *col, const ulong col_off, __glo
     }
 }
 
+/* conv_im2col_cpu_s1 for 3x3, pad 1, dilation 1 on rows 4 wide (layer 4 of
+ * a 128x128 input), where conv_im2col_cpu_s1's 16-wide copies do not fit and
+ * the element kernel ran at 0.45 ns a float: a work-item takes one channel of
+ * one image and writes its nine window planes, each row of a plane being the
+ * input row (s = 1) or it shifted by one column with a 0 at the edge (s = 0,
+ * 2), rows past the top or bottom 0. inv_g = 1/g. Range (C*g). */
+__kernel void conv_im2col_k3s1p1_w4(__global float *col, const ulong col_off, __global const float *x,
+                                    const ulong x_off, const int g, const int C, const int H, const int W,
+                                    const int R, const int S, const int Ho, const int Wo, const int stride,
+                                    const int pad, const int dil, const float inv_g, const float inv_RS,
+                                    const float inv_S, const float inv_Wo) {
+    const int z = (int)get_global_id(0);
+    if (z >= C * g) return;
+    const int c = div_nonneg(z, g, inv_g), b = z - c * g;
+    __global const float *plane = x + x_off + ((ulong)b * C + c) * H * 4;
+    const ulong P = (ulong)H * 4;
+    for (int r = 0; r < 3; r++) {
+        __global float *d0 = col + col_off + ((ulong)(c * 9 + r * 3) * g + b) * P;
+        __global float *d1 = d0 + g * P, *d2 = d1 + g * P;
+        for (int oh = 0; oh < H; oh++) {
+            const int ih = oh - 1 + r;
+            const float4 l = ih >= 0 && ih < H ? vload4(ih, plane) : (float4)(0.0f);
+            vstore4((float4)(0.0f, l.s012), oh, d0);
+            vstore4(l, oh, d1);
+            vstore4((float4)(l.s123, 0.0f), oh, d2);
+        }
+    }
+}
+
+/* conv_im2col_cpu_s2 for 3x3, pad 1, dilation 1 with W = 2*Wo and Wo a
+ * multiple of 4 (the stride-2 3x3s of ResNet's layers 2-4): output column ow
+ * of window column s reads input column 2*ow + s - 1, so a block of outputs
+ * is the even lanes (s = 1), the odd lanes (s = 2) or the odd lanes one
+ * place later behind the column before the block (s = 0) of the input row.
+ * A work-item takes one channel of one image and writes its nine window
+ * planes (a plane per work-item left PoCL's per-item cost in charge on small
+ * planes), the three of a window row from the same loads, in blocks of 16
+ * outputs, then of 4. The general kernel went one by one wherever a block's
+ * window crossed the row's edge, the element kernel took the 8- and 4-wide
+ * outputs. inv_g = 1/g. Range (C*g). */
+__kernel void conv_im2col_k3s2p1_cpu(__global float *col, const ulong col_off, __global const float *x,
+                                     const ulong x_off, const int g, const int C, const int H, const int W,
+                                     const int R, const int S, const int Ho, const int Wo, const int stride,
+                                     const int pad, const int dil, const float inv_g, const float inv_RS,
+                                     const float inv_S, const float inv_Wo) {
+    const int z = (int)get_global_id(0);
+    if (z >= C * g) return;
+    const int c = div_nonneg(z, g, inv_g), b = z - c * g;
+    __global const float *plane = x + x_off + ((ulong)b * C + c) * H * W;
+    const ulong P = (ulong)Ho * Wo;
+    const uint16 after = (uint16)(0, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
+    for (int r = 0; r < 3; r++) {
+        __global float *d0 = col + col_off + ((ulong)(c * 9 + r * 3) * g + b) * P;
+        __global float *d1 = d0 + g * P, *d2 = d1 + g * P;
+        for (int oh = 0; oh < Ho; oh++, d0 += Wo, d1 += Wo, d2 += Wo) {
+            const int ih = 2 * oh - 1 + r;
+            int q = 0;
+            if (ih < 0 || ih >= H) {
+                for (; q < Wo; q += 4) {
+                    vstore4((float4)(0.0f), 0, d0 + q);
+                    vstore4((float4)(0.0f), 0, d1 + q);
+                    vstore4((float4)(0.0f), 0, d2 + q);
+                }
+                continue;
+            }
+            __global const float *src = plane + ih * W;
+            for (; q + 16 <= Wo; q += 16) {
+                const float16 a = vload16(0, src + 2 * q), e = vload16(1, src + 2 * q);
+                const float16 odd = (float16)(a.odd, e.odd);
+                vstore16(shuffle2((float16)(q > 0 ? src[2 * q - 1] : 0.0f), odd, after), 0, d0 + q);
+                vstore16((float16)(a.even, e.even), 0, d1 + q);
+                vstore16(odd, 0, d2 + q);
+            }
+            for (; q < Wo; q += 4) {
+                const float8 a = vload8(0, src + 2 * q);
+                vstore4((float4)(q > 0 ? src[2 * q - 1] : 0.0f, a.s1, a.s3, a.s5), 0, d0 + q);
+                vstore4(a.even, 0, d1 + q);
+                vstore4(a.odd, 0, d2 + q);
+            }
+        }
+    }
+}
+
 /* colT (g*P, CRS) from x (g, C, H, W), the transpose of conv_im2col's col.
  * Range (CRS, Wo, Ho*g): dim 0 runs along a row of colT, so the stores are
  * contiguous. */
@@ -423,6 +506,79 @@ __kernel void conv_col2im_k3s2p1_cpu(__global float *dx, const ulong dx_off, __g
         __global float *d = out + 2 * q0;
         vstore16(acc ? vload16(0, d) + v0 : v0, 0, d);
         vstore16(acc ? vload16(1, d) + v1 : v1, 1, d);
+    }
+}
+
+/* conv_col2im_k3s1p1_cpu on rows 4 wide: a work-item sums one plane of dx
+ * (every row, not one), each row a vector of 4; the terms in its order,
+ * increasing (r, s), with 0 for the columns past an edge (a sum that starts at
+ * +0 is unchanged by adding 0), so dx is bit-identical to it. Range (g*C). */
+__kernel void conv_col2im_k3s1p1_w4(__global float *dx, const ulong dx_off, __global const float *dcol,
+                                    const ulong dcol_off, const int g, const int C, const int H, const int W,
+                                    const int R, const int S, const int Ho, const int Wo, const int stride,
+                                    const int pad, const int dil, const float inv_stride, const float inv_C,
+                                    const int acc) {
+    const int z = (int)get_global_id(0);
+    if (z >= g * C) return;
+    const int b = div_nonneg(z, C, inv_C), c = z - b * C;
+    const ulong P = (ulong)H * 4, sstep = (ulong)g * P;
+    __global float *out = dx + dx_off + (ulong)z * P;
+    for (int ih = 0; ih < H; ih++) {
+        float4 sum = (float4)(0.0f);
+        for (int r = 0; r < 3; r++) {
+            const int oh = ih + 1 - r;
+            if (oh < 0 || oh >= H) continue;
+            __global const float *row = dcol + dcol_off + ((ulong)(c * 3 + r) * 3 * g + b) * P + oh * 4;
+            const float4 d0 = vload4(0, row), d1 = vload4(0, row + sstep), d2 = vload4(0, row + 2 * sstep);
+            sum += (float4)(d0.s123, 0.0f);   /* s = 0 reads column iw + 1 */
+            sum += d1;                        /* s = 1, column iw */
+            sum += (float4)(0.0f, d2.s012);   /* s = 2, column iw - 1 */
+        }
+        vstore4(acc ? vload4(ih, out) + sum : sum, ih, out);
+    }
+}
+
+/* conv_col2im_k3s2p1_cpu in blocks of 4 outputs (8 columns of dx) for Wo a
+ * multiple of 4 but not of 16 (layers 3 and 4: 8 and 4 wide), the same
+ * terms in the same order: bit-identical to conv_col2im_k3s2. Range (H, g*C). */
+__kernel void conv_col2im_k3s2p1_cpu4(__global float *dx, const ulong dx_off, __global const float *dcol,
+                                      const ulong dcol_off, const int g, const int C, const int H, const int W,
+                                      const int R, const int S, const int Ho, const int Wo, const int stride,
+                                      const int pad, const int dil, const float inv_stride, const float inv_C,
+                                      const int acc) {
+    const int ih = (int)get_global_id(0), z = (int)get_global_id(1);
+    if (ih >= H || z >= g * C) return;
+    const int b = div_nonneg(z, C, inv_C), c = z - b * C;
+    const ulong P = (ulong)Ho * Wo;
+    __global float *out = dx + dx_off + ((ulong)z * H + ih) * W;
+    int rr[2], oh[2], nr = 0;
+    if (ih & 1) {
+        if ((ih + 1) / 2 < Ho) { rr[nr] = 0; oh[nr] = (ih + 1) / 2; nr++; }
+        rr[nr] = 2; oh[nr] = (ih - 1) / 2; nr++;
+    } else {
+        rr[0] = 1; oh[0] = ih / 2; nr = 1;
+    }
+    const uint8 mix = (uint8)(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int q0 = 0; q0 < Wo; q0 += 4) {
+        float4 e = (float4)(0.0f), o = (float4)(0.0f);
+        for (int k = 0; k < nr; k++) {
+            __global const float *row =
+                dcol + dcol_off + (((ulong)(c * 3 + rr[k]) * 3) * g + b) * P + oh[k] * Wo + q0;
+            const ulong sstep = (ulong)g * P;
+            e += vload4(0, row + sstep);                        /* s = 1, ow = q */
+            float4 t;                                           /* s = 0, ow = q + 1; none past the row's end */
+            if (q0 + 4 < Wo) {
+                t = vload4(0, row + 1);
+            } else {
+                const float4 l = vload4(0, row);
+                t = (float4)(l.s1, l.s2, l.s3, 0.0f);
+            }
+            o += t;
+            o += vload4(0, row + 2 * sstep);                    /* s = 2, ow = q */
+        }
+        const float8 v = shuffle2(e, o, mix);
+        __global float *d = out + 2 * q0;
+        vstore8(acc ? vload8(0, d) + v : v, 0, d);
     }
 }
 

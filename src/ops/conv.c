@@ -173,10 +173,27 @@ static int use_cpu_movers(const cd_device *dev) {
     return cpu_movers >= 0 ? cpu_movers : cd_cpu_shaped(dev);
 }
 
+/* A 3x3 stride-2 pad-1 conv whose input is twice its output's width, a
+ * multiple of 4 (CPUs): the k3s2p1 movers' vector blocks fit its rows. */
+static int k3s2p1_cpu_width(const cd_device *dev, const conv_shape *s) {
+    size_t Wo = conv_out_w(s);
+    return s->R == 3 && s->S == 3 && s->stride == 2 && s->pad == 1 && s->dil == 1 && s->W == 2 * Wo &&
+           Wo % 4 == 0 && use_cpu_movers(dev);
+}
+
 /* col (CRS, g*P) or colT (g*P, CRS) from x (g, C, H, W) */
 static void im2col(cd_device *dev, cd_mem col, cd_mem x, size_t g, const conv_shape *s, int transposed) {
     size_t Ho = conv_out_h(s), Wo = conv_out_w(s), CRS = s->C * s->R * s->S;
-    if (!transposed && s->stride <= 2 && Wo >= (s->stride == 1 ? CONV_CPU_S1_MIN_W : 16) && use_cpu_movers(dev))
+    if (!transposed && s->R == 3 && s->S == 3 && s->stride == 1 && s->pad == 1 && s->dil == 1 && Wo == 4 &&
+        use_cpu_movers(dev))
+        CD_LAUNCH1(dev, "conv_im2col_k3s1p1_w4", s->C * g, KM(col), KM(x), KI(g), KI(s->C), KI(s->H), KI(s->W),
+                   KI(s->R), KI(s->S), KI(Ho), KI(Wo), KI(s->stride), KI(s->pad), KI(s->dil), KF(inv(g)),
+                   KF(inv(s->R * s->S)), KF(inv(s->S)), KF(inv(Wo)));
+    else if (!transposed && k3s2p1_cpu_width(dev, s))
+        CD_LAUNCH1(dev, "conv_im2col_k3s2p1_cpu", s->C * g, KM(col), KM(x), KI(g), KI(s->C), KI(s->H), KI(s->W),
+                   KI(s->R), KI(s->S), KI(Ho), KI(Wo), KI(s->stride), KI(s->pad), KI(s->dil), KF(inv(g)),
+                   KF(inv(s->R * s->S)), KF(inv(s->S)), KF(inv(Wo)));
+    else if (!transposed && s->stride <= 2 && Wo >= (s->stride == 1 ? CONV_CPU_S1_MIN_W : 16) && use_cpu_movers(dev))
         CD_LAUNCH1(dev, s->stride == 1 ? "conv_im2col_cpu_s1" : "conv_im2col_cpu_s2", CRS * g, KM(col), KM(x),
                    KI(g), KI(s->C), KI(s->H), KI(s->W), KI(s->R), KI(s->S), KI(Ho), KI(Wo), KI(s->stride),
                    KI(s->pad), KI(s->dil), KF(inv(g)), KF(inv(s->R * s->S)), KF(inv(s->S)), KF(inv(Wo)));
@@ -199,10 +216,17 @@ static void im2col(cd_device *dev, cd_mem col, cd_mem x, size_t g, const conv_sh
 static void col2im(cd_device *dev, cd_mem dx, cd_mem dcol, size_t g, const conv_shape *s, int acc) {
     const char *name = "conv_col2im";
     int k3p1 = s->R == 3 && s->S == 3 && s->pad == 1 && s->dil == 1;
-    if (k3p1 && s->stride == 2 && s->W == 2 * conv_out_w(s) && conv_out_w(s) % 16 == 0 && use_cpu_movers(dev)) {
-        CD_LAUNCH2(dev, "conv_col2im_k3s2p1_cpu", s->H, g * s->C, KM(dx), KM(dcol), KI(g), KI(s->C), KI(s->H),
+    if (k3s2p1_cpu_width(dev, s)) {   /* rows in blocks of 16 outputs, or of 4 */
+        CD_LAUNCH2(dev, conv_out_w(s) % 16 == 0 ? "conv_col2im_k3s2p1_cpu" : "conv_col2im_k3s2p1_cpu4", s->H,
+                   g * s->C, KM(dx), KM(dcol), KI(g), KI(s->C), KI(s->H),
                    KI(s->W), KI(s->R), KI(s->S), KI(conv_out_h(s)), KI(conv_out_w(s)), KI(s->stride), KI(s->pad),
                    KI(s->dil), KF(inv(s->stride)), KF(inv(s->C)), KI(acc));
+        return;
+    }
+    if (k3p1 && s->stride == 1 && s->W == 4 && use_cpu_movers(dev)) {   /* a plane per work-item */
+        CD_LAUNCH1(dev, "conv_col2im_k3s1p1_w4", g * s->C, KM(dx), KM(dcol), KI(g), KI(s->C), KI(s->H), KI(s->W),
+                   KI(s->R), KI(s->S), KI(conv_out_h(s)), KI(conv_out_w(s)), KI(s->stride), KI(s->pad), KI(s->dil),
+                   KF(inv(s->stride)), KF(inv(s->C)), KI(acc));
         return;
     }
     if (k3p1 && s->stride == 1 && use_cpu_movers(dev)) {

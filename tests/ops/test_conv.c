@@ -134,8 +134,8 @@ static void check_implicit_same_bits(const char *name, conv_shape s, int bias, i
 }
 
 /* col2im in its CPU shape against the work-item-per-element kernel on the same
- * dcol: the same bits (conv_col2im_k3s2p1_cpu adds conv_col2im_k3s2's terms in
- * its order). */
+ * dcol: the same bits (conv_col2im_k3s2p1_cpu, _cpu4 and conv_col2im_k3s1p1_w4
+ * add the element kernels' terms in their order). */
 static void check_col2im_same_bits(conv_shape s, int acc) {
     size_t P = conv_out_h(&s) * conv_out_w(&s), nx = s.B * s.C * s.H * s.W, nc = s.C * s.R * s.S * s.B * P;
     double *dcol = ot_randv(nc, -1, 1), *dx0 = ot_randv(nx, -1, 1), *got[2];
@@ -232,14 +232,29 @@ int main(void) {
     check_conv("cpu movers 3x3 16 wide", (conv_shape){2, 3, 5, 16, 4, 3, 3, 1, 1, 1}, 1, 1);
     check_conv("cpu movers 3x3 32 wide", (conv_shape){1, 4, 6, 32, 3, 3, 3, 1, 1, 1}, 0, 0);
     check_conv("cpu movers 3x3 50 wide", (conv_shape){2, 2, 4, 50, 3, 3, 3, 1, 1, 1}, 1, 0);
+    /* 4 wide: a plane per work-item (conv_im2col_k3s1p1_w4, conv_col2im_k3s1p1_w4) */
+    check_conv("cpu movers 3x3 4 wide", (conv_shape){3, 5, 4, 4, 2, 3, 3, 1, 1, 1}, 1, 1);
+    check_conv("cpu movers 3x3 4 wide, 6 rows", (conv_shape){2, 2, 6, 4, 3, 3, 3, 1, 1, 1}, 0, 0);
     /* stride 2 at even widths of 32 and 64 (outputs 16 and 32 wide: one and two
      * blocks of conv_col2im_k3s2p1_cpu), odd and even heights */
     check_conv("cpu movers 3x3/2 32 wide", (conv_shape){2, 3, 9, 32, 4, 3, 3, 2, 1, 1}, 1, 1);
     check_conv("cpu movers 3x3/2 64 wide", (conv_shape){1, 4, 10, 64, 3, 3, 3, 2, 1, 1}, 0, 0);
+    /* outputs 8, 4, 12 and 20 wide: the blocks of 4 (conv_im2col_k3s2p1_cpu,
+     * conv_col2im_k3s2p1_cpu4), alone and after a block of 16 */
+    check_conv("cpu movers 3x3/2 16 wide", (conv_shape){2, 3, 16, 16, 4, 3, 3, 2, 1, 1}, 1, 1);
+    check_conv("cpu movers 3x3/2 8 wide", (conv_shape){3, 2, 7, 8, 3, 3, 3, 2, 1, 1}, 0, 1);
+    check_conv("cpu movers 3x3/2 24 wide", (conv_shape){1, 3, 9, 24, 2, 3, 3, 2, 1, 1}, 1, 0);
+    check_conv("cpu movers 3x3/2 40 wide", (conv_shape){2, 2, 6, 40, 3, 3, 3, 2, 1, 1}, 0, 0);
     op_conv2d_set_cpu_movers(movers);
     check_col2im_same_bits((conv_shape){2, 3, 9, 32, 4, 3, 3, 2, 1, 1}, 0);
     check_col2im_same_bits((conv_shape){1, 4, 10, 64, 3, 3, 3, 2, 1, 1}, 1);
     check_col2im_same_bits((conv_shape){8, 32, 32, 32, 64, 3, 3, 2, 1, 1}, 0);
+    check_col2im_same_bits((conv_shape){2, 3, 16, 16, 4, 3, 3, 2, 1, 1}, 1);
+    check_col2im_same_bits((conv_shape){3, 2, 7, 8, 3, 3, 3, 2, 1, 1}, 0);
+    check_col2im_same_bits((conv_shape){1, 3, 9, 24, 2, 3, 3, 2, 1, 1}, 1);
+    check_col2im_same_bits((conv_shape){2, 2, 6, 40, 3, 3, 3, 2, 1, 1}, 0);
+    check_col2im_same_bits((conv_shape){3, 5, 4, 4, 2, 3, 3, 1, 1, 1}, 1);
+    check_col2im_same_bits((conv_shape){2, 2, 6, 4, 3, 3, 3, 1, 1, 1}, 0);
 
     /* groups of two images and a remainder of one, through the packed layouts */
     size_t old = op_conv2d_set_scratch_limit(2 * 5 * 9 * 9 * 7);
