@@ -183,6 +183,32 @@ __kernel void conv_im2col_cpu_s2(__global float *col, const ulong col_off, __glo
     }
 }
 
+/* col at stride 2 from the zero-padded input xp (g, C, H+2*pad, W+2*pad),
+ * Wo a multiple of 16 (the stem's 7x7): output row oh of window (r, s) is the
+ * even lanes of xp's row 2*oh + r from column s on, so every block of 16 is
+ * two vector loads, their even lanes and a store, with no edges to test (the
+ * general kernel went one by one at each end of a row). The last block reads
+ * one float past its lanes: the host gives xp 16 floats of slack. Range
+ * (CRS*g). */
+__kernel void conv_im2col_s2_padded(__global float *col, const ulong col_off, __global const float *xp,
+                                    const ulong xp_off, const int g, const int C, const int Hp, const int Wp,
+                                    const int R, const int S, const int Ho, const int Wo, const float inv_g,
+                                    const float inv_RS, const float inv_S) {
+    const int z = (int)get_global_id(0);
+    if (z >= C * R * S * g) return;
+    int r, s;
+    __global const float *plane;
+    __global float *dst;
+    im2col_plane(&plane, &dst, &r, &s, col + col_off, xp + xp_off, z, g, C, Hp, Wp, R, S, Ho, Wo, inv_g, inv_RS,
+                 inv_S);
+    __global const float *src = plane + r * Wp + s;
+    for (int oh = 0; oh < Ho; oh++, dst += Wo, src += 2 * Wp)
+        for (int q = 0; q < Wo; q += 16) {
+            const float16 a = vload16(0, src + 2 * q), e = vload16(1, src + 2 * q);
+            vstore16((float16)(a.even, e.even), 0, dst + q);
+        }
+}
+
 /* conv_im2col_cpu_s1 for 3x3, pad 1, dilation 1 on rows 4 wide (layer 4 of
  * a 128x128 input), where conv_im2col_cpu_s1's 16-wide copies do not fit and
  * the element kernel ran at 0.45 ns a float: a work-item takes one channel of

@@ -181,19 +181,34 @@ static int k3s2p1_cpu_width(const cd_device *dev, const conv_shape *s) {
            Wo % 4 == 0 && use_cpu_movers(dev);
 }
 
-/* col (CRS, g*P) or colT (g*P, CRS) from x (g, C, H, W) */
+/* col (CRS, g*P) or colT (g*P, CRS) from x (g, C, H, W); on CPUs the common
+ * windows have kernels of their own, the others take the general ones. */
 static void im2col(cd_device *dev, cd_mem col, cd_mem x, size_t g, const conv_shape *s, int transposed) {
     size_t Ho = conv_out_h(s), Wo = conv_out_w(s), CRS = s->C * s->R * s->S;
-    if (!transposed && s->R == 3 && s->S == 3 && s->stride == 1 && s->pad == 1 && s->dil == 1 && Wo == 4 &&
-        use_cpu_movers(dev))
+    int cpu = !transposed && use_cpu_movers(dev);
+    int k3p1 = s->R == 3 && s->S == 3 && s->pad == 1 && s->dil == 1;
+    if (cpu && k3p1 && s->stride == 1 && Wo == 4) {   /* layer 4's 4-wide planes: a channel per work-item */
         CD_LAUNCH1(dev, "conv_im2col_k3s1p1_w4", s->C * g, KM(col), KM(x), KI(g), KI(s->C), KI(s->H), KI(s->W),
                    KI(s->R), KI(s->S), KI(Ho), KI(Wo), KI(s->stride), KI(s->pad), KI(s->dil), KF(inv(g)),
                    KF(inv(s->R * s->S)), KF(inv(s->S)), KF(inv(Wo)));
-    else if (!transposed && k3s2p1_cpu_width(dev, s))
+        return;
+    }
+    if (k3s2p1_cpu_width(dev, s) && !transposed) {   /* a channel per work-item */
         CD_LAUNCH1(dev, "conv_im2col_k3s2p1_cpu", s->C * g, KM(col), KM(x), KI(g), KI(s->C), KI(s->H), KI(s->W),
                    KI(s->R), KI(s->S), KI(Ho), KI(Wo), KI(s->stride), KI(s->pad), KI(s->dil), KF(inv(g)),
                    KF(inv(s->R * s->S)), KF(inv(s->S)), KF(inv(Wo)));
-    else if (!transposed && s->stride <= 2 && Wo >= (s->stride == 1 ? CONV_CPU_S1_MIN_W : 16) && use_cpu_movers(dev))
+        return;
+    }
+    if (cpu && s->stride == 2 && s->dil == 1 && Wo % 16 == 0 && s->R * s->S > 9) {   /* the stem, from a padded copy */
+        size_t Hp = s->H + 2 * s->pad, Wp = s->W + 2 * s->pad;
+        cd_mem xp = cd_alloc(dev, g * s->C * Hp * Wp + 16, "conv2d padded input");
+        CD_LAUNCH2(dev, "conv_pad_input", Hp, g * s->C, KM(xp), KM(x), KI(g * s->C), KI(s->H), KI(s->W), KI(s->pad));
+        CD_LAUNCH1(dev, "conv_im2col_s2_padded", CRS * g, KM(col), KM(xp), KI(g), KI(s->C), KI(Hp), KI(Wp), KI(s->R),
+                   KI(s->S), KI(Ho), KI(Wo), KF(inv(g)), KF(inv(s->R * s->S)), KF(inv(s->S)));
+        cd_free(dev, xp);   /* the in-order queue runs the copy before any reuse */
+        return;
+    }
+    if (cpu && s->stride <= 2 && Wo >= (s->stride == 1 ? CONV_CPU_S1_MIN_W : 16))
         CD_LAUNCH1(dev, s->stride == 1 ? "conv_im2col_cpu_s1" : "conv_im2col_cpu_s2", CRS * g, KM(col), KM(x),
                    KI(g), KI(s->C), KI(s->H), KI(s->W), KI(s->R), KI(s->S), KI(Ho), KI(Wo), KI(s->stride),
                    KI(s->pad), KI(s->dil), KF(inv(g)), KF(inv(s->R * s->S)), KF(inv(s->S)), KF(inv(Wo)));

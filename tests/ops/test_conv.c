@@ -245,6 +245,12 @@ int main(void) {
     check_conv("cpu movers 3x3/2 8 wide", (conv_shape){3, 2, 7, 8, 3, 3, 3, 2, 1, 1}, 0, 1);
     check_conv("cpu movers 3x3/2 24 wide", (conv_shape){1, 3, 9, 24, 2, 3, 3, 2, 1, 1}, 1, 0);
     check_conv("cpu movers 3x3/2 40 wide", (conv_shape){2, 2, 6, 40, 3, 3, 3, 2, 1, 1}, 0, 0);
+    /* stride 2 from a padded copy (conv_im2col_s2_padded, the stem): 7x7 pad 3
+     * to 16 and 32 wide, and a 5x5 whose last block reads one float past the
+     * padded row (the buffer's slack) */
+    check_conv("cpu movers 7x7/2 pad 3 32 wide", (conv_shape){2, 3, 9, 32, 4, 7, 7, 2, 3, 1}, 1, 1);
+    check_conv("cpu movers 7x7/2 pad 3 64 wide", (conv_shape){1, 2, 7, 64, 3, 7, 7, 2, 3, 1}, 0, 0);
+    check_conv("cpu movers 5x5/2 pad 1 33 wide", (conv_shape){1, 2, 5, 33, 3, 5, 5, 2, 1, 1}, 1, 0);
     op_conv2d_set_cpu_movers(movers);
     check_col2im_same_bits((conv_shape){2, 3, 9, 32, 4, 3, 3, 2, 1, 1}, 0);
     check_col2im_same_bits((conv_shape){1, 4, 10, 64, 3, 3, 3, 2, 1, 1}, 1);
