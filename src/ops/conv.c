@@ -202,7 +202,7 @@ static void im2col(cd_device *dev, cd_mem col, cd_mem x, size_t g, const conv_sh
     if (cpu && s->stride == 2 && s->dil == 1 && Wo % 16 == 0 && s->R * s->S > 9) {   /* the stem, from a padded copy */
         size_t Hp = s->H + 2 * s->pad, Wp = s->W + 2 * s->pad;
         cd_mem xp = cd_alloc(dev, g * s->C * Hp * Wp + 16, "conv2d padded input");
-        CD_LAUNCH2(dev, "conv_pad_input", Hp, g * s->C, KM(xp), KM(x), KI(g * s->C), KI(s->H), KI(s->W), KI(s->pad));
+        CD_LAUNCH1(dev, "conv_pad_input", g * s->C, KM(xp), KM(x), KI(g * s->C), KI(s->H), KI(s->W), KI(s->pad));
         CD_LAUNCH1(dev, "conv_im2col_s2_padded", CRS * g, KM(col), KM(xp), KI(g), KI(s->C), KI(Hp), KI(Wp), KI(s->R),
                    KI(s->S), KI(Ho), KI(Wo), KF(inv(g)), KF(inv(s->R * s->S)), KF(inv(s->S)));
         cd_free(dev, xp);   /* the in-order queue runs the copy before any reuse */
@@ -323,7 +323,7 @@ static void implicit_conv(cd_device *dev, cd_mem out, cd_mem xp, cd_mem w, size_
 
 /* xp (n, C, H+2, W+2) from x (n, C, H, W) */
 static void pad_input(cd_device *dev, cd_mem xp, cd_mem x, size_t n, const conv_shape *s) {
-    CD_LAUNCH2(dev, "conv_pad_input", s->H + 2, n * s->C, KM(xp), KM(x), KI(n * s->C), KI(s->H), KI(s->W), KI(1));
+    CD_LAUNCH1(dev, "conv_pad_input", n * s->C, KM(xp), KM(x), KI(n * s->C), KI(s->H), KI(s->W), KI(1));
 }
 
 /* Kept columns: the forward's im2col of every group, one after another, so
