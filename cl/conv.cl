@@ -535,6 +535,33 @@ __kernel void conv_col2im_k3s2p1_cpu(__global float *dx, const ulong dx_off, __g
     }
 }
 
+/* conv_col2im_k1 for a 1x1 stride-2 conv (a ResNet downsample) with W =
+ * 2*Wo, Wo a multiple of 4, on CPUs: a work-item writes one plane of dx, its
+ * even rows the dcol row interleaved with zeros, its odd rows zeros, 4
+ * outputs (8 floats of dx) a step. Each dx element has at most one term; it
+ * is added to 0 as conv_col2im_k1 adds it (so -0 becomes +0 there too): the
+ * same bits. Range (g*C). */
+__kernel void conv_col2im_k1s2_cpu(__global float *dx, const ulong dx_off, __global const float *dcol,
+                                   const ulong dcol_off, const int g, const int C, const int H, const int W,
+                                   const int R, const int S, const int Ho, const int Wo, const int stride,
+                                   const int pad, const int dil, const float inv_stride, const float inv_C,
+                                   const int acc) {
+    const int z = (int)get_global_id(0);
+    if (z >= g * C) return;
+    const int b = div_nonneg(z, C, inv_C), c = z - b * C;
+    __global float *out = dx + dx_off + (ulong)z * H * W;
+    __global const float *src = dcol + dcol_off + ((ulong)c * g + b) * Ho * Wo;
+    const uint8 mix = (uint8)(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int ih = 0; ih < H; ih++, out += W) {
+        const int even = (ih & 1) == 0 && ih / 2 < Ho;
+        for (int q = 0; q < Wo; q += 4) {
+            const float4 v = even ? vload4(0, src + (ih / 2) * Wo + q) : (float4)(0.0f);
+            const float8 t = shuffle2((float4)(0.0f) + v, (float4)(0.0f), mix);
+            vstore8(acc ? vload8(0, out + 2 * q) + t : t, 0, out + 2 * q);
+        }
+    }
+}
+
 /* conv_col2im_k3s1p1_cpu on rows 4 wide: a work-item sums one plane of dx
  * (every row, not one), each row a vector of 4; the terms in its order,
  * increasing (r, s), with 0 for the columns past an edge (a sum that starts at

@@ -238,6 +238,13 @@ static void col2im(cd_device *dev, cd_mem dx, cd_mem dcol, size_t g, const conv_
                    KI(s->dil), KF(inv(s->stride)), KF(inv(s->C)), KI(acc));
         return;
     }
+    if (s->R == 1 && s->S == 1 && s->stride == 2 && s->pad == 0 && s->W == 2 * conv_out_w(s) &&
+        conv_out_w(s) % 4 == 0 && use_cpu_movers(dev)) {   /* a downsample's dx: a plane per work-item */
+        CD_LAUNCH1(dev, "conv_col2im_k1s2_cpu", g * s->C, KM(dx), KM(dcol), KI(g), KI(s->C), KI(s->H), KI(s->W),
+                   KI(s->R), KI(s->S), KI(conv_out_h(s)), KI(conv_out_w(s)), KI(s->stride), KI(s->pad), KI(s->dil),
+                   KF(inv(s->stride)), KF(inv(s->C)), KI(acc));
+        return;
+    }
     if (k3p1 && s->stride == 1 && s->W == 4 && use_cpu_movers(dev)) {   /* a plane per work-item */
         CD_LAUNCH1(dev, "conv_col2im_k3s1p1_w4", g * s->C, KM(dx), KM(dcol), KI(g), KI(s->C), KI(s->H), KI(s->W),
                    KI(s->R), KI(s->S), KI(conv_out_h(s)), KI(conv_out_w(s)), KI(s->stride), KI(s->pad), KI(s->dil),

@@ -134,8 +134,8 @@ static void check_implicit_same_bits(const char *name, conv_shape s, int bias, i
 }
 
 /* col2im in its CPU shape against the work-item-per-element kernel on the same
- * dcol: the same bits (conv_col2im_k3s2p1_cpu, _cpu4 and conv_col2im_k3s1p1_w4
- * add the element kernels' terms in their order). */
+ * dcol: the same bits (conv_col2im_k3s2p1_cpu, _cpu4, conv_col2im_k3s1p1_w4
+ * and conv_col2im_k1s2_cpu add the element kernels' terms in their order). */
 static void check_col2im_same_bits(conv_shape s, int acc) {
     size_t P = conv_out_h(&s) * conv_out_w(&s), nx = s.B * s.C * s.H * s.W, nc = s.C * s.R * s.S * s.B * P;
     double *dcol = ot_randv(nc, -1, 1), *dx0 = ot_randv(nx, -1, 1), *got[2];
@@ -251,6 +251,9 @@ int main(void) {
     check_conv("cpu movers 7x7/2 pad 3 32 wide", (conv_shape){2, 3, 9, 32, 4, 7, 7, 2, 3, 1}, 1, 1);
     check_conv("cpu movers 7x7/2 pad 3 64 wide", (conv_shape){1, 2, 7, 64, 3, 7, 7, 2, 3, 1}, 0, 0);
     check_conv("cpu movers 5x5/2 pad 1 33 wide", (conv_shape){1, 2, 5, 33, 3, 5, 5, 2, 1, 1}, 1, 0);
+    /* a downsample's 1x1 stride 2 (conv_col2im_k1s2_cpu), even and odd heights */
+    check_conv("cpu movers 1x1/2 8 wide", (conv_shape){2, 3, 8, 8, 4, 1, 1, 2, 0, 1}, 1, 1);
+    check_conv("cpu movers 1x1/2 16 wide, 7 rows", (conv_shape){1, 2, 7, 16, 3, 1, 1, 2, 0, 1}, 0, 0);
     op_conv2d_set_cpu_movers(movers);
     check_col2im_same_bits((conv_shape){2, 3, 9, 32, 4, 3, 3, 2, 1, 1}, 0);
     check_col2im_same_bits((conv_shape){1, 4, 10, 64, 3, 3, 3, 2, 1, 1}, 1);
@@ -260,6 +263,8 @@ int main(void) {
     check_col2im_same_bits((conv_shape){1, 3, 9, 24, 2, 3, 3, 2, 1, 1}, 1);
     check_col2im_same_bits((conv_shape){2, 2, 6, 40, 3, 3, 3, 2, 1, 1}, 0);
     check_col2im_same_bits((conv_shape){3, 5, 4, 4, 2, 3, 3, 1, 1, 1}, 1);
+    check_col2im_same_bits((conv_shape){2, 3, 8, 8, 4, 1, 1, 2, 0, 1}, 0);     /* 1x1/2: 4 wide, then 8 */
+    check_col2im_same_bits((conv_shape){1, 2, 7, 16, 3, 1, 1, 2, 0, 1}, 1);
     check_col2im_same_bits((conv_shape){2, 2, 6, 4, 3, 3, 3, 1, 1, 1}, 0);
 
     /* groups of two images and a remainder of one, through the packed layouts */
