@@ -115,6 +115,16 @@ __kernel void gemm_dot_nt(__global float *C, const ulong C_off, __global const f
     dot4x4_add(acc, tail, a, b, 0, K);
     float sums[4][4];
     dot4x4_sums(acc, tail, sums);
+    if (m0 + 4 <= M && n0 + 4 <= N && beta == 0.0f) {   /* a whole block: a vector store per row */
+        const float4 bv = has_bias ? vload4(0, bias + n0) : (float4)(0.0f);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            float4 r = alpha * (float4)(sums[i][0], sums[i][1], sums[i][2], sums[i][3]);
+            if (has_bias) r += bv;
+            vstore4(r, 0, C + (m0 + i) * ldc + n0);
+        }
+        return;
+    }
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll

@@ -109,6 +109,28 @@ static inline __attribute__((always_inline)) float hmax16(const float16 v) {
     return fmax(l[0], l[1]);
 }
 
+/* out[i*ld + j] (add: +=, else =) sums[i][j] for i < rows, j < cols: a
+ * vector per row when the block is whole (16 guarded scalar stores were most
+ * of a work-item's cost on short reductions), the same values either way. */
+static inline __attribute__((always_inline)) void dot4x4_store(__global float *out, const ulong ld, const int rows,
+                                                               const int cols, const float sums[4][4],
+                                                               const int add) {
+    if (rows >= 4 && cols >= 4) {
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const float4 v = (float4)(sums[i][0], sums[i][1], sums[i][2], sums[i][3]);
+            __global float *o = out + i * ld;
+            vstore4(add ? vload4(0, o) + v : v, 0, o);
+        }
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            if (i < rows && j < cols) out[i * ld + j] = add ? out[i * ld + j] + sums[i][j] : sums[i][j];
+}
+
 /* The 16 totals hsum16(acc[i][j]) + tail[i][j], into r[i][j]: the sixteen
  * halvings of hsum16 become four levels of whole-vector adds, two accumulators per add at
  * the first level, four at the second, and so on (15 adds for 16 sums, not

@@ -704,11 +704,7 @@ __kernel void conv_dw_nt(__global float *dw, const ulong dw_off, __global const 
     }
     float sums[4][4];
     dot4x4_sums(acc, tail, sums);
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-            if (k0 + i < K && c0 + j < CRS) dw[(ulong)(k0 + i) * CRS + c0 + j] += sums[i][j];
+    dot4x4_store(dw + (ulong)k0 * CRS + c0, CRS, K - k0, CRS - c0, sums, 1);
 }
 
 /* The same products split along the reduction: part (g*cpi, K, CRS), part[ch]
@@ -735,11 +731,7 @@ __kernel void conv_dw_nt_chunks(__global float *part, const ulong part_off, __gl
     __global float *pc = part + (ulong)ch * K * CRS;
     float sums[4][4];
     dot4x4_sums(acc, tail, sums);
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-            if (k0 + i < K && c0 + j < CRS) pc[(ulong)(k0 + i) * CRS + c0 + j] = sums[i][j];
+    dot4x4_store(pc + (ulong)k0 * CRS + c0, CRS, K - k0, CRS - c0, sums, 0);
 }
 
 /* dw (n) += the sum over ch < nch of part (nch, n), in increasing ch. A
@@ -976,11 +968,7 @@ static inline __attribute__((always_inline)) void dw3_whole(__global float *dw, 
     }
     float sums[4][4];
     dot4x4_sums(acc, tail, sums);
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-            if (k0 + i < K && c0 + j < CRS) dw[(ulong)(k0 + i) * CRS + c0 + j] += sums[i][j];
+    dot4x4_store(dw + (ulong)k0 * CRS + c0, CRS, K - k0, CRS - c0, sums, 1);
 }
 
 /* Wo a multiple of 16, Wo = 8 */
@@ -1021,11 +1009,7 @@ static inline __attribute__((always_inline)) void dw3_chunks(__global float *par
     __global float *pc = part + (ulong)ch * K * CRS;
     float sums[4][4];
     dot4x4_sums(acc, tail, sums);
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-            if (k0 + i < K && c0 + j < CRS) pc[(ulong)(k0 + i) * CRS + c0 + j] = sums[i][j];
+    dot4x4_store(pc + (ulong)k0 * CRS + c0, CRS, K - k0, CRS - c0, sums, 0);
 }
 
 /* Wo a multiple of 16, Wo = 8 */
