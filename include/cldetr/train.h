@@ -49,7 +49,8 @@ void adamw_free(adamw_state *st, cd_device *dev);
 double adamw_grad_norm(adamw_state *st, cd_device *dev, const nn_params *ps);
 
 /* One optimizer step: the gradient norm, clipping to max_norm (<= 0: none),
- * and the AdamW update with lr[group], one kernel launch per group.
+ * and the AdamW update with lr[group], one kernel per group (and a tail launch
+ * for the last few parameters, see cl/optim.cl).
  * *grad_norm (may be NULL) receives the norm before clipping, which is what
  * gets logged. Returns 0, or -1 when the norm is not finite: then nothing is
  * changed (parameters, moments, step) and cd_errbuf() says so; the caller

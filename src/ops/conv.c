@@ -193,7 +193,7 @@ static void im2col(cd_device *dev, cd_mem col, cd_mem x, size_t g, const conv_sh
                    KF(inv(s->R * s->S)), KF(inv(s->S)), KF(inv(Wo)));
         return;
     }
-    if (k3s2p1_cpu_width(dev, s) && !transposed) {   /* a channel per work-item */
+    if (cpu && k3s2p1_cpu_width(dev, s)) {   /* a channel per work-item */
         CD_LAUNCH1(dev, "conv_im2col_k3s2p1_cpu", s->C * g, KM(col), KM(x), KI(g), KI(s->C), KI(s->H), KI(s->W),
                    KI(s->R), KI(s->S), KI(Ho), KI(Wo), KI(s->stride), KI(s->pad), KI(s->dil), KF(inv(g)),
                    KF(inv(s->R * s->S)), KF(inv(s->S)), KF(inv(Wo)));
@@ -233,9 +233,9 @@ static void col2im(cd_device *dev, cd_mem dx, cd_mem dcol, size_t g, const conv_
     int k3p1 = s->R == 3 && s->S == 3 && s->pad == 1 && s->dil == 1;
     if (k3s2p1_cpu_width(dev, s)) {   /* rows in blocks of 16 outputs, or of 4 */
         CD_LAUNCH2(dev, conv_out_w(s) % 16 == 0 ? "conv_col2im_k3s2p1_cpu" : "conv_col2im_k3s2p1_cpu4", s->H,
-                   g * s->C, KM(dx), KM(dcol), KI(g), KI(s->C), KI(s->H),
-                   KI(s->W), KI(s->R), KI(s->S), KI(conv_out_h(s)), KI(conv_out_w(s)), KI(s->stride), KI(s->pad),
-                   KI(s->dil), KF(inv(s->stride)), KF(inv(s->C)), KI(acc));
+                   g * s->C, KM(dx), KM(dcol), KI(g), KI(s->C), KI(s->H), KI(s->W), KI(s->R), KI(s->S),
+                   KI(conv_out_h(s)), KI(conv_out_w(s)), KI(s->stride), KI(s->pad), KI(s->dil),
+                   KF(inv(s->stride)), KF(inv(s->C)), KI(acc));
         return;
     }
     if (s->R == 1 && s->S == 1 && s->stride == 2 && s->pad == 0 && s->W == 2 * conv_out_w(s) &&

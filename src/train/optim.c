@@ -75,10 +75,10 @@ void adamw_update(adamw_state *st, cd_device *dev, nn_params *ps, const double l
         if (n == 0) continue;
         adamw_scalars s = adamw_scalars_for(lr[g], st->beta1, st->beta2, st->eps, st->weight_decay, t);
         CD_LAUNCH1_SPLIT(dev, "adamw_update", "adamw_update_tail", n,
-                   KM(cd_at(ps->data, begin)), KM(cd_at(ps->grad, begin)),
-                   KM(cd_at(st->m, begin)), KM(cd_at(st->v, begin)),
-                   KF(grad_scale), KF(s.decay), KF(s.omb1), KF(s.beta2), KF(s.omb2), KF(s.neg_step),
-                   KF(s.bc2_sqrt), KF(s.eps), KUL(n));
+                         KM(cd_at(ps->data, begin)), KM(cd_at(ps->grad, begin)),
+                         KM(cd_at(st->m, begin)), KM(cd_at(st->v, begin)),
+                         KF(grad_scale), KF(s.decay), KF(s.omb1), KF(s.beta2), KF(s.omb2), KF(s.neg_step),
+                         KF(s.bc2_sqrt), KF(s.eps), KUL(n));
     }
     st->step = t;
 }

@@ -1,8 +1,9 @@
 /* Permute: all 24 orders of 4 axes vs the host reference (odd sizes, offsets,
- * acc 0 and 1; rows of 32 on the CPU row kernel and the element kernel); the inverse permutation gives x back exactly and is the
- * backward (finite differences); attention's (L, B, NH, hd) -> (B, NH, L, hd);
- * fewer axes padded with 1. Values move, never change: tolerance 0 (acc 1: one
- * float add). */
+ * acc 0 and 1; rows of 32 on the CPU row kernel and the element kernel); the
+ * inverse permutation gives x back exactly and is the backward (finite
+ * differences); attention's (L, B, NH, hd) -> (B, NH, L, hd); fewer axes
+ * padded with 1. Values move, never change: tolerance 0 (acc 1: one float
+ * add). */
 #include "op_test.h"
 #include "ops/reduce_util.h"
 
