@@ -483,6 +483,20 @@ __kernel void conv_add_bias(__global float *y, const ulong y_off, __global const
     y[((ulong)b * K + k) * P + p] += bias[k];
 }
 
+/* The kernel rows r of a 3x3 stride-2 pad-1 window that reach input row ih,
+ * increasing, and the output row oh of each: r = 1 at an even row, r = 0
+ * (when that output row exists) and 2 at an odd one. Returns how many. */
+static inline __attribute__((always_inline)) int k3s2p1_rows(const int ih, const int Ho, int rr[2], int oh[2]) {
+    int nr = 0;
+    if (ih & 1) {
+        if ((ih + 1) / 2 < Ho) { rr[nr] = 0; oh[nr] = (ih + 1) / 2; nr++; }
+        rr[nr] = 2; oh[nr] = (ih - 1) / 2; nr++;
+    } else {
+        rr[0] = 1; oh[0] = ih / 2; nr = 1;
+    }
+    return nr;
+}
+
 /* conv_col2im_k3s2 in a CPU's shape for pad 1, dilation 1, W = 2*Wo with Wo a
  * multiple of 16 (layer 2's first conv): a work-item sums one row of dx, 32
  * columns per step. Column 2q takes window column s = 1 at ow = q; column 2q+1
@@ -500,14 +514,8 @@ __kernel void conv_col2im_k3s2p1_cpu(__global float *dx, const ulong dx_off, __g
     const int b = div_nonneg(z, C, inv_C), c = z - b * C;
     const ulong P = (ulong)Ho * Wo;
     __global float *out = dx + dx_off + ((ulong)z * H + ih) * W;
-    /* the kernel rows that reach this dx row, increasing r, and their output rows */
-    int rr[2], oh[2], nr = 0;
-    if (ih & 1) {
-        if ((ih + 1) / 2 < Ho) { rr[nr] = 0; oh[nr] = (ih + 1) / 2; nr++; }
-        rr[nr] = 2; oh[nr] = (ih - 1) / 2; nr++;
-    } else {
-        rr[0] = 1; oh[0] = ih / 2; nr = 1;
-    }
+    int rr[2], oh[2];
+    const int nr = k3s2p1_rows(ih, Ho, rr, oh);
     const uint16 next = (uint16)(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 15);
     const uint16 lo = (uint16)(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const uint16 hi = (uint16)(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
@@ -604,13 +612,8 @@ __kernel void conv_col2im_k3s2p1_cpu4(__global float *dx, const ulong dx_off, __
     const int b = div_nonneg(z, C, inv_C), c = z - b * C;
     const ulong P = (ulong)Ho * Wo;
     __global float *out = dx + dx_off + ((ulong)z * H + ih) * W;
-    int rr[2], oh[2], nr = 0;
-    if (ih & 1) {
-        if ((ih + 1) / 2 < Ho) { rr[nr] = 0; oh[nr] = (ih + 1) / 2; nr++; }
-        rr[nr] = 2; oh[nr] = (ih - 1) / 2; nr++;
-    } else {
-        rr[0] = 1; oh[0] = ih / 2; nr = 1;
-    }
+    int rr[2], oh[2];
+    const int nr = k3s2p1_rows(ih, Ho, rr, oh);
     const uint8 mix = (uint8)(0, 4, 1, 5, 2, 6, 3, 7);
     for (int q0 = 0; q0 < Wo; q0 += 4) {
         float4 e = (float4)(0.0f), o = (float4)(0.0f);
