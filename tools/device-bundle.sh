@@ -7,6 +7,7 @@
 #   on the GPU machine, from the repository root:
 #     BUILD_DIR/bundle/env.sh cldetr devices
 #     BUILD_DIR/bundle/run-tests.sh              (every test binary, TAP; "N passed, N failed")
+#     BUILD_DIR/bundle/run-bench.sh [OUTDIR]     (issue 12's GPU timings: shapes, R50 800x800, GEMM)
 #
 # The ICD file points at NVIDIA's libnvidia-opencl.so.1; env.sh looks for it in
 # the usual folders (or $NVIDIA_OPENCL) and writes the .icd file there.
@@ -19,6 +20,7 @@ out="$build/bundle"
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib" "$out/tests"
 cp "$build/src/cli/cldetr" "$out/bin/"
+for b in bench_gemm bench_perf_kernels bench_conv; do cp "$build/bench/$b" "$out/bin/"; done
 find "$build/tests" -maxdepth 2 -type f -name 'test_*' -perm -u+x -exec cp {} "$out/tests/" \;
 cp tests/*/*.sh "$out/tests/" 2>/dev/null || true
 for f in "$out"/bin/* "$out"/tests/test_*; do
@@ -66,5 +68,34 @@ for t in "$here"/tests/test_*; do
 done
 echo "$pass passed, $fail failed"
 EOS
-chmod +x "$out/env.sh" "$out/run-tests.sh"
+cat > "$out/run-bench.sh" <<'EOS'
+#!/usr/bin/env bash
+# The GPU timing set of issue 12 in one go (about 3 minutes on an H200), from
+# the repository root: the devices, the shapes step as trained and as the
+# PyTorch twin, DETR-R50 800x800 batch 2 (timed, then profiled), and the GEMM
+# paths at R50's shapes. Logs go to OUTDIR (default $OUT, else bench-logs).
+#   BUILD/bundle/run-bench.sh [OUTDIR]
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-${OUT:-bench-logs}}
+mkdir -p "$out"
+run() {   # name, seconds, command...
+  local name=$1 secs=$2; shift 2
+  echo "== $name: $*" | tee "$out/$name.log"
+  "$here/env.sh" timeout "$secs" "$@" >> "$out/$name.log" 2>&1
+  echo "(exit $?)" >> "$out/$name.log"
+  grep -E '^(device|step|first step|memory|device time|matrix kernels)' "$out/$name.log"
+}
+twin=(--set model.num_queries=20 --set model.dropout=0.1 --set train.query_groups=1 --set train.dn_groups=0)
+r50=(configs/detr_r50.ini --set augment.scales=800 --set augment.max_size=800 --set model.num_classes=91)
+run devices 60 cldetr devices
+run shapes 120 cldetr bench configs/shapes.ini --steps 30
+run shapes-profile 120 cldetr bench configs/shapes.ini --steps 20 --profile
+run twin 120 cldetr bench configs/shapes.ini "${twin[@]}" --steps 30
+run twin-profile 120 cldetr bench configs/shapes.ini "${twin[@]}" --steps 20 --profile
+run r50 240 cldetr bench "${r50[@]}" --steps 10 --warmup 2
+run r50-profile 240 cldetr bench "${r50[@]}" --steps 3 --warmup 1 --profile
+run gemm-r50 240 bench_gemm --r50 --paths clblast,tiles
+echo "logs in $out"
+EOS
+chmod +x "$out/env.sh" "$out/run-tests.sh" "$out/run-bench.sh"
 du -sh "$out"
