@@ -1057,3 +1057,177 @@ __kernel void conv_dw_add_t(__global float *dw, const ulong dw_off, __global con
         vstore16(vload16(0, d) + v, 0, d);
     }
 }
+
+/* ---- the stem (7x7, stride 2) without im2col on CPUs ------------------------
+ * A stride-2 window reads every other input column, so no single padded copy
+ * gives 16 outputs in one load. Split by column parity, it does: xs (B, C, 2,
+ * Hs, Ws) holds the zero-padded input's even (phase 0) and odd (phase 1)
+ * columns, xs[b][c][f][i][j] = xpad[b][c][i][2j + f], and the column row crs =
+ * (c*R + r)*S + s at output pixel (oh, ow) is xs[b][c][s & 1][2*oh + r][ow +
+ * (s >> 1)]: 16 consecutive outputs of one row are one unaligned load. Hs =
+ * 2*Ho + R - 2 and Ws = Wo + (S - 1)/2 are the rows and columns the windows
+ * reach. The forward's and the weight gradient's products, and their order,
+ * are gemm_rows' on the columns and conv_dw_nt(_chunks)' on the kept columns:
+ * the same bits (tests/ops/test_conv.c). */
+
+/* xs from x (n = B*C planes of H x W), pad the conv's. A work-item writes one
+ * row i of both phases of one plane; the interior of a phase row is the even
+ * lanes of two vector loads, its edges one by one. Range (Hs, n). */
+__kernel void conv_phase_split_s2(__global float *xs, const ulong xs_off, __global const float *x, const ulong x_off,
+                                  const int n, const int H, const int W, const int pad, const int Hs,
+                                  const int Ws) {
+    const int i = (int)get_global_id(0), z = (int)get_global_id(1);
+    if (i >= Hs || z >= n) return;
+    const int ih = i - pad;
+    __global float *d0 = xs + xs_off + ((ulong)z * 2 * Hs + i) * Ws, *d1 = d0 + (ulong)Hs * Ws;
+    if (ih < 0 || ih >= H) {
+        for (int j = 0; j < Ws; j++) { d0[j] = 0.0f; d1[j] = 0.0f; }
+        return;
+    }
+    __global const float *src = x + x_off + ((ulong)z * H + ih) * W;
+    for (int f = 0; f < 2; f++) {
+        __global float *d = f ? d1 : d0;
+        int j = 0;
+        while (j < Ws) {
+            const int iw = 2 * j + f - pad;   /* the input column of d[j] */
+            if (j + 16 <= Ws && iw >= 0 && iw + 32 <= W) {
+                const float16 a = vload16(0, src + iw), e = vload16(1, src + iw);
+                vstore16((float16)(a.even, e.even), 0, d + j);
+                j += 16;
+            } else {
+                d[j] = iw >= 0 && iw < W ? src[iw] : 0.0f;
+                j++;
+            }
+        }
+    }
+}
+
+/* out (B, K, P) = w (K, C*R*S) applied to the windows of xs, Wo a multiple of
+ * 16, B*P of 32: conv3x3_s1_rows' blocking (8 output channels by 32 pixels,
+ * two float16 of one output row each, eight broadcasts of w and 16 FMAs per
+ * column row, in crs order). Range (ceil(K/8), B*P/32). */
+__kernel void conv_s2_phase_rows(__global float *out, const ulong out_off, __global const float *xs,
+                                 const ulong xs_off, __global const float *w, const ulong w_off, const int B,
+                                 const int C, const int K, const int Ho, const int Wo, const int R, const int S,
+                                 const int Hs, const int Ws) {
+    const int m0 = (int)get_global_id(0) * 8, n0 = (int)get_global_id(1) * 32;
+    const int P = Ho * Wo, CRS = C * R * S, plane = Hs * Ws;
+    if (m0 >= K || n0 >= B * P) return;
+    out += out_off;
+    xs += xs_off;
+    w += w_off;
+    __global const float *xv[2];
+    __global float *ov[2];
+#pragma unroll
+    for (int v = 0; v < 2; v++) {   /* image, row and column of the vector's first pixel */
+        const int q = n0 + 16 * v, b = q / P, p = q - b * P, oh = p / Wo, ow = p - oh * Wo;
+        xv[v] = xs + (ulong)b * C * 2 * plane + 2 * oh * Ws + ow;
+        ov[v] = out + (ulong)b * K * P + p;
+    }
+    __global const float *a[8];
+#pragma unroll
+    for (int i = 0; i < 8; i++) a[i] = w + (ulong)min(m0 + i, K - 1) * CRS;
+    float16 acc[8][2];
+#pragma unroll
+    for (int i = 0; i < 8; i++) { acc[i][0] = (float16)(0.0f); acc[i][1] = (float16)(0.0f); }
+    int crs = 0;
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++)
+            for (int s = 0; s < S; s++, crs++) {
+                const int o = 2 * c * plane + (s & 1) * plane + r * Ws + (s >> 1);
+                const float16 b0 = vload16(0, xv[0] + o), b1 = vload16(0, xv[1] + o);
+#pragma unroll
+                for (int i = 0; i < 8; i++) {
+                    const float16 av = (float16)(a[i][crs]);
+                    acc[i][0] = fma(av, b0, acc[i][0]);
+                    acc[i][1] = fma(av, b1, acc[i][1]);
+                }
+            }
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        if (m0 + i >= K) break;
+        vstore16(acc[i][0], 0, ov[0] + (ulong)(m0 + i) * P);
+        vstore16(acc[i][1], 0, ov[1] + (ulong)(m0 + i) * P);
+    }
+}
+
+/* acc += the dout rows a[i] against the column rows c0..c0+3 of one image's
+ * xs over pixels [p0, p1) (multiples of 16, p0 at row oh, column ow), 16 at a
+ * time: dot4x4_add's loads and FMAs, in its order. */
+static inline __attribute__((always_inline)) void dws2_add(float16 acc[4][4], __global const float *a[4],
+                                                           __global const float *xsb, const int c0, const int CRS,
+                                                           const int R, const int S, const int Hs, const int Ws,
+                                                           const int p0, const int p1, const int Wo) {
+    int co[4];
+#pragma unroll
+    for (int j = 0; j < 4; j++) {   /* offsets of the column rows in xs at pixel 0 (past CRS: the last) */
+        const int crs = min(c0 + j, CRS - 1), c = crs / (R * S), rs = crs - c * (R * S), r = rs / S, s = rs % S;
+        co[j] = (2 * c + (s & 1)) * Hs * Ws + r * Ws + (s >> 1);
+    }
+    int oh = p0 / Wo, ow = p0 - oh * Wo, off = 2 * oh * Ws + ow;
+    for (int p = p0; p < p1; p += 16) {
+        float16 av[4], cv[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) { av[i] = vload16(0, a[i] + p); cv[i] = vload16(0, xsb + co[i] + off); }
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) acc[i][j] = fma(av[i], cv[j], acc[i][j]);
+        ow += 16;
+        off += 16;
+        if (ow == Wo) { ow = 0; off += 2 * Ws - Wo; }
+    }
+}
+
+/* conv_dw_nt with the columns read from xs: dw (K, CRS) += the sum over b < g
+ * of dout (g, K, P) [b] . the columns of xs [b]^T. Range (ceil(CRS/4),
+ * ceil(K/4)). */
+__kernel void conv_dws2_nt(__global float *dw, const ulong dw_off, __global const float *dout, const ulong dout_off,
+                           __global const float *xs, const ulong xs_off, const int g, const int K, const int C,
+                           const int Ho, const int Wo, const int R, const int S, const int Hs, const int Ws) {
+    const int c0 = (int)get_global_id(0) * 4, k0 = (int)get_global_id(1) * 4;
+    const int CRS = C * R * S, P = Ho * Wo;
+    if (c0 >= CRS || k0 >= K) return;
+    dw += dw_off;
+    dout += dout_off;
+    xs += xs_off;
+    float16 acc[4][4];
+    float tail[4][4];
+    dot4x4_zero(acc, tail);
+    for (int b = 0; b < g; b++) {
+        __global const float *a[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) a[i] = dout + ((ulong)b * K + min(k0 + i, K - 1)) * P;
+        dws2_add(acc, a, xs + (ulong)b * C * 2 * Hs * Ws, c0, CRS, R, S, Hs, Ws, 0, P, Wo);
+    }
+    float sums[4][4];
+    dot4x4_sums(acc, tail, sums);
+    dot4x4_store(dw + (ulong)k0 * CRS + c0, CRS, K - k0, CRS - c0, sums, 1);
+}
+
+/* conv_dw_nt_chunks with the columns read from xs: part (g*cpi, K, CRS), part[ch]
+ * the sum over chunk ch = b*cpi + q, pixels [q*chunk, min(P, (q+1)*chunk)) of
+ * image b; conv_dw_sum adds the chunks in order. Range (ceil(CRS/4),
+ * ceil(K/4), g*cpi). */
+__kernel void conv_dws2_nt_chunks(__global float *part, const ulong part_off, __global const float *dout,
+                                  const ulong dout_off, __global const float *xs, const ulong xs_off, const int K,
+                                  const int C, const int Ho, const int Wo, const int R, const int S, const int Hs,
+                                  const int Ws, const int chunk, const int cpi) {
+    const int c0 = (int)get_global_id(0) * 4, k0 = (int)get_global_id(1) * 4, ch = (int)get_global_id(2);
+    const int CRS = C * R * S, P = Ho * Wo;
+    if (c0 >= CRS || k0 >= K) return;
+    part += part_off;
+    dout += dout_off;
+    xs += xs_off;
+    const int b = ch / cpi, p0 = (ch - b * cpi) * chunk, p1 = min(P, p0 + chunk);
+    float16 acc[4][4];
+    float tail[4][4];
+    dot4x4_zero(acc, tail);
+    __global const float *a[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) a[i] = dout + ((ulong)b * K + min(k0 + i, K - 1)) * P;
+    dws2_add(acc, a, xs + (ulong)b * C * 2 * Hs * Ws, c0, CRS, R, S, Hs, Ws, p0, p1, Wo);
+    float sums[4][4];
+    dot4x4_sums(acc, tail, sums);
+    dot4x4_store(part + (ulong)ch * K * CRS + (ulong)k0 * CRS + c0, CRS, K - k0, CRS - c0, sums, 0);
+}

@@ -25,7 +25,10 @@
  *            doutp = dout padded by 1, wf = w with k, c swapped and the window flipped
  *   dw       dw (K, CRS) += dout (g, K, P) . (the windows of xp)^T   conv_dw3_nt
  * and short weight gradients (layer 4) run as dwT = col @ doutT on the row
- * GEMM (dw_products). */
+ * GEMM (dw_products). The stem (stride 2, windows past 3x3, output rows a
+ * multiple of 16) does the same from xs, the padded input split by column
+ * parity (conv_is_phase_s2: conv_s2_phase_rows, conv_dws2_nt); its dx, when
+ * wanted, goes through col2im. */
 #include <math.h>
 #include <string.h>
 
@@ -333,6 +336,37 @@ static void pad_input(cd_device *dev, cd_mem xp, cd_mem x, size_t n, const conv_
     CD_LAUNCH1(dev, "conv_pad_input", n * s->C, KM(xp), KM(x), KI(n * s->C), KI(s->H), KI(s->W), KI(1));
 }
 
+/* The stem's windows through the column-parity split xs (B, C, 2, Hs, Ws) of
+ * the padded input (cl/conv.cl, conv_phase_split_s2): stride 2 and windows
+ * past 3x3 (the 3x3 stride-2 convs keep their CPU movers), on CPUs or by
+ * op_conv2d_set_implicit, with rows of outputs a multiple of 16. */
+static size_t phase_rows(const conv_shape *s) { return 2 * conv_out_h(s) + s->R - 2; }
+static size_t phase_cols(const conv_shape *s) { return conv_out_w(s) + (s->S - 1) / 2; }
+static size_t phase_image_floats(const conv_shape *s) { return s->C * 2 * phase_rows(s) * phase_cols(s); }
+static size_t phase_floats(const conv_shape *s) { return s->B * phase_image_floats(s); }
+
+static int conv_is_phase_s2(cd_device *dev, const conv_shape *s) {
+    size_t Wo = conv_out_w(s), P = conv_out_h(s) * Wo;
+    int on = implicit_mode >= 0 ? implicit_mode : cd_cpu_shaped(dev);
+    return on && s->stride == 2 && s->dil == 1 && s->R * s->S > 9 && Wo % 16 == 0 && P % 16 == 0 &&
+           s->B * P % 32 == 0 && phase_floats(s) < ((size_t)1 << 31) && s->B * s->K * P < ((size_t)1 << 31);
+}
+
+/* xs of n images of x */
+static void phase_split(cd_device *dev, cd_mem xs, cd_mem x, size_t n, const conv_shape *s) {
+    CD_LAUNCH2(dev, "conv_phase_split_s2", phase_rows(s), n * s->C, KM(xs), KM(x), KI(n * s->C), KI(s->H),
+               KI(s->W), KI(s->pad), KI(phase_rows(s)), KI(phase_cols(s)));
+}
+
+/* out (B, K, P) = w (K, C*R*S) on the windows of xs: conv_s2_phase_rows */
+static void phase_conv(cd_device *dev, cd_mem out, cd_mem xs, cd_mem w, const conv_shape *s) {
+    size_t mb = (s->K + 7) / 8, nb = s->B * conv_out_h(s) * conv_out_w(s) / 32;
+    size_t target = 4 * CD_MAX((size_t)dev->info.compute_units, (size_t)2), per = (mb * nb + target - 1) / target;
+    size_t global[2] = {mb, nb}, local[2] = {CD_MAX((size_t)1, CD_MIN(mb, CD_MIN(per, (size_t)64))), 1};
+    CD_LAUNCH_WG(dev, "conv_s2_phase_rows", 2, global, local, KM(out), KM(xs), KM(w), KI(s->B), KI(s->C), KI(s->K),
+                 KI(conv_out_h(s)), KI(conv_out_w(s)), KI(s->R), KI(s->S), KI(phase_rows(s)), KI(phase_cols(s)));
+}
+
 /* Kept columns: the forward's im2col of every group, one after another, so
  * that conv_dw_nt reads them in the backward instead of building them again.
  * Group n0 (g images) is col (CRSp, g*P) at n0*CRSp*P; rows past CRS are zero. */
@@ -340,6 +374,7 @@ size_t op_conv2d_keep_floats(cd_device *dev, const conv_shape *s) {
     check_shape(s);
     if (!use_dw_nt(dev) || conv_is_direct(s)) return 0;
     if (conv_is_implicit(dev, s)) return padded_floats(s);
+    if (conv_is_phase_s2(dev, s)) return phase_floats(s);
     return conv_pad_to(dev, s->C * s->R * s->S, CONV_PAD_K) * s->B * conv_out_h(s) * conv_out_w(s);
 }
 
@@ -366,6 +401,14 @@ size_t op_conv2d_forward_keep(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd
         implicit_conv(dev, out, xp, w, s->B, s->C, s->K, s, 0);
         if (cd_has(b)) CD_LAUNCH3(dev, "conv_add_bias", P, s->K, s->B, KM(out), KM(b), KI(s->B), KI(s->K), KI(P));
         if (!cd_has(keep)) cd_free(dev, xp);
+        return conv_group(s, P);
+    }
+    if (conv_is_phase_s2(dev, s)) {   /* keep, when given, is xs */
+        cd_mem xs = cd_has(keep) ? keep : cd_alloc(dev, phase_floats(s), "conv2d phase-split input");
+        phase_split(dev, xs, x, s->B, s);
+        phase_conv(dev, out, xs, w, s);
+        if (cd_has(b)) CD_LAUNCH3(dev, "conv_add_bias", P, s->K, s->B, KM(out), KM(b), KI(s->B), KI(s->K), KI(P));
+        if (!cd_has(keep)) cd_free(dev, xs);
         return conv_group(s, P);
     }
     size_t G = conv_group(s, P), CRSp = conv_pad_to(dev, CRS, CONV_PAD_K);
@@ -431,7 +474,8 @@ int op_conv2d_set_dw_chunks(int on) {
 
 /* dw (K, CRS) += sum over b < g, p < P of dout (g, K, P) [b][k][p] *
  * col[crs*cs + b*cb + p], or, with xs (the conv's shape, implicit path), of
- * the columns of the padded input col = xp (g, C, H+2, W+2). Long reductions
+ * the columns of the padded input col = xp (g, C, H+2, W+2) (3x3 stride 1) or
+ * of the phase-split input col = xs (g, C, 2, Hs, Ws) (the stem). Long reductions
  * (large images) are split into chunks that stay in cache
  * (conv_dw_nt_chunks) and their partial sums added in order (conv_dw_sum);
  * short ones run whole in conv_dw_nt. */
@@ -453,9 +497,14 @@ static void dw_products(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem col, size
     size_t chunk = CD_MIN(DW_CHUNK_FLOATS / CRS / 16 * 16, (size_t)1024);
     static const char *const whole3[2] = {"conv_dw3_nt", "conv_dw3_nt_w8"};
     static const char *const chunks3[2] = {"conv_dw3_nt_chunks", "conv_dw3_nt_chunks_w8"};
-    const char *chunks_kernel = xs ? implicit_kernel(chunks3, xs) : "conv_dw_nt_chunks";
+    int phase = xs && xs->stride == 2;   /* col is the stem's xs, else xp */
+    const char *chunks_kernel = phase ? "conv_dws2_nt_chunks" : xs ? implicit_kernel(chunks3, xs) : "conv_dw_nt_chunks";
     if (!dw_chunks || chunk < DW_CHUNK_MIN || P < 2 * chunk || nc * nk > cd_kernel_wg_size(dev, chunks_kernel)) {
-        if (xs)
+        if (phase)
+            CD_LAUNCH2(dev, "conv_dws2_nt", nc, nk, KM(dw), KM(dout), KM(col), KI(g), KI(K), KI(xs->C),
+                       KI(conv_out_h(xs)), KI(conv_out_w(xs)), KI(xs->R), KI(xs->S), KI(phase_rows(xs)),
+                       KI(phase_cols(xs)));
+        else if (xs)
             CD_LAUNCH2(dev, implicit_kernel(whole3, xs), nc, nk, KM(dw), KM(dout),
                        KM(col), KI(g), KI(K), KI(xs->C), KI(conv_out_h(xs)), KI(conv_out_w(xs)));
         else
@@ -468,7 +517,11 @@ static void dw_products(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem col, size
     size_t nch = g * cpi;
     cd_mem part = cd_alloc(dev, nch * K * CRS, "conv2d weight-gradient chunks");
     size_t global[3] = {nc, nk, nch}, local[3] = {nc, nk, 1};   /* a work-group per chunk */
-    if (xs)
+    if (phase)
+        CD_LAUNCH_WG(dev, chunks_kernel, 3, global, local, KM(part), KM(dout), KM(col), KI(K), KI(xs->C),
+                     KI(conv_out_h(xs)), KI(conv_out_w(xs)), KI(xs->R), KI(xs->S), KI(phase_rows(xs)),
+                     KI(phase_cols(xs)), KI(chunk), KI(cpi));
+    else if (xs)
         CD_LAUNCH_WG(dev, chunks_kernel, 3, global, local, KM(part), KM(dout), KM(col), KI(K), KI(xs->C),
                      KI(conv_out_h(xs)), KI(conv_out_w(xs)), KI(chunk), KI(cpi));
     else
@@ -489,6 +542,15 @@ static void dw_from_columns(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem x, co
     }
     size_t G = CD_MAX((size_t)1, CD_MIN(s->B, conv_scratch_floats / (CRS * P)));
     check_index_range(s, G);
+    if (conv_is_phase_s2(dev, s)) {   /* the same groups, their columns read from the phase-split input */
+        cd_mem xs = cd_alloc(dev, phase_floats(s), "conv2d phase-split input");
+        phase_split(dev, xs, x, s->B, s);
+        for (size_t n0 = 0; n0 < s->B; n0 += G)
+            dw_products(dev, dw, cd_at(dout, n0 * s->K * P), cd_at(xs, n0 * phase_image_floats(s)),
+                        CD_MIN(G, s->B - n0), s->K, CRS, P, 0, 0, s);
+        cd_free(dev, xs);
+        return;
+    }
     int imp = conv_is_implicit(dev, s);   /* the same groups, their columns read from the padded input */
     size_t xpn = padded_image_floats(s);
     cd_mem col = imp ? cd_alloc(dev, padded_floats(s), "conv2d padded input") : cd_alloc(dev, CRS * G * P,
@@ -508,16 +570,16 @@ static void dw_from_columns(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem x, co
  * over the whole batch, an image's columns CRSp*P floats after the last. */
 static void dw_from_kept(cd_device *dev, cd_mem dw, cd_mem dout, cd_mem cols, size_t G, const conv_shape *s) {
     size_t P = conv_out_h(s) * conv_out_w(s), CRS = s->C * s->R * s->S, CRSp = conv_pad_to(dev, CRS, CONV_PAD_K);
-    int imp = conv_is_implicit(dev, s);   /* cols is the padded input: the same groups */
+    int imp = conv_is_implicit(dev, s), ph = conv_is_phase_s2(dev, s);   /* cols is xp or xs: the same groups */
+    const conv_shape *xs = imp || ph ? s : NULL;
     if (G == 1) {
-        dw_products(dev, dw, dout, cols, s->B, s->K, CRS, P, P, CRSp * P, imp ? s : NULL);
+        dw_products(dev, dw, dout, cols, s->B, s->K, CRS, P, P, CRSp * P, xs);
         return;
     }
-    size_t per = imp ? padded_image_floats(s) : CRSp * P;
+    size_t per = imp ? padded_image_floats(s) : ph ? phase_image_floats(s) : CRSp * P;
     for (size_t n0 = 0; n0 < s->B; n0 += G) {
         size_t g = CD_MIN(G, s->B - n0);
-        dw_products(dev, dw, cd_at(dout, n0 * s->K * P), cd_at(cols, n0 * per), g, s->K, CRS, P, g * P, P,
-                    imp ? s : NULL);
+        dw_products(dev, dw, cd_at(dout, n0 * s->K * P), cd_at(cols, n0 * per), g, s->K, CRS, P, g * P, P, xs);
     }
 }
 

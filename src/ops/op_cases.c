@@ -437,6 +437,8 @@ const cd_selftest cd_op_cases[] = {
     {"im2col/col2im", "conv", run_im2col, {2, 3, 7, 5, 1, 3, 2, 2, 1, 2}},
     {"conv2d", "conv", run_conv, {3, 5, 9, 7, 6, 3, 3, 2, 1, 1}},
     {"conv2d 3x3/1, 16 wide (implicit on CPUs)", "conv", run_conv, {2, 3, 6, 16, 5, 3, 3, 1, 1, 1}},
+    {"conv2d 7x7/2 pad 3, 16 wide (the stem: column-parity split on CPUs)", "conv", run_conv,
+     {2, 3, 9, 32, 4, 7, 7, 2, 3, 1}},
     {"conv2d 3x3/1, 4x4, K 64 (weight gradient by the row GEMM on CPUs)", "conv", run_conv,
      {4, 64, 4, 4, 64, 3, 3, 1, 1, 1}},
     {"batchnorm", "batchnorm", run_batchnorm, {3, 5, 19}},

@@ -86,9 +86,16 @@ static void check_kept_columns_are_read(conv_shape s) {
  * the input, dx as the conv of the padded dout with flipped weights) against
  * the im2col path on the same inputs: out, dw and db the same bits, with the
  * columns kept or not; dx sums its products in another order (k, r, s in one
- * sum, not 9 sums over k gathered by col2im), so within the float tolerance. */
+ * sum, not 9 sums over k gathered by col2im), so within the float tolerance.
+ * The stem's stride-2 path (forward and weight gradient from the
+ * column-parity split; dx through im2col's col2im either way): all four the
+ * same bits. */
 static void check_implicit_same_bits(const char *name, conv_shape s, int bias, int acc) {
-    size_t P = conv_out_h(&s) * conv_out_w(&s), nx = s.B * s.C * s.H * s.W, nw = s.K * s.C * 9, no = s.B * s.K * P;
+    size_t P = conv_out_h(&s) * conv_out_w(&s), nx = s.B * s.C * s.H * s.W, no = s.B * s.K * P;
+    size_t nw = s.K * s.C * s.R * s.S;
+    int stem = s.stride == 2;
+    size_t nkeep = stem ? s.B * s.C * 2 * (2 * conv_out_h(&s) + s.R - 2) * (conv_out_w(&s) + (s.S - 1) / 2)
+                        : s.B * s.C * (s.H + 2) * (s.W + 2);
     double *x = ot_randv(nx, -1, 1), *w = ot_randv(nw, -1, 1), *b = ot_randv(s.K, -1, 1), *dout = ot_randv(no, -1, 1);
     double *dx0 = ot_randv(nx, -1, 1), *dw0 = ot_randv(nw, -1, 1), *db0 = ot_randv(s.K, -1, 1);
     double *got[2][4];
@@ -104,8 +111,9 @@ static void check_implicit_same_bits(const char *name, conv_shape s, int bias, i
             size_t group = op_conv2d_forward_keep(ot_dev, mo, mx, mw, bias ? mb : cd_none(), &s, mk);
             op_conv2d_backward_kept(ot_dev, mdx, mdw, bias ? mdb : cd_none(), md, mx, mw, mk, group, &s, acc);
             if (imp && kept)
-                t_ok(nk == s.B * s.C * (s.H + 2) * (s.W + 2) && op_guards_intact(ot_dev, mk, nk),
-                     "%s: the implicit path keeps the padded input (%zu floats), nothing written outside it", name, nk);
+                t_ok(nk == nkeep && op_guards_intact(ot_dev, mk, nk),
+                     "%s: the implicit path keeps the %s input (%zu floats), nothing written outside it", name,
+                     stem ? "phase-split" : "padded", nk);
             got[imp][0] = op_download(ot_dev, mo, no);
             got[imp][1] = op_download(ot_dev, mdx, nx);
             got[imp][2] = op_download(ot_dev, mdw, nw);
@@ -121,8 +129,8 @@ static void check_implicit_same_bits(const char *name, conv_shape s, int bias, i
             char msg[300];
             snprintf(msg, sizeof msg, "%s B%zu C%zu %zux%zu K%zu%s acc%d%s: %s, implicit %s im2col's", name, s.B,
                      s.C, s.H, s.W, s.K, bias ? " bias" : "", acc, kept ? " kept" : "", what[t],
-                     t == 1 ? "close to" : "the same bits as");
-            double tol = t == 1 ? 2 * sum_tol(s.K * 9 + 1) : 0;
+                     t == 1 && !stem ? "close to" : "the same bits as");
+            double tol = t == 1 && !stem ? 2 * sum_tol(s.K * 9 + 1) : 0;
             ot_close(msg, got[0][t], got[1][t], n[t], tol, tol);
             free(got[0][t]);
             free(got[1][t]);
@@ -385,6 +393,26 @@ int main(void) {
     check_conv("implicit 3x3 16 x 5, two images", (conv_shape){2, 3, 5, 16, 4, 3, 3, 1, 1, 1}, 1, 0);
     check_conv("implicit not for 3x3 8 x 2, one image", (conv_shape){1, 3, 2, 8, 4, 3, 3, 1, 1, 1}, 0, 1);
     check_conv("implicit not for 3x3 12 wide", (conv_shape){2, 3, 8, 12, 4, 3, 3, 1, 1, 1}, 1, 1);
+    /* the stem's stride-2 path (conv_phase_split_s2, conv_s2_phase_rows,
+     * conv_dws2_nt and its chunks): 7x7 pad 3 to 16 and 48 wide (the latter
+     * in chunks), 5x5 pad 2, a 4x4 window (even: half a column of slack), kept
+     * and not, against the reference */
+    conv_shape stems[] = {{2, 3, 9, 32, 4, 7, 7, 2, 3, 1}, {1, 3, 96, 96, 5, 7, 7, 2, 3, 1},
+                          {2, 2, 7, 32, 3, 5, 5, 2, 2, 1}, {2, 2, 6, 32, 3, 4, 4, 2, 1, 1}};
+    for (int k = 0; k < 2; k++) {
+        keep_cols = k;
+        path = op_conv2d_set_dw_path(1);
+        for (size_t i = 0; i < CD_ARRAY_LEN(stems); i++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "implicit %zux%zu/2 pad %zu%s", stems[i].R, stems[i].S, stems[i].pad,
+                     k ? " kept" : "");
+            check_conv(nm, stems[i], (int)(i & 1), (int)(i >> 1));
+        }
+        op_conv2d_set_dw_path(path);
+    }
+    keep_cols = 0;
+    t_ok(op_conv2d_keep_floats(ot_dev, &stems[0]) == 2 * 3 * 2 * (2 * 5 + 5) * (16 + 3),
+         "the stem's path keeps the phase-split input: 2 images x 3 channels x 2 phases x 15 x 19");
     op_conv2d_set_implicit(0);
     check_implicit_same_bits("3x3 16 wide", (conv_shape){3, 5, 6, 16, 6, 3, 3, 1, 1, 1}, 1, 1);
     check_implicit_same_bits("3x3 32 wide", (conv_shape){8, 8, 32, 32, 8, 3, 3, 1, 1, 1}, 0, 0);
@@ -392,7 +420,12 @@ int main(void) {
     check_implicit_same_bits("3x3 8 wide", (conv_shape){8, 16, 8, 8, 16, 3, 3, 1, 1, 1}, 0, 1);
     old = op_conv2d_set_scratch_limit(2 * 8 * 9 * 256);
     check_implicit_same_bits("3x3 groups 2+2+1", (conv_shape){5, 8, 16, 16, 16, 3, 3, 1, 1, 1}, 1, 0);
+    op_conv2d_set_scratch_limit(2 * 147 * 96);
+    check_implicit_same_bits("stem 7x7/2 groups 2+2+1", (conv_shape){5, 3, 11, 32, 6, 7, 7, 2, 3, 1}, 0, 1);
     op_conv2d_set_scratch_limit(old);
+    check_implicit_same_bits("stem 7x7/2", (conv_shape){2, 3, 9, 32, 4, 7, 7, 2, 3, 1}, 1, 1);
+    check_implicit_same_bits("stem 7x7/2 in chunks", (conv_shape){2, 3, 96, 96, 8, 7, 7, 2, 3, 1}, 0, 0);
+    check_implicit_same_bits("5x5/2", (conv_shape){2, 2, 7, 32, 3, 5, 5, 2, 2, 1}, 1, 0);
     op_conv2d_set_implicit(implicit);
 
     ot_cases("conv");
