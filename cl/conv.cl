@@ -145,6 +145,25 @@ __kernel void conv_im2col_cpu_s1(__global float *col, const ulong col_off, __glo
     }
 }
 
+/* dst[j] = src[2*j + first] for j < n, 0 where that column is outside [0, W):
+ * a block of 16 whose 32 source floats lie inside the row is two vector
+ * loads and their even lanes, the edges go one by one. */
+static inline __attribute__((always_inline)) void row_s2(__global float *dst, __global const float *src, const int n,
+                                                          const int first, const int W) {
+    int j = 0;
+    while (j < n) {
+        const int iw = 2 * j + first;
+        if (j + 16 <= n && iw >= 0 && iw + 32 <= W) {
+            const float16 a = vload16(0, src + iw), e = vload16(1, src + iw);
+            vstore16((float16)(a.even, e.even), 0, dst + j);
+            j += 16;
+        } else {
+            dst[j] = iw >= 0 && iw < W ? src[iw] : 0.0f;
+            j++;
+        }
+    }
+}
+
 /* The same at stride 2 (the stem's 7x7 and the stride-2 3x3s on CPUs): a
  * work-item writes one window plane; an output row's 16-float block whose 32
  * source floats lie inside x's row is two vector loads and their even lanes,
@@ -167,19 +186,7 @@ __kernel void conv_im2col_cpu_s2(__global float *col, const ulong col_off, __glo
             for (int ow = 0; ow < Wo; ow++) dst[ow] = 0.0f;
             continue;
         }
-        __global const float *src = plane + ih * W;
-        int ow = 0;
-        while (ow < Wo) {
-            const int iw = 2 * ow + d;
-            if (ow + 16 <= Wo && iw >= 0 && iw + 32 <= W) {
-                const float16 a = vload16(0, src + iw), e = vload16(1, src + iw);
-                vstore16((float16)(a.even, e.even), 0, dst + ow);
-                ow += 16;
-            } else {
-                dst[ow] = iw >= 0 && iw < W ? src[iw] : 0.0f;
-                ow++;
-            }
-        }
+        row_s2(dst, plane + ih * W, Wo, d, W);
     }
 }
 
@@ -1085,21 +1092,8 @@ __kernel void conv_phase_split_s2(__global float *xs, const ulong xs_off, __glob
         return;
     }
     __global const float *src = x + x_off + ((ulong)z * H + ih) * W;
-    for (int f = 0; f < 2; f++) {
-        __global float *d = f ? d1 : d0;
-        int j = 0;
-        while (j < Ws) {
-            const int iw = 2 * j + f - pad;   /* the input column of d[j] */
-            if (j + 16 <= Ws && iw >= 0 && iw + 32 <= W) {
-                const float16 a = vload16(0, src + iw), e = vload16(1, src + iw);
-                vstore16((float16)(a.even, e.even), 0, d + j);
-                j += 16;
-            } else {
-                d[j] = iw >= 0 && iw < W ? src[iw] : 0.0f;
-                j++;
-            }
-        }
-    }
+    row_s2(d0, src, Ws, -pad, W);       /* d0[j] = the input column 2*j - pad */
+    row_s2(d1, src, Ws, 1 - pad, W);
 }
 
 /* out (B, K, P) = w (K, C*R*S) applied to the windows of xs, Wo a multiple of
