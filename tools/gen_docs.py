@@ -173,6 +173,10 @@ ENVIRONMENT = [
     ('CLDETR_GEMM_KERNELS', 'clblast, rows, tiles or auto (the default): which kernels run the matrix products. '
      'auto takes cldetr\'s row kernels on CPUs and its tile kernels on GPUs, the faster ones where measured '
      '(bench/README.md); the others are for comparisons.'),
+    ('CLDETR_KERNEL_SHAPE', 'cpu, gpu or auto (the default): run the kernels in their CPU shape (work-items '
+     'looping over rows with explicit vectors) or their GPU shape (work-groups sharing local memory) whatever '
+     'the device says it is; auto: the CPU shape on every device that is not a GPU. For tests (oclgrind calls '
+     'itself a GPU) and measurements.'),
     ('CLDETR_GEMM_LAYOUT', 'row or swap: force the operand order of CLBlast GEMM calls instead of '
      'choosing it per shape (for measurements).'),
     ('CLDETR_OPENBLAS', 'bench-ops: the OpenBLAS library to compare with (default libopenblas.so.0).'),

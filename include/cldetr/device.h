@@ -103,6 +103,7 @@ typedef struct cd_device {
     cl_event *events; const char **event_names; int n_events, cap_events;
     cd_profile_entry *profile; int n_profile;
     int verbose;
+    int cpu_shaped;                 /* kernels in their CPU shape (cd_cpu_shaped) */
     const char *gemm_params;        /* where the GEMM parameters came from: "tuned (cldetr tune)",
                                        "built-in for CPUs" or "CLBlast's defaults" */
 } cd_device;
@@ -117,9 +118,10 @@ void cd_finish(cd_device *dev);
 /* Kernels in their CPU shape (a work-item runs loops with explicit vectors:
  * conv_dw_nt, cl/blas.cl's GEMM, the row-wise layer norm and softmax) rather
  * than their GPU shape (work-groups sharing local memory, CLBlast): every
- * device that does not say it is a GPU. Each user keeps its own switch for
- * tests on top of this. */
-static inline int cd_cpu_shaped(const cd_device *dev) { return (dev->info.type & CL_DEVICE_TYPE_GPU) == 0; }
+ * device that does not say it is a GPU, unless CLDETR_KERNEL_SHAPE=cpu|gpu
+ * says otherwise at cd_open (oclgrind calls itself a GPU; its test runs the
+ * CPU shape too). Each user keeps its own switch for tests on top of this. */
+static inline int cd_cpu_shaped(const cd_device *dev) { return dev->cpu_shaped; }
 
 /* ---- kernels ----------------------------------------------------------- */
 

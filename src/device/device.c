@@ -187,6 +187,14 @@ cd_device *cd_open_local(const char *spec, int profiling, int local_rank) {
         return NULL;
     }
     dev->profiling = profiling;
+    dev->cpu_shaped = (dev->info.type & CL_DEVICE_TYPE_GPU) == 0;
+    const char *shape = getenv("CLDETR_KERNEL_SHAPE");
+    if (shape && *shape && strcmp(shape, "auto")) {
+        if (strcmp(shape, "cpu") && strcmp(shape, "gpu"))
+            cd_fatal("CLDETR_KERNEL_SHAPE=%s: unknown; use cpu, gpu or auto (unset: auto, by the device's type)",
+                     shape);
+        dev->cpu_shaped = !strcmp(shape, "cpu");
+    }
     dev->queue = clCreateCommandQueue(dev->ctx, dev->info.device,
                                       profiling ? CL_QUEUE_PROFILING_ENABLE : 0, &err);
     if (err != CL_SUCCESS) {
