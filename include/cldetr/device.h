@@ -178,6 +178,12 @@ void cd_launch1_split(cd_device *dev, const char *name, const char *tail_name, s
 #define CD_LAUNCH_WG(dev, name, dims, global, local, ...) \
     cd_launch((dev), (name), (dims), (global), (local), (cd_karg[]){__VA_ARGS__}, CD_NARGS(__VA_ARGS__))
 
+/* Local size along dim 0 for kernels whose work-items along it share one
+ * operand's stripe (the row GEMM, the implicit convolutions): as many of the
+ * blocks0 blocks as keep at least 4 work-groups per compute unit, at most 64;
+ * `others` is the range's extent in the other dimensions. */
+size_t cd_blocks_local(const cd_device *dev, size_t blocks0, size_t others);
+
 /* Largest work-group size this kernel can use on this device. */
 size_t cd_kernel_wg_size(cd_device *dev, const char *name);
 

@@ -242,14 +242,6 @@ const char *cd_gemm_kernels_name(const cd_device *dev) {
     }
 }
 
-/* Local size along dim 0 (blocks that share one operand's stripe): as many
- * blocks as keep at least 4 work-groups per compute unit. */
-static size_t own_local(const cd_device *dev, size_t blocks0, size_t others) {
-    size_t target = 4 * CD_MAX((size_t)dev->info.compute_units, (size_t)2);
-    size_t per = (blocks0 * others + target - 1) / target;
-    return CD_MAX((size_t)1, CD_MIN(blocks0, CD_MIN(per, (size_t)64)));
-}
-
 /* 1 when cldetr's kernels computed C (sA, sB, sC: batch strides), else 0. */
 static int own_gemm_bias(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
                          size_t lda, size_t sA, cd_mem B, size_t ldb, size_t sB, float beta, cd_mem C, size_t ldc,
@@ -264,13 +256,13 @@ static int own_gemm_bias(cd_device *dev, int ta, int tb, size_t M, size_t N, siz
         return blas_tile_gemm(dev, ta, tb, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch);
     if (tb) {   /* dot products of rows: 4 x 4 blocks, dim 0 over column blocks */
         size_t nb = (N + 3) / 4, mb = (M + 3) / 4;
-        size_t global[3] = {nb, mb, batch}, local[3] = {own_local(dev, nb, mb * batch), 1, 1};
+        size_t global[3] = {nb, mb, batch}, local[3] = {cd_blocks_local(dev, nb, mb * batch), 1, 1};
         CD_LAUNCH_WG(dev, "gemm_dot_nt", 3, global, local, KM(C), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda),
                      KI(ldb), KI(ldc), KUL(sA), KUL(sB), KUL(sC), KF(alpha), KF(beta), KM(bias.mem ? bias : C),
                      KI(bias.mem != NULL));
     } else {    /* rows of A against 32-column stripes of B: 8 x 32 blocks, dim 0 over row blocks */
         size_t mb = (M + 7) / 8, nb = (N + 31) / 32;
-        size_t global[3] = {mb, nb, batch}, local[3] = {own_local(dev, mb, nb * batch), 1, 1};
+        size_t global[3] = {mb, nb, batch}, local[3] = {cd_blocks_local(dev, mb, nb * batch), 1, 1};
         CD_LAUNCH_WG(dev, ta ? "gemm_rows_tn" : "gemm_rows_nn", 3, global, local, KM(C), KM(A), KM(B), KI(M),
                      KI(N), KI(K), KI(lda), KI(ldb), KI(ldc), KUL(sA), KUL(sB), KUL(sC), KF(alpha), KF(beta));
     }

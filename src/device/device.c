@@ -527,6 +527,12 @@ static void auto_local(const cd_kernel_entry *ke, int dims, const size_t *global
     }
 }
 
+size_t cd_blocks_local(const cd_device *dev, size_t blocks0, size_t others) {
+    size_t target = 4 * CD_MAX((size_t)dev->info.compute_units, (size_t)2);
+    size_t per = (blocks0 * others + target - 1) / target;
+    return CD_MAX((size_t)1, CD_MIN(blocks0, CD_MIN(per, (size_t)64)));
+}
+
 static void set_args(cd_kernel_entry *ke, const char *name, const cd_karg *args, int nargs) {
     cl_kernel k = ke->kernel;
     cl_uint ai = 0;

@@ -324,8 +324,7 @@ static const char *implicit_kernel(const char *const names[2], const conv_shape 
 static void implicit_conv(cd_device *dev, cd_mem out, cd_mem xp, cd_mem w, size_t B, size_t C, size_t K,
                           const conv_shape *s, int acc) {
     size_t mb = (K + 7) / 8, nb = B * conv_out_h(s) * conv_out_w(s) / 32;
-    size_t target = 4 * CD_MAX((size_t)dev->info.compute_units, (size_t)2), per = (mb * nb + target - 1) / target;
-    size_t global[2] = {mb, nb}, local[2] = {CD_MAX((size_t)1, CD_MIN(mb, CD_MIN(per, (size_t)64))), 1};
+    size_t global[2] = {mb, nb}, local[2] = {cd_blocks_local(dev, mb, nb), 1};
     static const char *const names[2] = {"conv3x3_s1_rows", "conv3x3_s1_rows_w8"};
     CD_LAUNCH_WG(dev, implicit_kernel(names, s), 2, global, local, KM(out), KM(xp), KM(w), KI(B), KI(C), KI(K),
                  KI(conv_out_h(s)), KI(conv_out_w(s)), KI(acc));
@@ -361,8 +360,7 @@ static void phase_split(cd_device *dev, cd_mem xs, cd_mem x, size_t n, const con
 /* out (B, K, P) = w (K, C*R*S) on the windows of xs: conv_s2_phase_rows */
 static void phase_conv(cd_device *dev, cd_mem out, cd_mem xs, cd_mem w, const conv_shape *s) {
     size_t mb = (s->K + 7) / 8, nb = s->B * conv_out_h(s) * conv_out_w(s) / 32;
-    size_t target = 4 * CD_MAX((size_t)dev->info.compute_units, (size_t)2), per = (mb * nb + target - 1) / target;
-    size_t global[2] = {mb, nb}, local[2] = {CD_MAX((size_t)1, CD_MIN(mb, CD_MIN(per, (size_t)64))), 1};
+    size_t global[2] = {mb, nb}, local[2] = {cd_blocks_local(dev, mb, nb), 1};
     CD_LAUNCH_WG(dev, "conv_s2_phase_rows", 2, global, local, KM(out), KM(xs), KM(w), KI(s->B), KI(s->C), KI(s->K),
                  KI(conv_out_h(s)), KI(conv_out_w(s)), KI(s->R), KI(s->S), KI(phase_rows(s)), KI(phase_cols(s)));
 }
