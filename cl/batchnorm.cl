@@ -39,33 +39,48 @@ static inline float frozen_scale(__global const float *w, __global const float *
     return w[c] / sqrt(var[c] + eps);
 }
 
-/* out = x * scale[c] + shift[c], scale = w / sqrt(var + eps), shift = b - mean * scale.
+/* out = x * scale[c] + shift[c], scale = w / sqrt(var + eps), shift = b - mean * scale,
+ * then ReLU when relu (as relu_forward computes it on the stored value).
  * Range (HW, C, B), as every element-wise kernel here. */
+static inline float frozen_out(const float x, const float scale, const float shift, const int relu) {
+    const float v = x * scale + shift;
+    return relu && v < 0.0f ? 0.0f : v;
+}
+
 __kernel void bn_frozen_forward(__global float *out, const ulong out_off, __global const float *x, const ulong x_off,
                                 __global const float *w, const ulong w_off, __global const float *b, const ulong b_off,
                                 __global const float *mean, const ulong mean_off,
                                 __global const float *var, const ulong var_off,
-                                const int B, const int C, const int HW, const float eps) {
+                                const int B, const int C, const int HW, const float eps, const int relu) {
     out += out_off; x += x_off; w += w_off; b += b_off; mean += mean_off; var += var_off;
     const int i = (int)get_global_id(0), c = (int)get_global_id(1), n = (int)get_global_id(2);
     const int cc = min(c, C - 1);
     const float scale = frozen_scale(w, var, cc, eps), shift = b[cc] - mean[cc] * scale;
     if (c >= C || n >= B) return;   /* dim 0 is exact: see BN_CHANNEL_FIRST */
     const ulong a = ((ulong)n * C + c) * HW + i;
-    out[a] = x[a] * scale + shift;
+    out[a] = frozen_out(x[a], scale, shift, relu);
 }
 
-/* dx (=/+=) dout * scale[c] */
+/* dx (=/+=) g * scale[c], g = dout; with mask (a ReLU after the batch norm,
+ * whose output is y), g = dout where y > 0, else 0, as relu_backward gives it */
+static inline float frozen_grad(__global const float *dout, __global const float *y, const ulong a,
+                                const float scale, const int mask) {
+    const float g = mask ? (y[a] > 0.0f ? dout[a] : 0.0f) : dout[a];
+    return g * scale;
+}
+
 __kernel void bn_frozen_backward(__global float *dx, const ulong dx_off, __global const float *dout, const ulong dout_off,
+                                 __global const float *y, const ulong y_off,
                                  __global const float *w, const ulong w_off, __global const float *var, const ulong var_off,
-                                 const int B, const int C, const int HW, const float eps, const int acc) {
-    dx += dx_off; dout += dout_off; w += w_off; var += var_off;
+                                 const int B, const int C, const int HW, const float eps, const int acc,
+                                 const int mask) {
+    dx += dx_off; dout += dout_off; y += y_off; w += w_off; var += var_off;
     const int i = (int)get_global_id(0), c = (int)get_global_id(1), n = (int)get_global_id(2);
     const int cc = min(c, C - 1);
     const float scale = frozen_scale(w, var, cc, eps);
     if (c >= C || n >= B) return;   /* dim 0 is exact: see BN_CHANNEL_FIRST */
     const ulong a = ((ulong)n * C + c) * HW + i;
-    const float v = dout[a] * scale;
+    const float v = frozen_grad(dout, y, a, scale, mask);
     dx[a] = acc ? dx[a] + v : v;
 }
 
@@ -78,24 +93,27 @@ __kernel void bn_frozen_forward_flat(__global float *out, const ulong out_off, _
                                      __global const float *w, const ulong w_off, __global const float *b, const ulong b_off,
                                      __global const float *mean, const ulong mean_off,
                                      __global const float *var, const ulong var_off,
-                                     const int C, const int HW, const ulong total, const float eps) {
+                                     const int C, const int HW, const ulong total, const float eps,
+                                     const int relu) {
     out += out_off; x += x_off; w += w_off; b += b_off; mean += mean_off; var += var_off;
     const ulong a = get_global_id(0);
     if (a >= total) return;
     const int c = (int)((a / (ulong)HW) % (ulong)C);
     const float scale = frozen_scale(w, var, c, eps), shift = b[c] - mean[c] * scale;
-    out[a] = x[a] * scale + shift;
+    out[a] = frozen_out(x[a], scale, shift, relu);
 }
 
 __kernel void bn_frozen_backward_flat(__global float *dx, const ulong dx_off, __global const float *dout, const ulong dout_off,
+                                      __global const float *y, const ulong y_off,
                                       __global const float *w, const ulong w_off, __global const float *var, const ulong var_off,
-                                      const int C, const int HW, const ulong total, const float eps, const int acc) {
-    dx += dx_off; dout += dout_off; w += w_off; var += var_off;
+                                      const int C, const int HW, const ulong total, const float eps, const int acc,
+                                      const int mask) {
+    dx += dx_off; dout += dout_off; y += y_off; w += w_off; var += var_off;
     const ulong a = get_global_id(0);
     if (a >= total) return;
     const int c = (int)((a / (ulong)HW) % (ulong)C);
     const float scale = frozen_scale(w, var, c, eps);
-    const float v = dout[a] * scale;
+    const float v = frozen_grad(dout, y, a, scale, mask);
     dx[a] = acc ? dx[a] + v : v;
 }
 

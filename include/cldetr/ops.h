@@ -158,6 +158,14 @@ void op_batchnorm_frozen_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w,
 /* dx (=/+=) dout * scale */
 void op_batchnorm_frozen_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem w, cd_mem var,
                                   size_t B, size_t C, size_t HW, float eps, int acc);
+/* The same followed by a ReLU (DETR-R50's conv -> frozen BN -> ReLU): out =
+ * relu(bn(x)); the backward takes dout, the gradient of that output, and y,
+ * the output itself. The same bits as op_batchnorm_frozen_* with op_relu_*
+ * around them, in one pass each way. */
+void op_batchnorm_relu_frozen_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, cd_mem mean,
+                                      cd_mem var, size_t B, size_t C, size_t HW, float eps);
+void op_batchnorm_relu_frozen_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem y, cd_mem w, cd_mem var,
+                                       size_t B, size_t C, size_t HW, float eps, int acc);
 /* Trainable, with batch statistics: saves the batch mean and rstd (C); updates the
  * running statistics as PyTorch: running = (1 - momentum) * running + momentum * batch
  * (unbiased variance for running_var). */

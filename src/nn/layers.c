@@ -335,6 +335,20 @@ static void bn_frozen_bw(nn_ctx *ctx, nn_node *nd) {
                                  EPS_NORM, acc);
 }
 
+/* a frozen batch norm and the ReLU after it in one node: relu(bn(x)) */
+static void bn_relu_frozen_fw(nn_ctx *ctx, nn_node *nd) {
+    op_batchnorm_relu_frozen_forward(ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data, nd->in[2]->data,
+                                     nd->a.bn.running_mean, nd->a.bn.running_var, BN(nd), EPS_NORM);
+}
+
+static void bn_relu_frozen_bw(nn_ctx *ctx, nn_node *nd) {
+    if (!needs(nd->in[0])) return;
+    int acc;
+    cd_mem dx = nn_grad(ctx, nd->in[0], &acc);
+    op_batchnorm_relu_frozen_backward(ctx->dev, dx, nd->out->grad, nd->out->data, nd->in[1]->data,
+                                      nd->a.bn.running_var, BN(nd), EPS_NORM, acc);
+}
+
 static void bn_train_fw(nn_ctx *ctx, nn_node *nd) {
     op_batchnorm_train_forward(ctx->dev, nd->out->data, nd->a.bn.save_mean, nd->a.bn.save_rstd,
                                nd->a.bn.running_mean, nd->a.bn.running_var, nd->in[0]->data, nd->in[1]->data,
@@ -365,8 +379,8 @@ static void bn_relu_train_bw(nn_ctx *ctx, nn_node *nd) {
 }
 
 /* x (B, C, ...) viewed as (B, C, HW); w, b, mean, var (C); relu (only with
- * inplace, as nn_batchnorm_relu_inplace asks): a ReLU after it, one node when
- * the batch norm trains, else an in-place ReLU node */
+ * inplace, as nn_batchnorm_relu_inplace asks): a ReLU after it, in the same
+ * node */
 static nn_tensor *batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable, int inplace,
                             int relu) {
     nn_tensor *wt = nn_weight(ctx, w), *bt = nn_weight(ctx, b);
@@ -389,11 +403,11 @@ static nn_tensor *batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, i
     if (trainable && ctx->record && (needs(wt) || needs(bt)))
         cd_fatal("backward through a trainable batch norm in eval mode is not supported: "
                  "run the step in training mode or freeze the backbone's batch norms");
-    nd.what = "batchnorm_frozen";
-    nd.forward = bn_frozen_fw;
-    nd.backward = bn_frozen_bw;
-    nn_tensor *y = run(ctx, &nd);
-    return relu ? nn_relu_inplace(ctx, y) : y;
+    nd.what = relu ? "batchnorm_relu_frozen" : "batchnorm_frozen";
+    nd.forward = relu ? bn_relu_frozen_fw : bn_frozen_fw;
+    nd.backward = relu ? bn_relu_frozen_bw : bn_frozen_bw;
+    if (relu) nd.reads = NN_READS_OUT;   /* where the output is > 0 the ReLU passed the gradient */
+    return run(ctx, &nd);
 }
 
 nn_tensor *nn_batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable) {

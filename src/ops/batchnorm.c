@@ -116,32 +116,54 @@ static void check_sizes(size_t B, size_t C, size_t HW) {
                  B, C, HW);
 }
 
-/* out = x * scale + shift                         x, out (B, C, HW); w, b, mean, var (C) */
-void op_batchnorm_frozen_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, cd_mem mean,
-                                 cd_mem var, size_t B, size_t C, size_t HW, float eps) {
+/* out = x * scale + shift, then ReLU when relu   x, out (B, C, HW); w, b, mean, var (C) */
+static void frozen_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, cd_mem mean, cd_mem var,
+                           size_t B, size_t C, size_t HW, float eps, int relu) {
     check_sizes(B, C, HW);
     size_t loc[3];
     if (plane_local(dev, "bn_frozen_forward", HW, loc)[0] < BN_FLAT_BELOW) {
         CD_LAUNCH1(dev, "bn_frozen_forward_flat", B * C * HW, KM(out), KM(x), KM(w), KM(b), KM(mean), KM(var),
-                   KI(C), KI(HW), KUL(B * C * HW), KF(eps));
+                   KI(C), KI(HW), KUL(B * C * HW), KF(eps), KI(relu));
         return;
     }
     CD_LAUNCH_WG(dev, "bn_frozen_forward", 3, ((size_t[]){HW, C, B}), plane_local(dev, "bn_frozen_forward", HW, loc),
-                 KM(out), KM(x), KM(w), KM(b), KM(mean), KM(var), KI(B), KI(C), KI(HW), KF(eps));
+                 KM(out), KM(x), KM(w), KM(b), KM(mean), KM(var), KI(B), KI(C), KI(HW), KF(eps), KI(relu));
 }
 
-/* dx (=/+=) dout * scale */
-void op_batchnorm_frozen_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem w, cd_mem var,
-                                  size_t B, size_t C, size_t HW, float eps, int acc) {
+/* dx (=/+=) dout * scale; with y (the ReLU's output) dout is the gradient of that ReLU's output */
+static void frozen_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem y, cd_mem w, cd_mem var,
+                            size_t B, size_t C, size_t HW, float eps, int acc) {
     check_sizes(B, C, HW);
+    int mask = cd_has(y);
     size_t loc[3];
     if (plane_local(dev, "bn_frozen_backward", HW, loc)[0] < BN_FLAT_BELOW) {
-        CD_LAUNCH1(dev, "bn_frozen_backward_flat", B * C * HW, KM(dx), KM(dout), KM(w), KM(var), KI(C), KI(HW),
-                   KUL(B * C * HW), KF(eps), KI(acc));
+        CD_LAUNCH1(dev, "bn_frozen_backward_flat", B * C * HW, KM(dx), KM(dout), KM(mask ? y : dout), KM(w),
+                   KM(var), KI(C), KI(HW), KUL(B * C * HW), KF(eps), KI(acc), KI(mask));
         return;
     }
     CD_LAUNCH_WG(dev, "bn_frozen_backward", 3, ((size_t[]){HW, C, B}), plane_local(dev, "bn_frozen_backward", HW, loc),
-                 KM(dx), KM(dout), KM(w), KM(var), KI(B), KI(C), KI(HW), KF(eps), KI(acc));
+                 KM(dx), KM(dout), KM(mask ? y : dout), KM(w), KM(var), KI(B), KI(C), KI(HW), KF(eps), KI(acc),
+                 KI(mask));
+}
+
+void op_batchnorm_frozen_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, cd_mem mean,
+                                 cd_mem var, size_t B, size_t C, size_t HW, float eps) {
+    frozen_forward(dev, out, x, w, b, mean, var, B, C, HW, eps, 0);
+}
+
+void op_batchnorm_frozen_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem w, cd_mem var,
+                                  size_t B, size_t C, size_t HW, float eps, int acc) {
+    frozen_backward(dev, dx, dout, cd_none(), w, var, B, C, HW, eps, acc);
+}
+
+void op_batchnorm_relu_frozen_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, cd_mem mean,
+                                      cd_mem var, size_t B, size_t C, size_t HW, float eps) {
+    frozen_forward(dev, out, x, w, b, mean, var, B, C, HW, eps, 1);
+}
+
+void op_batchnorm_relu_frozen_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem y, cd_mem w, cd_mem var,
+                                       size_t B, size_t C, size_t HW, float eps, int acc) {
+    frozen_backward(dev, dx, dout, y, w, var, B, C, HW, eps, acc);
 }
 
 /* out (B, C, HW), then ReLU when relu; save_mean, save_rstd (C) written;

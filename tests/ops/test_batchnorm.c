@@ -87,6 +87,64 @@ static void check_train(size_t B, size_t C, size_t HW, double center, int acc) {
     for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
 }
 
+/* The fused frozen batch norm + ReLU (op_batchnorm_relu_frozen_*) against the
+ * two ops one after the other (op_batchnorm_frozen_* and op_relu_*): out and
+ * dx the same bits, nothing written outside them. Channel 0 gives exactly 0
+ * (a zero gradient there) and channel 1 a negative scale. */
+static void check_frozen_relu(size_t B, size_t C, size_t HW, int acc) {
+    size_t n = B * C * HW;
+    double *x = ot_randv(n, -1.5, 2.5), *w = ot_randv(C, -1, 1), *b = ot_randv(C, -1, 1), *dout = ot_randv(n, -1, 1);
+    double *mean = ot_randv(C, -0.5, 0.5), *var = ot_randv(C, 0.2, 2.0), *dx0 = ot_randv(n, -1, 1);
+    w[0] = 0.0;
+    b[0] = 0.0;
+    mean[0] = 0.0;
+    w[1] = -fabs(w[1]) - 0.1;
+    double *got[2][2];
+    for (int fused = 0; fused < 2; fused++) {
+        cd_mem mx = op_upload(ot_dev, x, n, 3), mw = op_upload(ot_dev, w, C, 1), mb = op_upload(ot_dev, b, C, 2);
+        cd_mem mm = op_upload(ot_dev, mean, C, 4), mv = op_upload(ot_dev, var, C, 5);
+        cd_mem mo = op_upload(ot_dev, NULL, n, 9), md = op_upload(ot_dev, dout, n, 6);
+        cd_mem mdx = op_upload(ot_dev, acc ? dx0 : NULL, n, 10);
+        if (fused) {
+            op_batchnorm_relu_frozen_forward(ot_dev, mo, mx, mw, mb, mm, mv, B, C, HW, (float)EPS);
+            op_batchnorm_relu_frozen_backward(ot_dev, mdx, md, mo, mw, mv, B, C, HW, (float)EPS, acc);
+        } else {
+            cd_mem mbn = op_upload(ot_dev, NULL, n, 0), mdbn = op_upload(ot_dev, NULL, n, 0);
+            op_batchnorm_frozen_forward(ot_dev, mbn, mx, mw, mb, mm, mv, B, C, HW, (float)EPS);
+            op_relu_forward(ot_dev, mo, mbn, n);
+            op_relu_backward(ot_dev, mdbn, md, mo, n, 0);
+            op_batchnorm_frozen_backward(ot_dev, mdx, mdbn, mw, mv, B, C, HW, (float)EPS, acc);
+            cd_free(ot_dev, mbn);
+            cd_free(ot_dev, mdbn);
+        }
+        got[fused][0] = op_download(ot_dev, mo, n);
+        got[fused][1] = op_download(ot_dev, mdx, n);
+        if (fused)
+            t_ok(op_guards_intact(ot_dev, mo, n) && op_guards_intact(ot_dev, mdx, n),
+                 "frozen+relu B%zu C%zu HW%zu: nothing written outside the tensors", B, C, HW);
+        cd_mem ms[] = {mx, mw, mb, mm, mv, mo, md, mdx};
+        for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(ot_dev, ms[i]);
+    }
+    size_t zeros = 0, negative = 0;
+    for (size_t i = 0; i < n; i++) {
+        zeros += got[1][0][i] == 0.0;
+        negative += got[1][0][i] < 0.0;
+    }
+    t_ok(zeros > n / 10 && negative == 0, "frozen+relu B%zu C%zu HW%zu: the ReLU cut %zu of %zu outputs to 0, "
+         "none below", B, C, HW, zeros, n);
+    static const char *what[] = {"out", "dx"};
+    for (int k = 0; k < 2; k++) {
+        char t[200];
+        snprintf(t, sizeof t, "frozen+relu B%zu C%zu HW%zu acc%d: %s, fused = batch norm then ReLU, bit for bit", B,
+                 C, HW, acc, what[k]);
+        ot_close(t, got[0][k], got[1][k], n, 0, 0);
+        free(got[0][k]);
+        free(got[1][k]);
+    }
+    double *hs[] = {x, w, b, dout, mean, var, dx0};
+    for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
+}
+
 /* The fused batch norm + ReLU (op_batchnorm_relu_train_*) against the two ops
  * one after the other (op_batchnorm_train_* and op_relu_*) on the same
  * inputs: out, saved statistics, dx, dw, db the same bits. Half the outputs
@@ -192,6 +250,10 @@ int main(void) {
     check_frozen(2, 4, 625, 1);      /* 25x25, as DETR-R50's last stage at 800x800 */
     check_frozen(2, 6, 64, 0);       /* (64,1,1) groups: the per-plane kernels */
     check_frozen(2, 3, 256, 1);
+    check_frozen_relu(3, 5, 19, 0);  /* the flat kernels */
+    check_frozen_relu(2, 4, 625, 1);
+    check_frozen_relu(2, 6, 64, 0);  /* the per-plane kernels */
+    check_frozen_relu(2, 3, 256, 1);
     /* both shapes of the statistics and gradient sums on every device: a
      * work-item per channel (CPUs), a work-group tree per channel (GPUs) */
     for (int rows = 1; rows >= 0; rows--) {
