@@ -117,6 +117,83 @@ __kernel void bn_frozen_backward_flat(__global float *dx, const ulong dx_off, __
     dx[a] = acc ? dx[a] + v : v;
 }
 
+/* A residual block's tail with a frozen batch norm on its main branch:
+ * out = relu(bn(x) + s), the values of bn_frozen_forward then
+ * add_relu_forward. Backward: g = dout where out > 0, else 0 (as
+ * add_relu_backward gives it); ds (=/+= by acc_s) g and dx (=/+= by acc) g *
+ * scale, as bn_frozen_backward gives it. Both gradients are always written
+ * (the host takes bn_frozen_backward or relu_backward when one is not
+ * wanted). Ranges as the kernels above: (HW, C, B), or flat. */
+static inline float frozen_add_relu(const float x, const float sc, const float scale, const float shift) {
+    const float y = x * scale + shift;
+    const float v = y + sc;
+    return v < 0.0f ? 0.0f : v;
+}
+
+static inline void frozen_add_relu_grads(__global float *dx, __global float *ds, __global const float *dout,
+                                         __global const float *out, const ulong a, const float scale, const int acc,
+                                         const int acc_s) {
+    const float g = out[a] > 0.0f ? dout[a] : 0.0f, v = g * scale;
+    ds[a] = acc_s ? ds[a] + g : g;
+    dx[a] = acc ? dx[a] + v : v;
+}
+
+__kernel void bn_frozen_add_relu_forward(__global float *out, const ulong out_off, __global const float *x,
+                                         const ulong x_off, __global const float *sc, const ulong sc_off,
+                                         __global const float *w, const ulong w_off, __global const float *b,
+                                         const ulong b_off, __global const float *mean, const ulong mean_off,
+                                         __global const float *var, const ulong var_off, const int B, const int C,
+                                         const int HW, const float eps) {
+    out += out_off; x += x_off; sc += sc_off; w += w_off; b += b_off; mean += mean_off; var += var_off;
+    const int i = (int)get_global_id(0), c = (int)get_global_id(1), n = (int)get_global_id(2);
+    const int cc = min(c, C - 1);
+    const float scale = frozen_scale(w, var, cc, eps), shift = b[cc] - mean[cc] * scale;
+    if (c >= C || n >= B) return;   /* dim 0 is exact: see BN_CHANNEL_FIRST */
+    const ulong a = ((ulong)n * C + c) * HW + i;
+    out[a] = frozen_add_relu(x[a], sc[a], scale, shift);
+}
+
+__kernel void bn_frozen_add_relu_backward(__global float *dx, const ulong dx_off, __global float *ds,
+                                          const ulong ds_off, __global const float *dout, const ulong dout_off,
+                                          __global const float *out, const ulong out_off, __global const float *w,
+                                          const ulong w_off, __global const float *var, const ulong var_off,
+                                          const int B, const int C, const int HW, const float eps, const int acc,
+                                          const int acc_s) {
+    dx += dx_off; ds += ds_off; dout += dout_off; out += out_off; w += w_off; var += var_off;
+    const int i = (int)get_global_id(0), c = (int)get_global_id(1), n = (int)get_global_id(2);
+    const int cc = min(c, C - 1);
+    const float scale = frozen_scale(w, var, cc, eps);
+    if (c >= C || n >= B) return;   /* dim 0 is exact: see BN_CHANNEL_FIRST */
+    frozen_add_relu_grads(dx, ds, dout, out, ((ulong)n * C + c) * HW + i, scale, acc, acc_s);
+}
+
+__kernel void bn_frozen_add_relu_forward_flat(__global float *out, const ulong out_off, __global const float *x,
+                                              const ulong x_off, __global const float *sc, const ulong sc_off,
+                                              __global const float *w, const ulong w_off, __global const float *b,
+                                              const ulong b_off, __global const float *mean, const ulong mean_off,
+                                              __global const float *var, const ulong var_off, const int C,
+                                              const int HW, const ulong total, const float eps) {
+    out += out_off; x += x_off; sc += sc_off; w += w_off; b += b_off; mean += mean_off; var += var_off;
+    const ulong a = get_global_id(0);
+    if (a >= total) return;
+    const int c = (int)((a / (ulong)HW) % (ulong)C);
+    const float scale = frozen_scale(w, var, c, eps), shift = b[c] - mean[c] * scale;
+    out[a] = frozen_add_relu(x[a], sc[a], scale, shift);
+}
+
+__kernel void bn_frozen_add_relu_backward_flat(__global float *dx, const ulong dx_off, __global float *ds,
+                                               const ulong ds_off, __global const float *dout, const ulong dout_off,
+                                               __global const float *out, const ulong out_off,
+                                               __global const float *w, const ulong w_off, __global const float *var,
+                                               const ulong var_off, const int C, const int HW, const ulong total,
+                                               const float eps, const int acc, const int acc_s) {
+    dx += dx_off; ds += ds_off; dout += dout_off; out += out_off; w += w_off; var += var_off;
+    const ulong a = get_global_id(0);
+    if (a >= total) return;
+    const float scale = frozen_scale(w, var, (int)((a / (ulong)HW) % (ulong)C), eps);
+    frozen_add_relu_grads(dx, ds, dout, out, a, scale, acc, acc_s);
+}
+
 /* Batch statistics of channel = group id: save_mean, save_rstd = 1/sqrt(var + eps)
  * (biased var), and the running update with the unbiased var (N > 1). */
 __kernel void bn_train_stats(__global float *save_mean, const ulong save_mean_off,

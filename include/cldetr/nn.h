@@ -107,6 +107,7 @@ struct nn_node {
             size_t B, C, HW;
             cd_mem running_mean, running_var, save_mean, save_rstd;
         } bn;
+        struct { size_t B, C, HW; cd_mem w, b, mean, var; } bn_tail;   /* relu(frozen bn(x) + shortcut) */
         struct { size_t B, C, H, W, k, s, p; cd_mem argmax; } pool; /* x (B, C, H, W), k x k, stride s, pad p */
         struct { size_t N, C; cd_mem mean, rstd; } ln;              /* x (N, C) */
         struct { size_t dims[4]; int perm[4]; } permute;            /* dims: x's */
@@ -223,10 +224,14 @@ nn_tensor *nn_add_inplace(nn_ctx *ctx, nn_tensor *a, nn_tensor *b);
 /* nn_add_inplace then nn_relu_inplace as one node (a residual block's tail): the same values */
 nn_tensor *nn_add_relu_inplace(nn_ctx *ctx, nn_tensor *a, nn_tensor *b);
 nn_tensor *nn_batchnorm_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable);
-/* nn_batchnorm_inplace then nn_relu_inplace; a batch norm that trains (batch
- * statistics) and its ReLU are one node (op_batchnorm_relu_train_*): the same
- * values, one pass fewer each way */
+/* nn_batchnorm_inplace then nn_relu_inplace as one node (op_batchnorm_relu_train_*
+ * or op_batchnorm_relu_frozen_*): the same values, one pass fewer each way */
 nn_tensor *nn_batchnorm_relu_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable);
+/* nn_batchnorm_inplace then nn_add_relu_inplace(., shortcut): a residual
+ * block's tail. One node when the norm is frozen (op_batchnorm_add_relu_frozen_*),
+ * the two nodes when it trains; the same values either way. */
+nn_tensor *nn_batchnorm_add_relu_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable,
+                                         nn_tensor *shortcut);
 /* x (B, C, H, W) -> (B, C, Ho, Wo): k x k window, stride s, padding p */
 nn_tensor *nn_maxpool(nn_ctx *ctx, nn_tensor *x, size_t k, size_t s, size_t p);
 /* over x's last dim (C): w, b (C) */

@@ -166,6 +166,16 @@ void op_batchnorm_relu_frozen_forward(cd_device *dev, cd_mem out, cd_mem x, cd_m
                                       cd_mem var, size_t B, size_t C, size_t HW, float eps);
 void op_batchnorm_relu_frozen_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem y, cd_mem w, cd_mem var,
                                        size_t B, size_t C, size_t HW, float eps, int acc);
+/* A residual block's tail after a frozen batch norm: out = relu(bn(x) + s),
+ * s (B, C, HW) the shortcut; the backward takes dout, the gradient of out, and
+ * y = out, and gives dx (=/+= by acc) and ds (=/+= by acc_s), either of which
+ * may be none. The same bits as op_batchnorm_frozen_* with op_add_relu_*
+ * after them, in one pass each way. */
+void op_batchnorm_add_relu_frozen_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem s, cd_mem w, cd_mem b,
+                                          cd_mem mean, cd_mem var, size_t B, size_t C, size_t HW, float eps);
+void op_batchnorm_add_relu_frozen_backward(cd_device *dev, cd_mem dx, cd_mem ds, cd_mem dout, cd_mem y, cd_mem w,
+                                           cd_mem var, size_t B, size_t C, size_t HW, float eps, int acc,
+                                           int acc_s);
 /* Trainable, with batch statistics: saves the batch mean and rstd (C); updates the
  * running statistics as PyTorch: running = (1 - momentum) * running + momentum * batch
  * (unbiased variance for running_var). */

@@ -422,6 +422,43 @@ nn_tensor *nn_batchnorm_relu_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b, in
     return batchnorm(ctx, x, w, b, mean, var, trainable, 1, 1);
 }
 
+static void bn_add_relu_frozen_fw(nn_ctx *ctx, nn_node *nd) {
+    op_batchnorm_add_relu_frozen_forward(ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data,
+                                         nd->a.bn_tail.w, nd->a.bn_tail.b, nd->a.bn_tail.mean, nd->a.bn_tail.var,
+                                         nd->a.bn_tail.B, nd->a.bn_tail.C, nd->a.bn_tail.HW, EPS_NORM);
+}
+
+static void bn_add_relu_frozen_bw(nn_ctx *ctx, nn_node *nd) {
+    int acc_x, acc_s;
+    cd_mem dx = grad_or_none(ctx, nd->in[0], &acc_x), ds = grad_or_none(ctx, nd->in[1], &acc_s);
+    op_batchnorm_add_relu_frozen_backward(ctx->dev, dx, ds, nd->out->grad, nd->out->data, nd->a.bn_tail.w,
+                                          nd->a.bn_tail.var, nd->a.bn_tail.B, nd->a.bn_tail.C, nd->a.bn_tail.HW,
+                                          EPS_NORM, acc_x, acc_s);
+}
+
+nn_tensor *nn_batchnorm_add_relu_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable,
+                                         nn_tensor *shortcut) {
+    if (trainable && ctx->training)   /* batch statistics: the norm's own node, then the tail's */
+        return nn_add_relu_inplace(ctx, nn_batchnorm_inplace(ctx, x, w, b, mean, var, trainable), shortcut);
+    nn_tensor *wt = nn_weight(ctx, w), *bt = nn_weight(ctx, b);
+    if (x->ndim < 2 || x->dims[1] != wt->n)
+        bad_shape("nn_batchnorm_add_relu_inplace", x, "x", "but %s %s expects (B, %zu, ...)", lbl(wt, "the weight"),
+                  shp(wt), wt->n);
+    if (!same_shape(x, shortcut))
+        bad_shape("nn_batchnorm_add_relu_inplace", x, "x", "but %s has shape %s", lbl(shortcut, "the shortcut"),
+                  shp(shortcut));
+    if (trainable && ctx->record && (needs(wt) || needs(bt)))
+        cd_fatal("backward through a trainable batch norm in eval mode is not supported: "
+                 "run the step in training mode or freeze the backbone's batch norms");
+    size_t B = x->dims[0], C = x->dims[1];
+    nn_node nd = {.what = "batchnorm_add_relu_frozen", .forward = bn_add_relu_frozen_fw,
+                  .backward = bn_add_relu_frozen_bw, .reads = NN_READS_OUT,
+                  .out = over(ctx, x, "nn_batchnorm_add_relu_inplace"), .in = {x, shortcut},
+                  .a.bn_tail = {B, C, x->n / (B * C), wt->data, bt->data, nn_weight(ctx, mean)->data,
+                                nn_weight(ctx, var)->data}};
+    return run(ctx, &nd);
+}
+
 /* ---- max pool -------------------------------------------------------------- */
 
 #define POOL(nd) (nd)->a.pool.B, (nd)->a.pool.C, (nd)->a.pool.H, (nd)->a.pool.W, (nd)->a.pool.k, \

@@ -90,6 +90,7 @@ int detr_declare_backbone(detr_model *m) {
     return 0;
 }
 
+/* conv -> batch norm, then ReLU when relu */
 static nn_tensor *conv_bn(detr_model *m, nn_ctx *ctx, nn_tensor *x, int conv, detr_bn bn, size_t stride,
                           size_t pad, size_t dil, int relu) {
     /* the conv's output feeds only the batch norm, and the norm's only the ReLU
@@ -109,13 +110,18 @@ nn_tensor *detr_backbone_forward(detr_model *m, nn_ctx *ctx, nn_tensor *x, nn_te
         const detr_block *b = &m->blocks[i];
         nn_tensor *y = x;
         for (int c = 0; c < b->nconv; c++) {
-            int is3 = is_3x3(b, c);
+            int is3 = is_3x3(b, c), last = c == b->nconv - 1;
             size_t stride = is3 && (b->nconv == 3 || c == 0) ? b->stride : 1;
             size_t dil = is3 ? b->dilation : 1;
-            y = conv_bn(m, ctx, y, b->conv[c], b->bn[c], stride, is3 ? dil : 0, dil, c < b->nconv - 1);
+            if (!last) y = conv_bn(m, ctx, y, b->conv[c], b->bn[c], stride, is3 ? dil : 0, dil, 1);
+            else y = nn_conv2d(ctx, y, b->conv[c], -1, stride, is3 ? dil : 0, dil);
         }
+        /* the shortcut, then the last conv's batch norm with relu(. + shortcut):
+         * one node when the norm is frozen. The shortcut's conv runs after the
+         * main branch's convs, so its input gradient is added in the same order. */
         nn_tensor *shortcut = b->ds_conv >= 0 ? conv_bn(m, ctx, x, b->ds_conv, b->ds_bn, b->stride, 0, 1, 0) : x;
-        x = nn_add_relu_inplace(ctx, y, shortcut);   /* y: the last conv_bn's, read by nothing else */
+        const detr_bn *bn = &b->bn[b->nconv - 1];
+        x = nn_batchnorm_add_relu_inplace(ctx, y, bn->w, bn->b, bn->mean, bn->var, m->o.bn_trainable, shortcut);
         if (stages) stages[b->stage] = x;
     }
     return x;

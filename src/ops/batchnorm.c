@@ -166,6 +166,40 @@ void op_batchnorm_relu_frozen_backward(cd_device *dev, cd_mem dx, cd_mem dout, c
     frozen_backward(dev, dx, dout, y, w, var, B, C, HW, eps, acc);
 }
 
+void op_batchnorm_add_relu_frozen_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem s, cd_mem w, cd_mem b,
+                                          cd_mem mean, cd_mem var, size_t B, size_t C, size_t HW, float eps) {
+    check_sizes(B, C, HW);
+    size_t loc[3];
+    if (plane_local(dev, "bn_frozen_add_relu_forward", HW, loc)[0] < BN_FLAT_BELOW) {
+        CD_LAUNCH1(dev, "bn_frozen_add_relu_forward_flat", B * C * HW, KM(out), KM(x), KM(s), KM(w), KM(b),
+                   KM(mean), KM(var), KI(C), KI(HW), KUL(B * C * HW), KF(eps));
+        return;
+    }
+    CD_LAUNCH_WG(dev, "bn_frozen_add_relu_forward", 3, ((size_t[]){HW, C, B}),
+                 plane_local(dev, "bn_frozen_add_relu_forward", HW, loc), KM(out), KM(x), KM(s), KM(w), KM(b),
+                 KM(mean), KM(var), KI(B), KI(C), KI(HW), KF(eps));
+}
+
+void op_batchnorm_add_relu_frozen_backward(cd_device *dev, cd_mem dx, cd_mem ds, cd_mem dout, cd_mem y, cd_mem w,
+                                           cd_mem var, size_t B, size_t C, size_t HW, float eps, int acc,
+                                           int acc_s) {
+    if (!cd_has(dx) || !cd_has(ds)) {   /* one input wants a gradient: the ops that give it alone */
+        if (cd_has(dx)) frozen_backward(dev, dx, dout, y, w, var, B, C, HW, eps, acc);
+        if (cd_has(ds)) op_relu_backward(dev, ds, dout, y, B * C * HW, acc_s);
+        return;
+    }
+    check_sizes(B, C, HW);
+    size_t loc[3];
+    if (plane_local(dev, "bn_frozen_add_relu_backward", HW, loc)[0] < BN_FLAT_BELOW) {
+        CD_LAUNCH1(dev, "bn_frozen_add_relu_backward_flat", B * C * HW, KM(dx), KM(ds), KM(dout), KM(y), KM(w),
+                   KM(var), KI(C), KI(HW), KUL(B * C * HW), KF(eps), KI(acc), KI(acc_s));
+        return;
+    }
+    CD_LAUNCH_WG(dev, "bn_frozen_add_relu_backward", 3, ((size_t[]){HW, C, B}),
+                 plane_local(dev, "bn_frozen_add_relu_backward", HW, loc), KM(dx), KM(ds), KM(dout), KM(y), KM(w),
+                 KM(var), KI(B), KI(C), KI(HW), KF(eps), KI(acc), KI(acc_s));
+}
+
 /* out (B, C, HW), then ReLU when relu; save_mean, save_rstd (C) written;
  * running_mean, running_var (C) updated in place (skipped when either is none). */
 static void train_forward(cd_device *dev, cd_mem out, cd_mem save_mean, cd_mem save_rstd, cd_mem running_mean,

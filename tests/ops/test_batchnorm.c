@@ -145,6 +145,66 @@ static void check_frozen_relu(size_t B, size_t C, size_t HW, int acc) {
     for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
 }
 
+/* A residual block's tail (op_batchnorm_add_relu_frozen_*) against the frozen
+ * batch norm then op_add_relu_*: out, dx and ds the same bits; want selects
+ * the gradients asked for (1 dx, 2 ds, 3 both), acc both accumulate. */
+static void check_frozen_add_relu(size_t B, size_t C, size_t HW, int acc, int want) {
+    size_t n = B * C * HW;
+    double *x = ot_randv(n, -1.5, 2.5), *sc = ot_randv(n, -1, 1), *w = ot_randv(C, -1, 1), *b = ot_randv(C, -1, 1);
+    double *mean = ot_randv(C, -0.5, 0.5), *var = ot_randv(C, 0.2, 2.0), *dout = ot_randv(n, -1, 1);
+    double *dx0 = ot_randv(n, -1, 1), *ds0 = ot_randv(n, -1, 1);
+    w[0] = -fabs(w[0]) - 0.1;
+    double *got[2][3];
+    for (int fused = 0; fused < 2; fused++) {
+        cd_mem mx = op_upload(ot_dev, x, n, 3), ms = op_upload(ot_dev, sc, n, 7), mw = op_upload(ot_dev, w, C, 1);
+        cd_mem mb = op_upload(ot_dev, b, C, 2), mm = op_upload(ot_dev, mean, C, 4), mv = op_upload(ot_dev, var, C, 5);
+        cd_mem mo = op_upload(ot_dev, NULL, n, 9), md = op_upload(ot_dev, dout, n, 6);
+        cd_mem mdx = op_upload(ot_dev, acc ? dx0 : NULL, n, 10), mds = op_upload(ot_dev, acc ? ds0 : NULL, n, 11);
+        cd_mem gx = want & 1 ? mdx : cd_none(), gs = want & 2 ? mds : cd_none();
+        if (fused) {
+            op_batchnorm_add_relu_frozen_forward(ot_dev, mo, mx, ms, mw, mb, mm, mv, B, C, HW, (float)EPS);
+            op_batchnorm_add_relu_frozen_backward(ot_dev, gx, gs, md, mo, mw, mv, B, C, HW, (float)EPS, acc, acc);
+        } else {
+            cd_mem mbn = op_upload(ot_dev, NULL, n, 0), mdbn = op_upload(ot_dev, NULL, n, 0);
+            op_batchnorm_frozen_forward(ot_dev, mbn, mx, mw, mb, mm, mv, B, C, HW, (float)EPS);
+            op_add_relu_forward(ot_dev, mo, mbn, ms, n);
+            op_add_relu_backward(ot_dev, want & 1 ? mdbn : cd_none(), gs, md, mo, n, 0, acc);
+            if (want & 1) op_batchnorm_frozen_backward(ot_dev, mdx, mdbn, mw, mv, B, C, HW, (float)EPS, acc);
+            cd_free(ot_dev, mbn);
+            cd_free(ot_dev, mdbn);
+        }
+        got[fused][0] = op_download(ot_dev, mo, n);
+        got[fused][1] = op_download(ot_dev, mdx, n);
+        got[fused][2] = op_download(ot_dev, mds, n);
+        if (fused)
+            t_ok(op_guards_intact(ot_dev, mo, n) && op_guards_intact(ot_dev, mdx, n) &&
+                 op_guards_intact(ot_dev, mds, n),
+                 "frozen+add+relu B%zu C%zu HW%zu want %d: nothing written outside the tensors", B, C, HW, want);
+        cd_mem all[] = {mx, ms, mw, mb, mm, mv, mo, md, mdx, mds};
+        for (size_t i = 0; i < CD_ARRAY_LEN(all); i++) cd_free(ot_dev, all[i]);
+    }
+    size_t zeros = 0;
+    for (size_t i = 0; i < n; i++) zeros += got[1][0][i] == 0.0;
+    t_ok(zeros > n / 10 && zeros < n - n / 10, "frozen+add+relu B%zu C%zu HW%zu: the ReLU cut %zu of %zu outputs", B, C,
+         HW, zeros, n);
+    static const char *what[] = {"out", "dx", "ds"};
+    for (int k = 0; k < 3; k++) {
+        char t[200];
+        if (k > 0 && !(want & k)) {   /* not asked for: not written (NaN on both sides) */
+            free(got[0][k]);
+            free(got[1][k]);
+            continue;
+        }
+        snprintf(t, sizeof t, "frozen+add+relu B%zu C%zu HW%zu acc%d want %d: %s, fused = batch norm then add+ReLU, "
+                 "bit for bit", B, C, HW, acc, want, what[k]);
+        ot_close(t, got[0][k], got[1][k], n, 0, 0);
+        free(got[0][k]);
+        free(got[1][k]);
+    }
+    double *hs[] = {x, sc, w, b, mean, var, dout, dx0, ds0};
+    for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
+}
+
 /* The fused batch norm + ReLU (op_batchnorm_relu_train_*) against the two ops
  * one after the other (op_batchnorm_train_* and op_relu_*) on the same
  * inputs: out, saved statistics, dx, dw, db the same bits. Half the outputs
@@ -254,6 +314,12 @@ int main(void) {
     check_frozen_relu(2, 4, 625, 1);
     check_frozen_relu(2, 6, 64, 0);  /* the per-plane kernels */
     check_frozen_relu(2, 3, 256, 1);
+    check_frozen_add_relu(3, 5, 19, 0, 3);   /* the flat kernels */
+    check_frozen_add_relu(2, 4, 625, 1, 3);
+    check_frozen_add_relu(2, 6, 64, 0, 3);   /* the per-plane kernels */
+    check_frozen_add_relu(2, 3, 256, 1, 3);
+    check_frozen_add_relu(2, 3, 256, 1, 1);  /* one gradient wanted: the ops that give it alone */
+    check_frozen_add_relu(3, 5, 19, 0, 2);
     /* both shapes of the statistics and gradient sums on every device: a
      * work-item per channel (CPUs), a work-group tree per channel (GPUs) */
     for (int rows = 1; rows >= 0; rows--) {
