@@ -9,7 +9,13 @@
  * The op cases of the shared table (cd_op_cases) for these ops run first: a
  * kernel that no longer matches its host reference is not timed. Each case
  * runs once to warm up (compile, first touch), then N times with the profile
- * on; a line per kernel the case launched: us per call. */
+ * on; a line per kernel the case launched: us per call.
+ *
+ * It sets POCL_AFFINITY=1 (PoCL's worker threads pinned to cores) unless the
+ * environment sets it: unpinned, a process of back-to-back small kernels ran
+ * in one of two modes on a 2-core VM, the slow one up to 2x slower (dropout at
+ * 65536 elements 62-66 us against 33-37; bench/README.md). The training step
+ * runs the same either way. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,9 +111,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else { fprintf(stderr, "usage: bench_perf_kernels [--iters N] [--only SUBSTRING]\n"); return 2; }
     }
+    int pinned = !getenv("POCL_AFFINITY");
+    if (pinned) setenv("POCL_AFFINITY", "1", 0);   /* before the ICD loads PoCL */
     dev = cd_open(NULL, 1);
     if (!dev) { fprintf(stderr, "%s\n", cd_errbuf()); return 1; }
-    printf("device: %s\n", dev->info.name);
+    printf("device: %s%s\n", dev->info.name, pinned ? " (POCL_AFFINITY=1 set here: pinned PoCL threads)" : "");
     if (bench_check_ops(dev, "pool dropout batchnorm conv layernorm permute elementwise")) return 1;
 
     /* max pool of the stem: (8, 32, 64, 64) -> 32x32 */
