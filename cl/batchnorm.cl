@@ -244,6 +244,25 @@ __kernel void bn_train_apply(__global float *out, const ulong out_off, __global 
     out[a] = relu && v < 0.0f ? 0.0f : v;
 }
 
+/* A residual block's tail after a training batch norm: out = relu(bn(x) + s),
+ * bn(x) as bn_train_apply computes it, then add_relu_forward's sum and ReLU. */
+__kernel void bn_train_apply_add_relu(__global float *out, const ulong out_off, __global const float *x,
+                                      const ulong x_off, __global const float *sc, const ulong sc_off,
+                                      __global const float *mean, const ulong mean_off, __global const float *rstd,
+                                      const ulong rstd_off, __global const float *w, const ulong w_off,
+                                      __global const float *b, const ulong b_off, const int B, const int C,
+                                      const int HW) {
+    out += out_off; x += x_off; sc += sc_off; mean += mean_off; rstd += rstd_off; w += w_off; b += b_off;
+    const int i = (int)get_global_id(0), c = (int)get_global_id(1), n = (int)get_global_id(2);
+    const int cc = min(c, C - 1);
+    const float m = mean[cc], r = rstd[cc], wc = w[cc], bc = b[cc];
+    if (c >= C || n >= B) return;   /* dim 0 is exact: see BN_CHANNEL_FIRST */
+    const ulong a = ((ulong)n * C + c) * HW + i;
+    const float y = (x[a] - m) * r * wc + bc;
+    const float v = y + sc[a];
+    out[a] = v < 0.0f ? 0.0f : v;
+}
+
 /* The output gradient of a batch norm followed by a ReLU whose output is y:
  * dout where y > 0, else 0, as relu_backward computes it; mask = 0: dout.
  * 8, 16 or 1 values from index k. */
@@ -315,6 +334,31 @@ __kernel void bn_train_backward_dx(__global float *dx, const ulong dx_off, __glo
     const ulong a = ((ulong)n * C + c) * HW + i;
     const float xhat = (x[a] - m) * r;
     const float v = wr * (bn_dout1(dout, y, a, mask) - sd - xhat * sdx);
+    dx[a] = acc ? dx[a] + v : v;
+}
+
+/* bn_train_backward_dx with mask = 1 for a residual block's tail (y = its
+ * output), and the shortcut's gradient too: ds (=/+= by acc_s) = dout where
+ * y > 0, else 0, as add_relu_backward gives it. */
+__kernel void bn_train_backward_dx_tail(__global float *dx, const ulong dx_off, __global float *ds,
+                                        const ulong ds_off, __global const float *dout, const ulong dout_off,
+                                        __global const float *y, const ulong y_off, __global const float *x,
+                                        const ulong x_off, __global const float *sums, const ulong sums_off,
+                                        __global const float *mean, const ulong mean_off,
+                                        __global const float *rstd, const ulong rstd_off, __global const float *w,
+                                        const ulong w_off, const int B, const int C, const int HW, const int acc,
+                                        const int acc_s) {
+    dx += dx_off; ds += ds_off; dout += dout_off; y += y_off; x += x_off; sums += sums_off; mean += mean_off;
+    rstd += rstd_off; w += w_off;
+    const int i = (int)get_global_id(0), c = (int)get_global_id(1), n = (int)get_global_id(2);
+    const int cc = min(c, C - 1);
+    const float invN = 1.0f / (float)((ulong)B * HW);
+    const float m = mean[cc], r = rstd[cc], wr = w[cc] * r, sd = sums[2 * cc] * invN, sdx = sums[2 * cc + 1] * invN;
+    if (c >= C || n >= B) return;   /* dim 0 is exact: see BN_CHANNEL_FIRST */
+    const ulong a = ((ulong)n * C + c) * HW + i;
+    const float xhat = (x[a] - m) * r, g = bn_dout1(dout, y, a, 1);
+    const float v = wr * (g - sd - xhat * sdx);
+    ds[a] = acc_s ? ds[a] + g : g;
     dx[a] = acc ? dx[a] + v : v;
 }
 

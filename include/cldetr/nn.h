@@ -80,7 +80,7 @@ typedef void (*nn_node_fn)(struct nn_ctx *ctx, nn_node *node);
 
 /* One op: its inputs, output and arguments, named per op. The forward runs
  * when the op is called; the node is kept on the tape for the backward. */
-#define NN_NODE_IN 3
+#define NN_NODE_IN 4
 #define NN_READS_OUT 0x80u
 struct nn_node {
     const char *what;           /* op name, for messages */
@@ -228,8 +228,8 @@ nn_tensor *nn_batchnorm_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b, int mea
  * or op_batchnorm_relu_frozen_*): the same values, one pass fewer each way */
 nn_tensor *nn_batchnorm_relu_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable);
 /* nn_batchnorm_inplace then nn_add_relu_inplace(., shortcut): a residual
- * block's tail. One node when the norm is frozen (op_batchnorm_add_relu_frozen_*),
- * the two nodes when it trains; the same values either way. */
+ * block's tail, as one node (op_batchnorm_add_relu_frozen_* or
+ * op_batchnorm_add_relu_train_*): the same values, one pass fewer each way. */
 nn_tensor *nn_batchnorm_add_relu_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable,
                                          nn_tensor *shortcut);
 /* x (B, C, H, W) -> (B, C, Ho, Wo): k x k window, stride s, padding p */

@@ -196,6 +196,16 @@ void op_batchnorm_relu_train_forward(cd_device *dev, cd_mem out, cd_mem save_mea
 void op_batchnorm_relu_train_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem y,
                                       cd_mem x, cd_mem save_mean, cd_mem save_rstd, cd_mem w,
                                       size_t B, size_t C, size_t HW, int acc);
+/* A residual block's tail after a training batch norm: out = relu(bn(x) + s);
+ * the backward takes dout and y = out and gives dx (=/+= by acc), ds (=/+= by
+ * acc_s), dw +=, db += (any may be none). The same bits as the batch norm, then
+ * op_add_relu_*. */
+void op_batchnorm_add_relu_train_forward(cd_device *dev, cd_mem out, cd_mem save_mean, cd_mem save_rstd,
+                                         cd_mem running_mean, cd_mem running_var, cd_mem x, cd_mem s, cd_mem w,
+                                         cd_mem b, size_t B, size_t C, size_t HW, float eps, float momentum);
+void op_batchnorm_add_relu_train_backward(cd_device *dev, cd_mem dx, cd_mem ds, cd_mem dw, cd_mem db, cd_mem dout,
+                                          cd_mem y, cd_mem x, cd_mem save_mean, cd_mem save_rstd, cd_mem w,
+                                          size_t B, size_t C, size_t HW, int acc, int acc_s);
 
 /* ---- max pool (src/ops/pool.c, cl/pool.cl) --------------------------------
  * k x k window, stride s, padding p (ResNet: 3, 2, 1); padded cells are -inf.

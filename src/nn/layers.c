@@ -436,10 +436,26 @@ static void bn_add_relu_frozen_bw(nn_ctx *ctx, nn_node *nd) {
                                           EPS_NORM, acc_x, acc_s);
 }
 
+/* relu(bn(x) + shortcut) with batch statistics: in = {x, w, b, shortcut} */
+static void bn_add_relu_train_fw(nn_ctx *ctx, nn_node *nd) {
+    op_batchnorm_add_relu_train_forward(ctx->dev, nd->out->data, nd->a.bn.save_mean, nd->a.bn.save_rstd,
+                                        nd->a.bn.running_mean, nd->a.bn.running_var, nd->in[0]->data,
+                                        nd->in[3]->data, nd->in[1]->data, nd->in[2]->data, BN(nd), EPS_NORM,
+                                        BN_MOMENTUM);
+}
+
+static void bn_add_relu_train_bw(nn_ctx *ctx, nn_node *nd) {
+    int acc, acc_s;
+    cd_mem dx, dw, db;
+    weight_grads(ctx, nd, &acc, &dx, &dw, &db);
+    cd_mem ds = grad_or_none(ctx, nd->in[3], &acc_s);
+    op_batchnorm_add_relu_train_backward(ctx->dev, dx, ds, dw, db, nd->out->grad, nd->out->data, nd->in[0]->data,
+                                         nd->a.bn.save_mean, nd->a.bn.save_rstd, nd->in[1]->data, BN(nd), acc,
+                                         acc_s);
+}
+
 nn_tensor *nn_batchnorm_add_relu_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable,
                                          nn_tensor *shortcut) {
-    if (trainable && ctx->training)   /* batch statistics: the norm's own node, then the tail's */
-        return nn_add_relu_inplace(ctx, nn_batchnorm_inplace(ctx, x, w, b, mean, var, trainable), shortcut);
     nn_tensor *wt = nn_weight(ctx, w), *bt = nn_weight(ctx, b);
     if (x->ndim < 2 || x->dims[1] != wt->n)
         bad_shape("nn_batchnorm_add_relu_inplace", x, "x", "but %s %s expects (B, %zu, ...)", lbl(wt, "the weight"),
@@ -447,10 +463,19 @@ nn_tensor *nn_batchnorm_add_relu_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b
     if (!same_shape(x, shortcut))
         bad_shape("nn_batchnorm_add_relu_inplace", x, "x", "but %s has shape %s", lbl(shortcut, "the shortcut"),
                   shp(shortcut));
+    size_t B = x->dims[0], C = x->dims[1];
+    if (trainable && ctx->training) {   /* batch statistics: the backward reads x, the output is a new tensor */
+        nn_tensor *mt = nn_weight(ctx, mean), *vt = nn_weight(ctx, var);
+        nn_node nd = {.what = "batchnorm_add_relu", .forward = bn_add_relu_train_fw,
+                      .backward = bn_add_relu_train_bw, .reads = 1 | NN_READS_OUT, .out = like(ctx, x),
+                      .in = {x, wt, bt, shortcut}, .a.bn = {B, C, x->n / (B * C), mt->data, vt->data}};
+        nd.a.bn.save_mean = nn_new1(ctx, C)->data;
+        nd.a.bn.save_rstd = nn_new1(ctx, C)->data;
+        return run(ctx, &nd);
+    }
     if (trainable && ctx->record && (needs(wt) || needs(bt)))
         cd_fatal("backward through a trainable batch norm in eval mode is not supported: "
                  "run the step in training mode or freeze the backbone's batch norms");
-    size_t B = x->dims[0], C = x->dims[1];
     nn_node nd = {.what = "batchnorm_add_relu_frozen", .forward = bn_add_relu_frozen_fw,
                   .backward = bn_add_relu_frozen_bw, .reads = NN_READS_OUT,
                   .out = over(ctx, x, "nn_batchnorm_add_relu_inplace"), .in = {x, shortcut},

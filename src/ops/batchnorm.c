@@ -200,10 +200,11 @@ void op_batchnorm_add_relu_frozen_backward(cd_device *dev, cd_mem dx, cd_mem ds,
                  KM(var), KI(B), KI(C), KI(HW), KF(eps), KI(acc), KI(acc_s));
 }
 
-/* out (B, C, HW), then ReLU when relu; save_mean, save_rstd (C) written;
- * running_mean, running_var (C) updated in place (skipped when either is none). */
+/* out (B, C, HW), then ReLU when relu, or relu(. + sc) when sc is given;
+ * save_mean, save_rstd (C) written; running_mean, running_var (C) updated in
+ * place (skipped when either is none). */
 static void train_forward(cd_device *dev, cd_mem out, cd_mem save_mean, cd_mem save_rstd, cd_mem running_mean,
-                          cd_mem running_var, cd_mem x, cd_mem w, cd_mem b, size_t B, size_t C, size_t HW,
+                          cd_mem running_var, cd_mem x, cd_mem sc, cd_mem w, cd_mem b, size_t B, size_t C, size_t HW,
                           float eps, float momentum, int relu) {
     if (B * HW < 2)
         cd_fatal("batch norm (training): expected more than 1 value per channel, got batch %zu x %zu; "
@@ -220,14 +221,22 @@ static void train_forward(cd_device *dev, cd_mem out, cd_mem save_mean, cd_mem s
                      KLOCAL(l * sizeof(float)), KI(B), KI(C), KI(HW), KF(eps), KF(momentum), KI(run));
     }
     size_t loc[3];
-    CD_LAUNCH_WG(dev, "bn_train_apply", 3, ((size_t[]){HW, C, B}), plane_local(dev, "bn_train_apply", HW, loc),
-                 KM(out), KM(x), KM(save_mean), KM(save_rstd), KM(w), KM(b), KI(B), KI(C), KI(HW), KI(relu));
+    if (cd_has(sc))
+        CD_LAUNCH_WG(dev, "bn_train_apply_add_relu", 3, ((size_t[]){HW, C, B}),
+                     plane_local(dev, "bn_train_apply_add_relu", HW, loc), KM(out), KM(x), KM(sc), KM(save_mean),
+                     KM(save_rstd), KM(w), KM(b), KI(B), KI(C), KI(HW));
+    else
+        CD_LAUNCH_WG(dev, "bn_train_apply", 3, ((size_t[]){HW, C, B}), plane_local(dev, "bn_train_apply", HW, loc),
+                     KM(out), KM(x), KM(save_mean), KM(save_rstd), KM(w), KM(b), KI(B), KI(C), KI(HW), KI(relu));
 }
 
 /* dx (=/+=, may be none), dw += and db += (either may be none); with y (the
- * ReLU's output) dout is the gradient of that ReLU's output */
-static void train_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem y, cd_mem x,
-                           cd_mem save_mean, cd_mem save_rstd, cd_mem w, size_t B, size_t C, size_t HW, int acc) {
+ * ReLU's output) dout is the gradient of that ReLU's output; ds (=/+= by
+ * acc_s, may be none; only with y): the gradient of a shortcut added before
+ * that ReLU */
+static void train_backward(cd_device *dev, cd_mem dx, cd_mem ds, cd_mem dw, cd_mem db, cd_mem dout, cd_mem y,
+                           cd_mem x, cd_mem save_mean, cd_mem save_rstd, cd_mem w, size_t B, size_t C, size_t HW,
+                           int acc, int acc_s) {
     check_sizes(B, C, HW);
     int mask = cd_has(y);
     cd_mem sums = cd_alloc(dev, 2 * C, "batch norm gradient sums");
@@ -243,7 +252,13 @@ static void train_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_m
                      KI(cd_has(dw)), KI(cd_has(db)), KI(mask));
     }
     size_t loc[3];
-    if (cd_has(dx))
+    if (cd_has(dx) && cd_has(ds))
+        CD_LAUNCH_WG(dev, "bn_train_backward_dx_tail", 3, ((size_t[]){HW, C, B}),
+                     plane_local(dev, "bn_train_backward_dx_tail", HW, loc), KM(dx), KM(ds), KM(dout), KM(y), KM(x),
+                     KM(sums), KM(save_mean), KM(save_rstd), KM(w), KI(B), KI(C), KI(HW), KI(acc), KI(acc_s));
+    else if (cd_has(ds))
+        op_relu_backward(dev, ds, dout, y, B * C * HW, acc_s);
+    if (cd_has(dx) && !cd_has(ds))
         CD_LAUNCH_WG(dev, "bn_train_backward_dx", 3, ((size_t[]){HW, C, B}),
                      plane_local(dev, "bn_train_backward_dx", HW, loc), KM(dx), KM(dout), KM(mask ? y : dout), KM(x),
                      KM(sums), KM(save_mean), KM(save_rstd), KM(w), KI(B), KI(C), KI(HW), KI(acc), KI(mask));
@@ -253,23 +268,38 @@ static void train_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_m
 void op_batchnorm_train_forward(cd_device *dev, cd_mem out, cd_mem save_mean, cd_mem save_rstd,
                                 cd_mem running_mean, cd_mem running_var, cd_mem x, cd_mem w, cd_mem b,
                                 size_t B, size_t C, size_t HW, float eps, float momentum) {
-    train_forward(dev, out, save_mean, save_rstd, running_mean, running_var, x, w, b, B, C, HW, eps, momentum, 0);
+    train_forward(dev, out, save_mean, save_rstd, running_mean, running_var, x, cd_none(), w, b, B, C, HW, eps,
+                  momentum, 0);
 }
 
 void op_batchnorm_train_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x,
                                  cd_mem save_mean, cd_mem save_rstd, cd_mem w,
                                  size_t B, size_t C, size_t HW, int acc) {
-    train_backward(dev, dx, dw, db, dout, cd_none(), x, save_mean, save_rstd, w, B, C, HW, acc);
+    train_backward(dev, dx, cd_none(), dw, db, dout, cd_none(), x, save_mean, save_rstd, w, B, C, HW, acc, 0);
 }
 
 void op_batchnorm_relu_train_forward(cd_device *dev, cd_mem out, cd_mem save_mean, cd_mem save_rstd,
                                      cd_mem running_mean, cd_mem running_var, cd_mem x, cd_mem w, cd_mem b,
                                      size_t B, size_t C, size_t HW, float eps, float momentum) {
-    train_forward(dev, out, save_mean, save_rstd, running_mean, running_var, x, w, b, B, C, HW, eps, momentum, 1);
+    train_forward(dev, out, save_mean, save_rstd, running_mean, running_var, x, cd_none(), w, b, B, C, HW, eps,
+                  momentum, 1);
 }
 
 void op_batchnorm_relu_train_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem y,
                                       cd_mem x, cd_mem save_mean, cd_mem save_rstd, cd_mem w,
                                       size_t B, size_t C, size_t HW, int acc) {
-    train_backward(dev, dx, dw, db, dout, y, x, save_mean, save_rstd, w, B, C, HW, acc);
+    train_backward(dev, dx, cd_none(), dw, db, dout, y, x, save_mean, save_rstd, w, B, C, HW, acc, 0);
+}
+
+void op_batchnorm_add_relu_train_forward(cd_device *dev, cd_mem out, cd_mem save_mean, cd_mem save_rstd,
+                                         cd_mem running_mean, cd_mem running_var, cd_mem x, cd_mem s, cd_mem w,
+                                         cd_mem b, size_t B, size_t C, size_t HW, float eps, float momentum) {
+    train_forward(dev, out, save_mean, save_rstd, running_mean, running_var, x, s, w, b, B, C, HW, eps, momentum,
+                  1);
+}
+
+void op_batchnorm_add_relu_train_backward(cd_device *dev, cd_mem dx, cd_mem ds, cd_mem dw, cd_mem db, cd_mem dout,
+                                          cd_mem y, cd_mem x, cd_mem save_mean, cd_mem save_rstd, cd_mem w,
+                                          size_t B, size_t C, size_t HW, int acc, int acc_s) {
+    train_backward(dev, dx, ds, dw, db, dout, y, x, save_mean, save_rstd, w, B, C, HW, acc, acc_s);
 }

@@ -205,6 +205,71 @@ static void check_frozen_add_relu(size_t B, size_t C, size_t HW, int acc, int wa
     for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
 }
 
+/* A residual block's tail after a training batch norm
+ * (op_batchnorm_add_relu_train_*) against op_batchnorm_train_* then
+ * op_add_relu_*: out, the saved statistics, dx, ds, dw, db the same bits;
+ * want selects dx (1) and ds (2). */
+static void check_train_add_relu(size_t B, size_t C, size_t HW, int acc, int want) {
+    size_t n = B * C * HW;
+    double *x = ot_randv(n, -1.5, 2.5), *sc = ot_randv(n, -1, 1), *w = ot_randv(C, -1, 1), *b = ot_randv(C, -1, 1);
+    double *dout = ot_randv(n, -1, 1), *dx0 = ot_randv(n, -1, 1), *ds0 = ot_randv(n, -1, 1);
+    double *dw0 = ot_randv(C, -1, 1), *db0 = ot_randv(C, -1, 1);
+    double *got[2][7];
+    for (int fused = 0; fused < 2; fused++) {
+        cd_mem mx = op_upload(ot_dev, x, n, 3), ms = op_upload(ot_dev, sc, n, 7), mw = op_upload(ot_dev, w, C, 1);
+        cd_mem mb = op_upload(ot_dev, b, C, 2), mo = op_upload(ot_dev, NULL, n, 9);
+        cd_mem mm = op_upload(ot_dev, NULL, C, 4), mr = op_upload(ot_dev, NULL, C, 8);
+        cd_mem md = op_upload(ot_dev, dout, n, 6), mdx = op_upload(ot_dev, acc ? dx0 : NULL, n, 10);
+        cd_mem mds = op_upload(ot_dev, acc ? ds0 : NULL, n, 11);
+        cd_mem mdw = op_upload(ot_dev, dw0, C, 12), mdb = op_upload(ot_dev, db0, C, 14);
+        cd_mem gx = want & 1 ? mdx : cd_none(), gs = want & 2 ? mds : cd_none();
+        if (fused) {
+            op_batchnorm_add_relu_train_forward(ot_dev, mo, mm, mr, cd_none(), cd_none(), mx, ms, mw, mb, B, C, HW,
+                                                (float)EPS, (float)MOMENTUM);
+            op_batchnorm_add_relu_train_backward(ot_dev, gx, gs, mdw, mdb, md, mo, mx, mm, mr, mw, B, C, HW, acc,
+                                                 acc);
+        } else {
+            cd_mem mbn = op_upload(ot_dev, NULL, n, 0), mdbn = op_upload(ot_dev, NULL, n, 0);
+            op_batchnorm_train_forward(ot_dev, mbn, mm, mr, cd_none(), cd_none(), mx, mw, mb, B, C, HW, (float)EPS,
+                                       (float)MOMENTUM);
+            op_add_relu_forward(ot_dev, mo, mbn, ms, n);
+            op_add_relu_backward(ot_dev, mdbn, gs, md, mo, n, 0, acc);
+            op_batchnorm_train_backward(ot_dev, gx, mdw, mdb, mdbn, mx, mm, mr, mw, B, C, HW, acc);
+            cd_free(ot_dev, mbn);
+            cd_free(ot_dev, mdbn);
+        }
+        cd_mem outs[] = {mo, mm, mr, mdx, mds, mdw, mdb};
+        size_t ns[] = {n, C, C, n, n, C, C};
+        for (int k = 0; k < 7; k++) got[fused][k] = op_download(ot_dev, outs[k], ns[k]);
+        if (fused) {
+            int intact = 1;
+            for (int k = 0; k < 7; k++) intact &= op_guards_intact(ot_dev, outs[k], ns[k]);
+            t_ok(intact, "train+add+relu B%zu C%zu HW%zu want %d: nothing written outside the tensors", B, C, HW,
+                 want);
+        }
+        cd_mem all[] = {mx, ms, mw, mb, mo, mm, mr, md, mdx, mds, mdw, mdb};
+        for (size_t i = 0; i < CD_ARRAY_LEN(all); i++) cd_free(ot_dev, all[i]);
+    }
+    size_t zeros = 0;
+    for (size_t i = 0; i < n; i++) zeros += got[1][0][i] == 0.0;
+    t_ok(zeros > n / 10 && zeros < n - n / 10, "train+add+relu B%zu C%zu HW%zu: the ReLU cut %zu of %zu outputs", B,
+         C, HW, zeros, n);
+    static const char *what[] = {"out", "saved mean", "saved rstd", "dx", "ds", "dw +=", "db +="};
+    for (int k = 0; k < 7; k++) {
+        int skip = (k == 3 && !(want & 1)) || (k == 4 && !(want & 2));   /* not asked for: NaN on both sides */
+        if (!skip) {
+            char t[200];
+            snprintf(t, sizeof t, "train+add+relu B%zu C%zu HW%zu acc%d want %d: %s, fused = batch norm then "
+                     "add+ReLU, bit for bit", B, C, HW, acc, want, what[k]);
+            ot_close(t, got[0][k], got[1][k], k == 0 || k == 3 || k == 4 ? n : C, 0, 0);
+        }
+        free(got[0][k]);
+        free(got[1][k]);
+    }
+    double *hs[] = {x, sc, w, b, dout, dx0, ds0, dw0, db0};
+    for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
+}
+
 /* The fused batch norm + ReLU (op_batchnorm_relu_train_*) against the two ops
  * one after the other (op_batchnorm_train_* and op_relu_*) on the same
  * inputs: out, saved statistics, dx, dw, db the same bits. Half the outputs
@@ -333,6 +398,10 @@ int main(void) {
         check_train_relu(3, 5, 19, 0);
         check_train_relu(2, 4, 40 * 33, 1);    /* planes longer than a work-group, vector and scalar tails */
         check_train_relu(8, 3, 1024, 0);
+        check_train_add_relu(3, 5, 19, 0, 3);
+        check_train_add_relu(2, 4, 40 * 33, 1, 3);
+        check_train_add_relu(8, 3, 1024, 1, 2);   /* the shortcut's gradient alone */
+        check_train_add_relu(2, 3, 64, 0, 1);     /* the norm's alone */
         ops_set_row_kernels(old);
     }
     ot_cases("batchnorm");
