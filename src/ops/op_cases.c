@@ -316,6 +316,68 @@ static int run_batchnorm(cd_device *dev, const cd_selftest *t, char *msg, size_t
     return rc;
 }
 
+/* The fused batch norm + ReLU and residual tails relu(bn(x) + s), frozen and
+ * training, against the host references composed: g = dout where the output
+ * is > 0, else 0; ds = g, and dx as the batch norm's backward of g.
+ * d = {B, C, HW} */
+static int run_batchnorm_tails(cd_device *dev, const cd_selftest *t, char *msg, size_t len) {
+    size_t B = t->d[0], C = t->d[1], HW = t->d[2], nx = B * C * HW;
+    double eps = 1e-5, momentum = 0.1;
+    uint64_t rng = SEED;
+    uploads u = {.dev = dev};
+    double *x = u_rand(&u, &rng, nx, -1, 2), *sc = u_rand(&u, &rng, nx, -1, 1);
+    double *w = u_rand(&u, &rng, C, -1, 1), *b = u_rand(&u, &rng, C, -1, 1), *dout = u_rand(&u, &rng, nx, -1, 1);
+    double *rm = u_rand(&u, &rng, C, -1, 1), *rv = u_rand(&u, &rng, C, 0.5, 2.5);
+    double *fr = u_zeros(&u, nx), *fa = u_zeros(&u, nx), *ta = u_zeros(&u, nx), *g = u_zeros(&u, nx);
+    double *frdx = u_zeros(&u, nx), *fadx = u_zeros(&u, nx), *fads = u_zeros(&u, nx), *tadx = u_zeros(&u, nx),
+           *tads = u_zeros(&u, nx);
+    double *mean = u_zeros(&u, C), *rstd = u_zeros(&u, C), *dw = u_zeros(&u, C), *db = u_zeros(&u, C);
+    batchnorm_frozen_forward_ref(fr, x, w, b, rm, rv, B, C, HW, eps);
+    for (size_t i = 0; i < nx; i++) {
+        fa[i] = fr[i] + sc[i] > 0 ? fr[i] + sc[i] : 0.0;   /* frozen tail */
+        fr[i] = fr[i] > 0 ? fr[i] : 0.0;                    /* frozen + ReLU */
+        g[i] = fr[i] > 0 ? dout[i] : 0.0;
+    }
+    batchnorm_frozen_backward_ref(frdx, g, w, rv, B, C, HW, eps);
+    for (size_t i = 0; i < nx; i++) fads[i] = fa[i] > 0 ? dout[i] : 0.0;
+    batchnorm_frozen_backward_ref(fadx, fads, w, rv, B, C, HW, eps);
+    batchnorm_train_forward_ref(ta, mean, rstd, NULL, NULL, x, w, b, B, C, HW, eps, momentum);
+    for (size_t i = 0; i < nx; i++) {
+        ta[i] = ta[i] + sc[i] > 0 ? ta[i] + sc[i] : 0.0;
+        tads[i] = g[i] = ta[i] > 0 ? dout[i] : 0.0;
+    }
+    batchnorm_train_backward_ref(tadx, dw, db, g, x, mean, rstd, w, B, C, HW);
+    cd_mem mx = up(&u, x, nx), ms = up(&u, sc, nx), mw = up(&u, w, C), mb = up(&u, b, C), mrm = up(&u, rm, C);
+    cd_mem mrv = up(&u, rv, C), md = up(&u, dout, nx), mo = up(&u, NULL, nx), mdx = up(&u, NULL, nx);
+    cd_mem mds = up(&u, NULL, nx), mmean = up(&u, NULL, C), mrstd = up(&u, NULL, C), mdw = up(&u, NULL, C),
+           mdb = up(&u, NULL, C);
+    int rc = 0;
+    op_batchnorm_relu_frozen_forward(dev, mo, mx, mw, mb, mrm, mrv, B, C, HW, (float)eps);
+    CHECK("frozen+relu out", mo, fr, nx, 1e-5, 1e-5);
+    op_batchnorm_relu_frozen_backward(dev, mdx, md, mo, mw, mrv, B, C, HW, (float)eps, 0);
+    CHECK("frozen+relu dx", mdx, frdx, nx, 1e-6, 1e-5);
+    op_batchnorm_add_relu_frozen_forward(dev, mo, mx, ms, mw, mb, mrm, mrv, B, C, HW, (float)eps);
+    CHECK("frozen tail out", mo, fa, nx, 1e-5, 1e-5);
+    op_batchnorm_add_relu_frozen_backward(dev, mdx, mds, md, mo, mw, mrv, B, C, HW, (float)eps, 0, 0);
+    CHECK("frozen tail dx", mdx, fadx, nx, 1e-6, 1e-5);
+    CHECK("frozen tail ds", mds, fads, nx, 0, 0);
+    cd_fill(dev, mdw, 0.0f, C);
+    cd_fill(dev, mdb, 0.0f, C);
+    op_batchnorm_add_relu_train_forward(dev, mo, mmean, mrstd, cd_none(), cd_none(), mx, ms, mw, mb, B, C, HW,
+                                        (float)eps, (float)momentum);
+    CHECK("train tail out", mo, ta, nx, 1e-5, 1e-4);
+    op_batchnorm_add_relu_train_backward(dev, mdx, mds, mdw, mdb, md, mo, mx, mmean, mrstd, mw, B, C, HW, 0, 0);
+    CHECK("train tail dx", mdx, tadx, nx, 1e-5, 1e-4);
+    CHECK("train tail ds", mds, tads, nx, 0, 0);
+    CHECK("train tail dw", mdw, dw, C, 1e-5, 1e-4);
+    CHECK("train tail db", mdb, db, C, 1e-5, 1e-4);
+    if (!rc)
+        snprintf(msg, len, "%zux%zux%zu: frozen + ReLU, relu(frozen + shortcut), relu(train + shortcut); out, dx, ds",
+                 B, C, HW);
+    release_all(&u);
+    return rc;
+}
+
 /* d = {B, C, H, W, k, s, p} */
 static int run_maxpool(cd_device *dev, const cd_selftest *t, char *msg, size_t len) {
     size_t B = t->d[0], C = t->d[1], H = t->d[2], W = t->d[3], k = t->d[4], s = t->d[5], p = t->d[6];
@@ -442,6 +504,8 @@ const cd_selftest cd_op_cases[] = {
     {"conv2d 3x3/1, 4x4, K 64 (weight gradient by the row GEMM on CPUs)", "conv", run_conv,
      {4, 64, 4, 4, 64, 3, 3, 1, 1, 1}},
     {"batchnorm", "batchnorm", run_batchnorm, {3, 5, 19}},
+    {"batchnorm + ReLU, residual tails (flat frozen kernels)", "batchnorm", run_batchnorm_tails, {2, 3, 37}},
+    {"batchnorm + ReLU, residual tails (per-plane kernels)", "batchnorm", run_batchnorm_tails, {2, 3, 64}},
     {"maxpool", "pool", run_maxpool, {2, 3, 9, 6, 3, 2, 1}},
     {"linear", "linear", run_linear, {37, 29, 23}},
     {"bmm", "linear", run_bmm, {3, 13, 11, 7, 1, 0}},
