@@ -4,16 +4,24 @@
  * E[x^2] - E[x]^2). Parameter gradients: a column reduction over rows, no
  * atomics. Conventions: see cl/common.cl. */
 
-/* out = (x - mean) * rstd * w + b; saves mean, rstd      x, out (N, C); w, b (C); mean, rstd (N) */
+/* out = (x - mean) * rstd * w + b; saves mean, rstd      x, out (N, C); w, b (C); mean, rstd (N)
+ * With add = 1 (a residual add before the norm), x is first written as xa + xb
+ * (N, C), each work-item the elements it reads afterwards. */
 __kernel void layernorm_forward(__global float *out, const ulong out_off, __global float *mean, const ulong mean_off,
-                                __global float *rstd, const ulong rstd_off, __global const float *x,
+                                __global float *rstd, const ulong rstd_off, __global float *x,
                                 const ulong x_off, __global const float *w, const ulong w_off,
                                 __global const float *b, const ulong b_off, const ulong C, const float eps,
-                                __local float *red) {
+                                __local float *red, __global const float *xa, const ulong xa_off,
+                                __global const float *xb, const ulong xb_off, const int add) {
     size_t row = get_group_id(0), lid = get_local_id(0), L = get_local_size(0);
     out += out_off + row * C;
     x += x_off + row * C;
     w += w_off; b += b_off;
+    if (add) {
+        xa += xa_off + row * C;
+        xb += xb_off + row * C;
+        for (size_t c = lid; c < C; c += L) x[c] = xa[c] + xb[c];
+    }
     float s = 0.0f;
     for (size_t c = lid; c < C; c += L) s += x[c];
     float mu = wg_sum(red, s) / (float)C;
@@ -24,14 +32,18 @@ __kernel void layernorm_forward(__global float *out, const ulong out_off, __glob
     if (lid == 0) { mean[mean_off + row] = mu; rstd[rstd_off + row] = rs; }
 }
 
-/* dx (=/+=) rstd * (g - mean_c(g) - xhat * mean_c(g * xhat)), g = dout * w, xhat = (x - mean) * rstd */
+/* dx (=/+=) rstd * (g - mean_c(g) - xhat * mean_c(g * xhat)), g = dout * w, xhat = (x - mean) * rstd;
+ * with two = 1 the same value also to dx2 (=/+= by acc2): both inputs of a
+ * residual add before the norm. */
 __kernel void layernorm_backward_dx(__global float *dx, const ulong dx_off, __global const float *dout,
                                     const ulong dout_off, __global const float *x, const ulong x_off,
                                     __global const float *mean, const ulong mean_off, __global const float *rstd,
                                     const ulong rstd_off, __global const float *w, const ulong w_off,
-                                    const ulong C, const int acc, __local float *red) {
+                                    const ulong C, const int acc, __local float *red, __global float *dx2,
+                                    const ulong dx2_off, const int two, const int acc2) {
     size_t row = get_group_id(0), lid = get_local_id(0), L = get_local_size(0);
     dx += dx_off + row * C;
+    dx2 += dx2_off + row * C;
     dout += dout_off + row * C;
     x += x_off + row * C;
     w += w_off;
@@ -47,6 +59,7 @@ __kernel void layernorm_backward_dx(__global float *dx, const ulong dx_off, __gl
     for (size_t c = lid; c < C; c += L) {
         float v = rs * (dout[c] * w[c] - mg - (x[c] - mu) * rs * mgx);
         dx[c] = acc ? dx[c] + v : v;
+        if (two) dx2[c] = acc2 ? dx2[c] + v : v;
     }
 }
 
@@ -66,14 +79,22 @@ static inline __attribute__((always_inline)) float row_sum(__global const float 
 
 __kernel void layernorm_rows_forward(__global float *out, const ulong out_off, __global float *mean,
                                      const ulong mean_off, __global float *rstd, const ulong rstd_off,
-                                     __global const float *x, const ulong x_off, __global const float *w,
+                                     __global float *x, const ulong x_off, __global const float *w,
                                      const ulong w_off, __global const float *b, const ulong b_off, const ulong N,
-                                     const ulong C, const float eps) {
+                                     const ulong C, const float eps, __global const float *xa, const ulong xa_off,
+                                     __global const float *xb, const ulong xb_off, const int add) {
     const ulong row = get_global_id(0);
     if (row >= N) return;
     out += out_off + row * C;
     x += x_off + row * C;
     w += w_off; b += b_off;
+    if (add) {   /* x = xa + xb first (layernorm_forward) */
+        xa += xa_off + row * C;
+        xb += xb_off + row * C;
+        ulong c = 0;
+        for (; c + 16 <= C; c += 16) vstore16(vload16(0, xa + c) + vload16(0, xb + c), 0, x + c);
+        for (; c < C; c++) x[c] = xa[c] + xb[c];
+    }
     const float mu = row_sum(x, C) / (float)C;
     float16 q = (float16)(0.0f);
     ulong c = 0;
@@ -95,10 +116,12 @@ __kernel void layernorm_rows_backward_dx(__global float *dx, const ulong dx_off,
                                          const ulong dout_off, __global const float *x, const ulong x_off,
                                          __global const float *mean, const ulong mean_off,
                                          __global const float *rstd, const ulong rstd_off, __global const float *w,
-                                         const ulong w_off, const ulong N, const ulong C, const int acc) {
+                                         const ulong w_off, const ulong N, const ulong C, const int acc,
+                                         __global float *dx2, const ulong dx2_off, const int two, const int acc2) {
     const ulong row = get_global_id(0);
     if (row >= N) return;
     dx += dx_off + row * C;
+    dx2 += dx2_off + row * C;
     dout += dout_off + row * C;
     x += x_off + row * C;
     w += w_off;
@@ -120,10 +143,12 @@ __kernel void layernorm_rows_backward_dx(__global float *dx, const ulong dx_off,
     for (c = 0; c + 16 <= C; c += 16) {
         const float16 v = rs * (vload16(0, dout + c) * vload16(0, w + c) - mg - (vload16(0, x + c) - mu) * rs * mgx);
         vstore16(acc ? vload16(0, dx + c) + v : v, 0, dx + c);
+        if (two) vstore16(acc2 ? vload16(0, dx2 + c) + v : v, 0, dx2 + c);
     }
     for (; c < C; c++) {
         const float v = rs * (dout[c] * w[c] - mg - (x[c] - mu) * rs * mgx);
         dx[c] = acc ? dx[c] + v : v;
+        if (two) dx2[c] = acc2 ? dx2[c] + v : v;
     }
 }
 

@@ -109,7 +109,7 @@ struct nn_node {
         } bn;
         struct { size_t B, C, HW; cd_mem w, b, mean, var; } bn_tail;   /* relu(frozen bn(x) + shortcut) */
         struct { size_t B, C, H, W, k, s, p; cd_mem argmax; } pool; /* x (B, C, H, W), k x k, stride s, pad p */
-        struct { size_t N, C; cd_mem mean, rstd; } ln;              /* x (N, C) */
+        struct { size_t N, C; cd_mem mean, rstd, sum; } ln;         /* x (N, C); sum: nn_add_layernorm's x */
         struct { size_t dims[4]; int perm[4]; } permute;            /* dims: x's */
         struct { size_t batch, M, N, K; int ta, tb; } bmm;          /* A (batch, M, K), B (batch, K, N) */
         struct { size_t B, H, Lq, Lk; float scale; } softmax;       /* x (B, H, Lq, Lk), mask (B, Lk) */
@@ -236,6 +236,9 @@ nn_tensor *nn_batchnorm_add_relu_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b
 nn_tensor *nn_maxpool(nn_ctx *ctx, nn_tensor *x, size_t k, size_t s, size_t p);
 /* over x's last dim (C): w, b (C) */
 nn_tensor *nn_layernorm(nn_ctx *ctx, nn_tensor *x, int w, int b);
+/* nn_layernorm(nn_add(a, b)) as one node (op_add_layernorm_*, a post-norm
+ * residual): the same values; the sum is kept inside the node */
+nn_tensor *nn_add_layernorm(nn_ctx *ctx, nn_tensor *a, nn_tensor *b, int w, int bias);
 /* out's axis a is x's axis perm[a]; x has up to 4 dims (padded with 1s) */
 nn_tensor *nn_permute(nn_ctx *ctx, nn_tensor *x, const int perm[4]);
 /* A (..., M, K) or (..., K, M) if ta; B (..., K, N) or (..., N, K) if tb; the

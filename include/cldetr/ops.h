@@ -104,6 +104,16 @@ void op_layernorm_forward(cd_device *dev, cd_mem out, cd_mem mean, cd_mem rstd, 
 /* dx (=/+=), dw +=, db += */
 void op_layernorm_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x,
                            cd_mem mean, cd_mem rstd, cd_mem w, size_t N, size_t C, int acc);
+/* A residual add and the layer norm after it (post-norm transformers):
+ * x = xa + xb is written (the backward reads it), then out = layernorm(x);
+ * the backward gives da (=/+= by acc_a) and db (=/+= by acc_b) the input
+ * gradient (either may be none), dw += and dbias += as op_layernorm_backward.
+ * The same bits as op_add then op_layernorm_* and the add's two gradient
+ * copies, in one launch each way (the parameter gradients apart). */
+void op_add_layernorm_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem mean, cd_mem rstd, cd_mem xa, cd_mem xb,
+                              cd_mem w, cd_mem b, size_t N, size_t C, float eps);
+void op_add_layernorm_backward(cd_device *dev, cd_mem da, cd_mem db, cd_mem dw, cd_mem dbias, cd_mem dout, cd_mem x,
+                               cd_mem mean, cd_mem rstd, cd_mem w, size_t N, size_t C, int acc_a, int acc_b);
 
 /* ---- permute (src/ops/permute.c, cl/permute.cl) ----------------------------
  * out = x with axes reordered: out's axis a is x's axis perm[a]; dims are x's

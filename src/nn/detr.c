@@ -246,13 +246,19 @@ static nn_tensor *norm(nn_ctx *ctx, const detr_tlayer *t, int k, nn_tensor *x) {
     return nn_layernorm(ctx, x, t->n_w[k], t->n_b[k]);
 }
 
+/* post-norm: norm k of x + dropout(branch), the add inside the norm's node */
+static nn_tensor *residual_norm(detr_model *m, nn_ctx *ctx, const detr_tlayer *t, int k, nn_tensor *x,
+                                nn_tensor *branch) {
+    return nn_add_layernorm(ctx, x, nn_dropout(ctx, branch, m->o.dropout), t->n_w[k], t->n_b[k]);
+}
+
 /* src, pos (B, S, d), mask (B, S) */
 static nn_tensor *encoder_layer(detr_model *m, nn_ctx *ctx, const detr_tlayer *t, nn_tensor *src,
                                 nn_tensor *pos, nn_tensor *mask, nn_tensor **ffn_hidden) {
     if (!m->o.pre_norm) {
         nn_tensor *q = nn_add(ctx, src, pos);
-        src = norm(ctx, t, 0, residual(m, ctx, src, mha(m, ctx, &t->self_attn, q, q, src, mask, NULL)));
-        return norm(ctx, t, 1, residual(m, ctx, src, ffn(m, ctx, t, src, ffn_hidden)));
+        src = residual_norm(m, ctx, t, 0, src, mha(m, ctx, &t->self_attn, q, q, src, mask, NULL));
+        return residual_norm(m, ctx, t, 1, src, ffn(m, ctx, t, src, ffn_hidden));
     }
     nn_tensor *s2 = norm(ctx, t, 0, src);
     nn_tensor *q = nn_add(ctx, s2, pos);
@@ -277,8 +283,7 @@ static nn_tensor *decoder_layer(detr_model *m, nn_ctx *ctx, const detr_tlayer *t
         } else {
             branch = ffn(m, ctx, t, x, ffn_hidden);
         }
-        tgt = residual(m, ctx, tgt, branch);
-        if (!pre) tgt = norm(ctx, t, k, tgt);
+        tgt = pre ? residual(m, ctx, tgt, branch) : residual_norm(m, ctx, t, k, tgt, branch);
     }
     return tgt;
 }

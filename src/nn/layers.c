@@ -539,6 +539,34 @@ nn_tensor *nn_layernorm(nn_ctx *ctx, nn_tensor *x, int w, int b) {
     return run(ctx, &nd);
 }
 
+/* in = {a, b, w, bias}; the sum a + b is the node's own tensor (a.ln.sum) */
+static void add_layernorm_fw(nn_ctx *ctx, nn_node *nd) {
+    op_add_layernorm_forward(ctx->dev, nd->out->data, nd->a.ln.sum, nd->a.ln.mean, nd->a.ln.rstd, nd->in[0]->data,
+                             nd->in[1]->data, nd->in[2]->data, nd->in[3]->data, nd->a.ln.N, nd->a.ln.C, EPS_NORM);
+}
+
+static void add_layernorm_bw(nn_ctx *ctx, nn_node *nd) {
+    int acc_a, acc_b;
+    cd_mem da = grad_or_none(ctx, nd->in[0], &acc_a), db = grad_or_none(ctx, nd->in[1], &acc_b);
+    cd_mem dw = needs(nd->in[2]) ? nd->in[2]->grad : cd_none(), dbias = needs(nd->in[3]) ? nd->in[3]->grad : cd_none();
+    op_add_layernorm_backward(ctx->dev, da, db, dw, dbias, nd->out->grad, nd->a.ln.sum, nd->a.ln.mean, nd->a.ln.rstd,
+                              nd->in[2]->data, nd->a.ln.N, nd->a.ln.C, acc_a, acc_b);
+}
+
+nn_tensor *nn_add_layernorm(nn_ctx *ctx, nn_tensor *a, nn_tensor *b, int w, int bias) {
+    if (!same_shape(a, b)) bad_shape("nn_add_layernorm", a, "a", "but %s has shape %s", lbl(b, "b"), shp(b));
+    nn_tensor *wt = nn_weight(ctx, w), *bt = nn_weight(ctx, bias);
+    size_t C = wt->n, N = a->n / C;
+    if (a->dims[a->ndim - 1] != C)
+        bad_shape("nn_add_layernorm", a, "a", "but %s %s expects (*, %zu)", lbl(wt, "the weight"), shp(wt), C);
+    nn_tensor *sum = like(ctx, a);   /* allocated first, as nn_add's output was */
+    nn_node nd = {.what = "add_layernorm", .forward = add_layernorm_fw, .backward = add_layernorm_bw,
+                  .out = like(ctx, a), .in = {a, b, wt, bt}, .a.ln = {N, C, cd_none(), cd_none(), sum->data}};
+    nd.a.ln.mean = nn_new1(ctx, N)->data;
+    nd.a.ln.rstd = nn_new1(ctx, N)->data;
+    return run(ctx, &nd);
+}
+
 /* ---- permute, bmm, softmax ------------------------------------------------- */
 
 static void permute_fw(nn_ctx *ctx, nn_node *nd) {

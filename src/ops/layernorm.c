@@ -9,33 +9,52 @@
 #include "ops/reduce_util.h"
 #include "ops/op_ref.h"
 
-/* out = (x - mean) * rstd * w + b        x, out (N, C); w, b (C); mean, rstd (N) saved */
-void op_layernorm_forward(cd_device *dev, cd_mem out, cd_mem mean, cd_mem rstd, cd_mem x,
-                          cd_mem w, cd_mem b, size_t N, size_t C, float eps) {
+/* out = (x - mean) * rstd * w + b        x, out (N, C); w, b (C); mean, rstd (N) saved;
+ * with xa (and xb) given, x = xa + xb is written first */
+static void forward(cd_device *dev, cd_mem out, cd_mem mean, cd_mem rstd, cd_mem x, cd_mem xa, cd_mem xb, cd_mem w,
+                    cd_mem b, size_t N, size_t C, float eps) {
     if (N == 0 || C == 0) return;
+    int add = cd_has(xa) && cd_has(xb);
     if (ops_row_kernels(dev)) {
         CD_LAUNCH1(dev, "layernorm_rows_forward", N, KM(out), KM(mean), KM(rstd), KM(x), KM(w), KM(b), KUL(N),
-                   KUL(C), KF(eps));
+                   KUL(C), KF(eps), KM(add ? xa : x), KM(add ? xb : x), KI(add));
         return;
     }
     size_t L = ops_reduce_wg(dev, "layernorm_forward", C);
     size_t global = N * L;
     CD_LAUNCH_WG(dev, "layernorm_forward", 1, &global, &L, KM(out), KM(mean), KM(rstd), KM(x), KM(w), KM(b),
-                 KUL(C), KF(eps), KLOCAL(L * sizeof(float)));
+                 KUL(C), KF(eps), KLOCAL(L * sizeof(float)), KM(add ? xa : x), KM(add ? xb : x), KI(add));
 }
 
-/* dx (=/+=) (may be none); dw += and db += (either may be none) */
-void op_layernorm_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x,
-                           cd_mem mean, cd_mem rstd, cd_mem w, size_t N, size_t C, int acc) {
+void op_layernorm_forward(cd_device *dev, cd_mem out, cd_mem mean, cd_mem rstd, cd_mem x,
+                          cd_mem w, cd_mem b, size_t N, size_t C, float eps) {
+    forward(dev, out, mean, rstd, x, cd_none(), cd_none(), w, b, N, C, eps);
+}
+
+void op_add_layernorm_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem mean, cd_mem rstd, cd_mem xa, cd_mem xb,
+                              cd_mem w, cd_mem b, size_t N, size_t C, float eps) {
+    forward(dev, out, mean, rstd, x, xa, xb, w, b, N, C, eps);
+}
+
+/* dx (=/+=) (may be none), and dx2 (=/+= by acc2, may be none) the same; dw +=
+ * and db += (either may be none) */
+static void backward(cd_device *dev, cd_mem dx, cd_mem dx2, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x,
+                     cd_mem mean, cd_mem rstd, cd_mem w, size_t N, size_t C, int acc, int acc2) {
     if (N == 0 || C == 0) return;
+    if (!cd_has(dx) && cd_has(dx2)) {   /* the second gradient alone: as the first */
+        dx = dx2;
+        acc = acc2;
+        dx2 = cd_none();
+    }
+    int two = cd_has(dx2);
     if (cd_has(dx) && ops_row_kernels(dev)) {
         CD_LAUNCH1(dev, "layernorm_rows_backward_dx", N, KM(dx), KM(dout), KM(x), KM(mean), KM(rstd), KM(w),
-                   KUL(N), KUL(C), KI(acc));
+                   KUL(N), KUL(C), KI(acc), KM(two ? dx2 : dx), KI(two), KI(acc2));
     } else if (cd_has(dx)) {
         size_t L = ops_reduce_wg(dev, "layernorm_backward_dx", C);
         size_t global = N * L;
         CD_LAUNCH_WG(dev, "layernorm_backward_dx", 1, &global, &L, KM(dx), KM(dout), KM(x), KM(mean), KM(rstd),
-                     KM(w), KUL(C), KI(acc), KLOCAL(L * sizeof(float)));
+                     KM(w), KUL(C), KI(acc), KLOCAL(L * sizeof(float)), KM(two ? dx2 : dx), KI(two), KI(acc2));
     }
     if (!cd_has(dw) && !cd_has(db)) return;
     if (ops_row_kernels(dev)) {
@@ -62,6 +81,16 @@ void op_layernorm_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_m
     if (has_w) ops_reduce_axis(dev, dw, pw, pw, 1, t.S, C, 1.0f, 1, 0);
     if (has_b) ops_reduce_axis(dev, db, pb, pb, 1, t.S, C, 1.0f, 1, 0);
     cd_free(dev, part);
+}
+
+void op_layernorm_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x,
+                           cd_mem mean, cd_mem rstd, cd_mem w, size_t N, size_t C, int acc) {
+    backward(dev, dx, cd_none(), dw, db, dout, x, mean, rstd, w, N, C, acc, 0);
+}
+
+void op_add_layernorm_backward(cd_device *dev, cd_mem da, cd_mem db, cd_mem dw, cd_mem dbias, cd_mem dout, cd_mem x,
+                               cd_mem mean, cd_mem rstd, cd_mem w, size_t N, size_t C, int acc_a, int acc_b) {
+    backward(dev, da, db, dw, dbias, dout, x, mean, rstd, w, N, C, acc_a, acc_b);
 }
 
 /* ---- host references ---------------------------------------------------- */

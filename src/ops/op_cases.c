@@ -179,6 +179,40 @@ static int run_layernorm(cd_device *dev, const cd_selftest *t, char *msg, size_t
     return rc;
 }
 
+/* A residual add and the norm in one op: the sum a + b, out, da and db (both
+ * the input gradient, db added to), dw and db(ias) against the host reference
+ * of the sum. d = {N, C} */
+static int run_add_layernorm(cd_device *dev, const cd_selftest *t, char *msg, size_t len) {
+    size_t N = t->d[0], C = t->d[1], n = N * C;
+    uint64_t rng = SEED;
+    uploads u = {.dev = dev};
+    double *a = u_rand(&u, &rng, n, -2, 3), *b = u_rand(&u, &rng, n, -1, 1), *g = u_rand(&u, &rng, n, -1, 1);
+    double *w = u_rand(&u, &rng, C, 0.5, 1.5), *bias = u_rand(&u, &rng, C, -1, 1), *db0 = u_rand(&u, &rng, n, -1, 1);
+    double *dw = u_zeros(&u, C), *dbias = u_zeros(&u, C), *x = u_zeros(&u, n), *r = u_zeros(&u, n);
+    double *mu = u_zeros(&u, N), *rs = u_zeros(&u, N), *dx = u_zeros(&u, n), *dbr = u_zeros(&u, n);
+    for (size_t i = 0; i < n; i++) x[i] = (double)((float)a[i] + (float)b[i]);   /* the float sum, as stored */
+    op_layernorm_forward_ref(r, mu, rs, x, w, bias, N, C, 1e-5);
+    op_layernorm_backward_ref(dx, dw, dbias, g, x, mu, rs, w, N, C, 0);
+    for (size_t i = 0; i < n; i++) dbr[i] = db0[i] + dx[i];
+    cd_mem ma = up(&u, a, n), mb = up(&u, b, n), mg = up(&u, g, n), mw = up(&u, w, C), mbias = up(&u, bias, C);
+    cd_mem mx = up(&u, NULL, n), mo = up(&u, NULL, n), mmu = up(&u, NULL, N), mrs = up(&u, NULL, N);
+    cd_mem mda = up(&u, NULL, n), mdb = up(&u, db0, n), mdw = up(&u, NULL, C), mdbias = up(&u, NULL, C);
+    int rc = 0;
+    cd_fill(dev, mdw, 0.0f, C);
+    cd_fill(dev, mdbias, 0.0f, C);
+    op_add_layernorm_forward(dev, mo, mx, mmu, mrs, ma, mb, mw, mbias, N, C, 1e-5f);
+    CHECK("add+layernorm sum", mx, x, n, 0, 0);
+    CHECK("add+layernorm out", mo, r, n, 1e-5, 1e-5);
+    op_add_layernorm_backward(dev, mda, mdb, mdw, mdbias, mg, mx, mmu, mrs, mw, N, C, 0, 1);
+    CHECK("add+layernorm da", mda, dx, n, 1e-5, 1e-4);
+    CHECK("add+layernorm db +=", mdb, dbr, n, 1e-5, 1e-4);
+    CHECK("add+layernorm dw", mdw, dw, C, 1e-5, 1e-4);
+    CHECK("add+layernorm dbias", mdbias, dbias, C, 1e-5, 1e-4);
+    if (!rc) snprintf(msg, len, "layer norm of a + b (%zu,%zu): sum, out, da, db +=, dw, dbias", N, C);
+    release_all(&u);
+    return rc;
+}
+
 /* d = {dims[4], perm[4]} */
 static int run_permute(cd_device *dev, const cd_selftest *t, char *msg, size_t len) {
     size_t dims[4] = {t->d[0], t->d[1], t->d[2], t->d[3]}, n = dims[0] * dims[1] * dims[2] * dims[3];
@@ -495,6 +529,7 @@ const cd_selftest cd_op_cases[] = {
     {"ops reductions", "reduce", run_reduce, {3, 257, 5, 100003}},
     {"ops masked softmax", "softmax", run_softmax, {2, 3, 5, 37, 30, 11}},
     {"ops layer norm", "layernorm", run_layernorm, {9, 129}},
+    {"ops add + layer norm", "layernorm", run_add_layernorm, {7, 131}},
     {"ops permute", "permute", run_permute, {7, 2, 3, 5, 1, 2, 0, 3}},   /* (L, B, NH, hd) -> (B, NH, L, hd) */
     {"im2col/col2im", "conv", run_im2col, {2, 3, 7, 5, 1, 3, 2, 2, 1, 2}},
     {"conv2d", "conv", run_conv, {3, 5, 9, 7, 6, 3, 3, 2, 1, 1}},

@@ -98,6 +98,62 @@ static void test_fd(size_t N, size_t C) {
     ot_free(&dx); ot_free(&dw); ot_free(&db);
 }
 
+/* The residual add and the norm in one op (op_add_layernorm_*) against op_add,
+ * op_layernorm_* and the add's two gradient copies: the sum, out, mean, rstd,
+ * da, db, dw, db(ias) the same bits. want: 1 da, 2 db, 3 both; acc: both add. */
+static void test_add_fused(size_t N, size_t C, int acc, int want) {
+    size_t n = N * C;
+    double *a = ot_randv(n, -2, 3), *b = ot_randv(n, -1, 1), *w = ot_randv(C, 0.5, 1.5), *bias = ot_randv(C, -1, 1);
+    double *g = ot_randv(n, -1, 1), *da0 = ot_randv(n, -1, 1), *db0 = ot_randv(n, -1, 1);
+    double *dw0 = ot_randv(C, -1, 1), *dbias0 = ot_randv(C, -1, 1);
+    double *got[2][8];
+    for (int fused = 0; fused < 2; fused++) {
+        cd_mem ma = op_upload(ot_dev, a, n, 1), mb = op_upload(ot_dev, b, n, 2), mw = op_upload(ot_dev, w, C, 3);
+        cd_mem mbias = op_upload(ot_dev, bias, C, 4), mg = op_upload(ot_dev, g, n, 5);
+        cd_mem mx = op_upload(ot_dev, NULL, n, 6), mo = op_upload(ot_dev, NULL, n, 7);
+        cd_mem mm = op_upload(ot_dev, NULL, N, 8), mr = op_upload(ot_dev, NULL, N, 9);
+        cd_mem mda = op_upload(ot_dev, acc ? da0 : NULL, n, 10), mdb = op_upload(ot_dev, acc ? db0 : NULL, n, 11);
+        cd_mem mdw = op_upload(ot_dev, dw0, C, 12), mdbias = op_upload(ot_dev, dbias0, C, 13);
+        cd_mem ga = want & 1 ? mda : cd_none(), gb = want & 2 ? mdb : cd_none();
+        if (fused) {
+            op_add_layernorm_forward(ot_dev, mo, mx, mm, mr, ma, mb, mw, mbias, N, C, LN_EPS);
+            op_add_layernorm_backward(ot_dev, ga, gb, mdw, mdbias, mg, mx, mm, mr, mw, N, C, acc, acc);
+        } else {
+            cd_mem mdx = op_upload(ot_dev, NULL, n, 0);
+            op_add(ot_dev, mx, ma, mb, n);
+            op_layernorm_forward(ot_dev, mo, mm, mr, mx, mw, mbias, N, C, LN_EPS);
+            op_layernorm_backward(ot_dev, mdx, mdw, mdbias, mg, mx, mm, mr, mw, N, C, 0);
+            if (want & 1) op_scale(ot_dev, mda, mdx, 1.0f, n, acc);
+            if (want & 2) op_scale(ot_dev, mdb, mdx, 1.0f, n, acc);
+            cd_free(ot_dev, mdx);
+        }
+        cd_mem outs[] = {mx, mo, mm, mr, mda, mdb, mdw, mdbias};
+        size_t ns[] = {n, n, N, N, n, n, C, C};
+        for (int k = 0; k < 8; k++) got[fused][k] = op_download(ot_dev, outs[k], ns[k]);
+        if (fused) {
+            int intact = 1;
+            for (int k = 0; k < 8; k++) intact &= op_guards_intact(ot_dev, outs[k], ns[k]);
+            t_ok(intact, "add+layernorm (%zu,%zu) want %d: nothing written outside the tensors", N, C, want);
+        }
+        cd_mem all[] = {ma, mb, mw, mbias, mg, mx, mo, mm, mr, mda, mdb, mdw, mdbias};
+        for (size_t i = 0; i < CD_ARRAY_LEN(all); i++) cd_free(ot_dev, all[i]);
+    }
+    static const char *what[] = {"sum", "out", "mean", "rstd", "da", "db", "dw +=", "dbias +="};
+    for (int k = 0; k < 8; k++) {
+        int skip = (k == 4 && !(want & 1)) || (k == 5 && !(want & 2));   /* not asked for: NaN on both sides */
+        if (!skip) {
+            char t[200];
+            snprintf(t, sizeof t, "add+layernorm (%zu,%zu) acc%d want %d: %s, fused = add then layer norm, bit for bit",
+                     N, C, acc, want, what[k]);
+            ot_close(t, got[0][k], got[1][k], k < 2 || k == 4 || k == 5 ? n : k < 4 ? N : C, 0, 0);
+        }
+        free(got[0][k]);
+        free(got[1][k]);
+    }
+    double *hs[] = {a, b, w, bias, g, da0, db0, dw0, dbias0};
+    for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
+}
+
 int main(void) {
     ot_open();
     t_seed(507);
@@ -109,6 +165,10 @@ int main(void) {
         t_diag("layer norm kernels: %s", rows ? "a work-item per row" : "a work-group per row");
         for (size_t s = 0; s < CD_ARRAY_LEN(shapes); s++) test_shape(shapes[s][0], shapes[s][1], 0, s + 1);
         test_shape(9, 129, 1000, 3);
+        test_add_fused(5, 33, 0, 3);
+        test_add_fused(64, 128, 1, 3);
+        test_add_fused(7, 257, 1, 2);
+        test_add_fused(3, 16, 0, 1);
         ops_set_row_kernels(old);
     }
     test_fd(3, 33);
