@@ -3,9 +3,10 @@
  * reduction index as their row index, so most of DETR's products paid one to
  * three copy kernels besides the GEMM, and small products ran at a fraction
  * of its speed (bench/README.md); these read the operands where they are, in
- * one launch. GPUs run cl/blas_tile.cl's kernels instead. Row-major C (M, N) = alpha op(A) op(B) + beta C for a batch of
- * matrices sA, sB, sC floats apart (dim 2 of the range). Conventions as in
- * common.cl. */
+ * one launch. GPUs run cl/blas_tile.cl's kernels instead. Row-major C (M, N)
+ * = alpha op(A) op(B) + beta C for a batch of matrices sA, sB, sC floats apart
+ * (dim 2 of the range; in two levels, see batch_offset in common.cl).
+ * Conventions as in common.cl. */
 
 /* op(B) = B (K, N) stored with n contiguous; op(A) = A (M, K) (ta = 0) or
  * A^T with A stored (K, M) (ta = 1). A work-item owns 8 rows by 32 columns of
@@ -72,17 +73,21 @@ static inline __attribute__((always_inline)) void gemm_rows(__global float *C, _
 __kernel void gemm_rows_nn(__global float *C, const ulong C_off, __global const float *A, const ulong A_off,
                            __global const float *B, const ulong B_off, const int M, const int N, const int K,
                            const int lda, const int ldb, const int ldc, const ulong sA, const ulong sB,
-                           const ulong sC, const float alpha, const float beta) {
+                           const ulong sC, const float alpha, const float beta, const uint zi, const ulong sAo,
+                           const ulong sBo, const ulong sCo) {
     const ulong z = get_global_id(2);
-    gemm_rows(C + C_off + z * sC, A + A_off + z * sA, B + B_off + z * sB, M, N, K, lda, ldb, ldc, alpha, beta, 0);
+    gemm_rows(C + C_off + batch_offset(z, zi, sC, sCo), A + A_off + batch_offset(z, zi, sA, sAo),
+              B + B_off + batch_offset(z, zi, sB, sBo), M, N, K, lda, ldb, ldc, alpha, beta, 0);
 }
 
 __kernel void gemm_rows_tn(__global float *C, const ulong C_off, __global const float *A, const ulong A_off,
                            __global const float *B, const ulong B_off, const int M, const int N, const int K,
                            const int lda, const int ldb, const int ldc, const ulong sA, const ulong sB,
-                           const ulong sC, const float alpha, const float beta) {
+                           const ulong sC, const float alpha, const float beta, const uint zi, const ulong sAo,
+                           const ulong sBo, const ulong sCo) {
     const ulong z = get_global_id(2);
-    gemm_rows(C + C_off + z * sC, A + A_off + z * sA, B + B_off + z * sB, M, N, K, lda, ldb, ldc, alpha, beta, 1);
+    gemm_rows(C + C_off + batch_offset(z, zi, sC, sCo), A + A_off + batch_offset(z, zi, sA, sAo),
+              B + B_off + batch_offset(z, zi, sB, sBo), M, N, K, lda, ldb, ldc, alpha, beta, 1);
 }
 
 /* op(A) = A (M, K), op(B) = B^T with B stored (N, K): both operands have the
@@ -95,11 +100,12 @@ __kernel void gemm_dot_nt(__global float *C, const ulong C_off, __global const f
                           __global const float *B, const ulong B_off, const int M, const int N, const int K,
                           const int lda, const int ldb, const int ldc, const ulong sA, const ulong sB,
                           const ulong sC, const float alpha, const float beta, __global const float *bias,
-                          const ulong bias_off, const int has_bias) {
+                          const ulong bias_off, const int has_bias, const uint zi, const ulong sAo, const ulong sBo,
+                          const ulong sCo) {
     const ulong z = get_global_id(2);
-    C += C_off + z * sC;
-    A += A_off + z * sA;
-    B += B_off + z * sB;
+    C += C_off + batch_offset(z, zi, sC, sCo);
+    A += A_off + batch_offset(z, zi, sA, sAo);
+    B += B_off + batch_offset(z, zi, sB, sBo);
     bias += bias_off;
     const int n0 = (int)get_global_id(0) * 4, m0 = (int)get_global_id(1) * 4;
     if (n0 >= N || m0 >= M) return;

@@ -21,15 +21,17 @@
  * [s*kc, min(K, (s+1)*kc)) and writes its own C, sC floats apart (the caller
  * passes a scratch buffer and gemm_split_sum adds the parts). Otherwise
  * nsplit = 1, kc = K and dim 2 is the batch. Range (ceil(N/BN)*16,
- * ceil(M/BM)*16, batch or nsplit), local (16, 16, 1). */
+ * ceil(M/BM)*16, batch or nsplit), local (16, 16, 1); a batch of two levels:
+ * batch_offset (common.cl). */
 #define TILE_BK 8
 #define TILE_PAD 4
 
 static inline __attribute__((always_inline)) void gemm_tile(
     __global float *C, __global const float *A, __global const float *B, const int M, const int N,
     const int K, const int lda, const int ldb, const int ldc, const ulong sA, const ulong sB, const ulong sC,
-    const float alpha, const float beta, const int nsplit, const int kc, __local float4 *As4,
-    __local float4 *Bs4, const int ta, const int tb, const int BM, const int BN) {
+    const float alpha, const float beta, const int nsplit, const int kc, const uint zi, const ulong sAo,
+    const ulong sBo, const ulong sCo, __local float4 *As4, __local float4 *Bs4, const int ta, const int tb,
+    const int BM, const int BN) {
     const int TM = BM / 16, TN = BN / 16;             /* 4 or 8 */
     const int LA = BM * TILE_BK / 256, LB = BN * TILE_BK / 256;   /* global loads per work-item */
     const int sa = BM + TILE_PAD, sb = BN + TILE_PAD;  /* row pitch of the staged slices */
@@ -39,9 +41,9 @@ static inline __attribute__((always_inline)) void gemm_tile(
     const int n0 = (int)get_group_id(0) * BN, m0 = (int)get_group_id(1) * BM;
     const int z = (int)get_group_id(2), b = nsplit > 1 ? 0 : z, part = nsplit > 1 ? z : 0;
     const int kb = part * kc, ke = min(K, kb + kc);
-    A += b * sA;
-    B += b * sB;
-    C += (ulong)z * sC;
+    A += batch_offset(b, zi, sA, sAo);
+    B += batch_offset(b, zi, sB, sBo);
+    C += nsplit > 1 ? (ulong)part * sC : batch_offset(b, zi, sC, sCo);
 
     /* where each of this work-item's global loads lands in the slice */
     int am[4], ak[4], bn[4], bk[4];
@@ -133,11 +135,11 @@ static inline __attribute__((always_inline)) void gemm_tile(
     __global float *C, const ulong C_off, __global const float *A, const ulong A_off, __global const float *B, \
         const ulong B_off, const int M, const int N, const int K, const int lda, const int ldb, const int ldc,  \
         const ulong sA, const ulong sB, const ulong sC, const float alpha, const float beta, const int nsplit,   \
-        const int kc
+        const int kc, const uint zi, const ulong sAo, const ulong sBo, const ulong sCo
 #define GEMM_TILE_BODY(TA, TB, BM, BN)                                                                        \
     __local float4 As4[TILE_BK * ((BM) + TILE_PAD) / 4], Bs4[TILE_BK * ((BN) + TILE_PAD) / 4];                \
     gemm_tile(C + C_off, A + A_off, B + B_off, M, N, K, lda, ldb, ldc, sA, sB, sC, alpha, beta, nsplit, kc,   \
-              As4, Bs4, TA, TB, BM, BN)
+              zi, sAo, sBo, sCo, As4, Bs4, TA, TB, BM, BN)
 __kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile128_nn(GEMM_TILE_ARGS) {
     GEMM_TILE_BODY(0, 0, 128, 128);
 }

@@ -14,6 +14,15 @@
  * Backward kernels take `acc`: 0 writes the gradient (the old value is never
  * read, so garbage or NaN there is harmless), 1 adds to it. */
 
+/* Offset of matrix z of a batched GEMM whose batch is outer x inner: z = o *
+ * zi + i lies at o * so + i * s (one level, as most calls: zi = the batch, so
+ * unused). Attention's heads read (B, L, heads * hd) tensors in place this
+ * way: inner = heads (s = hd), outer = images. */
+static inline ulong batch_offset(const ulong z, const uint zi, const ulong s, const ulong so) {
+    const ulong o = (ulong)((uint)z / zi);
+    return o * so + (z - o * zi) * s;
+}
+
 /* The sum (op 0) or maximum (op 1) of v over the work-group, returned to every
  * work-item: a tree in `red` (local size floats; the local size is a power of
  * two), so the order of the sum, and the result, are fixed for a local size.

@@ -29,15 +29,17 @@ static inline __attribute__((always_inline)) void bmm_small(__global float *C, _
                                                            __global const float *B, const int M, const int N,
                                                            const int K, const int lda, const int ldb, const int ldc,
                                                            const ulong sA, const ulong sB, const ulong sC,
-                                                           const float beta, const int ta, const int tb) {
+                                                           const float beta, const int ta, const int tb,
+                                                           const uint zi, const ulong sAo, const ulong sBo,
+                                                           const ulong sCo) {
     const int n = (int)get_global_id(0), m = (int)get_global_id(1), b = (int)get_global_id(2);
     if (n >= N || m >= M) return;
-    __global const float *a = A + b * sA, *bb = B + b * sB;
+    __global const float *a = A + batch_offset(b, zi, sA, sAo), *bb = B + batch_offset(b, zi, sB, sBo);
     float acc = 0.0f;
 #pragma unroll
     for (int k = 0; k < 32; k++)
         if (k < K) acc = fma(a[ta ? k * lda + m : m * lda + k], bb[tb ? n * ldb + k : k * ldb + n], acc);
-    __global float *c = C + b * sC + m * ldc + n;
+    __global float *c = C + batch_offset(b, zi, sC, sCo) + m * ldc + n;
     *c = beta != 0.0f ? beta * *c + acc : acc;
 }
 
@@ -47,27 +49,35 @@ static inline __attribute__((always_inline)) void bmm_small(__global float *C, _
 __kernel void bmm_small_nn(__global float *C, const ulong C_off, __global const float *A, const ulong A_off,
                            __global const float *B, const ulong B_off, const int M, const int N, const int K,
                            const int lda, const int ldb, const int ldc, const ulong sA, const ulong sB,
-                           const ulong sC, const float beta) {
-    bmm_small(C + C_off, A + A_off, B + B_off, M, N, K, lda, ldb, ldc, sA, sB, sC, beta, 0, 0);
+                           const ulong sC, const float beta, const uint zi, const ulong sAo, const ulong sBo,
+                           const ulong sCo) {
+    bmm_small(C + C_off, A + A_off, B + B_off, M, N, K, lda, ldb, ldc, sA, sB, sC, beta, 0, 0, zi, sAo, sBo,
+              sCo);
 }
 
 __kernel void bmm_small_nt(__global float *C, const ulong C_off, __global const float *A, const ulong A_off,
                            __global const float *B, const ulong B_off, const int M, const int N, const int K,
                            const int lda, const int ldb, const int ldc, const ulong sA, const ulong sB,
-                           const ulong sC, const float beta) {
-    bmm_small(C + C_off, A + A_off, B + B_off, M, N, K, lda, ldb, ldc, sA, sB, sC, beta, 0, 1);
+                           const ulong sC, const float beta, const uint zi, const ulong sAo, const ulong sBo,
+                           const ulong sCo) {
+    bmm_small(C + C_off, A + A_off, B + B_off, M, N, K, lda, ldb, ldc, sA, sB, sC, beta, 0, 1, zi, sAo, sBo,
+              sCo);
 }
 
 __kernel void bmm_small_tn(__global float *C, const ulong C_off, __global const float *A, const ulong A_off,
                            __global const float *B, const ulong B_off, const int M, const int N, const int K,
                            const int lda, const int ldb, const int ldc, const ulong sA, const ulong sB,
-                           const ulong sC, const float beta) {
-    bmm_small(C + C_off, A + A_off, B + B_off, M, N, K, lda, ldb, ldc, sA, sB, sC, beta, 1, 0);
+                           const ulong sC, const float beta, const uint zi, const ulong sAo, const ulong sBo,
+                           const ulong sCo) {
+    bmm_small(C + C_off, A + A_off, B + B_off, M, N, K, lda, ldb, ldc, sA, sB, sC, beta, 1, 0, zi, sAo, sBo,
+              sCo);
 }
 
 __kernel void bmm_small_tt(__global float *C, const ulong C_off, __global const float *A, const ulong A_off,
                            __global const float *B, const ulong B_off, const int M, const int N, const int K,
                            const int lda, const int ldb, const int ldc, const ulong sA, const ulong sB,
-                           const ulong sC, const float beta) {
-    bmm_small(C + C_off, A + A_off, B + B_off, M, N, K, lda, ldb, ldc, sA, sB, sC, beta, 1, 1);
+                           const ulong sC, const float beta, const uint zi, const ulong sAo, const ulong sBo,
+                           const ulong sCo) {
+    bmm_small(C + C_off, A + A_off, B + B_off, M, N, K, lda, ldb, ldc, sA, sB, sC, beta, 1, 1, zi, sAo, sBo,
+              sCo);
 }

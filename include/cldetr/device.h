@@ -241,6 +241,14 @@ void cd_gemm_batched(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t 
                      float alpha, cd_mem A, size_t lda, size_t strideA,
                      cd_mem B, size_t ldb, size_t strideB,
                      float beta, cd_mem C, size_t ldc, size_t strideC, size_t batch);
+/* The matrices of a batched GEMM in two levels, outer x inner of them: matrix
+ * (o, i) of A starts o * sAo + i * sA floats into A, likewise B and C; the
+ * same kernels and results as a one-level batch of inner * outer. Attention
+ * reads its heads in place this way: (B, L, heads * hd) tensors are B x heads
+ * matrices (L, hd) with row stride heads * hd, sA = hd, sAo = L * heads * hd. */
+typedef struct { size_t inner, outer, sA, sB, sC, sAo, sBo, sCo; } cd_batch;
+void cd_gemm_strided(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
+                     size_t lda, cd_mem B, size_t ldb, float beta, cd_mem C, size_t ldc, const cd_batch *bt);
 /* Which kernels cd_gemm runs on dev: CLBlast, cl/blas.cl's row kernels (the
  * default on devices that are not GPUs) or cl/blas_tile.cl's tile kernels
  * (the default on GPUs that allow 256-work-item groups). CLDETR_GEMM_KERNELS=clblast|rows|

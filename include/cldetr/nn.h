@@ -112,6 +112,7 @@ struct nn_node {
         struct { size_t N, C; cd_mem mean, rstd, sum; } ln;         /* x (N, C); sum: nn_add_layernorm's x */
         struct { size_t dims[4]; int perm[4]; } permute;            /* dims: x's */
         struct { size_t batch, M, N, K; int ta, tb; } bmm;          /* A (batch, M, K), B (batch, K, N) */
+        struct { size_t inner, outer, M, N, K; int ta, tb; op_bmm_layout la, lb, lc; } heads;   /* nn_heads_* */
         struct { size_t B, H, Lq, Lk; float scale; } softmax;       /* x (B, H, Lq, Lk), mask (B, Lk) */
         struct { size_t B, Hf, Wf, F; } pos;                        /* out (B, Hf*Wf, 2F) */
     } a;                        /* the op's arguments */
@@ -244,6 +245,12 @@ nn_tensor *nn_permute(nn_ctx *ctx, nn_tensor *x, const int perm[4]);
 /* A (..., M, K) or (..., K, M) if ta; B (..., K, N) or (..., N, K) if tb; the
  * leading dims (the batch) equal -> (..., M, N) */
 nn_tensor *nn_bmm(nn_ctx *ctx, nn_tensor *A, nn_tensor *B, int ta, int tb);
+/* Attention's two products per head, reading and writing (B, L, NH*hd)
+ * tensors in place (op_bmm_strided_*; no permute to (B, NH, L, hd)):
+ * nn_heads_scores: q (B, Lq, d), k (B, Lk, d) -> (B, NH, Lq, Lk), q_h k_h^T;
+ * nn_heads_mix: p (B, NH, Lq, Lk), v (B, Lk, d) -> (B, Lq, d), p_h v_h. */
+nn_tensor *nn_heads_scores(nn_ctx *ctx, nn_tensor *q, nn_tensor *k, size_t NH);
+nn_tensor *nn_heads_mix(nn_ctx *ctx, nn_tensor *p, nn_tensor *v);
 /* softmax(scale * x) over the last dim of x (B, H, Lq, Lk) with key mask (B, Lk)
  * (a tensor without grad, or NULL) */
 nn_tensor *nn_softmax(nn_ctx *ctx, nn_tensor *x, nn_tensor *mask, float scale);

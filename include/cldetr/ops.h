@@ -134,6 +134,18 @@ void op_bmm_forward(cd_device *dev, cd_mem out, cd_mem A, cd_mem B, size_t batch
 /* dA (=/+=), dB (=/+=) (either may be none), each with its own acc flag */
 void op_bmm_backward(cd_device *dev, cd_mem dA, cd_mem dB, cd_mem dout, cd_mem A, cd_mem B,
                      size_t batch, size_t M, size_t N, size_t K, int ta, int tb, int acc_a, int acc_b);
+/* The same over a batch of outer x inner products whose operands are laid
+ * out in place: matrix (o, i) of an operand starts at o * so + i * s, rows ld
+ * apart (cd_gemm_strided). Attention's heads: q (B, Lq, NH*hd) as NH x B
+ * matrices (Lq, hd): ld NH*hd, s hd, so Lq*NH*hd. Gradients take the layouts
+ * of their operands. */
+typedef struct { size_t ld, s, so; } op_bmm_layout;
+void op_bmm_strided_forward(cd_device *dev, cd_mem out, cd_mem A, cd_mem B, size_t inner, size_t outer, size_t M,
+                            size_t N, size_t K, int ta, int tb, const op_bmm_layout *la, const op_bmm_layout *lb,
+                            const op_bmm_layout *lc);
+void op_bmm_strided_backward(cd_device *dev, cd_mem dA, cd_mem dB, cd_mem dout, cd_mem A, cd_mem B, size_t inner,
+                             size_t outer, size_t M, size_t N, size_t K, int ta, int tb, const op_bmm_layout *la,
+                             const op_bmm_layout *lb, const op_bmm_layout *lc, int acc_a, int acc_b);
 
 /* ---- conv2d (src/ops/conv.c, cl/conv.cl) ---------------------------------- */
 typedef struct {

@@ -242,10 +242,11 @@ const char *cd_gemm_kernels_name(const cd_device *dev) {
     }
 }
 
-/* 1 when cldetr's kernels computed C (sA, sB, sC: batch strides), else 0. */
+/* 1 when cldetr's kernels computed C (bt: the batch), else 0. */
 static int own_gemm_bias(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
-                         size_t lda, size_t sA, cd_mem B, size_t ldb, size_t sB, float beta, cd_mem C, size_t ldc,
-                         size_t sC, size_t batch, cd_mem bias) {
+                         size_t lda, cd_mem B, size_t ldb, float beta, cd_mem C, size_t ldc, const cd_batch *bt,
+                         cd_mem bias) {
+    size_t batch = bt->inner * bt->outer;
     int mode = cd_gemm_kernels(dev);
     if (mode == CD_GEMM_CLBLAST || (mode == CD_GEMM_ROWS && ta && tb)) return 0;
     size_t lim = (size_t)1 << 31;
@@ -253,33 +254,36 @@ static int own_gemm_bias(cd_device *dev, int ta, int tb, size_t M, size_t N, siz
     size_t ec = (M - 1) * ldc + N;
     if (ea >= lim || eb >= lim || ec >= lim || K >= lim || lda >= lim || ldb >= lim || ldc >= lim) return 0;
     if (mode == CD_GEMM_TILES)
-        return blas_tile_gemm(dev, ta, tb, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch);
+        return blas_tile_gemm(dev, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bt);
     if (tb) {   /* dot products of rows: 4 x 4 blocks, dim 0 over column blocks */
         size_t nb = (N + 3) / 4, mb = (M + 3) / 4;
         size_t global[3] = {nb, mb, batch}, local[3] = {cd_blocks_local(dev, nb, mb * batch), 1, 1};
         CD_LAUNCH_WG(dev, "gemm_dot_nt", 3, global, local, KM(C), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda),
-                     KI(ldb), KI(ldc), KUL(sA), KUL(sB), KUL(sC), KF(alpha), KF(beta), KM(bias.mem ? bias : C),
-                     KI(bias.mem != NULL));
+                     KI(ldb), KI(ldc), KUL(bt->sA), KUL(bt->sB), KUL(bt->sC), KF(alpha), KF(beta),
+                     KM(bias.mem ? bias : C), KI(bias.mem != NULL), KU(bt->inner), KUL(bt->sAo), KUL(bt->sBo),
+                     KUL(bt->sCo));
     } else {    /* rows of A against 32-column stripes of B: 8 x 32 blocks, dim 0 over row blocks */
         size_t mb = (M + 7) / 8, nb = (N + 31) / 32;
         size_t global[3] = {mb, nb, batch}, local[3] = {cd_blocks_local(dev, mb, nb * batch), 1, 1};
         CD_LAUNCH_WG(dev, ta ? "gemm_rows_tn" : "gemm_rows_nn", 3, global, local, KM(C), KM(A), KM(B), KI(M),
-                     KI(N), KI(K), KI(lda), KI(ldb), KI(ldc), KUL(sA), KUL(sB), KUL(sC), KF(alpha), KF(beta));
+                     KI(N), KI(K), KI(lda), KI(ldb), KI(ldc), KUL(bt->sA), KUL(bt->sB), KUL(bt->sC), KF(alpha),
+                     KF(beta), KU(bt->inner), KUL(bt->sAo), KUL(bt->sBo), KUL(bt->sCo));
     }
     return 1;
 }
 
 static int own_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
-                    size_t lda, size_t sA, cd_mem B, size_t ldb, size_t sB, float beta, cd_mem C, size_t ldc,
-                    size_t sC, size_t batch) {
+                    size_t lda, cd_mem B, size_t ldb, float beta, cd_mem C, size_t ldc, const cd_batch *bt) {
     cd_mem none = {NULL, 0};
-    return own_gemm_bias(dev, ta, tb, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch, none);
+    return own_gemm_bias(dev, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bt, none);
 }
+
+static const cd_batch one_matrix = {1, 1, 0, 0, 0, 0, 0, 0};
 
 int cd_gemm_bias_nt(cd_device *dev, size_t M, size_t N, size_t K, cd_mem A, size_t lda, cd_mem B, size_t ldb,
                     cd_mem C, size_t ldc, cd_mem bias) {
     if (M == 0 || N == 0 || K == 0 || cd_gemm_kernels(dev) != CD_GEMM_ROWS) return 0;
-    return own_gemm_bias(dev, 0, 1, M, N, K, 1.0f, A, lda, 0, B, ldb, 0, 0.0f, C, ldc, 0, 1, bias);
+    return own_gemm_bias(dev, 0, 1, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, &one_matrix, bias);
 }
 
 void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
@@ -293,7 +297,7 @@ void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
         }
         cd_fatal("cd_gemm: K = 0 with beta != 0 is not supported");
     }
-    if (own_gemm(dev, ta, tb, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1)) return;
+    if (own_gemm(dev, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &one_matrix)) return;
     /* extents in floats of the stored (row-major) A, B, C */
     cl_mem subs[3] = {
         as_sub_buffer(dev, &A, ((ta ? K : M) - 1) * lda + (ta ? M : K)),
@@ -323,16 +327,31 @@ void cd_gemm_batched(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t 
                      float alpha, cd_mem A, size_t lda, size_t strideA,
                      cd_mem B, size_t ldb, size_t strideB,
                      float beta, cd_mem C, size_t ldc, size_t strideC, size_t batch) {
+    cd_batch bt = {batch, 1, strideA, strideB, strideC, 0, 0, 0};
+    cd_gemm_strided(dev, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &bt);
+}
+
+void cd_gemm_strided(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
+                     size_t lda, cd_mem B, size_t ldb, float beta, cd_mem C, size_t ldc, const cd_batch *bt) {
+    size_t batch = bt->inner * bt->outer;
     if (M == 0 || N == 0 || batch == 0) return;
+    if (bt->inner > UINT32_MAX) cd_fatal("cd_gemm_strided: %zu matrices in the inner batch (at most 2^32 - 1)",
+                                         bt->inner);
     if (batch == 1) { cd_gemm(dev, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
     if (K == 0) cd_fatal("cd_gemm_batched: K = 0 is not supported");
-    if (own_gemm(dev, ta, tb, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc, strideC, batch))
-        return;
+    if (own_gemm(dev, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bt)) return;
+    /* CLBlast: one strided-batched call per outer index */
+    size_t sA = bt->sA, sB = bt->sB, sAo = bt->sAo, sBo = bt->sBo;
     CLBlastLayout layout = choose_layout(dev, &M, &N, &ta, &tb, &A, &B, &lda, &ldb);
-    if (layout == CLBlastLayoutColMajor) { size_t t = strideA; strideA = strideB; strideB = t; }
-    cl_event ev = NULL, *evp = dev->profiling ? &ev : NULL;
-    CLBLAST_CHECK(CLBlastSgemmStridedBatched(layout, tr(ta), tr(tb), M, N, K, alpha,
-                                             A.mem, A.off, lda, strideA, B.mem, B.off, ldb, strideB, beta,
-                                             C.mem, C.off, ldc, strideC, batch, &dev->queue, evp));
-    if (ev) cd_profile_add_event(dev, "gemm_batched", ev);
+    if (layout == CLBlastLayoutColMajor) {
+        size_t t = sA; sA = sB; sB = t;
+        t = sAo; sAo = sBo; sBo = t;
+    }
+    for (size_t o = 0; o < bt->outer; o++) {
+        cl_event ev = NULL, *evp = dev->profiling ? &ev : NULL;
+        CLBLAST_CHECK(CLBlastSgemmStridedBatched(layout, tr(ta), tr(tb), M, N, K, alpha, A.mem, A.off + o * sAo,
+                                                 lda, sA, B.mem, B.off + o * sBo, ldb, sB, beta, C.mem,
+                                                 C.off + o * bt->sCo, ldc, bt->sC, bt->inner, &dev->queue, evp));
+        if (ev) cd_profile_add_event(dev, "gemm_batched", ev);
+    }
 }

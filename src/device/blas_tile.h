@@ -7,8 +7,7 @@
 /* C = alpha op(A) op(B) + beta C by cl/blas_tile.cl; 0 when the device
  * cannot run the kernel (CLBlast then computes it), 1 when launched. */
 int blas_tile_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
-                   size_t lda, size_t sA, cd_mem B, size_t ldb, size_t sB, float beta, cd_mem C, size_t ldc,
-                   size_t sC, size_t batch);
+                   size_t lda, cd_mem B, size_t ldb, float beta, cd_mem C, size_t ldc, const cd_batch *bt);
 /* dev->blas_temp holds at least bytes (fatal, naming the buffer, when the device is out of memory) */
 void blas_ensure_temp(cd_device *dev, size_t bytes);
 

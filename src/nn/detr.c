@@ -210,15 +210,11 @@ void detr_count(const detr_model *m, size_t *all, size_t *trainable) {
 static nn_tensor *mha(detr_model *m, nn_ctx *ctx, const detr_mha *a, nn_tensor *q_in, nn_tensor *k_in,
                       nn_tensor *v_in, nn_tensor *mask, nn_tensor *attn_bias) {
     size_t d = (size_t)m->o.d, NH = (size_t)m->o.nheads, hd = d / NH;
-    static const int to_heads[4] = {0, 2, 1, 3};
     nn_tensor *qkv[3] = {q_in, k_in, v_in};
     for (int i = 0; i < 3; i++)                 /* rows [i*d, (i+1)*d) of the packed in_proj */
         qkv[i] = nn_linear_rows(ctx, qkv[i], a->in_w, a->in_b, (size_t)i * d, d);
-    for (int i = 0; i < 3; i++) {               /* (B, L, d) -> (B, NH, L, hd) */
-        nn_tensor *t = qkv[i];
-        qkv[i] = nn_permute(ctx, nn_view(ctx, t, 4, (size_t[]){t->dims[0], t->dims[1], NH, hd}), to_heads);
-    }
-    nn_tensor *s = nn_bmm(ctx, qkv[0], qkv[1], 0, 1);                  /* (B, NH, Lq, Lk) */
+    /* the heads are read in place: head h is columns [h*hd, (h+1)*hd) */
+    nn_tensor *s = nn_heads_scores(ctx, qkv[0], qkv[1], NH);           /* (B, NH, Lq, Lk) */
     if (attn_bias) {        /* the bias is scaled with the scores: DETR_MASKED stays far below any score */
         size_t sd[4] = {s->dims[0], s->dims[1], s->dims[2], s->dims[3]};
         s = nn_add_channels(ctx, nn_view(ctx, s, 3, (size_t[]){sd[0] * sd[1], sd[2], sd[3]}), attn_bias);
@@ -226,8 +222,7 @@ static nn_tensor *mha(detr_model *m, nn_ctx *ctx, const detr_mha *a, nn_tensor *
     }
     nn_tensor *p = nn_softmax(ctx, s, mask, 1.0f / sqrtf((float)hd));
     p = nn_dropout(ctx, p, m->o.dropout);
-    nn_tensor *o = nn_permute(ctx, nn_bmm(ctx, p, qkv[2], 0, 0), to_heads);   /* (B, Lq, NH, hd) */
-    o = nn_view(ctx, o, 3, (size_t[]){o->dims[0], o->dims[1], d});
+    nn_tensor *o = nn_heads_mix(ctx, p, qkv[2]);                       /* (B, Lq, d), heads in place */
     return nn_linear(ctx, o, a->out_w, a->out_b);
 }
 

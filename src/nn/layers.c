@@ -638,6 +638,52 @@ nn_tensor *nn_bmm(nn_ctx *ctx, nn_tensor *A, nn_tensor *B, int ta, int tb) {
     return run(ctx, &nd);
 }
 
+#define HEADS(nd) (nd)->a.heads.inner, (nd)->a.heads.outer, (nd)->a.heads.M, (nd)->a.heads.N, (nd)->a.heads.K, \
+                  (nd)->a.heads.ta, (nd)->a.heads.tb, &(nd)->a.heads.la, &(nd)->a.heads.lb, &(nd)->a.heads.lc
+
+static void heads_fw(nn_ctx *ctx, nn_node *nd) {
+    op_bmm_strided_forward(ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data, HEADS(nd));
+}
+
+static void heads_bw(nn_ctx *ctx, nn_node *nd) {
+    int acc_a, acc_b;
+    cd_mem dA = grad_or_none(ctx, nd->in[0], &acc_a);
+    cd_mem dB = grad_or_none(ctx, nd->in[1], &acc_b);
+    op_bmm_strided_backward(ctx->dev, dA, dB, nd->out->grad, nd->in[0]->data, nd->in[1]->data, HEADS(nd), acc_a,
+                            acc_b);
+}
+
+nn_tensor *nn_heads_scores(nn_ctx *ctx, nn_tensor *q, nn_tensor *k, size_t NH) {
+    need_ndim("nn_heads_scores", q, "q", 3, "(B, Lq, d)");
+    size_t B = q->dims[0], Lq = q->dims[1], d = q->dims[2];
+    if (NH == 0 || d % NH) bad_shape("nn_heads_scores", q, "q", "but its width is not a multiple of %zu heads", NH);
+    if (k->ndim != 3 || k->dims[0] != B || k->dims[2] != d)
+        bad_shape("nn_heads_scores", k, "k", "but %s has shape %s: k must be (%zu, *, %zu)", lbl(q, "q"), shp(q), B,
+                  d);
+    size_t Lk = k->dims[1], hd = d / NH;
+    count_flops(ctx, 2.0 * (double)(B * NH) * (double)Lq * (double)Lk * (double)hd, q, k);
+    nn_node nd = {.what = "heads_scores", .forward = heads_fw, .backward = heads_bw, .reads = 3,
+                  .out = nn_new(ctx, 4, (size_t[]){B, NH, Lq, Lk}), .in = {q, k},
+                  .a.heads = {NH, B, Lq, Lk, hd, 0, 1, {d, hd, Lq * d}, {d, hd, Lk * d},
+                              {Lk, Lq * Lk, NH * Lq * Lk}}};
+    return run(ctx, &nd);
+}
+
+nn_tensor *nn_heads_mix(nn_ctx *ctx, nn_tensor *p, nn_tensor *v) {
+    need_ndim("nn_heads_mix", p, "p", 4, "(B, NH, Lq, Lk)");
+    size_t B = p->dims[0], NH = p->dims[1], Lq = p->dims[2], Lk = p->dims[3];
+    if (v->ndim != 3 || v->dims[0] != B || v->dims[1] != Lk || v->dims[2] % NH)
+        bad_shape("nn_heads_mix", v, "v", "but %s has shape %s: v must be (%zu, %zu, a multiple of %zu)",
+                  lbl(p, "p"), shp(p), B, Lk, NH);
+    size_t d = v->dims[2], hd = d / NH;
+    count_flops(ctx, 2.0 * (double)(B * NH) * (double)Lq * (double)hd * (double)Lk, p, v);
+    nn_node nd = {.what = "heads_mix", .forward = heads_fw, .backward = heads_bw, .reads = 3,
+                  .out = nn_new(ctx, 3, (size_t[]){B, Lq, d}), .in = {p, v},
+                  .a.heads = {NH, B, Lq, hd, Lk, 0, 0, {Lk, Lq * Lk, NH * Lq * Lk}, {d, hd, Lk * d},
+                              {d, hd, Lq * d}}};
+    return run(ctx, &nd);
+}
+
 #define SOFTMAX(nd) (nd)->a.softmax.B, (nd)->a.softmax.H, (nd)->a.softmax.Lq, (nd)->a.softmax.Lk, (nd)->a.softmax.scale
 
 static void softmax_fw(nn_ctx *ctx, nn_node *nd) {

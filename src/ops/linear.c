@@ -39,46 +39,80 @@ void op_linear_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem 
  * step 87-93 -> 81-82 ms), with bmm_small kept for A^T B^T. */
 #define BMM_SMALL_MAX_K 32
 #define BMM_SMALL_MAX_MN 64
-static void bmm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, cd_mem A, size_t lda, size_t sA,
-                cd_mem B, size_t ldb, size_t sB, float beta, cd_mem C, size_t ldc, size_t sC, size_t batch) {
+static void bmm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, cd_mem A, size_t lda, cd_mem B,
+                size_t ldb, float beta, cd_mem C, size_t ldc, const cd_batch *bt) {
+    size_t batch = bt->inner * bt->outer;
     if (M == 0 || N == 0 || batch == 0) return;
+    size_t lim = (size_t)1 << 31, o = bt->outer - 1, i = bt->inner - 1;
     int own = cd_gemm_kernels(dev) == CD_GEMM_ROWS && !(ta && tb);
     if (own || K == 0 || K > BMM_SMALL_MAX_K || M > BMM_SMALL_MAX_MN || N > BMM_SMALL_MAX_MN ||
-        batch * sA >= ((size_t)1 << 31) || batch * sB >= ((size_t)1 << 31) || batch * sC >= ((size_t)1 << 31)) {
-        cd_gemm_batched(dev, ta, tb, M, N, K, 1.0f, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch);
+        o * bt->sAo + i * bt->sA >= lim || o * bt->sBo + i * bt->sB >= lim || o * bt->sCo + i * bt->sC >= lim) {
+        cd_gemm_strided(dev, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, bt);
         return;
     }
     static const char *names[4] = {"bmm_small_nn", "bmm_small_nt", "bmm_small_tn", "bmm_small_tt"};
     CD_LAUNCH3(dev, names[ta * 2 + tb], N, M, batch, KM(C), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda), KI(ldb),
-               KI(ldc), KUL(sA), KUL(sB), KUL(sC), KF(beta));
+               KI(ldc), KUL(bt->sA), KUL(bt->sB), KUL(bt->sC), KF(beta), KU(bt->inner), KUL(bt->sAo), KUL(bt->sBo),
+               KUL(bt->sCo));
 }
 
-/* out[b] (M,N) = op(A[b]) op(B[b]), contiguous batches */
-void op_bmm_forward(cd_device *dev, cd_mem out, cd_mem A, cd_mem B, size_t batch, size_t M, size_t N, size_t K,
-                    int ta, int tb) {
-    bmm(dev, ta, tb, M, N, K, A, ta ? M : K, M * K, B, tb ? K : N, K * N, 0.0f, out, N, M * N, batch);
+/* The batch of a product of operands laid out as la, lb, lc */
+static cd_batch batch_of(size_t inner, size_t outer, const op_bmm_layout *la, const op_bmm_layout *lb,
+                         const op_bmm_layout *lc) {
+    return (cd_batch){inner, outer, la->s, lb->s, lc->s, la->so, lb->so, lc->so};
+}
+
+void op_bmm_strided_forward(cd_device *dev, cd_mem out, cd_mem A, cd_mem B, size_t inner, size_t outer, size_t M,
+                            size_t N, size_t K, int ta, int tb, const op_bmm_layout *la, const op_bmm_layout *lb,
+                            const op_bmm_layout *lc) {
+    cd_batch bt = batch_of(inner, outer, la, lb, lc);
+    bmm(dev, ta, tb, M, N, K, A, la->ld, B, lb->ld, 0.0f, out, lc->ld, &bt);
 }
 
 /* With C = op(A) op(B):  d op(A) = dC op(B)^T  and  d op(B) = op(A)^T dC; a stored
  * transpose is undone by transposing the product, (X Y)^T = Y^T X^T, so each
- * gradient is one GEMM written straight into the stored layout. */
-void op_bmm_backward(cd_device *dev, cd_mem dA, cd_mem dB, cd_mem dout, cd_mem A, cd_mem B,
-                     size_t batch, size_t M, size_t N, size_t K, int ta, int tb, int acc_a, int acc_b) {
-    size_t lda = ta ? M : K, ldb = tb ? K : N;
+ * gradient is one GEMM written straight into the stored layout (dA has A's,
+ * dB B's). */
+void op_bmm_strided_backward(cd_device *dev, cd_mem dA, cd_mem dB, cd_mem dout, cd_mem A, cd_mem B, size_t inner,
+                             size_t outer, size_t M, size_t N, size_t K, int ta, int tb, const op_bmm_layout *la,
+                             const op_bmm_layout *lb, const op_bmm_layout *lc, int acc_a, int acc_b) {
+    size_t lda = la->ld, ldb = lb->ld, ldc = lc->ld;
     if (cd_has(dA)) {
         float beta = acc_a ? 1.0f : 0.0f;
-        if (!ta)    /* dA (M,K) = dC (M,N) op(B)^T (N,K) */
-            bmm(dev, 0, !tb, M, K, N, dout, N, M * N, B, ldb, K * N, beta, dA, K, M * K, batch);
-        else        /* dA (K,M) = op(B) (K,N) dC^T (N,M) */
-            bmm(dev, tb, 1, K, M, N, B, ldb, K * N, dout, N, M * N, beta, dA, M, M * K, batch);
+        if (!ta) {  /* dA (M,K) = dC (M,N) op(B)^T (N,K) */
+            cd_batch bt = batch_of(inner, outer, lc, lb, la);
+            bmm(dev, 0, !tb, M, K, N, dout, ldc, B, ldb, beta, dA, lda, &bt);
+        } else {    /* dA (K,M) = op(B) (K,N) dC^T (N,M) */
+            cd_batch bt = batch_of(inner, outer, lb, lc, la);
+            bmm(dev, tb, 1, K, M, N, B, ldb, dout, ldc, beta, dA, lda, &bt);
+        }
     }
     if (cd_has(dB)) {
         float beta = acc_b ? 1.0f : 0.0f;
-        if (!tb)    /* dB (K,N) = op(A)^T (K,M) dC (M,N) */
-            bmm(dev, !ta, 0, K, N, M, A, lda, M * K, dout, N, M * N, beta, dB, N, K * N, batch);
-        else        /* dB (N,K) = dC^T (N,M) op(A) (M,K) */
-            bmm(dev, 1, ta, N, K, M, dout, N, M * N, A, lda, M * K, beta, dB, K, K * N, batch);
+        if (!tb) {  /* dB (K,N) = op(A)^T (K,M) dC (M,N) */
+            cd_batch bt = batch_of(inner, outer, la, lc, lb);
+            bmm(dev, !ta, 0, K, N, M, A, lda, dout, ldc, beta, dB, ldb, &bt);
+        } else {    /* dB (N,K) = dC^T (N,M) op(A) (M,K) */
+            cd_batch bt = batch_of(inner, outer, lc, la, lb);
+            bmm(dev, 1, ta, N, K, M, dout, ldc, A, lda, beta, dB, ldb, &bt);
+        }
     }
+}
+
+/* contiguous batches: matrix b at b * rows * cols */
+static op_bmm_layout dense(size_t rows, size_t cols) { return (op_bmm_layout){cols, rows * cols, 0}; }
+
+/* out[b] (M,N) = op(A[b]) op(B[b]), contiguous batches */
+void op_bmm_forward(cd_device *dev, cd_mem out, cd_mem A, cd_mem B, size_t batch, size_t M, size_t N, size_t K,
+                    int ta, int tb) {
+    op_bmm_layout la = dense(ta ? K : M, ta ? M : K), lb = dense(tb ? N : K, tb ? K : N), lc = dense(M, N);
+    op_bmm_strided_forward(dev, out, A, B, batch, 1, M, N, K, ta, tb, &la, &lb, &lc);
+}
+
+void op_bmm_backward(cd_device *dev, cd_mem dA, cd_mem dB, cd_mem dout, cd_mem A, cd_mem B,
+                     size_t batch, size_t M, size_t N, size_t K, int ta, int tb, int acc_a, int acc_b) {
+    op_bmm_layout la = dense(ta ? K : M, ta ? M : K), lb = dense(tb ? N : K, tb ? K : N), lc = dense(M, N);
+    op_bmm_strided_backward(dev, dA, dB, dout, A, B, batch, 1, M, N, K, ta, tb, &la, &lb, &lc, acc_a, acc_b);
 }
 
 /* ---- plain C references ------------------------------------------------- */

@@ -506,6 +506,51 @@ static int run_bmm(cd_device *dev, const cd_selftest *t, char *msg, size_t len) 
     return rc;
 }
 
+/* Attention's scores over heads read in place: q (B, Lq, NH*hd), k (B, Lk,
+ * NH*hd) -> s (B, NH, Lq, Lk), and both gradients back in the heads' places,
+ * against the dense reference on gathered heads. d = {B, NH, Lq, Lk, hd} */
+static int run_bmm_heads(cd_device *dev, const cd_selftest *t, char *msg, size_t len) {
+    size_t B = t->d[0], NH = t->d[1], Lq = t->d[2], Lk = t->d[3], hd = t->d[4], d = NH * hd;
+    size_t nq = B * Lq * d, nk = B * Lk * d, ns = B * NH * Lq * Lk;
+    uint64_t rng = SEED;
+    uploads u = {.dev = dev};
+    double *q = u_rand(&u, &rng, nq, -1, 1), *k = u_rand(&u, &rng, nk, -1, 1), *g = u_rand(&u, &rng, ns, -1, 1);
+    float *qh = keep(&u, cd_xmalloc(nq * sizeof *qh)), *kh = keep(&u, cd_xmalloc(nk * sizeof *kh));
+    for (size_t b = 0; b < B; b++)   /* (B, L, NH, hd) -> (B, NH, L, hd) */
+        for (size_t h = 0; h < NH; h++)
+            for (size_t c = 0; c < hd; c++) {
+                for (size_t l = 0; l < Lq; l++)
+                    qh[((b * NH + h) * Lq + l) * hd + c] = (float)q[(b * Lq + l) * d + h * hd + c];
+                for (size_t l = 0; l < Lk; l++)
+                    kh[((b * NH + h) * Lk + l) * hd + c] = (float)k[(b * Lk + l) * d + h * hd + c];
+            }
+    float *sf = keep(&u, cd_xmalloc(ns * sizeof *sf)), *gf = to_float(&u, g, ns);
+    float *dqh = keep(&u, cd_xmalloc(nq * sizeof *dqh)), *dkh = keep(&u, cd_xmalloc(nk * sizeof *dkh));
+    op_bmm_forward_ref(sf, qh, kh, B * NH, Lq, Lk, hd, 0, 1);
+    op_bmm_backward_ref(dqh, dkh, gf, qh, kh, B * NH, Lq, Lk, hd, 0, 1, 0, 0);
+    double *sr = to_double(&u, sf, ns), *dq = u_zeros(&u, nq), *dk = u_zeros(&u, nk);
+    for (size_t b = 0; b < B; b++)   /* and back */
+        for (size_t h = 0; h < NH; h++)
+            for (size_t c = 0; c < hd; c++) {
+                for (size_t l = 0; l < Lq; l++)
+                    dq[(b * Lq + l) * d + h * hd + c] = dqh[((b * NH + h) * Lq + l) * hd + c];
+                for (size_t l = 0; l < Lk; l++)
+                    dk[(b * Lk + l) * d + h * hd + c] = dkh[((b * NH + h) * Lk + l) * hd + c];
+            }
+    cd_mem mq = up(&u, q, nq), mk = up(&u, k, nk), mg = up(&u, g, ns), ms = up(&u, NULL, ns);
+    cd_mem mdq = up(&u, NULL, nq), mdk = up(&u, NULL, nk);
+    op_bmm_layout lq = {d, hd, Lq * d}, lk = {d, hd, Lk * d}, ls = {Lk, Lq * Lk, NH * Lq * Lk};
+    op_bmm_strided_forward(dev, ms, mq, mk, NH, B, Lq, Lk, hd, 0, 1, &lq, &lk, &ls);
+    op_bmm_strided_backward(dev, mdq, mdk, mg, mq, mk, NH, B, Lq, Lk, hd, 0, 1, &lq, &lk, &ls, 0, 0);
+    int rc = 0;
+    CHECK("heads scores", ms, sr, ns, 1e-5, 1e-4);
+    CHECK("heads dq", mdq, dq, nq, 1e-5, 1e-4);
+    CHECK("heads dk", mdk, dk, nk, 1e-5, 1e-4);
+    if (!rc) snprintf(msg, len, "B %zu x %zu heads, (%zu,%zu,%zu), read in place; scores, dq, dk", B, NH, Lq, Lk, hd);
+    release_all(&u);
+    return rc;
+}
+
 /* d = {n}: moments of values with exact zeros among them (as after a ReLU) */
 static int run_moments(cd_device *dev, const cd_selftest *t, char *msg, size_t len) {
     size_t n = t->d[0];
@@ -544,6 +589,7 @@ const cd_selftest cd_op_cases[] = {
     {"maxpool", "pool", run_maxpool, {2, 3, 9, 6, 3, 2, 1}},
     {"linear", "linear", run_linear, {37, 29, 23}},
     {"bmm", "linear", run_bmm, {3, 13, 11, 7, 1, 0}},
+    {"bmm over attention heads in place", "linear", run_bmm_heads, {2, 3, 7, 5, 8}},
     {"moments", "stats", run_moments, {20001}},
     {NULL, NULL, NULL, {0}},
 };

@@ -56,6 +56,49 @@ static void check_gemm(const int *path, int ta, int tb, size_t M, size_t N, size
     free(A); free(B); free(C0); free(R); free(got);
 }
 
+/* cd_gemm_strided: outer x inner matrices interleaved as attention's heads
+ * are in a (B, L, heads * hd) tensor: matrix (o, i) of an operand stored (r, c)
+ * starts at o * so + i * c, rows inner * c + pad apart, so = r * ld + gap.
+ * Every path and layout; beta 1 with C's gaps kept. */
+static void check_gemm_heads(const int *path, int ta, int tb, size_t M, size_t N, size_t K, size_t inner,
+                             size_t outer) {
+    size_t ra = ta ? K : M, ca = ta ? M : K, rb = tb ? N : K, cb = tb ? K : N;
+    size_t lda = inner * ca + 1, ldb = inner * cb + 2, ldc = inner * N + 3;
+    cd_batch bt = {inner, outer, ca, cb, N, ra * lda + 5, rb * ldb, M * ldc + 1};
+    size_t nA = outer * bt.sAo, nB = outer * bt.sBo, nC = outer * bt.sCo;
+    double *A = ot_randv(nA, -1, 1), *B = ot_randv(nB, -1, 1), *C0 = ot_randv(nC, -1, 1), *R = op_zeros(nC);
+    memcpy(R, C0, nC * sizeof *R);
+    for (size_t o = 0; o < outer; o++)
+        for (size_t i = 0; i < inner; i++) {
+            const double *a = A + o * bt.sAo + i * bt.sA, *b = B + o * bt.sBo + i * bt.sB;
+            double *c = R + o * bt.sCo + i * bt.sC;
+            for (size_t m = 0; m < M; m++)
+                for (size_t n = 0; n < N; n++) {
+                    double acc = 0;
+                    for (size_t k = 0; k < K; k++)
+                        acc += a[ta ? k * lda + m : m * lda + k] * b[tb ? n * ldb + k : k * ldb + n];
+                    c[m * ldc + n] += acc;
+                }
+        }
+    cd_mem dA = op_upload(ot_dev, A, nA, 5), dB = op_upload(ot_dev, B, nB, 3), dC = op_upload(ot_dev, C0, nC, 7);
+    int old = cd_gemm_set_kernels(path[0]);
+    cd_gemm_set_tiles(path[1], path[2]);
+    cd_gemm_strided(ot_dev, ta, tb, M, N, K, 1.0f, dA, lda, dB, ldb, 1.0f, dC, ldc, &bt);
+    cd_gemm_set_kernels(old);
+    cd_gemm_set_tiles(0, 0);
+    double *got = op_download(ot_dev, dC, nC);
+    char name[200], pname[40];
+    if (path[0] == CD_GEMM_TILES) snprintf(pname, sizeof pname, "tiles %d, %d part(s)", path[1], path[2]);
+    snprintf(name, sizeof name, "%s %s%s %zux%zux%zu, %zu x %zu matrices interleaved as heads (two-level batch)",
+             path[0] == CD_GEMM_ROWS ? "rows" : path[0] == CD_GEMM_CLBLAST ? "CLBlast" : pname, ta ? "T" : "N",
+             tb ? "T" : "N", M, N, K, outer, inner);
+    ot_close(name, R, got, nC, sum_tol(K), sum_tol(K));
+    t_ok(op_guards_intact(ot_dev, dC, nC), "%s: nothing written outside C", name);
+    cd_mem ms[] = {dA, dB, dC};
+    for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(ot_dev, ms[i]);
+    free(A); free(B); free(C0); free(R); free(got);
+}
+
 /* cd_gemm_bias_nt (a linear layer's forward in one launch) against cd_gemm's
  * row kernels then the bias added in float: the same bits; on devices whose
  * GEMMs are not the row kernels it computes nothing and says so. */
@@ -113,6 +156,12 @@ int main(void) {
                 check_gemm(paths[q], ta, tb, 19, 45, 23, 2, 0.5f, 0.25f, 1);
                 check_gemm(paths[q], ta, tb, 13, 70, 33, 1, 1.0f, 0.0f, 3);
                 check_gemm(paths[q], ta, tb, 20, 16, 64, 0, 1.0f, 1.0f, 4);
+            }
+    for (size_t q = 0; q < CD_ARRAY_LEN(paths); q++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                check_gemm_heads(paths[q], ta, tb, 20, 16, 32, 4, 3);   /* attention's scores per head */
+                check_gemm_heads(paths[q], ta, tb, 9, 33, 7, 2, 2);
             }
     check_bias_nt(9, 33, 17, 0);
     check_bias_nt(80, 128, 128, 3);

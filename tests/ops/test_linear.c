@@ -167,6 +167,98 @@ static void test_bmm(size_t batch, size_t M, size_t N, size_t K, int ta, int tb,
     free(Ad); free(Bd); free(fA); free(fB); free(eA); free(eB);
 }
 
+/* op_bmm_strided_* as attention uses it, against op_bmm_* on dense copies:
+ * scores = q k^T per head, q (B, Lq, NH*hd) and k (B, Lk, NH*hd) read in place,
+ * scores (B, NH, Lq, Lk) dense; then o = p v per head, p dense, v in place,
+ * o (B, Lq, NH*hd) written in place. Forward and both gradients (dA added to,
+ * dB written). The dense path is checked against references and finite
+ * differences above. */
+static void gather_heads(float *dense, const float *t, size_t B, size_t L, size_t NH, size_t hd, int back) {
+    for (size_t b = 0; b < B; b++)
+        for (size_t h = 0; h < NH; h++)
+            for (size_t l = 0; l < L; l++)
+                for (size_t c = 0; c < hd; c++) {
+                    size_t di = ((b * NH + h) * L + l) * hd + c, ti = (b * L + l) * NH * hd + h * hd + c;
+                    if (back) ((float *)t)[ti] = dense[di];
+                    else dense[di] = t[ti];
+                }
+}
+
+static void test_bmm_heads(size_t B, size_t NH, size_t Lq, size_t Lk, size_t hd) {
+    char name[200];
+    size_t d = NH * hd, nq = B * Lq * d, nk = B * Lk * d, ns = B * NH * Lq * Lk;
+    float *q = rnd(nq), *k = rnd(nk), *gs = rnd(ns), *dq0 = rnd(nq), *dk0 = rnd(nk);
+    float *qh = malloc(nq * sizeof *qh), *kh = malloc(nk * sizeof *kh);
+    gather_heads(qh, q, B, Lq, NH, hd, 0);
+    gather_heads(kh, k, B, Lk, NH, hd, 0);
+    float *dqh0 = malloc(nq * sizeof *dqh0);
+    gather_heads(dqh0, dq0, B, Lq, NH, hd, 0);
+    op_bmm_layout lq = {d, hd, Lq * d}, lk = {d, hd, Lk * d}, ls = {Lk, Lq * Lk, NH * Lq * Lk};
+    /* the strided product and the dense one on the gathered heads */
+    float *got[2][3];
+    for (int strided = 0; strided < 2; strided++) {
+        cd_mem mq = up(strided ? q : qh, nq, 1), mk = up(strided ? k : kh, nk, 2), ms = up(gs, ns, 3);
+        cd_mem mg = up(gs, ns, 4), mdq = up(strided ? dq0 : dqh0, nq, 5), mdk = up(dk0, nk, 6);
+        if (strided) {
+            op_bmm_strided_forward(ot_dev, ms, mq, mk, NH, B, Lq, Lk, hd, 0, 1, &lq, &lk, &ls);
+            op_bmm_strided_backward(ot_dev, mdq, mdk, mg, mq, mk, NH, B, Lq, Lk, hd, 0, 1, &lq, &lk, &ls, 1, 0);
+        } else {
+            op_bmm_forward(ot_dev, ms, mq, mk, B * NH, Lq, Lk, hd, 0, 1);
+            op_bmm_backward(ot_dev, mdq, mdk, mg, mq, mk, B * NH, Lq, Lk, hd, 0, 1, 1, 0);
+        }
+        got[strided][0] = down(ms, ns);
+        got[strided][1] = down(mdq, nq);
+        got[strided][2] = down(mdk, nk);
+        release(mq); release(mk); release(ms); release(mg); release(mdq); release(mdk);
+    }
+    float *back = malloc(nq * sizeof *back), *backk = malloc(nk * sizeof *backk);
+    gather_heads(got[0][1], back, B, Lq, NH, hd, 1);    /* the dense result in the heads' places */
+    gather_heads(got[0][2], backk, B, Lk, NH, hd, 1);
+    snprintf(name, sizeof name, "bmm over heads in place, scores q k^T: B %zu NH %zu Lq %zu Lk %zu hd %zu", B, NH,
+             Lq, Lk, hd);
+    ot_close_f(name, got[0][0], got[1][0], ns, 0, 0);
+    snprintf(name, sizeof name, "bmm over heads in place, dq += (the dense product's, bit for bit)");
+    ot_close_f(name, back, got[1][1], nq, 0, 0);
+    snprintf(name, sizeof name, "bmm over heads in place, dk (the dense product's, bit for bit)");
+    ot_close_f(name, backk, got[1][2], nk, 0, 0);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++) free(got[i][j]);
+    free(back); free(backk);
+    /* o = p v: p dense (B, NH, Lq, Lk), v (B, Lk, d) and o (B, Lq, d) in place */
+    float *p = rnd(ns), *go = rnd(nq), *dv0 = rnd(nk), *goh = malloc(nq * sizeof *goh);
+    gather_heads(goh, go, B, Lq, NH, hd, 0);
+    float *dvh0 = malloc(nk * sizeof *dvh0);
+    gather_heads(dvh0, dv0, B, Lk, NH, hd, 0);
+    op_bmm_layout lp = {Lk, Lq * Lk, NH * Lq * Lk}, lv = {d, hd, Lk * d}, lo = {d, hd, Lq * d};
+    for (int strided = 0; strided < 2; strided++) {
+        cd_mem mp = up(p, ns, 1), mv = up(strided ? k : kh, nk, 2), mo = op_upload(ot_dev, NULL, nq, 3);
+        cd_mem mg = up(strided ? go : goh, nq, 4), mdp = up(gs, ns, 5), mdv = up(strided ? dv0 : dvh0, nk, 6);
+        if (strided) {
+            op_bmm_strided_forward(ot_dev, mo, mp, mv, NH, B, Lq, hd, Lk, 0, 0, &lp, &lv, &lo);
+            op_bmm_strided_backward(ot_dev, mdp, mdv, mg, mp, mv, NH, B, Lq, hd, Lk, 0, 0, &lp, &lv, &lo, 0, 1);
+        } else {
+            op_bmm_forward(ot_dev, mo, mp, mv, B * NH, Lq, hd, Lk, 0, 0);
+            op_bmm_backward(ot_dev, mdp, mdv, mg, mp, mv, B * NH, Lq, hd, Lk, 0, 0, 0, 1);
+        }
+        got[strided][0] = down(mo, nq);
+        got[strided][1] = down(mdp, ns);
+        got[strided][2] = down(mdv, nk);
+        release(mp); release(mv); release(mo); release(mg); release(mdp); release(mdv);
+    }
+    float *oback = malloc(nq * sizeof *oback), *vback = malloc(nk * sizeof *vback);
+    gather_heads(got[0][0], oback, B, Lq, NH, hd, 1);
+    gather_heads(got[0][2], vback, B, Lk, NH, hd, 1);
+    ot_close_f("bmm over heads in place, o = p v written in place (the dense product's, bit for bit)", oback,
+               got[1][0], nq, 0, 0);
+    ot_close_f("bmm over heads in place, dp (the dense product's, bit for bit)", got[0][1], got[1][1], ns, 0, 0);
+    ot_close_f("bmm over heads in place, dv += (the dense product's, bit for bit)", vback, got[1][2], nk, 0, 0);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++) free(got[i][j]);
+    free(oback); free(vback);
+    free(q); free(k); free(gs); free(dq0); free(dk0); free(qh); free(kh); free(dqh0);
+    free(p); free(go); free(dv0); free(goh); free(dvh0);
+}
+
 int main(void) {
     ot_open();
     t_seed(42);
@@ -197,6 +289,8 @@ int main(void) {
             for (int tb = 0; tb < 2; tb++) test_bmm(32, 20, 16, 32, ta, tb, ta, tb);
         test_bmm(4, 20, 20, 33, 0, 1, 1, 0);
         test_bmm(4, 64, 64, 32, 1, 0, 0, 1);
+        test_bmm_heads(2, 4, 20, 16, 32);    /* bmm_small on GPUs, the row kernels on CPUs */
+        test_bmm_heads(3, 2, 9, 70, 8);      /* Lk past bmm_small's 64: the GEMM paths */
         cd_gemm_set_kernels(old);
     }
     ot_cases("linear");
