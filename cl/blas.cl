@@ -80,12 +80,36 @@ __kernel void gemm_rows_nn(__global float *C, const ulong C_off, __global const 
               B + B_off + batch_offset(z, zi, sB, sBo), M, N, K, lda, ldb, ldc, alpha, beta, 0);
 }
 
+/* With has_sums, one more column of work-items (dim 1 index ceil(N/32), one
+ * matrix) adds the row sums of op(A) = A^T to sums, 16 per work-item (the
+ * first ceil(M/16) of the column): sums[m] += sum over k of A[k][m], in k
+ * order from 0 (a linear layer's bias gradient with its weight gradient, as
+ * reduce_axis_cols sums a column: the same bits). */
 __kernel void gemm_rows_tn(__global float *C, const ulong C_off, __global const float *A, const ulong A_off,
                            __global const float *B, const ulong B_off, const int M, const int N, const int K,
                            const int lda, const int ldb, const int ldc, const ulong sA, const ulong sB,
                            const ulong sC, const float alpha, const float beta, const uint zi, const ulong sAo,
-                           const ulong sBo, const ulong sCo) {
+                           const ulong sBo, const ulong sCo, __global float *sums, const ulong sums_off,
+                           const int has_sums) {
     const ulong z = get_global_id(2);
+    if (has_sums && (int)get_global_id(1) * 32 >= N) {   /* 16 sums per work-item, a lane each */
+        const int m0 = (int)get_global_id(0) * 16;
+        if (m0 >= M) return;
+        A += A_off + m0;
+        sums += sums_off + m0;
+        if (m0 + 16 <= M) {
+            float16 s16 = (float16)(0.0f);
+            for (int k = 0; k < K; k++) s16 += vload16(0, A + (ulong)k * lda);
+            vstore16(vload16(0, sums) + s16, 0, sums);
+            return;
+        }
+        for (int i = 0; i < M - m0; i++) {
+            float t = 0.0f;
+            for (int k = 0; k < K; k++) t += A[(ulong)k * lda + i];
+            sums[i] += t;
+        }
+        return;
+    }
     gemm_rows(C + C_off + batch_offset(z, zi, sC, sCo), A + A_off + batch_offset(z, zi, sA, sAo),
               B + B_off + batch_offset(z, zi, sB, sBo), M, N, K, lda, ldb, ldc, alpha, beta, 1);
 }

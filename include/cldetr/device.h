@@ -236,6 +236,12 @@ void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
  * must do it another way (cd_gemm, then the bias). */
 int cd_gemm_bias_nt(cd_device *dev, size_t M, size_t N, size_t K, cd_mem A, size_t lda, cd_mem B, size_t ldb,
                     cd_mem C, size_t ldc, cd_mem bias);
+/* C (M, N) += A^T B (A stored (K, M), B (K, N)) and sums (M) += the rows of
+ * A^T summed in k order, in one launch where cldetr's row kernels run the
+ * device's GEMMs (a linear layer's weight and bias gradients): 1 when done, 0
+ * when nothing was computed and the caller must do it another way. */
+int cd_gemm_tn_sums(cd_device *dev, size_t M, size_t N, size_t K, cd_mem A, size_t lda, cd_mem B, size_t ldb,
+                    cd_mem C, size_t ldc, cd_mem sums);
 /* batch independent GEMMs with strides (in floats) between consecutive A, B, C. */
 void cd_gemm_batched(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
                      float alpha, cd_mem A, size_t lda, size_t strideA,

@@ -265,9 +265,14 @@ static int own_gemm_bias(cd_device *dev, int ta, int tb, size_t M, size_t N, siz
     } else {    /* rows of A against 32-column stripes of B: 8 x 32 blocks, dim 0 over row blocks */
         size_t mb = (M + 7) / 8, nb = (N + 31) / 32;
         size_t global[3] = {mb, nb, batch}, local[3] = {cd_blocks_local(dev, mb, nb * batch), 1, 1};
-        CD_LAUNCH_WG(dev, ta ? "gemm_rows_tn" : "gemm_rows_nn", 3, global, local, KM(C), KM(A), KM(B), KI(M),
-                     KI(N), KI(K), KI(lda), KI(ldb), KI(ldc), KUL(bt->sA), KUL(bt->sB), KUL(bt->sC), KF(alpha),
-                     KF(beta), KU(bt->inner), KUL(bt->sAo), KUL(bt->sBo), KUL(bt->sCo));
+        if (ta)
+            CD_LAUNCH_WG(dev, "gemm_rows_tn", 3, global, local, KM(C), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda),
+                         KI(ldb), KI(ldc), KUL(bt->sA), KUL(bt->sB), KUL(bt->sC), KF(alpha), KF(beta),
+                         KU(bt->inner), KUL(bt->sAo), KUL(bt->sBo), KUL(bt->sCo), KM(C), KI(0));
+        else
+            CD_LAUNCH_WG(dev, "gemm_rows_nn", 3, global, local, KM(C), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda),
+                         KI(ldb), KI(ldc), KUL(bt->sA), KUL(bt->sB), KUL(bt->sC), KF(alpha), KF(beta),
+                         KU(bt->inner), KUL(bt->sAo), KUL(bt->sBo), KUL(bt->sCo));
     }
     return 1;
 }
@@ -284,6 +289,24 @@ int cd_gemm_bias_nt(cd_device *dev, size_t M, size_t N, size_t K, cd_mem A, size
                     cd_mem C, size_t ldc, cd_mem bias) {
     if (M == 0 || N == 0 || K == 0 || cd_gemm_kernels(dev) != CD_GEMM_ROWS) return 0;
     return own_gemm_bias(dev, 0, 1, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, &one_matrix, bias);
+}
+
+int cd_gemm_tn_sums(cd_device *dev, size_t M, size_t N, size_t K, cd_mem A, size_t lda, cd_mem B, size_t ldb,
+                    cd_mem C, size_t ldc, cd_mem sums) {
+    if (M == 0 || N == 0 || K == 0 || cd_gemm_kernels(dev) != CD_GEMM_ROWS) return 0;
+    size_t lim = (size_t)1 << 31;
+    if ((K - 1) * lda + M >= lim || (K - 1) * ldb + N >= lim || (M - 1) * ldc + N >= lim || K >= lim ||
+        lda >= lim || ldb >= lim || ldc >= lim)
+        return 0;
+    size_t mb = (M + 7) / 8, nb = (N + 31) / 32;
+    /* the local size of the product alone: the same order of blocks as cd_gemm's;
+     * dim 0 covers the ceil(M/16) work-items of the sums too */
+    size_t l0 = cd_blocks_local(dev, mb, nb);
+    size_t g0 = CD_MAX(mb, (M + 15) / 16);
+    size_t global[3] = {(g0 + l0 - 1) / l0 * l0, nb + 1, 1}, local[3] = {l0, 1, 1};
+    CD_LAUNCH_WG(dev, "gemm_rows_tn", 3, global, local, KM(C), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda), KI(ldb),
+                 KI(ldc), KUL(0), KUL(0), KUL(0), KF(1.0f), KF(1.0f), KU(1), KUL(0), KUL(0), KUL(0), KM(sums), KI(1));
+    return 1;
 }
 
 void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,

@@ -22,6 +22,8 @@ void op_linear_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b,
 void op_linear_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x, cd_mem w,
                         size_t N, size_t IN, size_t OUT, int acc) {
     if (cd_has(dx)) cd_gemm(dev, 0, 0, N, IN, OUT, 1.0f, dout, OUT, w, IN, acc ? 1.0f : 0.0f, dx, IN);
+    /* both in one launch where the row kernels run (CPUs): the same bits */
+    if (cd_has(dw) && cd_has(db) && cd_gemm_tn_sums(dev, OUT, IN, N, dout, OUT, x, IN, dw, IN, db)) return;
     if (cd_has(dw) && N > 0) cd_gemm(dev, 1, 0, OUT, IN, N, 1.0f, dout, OUT, x, IN, 1.0f, dw, IN);
     if (!cd_has(db) || OUT == 0 || N == 0) return;
     /* column sums: on CPUs reduce_axis_cols (a work-item per 16 columns, each

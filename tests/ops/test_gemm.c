@@ -7,6 +7,7 @@
  * dimensions wider than the matrices, operands at odd offsets inside NaN
  * guards, alpha and beta, and batches with gaps between the matrices. */
 #include "op_test.h"
+#include "ops/reduce_util.h"
 
 /* Float32 sums of K products of values in [-1, 1]: 4e-6 * sqrt(K) leaves ~10x
  * above the rounding both paths show (printed as max abs err). */
@@ -128,6 +129,45 @@ static void check_bias_nt(size_t M, size_t N, size_t K, size_t pad) {
     free(A); free(B); free(bias); free(C0); free(got); free(ref);
 }
 
+/* cd_gemm_tn_sums (a linear layer's weight and bias gradients in one launch)
+ * against cd_gemm's row kernels then the column sums of the bias gradient
+ * (ops_reduce_axis, added): C and the sums the same bits. */
+static void check_tn_sums(size_t M, size_t N, size_t K, size_t pad) {
+    size_t lda = M + pad, ldb = N + pad, ldc = N + pad, nA = K * lda, nB = K * ldb, nC = M * ldc;
+    double *A = ot_randv(nA, -1, 1), *B = ot_randv(nB, -1, 1), *C0 = ot_randv(nC, -1, 1), *s0 = ot_randv(M, -1, 1);
+    cd_mem dA = op_upload(ot_dev, A, nA, 5), dB = op_upload(ot_dev, B, nB, 3), dC = op_upload(ot_dev, C0, nC, 7);
+    cd_mem dR = op_upload(ot_dev, C0, nC, 1), ds = op_upload(ot_dev, s0, M, 2), dsr = op_upload(ot_dev, s0, M, 4);
+    int old = cd_gemm_set_kernels(CD_GEMM_ROWS), rows = ops_set_row_kernels(1);
+    int done = cd_gemm_tn_sums(ot_dev, M, N, K, dA, lda, dB, ldb, dC, ldc, ds);
+    cd_gemm(ot_dev, 1, 0, M, N, K, 1.0f, dA, lda, dB, ldb, 1.0f, dR, ldc);
+    if (pad == 0) ops_reduce_axis(ot_dev, dsr, dA, dA, 1, K, M, 1.0f, 1, 0);
+    cd_gemm_set_kernels(CD_GEMM_CLBLAST);
+    t_ok(!cd_gemm_tn_sums(ot_dev, M, N, K, dA, lda, dB, ldb, dR, ldc, ds),
+         "cd_gemm_tn_sums declines where the GEMMs are not the row kernels");
+    cd_gemm_set_kernels(old);
+    ops_set_row_kernels(rows);
+    double *got = op_download(ot_dev, dC, nC), *ref = op_download(ot_dev, dR, nC);
+    double *gs = op_download(ot_dev, ds, M), *rs = op_download(ot_dev, dsr, M);
+    if (pad) {   /* A's rows are wider than M: the sums on the host, in k order, in float */
+        for (size_t m = 0; m < M; m++) {
+            float t = 0.0f;
+            for (size_t k = 0; k < K; k++) t += (float)A[k * lda + m];
+            rs[m] = (float)((float)s0[m] + t);
+        }
+    }
+    char name[160];
+    t_ok(done, "cd_gemm_tn_sums runs on the row kernels (%zux%zux%zu)", M, N, K);
+    snprintf(name, sizeof name, "gemm_rows_tn with sums %zux%zux%zu ld+%zu: C += A^T B, bit for bit", M, N, K, pad);
+    ot_close(name, ref, got, nC, 0, 0);
+    snprintf(name, sizeof name, "gemm_rows_tn with sums %zux%zux%zu ld+%zu: sums += A's columns in k order, bit for "
+             "bit", M, N, K, pad);
+    ot_close(name, rs, gs, M, 0, 0);
+    t_ok(op_guards_intact(ot_dev, dC, nC) && op_guards_intact(ot_dev, ds, M), "%s: nothing written outside", name);
+    cd_mem ms[] = {dA, dB, dC, dR, ds, dsr};
+    for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(ot_dev, ms[i]);
+    free(A); free(B); free(C0); free(s0); free(got); free(ref); free(gs); free(rs);
+}
+
 int main(void) {
     ot_open();
     t_seed(11);
@@ -163,6 +203,9 @@ int main(void) {
                 check_gemm_heads(paths[q], ta, tb, 20, 16, 32, 4, 3);   /* attention's scores per head */
                 check_gemm_heads(paths[q], ta, tb, 9, 33, 7, 2, 2);
             }
+    check_tn_sums(128, 128, 160, 0);   /* a linear layer's dW and db over 160 rows */
+    check_tn_sums(13, 70, 33, 0);      /* a row block past M, a scalar stripe */
+    check_tn_sums(9, 31, 5, 3);
     check_bias_nt(9, 33, 17, 0);
     check_bias_nt(80, 128, 128, 3);
     check_bias_nt(1, 5, 40, 1);
