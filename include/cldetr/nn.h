@@ -106,6 +106,7 @@ struct nn_node {
         struct {                    /* x (B, C, HW); running stats (C); batch stats (C) saved in training */
             size_t B, C, HW;
             cd_mem running_mean, running_var, save_mean, save_rstd;
+            int relu;               /* frozen: a ReLU after the norm, in the same node */
         } bn;
         struct { size_t B, C, HW; cd_mem w, b, mean, var; } bn_tail;   /* relu(frozen bn(x) + shortcut) */
         struct { size_t B, C, H, W, k, s, p; cd_mem argmax; } pool; /* x (B, C, H, W), k x k, stride s, pad p */

@@ -322,31 +322,23 @@ nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, int w, int b, size_t stride, siz
 
 #define BN(nd) (nd)->a.bn.B, (nd)->a.bn.C, (nd)->a.bn.HW
 
+/* a frozen batch norm, and with a.bn.relu the ReLU after it: relu(bn(x)) */
 static void bn_frozen_fw(nn_ctx *ctx, nn_node *nd) {
-    op_batchnorm_frozen_forward(ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data, nd->in[2]->data,
-                                nd->a.bn.running_mean, nd->a.bn.running_var, BN(nd), EPS_NORM);
+    (nd->a.bn.relu ? op_batchnorm_relu_frozen_forward : op_batchnorm_frozen_forward)(
+        ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data, nd->in[2]->data, nd->a.bn.running_mean,
+        nd->a.bn.running_var, BN(nd), EPS_NORM);
 }
 
 static void bn_frozen_bw(nn_ctx *ctx, nn_node *nd) {
     if (!needs(nd->in[0])) return;
     int acc;
     cd_mem dx = nn_grad(ctx, nd->in[0], &acc);
-    op_batchnorm_frozen_backward(ctx->dev, dx, nd->out->grad, nd->in[1]->data, nd->a.bn.running_var, BN(nd),
-                                 EPS_NORM, acc);
-}
-
-/* a frozen batch norm and the ReLU after it in one node: relu(bn(x)) */
-static void bn_relu_frozen_fw(nn_ctx *ctx, nn_node *nd) {
-    op_batchnorm_relu_frozen_forward(ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data, nd->in[2]->data,
-                                     nd->a.bn.running_mean, nd->a.bn.running_var, BN(nd), EPS_NORM);
-}
-
-static void bn_relu_frozen_bw(nn_ctx *ctx, nn_node *nd) {
-    if (!needs(nd->in[0])) return;
-    int acc;
-    cd_mem dx = nn_grad(ctx, nd->in[0], &acc);
-    op_batchnorm_relu_frozen_backward(ctx->dev, dx, nd->out->grad, nd->out->data, nd->in[1]->data,
-                                      nd->a.bn.running_var, BN(nd), EPS_NORM, acc);
+    if (nd->a.bn.relu)   /* where the output is > 0 the ReLU passed the gradient */
+        op_batchnorm_relu_frozen_backward(ctx->dev, dx, nd->out->grad, nd->out->data, nd->in[1]->data,
+                                          nd->a.bn.running_var, BN(nd), EPS_NORM, acc);
+    else
+        op_batchnorm_frozen_backward(ctx->dev, dx, nd->out->grad, nd->in[1]->data, nd->a.bn.running_var, BN(nd),
+                                     EPS_NORM, acc);
 }
 
 static void bn_train_fw(nn_ctx *ctx, nn_node *nd) {
@@ -404,9 +396,10 @@ static nn_tensor *batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, i
         cd_fatal("backward through a trainable batch norm in eval mode is not supported: "
                  "run the step in training mode or freeze the backbone's batch norms");
     nd.what = relu ? "batchnorm_relu_frozen" : "batchnorm_frozen";
-    nd.forward = relu ? bn_relu_frozen_fw : bn_frozen_fw;
-    nd.backward = relu ? bn_relu_frozen_bw : bn_frozen_bw;
-    if (relu) nd.reads = NN_READS_OUT;   /* where the output is > 0 the ReLU passed the gradient */
+    nd.forward = bn_frozen_fw;
+    nd.backward = bn_frozen_bw;
+    nd.a.bn.relu = relu;
+    if (relu) nd.reads = NN_READS_OUT;   /* the backward reads the output */
     return run(ctx, &nd);
 }
 

@@ -173,13 +173,22 @@ static void test_bmm(size_t batch, size_t M, size_t N, size_t K, int ta, int tb,
  * o (B, Lq, NH*hd) written in place. Forward and both gradients (dA added to,
  * dB written). The dense path is checked against references and finite
  * differences above. */
-static void gather_heads(float *dense, const float *t, size_t B, size_t L, size_t NH, size_t hd, int back) {
+/* index of element (b, h, l, c) in the dense (B, NH, L, hd) layout and in (B, L, NH*hd) */
+static size_t dense_at(size_t b, size_t h, size_t l, size_t c, size_t L, size_t NH, size_t hd) {
+    return ((b * NH + h) * L + l) * hd + c;
+}
+static size_t heads_at(size_t b, size_t h, size_t l, size_t c, size_t L, size_t NH, size_t hd) {
+    return (b * L + l) * NH * hd + h * hd + c;
+}
+
+/* dense (B, NH, L, hd) = t (B, L, NH*hd) permuted (to = 0), or t = dense permuted back (to = 1) */
+static void permute_heads(float *dense, float *t, size_t B, size_t L, size_t NH, size_t hd, int to) {
     for (size_t b = 0; b < B; b++)
         for (size_t h = 0; h < NH; h++)
             for (size_t l = 0; l < L; l++)
                 for (size_t c = 0; c < hd; c++) {
-                    size_t di = ((b * NH + h) * L + l) * hd + c, ti = (b * L + l) * NH * hd + h * hd + c;
-                    if (back) ((float *)t)[ti] = dense[di];
+                    size_t di = dense_at(b, h, l, c, L, NH, hd), ti = heads_at(b, h, l, c, L, NH, hd);
+                    if (to) t[ti] = dense[di];
                     else dense[di] = t[ti];
                 }
 }
@@ -189,10 +198,10 @@ static void test_bmm_heads(size_t B, size_t NH, size_t Lq, size_t Lk, size_t hd)
     size_t d = NH * hd, nq = B * Lq * d, nk = B * Lk * d, ns = B * NH * Lq * Lk;
     float *q = rnd(nq), *k = rnd(nk), *gs = rnd(ns), *dq0 = rnd(nq), *dk0 = rnd(nk);
     float *qh = malloc(nq * sizeof *qh), *kh = malloc(nk * sizeof *kh);
-    gather_heads(qh, q, B, Lq, NH, hd, 0);
-    gather_heads(kh, k, B, Lk, NH, hd, 0);
+    permute_heads(qh, q, B, Lq, NH, hd, 0);
+    permute_heads(kh, k, B, Lk, NH, hd, 0);
     float *dqh0 = malloc(nq * sizeof *dqh0);
-    gather_heads(dqh0, dq0, B, Lq, NH, hd, 0);
+    permute_heads(dqh0, dq0, B, Lq, NH, hd, 0);
     op_bmm_layout lq = {d, hd, Lq * d}, lk = {d, hd, Lk * d}, ls = {Lk, Lq * Lk, NH * Lq * Lk};
     /* the strided product and the dense one on the gathered heads */
     float *got[2][3];
@@ -212,8 +221,8 @@ static void test_bmm_heads(size_t B, size_t NH, size_t Lq, size_t Lk, size_t hd)
         release(mq); release(mk); release(ms); release(mg); release(mdq); release(mdk);
     }
     float *back = malloc(nq * sizeof *back), *backk = malloc(nk * sizeof *backk);
-    gather_heads(got[0][1], back, B, Lq, NH, hd, 1);    /* the dense result in the heads' places */
-    gather_heads(got[0][2], backk, B, Lk, NH, hd, 1);
+    permute_heads(got[0][1], back, B, Lq, NH, hd, 1);    /* the dense result in the heads' places */
+    permute_heads(got[0][2], backk, B, Lk, NH, hd, 1);
     snprintf(name, sizeof name, "bmm over heads in place, scores q k^T: B %zu NH %zu Lq %zu Lk %zu hd %zu", B, NH,
              Lq, Lk, hd);
     ot_close_f(name, got[0][0], got[1][0], ns, 0, 0);
@@ -226,9 +235,9 @@ static void test_bmm_heads(size_t B, size_t NH, size_t Lq, size_t Lk, size_t hd)
     free(back); free(backk);
     /* o = p v: p dense (B, NH, Lq, Lk), v (B, Lk, d) and o (B, Lq, d) in place */
     float *p = rnd(ns), *go = rnd(nq), *dv0 = rnd(nk), *goh = malloc(nq * sizeof *goh);
-    gather_heads(goh, go, B, Lq, NH, hd, 0);
+    permute_heads(goh, go, B, Lq, NH, hd, 0);
     float *dvh0 = malloc(nk * sizeof *dvh0);
-    gather_heads(dvh0, dv0, B, Lk, NH, hd, 0);
+    permute_heads(dvh0, dv0, B, Lk, NH, hd, 0);
     op_bmm_layout lp = {Lk, Lq * Lk, NH * Lq * Lk}, lv = {d, hd, Lk * d}, lo = {d, hd, Lq * d};
     for (int strided = 0; strided < 2; strided++) {
         cd_mem mp = up(p, ns, 1), mv = up(strided ? k : kh, nk, 2), mo = op_upload(ot_dev, NULL, nq, 3);
@@ -246,8 +255,8 @@ static void test_bmm_heads(size_t B, size_t NH, size_t Lq, size_t Lk, size_t hd)
         release(mp); release(mv); release(mo); release(mg); release(mdp); release(mdv);
     }
     float *oback = malloc(nq * sizeof *oback), *vback = malloc(nk * sizeof *vback);
-    gather_heads(got[0][0], oback, B, Lq, NH, hd, 1);
-    gather_heads(got[0][2], vback, B, Lk, NH, hd, 1);
+    permute_heads(got[0][0], oback, B, Lq, NH, hd, 1);
+    permute_heads(got[0][2], vback, B, Lk, NH, hd, 1);
     ot_close_f("bmm over heads in place, o = p v written in place (the dense product's, bit for bit)", oback,
                got[1][0], nq, 0, 0);
     ot_close_f("bmm over heads in place, dp (the dense product's, bit for bit)", got[0][1], got[1][1], ns, 0, 0);
