@@ -118,7 +118,8 @@ __kernel void gemm_rows_tn(__global float *C, const ulong C_off, __global const 
  * reduction index contiguous, so a work-item takes a 4 x 4 block of C as dot
  * products of rows (dot4x4_add, common.cl). Dim 0 runs over the column
  * blocks: consecutive work-items share A's four rows. has_bias: C[m][n] gets
- * bias[n] added to the product (a linear layer's bias, cd_gemm_bias_nt).
+ * bias[n] added to the product (a linear layer's bias, cd_gemm_bias_nt), and
+ * with has_bias = 2 a ReLU after it, as relu_forward computes it (beta 0).
  * Range (ceil(N/4), ceil(M/4), batch). */
 __kernel void gemm_dot_nt(__global float *C, const ulong C_off, __global const float *A, const ulong A_off,
                           __global const float *B, const ulong B_off, const int M, const int N, const int K,
@@ -151,6 +152,7 @@ __kernel void gemm_dot_nt(__global float *C, const ulong C_off, __global const f
         for (int i = 0; i < 4; i++) {
             float4 r = alpha * (float4)(sums[i][0], sums[i][1], sums[i][2], sums[i][3]);
             if (has_bias) r += bv;
+            if (has_bias == 2) r = select(r, (float4)(0.0f), isless(r, (float4)(0.0f)));   /* relu_forward's */
             vstore4(r, 0, C + (m0 + i) * ldc + n0);
         }
         return;
@@ -163,6 +165,7 @@ __kernel void gemm_dot_nt(__global float *C, const ulong C_off, __global const f
             __global float *c = C + (m0 + i) * ldc + n0 + j;
             float r = alpha * sums[i][j];
             if (has_bias) r += bias[n0 + j];   /* after the rounding of the product, as a separate add */
+            if (has_bias == 2 && r < 0.0f) r = 0.0f;
             if (beta != 0.0f) *c = fma(beta, *c, r);
             else *c = r;
         }

@@ -8,12 +8,13 @@
  * PoCL, 46 us for 480 x 128). */
 __kernel void linear_bias_forward(__global float *out, const ulong out_off,
                                   __global const float *b, const ulong b_off,
-                                  const ulong N, const ulong OUT) {
+                                  const ulong N, const ulong OUT, const int relu) {
     out += out_off;
     b += b_off;
     const size_t o = get_global_id(0), n = get_global_id(1);
     if (o >= OUT || n >= N) return;
-    out[n * OUT + o] += b[o];
+    const float v = out[n * OUT + o] + b[o];
+    out[n * OUT + o] = relu && v < 0.0f ? 0.0f : v;   /* relu = 1: then relu_forward's ReLU */
 }
 
 /* C[b] (M, N) = op(A[b]) op(B[b]) (+ beta C[b]) for K <= 32: attention's

@@ -97,7 +97,7 @@ struct nn_node {
         } act;
         struct { float p; uint64_t seed, stream; } dropout;
         struct { size_t B, C, HW; } channels;                       /* x (B, C, HW), bias (C) */
-        struct { size_t N, IN, OUT; } linear;                       /* x (N, IN), w (OUT, IN) */
+        struct { size_t N, IN, OUT; int relu; } linear;             /* x (N, IN), w (OUT, IN); relu after */
         struct {                    /* cols: the forward's im2col kept for the weight gradient, or none */
             conv_shape s;
             cd_mem cols;
@@ -208,6 +208,9 @@ nn_tensor *nn_add_channels(nn_ctx *ctx, nn_tensor *x, nn_tensor *bias);
 /* x (..., IN) w^T + b -> (..., OUT): w (OUT, IN), b (OUT) parameter indices (b < 0: none) */
 nn_tensor *nn_linear(nn_ctx *ctx, nn_tensor *x, int w, int b);
 /* The same with rows [row0, row0 + rows) of w and b (one part of a packed projection) */
+/* nn_relu(nn_linear(x, w, b)) as one node (op_linear_relu_*: the bias and the
+ * ReLU in the GEMM's epilogue): the same values */
+nn_tensor *nn_linear_relu(nn_ctx *ctx, nn_tensor *x, int w, int b);
 nn_tensor *nn_linear_rows(nn_ctx *ctx, nn_tensor *x, int w, int b, size_t row0, size_t rows);
 /* x (B, C, H, W) -> (B, K, Ho, Wo) with w (K, C, R, S), b (K) or b < 0 */
 nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, int w, int b, size_t stride, size_t pad, size_t dil);

@@ -127,6 +127,15 @@ void op_linear_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b,
 /* dx (=/+=) dout w; dw += dout^T x; db += sum_n dout        any of dx, db may be none */
 void op_linear_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x, cd_mem w,
                         size_t N, size_t IN, size_t OUT, int acc);
+/* A linear layer and the ReLU after it (the FFN's first layer, the box MLP):
+ * out = relu(x w^T + b), the bias and the ReLU in the GEMM's epilogue on the
+ * row kernels (in the bias kernel elsewhere). The backward takes dout, the
+ * gradient of out, and out itself. The same bits as op_linear_* with
+ * op_relu_* around them. */
+void op_linear_relu_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, size_t N, size_t IN,
+                            size_t OUT);
+void op_linear_relu_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem out, cd_mem x,
+                             cd_mem w, size_t N, size_t IN, size_t OUT, int acc);
 /* Batched: out[b] = op(A[b]) op(B[b]) with A, B, out contiguous batches:
  * A (batch, M, K) or (batch, K, M) if ta; B (batch, K, N) or (batch, N, K) if tb; out (batch, M, N) */
 void op_bmm_forward(cd_device *dev, cd_mem out, cd_mem A, cd_mem B, size_t batch, size_t M, size_t N, size_t K,

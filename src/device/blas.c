@@ -245,7 +245,7 @@ const char *cd_gemm_kernels_name(const cd_device *dev) {
 /* 1 when cldetr's kernels computed C (bt: the batch), else 0. */
 static int own_gemm_bias(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
                          size_t lda, cd_mem B, size_t ldb, float beta, cd_mem C, size_t ldc, const cd_batch *bt,
-                         cd_mem bias) {
+                         cd_mem bias, int relu) {
     size_t batch = bt->inner * bt->outer;
     int mode = cd_gemm_kernels(dev);
     if (mode == CD_GEMM_CLBLAST || (mode == CD_GEMM_ROWS && ta && tb)) return 0;
@@ -260,7 +260,7 @@ static int own_gemm_bias(cd_device *dev, int ta, int tb, size_t M, size_t N, siz
         size_t global[3] = {nb, mb, batch}, local[3] = {cd_blocks_local(dev, nb, mb * batch), 1, 1};
         CD_LAUNCH_WG(dev, "gemm_dot_nt", 3, global, local, KM(C), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda),
                      KI(ldb), KI(ldc), KUL(bt->sA), KUL(bt->sB), KUL(bt->sC), KF(alpha), KF(beta),
-                     KM(bias.mem ? bias : C), KI(bias.mem != NULL), KU(bt->inner), KUL(bt->sAo), KUL(bt->sBo),
+                     KM(bias.mem ? bias : C), KI(bias.mem ? 1 + !!relu : 0), KU(bt->inner), KUL(bt->sAo), KUL(bt->sBo),
                      KUL(bt->sCo));
     } else {    /* rows of A against 32-column stripes of B: 8 x 32 blocks, dim 0 over row blocks */
         size_t mb = (M + 7) / 8, nb = (N + 31) / 32;
@@ -280,15 +280,15 @@ static int own_gemm_bias(cd_device *dev, int ta, int tb, size_t M, size_t N, siz
 static int own_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
                     size_t lda, cd_mem B, size_t ldb, float beta, cd_mem C, size_t ldc, const cd_batch *bt) {
     cd_mem none = {NULL, 0};
-    return own_gemm_bias(dev, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bt, none);
+    return own_gemm_bias(dev, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bt, none, 0);
 }
 
 static const cd_batch one_matrix = {1, 1, 0, 0, 0, 0, 0, 0};
 
 int cd_gemm_bias_nt(cd_device *dev, size_t M, size_t N, size_t K, cd_mem A, size_t lda, cd_mem B, size_t ldb,
-                    cd_mem C, size_t ldc, cd_mem bias) {
+                    cd_mem C, size_t ldc, cd_mem bias, int relu) {
     if (M == 0 || N == 0 || K == 0 || cd_gemm_kernels(dev) != CD_GEMM_ROWS) return 0;
-    return own_gemm_bias(dev, 0, 1, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, &one_matrix, bias);
+    return own_gemm_bias(dev, 0, 1, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, &one_matrix, bias, relu);
 }
 
 int cd_gemm_tn_sums(cd_device *dev, size_t M, size_t N, size_t K, cd_mem A, size_t lda, cd_mem B, size_t ldb,

@@ -228,7 +228,7 @@ static nn_tensor *mha(detr_model *m, nn_ctx *ctx, const detr_mha *a, nn_tensor *
 
 /* x (B, L, d) -> (B, L, d); *hidden gets the (B, L, dim_ff) activation after the ReLU */
 static nn_tensor *ffn(detr_model *m, nn_ctx *ctx, const detr_tlayer *t, nn_tensor *x, nn_tensor **hidden) {
-    nn_tensor *h = *hidden = nn_relu(ctx, nn_linear(ctx, x, t->l1_w, t->l1_b));
+    nn_tensor *h = *hidden = nn_linear_relu(ctx, x, t->l1_w, t->l1_b);
     h = nn_dropout(ctx, h, m->o.dropout);
     return nn_linear(ctx, h, t->l2_w, t->l2_b);
 }
@@ -392,8 +392,8 @@ void detr_forward_train(detr_model *m, nn_ctx *ctx, const float *images, const f
                                               self_bias, &out->dec_ffn[l]);
         nn_tensor *hs = out->hs[l] = nn_layernorm(ctx, tgt, m->dec_norm_w, m->dec_norm_b);
         out->logits[l] = nn_linear(ctx, hs, m->class_w, m->class_b);
-        nn_tensor *h = nn_relu(ctx, nn_linear(ctx, hs, m->bbox_w[0], m->bbox_b[0]));
-        h = nn_relu(ctx, nn_linear(ctx, h, m->bbox_w[1], m->bbox_b[1]));
+        nn_tensor *h = nn_linear_relu(ctx, hs, m->bbox_w[0], m->bbox_b[0]);
+        h = nn_linear_relu(ctx, h, m->bbox_w[1], m->bbox_b[1]);
         out->boxes[l] = nn_sigmoid(ctx, nn_linear(ctx, h, m->bbox_w[2], m->bbox_b[2]));
     }
 }

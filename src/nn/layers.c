@@ -244,21 +244,27 @@ nn_tensor *nn_add_channels(nn_ctx *ctx, nn_tensor *x, nn_tensor *bias) {
 
 /* ---- linear, conv ---------------------------------------------------------- */
 
+/* a linear layer, and with a.linear.relu the ReLU after it */
 static void linear_fw(nn_ctx *ctx, nn_node *nd) {
-    op_linear_forward(ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data, data_or_none(nd->in[2]),
-                      nd->a.linear.N, nd->a.linear.IN, nd->a.linear.OUT);
+    (nd->a.linear.relu ? op_linear_relu_forward : op_linear_forward)(
+        ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data, data_or_none(nd->in[2]), nd->a.linear.N,
+        nd->a.linear.IN, nd->a.linear.OUT);
 }
 
 static void linear_bw(nn_ctx *ctx, nn_node *nd) {
     int acc;
     cd_mem dx, dw, db;
     weight_grads(ctx, nd, &acc, &dx, &dw, &db);
-    op_linear_backward(ctx->dev, dx, dw, db, nd->out->grad, nd->in[0]->data, nd->in[1]->data,
-                       nd->a.linear.N, nd->a.linear.IN, nd->a.linear.OUT, acc);
+    if (nd->a.linear.relu)   /* where the output is > 0 the ReLU passed the gradient */
+        op_linear_relu_backward(ctx->dev, dx, dw, db, nd->out->grad, nd->out->data, nd->in[0]->data,
+                                nd->in[1]->data, nd->a.linear.N, nd->a.linear.IN, nd->a.linear.OUT, acc);
+    else
+        op_linear_backward(ctx->dev, dx, dw, db, nd->out->grad, nd->in[0]->data, nd->in[1]->data, nd->a.linear.N,
+                           nd->a.linear.IN, nd->a.linear.OUT, acc);
 }
 
-/* x (..., IN), wt (OUT, IN), bt (OUT) or NULL -> (..., OUT) */
-static nn_tensor *linear(nn_ctx *ctx, nn_tensor *x, nn_tensor *wt, nn_tensor *bt) {
+/* x (..., IN), wt (OUT, IN), bt (OUT) or NULL -> (..., OUT), then ReLU when relu */
+static nn_tensor *linear(nn_ctx *ctx, nn_tensor *x, nn_tensor *wt, nn_tensor *bt, int relu) {
     size_t OUT = wt->dims[0], IN = wt->dims[1];
     if (x->dims[x->ndim - 1] != IN)
         bad_shape("nn_linear", x, "x", "but %s %s expects (*, %zu)", lbl(wt, "the weight"), shp(wt), IN);
@@ -266,18 +272,22 @@ static nn_tensor *linear(nn_ctx *ctx, nn_tensor *x, nn_tensor *wt, nn_tensor *bt
     memcpy(dims, x->dims, sizeof dims);
     dims[x->ndim - 1] = OUT;
     count_flops(ctx, 2.0 * (double)(x->n / IN) * (double)IN * (double)OUT, x, wt);
-    nn_node nd = {.what = "linear", .forward = linear_fw, .backward = linear_bw, .reads = 1,
-                  .out = nn_new(ctx, x->ndim, dims),
-                  .in = {x, wt, bt}, .a.linear = {x->n / IN, IN, OUT}};
+    nn_node nd = {.what = relu ? "linear_relu" : "linear", .forward = linear_fw, .backward = linear_bw,
+                  .reads = relu ? 1 | NN_READS_OUT : 1, .out = nn_new(ctx, x->ndim, dims),
+                  .in = {x, wt, bt}, .a.linear = {x->n / IN, IN, OUT, relu}};
     return run(ctx, &nd);
 }
 
 nn_tensor *nn_linear(nn_ctx *ctx, nn_tensor *x, int w, int b) {
-    return linear(ctx, x, nn_weight(ctx, w), b >= 0 ? nn_weight(ctx, b) : NULL);
+    return linear(ctx, x, nn_weight(ctx, w), b >= 0 ? nn_weight(ctx, b) : NULL, 0);
+}
+
+nn_tensor *nn_linear_relu(nn_ctx *ctx, nn_tensor *x, int w, int b) {
+    return linear(ctx, x, nn_weight(ctx, w), b >= 0 ? nn_weight(ctx, b) : NULL, 1);
 }
 
 nn_tensor *nn_linear_rows(nn_ctx *ctx, nn_tensor *x, int w, int b, size_t row0, size_t rows) {
-    return linear(ctx, x, param_rows(ctx, w, row0, rows), b >= 0 ? param_rows(ctx, b, row0, rows) : NULL);
+    return linear(ctx, x, param_rows(ctx, w, row0, rows), b >= 0 ? param_rows(ctx, b, row0, rows) : NULL, 0);
 }
 
 /* Floats of im2col columns a step may keep from the forward for the weight

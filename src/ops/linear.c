@@ -10,12 +10,32 @@
 #include "ops/op_ref.h"
 #include "ops/reduce_util.h"
 
-/* out (N,OUT) = x (N,IN) w^T (OUT,IN) + b (OUT) */
-void op_linear_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, size_t N, size_t IN, size_t OUT) {
-    if (cd_has(b) && cd_gemm_bias_nt(dev, N, OUT, IN, x, IN, w, IN, out, OUT, b)) return;   /* one launch (CPUs) */
+/* out (N,OUT) = x (N,IN) w^T (OUT,IN) + b (OUT), then relu(out) when relu */
+static void linear_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, size_t N, size_t IN,
+                           size_t OUT, int relu) {
+    if (cd_has(b) && cd_gemm_bias_nt(dev, N, OUT, IN, x, IN, w, IN, out, OUT, b, relu)) return;   /* one launch */
     cd_gemm(dev, 0, 1, N, OUT, IN, 1.0f, x, IN, w, IN, 0.0f, out, OUT);
     if (cd_has(b) && N * OUT > 0)
-        CD_LAUNCH2(dev, "linear_bias_forward", OUT, N, KM(out), KM(b), KUL(N), KUL(OUT));
+        CD_LAUNCH2(dev, "linear_bias_forward", OUT, N, KM(out), KM(b), KUL(N), KUL(OUT), KI(relu));
+    else if (relu)
+        op_relu_forward(dev, out, out, N * OUT);
+}
+
+void op_linear_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, size_t N, size_t IN, size_t OUT) {
+    linear_forward(dev, out, x, w, b, N, IN, OUT, 0);
+}
+
+void op_linear_relu_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, size_t N, size_t IN,
+                            size_t OUT) {
+    linear_forward(dev, out, x, w, b, N, IN, OUT, 1);
+}
+
+void op_linear_relu_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem out, cd_mem x,
+                             cd_mem w, size_t N, size_t IN, size_t OUT, int acc) {
+    cd_mem g = cd_alloc(dev, N * OUT, "linear + ReLU pre-activation gradient");
+    op_relu_backward(dev, g, dout, out, N * OUT, 0);
+    op_linear_backward(dev, dx, dw, db, g, x, w, N, IN, OUT, acc);
+    cd_free(dev, g);
 }
 
 /* dx (N,IN) (=/+=) dout (N,OUT) w (OUT,IN); dw (OUT,IN) += dout^T x; db (OUT) += sum_n dout */

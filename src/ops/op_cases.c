@@ -448,8 +448,10 @@ static double *to_double(uploads *u, const float *f, size_t n) {
 }
 
 /* d = {N, IN, OUT}: out, dx (acc), dw +=, db += against the float references (sums in double) */
+/* d = {N, IN, OUT, relu}: with relu, linear + ReLU in one op (op_linear_relu_*) */
 static int run_linear(cd_device *dev, const cd_selftest *t, char *msg, size_t len) {
     size_t N = t->d[0], IN = t->d[1], OUT = t->d[2], nx = N * IN, nw = OUT * IN, no = N * OUT;
+    int relu = t->d[3] != 0;
     uint64_t rng = SEED;
     uploads u = {.dev = dev};
     double *x = u_rand(&u, &rng, nx, -1, 1), *w = u_rand(&u, &rng, nw, -1, 1), *b = u_rand(&u, &rng, OUT, -1, 1);
@@ -459,19 +461,29 @@ static int run_linear(cd_device *dev, const cd_selftest *t, char *msg, size_t le
     float *of = keep(&u, cd_xmalloc(no * sizeof *of)), *dxf = to_float(&u, dx0, nx), *dwf = to_float(&u, dw0, nw),
           *dbf = to_float(&u, db0, OUT);
     op_linear_forward_ref(of, xf, wf, bf, N, IN, OUT);
+    if (relu)   /* the ReLU on the float output, its mask on the gradient */
+        for (size_t i = 0; i < no; i++) {
+            of[i] = of[i] < 0.0f ? 0.0f : of[i];
+            gf[i] = of[i] > 0.0f ? gf[i] : 0.0f;
+        }
     op_linear_backward_ref(dxf, dwf, dbf, gf, xf, wf, N, IN, OUT, 1);
     double *out = to_double(&u, of, no), *dx = to_double(&u, dxf, nx), *dw = to_double(&u, dwf, nw),
            *db = to_double(&u, dbf, OUT);
     cd_mem mx = up(&u, x, nx), mw = up(&u, w, nw), mb = up(&u, b, OUT), mg = up(&u, g, no), mo = up(&u, NULL, no);
     cd_mem mdx = up(&u, dx0, nx), mdw = up(&u, dw0, nw), mdb = up(&u, db0, OUT);
-    op_linear_forward(dev, mo, mx, mw, mb, N, IN, OUT);
-    op_linear_backward(dev, mdx, mdw, mdb, mg, mx, mw, N, IN, OUT, 1);
+    if (relu) {
+        op_linear_relu_forward(dev, mo, mx, mw, mb, N, IN, OUT);
+        op_linear_relu_backward(dev, mdx, mdw, mdb, mg, mo, mx, mw, N, IN, OUT, 1);
+    } else {
+        op_linear_forward(dev, mo, mx, mw, mb, N, IN, OUT);
+        op_linear_backward(dev, mdx, mdw, mdb, mg, mx, mw, N, IN, OUT, 1);
+    }
     int rc = 0;
     CHECK("linear out", mo, out, no, 1e-5, 1e-4);
     CHECK("linear dx", mdx, dx, nx, 1e-5, 1e-4);
     CHECK("linear dw", mdw, dw, nw, 1e-5, 1e-4);
     CHECK("linear db", mdb, db, OUT, 1e-5, 1e-4);
-    if (!rc) snprintf(msg, len, "(%zu,%zu) -> %zu, bias; out, dx +=, dw +=, db +=", N, IN, OUT);
+    if (!rc) snprintf(msg, len, "(%zu,%zu) -> %zu, bias%s; out, dx +=, dw +=, db +=", N, IN, OUT, relu ? ", ReLU" : "");
     release_all(&u);
     return rc;
 }
@@ -588,6 +600,7 @@ const cd_selftest cd_op_cases[] = {
     {"batchnorm + ReLU, residual tails (per-plane kernels)", "batchnorm", run_batchnorm_tails, {2, 3, 64}},
     {"maxpool", "pool", run_maxpool, {2, 3, 9, 6, 3, 2, 1}},
     {"linear", "linear", run_linear, {37, 29, 23}},
+    {"linear + ReLU", "linear", run_linear, {37, 29, 24, 1}},
     {"bmm", "linear", run_bmm, {3, 13, 11, 7, 1, 0}},
     {"bmm over attention heads in place", "linear", run_bmm_heads, {2, 3, 7, 5, 8}},
     {"moments", "stats", run_moments, {20001}},

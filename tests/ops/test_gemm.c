@@ -109,10 +109,10 @@ static void check_bias_nt(size_t M, size_t N, size_t K, size_t pad) {
     cd_mem dA = op_upload(ot_dev, A, nA, 5), dB = op_upload(ot_dev, B, nB, 3), db = op_upload(ot_dev, bias, N, 2);
     cd_mem dC = op_upload(ot_dev, C0, nC, 7), dR = op_upload(ot_dev, C0, nC, 1);
     int old = cd_gemm_set_kernels(CD_GEMM_ROWS);
-    int done = cd_gemm_bias_nt(ot_dev, M, N, K, dA, lda, dB, ldb, dC, ldc, db);
+    int done = cd_gemm_bias_nt(ot_dev, M, N, K, dA, lda, dB, ldb, dC, ldc, db, 0);
     cd_gemm(ot_dev, 0, 1, M, N, K, 1.0f, dA, lda, dB, ldb, 0.0f, dR, ldc);
     cd_gemm_set_kernels(CD_GEMM_CLBLAST);
-    t_ok(!cd_gemm_bias_nt(ot_dev, M, N, K, dA, lda, dB, ldb, dR, ldc, db),
+    t_ok(!cd_gemm_bias_nt(ot_dev, M, N, K, dA, lda, dB, ldb, dR, ldc, db, 0),
          "cd_gemm_bias_nt declines where the GEMMs are not the row kernels");
     cd_gemm_set_kernels(old);
     double *got = op_download(ot_dev, dC, nC), *ref = op_download(ot_dev, dR, nC);

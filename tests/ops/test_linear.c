@@ -167,6 +167,53 @@ static void test_bmm(size_t batch, size_t M, size_t N, size_t K, int ta, int tb,
     free(Ad); free(Bd); free(fA); free(fB); free(eA); free(eB);
 }
 
+/* op_linear_relu_* (the bias and the ReLU in the GEMM's epilogue on the row
+ * kernels, in linear_bias_forward elsewhere) against op_linear_* with op_relu_*
+ * around them: out, dx (added to), dw and db the same bits. */
+static void test_linear_relu(size_t N, size_t IN, size_t OUT) {
+    size_t nx = N * IN, nw = OUT * IN, no = N * OUT;
+    float *x = rnd(nx), *w = rnd(nw), *b = rnd(OUT), *g = rnd(no), *dx0 = rnd(nx), *dw0 = rnd(nw), *db0 = rnd(OUT);
+    float *got[2][4];
+    for (int fused = 0; fused < 2; fused++) {
+        cd_mem mx = up(x, nx, 1), mw = up(w, nw, 2), mb = up(b, OUT, 3), mg = up(g, no, 4);
+        cd_mem mo = op_upload(ot_dev, NULL, no, 5), mdx = up(dx0, nx, 6), mdw = up(dw0, nw, 7), mdb = up(db0, OUT, 8);
+        if (fused) {
+            op_linear_relu_forward(ot_dev, mo, mx, mw, mb, N, IN, OUT);
+            op_linear_relu_backward(ot_dev, mdx, mdw, mdb, mg, mo, mx, mw, N, IN, OUT, 1);
+        } else {
+            cd_mem mh = op_upload(ot_dev, NULL, no, 0), mdh = op_upload(ot_dev, NULL, no, 0);
+            op_linear_forward(ot_dev, mh, mx, mw, mb, N, IN, OUT);
+            op_relu_forward(ot_dev, mo, mh, no);
+            op_relu_backward(ot_dev, mdh, mg, mo, no, 0);
+            op_linear_backward(ot_dev, mdx, mdw, mdb, mdh, mx, mw, N, IN, OUT, 1);
+            release(mh); release(mdh);
+        }
+        got[fused][0] = down(mo, no);
+        got[fused][1] = down(mdx, nx);
+        got[fused][2] = down(mdw, nw);
+        got[fused][3] = down(mdb, OUT);
+        if (fused)
+            t_ok(op_guards_intact(ot_dev, mo, no) && op_guards_intact(ot_dev, mdx, nx),
+                 "linear+relu (%zu,%zu,%zu): nothing written outside the tensors", N, IN, OUT);
+        release(mx); release(mw); release(mb); release(mg); release(mo); release(mdx); release(mdw); release(mdb);
+    }
+    size_t zeros = 0;
+    for (size_t i = 0; i < no; i++) zeros += got[1][0][i] == 0.0f;
+    t_ok(zeros > no / 10 && zeros < no - no / 10, "linear+relu (%zu,%zu,%zu): the ReLU cut %zu of %zu outputs", N, IN,
+         OUT, zeros, no);
+    static const char *what[] = {"out", "dx +=", "dw +=", "db +="};
+    size_t ns[] = {no, nx, nw, OUT};
+    for (int k = 0; k < 4; k++) {
+        char name[160];
+        snprintf(name, sizeof name, "linear+relu (%zu,%zu,%zu): %s, fused = linear then ReLU, bit for bit", N, IN, OUT,
+                 what[k]);
+        ot_close_f(name, got[0][k], got[1][k], ns[k], 0, 0);
+        free(got[0][k]);
+        free(got[1][k]);
+    }
+    free(x); free(w); free(b); free(g); free(dx0); free(dw0); free(db0);
+}
+
 /* op_bmm_strided_* as attention uses it, against op_bmm_* on dense copies:
  * scores = q k^T per head, q (B, Lq, NH*hd) and k (B, Lk, NH*hd) read in place,
  * scores (B, NH, Lq, Lk) dense; then o = p v per head, p dense, v in place,
@@ -298,6 +345,8 @@ int main(void) {
             for (int tb = 0; tb < 2; tb++) test_bmm(32, 20, 16, 32, ta, tb, ta, tb);
         test_bmm(4, 20, 20, 33, 0, 1, 1, 0);
         test_bmm(4, 64, 64, 32, 1, 0, 0, 1);
+        test_linear_relu(37, 29, 23);        /* the epilogue's scalar tails */
+        test_linear_relu(64, 128, 512);      /* an FFN's first layer: whole 4 x 4 blocks */
         test_bmm_heads(2, 4, 20, 16, 32);    /* bmm_small on GPUs, the row kernels on CPUs */
         test_bmm_heads(3, 2, 9, 70, 8);      /* Lk past bmm_small's 64: the GEMM paths */
         cd_gemm_set_kernels(old);
