@@ -112,8 +112,7 @@ struct nn_node {
         struct { size_t B, C, H, W, k, s, p; cd_mem argmax; } pool; /* x (B, C, H, W), k x k, stride s, pad p */
         struct { size_t N, C; cd_mem mean, rstd, sum; } ln;         /* x (N, C); sum: nn_add_layernorm's x */
         struct { size_t dims[4]; int perm[4]; } permute;            /* dims: x's */
-        struct { size_t batch, M, N, K; int ta, tb; } bmm;          /* A (batch, M, K), B (batch, K, N) */
-        struct { size_t inner, outer, M, N, K; int ta, tb; op_bmm_layout la, lb, lc; } heads;   /* nn_heads_* */
+        struct { size_t inner, outer, M, N, K; int ta, tb; op_bmm_layout la, lb, lc; } heads;   /* nn_bmm, nn_heads_* */
         struct { size_t B, H, Lq, Lk; float scale; } softmax;       /* x (B, H, Lq, Lk), mask (B, Lk) */
         struct { size_t B, Hf, Wf, F; } pos;                        /* out (B, Hf*Wf, 2F) */
     } a;                        /* the op's arguments */

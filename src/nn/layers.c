@@ -601,17 +601,21 @@ nn_tensor *nn_permute(nn_ctx *ctx, nn_tensor *x, const int perm[4]) {
     return run(ctx, &nd);
 }
 
-#define BMM(nd) (nd)->a.bmm.batch, (nd)->a.bmm.M, (nd)->a.bmm.N, (nd)->a.bmm.K, (nd)->a.bmm.ta, (nd)->a.bmm.tb
+/* batched products, dense (nn_bmm) or over attention's heads in place
+ * (nn_heads_*): op_bmm_strided_* with the node's layouts */
+#define HEADS(nd) (nd)->a.heads.inner, (nd)->a.heads.outer, (nd)->a.heads.M, (nd)->a.heads.N, (nd)->a.heads.K, \
+                  (nd)->a.heads.ta, (nd)->a.heads.tb, &(nd)->a.heads.la, &(nd)->a.heads.lb, &(nd)->a.heads.lc
 
-static void bmm_fw(nn_ctx *ctx, nn_node *nd) {
-    op_bmm_forward(ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data, BMM(nd));
+static void heads_fw(nn_ctx *ctx, nn_node *nd) {
+    op_bmm_strided_forward(ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data, HEADS(nd));
 }
 
-static void bmm_bw(nn_ctx *ctx, nn_node *nd) {
+static void heads_bw(nn_ctx *ctx, nn_node *nd) {
     int acc_a, acc_b;
     cd_mem dA = grad_or_none(ctx, nd->in[0], &acc_a);
     cd_mem dB = grad_or_none(ctx, nd->in[1], &acc_b);
-    op_bmm_backward(ctx->dev, dA, dB, nd->out->grad, nd->in[0]->data, nd->in[1]->data, BMM(nd), acc_a, acc_b);
+    op_bmm_strided_backward(ctx->dev, dA, dB, nd->out->grad, nd->in[0]->data, nd->in[1]->data, HEADS(nd), acc_a,
+                            acc_b);
 }
 
 /* A (..., M, K) or (..., K, M) if ta; B (..., K, N) or (..., N, K) if tb -> (..., M, N) */
@@ -635,25 +639,11 @@ nn_tensor *nn_bmm(nn_ctx *ctx, nn_tensor *A, nn_tensor *B, int ta, int tb) {
     dims[na - 2] = M;
     dims[na - 1] = N;
     count_flops(ctx, 2.0 * (double)prod(A->dims, na - 2) * (double)M * (double)N * (double)K, A, B);
-    nn_node nd = {.what = "bmm", .forward = bmm_fw, .backward = bmm_bw, .reads = 3, .out = nn_new(ctx, na, dims),
+    nn_node nd = {.what = "bmm", .forward = heads_fw, .backward = heads_bw, .reads = 3, .out = nn_new(ctx, na, dims),
                   .in = {A, B},
-                  .a.bmm = {prod(A->dims, na - 2), M, N, K, ta, tb}};
+                  .a.heads = {prod(A->dims, na - 2), 1, M, N, K, ta, tb, {ta ? M : K, M * K, 0},
+                              {tb ? K : N, K * N, 0}, {N, M * N, 0}}};
     return run(ctx, &nd);
-}
-
-#define HEADS(nd) (nd)->a.heads.inner, (nd)->a.heads.outer, (nd)->a.heads.M, (nd)->a.heads.N, (nd)->a.heads.K, \
-                  (nd)->a.heads.ta, (nd)->a.heads.tb, &(nd)->a.heads.la, &(nd)->a.heads.lb, &(nd)->a.heads.lc
-
-static void heads_fw(nn_ctx *ctx, nn_node *nd) {
-    op_bmm_strided_forward(ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data, HEADS(nd));
-}
-
-static void heads_bw(nn_ctx *ctx, nn_node *nd) {
-    int acc_a, acc_b;
-    cd_mem dA = grad_or_none(ctx, nd->in[0], &acc_a);
-    cd_mem dB = grad_or_none(ctx, nd->in[1], &acc_b);
-    op_bmm_strided_backward(ctx->dev, dA, dB, nd->out->grad, nd->in[0]->data, nd->in[1]->data, HEADS(nd), acc_a,
-                            acc_b);
 }
 
 nn_tensor *nn_heads_scores(nn_ctx *ctx, nn_tensor *q, nn_tensor *k, size_t NH) {
