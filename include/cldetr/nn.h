@@ -106,9 +106,8 @@ struct nn_node {
         struct {                    /* x (B, C, HW); running stats (C); batch stats (C) saved in training */
             size_t B, C, HW;
             cd_mem running_mean, running_var, save_mean, save_rstd;
-            int relu;               /* frozen: a ReLU after the norm, in the same node */
+            int relu;               /* a ReLU after the norm, in the same node (in[3]: relu(. + shortcut)) */
         } bn;
-        struct { size_t B, C, HW; cd_mem w, b, mean, var; } bn_tail;   /* relu(frozen bn(x) + shortcut) */
         struct { size_t B, C, H, W, k, s, p; cd_mem argmax; } pool; /* x (B, C, H, W), k x k, stride s, pad p */
         struct { size_t N, C; cd_mem mean, rstd, sum; } ln;         /* x (N, C); sum: nn_add_layernorm's x */
         struct { size_t dims[4]; int perm[4]; } permute;            /* dims: x's */

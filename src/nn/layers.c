@@ -332,72 +332,93 @@ nn_tensor *nn_conv2d(nn_ctx *ctx, nn_tensor *x, int w, int b, size_t stride, siz
 
 #define BN(nd) (nd)->a.bn.B, (nd)->a.bn.C, (nd)->a.bn.HW
 
-/* a frozen batch norm, and with a.bn.relu the ReLU after it: relu(bn(x)) */
+/* One node for every batch norm: in = {x, w, b} and, for a residual block's
+ * tail, in[3] = the shortcut: relu(bn(x) + shortcut); else with a.bn.relu
+ * relu(bn(x)), else bn(x). Frozen: the stored statistics (running_mean,
+ * running_var); training: the batch's, saved in save_mean, save_rstd. */
 static void bn_frozen_fw(nn_ctx *ctx, nn_node *nd) {
-    (nd->a.bn.relu ? op_batchnorm_relu_frozen_forward : op_batchnorm_frozen_forward)(
-        ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data, nd->in[2]->data, nd->a.bn.running_mean,
-        nd->a.bn.running_var, BN(nd), EPS_NORM);
+    cd_mem x = nd->in[0]->data, w = nd->in[1]->data, b = nd->in[2]->data;
+    if (nd->in[3])
+        op_batchnorm_add_relu_frozen_forward(ctx->dev, nd->out->data, x, nd->in[3]->data, w, b,
+                                             nd->a.bn.running_mean, nd->a.bn.running_var, BN(nd), EPS_NORM);
+    else
+        (nd->a.bn.relu ? op_batchnorm_relu_frozen_forward : op_batchnorm_frozen_forward)(
+            ctx->dev, nd->out->data, x, w, b, nd->a.bn.running_mean, nd->a.bn.running_var, BN(nd), EPS_NORM);
 }
 
 static void bn_frozen_bw(nn_ctx *ctx, nn_node *nd) {
-    if (!needs(nd->in[0])) return;
-    int acc;
-    cd_mem dx = nn_grad(ctx, nd->in[0], &acc);
-    if (nd->a.bn.relu)   /* where the output is > 0 the ReLU passed the gradient */
-        op_batchnorm_relu_frozen_backward(ctx->dev, dx, nd->out->grad, nd->out->data, nd->in[1]->data,
-                                          nd->a.bn.running_var, BN(nd), EPS_NORM, acc);
-    else
-        op_batchnorm_frozen_backward(ctx->dev, dx, nd->out->grad, nd->in[1]->data, nd->a.bn.running_var, BN(nd),
-                                     EPS_NORM, acc);
+    int acc, acc_s;
+    cd_mem dx = grad_or_none(ctx, nd->in[0], &acc), w = nd->in[1]->data, var = nd->a.bn.running_var;
+    if (nd->in[3]) {
+        cd_mem ds = grad_or_none(ctx, nd->in[3], &acc_s);
+        op_batchnorm_add_relu_frozen_backward(ctx->dev, dx, ds, nd->out->grad, nd->out->data, w, var, BN(nd),
+                                              EPS_NORM, acc, acc_s);
+    } else if (!cd_has(dx)) {
+        return;
+    } else if (nd->a.bn.relu) {   /* where the output is > 0 the ReLU passed the gradient */
+        op_batchnorm_relu_frozen_backward(ctx->dev, dx, nd->out->grad, nd->out->data, w, var, BN(nd), EPS_NORM,
+                                          acc);
+    } else {
+        op_batchnorm_frozen_backward(ctx->dev, dx, nd->out->grad, w, var, BN(nd), EPS_NORM, acc);
+    }
 }
 
 static void bn_train_fw(nn_ctx *ctx, nn_node *nd) {
-    op_batchnorm_train_forward(ctx->dev, nd->out->data, nd->a.bn.save_mean, nd->a.bn.save_rstd,
-                               nd->a.bn.running_mean, nd->a.bn.running_var, nd->in[0]->data, nd->in[1]->data,
-                               nd->in[2]->data, BN(nd), EPS_NORM, BN_MOMENTUM);
+    cd_mem x = nd->in[0]->data, w = nd->in[1]->data, b = nd->in[2]->data;
+    if (nd->in[3])
+        op_batchnorm_add_relu_train_forward(ctx->dev, nd->out->data, nd->a.bn.save_mean, nd->a.bn.save_rstd,
+                                            nd->a.bn.running_mean, nd->a.bn.running_var, x, nd->in[3]->data, w, b,
+                                            BN(nd), EPS_NORM, BN_MOMENTUM);
+    else
+        (nd->a.bn.relu ? op_batchnorm_relu_train_forward : op_batchnorm_train_forward)(
+            ctx->dev, nd->out->data, nd->a.bn.save_mean, nd->a.bn.save_rstd, nd->a.bn.running_mean,
+            nd->a.bn.running_var, x, w, b, BN(nd), EPS_NORM, BN_MOMENTUM);
 }
 
 static void bn_train_bw(nn_ctx *ctx, nn_node *nd) {
-    int acc;
+    int acc, acc_s;
     cd_mem dx, dw, db;
     weight_grads(ctx, nd, &acc, &dx, &dw, &db);
-    op_batchnorm_train_backward(ctx->dev, dx, dw, db, nd->out->grad, nd->in[0]->data, nd->a.bn.save_mean,
-                                nd->a.bn.save_rstd, nd->in[1]->data, BN(nd), acc);
+    cd_mem x = nd->in[0]->data, w = nd->in[1]->data, mean = nd->a.bn.save_mean, rstd = nd->a.bn.save_rstd;
+    if (nd->in[3]) {
+        cd_mem ds = grad_or_none(ctx, nd->in[3], &acc_s);
+        op_batchnorm_add_relu_train_backward(ctx->dev, dx, ds, dw, db, nd->out->grad, nd->out->data, x, mean, rstd,
+                                             w, BN(nd), acc, acc_s);
+    } else if (nd->a.bn.relu) {
+        op_batchnorm_relu_train_backward(ctx->dev, dx, dw, db, nd->out->grad, nd->out->data, x, mean, rstd, w,
+                                         BN(nd), acc);
+    } else {
+        op_batchnorm_train_backward(ctx->dev, dx, dw, db, nd->out->grad, x, mean, rstd, w, BN(nd), acc);
+    }
 }
 
-/* a trainable batch norm and the ReLU after it in one node: relu(bn(x)) */
-static void bn_relu_train_fw(nn_ctx *ctx, nn_node *nd) {
-    op_batchnorm_relu_train_forward(ctx->dev, nd->out->data, nd->a.bn.save_mean, nd->a.bn.save_rstd,
-                                    nd->a.bn.running_mean, nd->a.bn.running_var, nd->in[0]->data, nd->in[1]->data,
-                                    nd->in[2]->data, BN(nd), EPS_NORM, BN_MOMENTUM);
-}
-
-static void bn_relu_train_bw(nn_ctx *ctx, nn_node *nd) {
-    int acc;
-    cd_mem dx, dw, db;
-    weight_grads(ctx, nd, &acc, &dx, &dw, &db);
-    op_batchnorm_relu_train_backward(ctx->dev, dx, dw, db, nd->out->grad, nd->out->data, nd->in[0]->data,
-                                     nd->a.bn.save_mean, nd->a.bn.save_rstd, nd->in[1]->data, BN(nd), acc);
-}
-
-/* x (B, C, ...) viewed as (B, C, HW); w, b, mean, var (C); relu (only with
- * inplace, as nn_batchnorm_relu_inplace asks): a ReLU after it, in the same
- * node */
+/* x (B, C, ...) viewed as (B, C, HW); w, b, mean, var (C); relu and shortcut
+ * (only with inplace, as nn_batchnorm_relu_inplace and
+ * nn_batchnorm_add_relu_inplace ask): a ReLU after it, or relu(. + shortcut),
+ * in the same node */
 static nn_tensor *batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable, int inplace,
-                            int relu) {
+                            int relu, nn_tensor *shortcut) {
     nn_tensor *wt = nn_weight(ctx, w), *bt = nn_weight(ctx, b);
     nn_tensor *mt = nn_weight(ctx, mean), *vt = nn_weight(ctx, var);
     if (x->ndim < 2 || x->dims[1] != wt->n)
         bad_shape("nn_batchnorm", x, "x", "but %s %s expects (B, %zu, ...)", lbl(wt, "the weight"), shp(wt), wt->n);
+    if (shortcut && !same_shape(x, shortcut))
+        bad_shape("nn_batchnorm_add_relu_inplace", x, "x", "but %s has shape %s", lbl(shortcut, "the shortcut"),
+                  shp(shortcut));
     size_t B = x->dims[0], C = x->dims[1];
     int frozen = !(trainable && ctx->training);   /* the backward reads no data of x */
-    nn_node nd = {.what = "batchnorm", .out = inplace && frozen ? over(ctx, x, "nn_batchnorm_inplace") : like(ctx, x),
-                  .in = {x, wt, bt}, .a.bn = {B, C, x->n / (B * C), mt->data, vt->data, cd_none(), cd_none()}};
+    int masked = relu || shortcut;                /* the backward reads the output: the ReLU's mask */
+    static const char *const names[2][3] = {{"batchnorm", "batchnorm_relu", "batchnorm_add_relu"},
+                                            {"batchnorm_frozen", "batchnorm_relu_frozen",
+                                             "batchnorm_add_relu_frozen"}};
+    nn_node nd = {.what = names[frozen][shortcut ? 2 : relu ? 1 : 0],
+                  .out = inplace && frozen ? over(ctx, x, "nn_batchnorm_inplace") : like(ctx, x),
+                  .in = {x, wt, bt, shortcut},
+                  .a.bn = {B, C, x->n / (B * C), mt->data, vt->data, cd_none(), cd_none(), relu}};
     if (!frozen) {
-        nd.reads = relu ? 1 | NN_READS_OUT : 1;
-        nd.what = relu ? "batchnorm_relu" : "batchnorm";
-        nd.forward = relu ? bn_relu_train_fw : bn_train_fw;
-        nd.backward = relu ? bn_relu_train_bw : bn_train_bw;
+        nd.reads = masked ? 1 | NN_READS_OUT : 1;
+        nd.forward = bn_train_fw;
+        nd.backward = bn_train_bw;
         nd.a.bn.save_mean = nn_new1(ctx, C)->data;
         nd.a.bn.save_rstd = nn_new1(ctx, C)->data;
         return run(ctx, &nd);
@@ -405,86 +426,27 @@ static nn_tensor *batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, i
     if (trainable && ctx->record && (needs(wt) || needs(bt)))
         cd_fatal("backward through a trainable batch norm in eval mode is not supported: "
                  "run the step in training mode or freeze the backbone's batch norms");
-    nd.what = relu ? "batchnorm_relu_frozen" : "batchnorm_frozen";
     nd.forward = bn_frozen_fw;
     nd.backward = bn_frozen_bw;
-    nd.a.bn.relu = relu;
-    if (relu) nd.reads = NN_READS_OUT;   /* the backward reads the output */
+    if (masked) nd.reads = NN_READS_OUT;
     return run(ctx, &nd);
 }
 
 nn_tensor *nn_batchnorm(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable) {
-    return batchnorm(ctx, x, w, b, mean, var, trainable, 0, 0);
+    return batchnorm(ctx, x, w, b, mean, var, trainable, 0, 0, NULL);
 }
 
 nn_tensor *nn_batchnorm_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable) {
-    return batchnorm(ctx, x, w, b, mean, var, trainable, 1, 0);
+    return batchnorm(ctx, x, w, b, mean, var, trainable, 1, 0, NULL);
 }
 
 nn_tensor *nn_batchnorm_relu_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable) {
-    return batchnorm(ctx, x, w, b, mean, var, trainable, 1, 1);
-}
-
-static void bn_add_relu_frozen_fw(nn_ctx *ctx, nn_node *nd) {
-    op_batchnorm_add_relu_frozen_forward(ctx->dev, nd->out->data, nd->in[0]->data, nd->in[1]->data,
-                                         nd->a.bn_tail.w, nd->a.bn_tail.b, nd->a.bn_tail.mean, nd->a.bn_tail.var,
-                                         nd->a.bn_tail.B, nd->a.bn_tail.C, nd->a.bn_tail.HW, EPS_NORM);
-}
-
-static void bn_add_relu_frozen_bw(nn_ctx *ctx, nn_node *nd) {
-    int acc_x, acc_s;
-    cd_mem dx = grad_or_none(ctx, nd->in[0], &acc_x), ds = grad_or_none(ctx, nd->in[1], &acc_s);
-    op_batchnorm_add_relu_frozen_backward(ctx->dev, dx, ds, nd->out->grad, nd->out->data, nd->a.bn_tail.w,
-                                          nd->a.bn_tail.var, nd->a.bn_tail.B, nd->a.bn_tail.C, nd->a.bn_tail.HW,
-                                          EPS_NORM, acc_x, acc_s);
-}
-
-/* relu(bn(x) + shortcut) with batch statistics: in = {x, w, b, shortcut} */
-static void bn_add_relu_train_fw(nn_ctx *ctx, nn_node *nd) {
-    op_batchnorm_add_relu_train_forward(ctx->dev, nd->out->data, nd->a.bn.save_mean, nd->a.bn.save_rstd,
-                                        nd->a.bn.running_mean, nd->a.bn.running_var, nd->in[0]->data,
-                                        nd->in[3]->data, nd->in[1]->data, nd->in[2]->data, BN(nd), EPS_NORM,
-                                        BN_MOMENTUM);
-}
-
-static void bn_add_relu_train_bw(nn_ctx *ctx, nn_node *nd) {
-    int acc, acc_s;
-    cd_mem dx, dw, db;
-    weight_grads(ctx, nd, &acc, &dx, &dw, &db);
-    cd_mem ds = grad_or_none(ctx, nd->in[3], &acc_s);
-    op_batchnorm_add_relu_train_backward(ctx->dev, dx, ds, dw, db, nd->out->grad, nd->out->data, nd->in[0]->data,
-                                         nd->a.bn.save_mean, nd->a.bn.save_rstd, nd->in[1]->data, BN(nd), acc,
-                                         acc_s);
+    return batchnorm(ctx, x, w, b, mean, var, trainable, 1, 1, NULL);
 }
 
 nn_tensor *nn_batchnorm_add_relu_inplace(nn_ctx *ctx, nn_tensor *x, int w, int b, int mean, int var, int trainable,
                                          nn_tensor *shortcut) {
-    nn_tensor *wt = nn_weight(ctx, w), *bt = nn_weight(ctx, b);
-    if (x->ndim < 2 || x->dims[1] != wt->n)
-        bad_shape("nn_batchnorm_add_relu_inplace", x, "x", "but %s %s expects (B, %zu, ...)", lbl(wt, "the weight"),
-                  shp(wt), wt->n);
-    if (!same_shape(x, shortcut))
-        bad_shape("nn_batchnorm_add_relu_inplace", x, "x", "but %s has shape %s", lbl(shortcut, "the shortcut"),
-                  shp(shortcut));
-    size_t B = x->dims[0], C = x->dims[1];
-    if (trainable && ctx->training) {   /* batch statistics: the backward reads x, the output is a new tensor */
-        nn_tensor *mt = nn_weight(ctx, mean), *vt = nn_weight(ctx, var);
-        nn_node nd = {.what = "batchnorm_add_relu", .forward = bn_add_relu_train_fw,
-                      .backward = bn_add_relu_train_bw, .reads = 1 | NN_READS_OUT, .out = like(ctx, x),
-                      .in = {x, wt, bt, shortcut}, .a.bn = {B, C, x->n / (B * C), mt->data, vt->data}};
-        nd.a.bn.save_mean = nn_new1(ctx, C)->data;
-        nd.a.bn.save_rstd = nn_new1(ctx, C)->data;
-        return run(ctx, &nd);
-    }
-    if (trainable && ctx->record && (needs(wt) || needs(bt)))
-        cd_fatal("backward through a trainable batch norm in eval mode is not supported: "
-                 "run the step in training mode or freeze the backbone's batch norms");
-    nn_node nd = {.what = "batchnorm_add_relu_frozen", .forward = bn_add_relu_frozen_fw,
-                  .backward = bn_add_relu_frozen_bw, .reads = NN_READS_OUT,
-                  .out = over(ctx, x, "nn_batchnorm_add_relu_inplace"), .in = {x, shortcut},
-                  .a.bn_tail = {B, C, x->n / (B * C), wt->data, bt->data, nn_weight(ctx, mean)->data,
-                                nn_weight(ctx, var)->data}};
-    return run(ctx, &nd);
+    return batchnorm(ctx, x, w, b, mean, var, trainable, 1, 1, shortcut);
 }
 
 /* ---- max pool -------------------------------------------------------------- */
