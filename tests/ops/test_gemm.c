@@ -19,42 +19,61 @@ static const int paths[][3] = {
     {CD_GEMM_TILES, 64, 3}, {CD_GEMM_TILES, 0, 0},
 };
 
-static void check_gemm(const int *path, int ta, int tb, size_t M, size_t N, size_t K, size_t pad, float alpha,
-                       float beta, size_t batch) {
-    size_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
-    size_t ra = ta ? K : M, rb = tb ? N : K;    /* stored rows */
-    size_t sA = ra * lda + 3 * pad, sB = rb * ldb + pad, sC = M * ldc + 2 * pad;
-    size_t nA = (batch - 1) * sA + ra * lda, nB = (batch - 1) * sB + rb * ldb, nC = (batch - 1) * sC + M * ldc;
+/* C = alpha op(A) op(B) + beta C on one path for every matrix of the batch bt
+ * (operands at offsets o * so + i * s, rows ld apart) against a double
+ * product; cd_gemm for one matrix, cd_gemm_batched for one level, else
+ * cd_gemm_strided. C's padding and gaps keep C0. `what` ends the check's name. */
+static void check_batch(const int *path, int ta, int tb, size_t M, size_t N, size_t K, size_t lda, size_t ldb,
+                        size_t ldc, float alpha, float beta, const cd_batch *bt, const char *what) {
+    size_t ra = ta ? K : M, rb = tb ? N : K, o1 = bt->outer - 1, i1 = bt->inner - 1;   /* stored rows */
+    size_t nA = o1 * bt->sAo + i1 * bt->sA + ra * lda, nB = o1 * bt->sBo + i1 * bt->sB + rb * ldb;
+    size_t nC = o1 * bt->sCo + i1 * bt->sC + M * ldc;
     double *A = ot_randv(nA, -1, 1), *B = ot_randv(nB, -1, 1), *C0 = ot_randv(nC, -1, 1), *R = op_zeros(nC);
     memcpy(R, C0, nC * sizeof *R);
-    for (size_t z = 0; z < batch; z++)
-        for (size_t m = 0; m < M; m++)
-            for (size_t n = 0; n < N; n++) {
-                double acc = 0;
-                for (size_t k = 0; k < K; k++)
-                    acc += A[z * sA + (ta ? k * lda + m : m * lda + k)] * B[z * sB + (tb ? n * ldb + k : k * ldb + n)];
-                double *r = &R[z * sC + m * ldc + n];
-                *r = alpha * acc + beta * *r;
-            }
+    for (size_t o = 0; o < bt->outer; o++)
+        for (size_t i = 0; i < bt->inner; i++) {
+            const double *a = A + o * bt->sAo + i * bt->sA, *b = B + o * bt->sBo + i * bt->sB;
+            double *c = R + o * bt->sCo + i * bt->sC;
+            for (size_t m = 0; m < M; m++)
+                for (size_t n = 0; n < N; n++) {
+                    double acc = 0;
+                    for (size_t k = 0; k < K; k++)
+                        acc += a[ta ? k * lda + m : m * lda + k] * b[tb ? n * ldb + k : k * ldb + n];
+                    c[m * ldc + n] = alpha * acc + beta * c[m * ldc + n];
+                }
+        }
     cd_mem dA = op_upload(ot_dev, A, nA, 5), dB = op_upload(ot_dev, B, nB, 3), dC = op_upload(ot_dev, C0, nC, 7);
     int old = cd_gemm_set_kernels(path[0]);
     cd_gemm_set_tiles(path[1], path[2]);
-    if (batch == 1) cd_gemm(ot_dev, ta, tb, M, N, K, alpha, dA, lda, dB, ldb, beta, dC, ldc);
-    else cd_gemm_batched(ot_dev, ta, tb, M, N, K, alpha, dA, lda, sA, dB, ldb, sB, beta, dC, ldc, sC, batch);
+    if (bt->inner * bt->outer == 1) cd_gemm(ot_dev, ta, tb, M, N, K, alpha, dA, lda, dB, ldb, beta, dC, ldc);
+    else if (bt->outer == 1)
+        cd_gemm_batched(ot_dev, ta, tb, M, N, K, alpha, dA, lda, bt->sA, dB, ldb, bt->sB, beta, dC, ldc, bt->sC,
+                        bt->inner);
+    else cd_gemm_strided(ot_dev, ta, tb, M, N, K, alpha, dA, lda, dB, ldb, beta, dC, ldc, bt);
     cd_gemm_set_kernels(old);
     cd_gemm_set_tiles(0, 0);
     double *got = op_download(ot_dev, dC, nC);
-    /* the padding columns and the gaps between batches keep C0 */
     char name[200], pname[40];
     if (path[0] == CD_GEMM_TILES) snprintf(pname, sizeof pname, "tiles %d, %d part(s)", path[1], path[2]);
-    snprintf(name, sizeof name, "%s %s%s %zux%zux%zu ld+%zu alpha %g beta %g batch %zu",
+    snprintf(name, sizeof name, "%s %s%s %zux%zux%zu%s",
              path[0] == CD_GEMM_ROWS ? "rows" : path[0] == CD_GEMM_CLBLAST ? "CLBlast" : pname, ta ? "T" : "N",
-             tb ? "T" : "N", M, N, K, pad, alpha, beta, batch);
+             tb ? "T" : "N", M, N, K, what);
     ot_close(name, R, got, nC, sum_tol(K), sum_tol(K));
     t_ok(op_guards_intact(ot_dev, dC, nC), "%s: nothing written outside C", name);
     cd_mem ms[] = {dA, dB, dC};
     for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(ot_dev, ms[i]);
     free(A); free(B); free(C0); free(R); free(got);
+}
+
+/* one level: batch matrices with gaps between them, rows pad wider than the matrices */
+static void check_gemm(const int *path, int ta, int tb, size_t M, size_t N, size_t K, size_t pad, float alpha,
+                       float beta, size_t batch) {
+    size_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+    size_t ra = ta ? K : M, rb = tb ? N : K;    /* stored rows */
+    cd_batch bt = {batch, 1, ra * lda + 3 * pad, rb * ldb + pad, M * ldc + 2 * pad, 0, 0, 0};
+    char what[80];
+    snprintf(what, sizeof what, " ld+%zu alpha %g beta %g batch %zu", pad, alpha, beta, batch);
+    check_batch(path, ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, &bt, what);
 }
 
 /* cd_gemm_strided: outer x inner matrices interleaved as attention's heads
@@ -66,38 +85,9 @@ static void check_gemm_heads(const int *path, int ta, int tb, size_t M, size_t N
     size_t ra = ta ? K : M, ca = ta ? M : K, rb = tb ? N : K, cb = tb ? K : N;
     size_t lda = inner * ca + 1, ldb = inner * cb + 2, ldc = inner * N + 3;
     cd_batch bt = {inner, outer, ca, cb, N, ra * lda + 5, rb * ldb, M * ldc + 1};
-    size_t nA = outer * bt.sAo, nB = outer * bt.sBo, nC = outer * bt.sCo;
-    double *A = ot_randv(nA, -1, 1), *B = ot_randv(nB, -1, 1), *C0 = ot_randv(nC, -1, 1), *R = op_zeros(nC);
-    memcpy(R, C0, nC * sizeof *R);
-    for (size_t o = 0; o < outer; o++)
-        for (size_t i = 0; i < inner; i++) {
-            const double *a = A + o * bt.sAo + i * bt.sA, *b = B + o * bt.sBo + i * bt.sB;
-            double *c = R + o * bt.sCo + i * bt.sC;
-            for (size_t m = 0; m < M; m++)
-                for (size_t n = 0; n < N; n++) {
-                    double acc = 0;
-                    for (size_t k = 0; k < K; k++)
-                        acc += a[ta ? k * lda + m : m * lda + k] * b[tb ? n * ldb + k : k * ldb + n];
-                    c[m * ldc + n] += acc;
-                }
-        }
-    cd_mem dA = op_upload(ot_dev, A, nA, 5), dB = op_upload(ot_dev, B, nB, 3), dC = op_upload(ot_dev, C0, nC, 7);
-    int old = cd_gemm_set_kernels(path[0]);
-    cd_gemm_set_tiles(path[1], path[2]);
-    cd_gemm_strided(ot_dev, ta, tb, M, N, K, 1.0f, dA, lda, dB, ldb, 1.0f, dC, ldc, &bt);
-    cd_gemm_set_kernels(old);
-    cd_gemm_set_tiles(0, 0);
-    double *got = op_download(ot_dev, dC, nC);
-    char name[200], pname[40];
-    if (path[0] == CD_GEMM_TILES) snprintf(pname, sizeof pname, "tiles %d, %d part(s)", path[1], path[2]);
-    snprintf(name, sizeof name, "%s %s%s %zux%zux%zu, %zu x %zu matrices interleaved as heads (two-level batch)",
-             path[0] == CD_GEMM_ROWS ? "rows" : path[0] == CD_GEMM_CLBLAST ? "CLBlast" : pname, ta ? "T" : "N",
-             tb ? "T" : "N", M, N, K, outer, inner);
-    ot_close(name, R, got, nC, sum_tol(K), sum_tol(K));
-    t_ok(op_guards_intact(ot_dev, dC, nC), "%s: nothing written outside C", name);
-    cd_mem ms[] = {dA, dB, dC};
-    for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(ot_dev, ms[i]);
-    free(A); free(B); free(C0); free(R); free(got);
+    char what[80];
+    snprintf(what, sizeof what, ", %zu x %zu matrices interleaved as heads (two-level batch)", outer, inner);
+    check_batch(path, ta, tb, M, N, K, lda, ldb, ldc, 1.0f, 1.0f, &bt, what);
 }
 
 /* cd_gemm_bias_nt (a linear layer's forward in one launch) against cd_gemm's
