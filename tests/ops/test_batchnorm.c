@@ -364,9 +364,81 @@ static void check_fd(size_t B, size_t C, size_t HW) {
     for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
 }
 
+/* The fused ops on the device against finite differences of the loss
+ * L = sum G * f(x, s), f = relu(bn(x) + s) (tail = 1) or relu(bn(x)) (tail =
+ * 0, s unused), in double on the host. Every pre-activation is kept at least
+ * 0.05 from the ReLU's kink (through s, which the statistics do not see, or
+ * through x for the frozen norm alone), so the difference quotient does not
+ * straddle it. */
+typedef struct { bn_ctx bn; double *s; int tail; } tail_ctx;
+
+static double tail_loss(void *v) {
+    tail_ctx *c = v;
+    size_t n = c->bn.B * c->bn.C * c->bn.HW;
+    bn_loss(&c->bn);
+    for (size_t i = 0; i < n; i++) {
+        double p = c->bn.out[i] + (c->tail ? c->s[i] : 0.0);
+        c->bn.out[i] = p > 0 ? p : 0.0;
+    }
+    return op_dot(c->bn.G, c->bn.out, n);
+}
+
+static void check_tail_fd(size_t B, size_t C, size_t HW, int train, int tail) {
+    size_t n = B * C * HW;
+    tail_ctx c = {{ot_randv(n, -2, 2), ot_randv(C, -1, 1), ot_randv(C, -1, 1), ot_randv(C, -1, 1),
+                   ot_randv(C, 0.1, 2), ot_randv(n, -1, 1), op_zeros(n), B, C, HW, train},
+                  ot_randv(n, -1, 1), tail};
+    if (train && !tail) cd_fatal("check_tail_fd: a training norm is checked with its shortcut");
+    double *pre = op_zeros(n);   /* move the pre-activations within 0.05 of 0 by 0.2 */
+    if (train) batchnorm_train_forward_ref(pre, NULL, NULL, NULL, NULL, c.bn.x, c.bn.w, c.bn.b, B, C, HW, EPS, 0);
+    else batchnorm_frozen_forward_ref(pre, c.bn.x, c.bn.w, c.bn.b, c.bn.mean, c.bn.var, B, C, HW, EPS);
+    for (size_t i = 0; i < n; i++) {
+        size_t ch = i / HW % C;
+        if (fabs(pre[i] + (tail ? c.s[i] : 0.0)) >= 0.05) continue;
+        if (tail) c.s[i] += 0.2;
+        else c.bn.x[i] += 0.2 * sqrt(c.bn.var[ch] + EPS) / (fabs(c.bn.w[ch]) + 1e-3);   /* x * scale moves 0.2 */
+    }
+    free(pre);
+    double *fx = op_zeros(n), *fs = op_zeros(n);
+    op_fd_grad(fx, c.bn.x, n, 1e-6, tail_loss, &c);
+    if (tail) op_fd_grad(fs, c.s, n, 1e-6, tail_loss, &c);
+    cd_mem mx = op_upload(ot_dev, c.bn.x, n, 1), ms = op_upload(ot_dev, c.s, n, 2), mw = op_upload(ot_dev, c.bn.w, C, 3);
+    cd_mem mb = op_upload(ot_dev, c.bn.b, C, 4), mm = op_upload(ot_dev, c.bn.mean, C, 5);
+    cd_mem mv = op_upload(ot_dev, c.bn.var, C, 6), mg = op_upload(ot_dev, c.bn.G, n, 7);
+    cd_mem mo = op_upload(ot_dev, NULL, n, 8), mdx = op_upload(ot_dev, NULL, n, 9), mds = op_upload(ot_dev, NULL, n, 10);
+    cd_mem sm = op_upload(ot_dev, NULL, C, 11), sr = op_upload(ot_dev, NULL, C, 12);
+    cd_mem mdw = op_upload(ot_dev, NULL, C, 13), mdb = op_upload(ot_dev, NULL, C, 14);
+    cd_fill(ot_dev, mdw, 0.0f, C);
+    cd_fill(ot_dev, mdb, 0.0f, C);
+    if (train && tail) {
+        op_batchnorm_add_relu_train_forward(ot_dev, mo, sm, sr, cd_none(), cd_none(), mx, ms, mw, mb, B, C, HW,
+                                            (float)EPS, (float)MOMENTUM);
+        op_batchnorm_add_relu_train_backward(ot_dev, mdx, mds, mdw, mdb, mg, mo, mx, sm, sr, mw, B, C, HW, 0, 0);
+    } else if (tail) {
+        op_batchnorm_add_relu_frozen_forward(ot_dev, mo, mx, ms, mw, mb, mm, mv, B, C, HW, (float)EPS);
+        op_batchnorm_add_relu_frozen_backward(ot_dev, mdx, mds, mg, mo, mw, mv, B, C, HW, (float)EPS, 0, 0);
+    } else {
+        op_batchnorm_relu_frozen_forward(ot_dev, mo, mx, mw, mb, mm, mv, B, C, HW, (float)EPS);
+        op_batchnorm_relu_frozen_backward(ot_dev, mdx, mg, mo, mw, mv, B, C, HW, (float)EPS, 0);
+    }
+    double *dx = op_download(ot_dev, mdx, n), *ds = op_download(ot_dev, mds, n);
+    char t[160];
+    snprintf(t, sizeof t, "%s%s B%zu C%zu HW%zu: device dx vs finite differences", train ? "train" : "frozen",
+             tail ? " tail relu(bn(x) + s)" : " + relu", B, C, HW);
+    ot_close(t, fx, dx, n, 1e-5, 1e-4);
+    if (tail) ot_close("  ... ds", fs, ds, n, 1e-5, 1e-4);
+    cd_mem ms_[] = {mx, ms, mw, mb, mm, mv, mg, mo, mdx, mds, sm, sr, mdw, mdb};
+    for (size_t i = 0; i < CD_ARRAY_LEN(ms_); i++) cd_free(ot_dev, ms_[i]);
+    double *hs[] = {c.bn.x, c.bn.w, c.bn.b, c.bn.mean, c.bn.var, c.bn.G, c.bn.out, c.s, fx, fs, dx, ds};
+    for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
+}
+
 int main(void) {
     ot_open();
     t_seed(5);
+    check_tail_fd(2, 3, 19, 0, 0);   /* frozen + ReLU */
+    check_tail_fd(2, 3, 19, 0, 1);   /* frozen tail */
+    check_tail_fd(2, 3, 19, 1, 1);   /* training tail */
     check_fd(3, 2, 5);
     check_fd(2, 3, 1);
 

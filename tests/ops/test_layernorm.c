@@ -98,6 +98,42 @@ static void test_fd(size_t N, size_t C) {
     ot_free(&dx); ot_free(&dw); ot_free(&db);
 }
 
+/* op_add_layernorm_* on the device against finite differences of
+ * L = sum G * layernorm(a + b) in double on the host: da and db. */
+typedef struct { double *a, *b, *w, *bias, *G; size_t N, C; } add_ln_ctx;
+
+static double add_ln_loss(void *p) {
+    add_ln_ctx *c = p;
+    size_t n = c->N * c->C;
+    double *x = malloc(n * sizeof *x), *out = malloc(n * sizeof *out);
+    for (size_t i = 0; i < n; i++) x[i] = c->a[i] + c->b[i];
+    op_layernorm_forward_ref(out, NULL, NULL, x, c->w, c->bias, c->N, c->C, LN_EPS);
+    double L = op_dot(c->G, out, n);
+    free(x); free(out);
+    return L;
+}
+
+static void test_add_fd(size_t N, size_t C) {
+    size_t n = N * C;
+    ot_tensor a = ot_rand(n, 1, -2, 2), b = ot_rand(n, 2, -1, 1), w = ot_rand(C, 3, 0.5, 1.5);
+    ot_tensor bias = ot_rand(C, 4, -1, 1), g = ot_rand(n, 5, -1, 1), x = ot_nan(n, 6), out = ot_nan(n, 7);
+    ot_tensor mean = ot_nan(N, 8), rstd = ot_nan(N, 9), da = ot_nan(n, 10), db = ot_nan(n, 11);
+    op_add_layernorm_forward(ot_dev, out.d, x.d, mean.d, rstd.d, a.d, b.d, w.d, bias.d, N, C, LN_EPS);
+    op_add_layernorm_backward(ot_dev, da.d, db.d, cd_none(), cd_none(), g.d, x.d, mean.d, rstd.d, w.d, N, C, 0, 0);
+    double *fd = malloc(n * sizeof *fd);
+    add_ln_ctx c = {a.h, b.h, w.h, bias.h, g.h, N, C};
+    char name[128];
+    op_fd_grad(fd, a.h, n, 1e-4, add_ln_loss, &c);
+    snprintf(name, sizeof name, "add+layernorm da vs finite differences (%zu,%zu)", N, C);
+    ot_check(name, &da, fd, 2e-5, 1e-4);
+    op_fd_grad(fd, b.h, n, 1e-4, add_ln_loss, &c);
+    snprintf(name, sizeof name, "add+layernorm db vs finite differences (%zu,%zu)", N, C);
+    ot_check(name, &db, fd, 2e-5, 1e-4);
+    free(fd);
+    ot_tensor ts[] = {a, b, w, bias, g, x, out, mean, rstd, da, db};
+    for (size_t i = 0; i < CD_ARRAY_LEN(ts); i++) ot_free(&ts[i]);
+}
+
 /* The residual add and the norm in one op (op_add_layernorm_*) against op_add,
  * op_layernorm_* and the add's two gradient copies: the sum, out, mean, rstd,
  * da, db, dw, db(ias) the same bits. want: 1 da, 2 db, 3 both; acc: both add. */
@@ -174,6 +210,7 @@ int main(void) {
     test_fd(3, 33);
     test_fd(2, 257);
     test_fd(70, 5);
+    test_add_fd(3, 33);
     ot_cases("layernorm");
     return ot_finish();
 }

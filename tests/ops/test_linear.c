@@ -30,23 +30,23 @@ static float *down(cd_mem m, size_t n) {
 }
 static void release(cd_mem m) { op_release(ot_dev, m); }
 
-/* L = sum_ij G_ij * out_ij with out = x w^T + b, in double */
+/* L = sum_ij G_ij * out_ij with out = x w^T + b, or relu of it, in double */
 static double linear_loss(const float *G, const double *x, const double *w, const double *b,
-                          size_t N, size_t IN, size_t OUT) {
+                          size_t N, size_t IN, size_t OUT, int relu) {
     double L = 0;
     for (size_t n = 0; n < N; n++)
         for (size_t o = 0; o < OUT; o++) {
             double s = b[o];
             for (size_t i = 0; i < IN; i++) s += x[n * IN + i] * w[o * IN + i];
-            L += G[n * OUT + o] * s;
+            L += G[n * OUT + o] * (relu && s < 0 ? 0.0 : s);
         }
     return L;
 }
 
-typedef struct { const float *G; double *x, *w, *b; size_t N, IN, OUT; } linear_ctx;
+typedef struct { const float *G; double *x, *w, *b; size_t N, IN, OUT; int relu; } linear_ctx;
 static double linear_loss_cb(void *c) {
     linear_ctx *l = c;
-    return linear_loss(l->G, l->x, l->w, l->b, l->N, l->IN, l->OUT);
+    return linear_loss(l->G, l->x, l->w, l->b, l->N, l->IN, l->OUT, l->relu);
 }
 
 static void test_linear(size_t N, size_t IN, size_t OUT, int with_bias, int acc) {
@@ -77,7 +77,7 @@ static void test_linear(size_t N, size_t IN, size_t OUT, int with_bias, int acc)
     /* finite differences in double: the device gradient minus its start value */
     double *xd = to_d(x, N * IN), *wd = to_d(w, OUT * IN), *bd = to_d(b, OUT);
     if (!with_bias) for (size_t o = 0; o < OUT; o++) bd[o] = 0;
-    linear_ctx c = {G, xd, wd, bd, N, IN, OUT};
+    linear_ctx c = {G, xd, wd, bd, N, IN, OUT, 0};
     double *fx = malloc(N * IN * sizeof *fx), *fw = malloc(OUT * IN * sizeof *fw), *fb = malloc(OUT * sizeof *fb);
     double *ex = malloc(N * IN * sizeof *ex), *ew = malloc(OUT * IN * sizeof *ew), *eb = malloc(OUT * sizeof *eb);
     op_fd_grad(fx, xd, N * IN, 1e-3, linear_loss_cb, &c);
@@ -201,6 +201,26 @@ static void test_linear_relu(size_t N, size_t IN, size_t OUT) {
     for (size_t i = 0; i < no; i++) zeros += got[1][0][i] == 0.0f;
     t_ok(zeros > no / 10 && zeros < no - no / 10, "linear+relu (%zu,%zu,%zu): the ReLU cut %zu of %zu outputs", N, IN,
          OUT, zeros, no);
+    /* and the fused gradients (less what they were added to) against finite
+     * differences of sum G * relu(x w^T + b) in double (small sizes only: each
+     * difference evaluates the whole loss) */
+    double *xd = to_d(x, nx), *wd = to_d(w, nw), *bd = to_d(b, OUT);
+    int small = no * IN <= 100000;
+    linear_ctx c = {g, xd, wd, bd, N, IN, OUT, 1};
+    double *params[] = {xd, wd, bd};
+    const float *init[] = {dx0, dw0, db0};
+    static const char *grads[] = {"dx", "dw", "db"};
+    for (int k = 0; k < 3 && small; k++) {
+        size_t n = k == 0 ? nx : k == 1 ? nw : OUT;
+        double *fd = op_zeros(n), *dev = op_zeros(n);
+        op_fd_grad(fd, params[k], n, 1e-6, linear_loss_cb, &c);
+        for (size_t i = 0; i < n; i++) dev[i] = (double)got[1][k + 1][i] - init[k][i];
+        char name[160];
+        snprintf(name, sizeof name, "linear+relu (%zu,%zu,%zu): %s vs finite differences", N, IN, OUT, grads[k]);
+        ot_close(name, fd, dev, n, 1e-4, 1e-4);
+        free(fd); free(dev);
+    }
+    free(xd); free(wd); free(bd);
     static const char *what[] = {"out", "dx +=", "dw +=", "db +="};
     size_t ns[] = {no, nx, nw, OUT};
     for (int k = 0; k < 4; k++) {
