@@ -171,3 +171,28 @@ static inline __attribute__((always_inline)) void dot4x4_sums(const float16 acc[
 #pragma unroll
         for (int j = 0; j < 4; j++) r[i][j] = l[4 * i + j] + tail[i][j];
 }
+
+/* uniform(seed, stream, i) in [0, 1): dropout's counter-based random numbers
+ * (cl/dropout.cl says how and why); cl/attention.cl redraws the same masks. */
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
+static inline __attribute__((always_inline)) float philox_uniform(ulong seed, ulong stream, ulong i) {
+    uint c0 = (uint)i, c1 = (uint)(i >> 32), c2 = (uint)stream, c3 = (uint)(stream >> 32);
+    uint k0 = (uint)seed, k1 = (uint)(seed >> 32);
+#pragma unroll
+    for (int round = 0; round < 10; round++) {
+        const ulong p0 = (ulong)PHILOX_M0 * c0, p1 = (ulong)PHILOX_M1 * c2;
+        const uint hi0 = (uint)(p0 >> 32), lo0 = (uint)p0;
+        const uint hi1 = (uint)(p1 >> 32), lo1 = (uint)p1;
+        c0 = hi1 ^ c1 ^ k0;
+        c1 = lo1;
+        c2 = hi0 ^ c3 ^ k1;
+        c3 = lo0;
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+    return (float)(c0 >> 8) * (1.0f / 16777216.0f);
+}

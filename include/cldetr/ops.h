@@ -14,9 +14,9 @@
  *   src/ops/op_ref.h); the shared op cases (src/ops/op_cases.c) and the tests
  *   compare the two, and the tests check the backward with finite differences.
  *
- * Families and files: elementwise/reduce/softmax/layernorm/dropout/permute in
- * src/ops/{elementwise,reduce,softmax,layernorm,dropout,permute}.c with
- * cl/{elementwise,reduce,softmax,layernorm,dropout,permute}.cl; conv/batchnorm/pool in
+ * Families and files: elementwise/reduce/softmax/attention/layernorm/dropout/permute in
+ * src/ops/{elementwise,reduce,softmax,attention,layernorm,dropout,permute}.c with
+ * cl/{elementwise,reduce,softmax,attention,layernorm,dropout,permute}.cl; conv/batchnorm/pool in
  * src/ops/{conv,batchnorm,pool}.c with cl/{conv,batchnorm,pool}.cl; linear and
  * batched matmul in src/ops/linear.c (CLBlast, cd_gemm, and cl/linear.cl); helpers
  * every cl/ file shares in cl/common.cl. */
@@ -96,6 +96,31 @@ void op_softmax_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem mask,
 /* dx (=/+=) scale * out * (dout - sum_k dout*out) */
 void op_softmax_backward(cd_device *dev, cd_mem dx, cd_mem dout, cd_mem out,
                          size_t B, size_t H, size_t Lq, size_t Lk, float scale, int acc);
+
+/* ---- fused attention (src/ops/attention.c, cl/attention.cl) ---------------
+ * o = dropout(softmax(scale * (q k^T + bias), mask)) v for every head, the
+ * heads read in place (head h: columns [h*hd, (h+1)*hd)), as nn_heads_scores,
+ * nn_softmax, nn_dropout and nn_heads_mix compute it (the same dropout mask:
+ * weight (b, h, i, j) is element ((b*NH + h)*Lq + i)*Lk + j of the stream), to
+ * rounding, without the (B, NH, Lq, Lk) weights in memory. q, o (B, Lq, NH*hd);
+ * k, v (B, Lk, NH*hd); mask (B, Lk) 1 = padding, or cd_none(); bias (Lq, Lk)
+ * added to every head's q.k before the scale, or cd_none(); lse (B, NH, Lq)
+ * each row's log-sum-exp, saved for the backward (-inf: no valid key, o = 0). */
+typedef struct {
+    size_t B, NH, Lq, Lk, hd;
+    float scale;
+    float p;                    /* dropout of the weights, in [0, 1); 0: none */
+    uint64_t seed, stream;      /* the dropout's stream, as op_dropout_forward's */
+} op_attention_args;
+/* The head widths the fused kernels take (8, 16, 32, 64); others take the separate ops. */
+int op_attention_fused_ok(size_t hd);
+void op_attention_forward(cd_device *dev, cd_mem o, cd_mem lse, cd_mem q, cd_mem k, cd_mem v, cd_mem mask,
+                          cd_mem bias, const op_attention_args *a);
+/* dq, dk, dv (=/+= by acc_*; any may be cd_none()); delta (B, NH, Lq) scratch;
+ * dout, o, lse from the forward. Two launches: query rows, then key rows. */
+void op_attention_backward(cd_device *dev, cd_mem dq, cd_mem dk, cd_mem dv, cd_mem delta, cd_mem dout, cd_mem o,
+                           cd_mem lse, cd_mem q, cd_mem k, cd_mem v, cd_mem mask, cd_mem bias,
+                           const op_attention_args *a, int acc_q, int acc_k, int acc_v);
 
 /* ---- layer norm over the last axis (src/ops/layernorm.c, cl/layernorm.cl) --
  * out = (x - mean) * rstd * w + b                 x, out (N, C); mean, rstd (N) saved */

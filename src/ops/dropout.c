@@ -25,7 +25,7 @@ void op_dropout_backward(cd_device *dev, cd_mem dx, cd_mem dout, size_t n, float
 /* ---- host references ---------------------------------------------------- */
 
 /* Philox-4x32-10 of counter (i, stream) under key seed; must stay bit-identical
- * to philox_uniform in cl/dropout.cl. */
+ * to philox_uniform in cl/common.cl. */
 float op_dropout_uniform_ref(uint64_t seed, uint64_t stream, uint64_t i) {
     uint32_t c0 = (uint32_t)i, c1 = (uint32_t)(i >> 32), c2 = (uint32_t)stream, c3 = (uint32_t)(stream >> 32);
     uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);

@@ -154,6 +154,36 @@ static int run_softmax(cd_device *dev, const cd_selftest *t, char *msg, size_t l
     return rc;
 }
 
+/* d = {B, heads, Lq, Lk, hd, valid keys of image 0, of the others}: fused
+ * attention with key mask, bias and dropout, forward and the three gradients */
+static int run_attention(cd_device *dev, const cd_selftest *t, char *msg, size_t len) {
+    op_attention_args a = {t->d[0], t->d[1], t->d[2], t->d[3], t->d[4], 0.3f, 0.2f, 17, 23};
+    size_t B = a.B, Lk = a.Lk, nq = B * a.Lq * a.NH * a.hd, nk = B * Lk * a.NH * a.hd, rows = B * a.NH * a.Lq;
+    uint64_t rng = SEED;
+    uploads u = {.dev = dev};
+    double *q = u_rand(&u, &rng, nq, -1, 1), *k = u_rand(&u, &rng, nk, -1, 1), *v = u_rand(&u, &rng, nk, -1, 1);
+    double *g = u_rand(&u, &rng, nq, -1, 1), *bias = u_rand(&u, &rng, a.Lq * Lk, -1, 1), *m = u_zeros(&u, B * Lk);
+    double *r = u_zeros(&u, nq), *rq = u_zeros(&u, nq), *rk = u_zeros(&u, nk), *rv = u_zeros(&u, nk);
+    for (size_t x = 0; x < B * Lk; x++) m[x] = (x % Lk) >= (x < Lk ? t->d[5] : t->d[6]);   /* padded tails */
+    cd_mem mq = up(&u, q, nq), mk = up(&u, k, nk), mv = up(&u, v, nk), mg = up(&u, g, nq), mm = up(&u, m, B * Lk);
+    cd_mem mb = up(&u, bias, a.Lq * Lk), mo = up(&u, NULL, nq), mlse = up(&u, NULL, rows);
+    cd_mem mdelta = up(&u, NULL, rows), mdq = up(&u, NULL, nq), mdk = up(&u, NULL, nk), mdv = up(&u, NULL, nk);
+    int rc = 0;
+    op_attention_forward(dev, mo, mlse, mq, mk, mv, mm, mb, &a);
+    op_attention_forward_ref(r, q, k, v, m, bias, &a);
+    CHECK("attention", mo, r, nq, 2e-6, 1e-5);
+    op_attention_backward(dev, mdq, mdk, mdv, mdelta, mg, mo, mlse, mq, mk, mv, mm, mb, &a, 0, 0, 0);
+    op_attention_backward_ref(rq, rk, rv, g, q, k, v, m, bias, &a, 0);
+    CHECK("attention dq", mdq, rq, nq, 2e-6, 2e-5);
+    CHECK("attention dk", mdk, rk, nk, 2e-6, 2e-5);
+    CHECK("attention dv", mdv, rv, nk, 2e-6, 2e-5);
+    if (!rc)
+        snprintf(msg, len, "fused attention forward/backward (%zu,%zu,%zu,%zu) hd %zu, mask, bias, dropout", B, a.NH,
+                 a.Lq, Lk, a.hd);
+    release_all(&u);
+    return rc;
+}
+
 /* d = {N, C} */
 static int run_layernorm(cd_device *dev, const cd_selftest *t, char *msg, size_t len) {
     size_t N = t->d[0], C = t->d[1];
@@ -585,6 +615,7 @@ const cd_selftest cd_op_cases[] = {
     {"ops dropout", "dropout", run_dropout, {777, 300}},
     {"ops reductions", "reduce", run_reduce, {3, 257, 5, 100003}},
     {"ops masked softmax", "softmax", run_softmax, {2, 3, 5, 37, 30, 11}},
+    {"ops fused attention", "attention", run_attention, {2, 2, 5, 11, 16, 9, 4}},
     {"ops layer norm", "layernorm", run_layernorm, {9, 129}},
     {"ops add + layer norm", "layernorm", run_add_layernorm, {7, 131}},
     {"ops permute", "permute", run_permute, {7, 2, 3, 5, 1, 2, 0, 3}},   /* (L, B, NH, hd) -> (B, NH, L, hd) */

@@ -49,6 +49,14 @@ void op_softmax_forward_ref(double *out, const double *x, const double *mask, si
 void op_softmax_backward_ref(double *dx, const double *dout, const double *out, size_t B, size_t H, size_t Lq,
                              size_t Lk, double scale, int acc);
 
+/* fused attention (src/ops/attention.c), layouts as op_attention_forward's; the
+ * backward adds to dq, dk, dv when acc, else writes them */
+void op_attention_forward_ref(double *o, const double *q, const double *k, const double *v, const double *mask,
+                              const double *bias, const op_attention_args *a);
+void op_attention_backward_ref(double *dq, double *dk, double *dv, const double *dout, const double *q,
+                               const double *k, const double *v, const double *mask, const double *bias,
+                               const op_attention_args *a, int acc);
+
 /* layer norm (src/ops/layernorm.c): x, out (N,C); mean, rstd (N) (either may be NULL); w, b (C) */
 void op_layernorm_forward_ref(double *out, double *mean, double *rstd, const double *x, const double *w,
                               const double *b, size_t N, size_t C, double eps);
