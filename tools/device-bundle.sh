@@ -70,10 +70,11 @@ echo "$pass passed, $fail failed"
 EOS
 cat > "$out/run-bench.sh" <<'EOS'
 #!/usr/bin/env bash
-# The GPU timing set of issue 12 in one go (about 3 minutes on an H200), from
+# The GPU timing set of issue 12 in one go (about 4 minutes on an H200), from
 # the repository root: the devices, the shapes step as trained and as the
-# PyTorch twin, DETR-R50 800x800 batch 2 (timed, then profiled), and the GEMM
-# paths at R50's shapes. Logs go to OUTDIR (default $OUT, else bench-logs).
+# PyTorch twin, DETR-R50 800x800 batch 2 (timed, then profiled), the three
+# again with fused attention (CLDETR_ATTENTION=fused: is it faster on a GPU?),
+# and the GEMM paths at R50's shapes. Logs go to OUTDIR (default $OUT, else bench-logs).
 #   BUILD/bundle/run-bench.sh [OUTDIR]
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-${OUT:-bench-logs}}
@@ -94,6 +95,9 @@ run twin 120 cldetr bench configs/shapes.ini "${twin[@]}" --steps 30
 run twin-profile 120 cldetr bench configs/shapes.ini "${twin[@]}" --steps 20 --profile
 run r50 240 cldetr bench "${r50[@]}" --steps 10 --warmup 2
 run r50-profile 240 cldetr bench "${r50[@]}" --steps 3 --warmup 1 --profile
+run shapes-fused 120 env CLDETR_ATTENTION=fused cldetr bench configs/shapes.ini --steps 30
+run twin-fused 120 env CLDETR_ATTENTION=fused cldetr bench configs/shapes.ini "${twin[@]}" --steps 30
+run r50-fused 240 env CLDETR_ATTENTION=fused cldetr bench "${r50[@]}" --steps 10 --warmup 2 --profile
 run gemm-r50 240 bench_gemm --r50 --paths clblast,tiles
 echo "logs in $out"
 EOS

@@ -177,6 +177,11 @@ ENVIRONMENT = [
      'looping over rows with explicit vectors) or their GPU shape (work-groups sharing local memory) whatever '
      'the device says it is; auto: the CPU shape on every device that is not a GPU. For tests (oclgrind calls '
      'itself a GPU) and measurements.'),
+    ('CLDETR_ATTENTION', 'fused, separate or auto (the default): how attention runs. fused: one kernel '
+     'forward and two backward per attention with heads 8, 16, 32 or 64 wide, the weights recomputed, never '
+     'stored (DETR-R50 800x800 batch 2: 640 MiB less device memory); separate: the score and value products, '
+     'softmax and dropout as separate kernels. Both compute the same function with the same dropout mask. '
+     'auto takes the separate kernels on every device: faster on CPUs (bench/README.md); GPUs not yet measured.'),
     ('CLDETR_GEMM_LAYOUT', 'row or swap: force the operand order of CLBlast GEMM calls instead of '
      'choosing it per shape (for measurements).'),
     ('CLDETR_OPENBLAS', 'bench-ops: the OpenBLAS library to compare with (default libopenblas.so.0).'),

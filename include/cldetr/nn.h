@@ -113,6 +113,7 @@ struct nn_node {
         struct { size_t dims[4]; int perm[4]; } permute;            /* dims: x's */
         struct { size_t inner, outer, M, N, K; int ta, tb; op_bmm_layout la, lb, lc; } heads;   /* nn_bmm, nn_heads_* */
         struct { size_t B, H, Lq, Lk; float scale; } softmax;       /* x (B, H, Lq, Lk), mask (B, Lk) */
+        struct { op_attention_args args; cd_mem bias, lse, delta; } attn;   /* nn_attention; mask: in[3] */
         struct { size_t B, Hf, Wf, F; } pos;                        /* out (B, Hf*Wf, 2F) */
     } a;                        /* the op's arguments */
 };
@@ -130,6 +131,7 @@ typedef struct nn_ctx {
                                    reset: forward, and the backward the tape will run */
     uint64_t seed, step;        /* dropout streams: (seed, step, site) */
     uint32_t dropout_site;
+    int attention;              /* NN_ATTENTION_*: CLDETR_ATTENTION, read by nn_ctx_init */
     size_t kept_cols;           /* floats of conv columns kept for the backward this step (NN_KEEP_COLS_MAX) */
     nn_arena act, grads;
     /* activation gradients whose tensor's backward has run, for later gradients of the step */
@@ -139,6 +141,12 @@ typedef struct nn_ctx {
 } nn_ctx;
 
 void nn_ctx_init(nn_ctx *ctx, cd_device *dev, nn_params *ps);
+/* How attention runs: CLDETR_ATTENTION=fused (nn_attention wherever the head
+ * width has a kernel), separate (scores, softmax, dropout, products) or auto
+ * (unset: nn_fused_attention's rule). */
+enum { NN_ATTENTION_AUTO, NN_ATTENTION_FUSED, NN_ATTENTION_SEPARATE };
+/* Does attention with heads hd wide run fused (nn_attention) in this context? */
+int nn_fused_attention(const nn_ctx *ctx, size_t hd);
 void nn_ctx_free(nn_ctx *ctx);
 /* Start a step: reset the arenas and the tape (does not zero parameter grads). */
 void nn_ctx_reset(nn_ctx *ctx);
@@ -256,6 +264,14 @@ nn_tensor *nn_heads_mix(nn_ctx *ctx, nn_tensor *p, nn_tensor *v);
 /* softmax(scale * x) over the last dim of x (B, H, Lq, Lk) with key mask (B, Lk)
  * (a tensor without grad, or NULL) */
 nn_tensor *nn_softmax(nn_ctx *ctx, nn_tensor *x, nn_tensor *mask, float scale);
+/* Fused attention (op_attention_*): q (B, Lq, d), k and v (B, Lk, d), NH heads
+ * read in place -> (B, Lq, d), the same function as nn_heads_scores, the
+ * bias add, nn_softmax (scale, mask), nn_dropout (p, the same mask) and
+ * nn_heads_mix, without the (B, NH, Lq, Lk) weights; mask (B, Lk) and bias
+ * (Lq, Lk, added before the scale) are tensors without grad, or NULL. Only
+ * for head widths op_attention_fused_ok takes. */
+nn_tensor *nn_attention(nn_ctx *ctx, nn_tensor *q, nn_tensor *k, nn_tensor *v, size_t NH, nn_tensor *mask,
+                        nn_tensor *bias, float scale, float p);
 /* learned position encoding from row/col tables (parameters) -> (B, Hf*Wf, 2F) */
 nn_tensor *nn_learned_pos(nn_ctx *ctx, int row, int col, size_t B, size_t Hf, size_t Wf, size_t F);
 

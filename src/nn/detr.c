@@ -213,6 +213,11 @@ static nn_tensor *mha(detr_model *m, nn_ctx *ctx, const detr_mha *a, nn_tensor *
     nn_tensor *qkv[3] = {q_in, k_in, v_in};
     for (int i = 0; i < 3; i++)                 /* rows [i*d, (i+1)*d) of the packed in_proj */
         qkv[i] = nn_linear_rows(ctx, qkv[i], a->in_w, a->in_b, (size_t)i * d, d);
+    float scale = 1.0f / sqrtf((float)hd);
+    if (nn_fused_attention(ctx, hd)) {   /* one node, the weights never stored */
+        nn_tensor *o = nn_attention(ctx, qkv[0], qkv[1], qkv[2], NH, mask, attn_bias, scale, m->o.dropout);
+        return nn_linear(ctx, o, a->out_w, a->out_b);
+    }
     /* the heads are read in place: head h is columns [h*hd, (h+1)*hd) */
     nn_tensor *s = nn_heads_scores(ctx, qkv[0], qkv[1], NH);           /* (B, NH, Lq, Lk) */
     if (attn_bias) {        /* the bias is scaled with the scores: DETR_MASKED stays far below any score */
@@ -220,7 +225,7 @@ static nn_tensor *mha(detr_model *m, nn_ctx *ctx, const detr_mha *a, nn_tensor *
         s = nn_add_channels(ctx, nn_view(ctx, s, 3, (size_t[]){sd[0] * sd[1], sd[2], sd[3]}), attn_bias);
         s = nn_view(ctx, s, 4, sd);
     }
-    nn_tensor *p = nn_softmax(ctx, s, mask, 1.0f / sqrtf((float)hd));
+    nn_tensor *p = nn_softmax(ctx, s, mask, scale);
     p = nn_dropout(ctx, p, m->o.dropout);
     nn_tensor *o = nn_heads_mix(ctx, p, qkv[2]);                       /* (B, Lq, d), heads in place */
     return nn_linear(ctx, o, a->out_w, a->out_b);

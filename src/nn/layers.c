@@ -206,10 +206,13 @@ static void dropout_bw(nn_ctx *ctx, nn_node *nd) {
                         nd->a.dropout.stream, acc);
 }
 
+/* the stream of the next dropout site of the step: (step, site) */
+static uint64_t dropout_stream(nn_ctx *ctx) { return (ctx->step << 20) ^ (uint64_t)ctx->dropout_site++; }
+
 /* x, out: any shape */
 nn_tensor *nn_dropout(nn_ctx *ctx, nn_tensor *x, float p) {
     if (!ctx->training || p <= 0.0f) return x;
-    uint64_t stream = (ctx->step << 20) ^ (uint64_t)ctx->dropout_site++;
+    uint64_t stream = dropout_stream(ctx);
     nn_node nd = {.what = "dropout", .forward = dropout_fw, .backward = dropout_bw, .out = like(ctx, x), .in = {x},
                   .a.dropout = {p, ctx->seed, stream}};
     return run(ctx, &nd);
@@ -661,6 +664,56 @@ nn_tensor *nn_softmax(nn_ctx *ctx, nn_tensor *x, nn_tensor *mask, float scale) {
     nn_node nd = {.what = "softmax", .forward = softmax_fw, .backward = softmax_bw, .reads = NN_READS_OUT,
                   .out = like(ctx, x),
                   .in = {x, mask}, .a.softmax = {B, x->dims[1], x->dims[2], Lk, scale}};
+    return run(ctx, &nd);
+}
+
+/* ---- fused attention ------------------------------------------------------ */
+
+static void attention_fw(nn_ctx *ctx, nn_node *nd) {
+    op_attention_forward(ctx->dev, nd->out->data, nd->a.attn.lse, nd->in[0]->data, nd->in[1]->data,
+                         nd->in[2]->data, data_or_none(nd->in[3]), nd->a.attn.bias, &nd->a.attn.args);
+}
+
+static void attention_bw(nn_ctx *ctx, nn_node *nd) {
+    int acc_q, acc_k, acc_v;
+    cd_mem dq = grad_or_none(ctx, nd->in[0], &acc_q), dk = grad_or_none(ctx, nd->in[1], &acc_k);
+    cd_mem dv = grad_or_none(ctx, nd->in[2], &acc_v);
+    op_attention_backward(ctx->dev, dq, dk, dv, nd->a.attn.delta, nd->out->grad, nd->out->data, nd->a.attn.lse,
+                          nd->in[0]->data, nd->in[1]->data, nd->in[2]->data, data_or_none(nd->in[3]),
+                          nd->a.attn.bias, &nd->a.attn.args, acc_q, acc_k, acc_v);
+}
+
+int nn_fused_attention(const nn_ctx *ctx, size_t hd) {
+    if (!op_attention_fused_ok(hd) || ctx->attention == NN_ATTENTION_SEPARATE) return 0;
+    return ctx->attention == NN_ATTENTION_FUSED;
+}
+
+nn_tensor *nn_attention(nn_ctx *ctx, nn_tensor *q, nn_tensor *k, nn_tensor *v, size_t NH, nn_tensor *mask,
+                        nn_tensor *bias, float scale, float p) {
+    need_ndim("nn_attention", q, "q", 3, "(B, Lq, d)");
+    size_t B = q->dims[0], Lq = q->dims[1], d = q->dims[2];
+    if (NH == 0 || d % NH || !op_attention_fused_ok(d / NH))
+        bad_shape("nn_attention", q, "q", "but %zu heads of it are not 8, 16, 32 or 64 wide (use the separate ops)",
+                  NH);
+    if (k->ndim != 3 || k->dims[0] != B || k->dims[2] != d)
+        bad_shape("nn_attention", k, "k", "but %s has shape %s: k must be (%zu, *, %zu)", lbl(q, "q"), shp(q), B, d);
+    size_t Lk = k->dims[1], hd = d / NH;
+    if (v->ndim != 3 || v->dims[0] != B || v->dims[1] != Lk || v->dims[2] != d)
+        bad_shape("nn_attention", v, "v", "but k has shape %s: v must be the same", shp(k));
+    if (mask && (mask->n != B * Lk || mask->requires_grad))
+        bad_shape("nn_attention", mask, "mask", "but must be (%zu, %zu) and without a gradient", B, Lk);
+    if (bias && (bias->n != Lq * Lk || bias->requires_grad))
+        bad_shape("nn_attention", bias, "bias", "but must be (%zu, %zu) and without a gradient", Lq, Lk);
+    /* the useful arithmetic, as the separate ops count it (the backward's recomputed scores are not) */
+    double f = 2.0 * (double)(B * NH) * (double)Lq * (double)Lk * (double)hd;
+    count_flops(ctx, f, q, k);
+    count_flops(ctx, f, needs(q) || needs(k) ? q : NULL, v);
+    int drop = ctx->training && p > 0.0f;
+    nn_node nd = {.what = "attention", .forward = attention_fw, .backward = attention_bw,
+                  .reads = 0xfu | NN_READS_OUT, .out = nn_new(ctx, 3, (size_t[]){B, Lq, d}), .in = {q, k, v, mask},
+                  .a.attn = {{B, NH, Lq, Lk, hd, scale, drop ? p : 0.0f, ctx->seed, drop ? dropout_stream(ctx) : 0},
+                             bias ? bias->data : cd_none(), nn_new1(ctx, B * NH * Lq)->data, cd_none()}};
+    if (ctx->record) nd.a.attn.delta = nn_new1(ctx, B * NH * Lq)->data;
     return run(ctx, &nd);
 }
 

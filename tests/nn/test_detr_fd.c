@@ -157,7 +157,9 @@ static double fd_ratio_at(const fd_eval *ev, double g, int retry) {
     return err / tol;
 }
 
-static void run_case(cd_device *dev, int bn_trainable, uint64_t seed, float dropout, int train_queries) {
+/* attention: NN_ATTENTION_SEPARATE, or _FUSED (the heads here are 8 wide, which has a fused kernel) */
+static void run_case(cd_device *dev, int bn_trainable, uint64_t seed, float dropout, int train_queries,
+                     int attention) {
     fd_case c;
     memset(&c, 0, sizeof c);
     detr_opts o;
@@ -176,9 +178,10 @@ static void run_case(cd_device *dev, int bn_trainable, uint64_t seed, float drop
     o.num_classes = 3;
     o.query_groups = train_queries ? 3 : 1;
     o.dn = train_queries;
-    t_diag("%s BN%s: resnet18 width 4, d 16, 2 heads, 1+2 layers, FFN 16, 5 queries, 3 classes%s",
-           bn_trainable ? "trainable" : "frozen", bn_trainable ? ", whole backbone trained" : "",
-           train_queries ? "; 2 of 3 query groups and 2 denoising groups of 2 queries (one padding)" : "");
+    t_diag("%s BN%s: resnet18 width 4, d 16, 2 heads, 1+2 layers, FFN 16, 5 queries, 3 classes%s; dropout %g; "
+           "attention %s", bn_trainable ? "trainable" : "frozen", bn_trainable ? ", whole backbone trained" : "",
+           train_queries ? "; 2 of 3 query groups and 2 denoising groups of 2 queries (one padding)" : "", dropout,
+           attention == NN_ATTENTION_FUSED ? "fused" : "separate ops");
     if (detr_build(&c.m, &o, dev, seed) < 0) { t_ok(0, "build: %s", cd_errbuf()); return; }
     nn_params *ps = &c.m.params;
     /* the official init leaves biases at 0 and BN at identity: move every
@@ -234,6 +237,7 @@ static void run_case(cd_device *dev, int bn_trainable, uint64_t seed, float drop
     /* analytic: one recorded forward and the backward */
     nn_ctx_init(&c.ctx, dev, ps);
     c.ctx.training = 1;
+    c.ctx.attention = attention;
     nn_ctx_reset(&c.ctx);
     nn_zero_grads(&c.ctx);
     detr_out out;
@@ -329,9 +333,11 @@ static void run_case(cd_device *dev, int bn_trainable, uint64_t seed, float drop
             snprintf(seen + len, sizeof seen - len, "%s%s %d", len ? ", " : "", part_names[q], parts_seen[q]);
         }
     t_diag("checked: %s", seen);
-    t_ok(n_bad <= MAX_OUTLIERS && worst <= MAX_OUTLIER_RATIO, "%s BN: %d of %d gradients equal central "
+    t_ok(n_bad <= MAX_OUTLIERS && worst <= MAX_OUTLIER_RATIO, "%s BN%s: %d of %d gradients equal central "
          "differences (h = %g max(1,|p|)) within %g relative + %g x measured noise / h + |D+ - D-|/2 (worst "
-         "|fd - g| / tolerance %.2f; %d needed the kink term, %d the retry at h / 10)", bn_trainable ? "trainable" : "frozen", n_checked - n_bad, n_checked,
+         "|fd - g| / tolerance %.2f; %d needed the kink term, %d the retry at h / 10)",
+         bn_trainable ? "trainable" : "frozen",
+         attention == NN_ATTENTION_FUSED ? ", fused attention" : "", n_checked - n_bad, n_checked,
          FD_STEP, RTOL, NOISE_K, worst, n_rough, n_retry);
     t_ok(n_control_caught * 2 >= n_control, "control: the same check rejects the gradient times %g for %d of %d "
          "elements (at least half required: the others have |g| under the fp32 noise floor)", CONTROL,
@@ -356,10 +362,13 @@ int main(int argc, char **argv) {
     cd_device *dev = cd_open(NULL, 0);
     t_ok(dev != NULL, "open device");
     if (!dev) return t_done();
-    run_case(dev, 0, 11 + 2 * seed, 0.0f, 0);
-    run_case(dev, 0, 13 + 2 * seed, 0.3f, 0);
-    run_case(dev, 1, 12 + 2 * seed, 0.0f, 0);
-    run_case(dev, 0, 15 + 2 * seed, 0.0f, 1);   /* Group DETR and denoising queries */
+    const int sep = NN_ATTENTION_SEPARATE, fused = NN_ATTENTION_FUSED;
+    run_case(dev, 0, 11 + 2 * seed, 0.0f, 0, sep);
+    run_case(dev, 0, 13 + 2 * seed, 0.3f, 0, sep);
+    run_case(dev, 1, 12 + 2 * seed, 0.0f, 0, sep);
+    run_case(dev, 0, 15 + 2 * seed, 0.0f, 1, sep);   /* Group DETR and denoising queries */
+    run_case(dev, 0, 17 + 2 * seed, 0.3f, 0, fused);  /* fused attention with its dropout */
+    run_case(dev, 0, 19 + 2 * seed, 0.0f, 1, fused);  /* fused, the decoder's group mask as its bias */
     t_diag("%.1f s", cd_now() - t0);
     cd_close(dev);
     return t_done();

@@ -69,11 +69,13 @@ static void check_plain(cd_device *dev, const char *name, const nn_tensor *t) {
     free(r); free(g);
 }
 
-static void run_fixture(cd_device *dev, const char *file) {
+/* attention: NN_ATTENTION_SEPARATE or _FUSED (every fixture's heads are 8 wide, which has a fused kernel) */
+static void run_fixture(cd_device *dev, const char *file, int attention) {
     char path[1024];
     snprintf(path, sizeof path, "%s/tests/fixtures/nn/%s", getenv("CLDETR_SOURCE_ROOT"), file);
     if (st_open(&F, path) < 0) { t_ok(0, "open %s: %s", path, cd_errbuf()); return; }
-    t_diag("fixture %s (%s)", file, meta("config"));
+    t_diag("fixture %s (%s), attention %s", file, meta("config"),
+           attention == NN_ATTENTION_FUSED ? "fused" : "separate ops");
     detr_opts o;
     detr_opts_default(&o);
     o.depth = atoi(meta("backbone") + 6);
@@ -116,9 +118,14 @@ static void run_fixture(cd_device *dev, const char *file) {
     nn_ctx ctx;
     nn_ctx_init(&ctx, dev, &m.params);
     ctx.training = 1;
+    ctx.attention = attention;
     nn_zero_grads(&ctx);
     detr_out out;
     detr_forward(&m, &ctx, images, mask, B, H, W, &out);
+    int fused_nodes = 0;
+    for (int i = 0; i < ctx.n_nodes; i++) fused_nodes += !strcmp(ctx.nodes[i].what, "attention");
+    int want = attention == NN_ATTENTION_FUSED ? 2 * o.dec_layers + o.enc_layers : 0;
+    t_ok(fused_nodes == want, "%d fused attention nodes on the tape (want %d)", fused_nodes, want);
     size_t S = out.S, Q = out.Q, K1 = out.K1, L = out.L, d = (size_t)o.d;
 
     check_plain(dev, "ref.backbone.layer4", out.features);
@@ -221,11 +228,11 @@ int main(int argc, char **argv) {
     cd_device *dev = cd_open(NULL, 0);
     t_ok(dev != NULL, "open device");
     if (!dev) return t_done();
-    if (argc > 1) for (int i = 1; i < argc; i++) run_fixture(dev, argv[i]);
-    else {
-        run_fixture(dev, "tiny_detr.safetensors");
-        run_fixture(dev, "tiny_detr_prenorm_bn.safetensors");
-        run_fixture(dev, "tiny_detr_r50_dc5.safetensors");
+    static const char *fixtures[] = {"tiny_detr.safetensors", "tiny_detr_prenorm_bn.safetensors",
+                                     "tiny_detr_r50_dc5.safetensors"};
+    for (int attention = NN_ATTENTION_FUSED; attention <= NN_ATTENTION_SEPARATE; attention++) {
+        if (argc > 1) for (int i = 1; i < argc; i++) run_fixture(dev, argv[i], attention);
+        else for (size_t i = 0; i < CD_ARRAY_LEN(fixtures); i++) run_fixture(dev, fixtures[i], attention);
     }
     cd_close(dev);
     return t_done();
