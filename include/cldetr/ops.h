@@ -114,6 +114,10 @@ typedef struct {
 } op_attention_args;
 /* The head widths the fused kernels take (8, 16, 32, 64); others take the separate ops. */
 int op_attention_fused_ok(size_t hd);
+/* Kernels: CPUs a work-item per row; GPUs (not ops_row_kernels) S work-items
+ * per row, S by the device's compute units and the rows (at most 8), merged
+ * in local memory. For tests: S forced (0: the rule); returns the old value. */
+int op_attention_set_split(int S);
 void op_attention_forward(cd_device *dev, cd_mem o, cd_mem lse, cd_mem q, cd_mem k, cd_mem v, cd_mem mask,
                           cd_mem bias, const op_attention_args *a);
 /* dq, dk, dv (=/+= by acc_*; any may be cd_none()); delta (B, NH, Lq) scratch;

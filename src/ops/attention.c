@@ -9,6 +9,7 @@
 
 #include "cldetr/ops.h"
 #include "ops/op_ref.h"
+#include "ops/reduce_util.h"
 
 enum { ATT_MASK = 1, ATT_BIAS = 2, ATT_DROPOUT = 4 };   /* as in cl/attention.cl */
 
@@ -38,14 +39,54 @@ static const char *kname(char *buf, size_t len, const char *base, size_t hd) {
         KU((a)->NH), KU((a)->Lq), KU((a)->Lk), KU((a)->NH * (a)->hd), KF((a)->scale), KF((a)->p),                 \
         KF(1.0f / (1.0f - (a)->p)), KUL((a)->seed), KUL((a)->stream)
 
+/* ---- GPUs: the split kernels ---- */
+
+static int split_force;     /* op_attention_set_split */
+
+int op_attention_set_split(int S) {
+    int old = split_force;
+    split_force = S;
+    return old;
+}
+
+/* The (S, R) work-group of a split kernel over `rows` rows of `len` keys (or
+ * queries): S work-items share a row, enough to give each compute unit about
+ * 1024 work-items (a short batch of long rows otherwise leaves a GPU mostly
+ * idle), at most 8 and at most len; R = 64 / S rows, within the kernel's
+ * work-group limit. Returns the launch's global and local sizes. */
+static void split_shape(cd_device *dev, const char *name, size_t rows, size_t len, size_t global[2],
+                        size_t local[2]) {
+    size_t S = split_force > 0 ? (size_t)split_force : 0;
+    if (!S) {
+        size_t target = 1024 * CD_MAX((size_t)dev->info.compute_units, (size_t)1);
+        S = CD_MIN(CD_MIN((target + rows - 1) / rows, (size_t)8), CD_MAX(len, (size_t)1));
+    }
+    size_t limit = cd_kernel_wg_size(dev, name);
+    S = CD_MAX(CD_MIN(S, limit), (size_t)1);
+    size_t R = CD_MAX((size_t)64 / S, (size_t)1);
+    while (R > 1 && S * R > limit) R /= 2;
+    local[0] = S;
+    local[1] = R;
+    global[0] = S;
+    global[1] = (rows + R - 1) / R * R;
+}
+
 void op_attention_forward(cd_device *dev, cd_mem o, cd_mem lse, cd_mem q, cd_mem k, cd_mem v, cd_mem mask,
                           cd_mem bias, const op_attention_args *a) {
     check_args(a);
     size_t rows = a->B * a->NH * a->Lq;
     if (rows == 0) return;
     char name[64];
-    CD_LAUNCH1(dev, kname(name, sizeof name, "attention_forward", a->hd), rows, KM(o), KM(lse), KUL(rows),
-               ATT_IN_ARGS(q, k, v, mask, bias, a));
+    if (ops_row_kernels(dev)) {
+        CD_LAUNCH1(dev, kname(name, sizeof name, "attention_forward", a->hd), rows, KM(o), KM(lse), KUL(rows),
+                   ATT_IN_ARGS(q, k, v, mask, bias, a));
+        return;
+    }
+    size_t g[2], l[2];
+    kname(name, sizeof name, "attention_forward_split", a->hd);
+    split_shape(dev, name, rows, a->Lk, g, l);
+    CD_LAUNCH_WG(dev, name, 2, g, l, KM(o), KM(lse), KUL(rows), ATT_IN_ARGS(q, k, v, mask, bias, a),
+                 KLOCAL(l[0] * l[1] * (a->hd + 2) * sizeof(float)));
 }
 
 void op_attention_backward(cd_device *dev, cd_mem dq, cd_mem dk, cd_mem dv, cd_mem delta, cd_mem dout, cd_mem o,
@@ -55,15 +96,31 @@ void op_attention_backward(cd_device *dev, cd_mem dq, cd_mem dk, cd_mem dv, cd_m
     size_t qrows = a->B * a->NH * a->Lq, krows = a->B * a->NH * a->Lk;
     if (qrows == 0 || krows == 0) return;
     char name[64];
+    int rowk = ops_row_kernels(dev);
+    size_t g[2], l[2];
     /* delta is always written (the key kernel reads it); acc -1: dq is not */
-    CD_LAUNCH1(dev, kname(name, sizeof name, "attention_backward_q", a->hd), qrows, KM(cd_has(dq) ? dq : delta),
-               KM(delta), KM(dout), KM(o), KM(lse), KUL(qrows), KI(cd_has(dq) ? !!acc_q : -1),
-               ATT_IN_ARGS(q, k, v, mask, bias, a));
-    int which = (cd_has(dk) ? 1 : 0) | (cd_has(dv) ? 2 : 0);
+    kname(name, sizeof name, rowk ? "attention_backward_q" : "attention_backward_q_split", a->hd);
+    if (rowk) {
+        CD_LAUNCH1(dev, name, qrows, KM(cd_has(dq) ? dq : delta), KM(delta), KM(dout), KM(o), KM(lse), KUL(qrows),
+                   KI(cd_has(dq) ? !!acc_q : -1), ATT_IN_ARGS(q, k, v, mask, bias, a));
+    } else {
+        split_shape(dev, name, qrows, a->Lk, g, l);
+        CD_LAUNCH_WG(dev, name, 2, g, l, KM(cd_has(dq) ? dq : delta), KM(delta), KM(dout), KM(o), KM(lse),
+                     KUL(qrows), KI(cd_has(dq) ? !!acc_q : -1), ATT_IN_ARGS(q, k, v, mask, bias, a),
+                     KLOCAL(l[0] * l[1] * a->hd * sizeof(float)));
+    }
+    int which = (cd_has(dk) ? 1 : 0) | (cd_has(dv) ? 2 : 0), acc = (acc_k ? 1 : 0) | (acc_v ? 2 : 0);
     if (!which) return;
-    CD_LAUNCH1(dev, kname(name, sizeof name, "attention_backward_kv", a->hd), krows, KM(cd_has(dk) ? dk : dv),
-               KM(cd_has(dv) ? dv : dk), KM(dout), KM(lse), KM(delta), KUL(krows), KI(which),
-               KI((acc_k ? 1 : 0) | (acc_v ? 2 : 0)), ATT_IN_ARGS(q, k, v, mask, bias, a));
+    cd_mem dk_or = cd_has(dk) ? dk : dv, dv_or = cd_has(dv) ? dv : dk;
+    kname(name, sizeof name, rowk ? "attention_backward_kv" : "attention_backward_kv_split", a->hd);
+    if (rowk) {
+        CD_LAUNCH1(dev, name, krows, KM(dk_or), KM(dv_or), KM(dout), KM(lse), KM(delta), KUL(krows), KI(which),
+                   KI(acc), ATT_IN_ARGS(q, k, v, mask, bias, a));
+        return;
+    }
+    split_shape(dev, name, krows, a->Lq, g, l);
+    CD_LAUNCH_WG(dev, name, 2, g, l, KM(dk_or), KM(dv_or), KM(dout), KM(lse), KM(delta), KUL(krows), KI(which),
+                 KI(acc), ATT_IN_ARGS(q, k, v, mask, bias, a), KLOCAL(l[0] * l[1] * 2 * a->hd * sizeof(float)));
 }
 
 /* ---- host references ---------------------------------------------------- */

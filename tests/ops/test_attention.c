@@ -6,6 +6,7 @@
  * reference forward. */
 #include "op_test.h"
 #include "cldetr/detr.h"
+#include "ops/reduce_util.h"
 
 /* Mask (B, Lk): image b keeps its first valid[b] keys; image 1 is fully padded
  * when B > 1 (as tests/ops/test_softmax.c). */
@@ -169,6 +170,37 @@ static void test_fd(size_t B, size_t NH, size_t Lq, size_t Lk, size_t hd, int wi
     ot_free(&lse); ot_free(&delta); ot_free(&dq); ot_free(&dk); ot_free(&dv);
 }
 
+/* The split kernels with S = 1 give the row kernels' bits (forward and the
+ * three gradients): the merge of one part is exact. */
+static void test_split_one_bits(void) {
+    op_attention_args a = {2, 3, 9, 13, 32, 0.2f, 0.25f, 41, 43};
+    size_t nq = a.B * a.Lq * a.NH * a.hd, nk = a.B * a.Lk * a.NH * a.hd, rows = a.B * a.NH * a.Lq;
+    ot_tensor q = ot_rand(nq, 1, -1, 1), k = ot_rand(nk, 2, -1, 1), v = ot_rand(nk, 3, -1, 1);
+    ot_tensor g = ot_rand(nq, 4, -1, 1), mask = make_mask(a.B, a.Lk, 5), bias = make_bias(a.Lq, a.Lk, 6);
+    ot_tensor out[2][4];
+    int old_rows = ops_set_row_kernels(1), old_split = op_attention_set_split(1);
+    for (int t = 0; t < 2; t++) {      /* 0: row kernels, 1: split kernels with S = 1 */
+        ops_set_row_kernels(!t);
+        ot_tensor lse = ot_nan(rows, 7), delta = ot_nan(rows, 8);
+        out[t][0] = ot_nan(nq, 9); out[t][1] = ot_nan(nq, 10); out[t][2] = ot_nan(nk, 11); out[t][3] = ot_nan(nk, 12);
+        op_attention_forward(ot_dev, out[t][0].d, lse.d, q.d, k.d, v.d, mask.d, bias.d, &a);
+        op_attention_backward(ot_dev, out[t][1].d, out[t][2].d, out[t][3].d, delta.d, g.d, out[t][0].d, lse.d, q.d,
+                              k.d, v.d, mask.d, bias.d, &a, 0, 0, 0);
+        for (int x = 0; x < 4; x++) ot_get(&out[t][x]);
+        ot_free(&lse); ot_free(&delta);
+    }
+    const char *what[4] = {"o", "dq", "dk", "dv"};
+    for (int x = 0; x < 4; x++) {
+        char name[128];
+        snprintf(name, sizeof name, "attention split kernels with S = 1: %s bit for bit the row kernels'", what[x]);
+        ot_close(name, out[0][x].h, out[1][x].h, out[0][x].n, 0, 0);
+        ot_free(&out[0][x]); ot_free(&out[1][x]);
+    }
+    ops_set_row_kernels(old_rows);
+    op_attention_set_split(old_split);
+    ot_free(&q); ot_free(&k); ot_free(&v); ot_free(&g); ot_free(&mask); ot_free(&bias);
+}
+
 int main(void) {
     ot_open();
     t_seed(1207);
@@ -180,10 +212,24 @@ int main(void) {
     static const size_t shapes[][5] = {{1, 1, 1, 1, 16}, {3, 2, 5, 7, 16},  {2, 4, 16, 16, 32},
                                        {2, 4, 10, 16, 32}, {2, 8, 20, 20, 32}, {3, 1, 3, 300, 32},
                                        {2, 2, 7, 9, 64}, {2, 4, 6, 12, 8}};
+    /* both kernel shapes on every device: a work-item per row (CPUs), rows
+     * split over S work-items (GPUs; S by the rule, then forced to 1, 3, 8:
+     * all features, and none) */
+    static const int modes[][2] = {{1, 0}, {0, 0}, {0, 1}, {0, 3}, {0, 8}};   /* row kernels, S */
     size_t off = 1;
-    for (size_t s = 0; s < CD_ARRAY_LEN(shapes); s++)
-        for (int with = 0; with < 8; with++, off += 13)
-            test_shape(shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], shapes[s][4], with, off % 61);
+    for (size_t md = 0; md < CD_ARRAY_LEN(modes); md++) {
+        int old_rows = ops_set_row_kernels(modes[md][0]), old_split = op_attention_set_split(modes[md][1]);
+        t_diag("attention kernels: %s, S %s", modes[md][0] ? "a work-item per row" : "rows split",
+               modes[md][0] ? "-" : modes[md][1] ? (modes[md][1] == 1 ? "1" : modes[md][1] == 3 ? "3" : "8")
+                                                 : "by the rule");
+        for (size_t s = 0; s < CD_ARRAY_LEN(shapes); s++)
+            for (int with = 0; with < 8; with++, off += 13)
+                if (md < 2 || with == 0 || with == 7)
+                    test_shape(shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], shapes[s][4], with, off % 61);
+        ops_set_row_kernels(old_rows);
+        op_attention_set_split(old_split);
+    }
+    test_split_one_bits();
     test_dropout_drops();
     test_fd(3, 2, 3, 5, 16, WITH_MASK | WITH_BIAS);
     test_fd(2, 1, 4, 6, 16, WITH_MASK | WITH_DROPOUT);
