@@ -40,8 +40,12 @@ static size_t conv_scratch_floats = (size_t)1 << 24;
 /* Images per GEMM group: enough for ~1024 GEMM columns (g*P), no more: small
  * images need the batch to give the GEMM a wide N, large ones are faster image
  * by image (no pack/unpack, a shorter weight-gradient reduction). Timings:
- * bench/README.md (bench/bench_conv.c). */
+ * bench/README.md (bench/bench_conv.c). With cldetr's GPU tile kernels the
+ * groups are 32x larger: there a group costs a few launches (im2col, GEMM,
+ * unpack; col2im) that a small model's step is bound by, a wide N fills more
+ * compute units, and a long weight-gradient reduction is split over them. */
 #define CONV_GROUP_COLS 1024
+#define CONV_GROUP_COLS_TILES 32768
 /* CLBlast (1.5.3) copies a GEMM operand through a pad pass unless its sizes
  * are multiples of the kernel's tiles (and its offset is 0, see
  * src/device/blas.c). The conv GEMMs are called column-major with the operands
@@ -135,11 +139,13 @@ static int conv_is_direct(const conv_shape *s) {
     return s->R == 1 && s->S == 1 && s->stride == 1 && s->pad == 0 && s->H * s->W >= CONV_DIRECT_MIN_P;
 }
 
-/* Images per group: CONV_GROUP_COLS columns, within the im2col scratch limit, at least 1. */
-static size_t conv_group(const conv_shape *s, size_t P) {
+/* Images per group: CONV_GROUP_COLS columns (CONV_GROUP_COLS_TILES with the
+ * GPU tile kernels), within the im2col scratch limit, at least 1. */
+static size_t conv_group(cd_device *dev, const conv_shape *s, size_t P) {
     size_t per = s->C * s->R * s->S * P;
     size_t g = per ? conv_scratch_floats / per : s->B;
-    g = CD_MIN(g, (CONV_GROUP_COLS + P - 1) / P);
+    size_t cols = cd_gemm_kernels(dev) == CD_GEMM_TILES ? CONV_GROUP_COLS_TILES : CONV_GROUP_COLS;
+    g = CD_MIN(g, (cols + P - 1) / P);
     return CD_MAX((size_t)1, CD_MIN(g, s->B));
 }
 
@@ -386,7 +392,7 @@ size_t op_conv2d_forward_keep(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd
     check_shape(s);
     size_t P = conv_out_h(s) * conv_out_w(s), CRS = s->C * s->R * s->S, CHW = s->C * s->H * s->W;
     size_t KP = s->K * P;
-    check_index_range(s, conv_group(s, P));
+    check_index_range(s, conv_group(dev, s, P));
     if (conv_is_direct(s)) {
         for (size_t n = 0; n < s->B; n++)
             cd_gemm(dev, 0, 0, s->K, P, s->C, 1.0f, w, s->C, cd_at(x, n * CHW), P, 0.0f, cd_at(out, n * KP), P);
@@ -399,7 +405,7 @@ size_t op_conv2d_forward_keep(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd
         implicit_conv(dev, out, xp, w, s->B, s->C, s->K, s, 0);
         if (cd_has(b)) CD_LAUNCH3(dev, "conv_add_bias", P, s->K, s->B, KM(out), KM(b), KI(s->B), KI(s->K), KI(P));
         if (!cd_has(keep)) cd_free(dev, xp);
-        return conv_group(s, P);
+        return conv_group(dev, s, P);
     }
     if (conv_is_phase_s2(dev, s)) {   /* keep, when given, is xs */
         cd_mem xs = cd_has(keep) ? keep : cd_alloc(dev, phase_floats(s), "conv2d phase-split input");
@@ -407,9 +413,9 @@ size_t op_conv2d_forward_keep(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd
         phase_conv(dev, out, xs, w, s);
         if (cd_has(b)) CD_LAUNCH3(dev, "conv_add_bias", P, s->K, s->B, KM(out), KM(b), KI(s->B), KI(s->K), KI(P));
         if (!cd_has(keep)) cd_free(dev, xs);
-        return conv_group(s, P);
+        return conv_group(dev, s, P);
     }
-    size_t G = conv_group(s, P), CRSp = conv_pad_to(dev, CRS, CONV_PAD_K);
+    size_t G = conv_group(dev, s, P), CRSp = conv_pad_to(dev, CRS, CONV_PAD_K);
     cd_mem col = cd_has(keep) ? cd_none() : cd_alloc(dev, CRSp * G * P, "conv2d im2col");
     cd_mem tmp = G > 1 ? cd_alloc(dev, KP * G, "conv2d output group") : cd_none();
     cd_mem wk = w;
@@ -593,7 +599,7 @@ void op_conv2d_backward_kept(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd
     check_shape(s);
     size_t P = conv_out_h(s) * conv_out_w(s), CRS = s->C * s->R * s->S, CHW = s->C * s->H * s->W;
     size_t KP = s->K * P;
-    check_index_range(s, conv_group(s, P));
+    check_index_range(s, conv_group(dev, s, P));
     if (cd_has(db)) {
         size_t wg = cd_kernel_wg_size(dev, "conv_bias_backward"), l = 1;
         while (l * 2 <= CD_MIN(wg, (size_t)256)) l *= 2;
@@ -630,7 +636,7 @@ void op_conv2d_backward_kept(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd
         }
         return;
     }
-    size_t G = conv_group(s, P), CRSp = cd_has(dx) ? conv_pad_to(dev, CRS, CONV_PAD_N) : CRS;
+    size_t G = conv_group(dev, s, P), CRSp = cd_has(dx) ? conv_pad_to(dev, CRS, CONV_PAD_N) : CRS;
     cd_mem col = cd_alloc(dev, CRSp * G * P, "conv2d im2col");
     cd_mem dperm = G > 1 ? cd_alloc(dev, KP * G, "conv2d output-gradient group") : cd_none();
     cd_mem wk = w;

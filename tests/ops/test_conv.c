@@ -411,8 +411,10 @@ int main(void) {
         op_conv2d_set_dw_path(path);
     }
     keep_cols = 0;
+    path = op_conv2d_set_dw_path(1);    /* as in the loop above: GPUs keep no columns by default */
     t_ok(op_conv2d_keep_floats(ot_dev, &stems[0]) == 2 * 3 * 2 * (2 * 5 + 5) * (16 + 3),
          "the stem's path keeps the phase-split input: 2 images x 3 channels x 2 phases x 15 x 19");
+    op_conv2d_set_dw_path(path);
     op_conv2d_set_implicit(0);
     check_implicit_same_bits("3x3 16 wide", (conv_shape){3, 5, 6, 16, 6, 3, 3, 1, 1, 1}, 1, 1);
     check_implicit_same_bits("3x3 32 wide", (conv_shape){8, 8, 32, 32, 8, 3, 3, 1, 1, 1}, 0, 0);
@@ -426,6 +428,15 @@ int main(void) {
     check_implicit_same_bits("stem 7x7/2", (conv_shape){2, 3, 9, 32, 4, 7, 7, 2, 3, 1}, 1, 1);
     check_implicit_same_bits("stem 7x7/2 in chunks", (conv_shape){2, 3, 96, 96, 8, 7, 7, 2, 3, 1}, 0, 0);
     check_implicit_same_bits("5x5/2", (conv_shape){2, 2, 7, 32, 3, 5, 5, 2, 2, 1}, 1, 0);
+    /* the GPU tile kernels take groups of 32x more columns than the other
+     * paths: 4 images of 32 x 32 in one group (one image a group elsewhere),
+     * then cut to 2 + 2 by the scratch limit */
+    int kernels = cd_gemm_set_kernels(CD_GEMM_TILES);
+    check_conv("tile kernels: 4 images of 32 x 32 in one group", (conv_shape){4, 3, 32, 32, 5, 3, 3, 1, 1, 1}, 1, 1);
+    old = op_conv2d_set_scratch_limit(2 * 27 * 1024);
+    check_conv("tile kernels: groups 2 + 2 (scratch limit)", (conv_shape){4, 3, 32, 32, 5, 3, 3, 1, 1, 1}, 0, 0);
+    op_conv2d_set_scratch_limit(old);
+    cd_gemm_set_kernels(kernels);
     op_conv2d_set_implicit(implicit);
 
     ot_cases("conv");
