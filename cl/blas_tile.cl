@@ -26,12 +26,25 @@
 #define TILE_BK 8
 #define TILE_PAD 4
 
+/* A linear layer's epilogue (cd_gemm_bias_nt): epi 1 adds bias[n] to C's
+ * column n, epi 2 then a ReLU; the expressions of linear_bias_forward
+ * (cl/linear.cl), which the product followed: the same bits. */
+static inline __attribute__((always_inline)) float gemm_epilogue(const float v, const float b, const int epi) {
+    const float r = v + b;
+    return epi == 2 && r < 0.0f ? 0.0f : r;
+}
+static inline __attribute__((always_inline)) float4 gemm_epilogue4(const float4 v, __global const float *b,
+                                                                   const int epi) {
+    const float4 r = v + vload4(0, b);
+    return epi == 2 ? select(r, (float4)(0.0f), isless(r, (float4)(0.0f))) : r;
+}
+
 static inline __attribute__((always_inline)) void gemm_tile(
     __global float *C, __global const float *A, __global const float *B, const int M, const int N,
     const int K, const int lda, const int ldb, const int ldc, const ulong sA, const ulong sB, const ulong sC,
     const float alpha, const float beta, const int nsplit, const int kc, const uint zi, const ulong sAo,
-    const ulong sBo, const ulong sCo, __local float4 *As4, __local float4 *Bs4, const int ta, const int tb,
-    const int BM, const int BN) {
+    const ulong sBo, const ulong sCo, __global const float *bias, const int epi, __local float4 *As4,
+    __local float4 *Bs4, const int ta, const int tb, const int BM, const int BN) {
     const int TM = BM / 16, TN = BN / 16;             /* 4 or 8 */
     const int LA = BM * TILE_BK / 256, LB = BN * TILE_BK / 256;   /* global loads per work-item */
     const int sa = BM + TILE_PAD, sb = BN + TILE_PAD;  /* row pitch of the staged slices */
@@ -117,13 +130,15 @@ static inline __attribute__((always_inline)) void gemm_tile(
             if (n + 4 <= N) {
                 float4 r = alpha * (float4)(acc[i][h * 4], acc[i][h * 4 + 1], acc[i][h * 4 + 2], acc[i][h * 4 + 3]);
                 if (beta != 0.0f) r = fma((float4)(beta), vload4(0, c), r);
+                if (epi) r = gemm_epilogue4(r, bias + n, epi);
                 vstore4(r, 0, c);
             } else {
 #pragma unroll
                 for (int q = 0; q < 4; q++) {
                     if (n + q >= N) break;
                     const float r = alpha * acc[i][h * 4 + q];
-                    c[q] = beta != 0.0f ? fma(beta, c[q], r) : r;
+                    const float v = beta != 0.0f ? fma(beta, c[q], r) : r;
+                    c[q] = epi ? gemm_epilogue(v, bias[n + q], epi) : v;
                 }
             }
         }
@@ -135,11 +150,12 @@ static inline __attribute__((always_inline)) void gemm_tile(
     __global float *C, const ulong C_off, __global const float *A, const ulong A_off, __global const float *B, \
         const ulong B_off, const int M, const int N, const int K, const int lda, const int ldb, const int ldc,  \
         const ulong sA, const ulong sB, const ulong sC, const float alpha, const float beta, const int nsplit,   \
-        const int kc, const uint zi, const ulong sAo, const ulong sBo, const ulong sCo
+        const int kc, const uint zi, const ulong sAo, const ulong sBo, const ulong sCo,                         \
+        __global const float *bias, const ulong bias_off, const int epi
 #define GEMM_TILE_BODY(TA, TB, BM, BN)                                                                        \
     __local float4 As4[TILE_BK * ((BM) + TILE_PAD) / 4], Bs4[TILE_BK * ((BN) + TILE_PAD) / 4];                \
     gemm_tile(C + C_off, A + A_off, B + B_off, M, N, K, lda, ldb, ldc, sA, sB, sC, alpha, beta, nsplit, kc,   \
-              zi, sAo, sBo, sCo, As4, Bs4, TA, TB, BM, BN)
+              zi, sAo, sBo, sCo, bias + bias_off, epi, As4, Bs4, TA, TB, BM, BN)
 __kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile128_nn(GEMM_TILE_ARGS) {
     GEMM_TILE_BODY(0, 0, 128, 128);
 }
@@ -166,9 +182,11 @@ __kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile64_tt(GE
 }
 
 /* C (M x N, ldc) = beta C + the sum of gemm_tile's nsplit parts (W: nsplit
- * contiguous M x N matrices), added in order. Range (N, M). */
+ * contiguous M x N matrices), added in order, then gemm_epilogue (epi).
+ * Range (N, M). */
 __kernel void gemm_split_sum(__global float *C, const ulong C_off, __global const float *W, const ulong W_off,
-                             const int M, const int N, const int ldc, const int nsplit, const float beta) {
+                             const int M, const int N, const int ldc, const int nsplit, const float beta,
+                             __global const float *bias, const ulong bias_off, const int epi) {
     const int n = (int)get_global_id(0), m = (int)get_global_id(1);
     if (n >= N || m >= M) return;
     const ulong mn = (ulong)M * (ulong)N;
@@ -176,5 +194,6 @@ __kernel void gemm_split_sum(__global float *C, const ulong C_off, __global cons
     float s = 0.0f;
     for (int p = 0; p < nsplit; p++) s += w[p * mn];
     __global float *c = C + C_off + (ulong)m * ldc + n;
-    *c = beta != 0.0f ? fma(beta, *c, s) : s;
+    const float v = beta != 0.0f ? fma(beta, *c, s) : s;
+    *c = epi ? gemm_epilogue(v, bias[bias_off + n], epi) : v;
 }

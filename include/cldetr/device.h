@@ -231,9 +231,10 @@ void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
              float alpha, cd_mem A, size_t lda, cd_mem B, size_t ldb,
              float beta, cd_mem C, size_t ldc);
 /* C (M, N) = A (M, K) B^T (B stored (N, K)) + bias (N) on every row, then
- * with relu a ReLU, in one launch where cldetr's row kernels run the device's
- * GEMMs (a linear layer's forward): returns 1 when done, 0 when nothing was
- * computed and the caller must do it another way (cd_gemm, then the bias). */
+ * with relu a ReLU, in the product's launch where cldetr's own kernels run the
+ * device's GEMMs (row kernels on CPUs, tile kernels on GPUs: a linear layer's
+ * forward): returns 1 when done, 0 when nothing was computed and the caller
+ * must do it another way (cd_gemm, then the bias). */
 int cd_gemm_bias_nt(cd_device *dev, size_t M, size_t N, size_t K, cd_mem A, size_t lda, cd_mem B, size_t ldb,
                     cd_mem C, size_t ldc, cd_mem bias, int relu);
 /* C (M, N) += A^T B (A stored (K, M), B (K, N)) and sums (M) += the rows of

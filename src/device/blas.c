@@ -254,7 +254,7 @@ static int own_gemm_bias(cd_device *dev, int ta, int tb, size_t M, size_t N, siz
     size_t ec = (M - 1) * ldc + N;
     if (ea >= lim || eb >= lim || ec >= lim || K >= lim || lda >= lim || ldb >= lim || ldc >= lim) return 0;
     if (mode == CD_GEMM_TILES)
-        return blas_tile_gemm(dev, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bt);
+        return blas_tile_gemm(dev, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bt, bias, relu);
     if (tb) {   /* dot products of rows: 4 x 4 blocks, dim 0 over column blocks */
         size_t nb = (N + 3) / 4, mb = (M + 3) / 4;
         size_t global[3] = {nb, mb, batch}, local[3] = {cd_blocks_local(dev, nb, mb * batch), 1, 1};
@@ -287,7 +287,7 @@ static const cd_batch one_matrix = {1, 1, 0, 0, 0, 0, 0, 0};
 
 int cd_gemm_bias_nt(cd_device *dev, size_t M, size_t N, size_t K, cd_mem A, size_t lda, cd_mem B, size_t ldb,
                     cd_mem C, size_t ldc, cd_mem bias, int relu) {
-    if (M == 0 || N == 0 || K == 0 || cd_gemm_kernels(dev) != CD_GEMM_ROWS) return 0;
+    if (M == 0 || N == 0 || K == 0 || cd_gemm_kernels(dev) == CD_GEMM_CLBLAST) return 0;
     return own_gemm_bias(dev, 0, 1, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, &one_matrix, bias, relu);
 }
 

@@ -24,7 +24,10 @@ void cd_gemm_set_tiles(int tile, int nsplit) {
  * fewer tiles than two per compute unit (weight gradients: 64 x 576 x 40000
  * ran at 1.4 TFLOP/s in CLBlast, 18.2 in this rule's 30 parts). */
 int blas_tile_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
-                   size_t lda, cd_mem B, size_t ldb, float beta, cd_mem C, size_t ldc, const cd_batch *bt) {
+                   size_t lda, cd_mem B, size_t ldb, float beta, cd_mem C, size_t ldc, const cd_batch *bt,
+                   cd_mem bias, int relu) {
+    int epi = bias.mem ? 1 + !!relu : 0;
+    cd_mem bm = bias.mem ? bias : C;
     size_t batch = bt->inner * bt->outer;
     size_t cus = CD_MAX((size_t)dev->info.compute_units, (size_t)1);
     size_t t64 = ((M + 63) / 64) * ((N + 63) / 64) * batch;
@@ -51,14 +54,15 @@ int blas_tile_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
     if (nsplit == 1) {
         CD_LAUNCH_WG(dev, name, 3, global, local, KM(C), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda), KI(ldb),
                      KI(ldc), KUL(bt->sA), KUL(bt->sB), KUL(bt->sC), KF(alpha), KF(beta), KI(1), KI(K),
-                     KU(bt->inner), KUL(bt->sAo), KUL(bt->sBo), KUL(bt->sCo));
+                     KU(bt->inner), KUL(bt->sAo), KUL(bt->sBo), KUL(bt->sCo), KM(bm), KI(epi));
         return 1;
     }
     blas_ensure_temp(dev, nsplit * M * N * sizeof(float));
     cd_mem W = {dev->blas_temp, 0};
     CD_LAUNCH_WG(dev, name, 3, global, local, KM(W), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda), KI(ldb), KI(N),
                  KUL(0), KUL(0), KUL(M * N), KF(alpha), KF(0.0f), KI(nsplit), KI(kc), KU(1), KUL(0), KUL(0),
-                 KUL(0));
-    CD_LAUNCH2(dev, "gemm_split_sum", N, M, KM(C), KM(W), KI(M), KI(N), KI(ldc), KI(nsplit), KF(beta));
+                 KUL(0), KM(bm), KI(0));
+    CD_LAUNCH2(dev, "gemm_split_sum", N, M, KM(C), KM(W), KI(M), KI(N), KI(ldc), KI(nsplit), KF(beta), KM(bm),
+               KI(epi));
     return 1;
 }

@@ -2,7 +2,9 @@
  *
  * Every product is one GEMM call (row-major, see cd_gemm); the bias add and its
  * gradient are linear_bias_forward (cl/linear.cl) and ops_reduce_axis, except
- * where the row kernels add the bias in the forward's GEMM (cd_gemm_bias_nt).
+ * where cldetr's own GEMM kernels (row kernels on CPUs, tile kernels on GPUs)
+ * add the bias in the forward's GEMM (cd_gemm_bias_nt) and the row kernels sum
+ * it in the weight gradient's (cd_gemm_tn_sums).
  * Accumulate rules as in ops.h: dw and db add; dx, dA, dB are written (acc 0)
  * or added (acc 1), which maps onto GEMM's beta = acc. */
 #include "cldetr/ops.h"

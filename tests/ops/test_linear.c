@@ -335,9 +335,43 @@ static void test_bmm_heads(size_t B, size_t NH, size_t Lq, size_t Lk, size_t hd)
     free(p); free(go); free(dv0); free(goh); free(dvh0);
 }
 
+/* The GPU tile kernels' epilogue (cd_gemm_bias_nt: the bias and the ReLU in
+ * the product's stores, or in gemm_split_sum when k is split) against the
+ * same product followed by linear_bias_forward, bit for bit. */
+static void test_tile_epilogue(size_t N, size_t IN, size_t OUT, int nsplit) {
+    int old_kernels = cd_gemm_set_kernels(CD_GEMM_TILES);
+    cd_gemm_set_tiles(64, nsplit);
+    size_t nx = N * IN, nw = OUT * IN, no = N * OUT;
+    float *x = rnd(nx), *w = rnd(nw), *b = rnd(OUT);
+    cd_mem mx = up(x, nx, 1), mw = up(w, nw, 2), mb = up(b, OUT, 3);
+    for (int relu = 0; relu < 2; relu++) {
+        cd_mem mo = op_upload(ot_dev, NULL, no, 5), mr = op_upload(ot_dev, NULL, no, 6);
+        if (relu) op_linear_relu_forward(ot_dev, mo, mx, mw, mb, N, IN, OUT);
+        else op_linear_forward(ot_dev, mo, mx, mw, mb, N, IN, OUT);
+        cd_gemm(ot_dev, 0, 1, N, OUT, IN, 1.0f, mx, IN, mw, IN, 0.0f, mr, OUT);
+        CD_LAUNCH2(ot_dev, "linear_bias_forward", OUT, N, KM(mr), KM(mb), KUL(N), KUL(OUT), KI(relu));
+        float *got = down(mo, no), *ref = down(mr, no);
+        char name[160];
+        snprintf(name, sizeof name, "tile kernels' epilogue, %s (%zu,%zu,%zu), k in %d part%s: the product then "
+                 "linear_bias_forward, bit for bit", relu ? "bias + ReLU" : "bias", N, IN, OUT, nsplit,
+                 nsplit > 1 ? "s" : "");
+        ot_close_f(name, ref, got, no, 0, 0);
+        t_ok(op_guards_intact(ot_dev, mo, no), "%s: nothing written outside the output", name);
+        free(got); free(ref);
+        release(mo); release(mr);
+    }
+    release(mx); release(mw); release(mb);
+    free(x); free(w); free(b);
+    cd_gemm_set_tiles(0, 0);
+    cd_gemm_set_kernels(old_kernels);
+}
+
 int main(void) {
     ot_open();
     t_seed(42);
+    test_tile_epilogue(37, 29, 23, 1);      /* the scalar tails */
+    test_tile_epilogue(64, 128, 512, 1);    /* an FFN's first layer: whole float4 stores */
+    test_tile_epilogue(20, 300, 70, 3);     /* k in parts: the epilogue in gemm_split_sum */
     /* the bias gradient in both shapes: a column per work-item (CPUs) and the
      * tiled column reduction (GPUs) */
     for (int rows = 1; rows >= 0; rows--) {
