@@ -43,8 +43,9 @@ static inline __attribute__((always_inline)) void gemm_tile(
     __global float *C, __global const float *A, __global const float *B, const int M, const int N,
     const int K, const int lda, const int ldb, const int ldc, const ulong sA, const ulong sB, const ulong sC,
     const float alpha, const float beta, const int nsplit, const int kc, const uint zi, const ulong sAo,
-    const ulong sBo, const ulong sCo, __global const float *bias, const int epi, __local float4 *As4,
-    __local float4 *Bs4, const int ta, const int tb, const int BM, const int BN) {
+    const ulong sBo, const ulong sCo, __global const float *bias, const int epi, __global float *sums,
+    const int has_sums, __local float4 *As4, __local float4 *Bs4, const int ta, const int tb, const int BM,
+    const int BN) {
     const int TM = BM / 16, TN = BN / 16;             /* 4 or 8 */
     const int LA = BM * TILE_BK / 256, LB = BN * TILE_BK / 256;   /* global loads per work-item */
     const int sa = BM + TILE_PAD, sb = BN + TILE_PAD;  /* row pitch of the staged slices */
@@ -89,6 +90,10 @@ static inline __attribute__((always_inline)) void gemm_tile(
 #pragma unroll
         for (int j = 0; j < 8; j++) acc[i][j] = 0.0f;
 
+    /* has_sums: the work-groups of the first column tile also sum op(A)'s
+     * columns over their k (a work-item per row of the tile, in k order) */
+    const int summing = has_sums && n0 == 0 && (int)t < BM;
+    float srow = 0.0f;
     TILE_LOAD(kb);
     for (int k0 = kb; k0 < ke; k0 += TILE_BK) {
         barrier(CLK_LOCAL_MEM_FENCE);          /* the previous slice is no longer read */
@@ -97,6 +102,9 @@ static inline __attribute__((always_inline)) void gemm_tile(
 #pragma unroll
         for (int p = 0; p < LB; p++) Bs[bk[p] * sb + bn[p]] = rb[p];
         barrier(CLK_LOCAL_MEM_FENCE);
+        if (summing)
+#pragma unroll
+            for (int k = 0; k < TILE_BK; k++) srow += As[k * sa + (int)t];
         if (k0 + TILE_BK < ke) TILE_LOAD(k0 + TILE_BK);
 #pragma unroll
         for (int k = 0; k < TILE_BK; k++) {
@@ -118,6 +126,10 @@ static inline __attribute__((always_inline)) void gemm_tile(
         }
     }
 #undef TILE_LOAD
+    if (summing && m0 + (int)t < M) {  /* k in parts: part's own sums after the parts' C (gemm_split_sum adds) */
+        if (nsplit > 1) sums[(ulong)part * M + m0 + t] = srow;
+        else sums[m0 + t] += srow;
+    }
 
 #pragma unroll
     for (int i = 0; i < TM; i++) {
@@ -151,11 +163,12 @@ static inline __attribute__((always_inline)) void gemm_tile(
         const ulong B_off, const int M, const int N, const int K, const int lda, const int ldb, const int ldc,  \
         const ulong sA, const ulong sB, const ulong sC, const float alpha, const float beta, const int nsplit,   \
         const int kc, const uint zi, const ulong sAo, const ulong sBo, const ulong sCo,                         \
-        __global const float *bias, const ulong bias_off, const int epi
+        __global const float *bias, const ulong bias_off, const int epi, __global float *sums,                  \
+        const ulong sums_off, const int has_sums
 #define GEMM_TILE_BODY(TA, TB, BM, BN)                                                                        \
     __local float4 As4[TILE_BK * ((BM) + TILE_PAD) / 4], Bs4[TILE_BK * ((BN) + TILE_PAD) / 4];                \
     gemm_tile(C + C_off, A + A_off, B + B_off, M, N, K, lda, ldb, ldc, sA, sB, sC, alpha, beta, nsplit, kc,   \
-              zi, sAo, sBo, sCo, bias + bias_off, epi, As4, Bs4, TA, TB, BM, BN)
+              zi, sAo, sBo, sCo, bias + bias_off, epi, sums + sums_off, has_sums, As4, Bs4, TA, TB, BM, BN)
 __kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile128_nn(GEMM_TILE_ARGS) {
     GEMM_TILE_BODY(0, 0, 128, 128);
 }
@@ -182,14 +195,22 @@ __kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile64_tt(GE
 }
 
 /* C (M x N, ldc) = beta C + the sum of gemm_tile's nsplit parts (W: nsplit
- * contiguous M x N matrices), added in order, then gemm_epilogue (epi).
- * Range (N, M). */
+ * contiguous M x N matrices), added in order, then gemm_epilogue (epi). With
+ * has_sums, sums (M) += the parts' row sums (nsplit x M after the parts in
+ * W), added in order, by the work-items of column 0. Range (N, M). */
 __kernel void gemm_split_sum(__global float *C, const ulong C_off, __global const float *W, const ulong W_off,
                              const int M, const int N, const int ldc, const int nsplit, const float beta,
-                             __global const float *bias, const ulong bias_off, const int epi) {
+                             __global const float *bias, const ulong bias_off, const int epi,
+                             __global float *sums, const ulong sums_off, const int has_sums) {
     const int n = (int)get_global_id(0), m = (int)get_global_id(1);
     if (n >= N || m >= M) return;
     const ulong mn = (ulong)M * (ulong)N;
+    if (has_sums && n == 0) {
+        __global const float *ws = W + W_off + nsplit * mn + m;
+        float t = ws[0];
+        for (int p = 1; p < nsplit; p++) t += ws[(ulong)p * M];
+        sums[sums_off + m] += t;
+    }
     __global const float *w = W + W_off + (ulong)m * N + n;
     float s = 0.0f;
     for (int p = 0; p < nsplit; p++) s += w[p * mn];

@@ -238,9 +238,11 @@ void cd_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
 int cd_gemm_bias_nt(cd_device *dev, size_t M, size_t N, size_t K, cd_mem A, size_t lda, cd_mem B, size_t ldb,
                     cd_mem C, size_t ldc, cd_mem bias, int relu);
 /* C (M, N) += A^T B (A stored (K, M), B (K, N)) and sums (M) += the rows of
- * A^T summed in k order, in one launch where cldetr's row kernels run the
- * device's GEMMs (a linear layer's weight and bias gradients): 1 when done, 0
- * when nothing was computed and the caller must do it another way. */
+ * A^T summed in k order, in the product's launch where cldetr's own kernels
+ * run the device's GEMMs (a linear layer's weight and bias gradients; on the
+ * row kernels the bits of ops_reduce_axis's column sums, on the tile kernels
+ * not, and with k in parts one more launch): 1 when done, 0 when nothing was
+ * computed and the caller must do it another way. */
 int cd_gemm_tn_sums(cd_device *dev, size_t M, size_t N, size_t K, cd_mem A, size_t lda, cd_mem B, size_t ldb,
                     cd_mem C, size_t ldc, cd_mem sums);
 /* batch independent GEMMs with strides (in floats) between consecutive A, B, C. */

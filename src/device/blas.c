@@ -254,7 +254,8 @@ static int own_gemm_bias(cd_device *dev, int ta, int tb, size_t M, size_t N, siz
     size_t ec = (M - 1) * ldc + N;
     if (ea >= lim || eb >= lim || ec >= lim || K >= lim || lda >= lim || ldb >= lim || ldc >= lim) return 0;
     if (mode == CD_GEMM_TILES)
-        return blas_tile_gemm(dev, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bt, bias, relu);
+        return blas_tile_gemm(dev, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bt, bias, relu,
+                              (cd_mem){NULL, 0});
     if (tb) {   /* dot products of rows: 4 x 4 blocks, dim 0 over column blocks */
         size_t nb = (N + 3) / 4, mb = (M + 3) / 4;
         size_t global[3] = {nb, mb, batch}, local[3] = {cd_blocks_local(dev, nb, mb * batch), 1, 1};
@@ -293,11 +294,15 @@ int cd_gemm_bias_nt(cd_device *dev, size_t M, size_t N, size_t K, cd_mem A, size
 
 int cd_gemm_tn_sums(cd_device *dev, size_t M, size_t N, size_t K, cd_mem A, size_t lda, cd_mem B, size_t ldb,
                     cd_mem C, size_t ldc, cd_mem sums) {
-    if (M == 0 || N == 0 || K == 0 || cd_gemm_kernels(dev) != CD_GEMM_ROWS) return 0;
+    int mode = cd_gemm_kernels(dev);
+    if (M == 0 || N == 0 || K == 0 || mode == CD_GEMM_CLBLAST) return 0;
     size_t lim = (size_t)1 << 31;
     if ((K - 1) * lda + M >= lim || (K - 1) * ldb + N >= lim || (M - 1) * ldc + N >= lim || K >= lim ||
         lda >= lim || ldb >= lim || ldc >= lim)
         return 0;
+    if (mode == CD_GEMM_TILES)
+        return blas_tile_gemm(dev, 1, 0, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc, &one_matrix, (cd_mem){NULL, 0},
+                              0, sums);
     size_t mb = (M + 7) / 8, nb = (N + 31) / 32;
     /* the local size of the product alone: the same order of blocks as cd_gemm's;
      * dim 0 covers the ceil(M/16) work-items of the sums too */

@@ -25,9 +25,11 @@ void cd_gemm_set_tiles(int tile, int nsplit) {
  * ran at 1.4 TFLOP/s in CLBlast, 18.2 in this rule's 30 parts). */
 int blas_tile_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
                    size_t lda, cd_mem B, size_t ldb, float beta, cd_mem C, size_t ldc, const cd_batch *bt,
-                   cd_mem bias, int relu) {
-    int epi = bias.mem ? 1 + !!relu : 0;
-    cd_mem bm = bias.mem ? bias : C;
+                   cd_mem bias, int relu, cd_mem sums) {
+    int epi = bias.mem ? 1 + !!relu : 0, has_sums = sums.mem != NULL;
+    cd_mem bm = bias.mem ? bias : C, sm = has_sums ? sums : C;
+    if (has_sums && (!ta || tb || bt->inner * bt->outer != 1))
+        cd_fatal("blas_tile_gemm: column sums only for one A^T B product (a bug in cldetr)");
     size_t batch = bt->inner * bt->outer;
     size_t cus = CD_MAX((size_t)dev->info.compute_units, (size_t)1);
     size_t t64 = ((M + 63) / 64) * ((N + 63) / 64) * batch;
@@ -54,15 +56,16 @@ int blas_tile_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
     if (nsplit == 1) {
         CD_LAUNCH_WG(dev, name, 3, global, local, KM(C), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda), KI(ldb),
                      KI(ldc), KUL(bt->sA), KUL(bt->sB), KUL(bt->sC), KF(alpha), KF(beta), KI(1), KI(K),
-                     KU(bt->inner), KUL(bt->sAo), KUL(bt->sBo), KUL(bt->sCo), KM(bm), KI(epi));
+                     KU(bt->inner), KUL(bt->sAo), KUL(bt->sBo), KUL(bt->sCo), KM(bm), KI(epi), KM(sm),
+                     KI(has_sums));
         return 1;
     }
-    blas_ensure_temp(dev, nsplit * M * N * sizeof(float));
-    cd_mem W = {dev->blas_temp, 0};
+    blas_ensure_temp(dev, nsplit * (M * N + (has_sums ? M : 0)) * sizeof(float));
+    cd_mem W = {dev->blas_temp, 0}, Ws = {dev->blas_temp, nsplit * M * N};   /* the parts, then their sums */
     CD_LAUNCH_WG(dev, name, 3, global, local, KM(W), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda), KI(ldb), KI(N),
                  KUL(0), KUL(0), KUL(M * N), KF(alpha), KF(0.0f), KI(nsplit), KI(kc), KU(1), KUL(0), KUL(0),
-                 KUL(0), KM(bm), KI(0));
+                 KUL(0), KM(bm), KI(0), KM(has_sums ? Ws : C), KI(has_sums));
     CD_LAUNCH2(dev, "gemm_split_sum", N, M, KM(C), KM(W), KI(M), KI(N), KI(ldc), KI(nsplit), KF(beta), KM(bm),
-               KI(epi));
+               KI(epi), KM(sm), KI(has_sums));
     return 1;
 }

@@ -5,11 +5,13 @@
 #include "cldetr/device.h"
 
 /* C = alpha op(A) op(B) + beta C by cl/blas_tile.cl, then with a bias
- * (bias.mem set) C's column n += bias[n] and with relu a ReLU; 0 when the
- * device cannot run the kernel (CLBlast then computes it), 1 when launched. */
+ * (bias.mem set) C's column n += bias[n] and with relu a ReLU; with sums
+ * (sums.mem set; one A^T B product only) sums (M) += A's columns summed over
+ * k. 0 when the device cannot run the kernel (CLBlast then computes it), 1
+ * when launched. */
 int blas_tile_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
                    size_t lda, cd_mem B, size_t ldb, float beta, cd_mem C, size_t ldc, const cd_batch *bt,
-                   cd_mem bias, int relu);
+                   cd_mem bias, int relu, cd_mem sums);
 /* dev->blas_temp holds at least bytes (fatal, naming the buffer, when the device is out of memory) */
 void blas_ensure_temp(cd_device *dev, size_t bytes);
 

@@ -158,6 +158,43 @@ static void check_tn_sums(size_t M, size_t N, size_t K, size_t pad) {
     free(A); free(B); free(C0); free(s0); free(got); free(ref); free(gs); free(rs);
 }
 
+/* cd_gemm_tn_sums on the GPU tile kernels (the first column tile's
+ * work-groups sum A's columns as they stage them; with k in parts each part
+ * keeps its sums and gemm_split_sum adds them): C the same bits as cd_gemm on
+ * the tile kernels, the sums within a float sum's error of the double sums
+ * (another order than ops_reduce_axis's, so not its bits). */
+static void check_tn_sums_tiles(size_t M, size_t N, size_t K, int nsplit) {
+    size_t nA = K * M, nB = K * N, nC = M * N;
+    double *A = ot_randv(nA, -1, 1), *B = ot_randv(nB, -1, 1), *C0 = ot_randv(nC, -1, 1), *s0 = ot_randv(M, -1, 1);
+    cd_mem dA = op_upload(ot_dev, A, nA, 5), dB = op_upload(ot_dev, B, nB, 3), dC = op_upload(ot_dev, C0, nC, 7);
+    cd_mem dR = op_upload(ot_dev, C0, nC, 1), ds = op_upload(ot_dev, s0, M, 2);
+    int old = cd_gemm_set_kernels(CD_GEMM_TILES);
+    cd_gemm_set_tiles(64, nsplit);
+    int done = cd_gemm_tn_sums(ot_dev, M, N, K, dA, M, dB, N, dC, N, ds);
+    cd_gemm(ot_dev, 1, 0, M, N, K, 1.0f, dA, M, dB, N, 1.0f, dR, N);
+    cd_gemm_set_tiles(0, 0);
+    cd_gemm_set_kernels(old);
+    double *got = op_download(ot_dev, dC, nC), *ref = op_download(ot_dev, dR, nC), *gs = op_download(ot_dev, ds, M);
+    double *rs = op_zeros(M);
+    for (size_t m = 0; m < M; m++) {
+        rs[m] = s0[m];
+        for (size_t k = 0; k < K; k++) rs[m] += A[k * M + m];
+    }
+    char name[160];
+    t_ok(done, "cd_gemm_tn_sums runs on the tile kernels (%zux%zux%zu, k in %d part%s)", M, N, K, nsplit,
+         nsplit > 1 ? "s" : "");
+    snprintf(name, sizeof name, "gemm_tile with sums %zux%zux%zu, k in %d part%s: C += A^T B, the product's bits", M,
+             N, K, nsplit, nsplit > 1 ? "s" : "");
+    ot_close(name, ref, got, nC, 0, 0);
+    snprintf(name, sizeof name, "gemm_tile with sums %zux%zux%zu, k in %d part%s: sums += A's columns", M, N, K,
+             nsplit, nsplit > 1 ? "s" : "");
+    ot_close(name, rs, gs, M, sum_tol(K), 1e-6);
+    t_ok(op_guards_intact(ot_dev, dC, nC) && op_guards_intact(ot_dev, ds, M), "%s: nothing written outside", name);
+    cd_mem ms[] = {dA, dB, dC, dR, ds};
+    for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(ot_dev, ms[i]);
+    free(A); free(B); free(C0); free(s0); free(got); free(ref); free(gs); free(rs);
+}
+
 int main(void) {
     ot_open();
     t_seed(11);
@@ -196,6 +233,9 @@ int main(void) {
     check_tn_sums(128, 128, 160, 0);   /* a linear layer's dW and db over 160 rows */
     check_tn_sums(13, 70, 33, 0);      /* a row block past M, a scalar stripe */
     check_tn_sums(9, 31, 5, 3);
+    check_tn_sums_tiles(128, 128, 160, 1);   /* a linear layer's dW and db, whole tiles */
+    check_tn_sums_tiles(70, 33, 37, 1);      /* a tile past M, k slices 8 x 4 + 5 */
+    check_tn_sums_tiles(70, 33, 300, 3);     /* k in parts: the sums through gemm_split_sum */
     check_bias_nt(9, 33, 17, 0);
     check_bias_nt(80, 128, 128, 3);
     check_bias_nt(1, 5, 40, 1);
