@@ -66,43 +66,51 @@ static inline __attribute__((always_inline)) float att_logit(const float4 *qr, _
     return scale * s;
 }
 
-/* Forward, one query row r = (b*NH + h)*Lq + i: an online softmax over the
- * keys (the running maximum m rescales the sum l and the output when it
- * grows), dropped weights count in l but not in the output. A row whose keys
- * are all masked gives o = 0 and lse = -inf, as the separate softmax's zeros. */
-static inline __attribute__((always_inline)) void att_forward(__global float *o, const ulong o_off,
-                                                              __global float *lse, const ulong lse_off,
-                                                              const ulong rows, ATT_IN, const uint HD4) {
-    const ulong r = get_global_id(0);
-    if (r >= rows) return;
-    /* the remainders as r - q * d, not %: a / and % of one value become a
-     * freeze instruction in LLVM, which oclgrind's --uninitialized cannot run */
-    const ulong bh = r / Lq, b = bh / NH;
-    const uint i = (uint)(r - bh * Lq), h = (uint)(bh - b * NH);
-    const ulong col = (ulong)h * HD4 * 4;
-    const ulong qrow = (b * Lq + i) * d + col;
-    q += q_off + qrow;
-    o += o_off + qrow;
-    k += k_off + b * Lk * d + col;
-    v += v_off + b * Lk * d + col;
-    mask += mask_off + b * Lk;
-    bias += bias_off + (ulong)i * Lk;
-    float4 qr[ATT_HD4_MAX], acc[ATT_HD4_MAX];
-    att_load(qr, q, HD4);
+static inline __attribute__((always_inline)) void att_zero(float4 *a, const uint HD4) {
 #pragma unroll
-    for (uint c = 0; c < HD4; c++) acc[c] = (float4)(0.0f);
+    for (uint c = 0; c < HD4; c++) a[c] = (float4)(0.0f);
+}
+
+/* Where row r of a (B, NH, L) row space lies: image b, head h, row i of the
+ * head, and the head's first column. The remainders as r - q * d, not %: a /
+ * and % of one value become a freeze instruction in LLVM, which oclgrind's
+ * --uninitialized cannot run. */
+typedef struct { ulong bh, b, col; uint i; } att_row;
+static inline __attribute__((always_inline)) att_row att_index(const ulong r, const uint L, const uint NH,
+                                                               const uint HD4) {
+    att_row x;
+    x.bh = r / L;
+    x.b = x.bh / NH;
+    x.i = (uint)(r - x.bh * L);
+    x.col = (x.bh - x.b * NH) * HD4 * 4;
+    return x;
+}
+
+/* ---- the three loops; a row kernel runs them over every key (s = 0, S = 1),
+ * a split kernel over every S-th from s ---- */
+
+/* Forward over keys j = s, s + S, ... of query row r: an online softmax (the
+ * running maximum m rescales the sum l and the output acc when it grows);
+ * dropped weights count in l but not in acc. k, v, mask, bias: at the row's
+ * image, head and query. */
+static inline __attribute__((always_inline)) void att_forward_keys(
+    const float4 *qr, __global const float *k, __global const float *v, __global const float *mask,
+    __global const float *bias, const int flags, const float scale, const float p, const float keep,
+    const ulong seed, const ulong stream, const ulong r, const uint Lk, const uint d, const uint s, const uint S,
+    float *m_out, float *l_out, float4 *acc, const uint HD4) {
     float m = -INFINITY, l = 0.0f;
-    for (uint j = 0; j < Lk; j++) {
+    att_zero(acc, HD4);
+    for (uint j = s; j < Lk; j += S) {
         if ((flags & ATT_MASK) && mask[j] > 0.5f) continue;
-        const float s = att_logit(qr, k + (ulong)j * d, bias + j, flags, scale, HD4);
-        if (s > m) {            /* m = -inf the first time: a = 0 clears l and acc, which are 0 */
-            const float a = exp(m - s);
+        const float x = att_logit(qr, k + (ulong)j * d, bias + j, flags, scale, HD4);
+        if (x > m) {            /* m = -inf the first time: a = 0 clears l and acc, which are 0 */
+            const float a = exp(m - x);
             l *= a;
 #pragma unroll
             for (uint c = 0; c < HD4; c++) acc[c] *= a;
-            m = s;
+            m = x;
         }
-        float e = exp(s - m);
+        float e = exp(x - m);
         l += e;
         if (flags & ATT_DROPOUT) {
             if (philox_uniform(seed, stream, r * Lk + j) < p) continue;
@@ -112,42 +120,19 @@ static inline __attribute__((always_inline)) void att_forward(__global float *o,
 #pragma unroll
         for (uint c = 0; c < HD4; c++) acc[c] = fma((float4)(e), vload4(c, vr), acc[c]);
     }
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-#pragma unroll
-    for (uint c = 0; c < HD4; c++) vstore4(acc[c] * inv, c, o);
-    lse[lse_off + r] = l > 0.0f ? m + log(l) : -INFINITY;
+    *m_out = m;
+    *l_out = l;
 }
 
-/* dq for query row r, and delta[r] = dout_r . o_r (= sum_j P_ij dP_ij) for the
- * key kernel: dS_ij = P_ij (dP_ij - delta), dP_ij = keep_ij * dout_r . v_j,
- * dq (=/+=) scale * sum_j dS_ij k_j; acc -1: dq is not written. */
-static inline __attribute__((always_inline)) void att_backward_q(__global float *dq, const ulong dq_off,
-                                                                 __global float *delta, const ulong delta_off,
-                                                                 __global const float *dout, const ulong dout_off,
-                                                                 __global const float *o, const ulong o_off,
-                                                                 __global const float *lse, const ulong lse_off,
-                                                                 const ulong rows, const int acc, ATT_IN,
-                                                                 const uint HD4) {
-    const ulong r = get_global_id(0);
-    if (r >= rows) return;
-    const ulong bh = r / Lq, b = bh / NH;            /* no %: see att_forward */
-    const uint i = (uint)(r - bh * Lq), h = (uint)(bh - b * NH);
-    const ulong col = (ulong)h * HD4 * 4;
-    const ulong qrow = (b * Lq + i) * d + col;
-    q += q_off + qrow;
-    dq += dq_off + qrow;
-    k += k_off + b * Lk * d + col;
-    v += v_off + b * Lk * d + col;
-    mask += mask_off + b * Lk;
-    bias += bias_off + (ulong)i * Lk;
-    float4 qr[ATT_HD4_MAX], gr[ATT_HD4_MAX], dqr[ATT_HD4_MAX];
-    att_load(qr, q, HD4);
-    att_load(gr, dout + dout_off + qrow, HD4);
-    const float D = att_dot(gr, o + o_off + qrow, HD4), L = lse[lse_off + r];
-    delta[delta_off + r] = D;
-#pragma unroll
-    for (uint c = 0; c < HD4; c++) dqr[c] = (float4)(0.0f);
-    for (uint j = 0; L != -INFINITY && j < Lk; j++) {
+/* dq's sum over keys j = s, s + S, ... of query row r (lse L, delta D):
+ * dS_j = P_j (dP_j - D), dP_j = keep_j * dout . v_j; dqr = sum_j dS_j k_j. */
+static inline __attribute__((always_inline)) void att_q_keys(
+    const float4 *qr, const float4 *gr, const float D, const float L, __global const float *k,
+    __global const float *v, __global const float *mask, __global const float *bias, const int flags,
+    const float scale, const float p, const float keep, const ulong seed, const ulong stream, const ulong r,
+    const uint Lk, const uint d, const uint s, const uint S, float4 *dqr, const uint HD4) {
+    att_zero(dqr, HD4);
+    for (uint j = s; L != -INFINITY && j < Lk; j += S) {
         if ((flags & ATT_MASK) && mask[j] > 0.5f) continue;
         __global const float *kr = k + (ulong)j * d;
         const float P = exp(att_logit(qr, kr, bias + j, flags, scale, HD4) - L);
@@ -158,43 +143,20 @@ static inline __attribute__((always_inline)) void att_backward_q(__global float 
 #pragma unroll
         for (uint c = 0; c < HD4; c++) dqr[c] = fma((float4)(dS), vload4(c, kr), dqr[c]);
     }
-    if (acc < 0) return;
-#pragma unroll
-    for (uint c = 0; c < HD4; c++) {
-        const float4 g = scale * dqr[c];
-        vstore4(acc ? vload4(c, dq) + g : g, c, dq);
-    }
 }
 
-/* dk and dv for key row r = (b*NH + h)*Lk + j, over the queries of its head:
- * dv_j (=/+=) sum_i keep_ij P_ij dout_i, dk_j (=/+=) scale * sum_i dS_ij q_i.
- * which: bit 0 write dk, 1 write dv; acc: bit 0 adds to dk, bit 1 to dv. */
-static inline __attribute__((always_inline)) void att_backward_kv(__global float *dk, const ulong dk_off,
-                                                                  __global float *dv, const ulong dv_off,
-                                                                  __global const float *dout, const ulong dout_off,
-                                                                  __global const float *lse, const ulong lse_off,
-                                                                  __global const float *delta,
-                                                                  const ulong delta_off, const ulong rows,
-                                                                  const int which, const int acc, ATT_IN,
-                                                                  const uint HD4) {
-    const ulong r = get_global_id(0);
-    if (r >= rows) return;
-    const ulong bh = r / Lk, b = bh / NH;            /* no %: see att_forward */
-    const uint j = (uint)(r - bh * Lk), h = (uint)(bh - b * NH);
-    const ulong col = (ulong)h * HD4 * 4;
-    const ulong krow = (b * Lk + j) * d + col;
-    q += q_off + b * Lq * d + col;
-    dout += dout_off + b * Lq * d + col;
-    lse += lse_off + bh * Lq;
-    delta += delta_off + bh * Lq;
-    bias += bias_off + j;
-    float4 kr[ATT_HD4_MAX], vr[ATT_HD4_MAX], dkr[ATT_HD4_MAX], dvr[ATT_HD4_MAX];
-    att_load(kr, k + k_off + krow, HD4);
-    att_load(vr, v + v_off + krow, HD4);
-#pragma unroll
-    for (uint c = 0; c < HD4; c++) { dkr[c] = (float4)(0.0f); dvr[c] = (float4)(0.0f); }
-    const int valid = !(flags & ATT_MASK) || !(mask[mask_off + b * Lk + j] > 0.5f);
-    for (uint i = 0; valid && i < Lq; i++) {
+/* dk's and dv's sums over queries i = s, s + S, ... for key j of head row
+ * space bh: dvr = sum_i keep_i P_i dout_i, dkr = sum_i dS_i q_i. q, dout, lse,
+ * delta: at the head's first query; bias at column j. */
+static inline __attribute__((always_inline)) void att_kv_queries(
+    const float4 *kr, const float4 *vr, __global const float *q, __global const float *dout,
+    __global const float *lse, __global const float *delta, __global const float *bias, const int flags,
+    const float scale, const float p, const float keep, const ulong seed, const ulong stream, const ulong bh,
+    const uint j, const uint Lq, const uint Lk, const uint d, const uint s, const uint S, float4 *dkr,
+    float4 *dvr, const uint HD4) {
+    att_zero(dkr, HD4);
+    att_zero(dvr, HD4);
+    for (uint i = s; i < Lq; i += S) {
         const float L = lse[i];
         if (L == -INFINITY) continue;
         __global const float *qi = q + (ulong)i * d, *gi = dout + (ulong)i * d;
@@ -210,20 +172,111 @@ static inline __attribute__((always_inline)) void att_backward_kv(__global float
 #pragma unroll
         for (uint c = 0; c < HD4; c++) dkr[c] = fma((float4)(dS), vload4(c, qi), dkr[c]);
     }
-    dk += dk_off + krow;
-    dv += dv_off + krow;
+}
+
+/* ---- the stores ---- */
+
+/* o = acc / l (0 when no key was valid) and lse = m + log l (-inf then) */
+static inline __attribute__((always_inline)) void att_store_o(__global float *o, __global float *lse,
+                                                              const float4 *acc, const float m, const float l,
+                                                              const uint HD4) {
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+#pragma unroll
+    for (uint c = 0; c < HD4; c++) vstore4(acc[c] * inv, c, o);
+    *lse = l > 0.0f ? m + log(l) : -INFINITY;
+}
+
+/* dst (=/+= by acc) scale * a */
+static inline __attribute__((always_inline)) void att_store_grad(__global float *dst, const float4 *a,
+                                                                 const float scale, const int acc,
+                                                                 const uint HD4) {
 #pragma unroll
     for (uint c = 0; c < HD4; c++) {
-        const float4 gk = scale * dkr[c];
-        if (which & 1) vstore4((acc & 1) ? vload4(c, dk) + gk : gk, c, dk);
-        if (which & 2) vstore4((acc & 2) ? vload4(c, dv) + dvr[c] : dvr[c], c, dv);
+        const float4 g = scale * a[c];
+        vstore4(acc ? vload4(c, dst) + g : g, c, dst);
     }
 }
 
-/* GPUs (the split kernels): a row's keys (forward, dq) or queries (dk, dv)
- * split over S work-items, dim 0 of an (S, R) work-group whose dim 1 holds R
- * rows, so that a short batch of rows still fills the device. Work-item s
- * takes every S-th key from s; the S partial results meet in local memory
+/* dk (=/+= by acc bit 0) scale * dkr if which bit 0, dv (bit 1) dvr if which bit 1 */
+static inline __attribute__((always_inline)) void att_store_kv(__global float *dk, __global float *dv,
+                                                               const float4 *dkr, const float4 *dvr,
+                                                               const float scale, const int which, const int acc,
+                                                               const uint HD4) {
+    if (which & 1) att_store_grad(dk, dkr, scale, acc & 1, HD4);
+    if (which & 2) att_store_grad(dv, dvr, 1.0f, acc & 2, HD4);
+}
+
+/* ---- CPUs: a work-item per row (row r = (b*NH + h)*Lq + i, or *Lk + j) ---- */
+
+/* o and the row's log-sum-exp. A row whose keys are all masked gives o = 0 and
+ * lse = -inf, as the separate softmax's zeros. */
+static inline __attribute__((always_inline)) void att_forward(__global float *o, const ulong o_off,
+                                                              __global float *lse, const ulong lse_off,
+                                                              const ulong rows, ATT_IN, const uint HD4) {
+    const ulong r = get_global_id(0);
+    if (r >= rows) return;
+    const att_row x = att_index(r, Lq, NH, HD4);
+    const ulong qrow = (x.b * Lq + x.i) * d + x.col, kv = x.b * Lk * d + x.col;
+    float4 qr[ATT_HD4_MAX], acc[ATT_HD4_MAX];
+    float m, l;
+    att_load(qr, q + q_off + qrow, HD4);
+    att_forward_keys(qr, k + k_off + kv, v + v_off + kv, mask + mask_off + x.b * Lk,
+                     bias + bias_off + (ulong)x.i * Lk, flags, scale, p, keep, seed, stream, r, Lk, d, 0, 1, &m, &l,
+                     acc, HD4);
+    att_store_o(o + o_off + qrow, lse + lse_off + r, acc, m, l, HD4);
+}
+
+/* dq for query row r (acc -1: not written), and delta[r] = dout_r . o_r
+ * (= sum_j P_j dP_j), which the key kernel reads */
+static inline __attribute__((always_inline)) void att_backward_q(__global float *dq, const ulong dq_off,
+                                                                 __global float *delta, const ulong delta_off,
+                                                                 __global const float *dout, const ulong dout_off,
+                                                                 __global const float *o, const ulong o_off,
+                                                                 __global const float *lse, const ulong lse_off,
+                                                                 const ulong rows, const int acc, ATT_IN,
+                                                                 const uint HD4) {
+    const ulong r = get_global_id(0);
+    if (r >= rows) return;
+    const att_row x = att_index(r, Lq, NH, HD4);
+    const ulong qrow = (x.b * Lq + x.i) * d + x.col, kv = x.b * Lk * d + x.col;
+    float4 qr[ATT_HD4_MAX], gr[ATT_HD4_MAX], dqr[ATT_HD4_MAX];
+    att_load(qr, q + q_off + qrow, HD4);
+    att_load(gr, dout + dout_off + qrow, HD4);
+    const float D = att_dot(gr, o + o_off + qrow, HD4);
+    delta[delta_off + r] = D;
+    att_q_keys(qr, gr, D, lse[lse_off + r], k + k_off + kv, v + v_off + kv, mask + mask_off + x.b * Lk,
+               bias + bias_off + (ulong)x.i * Lk, flags, scale, p, keep, seed, stream, r, Lk, d, 0, 1, dqr, HD4);
+    if (acc >= 0) att_store_grad(dq + dq_off + qrow, dqr, scale, acc, HD4);
+}
+
+/* dk and dv for key row r over the queries of its head; which: bit 0 write
+ * dk, 1 write dv; acc: bit 0 adds to dk, bit 1 to dv. A masked key gets 0. */
+static inline __attribute__((always_inline)) void att_backward_kv(__global float *dk, const ulong dk_off,
+                                                                  __global float *dv, const ulong dv_off,
+                                                                  __global const float *dout, const ulong dout_off,
+                                                                  __global const float *lse, const ulong lse_off,
+                                                                  __global const float *delta,
+                                                                  const ulong delta_off, const ulong rows,
+                                                                  const int which, const int acc, ATT_IN,
+                                                                  const uint HD4) {
+    const ulong r = get_global_id(0);
+    if (r >= rows) return;
+    const att_row x = att_index(r, Lk, NH, HD4);
+    const ulong krow = (x.b * Lk + x.i) * d + x.col, qs = x.b * Lq * d + x.col;
+    float4 kr[ATT_HD4_MAX], vr[ATT_HD4_MAX], dkr[ATT_HD4_MAX], dvr[ATT_HD4_MAX];
+    att_load(kr, k + k_off + krow, HD4);
+    att_load(vr, v + v_off + krow, HD4);
+    const int live = !(flags & ATT_MASK) || !(mask[mask_off + x.b * Lk + x.i] > 0.5f);
+    att_kv_queries(kr, vr, q + q_off + qs, dout + dout_off + qs, lse + lse_off + x.bh * Lq,
+                   delta + delta_off + x.bh * Lq, bias + bias_off + x.i, flags, scale, p, keep, seed, stream, x.bh,
+                   x.i, live ? Lq : 0, Lk, d, 0, 1, dkr, dvr, HD4);
+    att_store_kv(dk + dk_off + krow, dv + dv_off + krow, dkr, dvr, scale, which, acc, HD4);
+}
+
+/* ---- GPUs: the split kernels ----
+ * A row's keys (forward, dq) or queries (dk, dv) split over S work-items, dim
+ * 0 of an (S, R) work-group whose dim 1 holds R rows, so that a short batch
+ * of rows still fills the device. The S partial results meet in local memory
  * (`part`, R * S slots), where s = 0 merges them in the order of s. With
  * S = 1 the results are the row kernels' bits. Every work-item reaches the
  * barrier: rows past the end compute nothing but do not return early. */
@@ -237,39 +290,14 @@ static inline __attribute__((always_inline)) void att_forward_split(__global flo
     const uint s = get_local_id(0), S = get_local_size(0), HD = 4 * HD4;
     const ulong r = get_global_id(1);
     const int valid = r < rows;
-    const ulong rr = valid ? r : 0;
-    const ulong bh = rr / Lq, b = bh / NH;
-    const uint i = (uint)(rr - bh * Lq), h = (uint)(bh - b * NH);
-    const ulong col = (ulong)h * HD4 * 4, qrow = (b * Lq + i) * d + col;
-    k += k_off + b * Lk * d + col;
-    v += v_off + b * Lk * d + col;
-    mask += mask_off + b * Lk;
-    bias += bias_off + (ulong)i * Lk;
+    const att_row x = att_index(valid ? r : 0, Lq, NH, HD4);
+    const ulong qrow = (x.b * Lq + x.i) * d + x.col, kv = x.b * Lk * d + x.col;
     float4 qr[ATT_HD4_MAX], acc[ATT_HD4_MAX];
+    float m, l;
     att_load(qr, q + q_off + qrow, HD4);
-#pragma unroll
-    for (uint c = 0; c < HD4; c++) acc[c] = (float4)(0.0f);
-    float m = -INFINITY, l = 0.0f;
-    for (uint j = s; valid && j < Lk; j += S) {
-        if ((flags & ATT_MASK) && mask[j] > 0.5f) continue;
-        const float x = att_logit(qr, k + (ulong)j * d, bias + j, flags, scale, HD4);
-        if (x > m) {
-            const float a = exp(m - x);
-            l *= a;
-#pragma unroll
-            for (uint c = 0; c < HD4; c++) acc[c] *= a;
-            m = x;
-        }
-        float e = exp(x - m);
-        l += e;
-        if (flags & ATT_DROPOUT) {
-            if (philox_uniform(seed, stream, rr * Lk + j) < p) continue;
-            e *= keep;
-        }
-        __global const float *vr = v + (ulong)j * d;
-#pragma unroll
-        for (uint c = 0; c < HD4; c++) acc[c] = fma((float4)(e), vload4(c, vr), acc[c]);
-    }
+    att_forward_keys(qr, k + k_off + kv, v + v_off + kv, mask + mask_off + x.b * Lk,
+                     bias + bias_off + (ulong)x.i * Lk, flags, scale, p, keep, seed, stream, r, valid ? Lk : 0, d,
+                     s, S, &m, &l, acc, HD4);
     __local float *row = part + (ulong)get_local_id(1) * S * (HD + 2);
 #pragma unroll
     for (uint c = 0; c < HD4; c++) vstore4(acc[c], c, row + s * (HD + 2));
@@ -279,8 +307,7 @@ static inline __attribute__((always_inline)) void att_forward_split(__global flo
     if (s != 0 || !valid) return;
     float M = -INFINITY, L = 0.0f;
     for (uint t = 0; t < S; t++) M = fmax(M, row[t * (HD + 2) + HD]);
-#pragma unroll
-    for (uint c = 0; c < HD4; c++) acc[c] = (float4)(0.0f);
+    att_zero(acc, HD4);
     for (uint t = 0; t < S; t++) {
         const float mt = row[t * (HD + 2) + HD];
         if (mt == -INFINITY) continue;
@@ -289,14 +316,10 @@ static inline __attribute__((always_inline)) void att_forward_split(__global flo
 #pragma unroll
         for (uint c = 0; c < HD4; c++) acc[c] = fma((float4)(w), vload4(c, row + t * (HD + 2)), acc[c]);
     }
-    const float inv = L > 0.0f ? 1.0f / L : 0.0f;
-    o += o_off + qrow;
-#pragma unroll
-    for (uint c = 0; c < HD4; c++) vstore4(acc[c] * inv, c, o);
-    lse[lse_off + r] = L > 0.0f ? M + log(L) : -INFINITY;
+    att_store_o(o + o_off + qrow, lse + lse_off + r, acc, M, L, HD4);
 }
 
-/* dq and delta: partial sums of dS_ij k_j over every S-th key, added in the order of s */
+/* dq and delta: the parts' sums added in the order of s */
 static inline __attribute__((always_inline)) void att_backward_q_split(
     __global float *dq, const ulong dq_off, __global float *delta, const ulong delta_off, __global const float *dout,
     const ulong dout_off, __global const float *o, const ulong o_off, __global const float *lse, const ulong lse_off,
@@ -305,30 +328,15 @@ static inline __attribute__((always_inline)) void att_backward_q_split(
     const ulong r = get_global_id(1);
     const int valid = r < rows;
     const ulong rr = valid ? r : 0;
-    const ulong bh = rr / Lq, b = bh / NH;
-    const uint i = (uint)(rr - bh * Lq), h = (uint)(bh - b * NH);
-    const ulong col = (ulong)h * HD4 * 4, qrow = (b * Lq + i) * d + col;
-    k += k_off + b * Lk * d + col;
-    v += v_off + b * Lk * d + col;
-    mask += mask_off + b * Lk;
-    bias += bias_off + (ulong)i * Lk;
+    const att_row x = att_index(rr, Lq, NH, HD4);
+    const ulong qrow = (x.b * Lq + x.i) * d + x.col, kv = x.b * Lk * d + x.col;
     float4 qr[ATT_HD4_MAX], gr[ATT_HD4_MAX], dqr[ATT_HD4_MAX];
     att_load(qr, q + q_off + qrow, HD4);
     att_load(gr, dout + dout_off + qrow, HD4);
-    const float D = att_dot(gr, o + o_off + qrow, HD4), L = lse[lse_off + rr];
-#pragma unroll
-    for (uint c = 0; c < HD4; c++) dqr[c] = (float4)(0.0f);
-    for (uint j = s; valid && L != -INFINITY && j < Lk; j += S) {
-        if ((flags & ATT_MASK) && mask[j] > 0.5f) continue;
-        __global const float *kr = k + (ulong)j * d;
-        const float P = exp(att_logit(qr, kr, bias + j, flags, scale, HD4) - L);
-        float dP = 0.0f;
-        if (!(flags & ATT_DROPOUT) || philox_uniform(seed, stream, rr * Lk + j) >= p)
-            dP = keep * att_dot(gr, v + (ulong)j * d, HD4);
-        const float dS = P * (dP - D);
-#pragma unroll
-        for (uint c = 0; c < HD4; c++) dqr[c] = fma((float4)(dS), vload4(c, kr), dqr[c]);
-    }
+    const float D = att_dot(gr, o + o_off + qrow, HD4);
+    att_q_keys(qr, gr, D, lse[lse_off + rr], k + k_off + kv, v + v_off + kv, mask + mask_off + x.b * Lk,
+               bias + bias_off + (ulong)x.i * Lk, flags, scale, p, keep, seed, stream, rr, valid ? Lk : 0, d, s, S,
+               dqr, HD4);
     __local float *row = part + (ulong)get_local_id(1) * S * HD;
 #pragma unroll
     for (uint c = 0; c < HD4; c++) vstore4(dqr[c], c, row + s * HD);
@@ -339,15 +347,10 @@ static inline __attribute__((always_inline)) void att_backward_q_split(
     for (uint t = 1; t < S; t++)
 #pragma unroll
         for (uint c = 0; c < HD4; c++) dqr[c] += vload4(c, row + t * HD);
-    dq += dq_off + qrow;
-#pragma unroll
-    for (uint c = 0; c < HD4; c++) {
-        const float4 g = scale * dqr[c];
-        vstore4(acc ? vload4(c, dq) + g : g, c, dq);
-    }
+    att_store_grad(dq + dq_off + qrow, dqr, scale, acc, HD4);
 }
 
-/* dk and dv: partial sums over every S-th query, added in the order of s */
+/* dk and dv: the parts' sums added in the order of s */
 static inline __attribute__((always_inline)) void att_backward_kv_split(
     __global float *dk, const ulong dk_off, __global float *dv, const ulong dv_off, __global const float *dout,
     const ulong dout_off, __global const float *lse, const ulong lse_off, __global const float *delta,
@@ -356,37 +359,15 @@ static inline __attribute__((always_inline)) void att_backward_kv_split(
     const uint s = get_local_id(0), S = get_local_size(0), HD = 4 * HD4;
     const ulong r = get_global_id(1);
     const int valid = r < rows;
-    const ulong rr = valid ? r : 0;
-    const ulong bh = rr / Lk, b = bh / NH;
-    const uint j = (uint)(rr - bh * Lk), h = (uint)(bh - b * NH);
-    const ulong col = (ulong)h * HD4 * 4, krow = (b * Lk + j) * d + col;
-    q += q_off + b * Lq * d + col;
-    dout += dout_off + b * Lq * d + col;
-    lse += lse_off + bh * Lq;
-    delta += delta_off + bh * Lq;
-    bias += bias_off + j;
+    const att_row x = att_index(valid ? r : 0, Lk, NH, HD4);
+    const ulong krow = (x.b * Lk + x.i) * d + x.col, qs = x.b * Lq * d + x.col;
     float4 kr[ATT_HD4_MAX], vr[ATT_HD4_MAX], dkr[ATT_HD4_MAX], dvr[ATT_HD4_MAX];
     att_load(kr, k + k_off + krow, HD4);
     att_load(vr, v + v_off + krow, HD4);
-#pragma unroll
-    for (uint c = 0; c < HD4; c++) { dkr[c] = (float4)(0.0f); dvr[c] = (float4)(0.0f); }
-    const int live = valid && (!(flags & ATT_MASK) || !(mask[mask_off + b * Lk + j] > 0.5f));
-    for (uint i = s; live && i < Lq; i += S) {
-        const float L = lse[i];
-        if (L == -INFINITY) continue;
-        __global const float *qi = q + (ulong)i * d, *gi = dout + (ulong)i * d;
-        const float P = exp(att_logit(kr, qi, bias + (ulong)i * Lk, flags, scale, HD4) - L);
-        float dP = 0.0f;
-        if (!(flags & ATT_DROPOUT) || philox_uniform(seed, stream, (bh * Lq + i) * Lk + j) >= p) {
-            dP = keep * att_dot(vr, gi, HD4);
-            const float Pk = keep * P;
-#pragma unroll
-            for (uint c = 0; c < HD4; c++) dvr[c] = fma((float4)(Pk), vload4(c, gi), dvr[c]);
-        }
-        const float dS = P * (dP - delta[i]);
-#pragma unroll
-        for (uint c = 0; c < HD4; c++) dkr[c] = fma((float4)(dS), vload4(c, qi), dkr[c]);
-    }
+    const int live = valid && (!(flags & ATT_MASK) || !(mask[mask_off + x.b * Lk + x.i] > 0.5f));
+    att_kv_queries(kr, vr, q + q_off + qs, dout + dout_off + qs, lse + lse_off + x.bh * Lq,
+                   delta + delta_off + x.bh * Lq, bias + bias_off + x.i, flags, scale, p, keep, seed, stream, x.bh,
+                   x.i, live ? Lq : 0, Lk, d, s, S, dkr, dvr, HD4);
     __local float *row = part + (ulong)get_local_id(1) * S * 2 * HD;
 #pragma unroll
     for (uint c = 0; c < HD4; c++) {
@@ -401,14 +382,7 @@ static inline __attribute__((always_inline)) void att_backward_kv_split(
             dkr[c] += vload4(c, row + t * 2 * HD);
             dvr[c] += vload4(c, row + t * 2 * HD + HD);
         }
-    dk += dk_off + krow;
-    dv += dv_off + krow;
-#pragma unroll
-    for (uint c = 0; c < HD4; c++) {
-        const float4 gk = scale * dkr[c];
-        if (which & 1) vstore4((acc & 1) ? vload4(c, dk) + gk : gk, c, dk);
-        if (which & 2) vstore4((acc & 2) ? vload4(c, dv) + dvr[c] : dvr[c], c, dv);
-    }
+    att_store_kv(dk + dk_off + krow, dv + dv_off + krow, dkr, dvr, scale, which, acc, HD4);
 }
 
 /* The kernels, one per head width HD = 4 * HD4 (the host picks by name). */
