@@ -119,6 +119,20 @@ OT_FN int ot_check(const char *name, ot_tensor *t, const double *ref_in, double 
     return ok;
 }
 
+/* A key-padding mask (B, Lk), 1 = padding (softmax, attention): image b
+ * keeps its first valid[b] keys, image 0 all, image 1 none (when B > 1: every
+ * test shape has a fully padded image), the others 1 + (7919 b) % Lk. */
+OT_FN ot_tensor ot_key_mask(size_t B, size_t Lk, size_t off) {
+    double *m = malloc(B * Lk * sizeof *m);
+    for (size_t b = 0; b < B; b++) {
+        size_t valid = b == 1 ? 0 : b == 0 ? Lk : 1 + (b * 7919) % Lk;
+        for (size_t k = 0; k < Lk; k++) m[b * Lk + k] = k >= valid;
+    }
+    ot_tensor t = ot_from(m, B * Lk, off);
+    free(m);
+    return t;
+}
+
 OT_FN void ot_free(ot_tensor *t) {
     op_release(ot_dev, t->d);
     free(t->h);

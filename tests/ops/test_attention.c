@@ -8,19 +8,6 @@
 #include "cldetr/detr.h"
 #include "ops/reduce_util.h"
 
-/* Mask (B, Lk): image b keeps its first valid[b] keys; image 1 is fully padded
- * when B > 1 (as tests/ops/test_softmax.c). */
-static ot_tensor make_mask(size_t B, size_t Lk, size_t off) {
-    double *m = malloc(B * Lk * sizeof *m);
-    for (size_t b = 0; b < B; b++) {
-        size_t valid = b == 1 ? 0 : b == 0 ? Lk : 1 + (b * 7919) % Lk;
-        for (size_t k = 0; k < Lk; k++) m[b * Lk + k] = k >= valid;
-    }
-    ot_tensor t = ot_from(m, B * Lk, off);
-    free(m);
-    return t;
-}
-
 /* Bias (Lq, Lk) in [-2, 2), about one entry in five DETR_MASKED (as the
  * decoder's group mask), never a whole row. */
 static ot_tensor make_bias(size_t Lq, size_t Lk, size_t off) {
@@ -48,7 +35,7 @@ static void test_shape(size_t B, size_t NH, size_t Lq, size_t Lk, size_t hd, int
     char what[128], name[256];
     describe(what, sizeof what, &a, with);
     ot_tensor q = ot_rand(nq, off, -1, 1), k = ot_rand(nk, off + 1, -1, 1), v = ot_rand(nk, off + 2, -1, 1);
-    ot_tensor mask = with & WITH_MASK ? make_mask(B, Lk, off + 3) : ot_nan(0, 0);
+    ot_tensor mask = with & WITH_MASK ? ot_key_mask(B, Lk, off + 3) : ot_nan(0, 0);
     ot_tensor bias = with & WITH_BIAS ? make_bias(Lq, Lk, off + 4) : ot_nan(0, 0);
     ot_tensor o = ot_nan(nq, off + 5), lse = ot_nan(rows, off + 6), g = ot_rand(nq, off + 7, -1, 1);
     ot_tensor dq = ot_nan(nq, off + 8), dk = ot_nan(nk, off + 9), dv = ot_nan(nk, off + 10);
@@ -146,7 +133,7 @@ static void test_fd(size_t B, size_t NH, size_t Lq, size_t Lk, size_t hd, int wi
     op_attention_args a = {B, NH, Lq, Lk, hd, 0.4f, with & WITH_DROPOUT ? 0.25f : 0.0f, 3, 11};
     size_t nq = B * Lq * NH * hd, nk = B * Lk * NH * hd, rows = B * NH * Lq;
     ot_tensor q = ot_rand(nq, 1, -2, 2), k = ot_rand(nk, 2, -2, 2), v = ot_rand(nk, 3, -1, 1);
-    ot_tensor mask = with & WITH_MASK ? make_mask(B, Lk, 4) : ot_nan(0, 0);
+    ot_tensor mask = with & WITH_MASK ? ot_key_mask(B, Lk, 4) : ot_nan(0, 0);
     ot_tensor bias = with & WITH_BIAS ? make_bias(Lq, Lk, 5) : ot_nan(0, 0);
     ot_tensor g = ot_rand(nq, 6, -1, 1), o = ot_nan(nq, 7), lse = ot_nan(rows, 8), delta = ot_nan(rows, 9);
     ot_tensor dq = ot_nan(nq, 10), dk = ot_nan(nk, 11), dv = ot_nan(nk, 12);
@@ -176,7 +163,7 @@ static void test_split_one_bits(void) {
     op_attention_args a = {2, 3, 9, 13, 32, 0.2f, 0.25f, 41, 43};
     size_t nq = a.B * a.Lq * a.NH * a.hd, nk = a.B * a.Lk * a.NH * a.hd, rows = a.B * a.NH * a.Lq;
     ot_tensor q = ot_rand(nq, 1, -1, 1), k = ot_rand(nk, 2, -1, 1), v = ot_rand(nk, 3, -1, 1);
-    ot_tensor g = ot_rand(nq, 4, -1, 1), mask = make_mask(a.B, a.Lk, 5), bias = make_bias(a.Lq, a.Lk, 6);
+    ot_tensor g = ot_rand(nq, 4, -1, 1), mask = ot_key_mask(a.B, a.Lk, 5), bias = make_bias(a.Lq, a.Lk, 6);
     ot_tensor out[2][4];
     int old_rows = ops_set_row_kernels(1), old_split = op_attention_set_split(1);
     for (int t = 0; t < 2; t++) {      /* 0: row kernels, 1: split kernels with S = 1 */

@@ -5,19 +5,6 @@
 #include "op_test.h"
 #include "ops/reduce_util.h"
 
-/* Mask (B, Lk): image b keeps its first valid[b] keys; image 1 is fully padded
- * when Lk > 1 and B > 1 (so every test shape has a fully padded row). */
-static ot_tensor make_mask(size_t B, size_t Lk, size_t off) {
-    double *m = malloc(B * Lk * sizeof *m);
-    for (size_t b = 0; b < B; b++) {
-        size_t valid = b == 1 ? 0 : b == 0 ? Lk : 1 + (b * 7919) % Lk;
-        for (size_t k = 0; k < Lk; k++) m[b * Lk + k] = k >= valid;
-    }
-    ot_tensor t = ot_from(m, B * Lk, off);
-    free(m);
-    return t;
-}
-
 static void test_shape(size_t B, size_t H, size_t Lq, size_t Lk, int masked, size_t off) {
     char name[160], what[64];
     size_t n = B * H * Lq * Lk;
@@ -25,7 +12,7 @@ static void test_shape(size_t B, size_t H, size_t Lq, size_t Lk, int masked, siz
     snprintf(what, sizeof what, "(%zu,%zu,%zu,%zu)%s", B, H, Lq, Lk, masked ? " masked" : "");
     ot_tensor x = ot_rand(n, off, -8, 8), out = ot_nan(n, off + 1), g = ot_rand(n, off + 2, -1, 1);
     ot_tensor dx = ot_nan(n, off + 3);
-    ot_tensor mask = masked ? make_mask(B, Lk, off + 4) : ot_nan(0, 0);
+    ot_tensor mask = masked ? ot_key_mask(B, Lk, off + 4) : ot_nan(0, 0);
     double *r = malloc(n * sizeof *r), *dr = malloc(n * sizeof *dr);
     op_softmax_forward(ot_dev, out.d, x.d, masked ? mask.d : cd_none(), B, H, Lq, Lk, scale);
     op_softmax_forward_ref(r, x.h, masked ? mask.h : NULL, B, H, Lq, Lk, scale);
@@ -103,7 +90,7 @@ static void test_fd(size_t B, size_t H, size_t Lq, size_t Lk) {
     size_t n = B * H * Lq * Lk;
     float scale = 0.7f;
     ot_tensor x = ot_rand(n, 1, -3, 3), g = ot_rand(n, 2, -1, 1), out = ot_nan(n, 3), dx = ot_nan(n, 4);
-    ot_tensor mask = make_mask(B, Lk, 5);
+    ot_tensor mask = ot_key_mask(B, Lk, 5);
     op_softmax_forward(ot_dev, out.d, x.d, mask.d, B, H, Lq, Lk, scale);
     op_softmax_backward(ot_dev, dx.d, g.d, out.d, B, H, Lq, Lk, scale, 0);
     double *fd = malloc(n * sizeof *fd);
