@@ -78,8 +78,14 @@ static void backward(cd_device *dev, cd_mem dx, cd_mem dx2, cd_mem dw, cd_mem db
     CD_LAUNCH_WG(dev, "layernorm_backward_params", 2, global, local, KM(pw), KM(pb), KM(dout), KM(x), KM(mean),
                  KM(rstd), KUL(N), KUL(C), KUL(t.Rc), KI(has_w), KI(has_b), KI(0),
                  KLOCAL(2 * t.LI * t.LR * sizeof(float)));
-    if (has_w) ops_reduce_axis(dev, dw, pw, pw, 1, t.S, C, 1.0f, 1, 0);
-    if (has_b) ops_reduce_axis(dev, db, pb, pb, 1, t.S, C, 1.0f, 1, 0);
+    if (has_w && has_b && dw.mem == db.mem && db.off == dw.off + C) {
+        /* a model's norm: its bias right after its weight, so both in one pass
+         * over part's (2, S, C); each column's sum the same as alone */
+        ops_reduce_axis(dev, dw, part, part, 2, t.S, C, 1.0f, 1, 0);
+    } else {
+        if (has_w) ops_reduce_axis(dev, dw, pw, pw, 1, t.S, C, 1.0f, 1, 0);
+        if (has_b) ops_reduce_axis(dev, db, pb, pb, 1, t.S, C, 1.0f, 1, 0);
+    }
     cd_free(dev, part);
 }
 

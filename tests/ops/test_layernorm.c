@@ -190,6 +190,33 @@ static void test_add_fused(size_t N, size_t C, int acc, int want) {
     for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
 }
 
+/* The parameter gradients with w's and b's gradients side by side in one
+ * buffer (as a model's parameters are: the work-group kernels' second pass
+ * then sums both in one launch) against apart, bit for bit. */
+static void test_params_adjacent(size_t N, size_t C) {
+    size_t n = N * C;
+    double *x = ot_randv(n, -2, 3), *w = ot_randv(C, 0.5, 1.5), *bias = ot_randv(C, -1, 1), *g = ot_randv(n, -1, 1);
+    double *p0 = ot_randv(2 * C, -1, 1);
+    cd_mem mx = op_upload(ot_dev, x, n, 1), mw = op_upload(ot_dev, w, C, 2), mb = op_upload(ot_dev, bias, C, 3);
+    cd_mem mg = op_upload(ot_dev, g, n, 4), mo = op_upload(ot_dev, NULL, n, 5), mm = op_upload(ot_dev, NULL, N, 6);
+    cd_mem mr = op_upload(ot_dev, NULL, N, 7), both = op_upload(ot_dev, p0, 2 * C, 8);
+    cd_mem dw = op_upload(ot_dev, p0, C, 9), db = op_upload(ot_dev, p0 + C, C, 10);
+    op_layernorm_forward(ot_dev, mo, mm, mr, mx, mw, mb, N, C, LN_EPS);
+    op_layernorm_backward(ot_dev, cd_none(), both, cd_at(both, C), mg, mx, mm, mr, mw, N, C, 0);
+    op_layernorm_backward(ot_dev, cd_none(), dw, db, mg, mx, mm, mr, mw, N, C, 0);
+    double *gb = op_download(ot_dev, both, 2 * C), *gw = op_download(ot_dev, dw, C), *gbb = op_download(ot_dev, db, C);
+    char name[160];
+    snprintf(name, sizeof name, "layer norm (%zu,%zu): dw and db side by side = apart, bit for bit: dw", N, C);
+    ot_close(name, gw, gb, C, 0, 0);
+    snprintf(name, sizeof name, "layer norm (%zu,%zu): dw and db side by side = apart, bit for bit: db", N, C);
+    ot_close(name, gbb, gb + C, C, 0, 0);
+    t_ok(op_guards_intact(ot_dev, both, 2 * C), "layer norm (%zu,%zu): dw and db side by side: nothing written "
+         "outside", N, C);
+    cd_mem all[] = {mx, mw, mb, mg, mo, mm, mr, both, dw, db};
+    for (size_t i = 0; i < CD_ARRAY_LEN(all); i++) cd_free(ot_dev, all[i]);
+    free(x); free(w); free(bias); free(g); free(p0); free(gb); free(gw); free(gbb);
+}
+
 int main(void) {
     ot_open();
     t_seed(507);
@@ -205,6 +232,8 @@ int main(void) {
         test_add_fused(64, 128, 1, 3);
         test_add_fused(7, 257, 1, 2);
         test_add_fused(3, 16, 0, 1);
+        test_params_adjacent(1250, 256);   /* DETR-R50's encoder norms: the sums in two passes on GPUs */
+        test_params_adjacent(64, 128);
         ops_set_row_kernels(old);
     }
     test_fd(3, 33);
