@@ -53,8 +53,11 @@ int op_attention_set_split(int S) {
  * queries): S work-items share a row, enough to give each compute unit about
  * 1024 work-items (a short batch of long rows otherwise leaves a GPU mostly
  * idle), at most 8 and at most len; R = 64 / S rows, within the kernel's
- * work-group limit. Returns the launch's global and local sizes. */
-static void split_shape(cd_device *dev, const char *name, size_t rows, size_t len, size_t global[2],
+ * work-group limit and 16 KB of local memory for the S * R partial results of
+ * `slot` floats each (half of OpenCL's least local memory). Returns the
+ * launch's global and local sizes. */
+#define SPLIT_LOCAL_BYTES 16384
+static void split_shape(cd_device *dev, const char *name, size_t rows, size_t len, size_t slot, size_t global[2],
                         size_t local[2]) {
     size_t S = split_force > 0 ? (size_t)split_force : 0;
     if (!S) {
@@ -64,7 +67,7 @@ static void split_shape(cd_device *dev, const char *name, size_t rows, size_t le
     size_t limit = cd_kernel_wg_size(dev, name);
     S = CD_MAX(CD_MIN(S, limit), (size_t)1);
     size_t R = CD_MAX((size_t)64 / S, (size_t)1);
-    while (R > 1 && S * R > limit) R /= 2;
+    while (R > 1 && (S * R > limit || S * R * slot * sizeof(float) > SPLIT_LOCAL_BYTES)) R /= 2;
     local[0] = S;
     local[1] = R;
     global[0] = S;
@@ -84,7 +87,7 @@ void op_attention_forward(cd_device *dev, cd_mem o, cd_mem lse, cd_mem q, cd_mem
     }
     size_t g[2], l[2];
     kname(name, sizeof name, "attention_forward_split", a->hd);
-    split_shape(dev, name, rows, a->Lk, g, l);
+    split_shape(dev, name, rows, a->Lk, a->hd + 2, g, l);
     CD_LAUNCH_WG(dev, name, 2, g, l, KM(o), KM(lse), KUL(rows), ATT_IN_ARGS(q, k, v, mask, bias, a),
                  KLOCAL(l[0] * l[1] * (a->hd + 2) * sizeof(float)));
 }
@@ -104,7 +107,7 @@ void op_attention_backward(cd_device *dev, cd_mem dq, cd_mem dk, cd_mem dv, cd_m
         CD_LAUNCH1(dev, name, qrows, KM(cd_has(dq) ? dq : delta), KM(delta), KM(dout), KM(o), KM(lse), KUL(qrows),
                    KI(cd_has(dq) ? !!acc_q : -1), ATT_IN_ARGS(q, k, v, mask, bias, a));
     } else {
-        split_shape(dev, name, qrows, a->Lk, g, l);
+        split_shape(dev, name, qrows, a->Lk, a->hd, g, l);
         CD_LAUNCH_WG(dev, name, 2, g, l, KM(cd_has(dq) ? dq : delta), KM(delta), KM(dout), KM(o), KM(lse),
                      KUL(qrows), KI(cd_has(dq) ? !!acc_q : -1), ATT_IN_ARGS(q, k, v, mask, bias, a),
                      KLOCAL(l[0] * l[1] * a->hd * sizeof(float)));
@@ -118,7 +121,7 @@ void op_attention_backward(cd_device *dev, cd_mem dq, cd_mem dk, cd_mem dv, cd_m
                    KI(acc), ATT_IN_ARGS(q, k, v, mask, bias, a));
         return;
     }
-    split_shape(dev, name, krows, a->Lq, g, l);
+    split_shape(dev, name, krows, a->Lq, 2 * a->hd, g, l);
     CD_LAUNCH_WG(dev, name, 2, g, l, KM(dk_or), KM(dv_or), KM(dout), KM(lse), KM(delta), KUL(krows), KI(which),
                  KI(acc), ATT_IN_ARGS(q, k, v, mask, bias, a), KLOCAL(l[0] * l[1] * 2 * a->hd * sizeof(float)));
 }
