@@ -40,6 +40,19 @@ __kernel void ew_scale(__global float *y, const ulong y_off, __global const floa
     y[gid] = acc ? y[gid] + v : v;
 }
 
+/* da (=/+= by acc_a) dout and db (=/+= by acc_b) dout: an add's two input
+ * gradients in one launch, the values of two ew_scale copies (alpha 1) */
+__kernel void add_backward(__global float *da, const ulong da_off, __global float *db, const ulong db_off,
+                           __global const float *dout, const ulong dout_off, const ulong n, const int acc_a,
+                           const int acc_b) {
+    da += da_off; db += db_off; dout += dout_off;
+    size_t gid = get_global_id(0);
+    if (gid >= n) return;
+    const float v = dout[gid];
+    da[gid] = acc_a ? da[gid] + v : v;
+    db[gid] = acc_b ? db[gid] + v : v;
+}
+
 __kernel void relu_forward(__global float *out, const ulong out_off, __global const float *x, const ulong x_off,
                            const ulong n) {
     out += out_off; x += x_off;

@@ -38,6 +38,9 @@ void op_add(cd_device *dev, cd_mem out, cd_mem a, cd_mem b, size_t n);
 void op_axpby(cd_device *dev, cd_mem y, float alpha, cd_mem x, float beta, size_t n);
 /* y (=/+=) alpha * x, by acc                      y, x (n) */
 void op_scale(cd_device *dev, cd_mem y, cd_mem x, float alpha, size_t n, int acc);
+/* an add's backward: da (=/+= by acc_a) dout, db (=/+= by acc_b) dout in one
+ * launch (either may be none)                     da, db, dout (n) */
+void op_add_backward(cd_device *dev, cd_mem da, cd_mem db, cd_mem dout, size_t n, int acc_a, int acc_b);
 
 /* out = relu(x)                                   out, x (n); out may alias x */
 void op_relu_forward(cd_device *dev, cd_mem out, cd_mem x, size_t n);

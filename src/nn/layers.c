@@ -124,12 +124,9 @@ static void add_fw(nn_ctx *ctx, nn_node *nd) {
 }
 
 static void add_bw(nn_ctx *ctx, nn_node *nd) {
-    for (int i = 0; i < 2; i++) {
-        if (!needs(nd->in[i])) continue;
-        int acc;
-        cd_mem g = nn_grad(ctx, nd->in[i], &acc);
-        op_scale(ctx->dev, g, nd->out->grad, 1.0f, nd->out->n, acc);
-    }
+    int acc_a, acc_b;
+    cd_mem da = grad_or_none(ctx, nd->in[0], &acc_a), db = grad_or_none(ctx, nd->in[1], &acc_b);
+    op_add_backward(ctx->dev, da, db, nd->out->grad, nd->out->n, acc_a, acc_b);
 }
 
 /* a, b, out: the same shape */

@@ -20,6 +20,15 @@ void op_scale(cd_device *dev, cd_mem y, cd_mem x, float alpha, size_t n, int acc
     CD_LAUNCH1(dev, "ew_scale", n, KM(y), KM(x), KF(alpha), KUL(n), KI(acc));
 }
 
+void op_add_backward(cd_device *dev, cd_mem da, cd_mem db, cd_mem dout, size_t n, int acc_a, int acc_b) {
+    if (!cd_has(da) || !cd_has(db)) {   /* one input wants a gradient: a copy */
+        if (cd_has(da)) op_scale(dev, da, dout, 1.0f, n, acc_a);
+        if (cd_has(db)) op_scale(dev, db, dout, 1.0f, n, acc_b);
+        return;
+    }
+    CD_LAUNCH1(dev, "add_backward", n, KM(da), KM(db), KM(dout), KUL(n), KI(acc_a), KI(acc_b));
+}
+
 void op_relu_forward(cd_device *dev, cd_mem out, cd_mem x, size_t n) {
     CD_LAUNCH1(dev, "relu_forward", n, KM(out), KM(x), KUL(n));
 }

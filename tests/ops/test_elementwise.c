@@ -214,6 +214,41 @@ static void test_channels_fd(void) {
     ot_free(&x); ot_free(&sc); ot_free(&bias); ot_free(&g); ot_free(&dx); ot_free(&dsc); ot_free(&dbias);
 }
 
+/* op_add_backward (both gradients in one launch) against two op_scale
+ * copies, bit for bit, for every acc pair; one gradient alone; da and db the
+ * same buffer (x + x: the second adds to the first) */
+static void test_add_backward(size_t n, size_t off) {
+    ot_tensor g = ot_rand(n, off, -2, 2), a0 = ot_rand(n, off + 1, -1, 1), b0 = ot_rand(n, off + 2, -1, 1);
+    char name[128];
+    for (int acc = 0; acc < 4; acc++) {
+        int acc_a = acc & 1, acc_b = acc >> 1;
+        ot_tensor da = ot_from(a0.h, n, off + 3), db = ot_from(b0.h, n, off + 4);
+        ot_tensor ra = ot_from(a0.h, n, off + 5), rb = ot_from(b0.h, n, off + 6);
+        op_add_backward(ot_dev, da.d, db.d, g.d, n, acc_a, acc_b);
+        op_scale(ot_dev, ra.d, g.d, 1.0f, n, acc_a);
+        op_scale(ot_dev, rb.d, g.d, 1.0f, n, acc_b);
+        ot_get(&ra);
+        ot_get(&rb);
+        snprintf(name, sizeof name, "add backward n=%zu acc %d/%d: da = the copy's, bit for bit", n, acc_a, acc_b);
+        ot_check(name, &da, ra.h, 0, 0);
+        snprintf(name, sizeof name, "add backward n=%zu acc %d/%d: db = the copy's, bit for bit", n, acc_a, acc_b);
+        ot_check(name, &db, rb.h, 0, 0);
+        ot_free(&da); ot_free(&db); ot_free(&ra); ot_free(&rb);
+    }
+    ot_tensor db = ot_from(b0.h, n, off + 7);
+    double *r = ot_copy(b0.h, n);
+    op_add_backward(ot_dev, cd_none(), db.d, g.d, n, 0, 1);
+    for (size_t i = 0; i < n; i++) r[i] = (float)((float)b0.h[i] + (float)g.h[i]);
+    snprintf(name, sizeof name, "add backward n=%zu, da none: db += dout", n);
+    ot_check(name, &db, r, 0, 0);
+    op_add_backward(ot_dev, db.d, db.d, g.d, n, 0, 1);       /* x + x */
+    for (size_t i = 0; i < n; i++) r[i] = (float)((float)g.h[i] + (float)g.h[i]);
+    snprintf(name, sizeof name, "add backward n=%zu, da and db one buffer (x + x): 2 dout", n);
+    ot_check(name, &db, r, 0, 0);
+    free(r);
+    ot_free(&db); ot_free(&g); ot_free(&a0); ot_free(&b0);
+}
+
 int main(void) {
     ot_open();
     t_seed(101);
@@ -221,6 +256,7 @@ int main(void) {
         test_binary(sizes[i], 1 + i);
         test_activations(sizes[i], 2 + 3 * i);
         test_add_relu(sizes[i], 3 + i);
+        test_add_backward(sizes[i], 4 + i);
     }
     test_activation_fd();
     static const size_t ch[][3] = {{1, 1, 1}, {2, 7, 33}, {3, 5, 1}, {1, 13, 257}, {2, 3, 1000}, {4, 64, 49},
