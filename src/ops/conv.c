@@ -59,11 +59,12 @@ static size_t conv_scratch_floats = (size_t)1 << 24;
 #define CONV_PAD_K 32
 #define CONV_PAD_N 64
 #define CD_ROUND_UP(x, m) (((x) + (m) - 1) / (m) * (m))
-/* CRS rounded up to m for CLBlast and the GPU tile kernels; cldetr's CPU row
- * kernels (cl/blas.cl) take any size, and the zero rows would only cost them
- * time (layer 1's dx: 11% more products). */
+/* CRS rounded up to m for CLBlast; cldetr's own kernels (the CPU row kernels,
+ * cl/blas.cl, and the GPU tile kernels, cl/blas_tile.cl) take any size, and
+ * the zero rows would only cost them time (layer 1's dx: 11% more products)
+ * and, on GPUs, two launches a conv (the padded weights, the zeroed rows). */
 static size_t conv_pad_to(cd_device *dev, size_t CRS, size_t m) {
-    return cd_gemm_kernels(dev) == CD_GEMM_ROWS ? CRS : CD_ROUND_UP(CRS, m);
+    return cd_gemm_kernels(dev) == CD_GEMM_CLBLAST ? CD_ROUND_UP(CRS, m) : CRS;
 }
 /* im2col over (Wo, Ho, rows) from this output width up (cl/conv.cl). */
 #define CONV_ROWS_MIN_W 16
