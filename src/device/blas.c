@@ -242,6 +242,15 @@ const char *cd_gemm_kernels_name(const cd_device *dev) {
     }
 }
 
+/* Do A, B, C (row-major, the given transposes) index below 2^31 floats, as
+ * cldetr's GEMM kernels' int indices need? */
+static int fits_int_index(int ta, int tb, size_t M, size_t N, size_t K, size_t lda, size_t ldb, size_t ldc) {
+    size_t lim = (size_t)1 << 31;
+    size_t ea = ((ta ? K : M) - 1) * lda + (ta ? M : K), eb = ((tb ? N : K) - 1) * ldb + (tb ? K : N);
+    size_t ec = (M - 1) * ldc + N;
+    return ea < lim && eb < lim && ec < lim && K < lim && lda < lim && ldb < lim && ldc < lim;
+}
+
 /* 1 when cldetr's kernels computed C (bt: the batch), else 0. */
 static int own_gemm_bias(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
                          size_t lda, cd_mem B, size_t ldb, float beta, cd_mem C, size_t ldc, const cd_batch *bt,
@@ -249,10 +258,7 @@ static int own_gemm_bias(cd_device *dev, int ta, int tb, size_t M, size_t N, siz
     size_t batch = bt->inner * bt->outer;
     int mode = cd_gemm_kernels(dev);
     if (mode == CD_GEMM_CLBLAST || (mode == CD_GEMM_ROWS && ta && tb)) return 0;
-    size_t lim = (size_t)1 << 31;
-    size_t ea = ((ta ? K : M) - 1) * lda + (ta ? M : K), eb = ((tb ? N : K) - 1) * ldb + (tb ? K : N);
-    size_t ec = (M - 1) * ldc + N;
-    if (ea >= lim || eb >= lim || ec >= lim || K >= lim || lda >= lim || ldb >= lim || ldc >= lim) return 0;
+    if (!fits_int_index(ta, tb, M, N, K, lda, ldb, ldc)) return 0;
     if (mode == CD_GEMM_TILES)
         return blas_tile_gemm(dev, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bt, bias, relu,
                               (cd_mem){NULL, 0});
@@ -295,10 +301,7 @@ int cd_gemm_bias_nt(cd_device *dev, size_t M, size_t N, size_t K, cd_mem A, size
 int cd_gemm_tn_sums(cd_device *dev, size_t M, size_t N, size_t K, cd_mem A, size_t lda, cd_mem B, size_t ldb,
                     cd_mem C, size_t ldc, cd_mem sums) {
     int mode = cd_gemm_kernels(dev);
-    if (M == 0 || N == 0 || K == 0 || mode == CD_GEMM_CLBLAST) return 0;
-    size_t lim = (size_t)1 << 31;
-    if ((K - 1) * lda + M >= lim || (K - 1) * ldb + N >= lim || (M - 1) * ldc + N >= lim || K >= lim ||
-        lda >= lim || ldb >= lim || ldc >= lim)
+    if (M == 0 || N == 0 || K == 0 || mode == CD_GEMM_CLBLAST || !fits_int_index(1, 0, M, N, K, lda, ldb, ldc))
         return 0;
     if (mode == CD_GEMM_TILES)
         return blas_tile_gemm(dev, 1, 0, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc, &one_matrix, (cd_mem){NULL, 0},

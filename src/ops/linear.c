@@ -44,7 +44,8 @@ void op_linear_relu_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd
 void op_linear_backward(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x, cd_mem w,
                         size_t N, size_t IN, size_t OUT, int acc) {
     if (cd_has(dx)) cd_gemm(dev, 0, 0, N, IN, OUT, 1.0f, dout, OUT, w, IN, acc ? 1.0f : 0.0f, dx, IN);
-    /* both in one launch where the row kernels run (CPUs): the same bits */
+    /* both in one launch where cldetr's own kernels run: on CPUs the bits of
+     * the two launches below, on GPUs the bias sums in another order */
     if (cd_has(dw) && cd_has(db) && cd_gemm_tn_sums(dev, OUT, IN, N, dout, OUT, x, IN, dw, IN, db)) return;
     if (cd_has(dw) && N > 0) cd_gemm(dev, 1, 0, OUT, IN, N, 1.0f, dout, OUT, x, IN, 1.0f, dw, IN);
     if (!cd_has(db) || OUT == 0 || N == 0) return;
