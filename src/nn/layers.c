@@ -608,14 +608,18 @@ nn_tensor *nn_bmm(nn_ctx *ctx, nn_tensor *A, nn_tensor *B, int ta, int tb) {
     return run(ctx, &nd);
 }
 
-nn_tensor *nn_heads_scores(nn_ctx *ctx, nn_tensor *q, nn_tensor *k, size_t NH) {
-    need_ndim("nn_heads_scores", q, "q", 3, "(B, Lq, d)");
-    size_t B = q->dims[0], Lq = q->dims[1], d = q->dims[2];
-    if (NH == 0 || d % NH) bad_shape("nn_heads_scores", q, "q", "but its width is not a multiple of %zu heads", NH);
+/* q (B, Lq, d) split into NH heads, and k (B, Lk, d): the queries and keys of attention */
+static void need_heads(const char *op, const nn_tensor *q, const nn_tensor *k, size_t NH) {
+    need_ndim(op, q, "q", 3, "(B, Lq, d)");
+    size_t B = q->dims[0], d = q->dims[2];
+    if (NH == 0 || d % NH) bad_shape(op, q, "q", "but its width is not a multiple of %zu heads", NH);
     if (k->ndim != 3 || k->dims[0] != B || k->dims[2] != d)
-        bad_shape("nn_heads_scores", k, "k", "but %s has shape %s: k must be (%zu, *, %zu)", lbl(q, "q"), shp(q), B,
-                  d);
-    size_t Lk = k->dims[1], hd = d / NH;
+        bad_shape(op, k, "k", "but %s has shape %s: k must be (%zu, *, %zu)", lbl(q, "q"), shp(q), B, d);
+}
+
+nn_tensor *nn_heads_scores(nn_ctx *ctx, nn_tensor *q, nn_tensor *k, size_t NH) {
+    need_heads("nn_heads_scores", q, k, NH);
+    size_t B = q->dims[0], Lq = q->dims[1], d = q->dims[2], Lk = k->dims[1], hd = d / NH;
     count_flops(ctx, 2.0 * (double)(B * NH) * (double)Lq * (double)Lk * (double)hd, q, k);
     nn_node nd = {.what = "heads_scores", .forward = heads_fw, .backward = heads_bw, .reads = 3,
                   .out = nn_new(ctx, 4, (size_t[]){B, NH, Lq, Lk}), .in = {q, k},
@@ -681,20 +685,16 @@ static void attention_bw(nn_ctx *ctx, nn_node *nd) {
 }
 
 int nn_fused_attention(const nn_ctx *ctx, size_t hd) {
-    if (!op_attention_fused_ok(hd) || ctx->attention == NN_ATTENTION_SEPARATE) return 0;
-    return ctx->attention == NN_ATTENTION_FUSED;
+    return ctx->attention == NN_ATTENTION_FUSED && op_attention_fused_ok(hd);
 }
 
 nn_tensor *nn_attention(nn_ctx *ctx, nn_tensor *q, nn_tensor *k, nn_tensor *v, size_t NH, nn_tensor *mask,
                         nn_tensor *bias, float scale, float p) {
-    need_ndim("nn_attention", q, "q", 3, "(B, Lq, d)");
-    size_t B = q->dims[0], Lq = q->dims[1], d = q->dims[2];
-    if (NH == 0 || d % NH || !op_attention_fused_ok(d / NH))
+    need_heads("nn_attention", q, k, NH);
+    size_t B = q->dims[0], Lq = q->dims[1], d = q->dims[2], Lk = k->dims[1], hd = d / NH;
+    if (!op_attention_fused_ok(hd))
         bad_shape("nn_attention", q, "q", "but %zu heads of it are not 8, 16, 32 or 64 wide (use the separate ops)",
                   NH);
-    if (k->ndim != 3 || k->dims[0] != B || k->dims[2] != d)
-        bad_shape("nn_attention", k, "k", "but %s has shape %s: k must be (%zu, *, %zu)", lbl(q, "q"), shp(q), B, d);
-    size_t Lk = k->dims[1], hd = d / NH;
     if (v->ndim != 3 || v->dims[0] != B || v->dims[1] != Lk || v->dims[2] != d)
         bad_shape("nn_attention", v, "v", "but k has shape %s: v must be the same", shp(k));
     if (mask && (mask->n != B * Lk || mask->requires_grad))

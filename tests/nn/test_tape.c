@@ -53,6 +53,16 @@ static void bad_pool(nn_ctx *ctx, tiny *t) { (void)t; nn_maxpool(ctx, Z(ctx, 2, 
 static void bad_bmm(nn_ctx *ctx, tiny *t) { (void)t; nn_bmm(ctx, Z(ctx, 2, 4, 3), Z(ctx, 2, 5, 6), 0, 0); }
 static void bad_bmm_batch(nn_ctx *ctx, tiny *t) { (void)t; nn_bmm(ctx, Z(ctx, 2, 4, 3), Z(ctx, 3, 6, 3), 0, 1); }
 static void bad_softmax(nn_ctx *ctx, tiny *t) { (void)t; nn_softmax(ctx, Z(ctx, 1, 2, 3, 4), nn_name(Z(ctx, 1, 3), "padding"), 1.0f); }
+static void bad_heads_k(nn_ctx *ctx, tiny *t) { (void)t; nn_heads_scores(ctx, Z(ctx, 2, 5, 8), Z(ctx, 2, 7, 6), 2); }
+static void bad_heads_nh(nn_ctx *ctx, tiny *t) { (void)t; nn_heads_scores(ctx, Z(ctx, 2, 5, 8), Z(ctx, 2, 7, 8), 3); }
+static void bad_attention_k(nn_ctx *ctx, tiny *t) {
+    (void)t;
+    nn_attention(ctx, Z(ctx, 2, 5, 16), Z(ctx, 3, 7, 16), Z(ctx, 3, 7, 16), 2, NULL, NULL, 1.0f, 0.0f);
+}
+static void bad_attention_width(nn_ctx *ctx, tiny *t) {
+    (void)t;
+    nn_attention(ctx, Z(ctx, 2, 5, 24), Z(ctx, 2, 7, 24), Z(ctx, 2, 7, 24), 2, NULL, NULL, 1.0f, 0.0f);
+}
 static void bad_channels(nn_ctx *ctx, tiny *t) { (void)t; nn_add_channels(ctx, Z(ctx, 2, 3, 4), Z(ctx, 4)); }
 static void bad_inplace_relu(nn_ctx *ctx, tiny *t) {
     (void)t;
@@ -147,6 +157,14 @@ static void refusals(void) {
          {"nn_bmm: B has shape (3, 6, 3) but A has shape (2, 4, 3): B must be (2, *, 3) (transposed)"}},
         {"softmax with a mask of the wrong length", bad_softmax,
          {"nn_softmax: mask padding has shape (1, 3) but x has shape (1, 2, 3, 4): the mask must be (1, 4)"}},
+        {"attention scores with k of another width", bad_heads_k,
+         {"nn_heads_scores: k has shape (2, 7, 6) but q has shape (2, 5, 8): k must be (2, *, 8)"}},
+        {"attention scores over 3 heads of 8 columns", bad_heads_nh,
+         {"nn_heads_scores: q has shape (2, 5, 8) but its width is not a multiple of 3 heads"}},
+        {"fused attention with k of another batch", bad_attention_k,
+         {"nn_attention: k has shape (3, 7, 16) but q has shape (2, 5, 16): k must be (2, *, 16)"}},
+        {"fused attention with heads 12 wide", bad_attention_width,
+         {"nn_attention: q has shape (2, 5, 24) but 2 heads of it are not 8, 16, 32 or 64 wide"}},
         {"an in-place add over a ReLU's output (its backward reads it)", bad_inplace_relu,
          {"nn_add_inplace: the backward of an op reads the input's data, which this op would overwrite"}},
         {"reading a tensor an in-place op overwrote", bad_read_overwritten,
