@@ -258,7 +258,7 @@ static void train_backward(cd_device *dev, cd_mem dx, cd_mem ds, cd_mem dw, cd_m
                      KM(sums), KM(save_mean), KM(save_rstd), KM(w), KI(B), KI(C), KI(HW), KI(acc), KI(acc_s));
     else if (cd_has(ds))
         op_relu_backward(dev, ds, dout, y, B * C * HW, acc_s);
-    if (cd_has(dx) && !cd_has(ds))
+    else if (cd_has(dx))
         CD_LAUNCH_WG(dev, "bn_train_backward_dx", 3, ((size_t[]){HW, C, B}),
                      plane_local(dev, "bn_train_backward_dx", HW, loc), KM(dx), KM(dout), KM(mask ? y : dout), KM(x),
                      KM(sums), KM(save_mean), KM(save_rstd), KM(w), KI(B), KI(C), KI(HW), KI(acc), KI(mask));
