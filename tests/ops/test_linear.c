@@ -260,6 +260,32 @@ static void permute_heads(float *dense, float *t, size_t B, size_t L, size_t NH,
                 }
 }
 
+/* One product of attention both ways, way 0 op_bmm_* on the dense copies, way
+ * 1 op_bmm_strided_* with the layouts la, lb, lc: C = A op(B) (op by tb),
+ * then its backward from G into dA and dB, which start as dA0, dB0 (added to
+ * by acc_a, acc_b). A[w], Bm[w], G[w], dA0[w], dB0[w]: way w's operands;
+ * got[w] = {C, dA, dB} as downloaded. */
+static void heads_both_ways(float *got[2][3], float *const A[2], size_t nA, float *const Bm[2], size_t nB,
+                            float *const G[2], size_t nC, float *const dA0[2], float *const dB0[2], size_t Bt,
+                            size_t NH, size_t M, size_t N, size_t K, int tb, const op_bmm_layout *la,
+                            const op_bmm_layout *lb, const op_bmm_layout *lc, int acc_a, int acc_b) {
+    for (int strided = 0; strided < 2; strided++) {
+        cd_mem ma = up(A[strided], nA, 1), mb = up(Bm[strided], nB, 2), mc = op_upload(ot_dev, NULL, nC, 3);
+        cd_mem mg = up(G[strided], nC, 4), mda = up(dA0[strided], nA, 5), mdb = up(dB0[strided], nB, 6);
+        if (strided) {
+            op_bmm_strided_forward(ot_dev, mc, ma, mb, NH, Bt, M, N, K, 0, tb, la, lb, lc);
+            op_bmm_strided_backward(ot_dev, mda, mdb, mg, ma, mb, NH, Bt, M, N, K, 0, tb, la, lb, lc, acc_a, acc_b);
+        } else {
+            op_bmm_forward(ot_dev, mc, ma, mb, Bt * NH, M, N, K, 0, tb);
+            op_bmm_backward(ot_dev, mda, mdb, mg, ma, mb, Bt * NH, M, N, K, 0, tb, acc_a, acc_b);
+        }
+        got[strided][0] = down(mc, nC);
+        got[strided][1] = down(mda, nA);
+        got[strided][2] = down(mdb, nB);
+        release(ma); release(mb); release(mc); release(mg); release(mda); release(mdb);
+    }
+}
+
 static void test_bmm_heads(size_t B, size_t NH, size_t Lq, size_t Lk, size_t hd) {
     char name[200];
     size_t d = NH * hd, nq = B * Lq * d, nk = B * Lk * d, ns = B * NH * Lq * Lk;
@@ -272,21 +298,8 @@ static void test_bmm_heads(size_t B, size_t NH, size_t Lq, size_t Lk, size_t hd)
     op_bmm_layout lq = {d, hd, Lq * d}, lk = {d, hd, Lk * d}, ls = {Lk, Lq * Lk, NH * Lq * Lk};
     /* the strided product and the dense one on the gathered heads */
     float *got[2][3];
-    for (int strided = 0; strided < 2; strided++) {
-        cd_mem mq = up(strided ? q : qh, nq, 1), mk = up(strided ? k : kh, nk, 2), ms = up(gs, ns, 3);
-        cd_mem mg = up(gs, ns, 4), mdq = up(strided ? dq0 : dqh0, nq, 5), mdk = up(dk0, nk, 6);
-        if (strided) {
-            op_bmm_strided_forward(ot_dev, ms, mq, mk, NH, B, Lq, Lk, hd, 0, 1, &lq, &lk, &ls);
-            op_bmm_strided_backward(ot_dev, mdq, mdk, mg, mq, mk, NH, B, Lq, Lk, hd, 0, 1, &lq, &lk, &ls, 1, 0);
-        } else {
-            op_bmm_forward(ot_dev, ms, mq, mk, B * NH, Lq, Lk, hd, 0, 1);
-            op_bmm_backward(ot_dev, mdq, mdk, mg, mq, mk, B * NH, Lq, Lk, hd, 0, 1, 1, 0);
-        }
-        got[strided][0] = down(ms, ns);
-        got[strided][1] = down(mdq, nq);
-        got[strided][2] = down(mdk, nk);
-        release(mq); release(mk); release(ms); release(mg); release(mdq); release(mdk);
-    }
+    heads_both_ways(got, (float *[]){qh, q}, nq, (float *[]){kh, k}, nk, (float *[]){gs, gs}, ns,
+                    (float *[]){dqh0, dq0}, (float *[]){dk0, dk0}, B, NH, Lq, Lk, hd, 1, &lq, &lk, &ls, 1, 0);
     float *back = malloc(nq * sizeof *back), *backk = malloc(nk * sizeof *backk);
     permute_heads(got[0][1], back, B, Lq, NH, hd, 1);    /* the dense result in the heads' places */
     permute_heads(got[0][2], backk, B, Lk, NH, hd, 1);
@@ -306,21 +319,8 @@ static void test_bmm_heads(size_t B, size_t NH, size_t Lq, size_t Lk, size_t hd)
     float *dvh0 = malloc(nk * sizeof *dvh0);
     permute_heads(dvh0, dv0, B, Lk, NH, hd, 0);
     op_bmm_layout lp = {Lk, Lq * Lk, NH * Lq * Lk}, lv = {d, hd, Lk * d}, lo = {d, hd, Lq * d};
-    for (int strided = 0; strided < 2; strided++) {
-        cd_mem mp = up(p, ns, 1), mv = up(strided ? k : kh, nk, 2), mo = op_upload(ot_dev, NULL, nq, 3);
-        cd_mem mg = up(strided ? go : goh, nq, 4), mdp = up(gs, ns, 5), mdv = up(strided ? dv0 : dvh0, nk, 6);
-        if (strided) {
-            op_bmm_strided_forward(ot_dev, mo, mp, mv, NH, B, Lq, hd, Lk, 0, 0, &lp, &lv, &lo);
-            op_bmm_strided_backward(ot_dev, mdp, mdv, mg, mp, mv, NH, B, Lq, hd, Lk, 0, 0, &lp, &lv, &lo, 0, 1);
-        } else {
-            op_bmm_forward(ot_dev, mo, mp, mv, B * NH, Lq, hd, Lk, 0, 0);
-            op_bmm_backward(ot_dev, mdp, mdv, mg, mp, mv, B * NH, Lq, hd, Lk, 0, 0, 0, 1);
-        }
-        got[strided][0] = down(mo, nq);
-        got[strided][1] = down(mdp, ns);
-        got[strided][2] = down(mdv, nk);
-        release(mp); release(mv); release(mo); release(mg); release(mdp); release(mdv);
-    }
+    heads_both_ways(got, (float *[]){p, p}, ns, (float *[]){kh, k}, nk, (float *[]){goh, go}, nq,
+                    (float *[]){gs, gs}, (float *[]){dvh0, dv0}, B, NH, Lq, hd, Lk, 0, &lp, &lv, &lo, 0, 1);
     float *oback = malloc(nq * sizeof *oback), *vback = malloc(nk * sizeof *vback);
     permute_heads(got[0][0], oback, B, Lq, NH, hd, 1);
     permute_heads(got[0][2], vback, B, Lk, NH, hd, 1);
