@@ -135,6 +135,33 @@ static void test_activation_fd(void) {
     }
 }
 
+/* FD of L = sum dout * (a + b) (op_add_ref) against op_add_backward's da and
+ * db, h = 1e-4 in double; atol 1e-6, rtol 1e-5 as above */
+typedef struct { double *a, *b, *dout; size_t n; } add_ctx;
+static double add_loss(void *p) {
+    add_ctx *c = p;
+    double *out = malloc(c->n * sizeof *out);
+    op_add_ref(out, c->a, c->b, c->n);
+    double L = op_dot(c->dout, out, c->n);
+    free(out);
+    return L;
+}
+
+static void test_add_fd(void) {
+    size_t n = 33;
+    ot_tensor a = ot_rand(n, 1, -2, 2), b = ot_rand(n, 2, -2, 2), g = ot_rand(n, 3, -1, 1);
+    ot_tensor da = ot_nan(n, 4), db = ot_nan(n, 5);
+    op_add_backward(ot_dev, da.d, db.d, g.d, n, 0, 0);
+    add_ctx c = {a.h, b.h, g.h, n};
+    double *fd = malloc(n * sizeof *fd);
+    op_fd_grad(fd, a.h, n, 1e-4, add_loss, &c);
+    ot_check("add backward da vs finite differences", &da, fd, 1e-6, 1e-5);
+    op_fd_grad(fd, b.h, n, 1e-4, add_loss, &c);
+    ot_check("add backward db vs finite differences", &db, fd, 1e-6, 1e-5);
+    free(fd);
+    ot_free(&a); ot_free(&b); ot_free(&g); ot_free(&da); ot_free(&db);
+}
+
 static void test_channels(size_t B, size_t C, size_t HW) {
     size_t n = B * C * HW;
     char name[128];
@@ -259,6 +286,7 @@ int main(void) {
         test_add_backward(sizes[i], 4 + i);
     }
     test_activation_fd();
+    test_add_fd();
     static const size_t ch[][3] = {{1, 1, 1}, {2, 7, 33}, {3, 5, 1}, {1, 13, 257}, {2, 3, 1000}, {4, 64, 49},
                                    {4, 300, 1}};   /* whole-row biases: attention's mask bias, query positions */
     for (size_t i = 0; i < CD_ARRAY_LEN(ch); i++) test_channels(ch[i][0], ch[i][1], ch[i][2]);
