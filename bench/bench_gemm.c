@@ -1,9 +1,10 @@
 /* GEMM at DETR's shapes through cd_gemm on each of its paths: CLBlast,
  * cl/blas.cl's row kernels (the default on CPUs) and its tile kernels (the
- * default on GPUs; by shape, or forced to 64 or 128 tiles), same buffers,
- * interleaved, with the largest difference from the first path's result.
+ * default on GPUs; by shape, or forced to the small or the large tile
+ * shape), same buffers, interleaved, with the largest difference from the
+ * first path's result.
  *
- *   bench_gemm [--iters-scale S] [--r50] [--paths clblast,rows,tiles,tiles64,tiles128]
+ *   bench_gemm [--iters-scale S] [--r50] [--paths clblast,rows,tiles,tiles-small,tiles-large]
  *
  * Each case: M x N x K and the layout (row-major, as the ops call cd_gemm).
  * The default cases are shapes.ini's; --r50 adds DETR-R50's at 800 x 800,
@@ -58,7 +59,7 @@ static const gemm_case r50_cases[] = {
 typedef struct { const char *name; int mode, tile; } gemm_path;
 static const gemm_path all_paths[] = {
     {"clblast", CD_GEMM_CLBLAST, 0}, {"rows", CD_GEMM_ROWS, 0}, {"tiles", CD_GEMM_TILES, 0},
-    {"tiles64", CD_GEMM_TILES, 64}, {"tiles128", CD_GEMM_TILES, 128},
+    {"tiles-small", CD_GEMM_TILES, CD_TILE_SMALL}, {"tiles-large", CD_GEMM_TILES, CD_TILE_LARGE},
 };
 #define MAX_PATHS 5
 
@@ -122,14 +123,16 @@ int main(int argc, char **argv) {
                 size_t k = 0;
                 while (k < CD_ARRAY_LEN(all_paths) && strcmp(all_paths[k].name, tok)) k++;
                 if (k == CD_ARRAY_LEN(all_paths) || np == MAX_PATHS) {
-                    fprintf(stderr, "bench_gemm: unknown path '%s' (clblast, rows, tiles, tiles64, tiles128)\n", tok);
+                    fprintf(stderr, "bench_gemm: unknown path '%s' (clblast, rows, tiles, tiles-small, "
+                                    "tiles-large)\n", tok);
                     return 2;
                 }
                 paths[np++] = &all_paths[k];
             }
         } else {
             fprintf(stderr,
-                    "usage: bench_gemm [--iters-scale S] [--r50] [--paths clblast,rows,tiles,tiles64,tiles128]\n");
+                    "usage: bench_gemm [--iters-scale S] [--r50] "
+                    "[--paths clblast,rows,tiles,tiles-small,tiles-large]\n");
             return 2;
         }
     }

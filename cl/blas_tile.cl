@@ -5,26 +5,47 @@
  * op(A) op(B) + beta C for a batch of matrices sA, sB, sC floats apart.
  * Conventions as in common.cl. */
 
-/* A 16 x 16 work-group computes a BM x BN tile of C (128 x 128 or 64 x 64):
- * per step of TILE_BK along k it stages a BM x TILE_BK slice of op(A) and a
- * TILE_BK x BN slice of op(B) in local memory, stored k-major so the
- * compute loop reads both as float4, and a work-item accumulates a TM x TN
- * block (BM/16 x BN/16) in registers. Its rows are ty*4 .. ty*4+3 of each
- * 64-row half and its columns tx*4 .. tx*4+3 of each 64-column half, so a
- * warp's float4 reads of local memory fall in distinct banks. The next
- * slice's global loads are issued before the current slice's arithmetic.
- * Every layout (ta, tb) is a compile-time constant of its kernel; the global
- * loads run along the contiguous index of each operand. Elements past M, N or
- * the slice's end load as 0 and are not stored.
+/* A WX x WY work-group computes a BM x BN tile of C: per step of BK along k
+ * it stages a BM x BK slice of op(A) and a BK x BN slice of op(B) in local
+ * memory, stored k-major so the compute loop reads both as float4, and a
+ * work-item accumulates a TM x TN block (BM/WY x BN/WX, 4 or 8 each) in
+ * registers. Its rows are ty*4 .. ty*4+3 of each 4*WY-row band and its
+ * columns tx*4 .. tx*4+3 of each 4*WX-column band, so a warp's float4 reads
+ * of local memory fall in distinct banks. The next slice's global loads are
+ * issued before the current slice's arithmetic. Every layout (ta, tb) and
+ * every size is a compile-time constant of its kernel; the global loads run
+ * along the contiguous index of each operand. Elements past M, N or the
+ * slice's end load as 0 and are not stored. Each entry of C is one fma chain
+ * over k in order, so every shape of tile gives the same bits for the same
+ * parts of k.
+ *
+ * Two shapes per build, "small" (TS_*) and "large" (TL_*), set by the
+ * program's -D options (src/device/blas_tile.c: built-in, or what `cldetr
+ * tune` measured best on the device); the defaults below are the built-in
+ * ones, measured on an H200 (bench/README.md).
  *
  * Split k (one matrix): dim 2 of the range is the part, part s sums k in
  * [s*kc, min(K, (s+1)*kc)) and writes its own C, sC floats apart (the caller
  * passes a scratch buffer and gemm_split_sum adds the parts). Otherwise
- * nsplit = 1, kc = K and dim 2 is the batch. Range (ceil(N/BN)*16,
- * ceil(M/BM)*16, batch or nsplit), local (16, 16, 1); a batch of two levels:
+ * nsplit = 1, kc = K and dim 2 is the batch. Range (ceil(N/BN)*WX,
+ * ceil(M/BM)*WY, batch or nsplit), local (WX, WY, 1); a batch of two levels:
  * batch_offset (common.cl). */
-#define TILE_BK 8
+#ifndef TS_BM
+#define TS_BM 64
+#define TS_BN 64
+#define TS_BK 8
+#define TS_WX 16
+#define TS_WY 16
+#endif
+#ifndef TL_BM
+#define TL_BM 128
+#define TL_BN 128
+#define TL_BK 8
+#define TL_WX 16
+#define TL_WY 16
+#endif
 #define TILE_PAD 4
+#define TILE_MAX_LOADS 16   /* global loads per operand and work-item: BM * BK / (WX * WY) at most */
 
 /* A linear layer's epilogue (cd_gemm_bias_nt): epi 1 adds bias[n] to C's
  * column n, epi 2 then a ReLU; the expressions of linear_bias_forward
@@ -45,13 +66,13 @@ static inline __attribute__((always_inline)) void gemm_tile(
     const float alpha, const float beta, const int nsplit, const int kc, const uint zi, const ulong sAo,
     const ulong sBo, const ulong sCo, __global const float *bias, const int epi, __global float *sums,
     const int has_sums, __local float4 *As4, __local float4 *Bs4, const int ta, const int tb, const int BM,
-    const int BN) {
-    const int TM = BM / 16, TN = BN / 16;             /* 4 or 8 */
-    const int LA = BM * TILE_BK / 256, LB = BN * TILE_BK / 256;   /* global loads per work-item */
-    const int sa = BM + TILE_PAD, sb = BN + TILE_PAD;  /* row pitch of the staged slices */
+    const int BN, const int BK, const int WX, const int WY) {
+    const int NT = WX * WY, TM = BM / WY, TN = BN / WX;   /* TM, TN: 4 or 8 */
+    const int LA = BM * BK / NT, LB = BN * BK / NT;       /* global loads per work-item */
+    const int sa = BM + TILE_PAD, sb = BN + TILE_PAD;     /* row pitch of the staged slices */
     __local float *As = (__local float *)As4, *Bs = (__local float *)Bs4;
     const int tx = (int)get_local_id(0), ty = (int)get_local_id(1);
-    const uint t = get_local_id(1) * 16 + get_local_id(0);   /* unsigned: / and % by powers of 2 are shifts */
+    const uint t = get_local_id(1) * (uint)WX + get_local_id(0);   /* unsigned: / and % by powers of 2 are shifts */
     const int n0 = (int)get_group_id(0) * BN, m0 = (int)get_group_id(1) * BM;
     const int z = (int)get_group_id(2), b = nsplit > 1 ? 0 : z, part = nsplit > 1 ? z : 0;
     const int kb = part * kc, ke = min(K, kb + kc);
@@ -59,19 +80,23 @@ static inline __attribute__((always_inline)) void gemm_tile(
     B += batch_offset(b, zi, sB, sBo);
     C += nsplit > 1 ? (ulong)part * sC : batch_offset(b, zi, sC, sCo);
 
-    /* where each of this work-item's global loads lands in the slice */
-    int am[4], ak[4], bn[4], bk[4];
+    /* where each of this work-item's global loads lands in the slice: load p
+     * is element t + p*NT of the slice, counted along the operand's
+     * contiguous index */
+    int am[TILE_MAX_LOADS], ak[TILE_MAX_LOADS], bn[TILE_MAX_LOADS], bk[TILE_MAX_LOADS];
 #pragma unroll
     for (int p = 0; p < LA; p++) {
-        if (ta) { am[p] = (int)(t % BM); ak[p] = (int)(t / BM) + p * (256 / BM); }
-        else { ak[p] = (int)(t % TILE_BK); am[p] = (int)(t / TILE_BK) + p * (256 / TILE_BK); }
+        const uint e = t + (uint)(p * NT);
+        if (ta) { am[p] = (int)(e % (uint)BM); ak[p] = (int)(e / (uint)BM); }
+        else { ak[p] = (int)(e % (uint)BK); am[p] = (int)(e / (uint)BK); }
     }
 #pragma unroll
     for (int p = 0; p < LB; p++) {
-        if (tb) { bk[p] = (int)(t % TILE_BK); bn[p] = (int)(t / TILE_BK) + p * (256 / TILE_BK); }
-        else { bn[p] = (int)(t % BN); bk[p] = (int)(t / BN) + p * (256 / BN); }
+        const uint e = t + (uint)(p * NT);
+        if (tb) { bk[p] = (int)(e % (uint)BK); bn[p] = (int)(e / (uint)BK); }
+        else { bn[p] = (int)(e % (uint)BN); bk[p] = (int)(e / (uint)BN); }
     }
-    float ra[4], rb[4];
+    float ra[TILE_MAX_LOADS], rb[TILE_MAX_LOADS];
 #define TILE_LOAD(k0)                                                                                  \
     do {                                                                                               \
         _Pragma("unroll") for (int p = 0; p < LA; p++) {                                               \
@@ -95,7 +120,7 @@ static inline __attribute__((always_inline)) void gemm_tile(
     const int summing = has_sums && n0 == 0 && (int)t < BM;
     float srow = 0.0f;
     TILE_LOAD(kb);
-    for (int k0 = kb; k0 < ke; k0 += TILE_BK) {
+    for (int k0 = kb; k0 < ke; k0 += BK) {
         barrier(CLK_LOCAL_MEM_FENCE);          /* the previous slice is no longer read */
 #pragma unroll
         for (int p = 0; p < LA; p++) As[ak[p] * sa + am[p]] = ra[p];
@@ -104,19 +129,19 @@ static inline __attribute__((always_inline)) void gemm_tile(
         barrier(CLK_LOCAL_MEM_FENCE);
         if (summing)
 #pragma unroll
-            for (int k = 0; k < TILE_BK; k++) srow += As[k * sa + (int)t];
-        if (k0 + TILE_BK < ke) TILE_LOAD(k0 + TILE_BK);
+            for (int k = 0; k < BK; k++) srow += As[k * sa + (int)t];
+        if (k0 + BK < ke) TILE_LOAD(k0 + BK);
 #pragma unroll
-        for (int k = 0; k < TILE_BK; k++) {
+        for (int k = 0; k < BK; k++) {
             float a[8], bv[8];
 #pragma unroll
             for (int g = 0; g < TM / 4; g++) {
-                const float4 v = As4[k * (sa / 4) + g * 16 + ty];
+                const float4 v = As4[k * (sa / 4) + g * WY + ty];
                 a[g * 4] = v.x; a[g * 4 + 1] = v.y; a[g * 4 + 2] = v.z; a[g * 4 + 3] = v.w;
             }
 #pragma unroll
             for (int h = 0; h < TN / 4; h++) {
-                const float4 v = Bs4[k * (sb / 4) + h * 16 + tx];
+                const float4 v = Bs4[k * (sb / 4) + h * WX + tx];
                 bv[h * 4] = v.x; bv[h * 4 + 1] = v.y; bv[h * 4 + 2] = v.z; bv[h * 4 + 3] = v.w;
             }
 #pragma unroll
@@ -133,11 +158,11 @@ static inline __attribute__((always_inline)) void gemm_tile(
 
 #pragma unroll
     for (int i = 0; i < TM; i++) {
-        const int m = m0 + (i / 4) * 64 + ty * 4 + (i % 4);
+        const int m = m0 + (i / 4) * (4 * WY) + ty * 4 + (i % 4);
         if (m >= M) continue;
 #pragma unroll
         for (int h = 0; h < TN / 4; h++) {
-            const int n = n0 + h * 64 + tx * 4;
+            const int n = n0 + h * (4 * WX) + tx * 4;
             __global float *c = C + m * ldc + n;
             if (n + 4 <= N) {
                 float4 r = alpha * (float4)(acc[i][h * 4], acc[i][h * 4 + 1], acc[i][h * 4 + 2], acc[i][h * 4 + 3]);
@@ -157,7 +182,7 @@ static inline __attribute__((always_inline)) void gemm_tile(
     }
 }
 
-/* One kernel per layout and tile size: the arguments and the body they share. */
+/* One kernel per layout and tile shape: the arguments and the body they share. */
 #define GEMM_TILE_ARGS                                                                                        \
     __global float *C, const ulong C_off, __global const float *A, const ulong A_off, __global const float *B, \
         const ulong B_off, const int M, const int N, const int K, const int lda, const int ldb, const int ldc,  \
@@ -165,33 +190,34 @@ static inline __attribute__((always_inline)) void gemm_tile(
         const int kc, const uint zi, const ulong sAo, const ulong sBo, const ulong sCo,                         \
         __global const float *bias, const ulong bias_off, const int epi, __global float *sums,                  \
         const ulong sums_off, const int has_sums
-#define GEMM_TILE_BODY(TA, TB, BM, BN)                                                                        \
-    __local float4 As4[TILE_BK * ((BM) + TILE_PAD) / 4], Bs4[TILE_BK * ((BN) + TILE_PAD) / 4];                \
+#define GEMM_TILE_BODY(TA, TB, BM, BN, BK, WX, WY)                                                            \
+    __local float4 As4[(BK) * ((BM) + TILE_PAD) / 4], Bs4[(BK) * ((BN) + TILE_PAD) / 4];                      \
     gemm_tile(C + C_off, A + A_off, B + B_off, M, N, K, lda, ldb, ldc, sA, sB, sC, alpha, beta, nsplit, kc,   \
-              zi, sAo, sBo, sCo, bias + bias_off, epi, sums + sums_off, has_sums, As4, Bs4, TA, TB, BM, BN)
-__kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile128_nn(GEMM_TILE_ARGS) {
-    GEMM_TILE_BODY(0, 0, 128, 128);
+              zi, sAo, sBo, sCo, bias + bias_off, epi, sums + sums_off, has_sums, As4, Bs4, TA, TB, BM, BN, BK, \
+              WX, WY)
+__kernel __attribute__((reqd_work_group_size(TS_WX, TS_WY, 1))) void gemm_tile_small_nn(GEMM_TILE_ARGS) {
+    GEMM_TILE_BODY(0, 0, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY);
 }
-__kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile128_nt(GEMM_TILE_ARGS) {
-    GEMM_TILE_BODY(0, 1, 128, 128);
+__kernel __attribute__((reqd_work_group_size(TS_WX, TS_WY, 1))) void gemm_tile_small_nt(GEMM_TILE_ARGS) {
+    GEMM_TILE_BODY(0, 1, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY);
 }
-__kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile128_tn(GEMM_TILE_ARGS) {
-    GEMM_TILE_BODY(1, 0, 128, 128);
+__kernel __attribute__((reqd_work_group_size(TS_WX, TS_WY, 1))) void gemm_tile_small_tn(GEMM_TILE_ARGS) {
+    GEMM_TILE_BODY(1, 0, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY);
 }
-__kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile128_tt(GEMM_TILE_ARGS) {
-    GEMM_TILE_BODY(1, 1, 128, 128);
+__kernel __attribute__((reqd_work_group_size(TS_WX, TS_WY, 1))) void gemm_tile_small_tt(GEMM_TILE_ARGS) {
+    GEMM_TILE_BODY(1, 1, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY);
 }
-__kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile64_nn(GEMM_TILE_ARGS) {
-    GEMM_TILE_BODY(0, 0, 64, 64);
+__kernel __attribute__((reqd_work_group_size(TL_WX, TL_WY, 1))) void gemm_tile_large_nn(GEMM_TILE_ARGS) {
+    GEMM_TILE_BODY(0, 0, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY);
 }
-__kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile64_nt(GEMM_TILE_ARGS) {
-    GEMM_TILE_BODY(0, 1, 64, 64);
+__kernel __attribute__((reqd_work_group_size(TL_WX, TL_WY, 1))) void gemm_tile_large_nt(GEMM_TILE_ARGS) {
+    GEMM_TILE_BODY(0, 1, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY);
 }
-__kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile64_tn(GEMM_TILE_ARGS) {
-    GEMM_TILE_BODY(1, 0, 64, 64);
+__kernel __attribute__((reqd_work_group_size(TL_WX, TL_WY, 1))) void gemm_tile_large_tn(GEMM_TILE_ARGS) {
+    GEMM_TILE_BODY(1, 0, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY);
 }
-__kernel __attribute__((reqd_work_group_size(16, 16, 1))) void gemm_tile64_tt(GEMM_TILE_ARGS) {
-    GEMM_TILE_BODY(1, 1, 64, 64);
+__kernel __attribute__((reqd_work_group_size(TL_WX, TL_WY, 1))) void gemm_tile_large_tt(GEMM_TILE_ARGS) {
+    GEMM_TILE_BODY(1, 1, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY);
 }
 
 /* C (M x N, ldc) = beta C + the sum of gemm_tile's nsplit parts (W: nsplit

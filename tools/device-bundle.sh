@@ -70,11 +70,13 @@ echo "$pass passed, $fail failed"
 EOS
 cat > "$out/run-bench.sh" <<'EOS'
 #!/usr/bin/env bash
-# The GPU timing set of issue 12 in one go (about 4 minutes on an H200), from
+# The GPU timing set of issue 12 in one go, from
 # the repository root: the devices, the shapes step as trained and as the
 # PyTorch twin, DETR-R50 800x800 batch 2 (timed, then profiled), the three
 # again with fused attention (CLDETR_ATTENTION=fused: is it faster on a GPU?),
-# and the GEMM paths at R50's shapes. Logs go to OUTDIR (default $OUT, else bench-logs).
+# the GEMM paths at R50's shapes, then `cldetr tune --kernels tiles` (the tile
+# GEMM's shape pairs timed; the best stored) and the three steps with its
+# pair (about 6 minutes in all). Logs go to OUTDIR (default $OUT, else bench-logs).
 #   BUILD/bundle/run-bench.sh [OUTDIR]
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-${OUT:-bench-logs}}
@@ -98,7 +100,14 @@ run r50-profile 240 cldetr bench "${r50[@]}" --steps 3 --warmup 1 --profile
 run shapes-fused 120 env CLDETR_ATTENTION=fused cldetr bench configs/shapes.ini --steps 30
 run twin-fused 120 env CLDETR_ATTENTION=fused cldetr bench configs/shapes.ini "${twin[@]}" --steps 30
 run r50-fused 240 env CLDETR_ATTENTION=fused cldetr bench "${r50[@]}" --steps 10 --warmup 2 --profile
-run gemm-r50 240 bench_gemm --r50 --paths clblast,tiles
+run gemm-r50 240 bench_gemm --r50 --paths clblast,tiles,tiles-small,tiles-large
+# the tile shapes by measurement: cldetr tune stores the fastest pair in this
+# machine's cache, and the steps run again with it (the runs above had the
+# built-in pair: a fresh machine has no tuning stored)
+run tune-tiles 300 cldetr tune --kernels tiles
+run r50-tuned 240 cldetr bench "${r50[@]}" --steps 10 --warmup 2
+run twin-tuned 120 cldetr bench configs/shapes.ini "${twin[@]}" --steps 30
+run shapes-tuned 120 cldetr bench configs/shapes.ini --steps 30
 echo "logs in $out"
 EOS
 chmod +x "$out/env.sh" "$out/run-tests.sh" "$out/run-bench.sh"

@@ -1,4 +1,5 @@
-/* GEMM tuning: choosing CLBlast's Xgemm parameters per device by measurement
+/* GEMM tuning: choosing CLBlast's Xgemm parameters, or the GPU tile GEMM's
+ * tile shapes, per device by measurement
  * (src/device/blas_tune.c, `cldetr tune`), and the knobs of src/device/blas.c
  * that benchmarks use. */
 #ifndef CLDETR_BLAS_TUNE_H
@@ -37,6 +38,8 @@ typedef struct {
     double budget_s;        /* per candidate: compile + check + timing; <= 0 = 120 s */
     int store;              /* write the winner to the cache */
     FILE *log;              /* progress and the table; NULL = quiet */
+    int kernels;            /* CD_GEMM_TILES or CD_GEMM_CLBLAST; other values: the device's GEMM (the tile
+                               kernels where cd_gemm runs them, else CLBlast) */
 } cd_tune_options;
 
 typedef struct {
@@ -46,6 +49,7 @@ typedef struct {
     double default_gflops, best_gflops;     /* geometric means over the shapes */
     char best[2600];                        /* the stored text ("" when the defaults won) */
     int stored;
+    int kind;                               /* what was tuned: CD_GEMM_TILES or CD_GEMM_CLBLAST */
 } cd_tune_result;
 
 /* Returns 0, or -1 with cd_errbuf() (no device, every candidate failed). */
@@ -55,6 +59,20 @@ int cd_gemm_tune(const cd_tune_options *opt, cd_tune_result *res);
  * as tuning lines (for tests and --list): writes up to max pointers to static
  * strings, returns the count. */
 int cd_gemm_tune_candidates(int gpu, int quick, const char **out, int max);
+/* The tile shape pairs `cldetr tune` tries on the tile kernels ("Tiles ..."
+ * lines, the built-in pair first), as cd_gemm_tune_candidates. */
+int cd_gemm_tile_candidates(int quick, const char **out, int max);
+/* The checks a candidate must pass, with kind's kernels forced (CD_GEMM_CLBLAST
+ * or CD_GEMM_TILES): odd sizes, offsets, padded strides, every layout, a
+ * product for the large tiles, and (big) the tuning shapes at sampled
+ * entries, against a double-precision host product. Returns 0, or -1 with
+ * the first wrong entry in msg. */
+int cd_gemm_tune_check(cd_device *dev, int kind, int big, char *msg, size_t n);
+/* A stored tuning text (old, may be NULL) with the lines of kind (CD_GEMM_TILES:
+ * "Tiles" lines; CD_GEMM_CLBLAST: Xgemm and GemmRoutine) and their "# cldetr
+ * tune" comment replaced by add: a device keeps its CLBlast tuning when its
+ * tile shapes are tuned, and the other way round. Returns a malloc'd text. */
+char *cd_gemm_tuning_merge(const char *old, int kind, const char *add);
 /* Check an Xgemm line against CLBlast's constraints (MWG % (MDIMC*VWM) == 0 ...).
  * Returns 0, or -1 with cd_errbuf() naming the broken rule. */
 int cd_gemm_check_xgemm(const char *line);

@@ -84,6 +84,10 @@ typedef struct cd_program_entry cd_program_entry;
 typedef struct cd_pool_entry cd_pool_entry;
 typedef struct cd_profile_entry cd_profile_entry;
 
+/* A tile shape of cl/blas_tile.cl's GEMM kernels: a bm x bn tile of C per
+ * wx x wy work-group, k staged bk deep in local memory. */
+typedef struct { int bm, bn, bk, wx, wy; } cd_tile_shape;
+
 typedef struct cd_device {
     cd_device_info info;
     cl_context ctx;
@@ -93,6 +97,7 @@ typedef struct cd_device {
     /* programs: one per cl/ file, built on first use of one of its kernels */
     cd_program_entry *programs; int n_programs;
     cd_kernel_entry *kernels; int n_kernels, cap_kernels;
+    char **retired_names; int n_retired;   /* names of kernels of dropped programs (cd_drop_program) */
     /* buffer pool: freed buffers kept by size for reuse */
     cd_pool_entry *pool; int n_pool, cap_pool;
     size_t bytes_live, bytes_pooled, bytes_peak;
@@ -106,6 +111,8 @@ typedef struct cd_device {
     int cpu_shaped;                 /* kernels in their CPU shape (cd_cpu_shaped) */
     const char *gemm_params;        /* where the GEMM parameters came from: "tuned (cldetr tune)",
                                        "built-in for CPUs" or "CLBlast's defaults" */
+    cd_tile_shape tiles[2];         /* the GPU tile GEMM's small and large tile shapes */
+    const char *tile_params;        /* where they came from: "built-in" or "tuned (cldetr tune)" */
 } cd_device;
 
 /* Open a device (spec as cd_select_device). Returns NULL with cd_errbuf(). */
@@ -134,6 +141,9 @@ int cd_kernel_files(const char ***names);                /* list of cl/ file nam
 int cd_build_file(cd_device *dev, const char *file);
 /* Build every cl/ file; returns the number that failed (logs in stderr). */
 int cd_build_all(cd_device *dev, FILE *log);
+/* Release a built program and its kernels (after cd_finish); the next launch
+ * of one of its kernels builds it again (with the options of the moment). */
+void cd_drop_program(cd_device *dev, const char *file);
 
 /* A kernel by name, building its file on first use; fatal if the name is unknown
  * or its file does not build. */
@@ -268,9 +278,26 @@ enum { CD_GEMM_CLBLAST = 0, CD_GEMM_ROWS = 1, CD_GEMM_TILES = 2 };
 int cd_gemm_kernels(const cd_device *dev);
 int cd_gemm_set_kernels(int mode);
 const char *cd_gemm_kernels_name(const cd_device *dev);   /* for logs: "CLBlast", ... */
-/* Tests and benchmarks: force the tile kernels' tile (64 or 128; 0 = by shape)
- * and their number of k parts (>= 1; 0 = by shape). */
+/* Tests and benchmarks: force the tile kernels' tile shape (CD_TILE_SMALL or
+ * CD_TILE_LARGE; 0 = by the product's shape) and their number of k parts
+ * (>= 1; 0 = by shape). */
+enum { CD_TILE_SMALL = 1, CD_TILE_LARGE = 2 };
 void cd_gemm_set_tiles(int tile, int nsplit);
+/* "GEMM parameters" for logs: the tile shapes' origin on the tile kernels,
+ * CLBlast's parameters' otherwise (e.g. "tile shapes: built-in"). */
+const char *cd_gemm_params(const cd_device *dev);
+/* Parse a "Tiles S_BM=64 S_BN=64 S_BK=8 S_WX=16 S_WY=16 L_BM=128 ..." line
+ * (the small shape, then the large; as `cldetr tune` stores it) into
+ * out[0..1], checking the kernels' rules (4 or 8 rows and columns per
+ * work-item, whole loads per work-item, ...). Returns 0, or -1 with
+ * cd_errbuf() naming the broken rule. */
+int cd_gemm_parse_tiles(const char *line, cd_tile_shape out[2]);
+/* The line of two shapes, as cd_gemm_parse_tiles reads it. */
+void cd_gemm_tiles_line(const cd_tile_shape t[2], char *buf, size_t n);
+/* Use these tile shapes on dev from now on (cl/blas_tile.cl is rebuilt with
+ * them at its next launch). Returns 0, or -1 with cd_errbuf() when the device
+ * cannot run them (work-group or local memory too large). */
+int cd_gemm_set_tile_shapes(cd_device *dev, const cd_tile_shape t[2]);
 /* Apply stored GEMM tunings for this device (called by cd_open). */
 void cd_blas_init(cd_device *dev);
 

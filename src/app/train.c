@@ -861,8 +861,8 @@ int train_run(const train_args *a) {
 
     size_t all, trainable;
     detr_count(&t->model, &all, &trainable);
-    say(t, "%s run %s on %s (GEMM: %s; CLBlast's parameters: %s)", a->resume_dir ? "resuming" : "starting", t->run,
-        t->dev->info.name, cd_gemm_kernels_name(t->dev), t->dev->gemm_params);
+    say(t, "%s run %s on %s (GEMM: %s; %s)", a->resume_dir ? "resuming" : "starting", t->run, t->dev->info.name,
+        cd_gemm_kernels_name(t->dev), cd_gemm_params(t->dev));
     say(t, "model: resnet%d width %d, d=%d, %d+%d layers, %d queries, %d classes; %.2fM parameters (%.2fM trainable)",
         mo.depth, mo.width, mo.d, mo.enc_layers, mo.dec_layers, mo.num_queries, mo.num_classes, all / 1e6,
         trainable / 1e6);

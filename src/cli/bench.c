@@ -123,8 +123,8 @@ int cmd_bench(int argc, char **argv) {
 
     size_t all, trainable;
     detr_count(&m, &all, &trainable);
-    printf("device: %s (%s); GEMM: %s (CLBlast's parameters: %s); attention: %s\n", dev->info.name,
-           dev->info.platform_name, cd_gemm_kernels_name(dev), dev->gemm_params,
+    printf("device: %s (%s); GEMM: %s (%s); attention: %s\n", dev->info.name,
+           dev->info.platform_name, cd_gemm_kernels_name(dev), cd_gemm_params(dev),
            nn_fused_attention(&ctx, (size_t)(mo.d / mo.nheads)) ? "fused (CLDETR_ATTENTION)" : "separate kernels");
     printf("model: resnet%d width %d (%s BN), d=%d, %d heads, %d+%d layers, FFN %d, %d queries, %d classes; "
            "%.2f M parameters (%.2f M trained)\n", mo.depth, mo.width, mo.bn_trainable ? "trainable" : "frozen", mo.d,

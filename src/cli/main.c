@@ -21,7 +21,7 @@ static const verb verbs[] = {
     {"cocoeval", cmd_cocoeval, "COCO bbox AP of a results file against a ground-truth file (as pycocotools)"},
     {"plot",     cmd_plot,     "loss or AP curves of one or more run folders on one chart (PNG)"},
     {"config",   cmd_config,   "load, validate and print a config's effective values (--set k=v overrides)"},
-    {"tune",     cmd_tune,     "choose CLBlast GEMM parameters for a device by measurement (stored in the cache)"},
+    {"tune",     cmd_tune,     "choose the GEMM parameters of a device by measurement (stored in the cache)"},
     {"bench-ops", cmd_bench_ops, "GFLOP/s of GEMM at DETR's shapes (and conv), beside OpenBLAS"},
     {"import",   cmd_import,   "official (PyTorch) or HF transformers DETR weights -> checked, official names"},
     {"export",   cmd_export,   "a run's or checkpoint's weights -> safetensors under the official DETR names"},

@@ -58,13 +58,26 @@ static void record_tiles(cd_device *dev, const char **names, const size_t *value
     }
 }
 
-/* Apply "KERNEL P=V P=V ..." lines. Returns the number of kernels overridden. */
-static int apply_tuning_text(cd_device *dev, char *text) {
-    int applied = 0;
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+/* Apply "KERNEL P=V P=V ..." lines: CLBlast's kernels, and "Tiles" (the tile
+ * GEMM's shapes, cd_gemm_parse_tiles). Returns the number of kernels
+ * overridden; *xgemm and *tiles (may be NULL) count Xgemm and Tiles lines. */
+static int apply_tuning_text(cd_device *dev, char *text, int *xgemm, int *tiles) {
+    int applied = 0, nx = 0, nt = 0;
+    char *lsave = NULL;
+    for (char *line = strtok_r(text, "\n", &lsave); line; line = strtok_r(NULL, "\n", &lsave)) {
         char kernel[64];
         const char *names[64];
         size_t values[64], n = 0;
+        if (!strncmp(line, "Tiles ", 6)) {
+            cd_tile_shape t[2];
+            if (!cd_gemm_parse_tiles(line, t) && !cd_gemm_set_tile_shapes(dev, t)) {
+                applied++;
+                nt++;
+            } else if (dev->verbose) {
+                fprintf(stderr, "cldetr: stored tile shapes ignored: %s\n", cd_errbuf());
+            }
+            continue;
+        }
         char *save = NULL, *tok = strtok_r(line, " \t", &save);
         if (!tok || tok[0] == '#') continue;
         snprintf(kernel, sizeof kernel, "%s", tok);
@@ -77,17 +90,22 @@ static int apply_tuning_text(cd_device *dev, char *text) {
         }
         if (n && CLBlastOverrideParameters(dev->info.device, kernel, CLBlastPrecisionSingle, n, names, values) == 0) {
             applied++;
-            if (!strcmp(kernel, "Xgemm")) record_tiles(dev, names, values, n);
+            if (!strcmp(kernel, "Xgemm")) {
+                record_tiles(dev, names, values, n);
+                nx++;
+            }
         }
         else if (dev->verbose)
             fprintf(stderr, "cldetr: GEMM tuning for %s was not accepted by CLBlast; ignored\n", kernel);
     }
+    if (xgemm) *xgemm = nx;
+    if (tiles) *tiles = nt;
     return applied;
 }
 
 int cd_blas_apply_tuning(cd_device *dev, const char *text) {
     char *copy = cd_xstrdup(text);
-    int n = apply_tuning_text(dev, copy);
+    int n = apply_tuning_text(dev, copy, NULL, NULL);
     free(copy);
     return n;
 }
@@ -103,12 +121,18 @@ void cd_blas_init(cd_device *dev) {
         if (builtin && cd_blas_apply_tuning(dev, builtin) > 0) dev->gemm_params = "built-in for CPUs";
         return;
     }
-    dev->gemm_params = "tuned (cldetr tune)";
     text = cd_xrealloc(text, len + 1);
     text[len] = '\0';
-    int n = apply_tuning_text(dev, text);
+    int nx = 0, nt = 0, n = apply_tuning_text(dev, text, &nx, &nt);
     if (dev->verbose) fprintf(stderr, "cldetr: applied %d GEMM tuning(s) from the cache\n", n);
     free(text);
+    if (nt) dev->tile_params = "tuned (cldetr tune)";
+    if (nx) {
+        dev->gemm_params = "tuned (cldetr tune)";
+    } else {                      /* tile shapes alone: CLBlast keeps the built-in set of the device's class */
+        const char *builtin = cd_blas_builtin_tuning(dev);
+        if (builtin && cd_blas_apply_tuning(dev, builtin) > 0) dev->gemm_params = "built-in for CPUs";
+    }
 }
 
 static CLBlastTranspose tr(int t) { return t ? CLBlastTransposeYes : CLBlastTransposeNo; }
@@ -222,9 +246,11 @@ static int env_mode(void) {
     return mode;
 }
 
-/* The tile kernels need 256-work-item groups and 9 KB of local memory. */
+/* The tile kernels need their work-groups and local memory (for the built-in
+ * shapes 256 work-items and 17 KB). */
 static int tiles_fit(const cd_device *dev) {
-    return dev->info.max_work_group >= 256 && dev->info.local_mem >= 16384;
+    char why[160];
+    return blas_tiles_fit(dev->info.local_mem, dev->info.max_work_group, dev->tiles, why, sizeof why);
 }
 
 int cd_gemm_kernels(const cd_device *dev) {
@@ -232,6 +258,13 @@ int cd_gemm_kernels(const cd_device *dev) {
     if (mode < 0) mode = cd_cpu_shaped(dev) ? CD_GEMM_ROWS : (tiles_fit(dev) ? CD_GEMM_TILES : CD_GEMM_CLBLAST);
     if (mode == CD_GEMM_TILES && !tiles_fit(dev)) mode = CD_GEMM_CLBLAST;
     return mode;
+}
+
+const char *cd_gemm_params(const cd_device *dev) {
+    static char buf[128];
+    if (cd_gemm_kernels(dev) == CD_GEMM_TILES) snprintf(buf, sizeof buf, "tile shapes: %s", dev->tile_params);
+    else snprintf(buf, sizeof buf, "CLBlast's parameters: %s", dev->gemm_params);
+    return buf;
 }
 
 const char *cd_gemm_kernels_name(const cd_device *dev) {

@@ -1,6 +1,13 @@
-/* cd_gemm on GPUs: cl/blas_tile.cl's tile kernels, the tile size and the
+/* cd_gemm on GPUs: cl/blas_tile.cl's tile kernels, the tile shape and the
  * split of k chosen per product (src/device/blas.c calls blas_tile_gemm when
- * cd_gemm_kernels says CD_GEMM_TILES). */
+ * cd_gemm_kernels says CD_GEMM_TILES). The kernels come in two tile shapes
+ * per build, small and large, set by the program's -D options: built-in, or
+ * the pair `cldetr tune` measured best on the device ("Tiles" lines of the
+ * GEMM tuning, src/device/blas_tune.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cldetr/device.h"
 #include "blas_tile.h"
 
@@ -11,18 +18,128 @@ void cd_gemm_set_tiles(int tile, int nsplit) {
     split_force = nsplit;
 }
 
+/* The built-in shapes, measured on an H200 (bench/README.md): 64 x 64 tiles
+ * and 128 x 128 tiles, k 8 deep, 16 x 16 work-groups. */
+const cd_tile_shape blas_tile_builtin[2] = {{64, 64, 8, 16, 16}, {128, 128, 8, 16, 16}};
+
+static const char *const shape_names[2] = {"small", "large"};
+static const char *const prefixes[2] = {"S_", "L_"};
+
+/* The kernels' rules for one shape (cl/blas_tile.cl): 0, or -1 with cd_errbuf(). */
+static int check_shape(const cd_tile_shape *s, const char *which) {
+    int nt = s->wx * s->wy;
+    const int pow2[] = {s->wx, s->wy, s->bk};
+    for (int i = 0; i < 3; i++)
+        if (pow2[i] < 1 || pow2[i] > 64 || (pow2[i] & (pow2[i] - 1)))
+            return cd_seterr("tile shape %s: WX, WY and BK must be powers of two up to 64 (got WX=%d WY=%d BK=%d)",
+                             which, s->wx, s->wy, s->bk);
+    if (nt < 32 || nt > 1024)
+        return cd_seterr("tile shape %s: work-groups of WX*WY = %d; 32 to 1024 work-items", which, nt);
+    if (s->bm != 4 * s->wy && s->bm != 8 * s->wy)
+        return cd_seterr("tile shape %s: BM (%d) must be 4 or 8 times WY (%d): rows per work-item", which, s->bm,
+                         s->wy);
+    if (s->bn != 4 * s->wx && s->bn != 8 * s->wx)
+        return cd_seterr("tile shape %s: BN (%d) must be 4 or 8 times WX (%d): columns per work-item", which, s->bn,
+                         s->wx);
+    if (s->bm > nt || s->bn > nt)
+        return cd_seterr("tile shape %s: BM and BN (%d, %d) at most WX*WY (%d): a row's sums need a work-item",
+                         which, s->bm, s->bn, nt);
+    if ((s->bm * s->bk) % nt || (s->bn * s->bk) % nt || s->bm * s->bk / nt > 16 || s->bn * s->bk / nt > 16)
+        return cd_seterr("tile shape %s: a slice (BM*BK = %d, BN*BK = %d) must be 1 to 16 whole loads of the "
+                         "%d work-items", which, s->bm * s->bk, s->bn * s->bk, nt);
+    return 0;
+}
+
+/* Local memory of one kernel: both staged slices, rows padded by 4 floats. */
+static size_t local_bytes(const cd_tile_shape *s) {
+    return (size_t)4 * (size_t)s->bk * (size_t)(s->bm + 4 + s->bn + 4);
+}
+
+int cd_gemm_parse_tiles(const char *line, cd_tile_shape out[2]) {
+    while (*line == ' ') line++;
+    if (strncmp(line, "Tiles", 5) || (line[5] && line[5] != ' '))
+        return cd_seterr("tile shapes '%s': the line must start with 'Tiles'", line);
+    static const char *const keys[5] = {"BM", "BN", "BK", "WX", "WY"};
+    for (int c = 0; c < 2; c++) {
+        int v[5];
+        for (int k = 0; k < 5; k++) {
+            char key[8];
+            snprintf(key, sizeof key, "%s%s=", prefixes[c], keys[k]);
+            const char *p = line;
+            while ((p = strstr(p, key)) && p[-1] != ' ') p++;
+            char *end = NULL;
+            long x = p ? strtol(p + strlen(key), &end, 10) : -1;
+            if (!p || end == p + strlen(key) || (*end && *end != ' ' && *end != '\n') || x <= 0 || x > 4096)
+                return cd_seterr("tile shapes '%s': %s%s is missing or not a positive number", line, prefixes[c],
+                                 keys[k]);
+            v[k] = (int)x;
+        }
+        out[c] = (cd_tile_shape){v[0], v[1], v[2], v[3], v[4]};
+        if (check_shape(&out[c], shape_names[c])) return -1;
+    }
+    return 0;
+}
+
+void cd_gemm_tiles_line(const cd_tile_shape t[2], char *buf, size_t n) {
+    snprintf(buf, n, "Tiles S_BM=%d S_BN=%d S_BK=%d S_WX=%d S_WY=%d L_BM=%d L_BN=%d L_BK=%d L_WX=%d L_WY=%d",
+             t[0].bm, t[0].bn, t[0].bk, t[0].wx, t[0].wy, t[1].bm, t[1].bn, t[1].bk, t[1].wx, t[1].wy);
+}
+
+int blas_tiles_fit(size_t local_mem, size_t max_wg, const cd_tile_shape t[2], char *why, size_t n) {
+    for (int c = 0; c < 2; c++) {
+        size_t nt = (size_t)(t[c].wx * t[c].wy);
+        if (max_wg && nt > max_wg) {
+            snprintf(why, n, "the %s tiles need work-groups of %zu, the device allows %zu", shape_names[c], nt,
+                     max_wg);
+            return 0;
+        }
+        if (local_mem && local_bytes(&t[c]) > local_mem) {
+            snprintf(why, n, "the %s tiles need %zu bytes of local memory, the device has %zu", shape_names[c],
+                     local_bytes(&t[c]), local_mem);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int cd_gemm_set_tile_shapes(cd_device *dev, const cd_tile_shape t[2]) {
+    char why[160];
+    for (int c = 0; c < 2; c++)
+        if (check_shape(&t[c], shape_names[c])) return -1;
+    if (!blas_tiles_fit(dev->info.local_mem, dev->info.max_work_group, t, why, sizeof why))
+        return cd_seterr("tile shapes for %s: %s", dev->info.name, why);
+    if (!memcmp(dev->tiles, t, sizeof dev->tiles)) return 0;
+    cd_drop_program(dev, BLAS_TILE_FILE);
+    memcpy(dev->tiles, t, sizeof dev->tiles);
+    return 0;
+}
+
+void blas_tile_options(const cd_device *dev, char *buf, size_t n) {
+    const cd_tile_shape *s = &dev->tiles[0], *l = &dev->tiles[1];
+    snprintf(buf, n,
+             " -DTS_BM=%d -DTS_BN=%d -DTS_BK=%d -DTS_WX=%d -DTS_WY=%d"
+             " -DTL_BM=%d -DTL_BN=%d -DTL_BK=%d -DTL_WX=%d -DTL_WY=%d",
+             s->bm, s->bn, s->bk, s->wx, s->wy, l->bm, l->bn, l->bk, l->wx, l->wy);
+}
+
 #define SPLIT_MIN_KC 128                    /* k per part at least */
 #define SPLIT_MAX 32
 #define SPLIT_MAX_FLOATS ((size_t)64 << 20) /* 256 MB of parts at most */
 
-/* gemm_tile*, sizes chosen from measurements on an H200 (bench/README.md):
- * 64 x 64 tiles by default, 128 x 128 for one long product (k >= 1024) that
- * fills both tiles (m, n >= 128) but has too few 64-tiles to keep four
- * work-groups on every compute unit (128 tiles do twice the arithmetic per
- * local-memory read: 20 against 15 TFLOP/s on 256 x 2500 x 2304); and k of
- * a single product split in parts (summed by gemm_split_sum) while there are
- * fewer tiles than two per compute unit (weight gradients: 64 x 576 x 40000
- * ran at 1.4 TFLOP/s in CLBlast, 18.2 in this rule's 30 parts). */
+static size_t tile_count(const cd_tile_shape *s, size_t M, size_t N, size_t batch) {
+    return ((M + (size_t)s->bm - 1) / (size_t)s->bm) * ((N + (size_t)s->bn - 1) / (size_t)s->bn) * batch;
+}
+
+/* gemm_tile_*, the rule measured on an H200 with the built-in shapes
+ * (bench/README.md): small tiles by default, large ones for one long product
+ * (k >= 1024) that fills a large tile (m, n at least its size) but has too
+ * few small tiles to keep four work-groups on every compute unit (128 tiles
+ * do twice the arithmetic per local-memory read: 20 against 15 TFLOP/s on
+ * 256 x 2500 x 2304); and k of a single product split in parts (summed by
+ * gemm_split_sum) while there are fewer tiles than two per compute unit
+ * (weight gradients: 64 x 576 x 40000 ran at 1.4 TFLOP/s in CLBlast, 18.2 in
+ * this rule's 30 parts). The parts are whole multiples of 8 of k whatever the
+ * shapes, so a product split the same way gives the same bits on every pair. */
 int blas_tile_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K, float alpha, cd_mem A,
                    size_t lda, cd_mem B, size_t ldb, float beta, cd_mem C, size_t ldc, const cd_batch *bt,
                    cd_mem bias, int relu, cd_mem sums) {
@@ -32,10 +149,12 @@ int blas_tile_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
         cd_fatal("blas_tile_gemm: column sums only for one A^T B product (a bug in cldetr)");
     size_t batch = bt->inner * bt->outer;
     size_t cus = CD_MAX((size_t)dev->info.compute_units, (size_t)1);
-    size_t t64 = ((M + 63) / 64) * ((N + 63) / 64) * batch;
-    int big = batch == 1 && M >= 128 && N >= 128 && K >= 1024 && t64 < 4 * cus;
-    int tile = tile_force ? tile_force : big ? 128 : 64;
-    size_t tiles = ((M + tile - 1) / tile) * ((N + tile - 1) / tile) * batch;
+    const cd_tile_shape *L = &dev->tiles[1];
+    int big = batch == 1 && M >= (size_t)L->bm && N >= (size_t)L->bn && K >= 1024 &&
+              tile_count(&dev->tiles[0], M, N, batch) < 4 * cus;
+    int large = tile_force ? tile_force == CD_TILE_LARGE : big;
+    const cd_tile_shape *s = &dev->tiles[large];
+    size_t tiles = tile_count(s, M, N, batch);
     size_t nsplit = 1;
     if (split_force > 0 && batch == 1) nsplit = (size_t)split_force;
     else if (tiles < 2 * cus && batch == 1)
@@ -45,14 +164,17 @@ int blas_tile_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
     size_t kc = (K + nsplit - 1) / nsplit;
     kc = (kc + 7) / 8 * 8;
     nsplit = (K + kc - 1) / kc;
-    static const char *names[2][4] = {{"gemm_tile64_nn", "gemm_tile64_nt", "gemm_tile64_tn", "gemm_tile64_tt"},
-                                      {"gemm_tile128_nn", "gemm_tile128_nt", "gemm_tile128_tn", "gemm_tile128_tt"}};
-    const char *name = names[tile == 128][ta * 2 + tb];
-    /* a compiler that cannot give the kernel its 16 x 16 group (registers,
+    static const char *names[2][4] = {
+        {"gemm_tile_small_nn", "gemm_tile_small_nt", "gemm_tile_small_tn", "gemm_tile_small_tt"},
+        {"gemm_tile_large_nn", "gemm_tile_large_nt", "gemm_tile_large_tn", "gemm_tile_large_tt"}};
+    const char *name = names[large][ta * 2 + tb];
+    size_t wx = (size_t)s->wx, wy = (size_t)s->wy;
+    /* a compiler that cannot give the kernel its work-group (registers,
      * local memory) leaves the product to CLBlast */
-    if (cd_kernel_wg_size(dev, name) < 256) return 0;
-    size_t global[3] = {(N + tile - 1) / tile * 16, (M + tile - 1) / tile * 16, batch * nsplit};
-    size_t local[3] = {16, 16, 1};
+    if (cd_kernel_wg_size(dev, name) < wx * wy) return 0;
+    size_t global[3] = {(N + (size_t)s->bn - 1) / (size_t)s->bn * wx, (M + (size_t)s->bm - 1) / (size_t)s->bm * wy,
+                        batch * nsplit};
+    size_t local[3] = {wx, wy, 1};
     if (nsplit == 1) {
         CD_LAUNCH_WG(dev, name, 3, global, local, KM(C), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda), KI(ldb),
                      KI(ldc), KUL(bt->sA), KUL(bt->sB), KUL(bt->sC), KF(alpha), KF(beta), KI(1), KI(K),

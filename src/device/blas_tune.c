@@ -1,13 +1,18 @@
-/* `cldetr tune`: choose CLBlast's Xgemm parameters for a device by measurement.
+/* `cldetr tune`: choose a device's GEMM parameters by measurement: the tile
+ * shapes of cl/blas_tile.cl's kernels where cd_gemm runs them (GPUs), else
+ * CLBlast's Xgemm parameters.
  *
  * Why: CLBlast's database has no entry for PoCL on a CPU, and its defaults run
  * 10-20x below OpenBLAS there (docs/performance.md). A small grid
  * around the set found best on the build machine (MWG=128 NWG=64 MDIMC=MDIMA=8
  * NDIMC=NDIMB=4 VWM=VWN=8 KWG=32 KWI=2 SA=SB=0) is enough to recover most of it.
+ * The tile kernels' built-in shapes were the better of two tried on one GPU;
+ * another GPU (or the same with other shapes) may want others.
  *
  * Every candidate runs in its own child process, forked before this process
- * touches OpenCL: the child opens the device with CLBlast's defaults, applies
- * the candidate, checks GEMM against a double-precision host reference, times
+ * touches OpenCL: the child opens the device with CLBlast's defaults and the
+ * built-in tile shapes, applies the candidate, forces the kind of kernels
+ * being tuned, checks GEMM against a double-precision host reference, times
  * the tuning shapes and writes one line to a pipe. The parent kills a child
  * that runs past the budget (some parameter sets take minutes to compile on
  * PoCL), and a crash in a driver compiling a strange set costs only that set. */
@@ -23,6 +28,7 @@
 
 #include "cldetr/blas_tune.h"
 #include "cldetr/selftest.h"
+#include "blas_tile.h"
 
 /* ---- the candidate grid -------------------------------------------------- */
 
@@ -67,6 +73,30 @@ static const char *const candidates_gpu[] = {
     "MWG=64 NWG=64 KWG=32 MDIMC=16 NDIMC=16 MDIMA=16 NDIMB=16 KWI=8 VWM=4 VWN=4 SA=1 SB=1 STRM=0 STRN=0",
 };
 #define N_QUICK 4
+
+/* cl/blas_tile.cl's tile shapes on GPUs (the default GEMM kernels there):
+ * the built-in pair first, then k staged 16 or 32 deep (fewer barriers per
+ * multiply-add), rectangular tiles (8 x 4 or 4 x 8 per work-item), 128-item
+ * work-groups, and 32 x 64 small tiles (more work-groups for a small model's
+ * products). Pairs that need more local memory or larger work-groups than the
+ * device offers are skipped, named. */
+static const char *const candidates_tiles[] = {
+    "Tiles S_BM=64 S_BN=64 S_BK=8 S_WX=16 S_WY=16 L_BM=128 L_BN=128 L_BK=8 L_WX=16 L_WY=16",
+    "Tiles S_BM=64 S_BN=64 S_BK=16 S_WX=16 S_WY=16 L_BM=128 L_BN=128 L_BK=16 L_WX=16 L_WY=16",
+    "Tiles S_BM=64 S_BN=64 S_BK=8 S_WX=8 S_WY=16 L_BM=128 L_BN=64 L_BK=8 L_WX=16 L_WY=16",
+    "Tiles S_BM=128 S_BN=64 S_BK=8 S_WX=16 S_WY=16 L_BM=128 L_BN=128 L_BK=16 L_WX=16 L_WY=16",
+    /* --quick stops here */
+    "Tiles S_BM=64 S_BN=64 S_BK=32 S_WX=16 S_WY=16 L_BM=128 L_BN=128 L_BK=8 L_WX=16 L_WY=16",
+    "Tiles S_BM=64 S_BN=128 S_BK=8 S_WX=16 S_WY=16 L_BM=128 L_BN=64 L_BK=16 L_WX=16 L_WY=16",
+    "Tiles S_BM=32 S_BN=64 S_BK=16 S_WX=16 S_WY=8 L_BM=128 L_BN=128 L_BK=8 L_WX=16 L_WY=16",
+    "Tiles S_BM=64 S_BN=64 S_BK=16 S_WX=8 S_WY=16 L_BM=128 L_BN=64 L_BK=16 L_WX=8 L_WY=16",
+};
+
+int cd_gemm_tile_candidates(int quick, const char **out, int max) {
+    int n = quick ? N_QUICK : (int)CD_ARRAY_LEN(candidates_tiles);
+    for (int i = 0; i < n && i < max; i++) out[i] = candidates_tiles[i];
+    return CD_MIN(n, max);
+}
 
 /* The tuning lines of a candidate, as `cldetr tune` stores the winner. On a CPU
  * the Xgemm kernel also takes the small products (GemmRoutine: CLBlast's direct
@@ -233,30 +263,56 @@ static double time_gemm(cd_device *dev, const tune_shape *s, int rounds, double 
     return best;
 }
 
-/* Writes "OK <key> <compile_s> <gflops>...\t<device name>\n" or "FAIL <reason>\n" to fd. */
-static void child_run(const cd_tune_options *opt, const char *tuning, int fd) {
+/* The correctness checks of a candidate on the kernels of kind (CD_GEMM_CLBLAST
+ * or CD_GEMM_TILES, forced for the calls): odd sizes with offsets and padded
+ * strides in every layout, then (big) the tuning shapes at sampled entries. */
+int cd_gemm_tune_check(cd_device *dev, int kind, int big, char *msg, size_t n) {
+    int old = cd_gemm_set_kernels(kind), bad = check_gemm(dev, 67, 45, 33, 0, 0, 0, msg, n);
+    for (int t = 1; t < 4 && !bad; t++) bad = check_gemm(dev, 45, 67, 70, t & 1, t >> 1, 0, msg, n);
+    if (!bad) bad = check_gemm(dev, 130, 200, 257, 1, 1, 0, msg, n);
+    if (!bad) bad = check_gemm(dev, 300, 140, 1100, 1, 0, 0, msg, n);     /* the large tiles (k >= 1024) */
+    int gpu = !(dev->info.type & CL_DEVICE_TYPE_CPU);
+    const tune_shape *shapes = gpu ? shapes_gpu : shapes_cpu;
+    for (int s = 0; big && s < N_SHAPES && !bad; s++)
+        bad = check_gemm(dev, shapes[s].M, shapes[s].N, shapes[s].K, shapes[s].ta, shapes[s].tb, 64, msg, n);
+    cd_gemm_set_kernels(old);
+    return bad;
+}
+
+/* Writes "OK <key> <compile_s> <gpu> <local_mem> <max_wg> <kind> <gflops>...\t<device name>\n" or
+ * "FAIL <reason>\n" to fd. kind: the kernels to tune (-1: those cd_gemm runs on the device, CLBlast
+ * where that is cldetr's CPU kernels); tuning: a candidate of that kind, NULL for the defaults. */
+static void child_run(const cd_tune_options *opt, int kind, const char *tuning, int fd) {
     char line[2048], msg[512];
     setenv("CLDETR_GEMM_TUNING", "off", 1);
     cd_device *dev = cd_open(opt->device, 0);
+    if (kind < 0 && dev) kind = cd_gemm_kernels(dev) == CD_GEMM_TILES ? CD_GEMM_TILES : CD_GEMM_CLBLAST;
+    cd_gemm_set_kernels(kind);                  /* every call below runs the kernels being tuned */
+    cd_tile_shape tiles[2];
     if (!dev) {
         snprintf(line, sizeof line, "FAIL cannot open the device: %s\n", cd_errbuf());
-    } else if (tuning && cd_blas_apply_tuning(dev, tuning) != 1 + (strstr(tuning, "GemmRoutine") != NULL)) {
+    } else if (kind == CD_GEMM_TILES && tuning &&
+               (cd_gemm_parse_tiles(tuning, tiles) || cd_gemm_set_tile_shapes(dev, tiles))) {
+        snprintf(line, sizeof line, "FAIL %s\n", cd_errbuf());
+    } else if (kind == CD_GEMM_TILES && cd_gemm_kernels(dev) != CD_GEMM_TILES) {
+        snprintf(line, sizeof line, "FAIL this device cannot run the tile kernels (work-groups of 256, 17 KB of "
+                                    "local memory)\n");
+    } else if (kind == CD_GEMM_CLBLAST && tuning &&
+               cd_blas_apply_tuning(dev, tuning) != 1 + (strstr(tuning, "GemmRoutine") != NULL)) {
         snprintf(line, sizeof line, "FAIL CLBlast did not accept the parameters\n");
     } else {
         double t0 = cd_now();
         int bad = check_gemm(dev, 67, 45, 33, 0, 0, 0, msg, sizeof msg);   /* compiles */
         double compile_s = cd_now() - t0;
-        for (int t = 1; t < 4 && !bad; t++) bad = check_gemm(dev, 45, 67, 70, t & 1, t >> 1, 0, msg, sizeof msg);
-        if (!bad) bad = check_gemm(dev, 130, 200, 257, 1, 1, 0, msg, sizeof msg);
+        if (!bad) bad = cd_gemm_tune_check(dev, kind, 1, msg, sizeof msg);
         int gpu = !(dev->info.type & CL_DEVICE_TYPE_CPU);
         const tune_shape *shapes = gpu ? shapes_gpu : shapes_cpu;
-        for (int s = 0; s < N_SHAPES && !bad; s++)
-            bad = check_gemm(dev, shapes[s].M, shapes[s].N, shapes[s].K, shapes[s].ta, shapes[s].tb, 64, msg, sizeof msg);
         if (bad) {
             snprintf(line, sizeof line, "FAIL %s\n", msg);
         } else {
-            int len = snprintf(line, sizeof line, "OK %016llx %.2f %d %zu %zu", (unsigned long long)cd_blas_tuning_key(dev),
-                               compile_s, gpu, (size_t)dev->info.local_mem, (size_t)dev->info.max_work_group);
+            int len = snprintf(line, sizeof line, "OK %016llx %.2f %d %zu %zu %d",
+                               (unsigned long long)cd_blas_tuning_key(dev), compile_s, gpu,
+                               (size_t)dev->info.local_mem, (size_t)dev->info.max_work_group, kind);
             for (int s = 0; s < N_SHAPES; s++)
                 len += snprintf(line + len, sizeof line - len, " %.2f",
                                 time_gemm(dev, &shapes[s], opt->quick ? 2 : 3, opt->quick ? 0.05 : 0.15));
@@ -274,14 +330,14 @@ static void child_run(const cd_tune_options *opt, const char *tuning, int fd) {
 /* ---- the parent ---------------------------------------------------------- */
 
 typedef struct {
-    int ok, gpu;
+    int ok, gpu, kind;                      /* kind: the kernels the child tuned (CD_GEMM_*) */
     size_t local_mem, max_wg;               /* the device's, as the child found it */
     double compile_s, gflops[N_SHAPES], geomean, wall_s;
     char reason[512];
 } cand_result;
 
 /* Run one candidate in a child; fills r. Returns 0 unless fork/pipe failed. */
-static int run_candidate(const cd_tune_options *opt, const char *tuning, double budget, cand_result *r,
+static int run_candidate(const cd_tune_options *opt, int kind, const char *tuning, double budget, cand_result *r,
                          uint64_t *key, char *name, size_t name_len) {
     int fds[2];
     memset(r, 0, sizeof *r);
@@ -292,7 +348,7 @@ static int run_candidate(const cd_tune_options *opt, const char *tuning, double 
     if (pid < 0) { close(fds[0]); close(fds[1]); return cd_seterr("tune: fork failed: %s", strerror(errno)); }
     if (pid == 0) {
         close(fds[0]);
-        child_run(opt, tuning, fds[1]);
+        child_run(opt, kind, tuning, fds[1]);
         _exit(0);
     }
     close(fds[1]);
@@ -328,6 +384,7 @@ static int run_candidate(const cd_tune_options *opt, const char *tuning, double 
         r->gpu = (int)strtol(end, &end, 10);
         r->local_mem = (size_t)strtoull(end, &end, 10);
         r->max_wg = (size_t)strtoull(end, &end, 10);
+        r->kind = (int)strtol(end, &end, 10);
         double logsum = 0;
         for (int s = 0; s < N_SHAPES; s++) {
             r->gflops[s] = strtod(end, &end);
@@ -352,15 +409,69 @@ static int run_candidate(const cd_tune_options *opt, const char *tuning, double 
     return 0;
 }
 
-/* "MWG=128 NWG=64 ..." without the parameters every candidate shares */
+/* "MWG=128 NWG=64 ..." without the parameters every candidate shares; a tile pair without "Tiles " */
 static void short_name(char *out, size_t n, const char *line) {
-    snprintf(out, n, "%s", line);
+    snprintf(out, n, "%s", strncmp(line, "Tiles ", 6) ? line : line + 6);
     char *p = strstr(out, " STRM=0 STRN=0");
     if (p) *p = '\0';
 }
 
+/* Whether a tile pair fits the device the first child found (0 = unknown: fits). */
+static int tiles_fit_limits(const char *line, size_t local_mem, size_t max_wg, char *why, size_t n) {
+    cd_tile_shape t[2];
+    char reason[200];
+    if (cd_gemm_parse_tiles(line, t)) {
+        snprintf(why, n, "skipped: %s", cd_errbuf());
+        return 0;
+    }
+    if (blas_tiles_fit(local_mem, max_wg, t, reason, sizeof reason)) return 1;
+    snprintf(why, n, "skipped: %s", reason);
+    return 0;
+}
+
+/* Is this stored line one of kind's (Tiles for the tile kernels; Xgemm,
+ * GemmRoutine for CLBlast), or the comment `cldetr tune` writes above them? */
+static int line_of_kind(const char *line, int kind) {
+    int tiles_line = !strncmp(line, "Tiles ", 6) || !strncmp(line, "# cldetr tune tiles", 19);
+    int clblast_line = !strncmp(line, "Xgemm ", 6) || !strncmp(line, "GemmRoutine ", 12) ||
+                       (!strncmp(line, "# cldetr tune ", 14) && !tiles_line);
+    return kind == CD_GEMM_TILES ? tiles_line : clblast_line;
+}
+
+char *cd_gemm_tuning_merge(const char *old, int kind, const char *add) {
+    size_t cap = (old ? strlen(old) : 0) + strlen(add) + 2, o = 0;
+    char *out = cd_xmalloc(cap);
+    for (const char *l = old ? old : ""; *l;) {
+        size_t n = strcspn(l, "\n");
+        if (n && !line_of_kind(l, kind)) {
+            memcpy(out + o, l, n);
+            o += n;
+            out[o++] = '\n';
+        }
+        l += n + (l[n] == '\n');
+    }
+    memcpy(out + o, add, strlen(add) + 1);
+    return out;
+}
+
+/* The device's stored tuning with kind's lines replaced by add; 0, or -1 with cd_errbuf(). */
+static int store_merged(uint64_t key, int kind, const char *add) {
+    size_t len = 0;
+    char *old = cd_cache_load("gemm", key, &len);
+    if (old) {
+        old = cd_xrealloc(old, len + 1);
+        old[len] = '\0';
+    }
+    char *text = cd_gemm_tuning_merge(old, kind, add);
+    int rc = cd_cache_store("gemm", key, text, strlen(text));
+    free(old);
+    free(text);
+    return rc ? cd_seterr("cannot write the GEMM tuning to the cache folder %s", cd_cache_dir()) : 0;
+}
+
 int cd_gemm_tune(const cd_tune_options *opt, cd_tune_result *res) {
-    const char *list[CD_MAX(CD_ARRAY_LEN(candidates_cpu), CD_ARRAY_LEN(candidates_gpu))];
+    const char *list[CD_MAX(CD_MAX(CD_ARRAY_LEN(candidates_cpu), CD_ARRAY_LEN(candidates_gpu)),
+                            CD_ARRAY_LEN(candidates_tiles))];
     double budget = opt->budget_s > 0 ? opt->budget_s : 120;
     FILE *log = opt->log;
     memset(res, 0, sizeof *res);
@@ -369,45 +480,67 @@ int cd_gemm_tune(const cd_tune_options *opt, cd_tune_result *res) {
         for (int i = 0; i < n; i++)
             if (cd_gemm_check_xgemm(list[i])) return -1;     /* a broken grid is a bug here, not a device problem */
     }
+    int nt = cd_gemm_tile_candidates(0, list, (int)CD_ARRAY_LEN(list));
+    for (int i = 0; i < nt; i++) {
+        cd_tile_shape t[2];
+        if (cd_gemm_parse_tiles(list[i], t)) return -1;
+    }
 
-    /* CLBlast's defaults first: the child also says what kind of device it is */
+    /* the defaults first: the child also says what kind of device it is and which kernels it tuned */
     cand_result def, best_r;
-    if (run_candidate(opt, NULL, budget, &def, &res->key, res->device_name, sizeof res->device_name)) return -1;
+    int want = opt->kernels == CD_GEMM_TILES || opt->kernels == CD_GEMM_CLBLAST ? opt->kernels : -1;
+    if (run_candidate(opt, want, NULL, budget, &def, &res->key, res->device_name, sizeof res->device_name)) return -1;
     if (!def.ok && !strncmp(def.reason, "cannot open", 11)) return cd_seterr("%s", def.reason);
-    int gpu = def.ok ? def.gpu : 0;
-    int n = cd_gemm_tune_candidates(gpu, opt->quick, list, (int)CD_ARRAY_LEN(list));
+    if (!def.ok && want == CD_GEMM_TILES) return cd_seterr("--kernels tiles: %s", def.reason);
+    int gpu = def.ok ? def.gpu : 0, kind = def.ok ? def.kind : want < 0 ? CD_GEMM_CLBLAST : want;
+    int tiles = kind == CD_GEMM_TILES;
+    res->kind = kind;
+    int n = tiles ? cd_gemm_tile_candidates(opt->quick, list, (int)CD_ARRAY_LEN(list))
+                  : cd_gemm_tune_candidates(gpu, opt->quick, list, (int)CD_ARRAY_LEN(list));
     const tune_shape *shapes = gpu ? shapes_gpu : shapes_cpu;
+    const char *deflabel = tiles ? "built-in tile shapes" : "CLBlast's defaults";
     if (log) {
-        fprintf(log, "cldetr tune on %s: %d Xgemm candidates for %s and CLBlast's defaults, each checked against a "
-                     "host reference, then timed (GFLOP/s; budget %.0f s each)\n",
-                res->device_name, n, gpu ? "GPUs" : "CPUs", budget);
-        fprintf(log, "%-4s %-86s", "#", gpu ? "Xgemm parameters (all with GEMMK=0 KREG=1)"
-                                             : "Xgemm parameters (all with GEMMK=0 KREG=1; " GEMM_ROUTINE_LINE ")");
+        if (tiles)
+            fprintf(log, "cldetr tune on %s: %d tile shape pairs for cldetr's tile GEMM kernels (cl/blas_tile.cl, "
+                         "the GEMM of this device), each checked against a host reference, then timed (GFLOP/s; "
+                         "budget %.0f s each)\n", res->device_name, n, budget);
+        else
+            fprintf(log, "cldetr tune on %s: %d Xgemm candidates for CLBlast on %s and CLBlast's defaults, each "
+                         "checked against a host reference, then timed (GFLOP/s; budget %.0f s each)\n",
+                    res->device_name, n, gpu ? "GPUs" : "CPUs", budget);
+        fprintf(log, "%-4s %-86s", "#", tiles ? "tile shapes: small (S_), large (L_) tiles, BM x BN of C per WX x "
+                                                "WY work-items, k BK deep"
+                                      : gpu ? "Xgemm parameters (all with GEMMK=0 KREG=1)"
+                                            : "Xgemm parameters (all with GEMMK=0 KREG=1; " GEMM_ROUTINE_LINE ")");
         for (int s = 0; s < N_SHAPES; s++) fprintf(log, " %22s", shapes[s].what);
         fprintf(log, " %8s %8s\n", "geomean", "compile");
     }
     char win[1024] = "";
     memset(&best_r, 0, sizeof best_r);
     int best = -1;
-    for (int i = -1; i < n; i++) {
+    /* the tile grid's first pair is the built-in one, timed as the defaults */
+    for (int i = tiles ? 0 : -1; i < n; i++) {
         char text[1024] = "", label[256];
         cand_result r;
-        if (i >= 0) {
-            tuning_text(text, sizeof text, list[i], gpu);
+        if (i >= 0 && !(tiles && i == 0)) {
+            if (tiles) snprintf(text, sizeof text, "%s\n", list[i]);
+            else tuning_text(text, sizeof text, list[i], gpu);
             short_name(label, sizeof label, list[i]);
         } else {
-            snprintf(label, sizeof label, "CLBlast defaults");
+            snprintf(label, sizeof label, "%s%s%s", deflabel, tiles ? ": " : "", tiles ? list[0] + 6 : "");
         }
-        if (log) { fprintf(log, "%-4d %-86s", i + 1, label); fflush(log); }
-        if (i < 0) {
+        if (log) { fprintf(log, "%-4d %-86s", tiles ? i : i + 1, label); fflush(log); }
+        if (i < 0 || (tiles && i == 0)) {
             r = def;
-        } else if (!xgemm_fits(list[i], def.local_mem, def.max_wg, r.reason, sizeof r.reason)) {
+        } else if (tiles ? !tiles_fit_limits(list[i], def.local_mem, def.max_wg, r.reason, sizeof r.reason)
+                         : !xgemm_fits(list[i], def.local_mem, def.max_wg, r.reason, sizeof r.reason)) {
             r.ok = 0;
             r.wall_s = 0;
-        } else if (run_candidate(opt, text, budget, &r, &res->key, res->device_name, sizeof res->device_name)) {
+        } else if (run_candidate(opt, kind, text, budget, &r, &res->key, res->device_name,
+                                 sizeof res->device_name)) {
             return -1;
         }
-        res->n_tried += i >= 0;
+        res->n_tried += i >= 0 && !(tiles && i == 0);
         if (log) {
             if (r.ok) {
                 for (int s = 0; s < N_SHAPES; s++) fprintf(log, " %22.1f", r.gflops[s]);
@@ -416,36 +549,43 @@ int cd_gemm_tune(const cd_tune_options *opt, cd_tune_result *res) {
                 fprintf(log, " %s (%.0f s)\n", r.reason, r.wall_s);
             }
         }
-        if (i < 0 || !r.ok) continue;
+        if (i < 0 || (tiles && i == 0) || !r.ok) continue;
         res->n_valid++;
         if (best < 0 || r.geomean > best_r.geomean) { best = i; best_r = r; memcpy(win, text, sizeof win); }
     }
     res->default_gflops = def.ok ? def.geomean : 0;
-    if (best < 0) {
-        return cd_seterr("no Xgemm candidate passed its check on this device%s%s; CLBlast's defaults stay in use",
-                         def.ok ? "" : " (the defaults failed too: ", def.ok ? "" : def.reason);
+    if (best < 0 && !(tiles && def.ok)) {
+        return cd_seterr("no %s candidate passed its check on this device%s%s; the %s stay in use",
+                         tiles ? "tile shape" : "Xgemm", def.ok ? "" : " (the defaults failed too: ",
+                         def.ok ? "" : def.reason, tiles ? "built-in shapes" : "CLBlast's defaults");
     }
-    res->best_gflops = best_r.geomean;
-    if (def.ok && def.geomean >= best_r.geomean) {      /* nothing beats the defaults: store nothing */
-        if (log) fprintf(log, "CLBlast's defaults are fastest here (%.1f vs %.1f GFLOP/s); nothing stored\n",
-                         def.geomean, best_r.geomean);
-        return 0;
+    res->best_gflops = best >= 0 ? best_r.geomean : 0;
+    if (def.ok && def.geomean >= res->best_gflops) {      /* nothing beats the defaults: none of this kind stored */
+        if (log) fprintf(log, "%s are fastest here (%.1f vs %.1f GFLOP/s); %s\n", tiles ? "the built-in tile shapes"
+                         : "CLBlast's defaults", def.geomean, res->best_gflops,
+                         opt->store ? "no tuning of them stored" : "--dry-run: nothing stored");
+        size_t len = 0;
+        char *old = opt->store ? cd_cache_load("gemm", res->key, &len) : NULL;
+        int had = old != NULL;         /* drop an earlier tuning of this kind: the defaults were measured best */
+        free(old);
+        return had ? store_merged(res->key, kind, "") : 0;
     }
     char stored[sizeof res->best];
     time_t now = time(NULL);
     char date[32];
     strftime(date, sizeof date, "%Y-%m-%d", localtime(&now));
-    snprintf(stored, sizeof stored, "# cldetr tune %s on %s: %.1f GFLOP/s geomean (CLBlast defaults %.1f)\n%s",
-             date, res->device_name, best_r.geomean, res->default_gflops, win);
+    snprintf(stored, sizeof stored, "# cldetr tune%s %s on %s: %.1f GFLOP/s geomean (%s %.1f)\n%s",
+             tiles ? " tiles" : "", date, res->device_name, best_r.geomean, tiles ? "built-in shapes" :
+             "CLBlast defaults", res->default_gflops, win);
     snprintf(res->best, sizeof res->best, "%s", stored);
     if (opt->store) {
-        if (cd_cache_store("gemm", res->key, stored, strlen(stored)))
-            return cd_seterr("cannot write the GEMM tuning to the cache folder %s", cd_cache_dir());
+        if (store_merged(res->key, kind, stored)) return -1;
         res->stored = 1;
     }
     if (log) {
-        fprintf(log, "best: #%d, %.1f GFLOP/s geomean, %.1fx CLBlast's defaults\n", best + 1, best_r.geomean,
-                def.ok && def.geomean > 0 ? best_r.geomean / def.geomean : 0.0);
+        fprintf(log, "best: #%d, %.1f GFLOP/s geomean, %.1fx %s\n", tiles ? best : best + 1, best_r.geomean,
+                def.ok && def.geomean > 0 ? best_r.geomean / def.geomean : 0.0,
+                tiles ? "the built-in tile shapes" : "CLBlast's defaults");
     }
     return 0;
 }

@@ -6,6 +6,7 @@
 
 #include "cldetr/device.h"
 #include "device/kernels.h"
+#include "blas_tile.h"
 
 struct cd_program_entry {
     const char *file;
@@ -16,6 +17,7 @@ struct cd_program_entry {
 struct cd_kernel_entry {
     char *name;                 /* owned; stable (profile entries point at it) */
     cl_kernel kernel;
+    cl_program program;         /* the program it came from (cd_drop_program) */
     size_t wg_size, wg_multiple;
 };
 
@@ -210,6 +212,8 @@ cd_device *cd_open_local(const char *spec, int profiling, int local_rank) {
     dev->programs = cd_xcalloc(dev->n_programs, sizeof *dev->programs);
     for (int k = 0; k < dev->n_programs; k++) dev->programs[k].file = files[k];
     dev->verbose = getenv("CLDETR_VERBOSE") != NULL;
+    memcpy(dev->tiles, blas_tile_builtin, sizeof dev->tiles);
+    dev->tile_params = "built-in";
     cd_blas_init(dev);
     cd_atfatal(finish_on_fatal, dev);
     return dev;
@@ -232,6 +236,8 @@ void cd_close(cd_device *dev) {
     clReleaseCommandQueue(dev->queue);
     clReleaseContext(dev->ctx);
     free(dev->kernels);
+    for (int i = 0; i < dev->n_retired; i++) free(dev->retired_names[i]);
+    free(dev->retired_names);
     free(dev->programs);
     free(dev->pool);
     free(dev->events);
@@ -310,10 +316,10 @@ static int source_defines(const char *src, const char *name) {
 
 /* ---- program build with the binary cache -------------------------------- */
 
-static uint64_t program_key(cd_device *dev, const char *file, const char *src) {
+static uint64_t program_key(cd_device *dev, const char *file, const char *options, const char *src) {
     uint64_t h = CD_FNV_SEED;
     const char *parts[] = {dev->info.name, dev->info.vendor, dev->info.driver_version,
-                           dev->info.platform_version, dev->build_options, file, src};
+                           dev->info.platform_version, options, file, src};
     for (size_t i = 0; i < CD_ARRAY_LEN(parts); i++) h = cd_fnv1a(parts[i], strlen(parts[i]) + 1, h);
     return h;
 }
@@ -326,7 +332,7 @@ static char *build_log(cd_device *dev, cl_program prog) {
     return log;
 }
 
-static cl_program try_cached(cd_device *dev, uint64_t key) {
+static cl_program try_cached(cd_device *dev, uint64_t key, const char *options) {
     size_t len;
     unsigned char *bin = cd_cache_load("prog", key, &len);
     if (!bin) return NULL;
@@ -335,7 +341,7 @@ static cl_program try_cached(cd_device *dev, uint64_t key) {
     cl_program p = clCreateProgramWithBinary(dev->ctx, 1, &dev->info.device, &len, &b, &bst, &err);
     free(bin);
     if (err != CL_SUCCESS || bst != CL_SUCCESS) { if (p) clReleaseProgram(p); return NULL; }
-    if (clBuildProgram(p, 1, &dev->info.device, dev->build_options, NULL, NULL) != CL_SUCCESS) {
+    if (clBuildProgram(p, 1, &dev->info.device, options, NULL, NULL) != CL_SUCCESS) {
         clReleaseProgram(p);
         return NULL;               /* stale or foreign binary: rebuild from source */
     }
@@ -423,16 +429,21 @@ int cd_build_file(cd_device *dev, const char *file) {
     char *src = cd_xmalloc(n);
     snprintf(src, n, "#line 1 \"%s\"\n%s%s#line 1 \"%s\"\n%s", COMMON_FILE, common,
              *common && common[strlen(common) - 1] != '\n' ? "\n" : "", file, body);
-    uint64_t key = program_key(dev, file, src);
+    /* the options every program gets, and a file's own: the GPU tile GEMM's tile shapes */
+    char options[sizeof dev->build_options + 256];
+    snprintf(options, sizeof options, "%s", dev->build_options);
+    if (!strcmp(file, BLAS_TILE_FILE))
+        blas_tile_options(dev, options + strlen(options), sizeof options - strlen(options));
+    uint64_t key = program_key(dev, file, options, src);
     double t0 = cd_now();
-    cl_program p = try_cached(dev, key);
+    cl_program p = try_cached(dev, key, options);
     int from_cache = p != NULL;
     if (!p) {
         cl_int err;
         const char *s = src;
         p = clCreateProgramWithSource(dev->ctx, 1, &s, NULL, &err);
         CL_CHECK_ERR(err, "clCreateProgramWithSource");
-        err = clBuildProgram(p, 1, &dev->info.device, dev->build_options, NULL, NULL);
+        err = clBuildProgram(p, 1, &dev->info.device, options, NULL, NULL);
         if (err != CL_SUCCESS) {
             char *raw = build_log(dev, p);
             char *log = fix_log_locations(dev, file, common_lines, raw);
@@ -466,6 +477,29 @@ int cd_build_all(cd_device *dev, FILE *log) {
     return failed;
 }
 
+void cd_drop_program(cd_device *dev, const char *file) {
+    cd_program_entry *pe = NULL;
+    for (int i = 0; i < dev->n_programs; i++) if (!strcmp(dev->programs[i].file, file)) pe = &dev->programs[i];
+    if (!pe || !pe->program) return;
+    cd_finish(dev);
+    int kept = 0;
+    for (int i = 0; i < dev->n_kernels; i++) {
+        cd_kernel_entry *ke = &dev->kernels[i];
+        if (ke->program == pe->program) {
+            clReleaseKernel(ke->kernel);
+            /* profile entries point at the name: kept until cd_close */
+            dev->retired_names = cd_xrealloc(dev->retired_names, (size_t)(dev->n_retired + 1) * sizeof(char *));
+            dev->retired_names[dev->n_retired++] = ke->name;
+        } else {
+            dev->kernels[kept++] = *ke;
+        }
+    }
+    dev->n_kernels = kept;
+    clReleaseProgram(pe->program);
+    pe->program = NULL;
+    pe->failed = 0;
+}
+
 static cd_kernel_entry *find_kernel(cd_device *dev, const char *name) {
     for (int i = 0; i < dev->n_kernels; i++)
         if (!strcmp(dev->kernels[i].name, name)) return &dev->kernels[i];
@@ -488,6 +522,7 @@ static cd_kernel_entry *get_kernel(cd_device *dev, const char *name) {
     memset(ke, 0, sizeof *ke);
     ke->name = cd_xstrdup(name);
     cl_int err;
+    ke->program = dev->programs[prog].program;
     ke->kernel = clCreateKernel(dev->programs[prog].program, name, &err);
     if (err != CL_SUCCESS)
         cd_fatal("clCreateKernel(%s) from %s failed: %s", name, dev->programs[prog].file, cd_cl_status_name(err));

@@ -1,5 +1,8 @@
-/* GEMM tuning and layouts: the Xgemm candidate grid obeys CLBlast's rules, a
- * tuning line is accepted by CLBlast and applied, cd_gemm gives the reference
+/* GEMM tuning and layouts: the Xgemm candidate grid obeys CLBlast's rules and
+ * the tile shape pairs the tile kernels' (broken ones named), a tuning line
+ * is accepted by CLBlast and applied, a stored tile pair is applied at open
+ * and tuning one kind keeps the other's lines, each kind's checks run that
+ * kind's kernels, cd_gemm gives the reference
  * result under that tuning in both call layouts (row-major and swapped
  * column-major, with padding on either side), and the tune / bench-ops verbs
  * reject bad options with a message. */
@@ -68,6 +71,146 @@ static int gemm_params_in_child(const char *dir, int off) {
     return WEXITSTATUS(st);
 }
 
+/* In a child with XDG_CACHE_HOME=dir: store text as the device's GEMM tuning,
+ * open the device again and report what it took: bit 0 the tile shapes of
+ * `want` (tile_params "tuned (cldetr tune)"), bit 1 CLBlast's parameters as
+ * without a tuning (on a CPU the built-in set). 8 = no device. */
+static int stored_tiles_in_child(const char *dir, const char *text, const cd_tile_shape want[2]) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("XDG_CACHE_HOME", dir, 1);
+        if (strncmp(cd_cache_dir(), dir, strlen(dir))) _exit(9);   /* never the user's cache */
+        cd_device *d = cd_open(NULL, 0);
+        if (!d) _exit(8);
+        uint64_t key = cd_blas_tuning_key(d);
+        int cpu = (d->info.type & CL_DEVICE_TYPE_CPU) != 0;
+        cd_close(d);
+        if (cd_cache_store("gemm", key, text, strlen(text))) _exit(8);
+        d = cd_open(NULL, 0);
+        if (!d) _exit(8);
+        int got = (!memcmp(d->tiles, want, sizeof d->tiles) && !strcmp(d->tile_params, "tuned (cldetr tune)")) |
+                  (!strcmp(d->gemm_params, cpu ? "built-in for CPUs" : "CLBlast's defaults") << 1);
+        _exit(got);
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st)) return -1;
+    return WEXITSTATUS(st);
+}
+
+/* The kernels a profiled device ran since its last reset: bit 0 CLBlast's
+ * (gemm_NN, gemm_TN, ...), bit 1 the tile kernels, bit 2 the row kernels. */
+static int kernels_ran(cd_device *d) {
+    cd_profile_collect(d);
+    int got = 0;
+    for (int i = 0; i < d->n_profile; i++) {
+        const char *n = d->profile[i].name;
+        if (!strncmp(n, "gemm_tile_", 10)) got |= 2;
+        else if (!strncmp(n, "gemm_rows", 9) || !strncmp(n, "gemm_dot", 8)) got |= 4;
+        else if (!strncmp(n, "gemm_", 5) && strcmp(n, "gemm_split_sum")) got |= 1;
+    }
+    cd_profile_reset(d);
+    return got;
+}
+
+/* A stored pair is what cd_open builds the tile kernels with; CLBlast keeps
+ * its parameters. Runs before this process resolves its cache folder (the
+ * children's XDG_CACHE_HOME must count). */
+static void stored_tiles_check(void) {
+    const char *list[32];
+    cd_tile_shape t[2];
+    cd_gemm_tile_candidates(0, list, 32);
+    char dir[] = "/tmp/cldetr-tiles-XXXXXX";
+    if (mkdtemp(dir)) {
+        char text[512];
+        cd_gemm_parse_tiles(list[1], t);
+        snprintf(text, sizeof text, "# cldetr tune tiles test\n%s\n", list[1]);
+        int got = stored_tiles_in_child(dir, text, t);
+        t_ok(got == 3, "a stored tile pair is applied at cd_open, CLBlast's parameters as without one (%d)", got);
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd)) t_diag("could not remove %s", dir);
+    }
+}
+
+static void tile_shape_checks(void) {
+    const char *list[32];
+    int n = cd_gemm_tile_candidates(0, list, 32), nq = cd_gemm_tile_candidates(1, list + 16, 16), good = 0;
+    cd_tile_shape t[2];
+    for (int i = 0; i < n; i++) good += cd_gemm_parse_tiles(list[i], t) == 0;
+    t_ok(n >= 6 && good == n, "all %d tile shape pairs obey the tile kernels' rules", n);
+    t_ok(nq > 0 && nq < n && !strcmp(list[16], list[0]), "--quick tries %d of them, the built-in pair first", nq);
+    char line[256];
+    cd_gemm_parse_tiles(list[1], t);
+    cd_gemm_tiles_line(t, line, sizeof line);
+    t_ok(!strcmp(line, list[1]), "a pair's line reads back as written: %s", line);
+    static const char *const bad[][2] = {
+        {"Tiles S_BM=64 S_BN=64 S_BK=8 S_WX=16 S_WY=16 L_BM=128 L_BN=128 L_BK=8 L_WX=16",
+         "L_WY is missing or not a positive number"},
+        {"Tiles S_BM=48 S_BN=64 S_BK=8 S_WX=16 S_WY=16 L_BM=128 L_BN=128 L_BK=8 L_WX=16 L_WY=16",
+         "BM (48) must be 4 or 8 times WY (16)"},
+        {"Tiles S_BM=64 S_BN=64 S_BK=12 S_WX=16 S_WY=16 L_BM=128 L_BN=128 L_BK=8 L_WX=16 L_WY=16",
+         "WX, WY and BK must be powers of two"},
+        {"Tiles S_BM=128 S_BN=16 S_BK=8 S_WX=4 S_WY=16 L_BM=128 L_BN=128 L_BK=8 L_WX=16 L_WY=16",
+         "BM and BN (128, 16) at most WX*WY (64)"},
+        {"Tiles S_BM=64 S_BN=64 S_BK=2 S_WX=16 S_WY=16 L_BM=128 L_BN=128 L_BK=8 L_WX=16 L_WY=16",
+         "must be 1 to 16 whole loads"},
+        {"Tiles S_BM=64 S_BN=64 S_BK=8 S_WX=16 S_WY=16 L_BM=128 L_BN=128 L_BK=64 L_WX=16 L_WY=16",
+         "tile shape large: a slice (BM*BK = 8192, BN*BK = 8192) must be 1 to 16 whole loads"},
+        {"Xgemm MWG=64", "the line must start with 'Tiles'"},
+        {"Tiles S_BM=64x S_BN=64 S_BK=8 S_WX=16 S_WY=16 L_BM=128 L_BN=128 L_BK=8 L_WX=16 L_WY=16",
+         "S_BM is missing or not a positive number"},
+    };
+    for (size_t i = 0; i < CD_ARRAY_LEN(bad); i++) {
+        int rc = cd_gemm_parse_tiles(bad[i][0], t);
+        t_ok(rc == -1 && strstr(cd_errbuf(), bad[i][1]), "a broken pair is refused, naming the rule: %s",
+             cd_errbuf());
+    }
+
+    /* tuning one kind keeps the other's lines */
+    const char *stored = "# cldetr tune 2026-12-01 on X: 100 GFLOP/s\nXgemm MWG=64\nGemmRoutine X=0\n"
+                         "# cldetr tune tiles 2026-12-01 on X: 9\nTiles S_BM=64\n";
+    char *m = cd_gemm_tuning_merge(stored, CD_GEMM_TILES, "# cldetr tune tiles new\nTiles S_BM=32\n");
+    t_ok(!strcmp(m, "# cldetr tune 2026-12-01 on X: 100 GFLOP/s\nXgemm MWG=64\nGemmRoutine X=0\n"
+                    "# cldetr tune tiles new\nTiles S_BM=32\n"), "new tile shapes replace the old, CLBlast's stay");
+    free(m);
+    m = cd_gemm_tuning_merge(stored, CD_GEMM_CLBLAST, "");
+    t_ok(!strcmp(m, "# cldetr tune tiles 2026-12-01 on X: 9\nTiles S_BM=64\n"),
+         "CLBlast's lines removed (its defaults won), the tile shapes stay");
+    free(m);
+    m = cd_gemm_tuning_merge(NULL, CD_GEMM_CLBLAST, "Xgemm MWG=32\n");
+    t_ok(!strcmp(m, "Xgemm MWG=32\n"), "nothing stored before: the new lines alone");
+    free(m);
+}
+
+/* Each kind's checks run that kind's kernels: CLBlast's, or the tile kernels
+ * in their built-in shapes and another pair (`cldetr tune` once timed
+ * cldetr's own kernels for every CLBlast candidate). */
+static void tune_kernel_checks(void) {
+    cd_device *d = cd_open(NULL, 1);
+    if (!d) return;
+    char msg[512] = "";
+    int rc = cd_gemm_tune_check(d, CD_GEMM_CLBLAST, 0, msg, sizeof msg), ran = kernels_ran(d);
+    t_ok(rc == 0 && ran == 1, "the CLBlast candidates' checks pass on CLBlast's kernels alone (ran %d) %s", ran, msg);
+    const char *list[32];
+    cd_gemm_tile_candidates(0, list, 32);
+    for (int i = 0; i < 2; i++) {   /* the built-in pair and one rebuilt (tests/ops/test_gemm.c runs them all) */
+        cd_tile_shape t[2];
+        cd_gemm_parse_tiles(list[i], t);
+        char why[256] = "";
+        if (cd_gemm_set_tile_shapes(d, t)) {
+            snprintf(why, sizeof why, "%s", cd_errbuf());
+            t_ok(strstr(why, "the device") != NULL, "pair %d does not fit this device, said why: %s", i, why);
+            continue;
+        }
+        rc = cd_gemm_tune_check(d, CD_GEMM_TILES, 0, msg, sizeof msg);
+        ran = kernels_ran(d);
+        t_ok(rc == 0 && ran == 2, "tile pair %d passes the tune checks on the tile kernels alone (ran %d) %s", i, ran,
+             msg);
+    }
+    cd_close(d);
+}
+
 int main(void) {
     /* the grid obeys CLBlast's rules; a broken line is named */
     const char *list[32];
@@ -86,6 +229,7 @@ int main(void) {
     /* no stored tuning (an empty cache folder, in a child: the folder is read once per process): a CPU
      * gets the built-in parameters (no silent 5-10x slower GEMM), other devices CLBlast's defaults;
      * CLDETR_GEMM_TUNING=off always CLBlast's. The built-in set is list[0], checked below with GEMMs. */
+    stored_tiles_check();
     char empty[] = "/tmp/cldetr-no-tuning-XXXXXX";
     if (mkdtemp(empty)) {
         int got = gemm_params_in_child(empty, 0), got_off = gemm_params_in_child(empty, 1);
@@ -106,6 +250,9 @@ int main(void) {
         dev = NULL;
     }
 
+    tile_shape_checks();
+    tune_kernel_checks();
+
     /* CLI: bad options give exit 2 and a message */
     if (getenv("CLDETR_BIN")) {
         char out[4096];
@@ -115,8 +262,12 @@ int main(void) {
         t_ok(rc == 2 && strstr(out, "unknown option '--frobnicate'"), "tune --frobnicate: %d", rc);
         rc = run_cli("tune --list", out, sizeof out);
         t_ok(rc == 0 && strstr(out, "Xgemm GEMMK=0 KREG=1 MWG=128 NWG=64 KWG=32") && strstr(out, "for GPUs") &&
-                 strstr(out, "MDIMC=16 NDIMC=16 MDIMA=16 NDIMB=16 KWI=2 VWM=2 VWN=2 SA=1 SB=1"),
-             "tune --list prints both grids");
+                 strstr(out, "MDIMC=16 NDIMC=16 MDIMA=16 NDIMB=16 KWI=2 VWM=2 VWN=2 SA=1 SB=1") &&
+                 strstr(out, " 0* Tiles S_BM=64 S_BN=64 S_BK=8 S_WX=16 S_WY=16 L_BM=128"),
+             "tune --list prints the three grids");
+        rc = run_cli("tune --kernels cuda", out, sizeof out);
+        t_ok(rc == 2 && strstr(out, "--kernels needs tiles, clblast or auto, got 'cuda'"),
+             "tune --kernels cuda: %d, %s", rc, out);
         rc = run_cli("bench-ops --seconds 0", out, sizeof out);
         t_ok(rc == 2 && strstr(out, "--seconds needs a number in (0, 60], got '0'"), "bench-ops --seconds 0: %d, %s", rc, out);
         rc = run_cli("tune --device no-such-device-xyz --quick --budget 30", out, sizeof out);

@@ -8,6 +8,7 @@
  * guards, alpha and beta, and batches with gaps between the matrices. */
 #include "op_test.h"
 #include "ops/reduce_util.h"
+#include "cldetr/blas_tune.h"
 
 /* Float32 sums of K products of values in [-1, 1]: 4e-6 * sqrt(K) leaves ~10x
  * above the rounding both paths show (printed as max abs err). */
@@ -15,8 +16,8 @@ static double sum_tol(size_t K) { return 4e-6 * sqrt((double)K + 1); }
 
 /* the paths: {cd_gemm_set_kernels mode, tile, k parts} */
 static const int paths[][3] = {
-    {CD_GEMM_ROWS, 0, 0}, {CD_GEMM_CLBLAST, 0, 0}, {CD_GEMM_TILES, 64, 1}, {CD_GEMM_TILES, 128, 1},
-    {CD_GEMM_TILES, 64, 3}, {CD_GEMM_TILES, 0, 0},
+    {CD_GEMM_ROWS, 0, 0}, {CD_GEMM_CLBLAST, 0, 0}, {CD_GEMM_TILES, CD_TILE_SMALL, 1}, {CD_GEMM_TILES, CD_TILE_LARGE, 1},
+    {CD_GEMM_TILES, CD_TILE_SMALL, 3}, {CD_GEMM_TILES, 0, 0},
 };
 
 /* C = alpha op(A) op(B) + beta C on one path for every matrix of the batch bt
@@ -54,7 +55,9 @@ static void check_batch(const int *path, int ta, int tb, size_t M, size_t N, siz
     cd_gemm_set_tiles(0, 0);
     double *got = op_download(ot_dev, dC, nC);
     char name[200], pname[40];
-    if (path[0] == CD_GEMM_TILES) snprintf(pname, sizeof pname, "tiles %d, %d part(s)", path[1], path[2]);
+    if (path[0] == CD_GEMM_TILES)
+        snprintf(pname, sizeof pname, "tiles %s, %d part(s)",
+                 path[1] == CD_TILE_LARGE ? "large" : path[1] ? "small" : "by shape", path[2]);
     snprintf(name, sizeof name, "%s %s%s %zux%zux%zu%s",
              path[0] == CD_GEMM_ROWS ? "rows" : path[0] == CD_GEMM_CLBLAST ? "CLBlast" : pname, ta ? "T" : "N",
              tb ? "T" : "N", M, N, K, what);
@@ -169,7 +172,7 @@ static void check_tn_sums_tiles(size_t M, size_t N, size_t K, int nsplit) {
     cd_mem dA = op_upload(ot_dev, A, nA, 5), dB = op_upload(ot_dev, B, nB, 3), dC = op_upload(ot_dev, C0, nC, 7);
     cd_mem dR = op_upload(ot_dev, C0, nC, 1), ds = op_upload(ot_dev, s0, M, 2);
     int old = cd_gemm_set_kernels(CD_GEMM_TILES);
-    cd_gemm_set_tiles(64, nsplit);
+    cd_gemm_set_tiles(CD_TILE_SMALL, nsplit);
     int done = cd_gemm_tn_sums(ot_dev, M, N, K, dA, M, dB, N, dC, N, ds);
     cd_gemm(ot_dev, 1, 0, M, N, K, 1.0f, dA, M, dB, N, 1.0f, dR, N);
     cd_gemm_set_tiles(0, 0);
@@ -193,6 +196,100 @@ static void check_tn_sums_tiles(size_t M, size_t N, size_t K, int nsplit) {
     cd_mem ms[] = {dA, dB, dC, dR, ds};
     for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(ot_dev, ms[i]);
     free(A); free(B); free(C0); free(s0); free(got); free(ref); free(gs); free(rs);
+}
+
+/* Every tile shape pair `cldetr tune` may choose gives the built-in pair's bits:
+ * each entry of C is one fma chain over k in order, so with the same parts of
+ * k the tile shape changes nothing. Per pair: both tile kernels, k in one
+ * part and in three, every layout, alpha and beta, tails in M, N and K; the
+ * linear epilogue (bias + ReLU) and the column sums. The built-in pair's
+ * results are themselves checked against double products above. */
+#define PAIR_CASES 64
+typedef struct { size_t M, N, K; int ta, tb, tile, nsplit, what; } pair_case;   /* what: 0 C, 1 bias+ReLU, 2 sums */
+
+static void run_pair_case(const pair_case *c, const double *A, const double *B, const double *C0, double **out,
+                          size_t *nout) {
+    size_t lda = (c->ta ? c->M : c->K) + 1, ldb = (c->tb ? c->K : c->N) + 2, ldc = c->N + 3;
+    size_t nA = (c->ta ? c->K : c->M) * lda, nB = (c->tb ? c->N : c->K) * ldb, nC = c->M * ldc;
+    cd_mem dA = op_upload(ot_dev, A, nA, 5), dB = op_upload(ot_dev, B, nB, 3), dC = op_upload(ot_dev, C0, nC, 7);
+    cd_mem ds = op_upload(ot_dev, C0, c->M, 2), db = op_upload(ot_dev, B, c->N, 4);
+    int old = cd_gemm_set_kernels(CD_GEMM_TILES);
+    cd_gemm_set_tiles(c->tile, c->nsplit);
+    if (c->what == 1) cd_gemm_bias_nt(ot_dev, c->M, c->N, c->K, dA, lda, dB, ldb, dC, ldc, db, 1);
+    else if (c->what == 2) cd_gemm_tn_sums(ot_dev, c->M, c->N, c->K, dA, lda, dB, ldb, dC, ldc, ds);
+    else cd_gemm(ot_dev, c->ta, c->tb, c->M, c->N, c->K, 0.5f, dA, lda, dB, ldb, 0.25f, dC, ldc);
+    cd_gemm_set_tiles(0, 0);
+    cd_gemm_set_kernels(old);
+    double *got = op_download(ot_dev, dC, nC), *sums = op_download(ot_dev, ds, c->M);
+    *out = realloc(got, (nC + c->M) * sizeof *got);
+    memcpy(*out + nC, sums, c->M * sizeof *sums);
+    *nout = nC + c->M;
+    t_ok(op_guards_intact(ot_dev, dC, nC) && op_guards_intact(ot_dev, ds, c->M), "tile pair case %zux%zux%zu: "
+         "nothing written outside", c->M, c->N, c->K);
+    cd_mem ms[] = {dA, dB, dC, ds, db};
+    for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(ot_dev, ms[i]);
+    free(sums);
+}
+
+static void check_tile_pairs(void) {
+    static const size_t sizes[][3] = {{130, 70, 20}, {67, 200, 129}, {9, 33, 17}, {140, 260, 40}};
+    pair_case cases[PAIR_CASES];
+    int nc = 0;
+    for (int tile = CD_TILE_SMALL; tile <= CD_TILE_LARGE; tile++)
+        for (int lay = 0; lay < 4; lay++)
+            for (size_t z = 0; z < CD_ARRAY_LEN(sizes); z++)
+                cases[nc++] = (pair_case){sizes[z][0], sizes[z][1], sizes[z][2], lay >> 1, lay & 1, tile,
+                                          z == 1 ? 3 : 1, 0};
+    cases[nc++] = (pair_case){67, 200, 129, 0, 1, CD_TILE_SMALL, 1, 1};
+    cases[nc++] = (pair_case){140, 130, 300, 0, 1, CD_TILE_LARGE, 3, 1};
+    cases[nc++] = (pair_case){70, 33, 37, 1, 0, CD_TILE_SMALL, 1, 2};
+    cases[nc++] = (pair_case){130, 140, 300, 1, 0, CD_TILE_LARGE, 3, 2};
+    double *in[PAIR_CASES][3], *ref[PAIR_CASES];
+    size_t nref[PAIR_CASES];
+    for (int i = 0; i < nc; i++) {
+        const pair_case *c = &cases[i];
+        size_t lda = (c->ta ? c->M : c->K) + 1, ldb = (c->tb ? c->K : c->N) + 2;
+        in[i][0] = ot_randv((c->ta ? c->K : c->M) * lda, -1, 1);
+        in[i][1] = ot_randv(CD_MAX((c->tb ? c->N : c->K) * ldb, c->N), -1, 1);
+        in[i][2] = ot_randv(CD_MAX(c->M * (c->N + 3), c->M), -1, 1);
+    }
+    const char *list[32];
+    int np = cd_gemm_tile_candidates(0, list, 32);
+    cd_tile_shape builtin[2];
+    memcpy(builtin, ot_dev->tiles, sizeof builtin);
+    for (int p = 0; p < np; p++) {
+        cd_tile_shape t[2];
+        if (cd_gemm_parse_tiles(list[p], t) || cd_gemm_set_tile_shapes(ot_dev, t)) {
+            t_diag("tile pair %d not run on this device: %s", p, cd_errbuf());
+            continue;
+        }
+        int same = 1, first_bad = -1;
+        for (int i = 0; i < nc; i++) {
+            double *got;
+            size_t n;
+            run_pair_case(&cases[i], in[i][0], in[i][1], in[i][2], &got, &n);
+            if (p == 0) { ref[i] = got; nref[i] = n; continue; }
+            int eq = n == nref[i] && !memcmp(got, ref[i], n * sizeof *got);
+            if (!eq && same) first_bad = i;
+            same &= eq;
+            free(got);
+        }
+        if (p == 0) {
+            char line[256];
+            cd_gemm_tiles_line(builtin, line, sizeof line);
+            t_ok(!strcmp(line, list[0]), "the tuning grid's first pair is the built-in one: %s", line);
+            continue;
+        }
+        const pair_case *b = first_bad >= 0 ? &cases[first_bad] : &cases[0];
+        t_ok(same, "tile pair %d (%s): the built-in pair's bits in %d products%s (first difference: %s %c%c "
+             "%zux%zux%zu, %d part(s), what %d)", p, list[p] + 6, nc, same ? "" : " NOT", b->tile == CD_TILE_LARGE ?
+             "large" : "small", b->ta ? 'T' : 'N', b->tb ? 'T' : 'N', b->M, b->N, b->K, b->nsplit, b->what);
+    }
+    cd_gemm_set_tile_shapes(ot_dev, builtin);
+    for (int i = 0; i < nc; i++) {
+        free(ref[i]);
+        for (int k = 0; k < 3; k++) free(in[i][k]);
+    }
 }
 
 int main(void) {
@@ -244,5 +341,6 @@ int main(void) {
     check_gemm(paths[5], 0, 1, 24, 40, 1500, 3, 0.5f, 0.5f, 1);
     check_gemm(paths[5], 1, 0, 24, 40, 1500, 0, 1.0f, 0.0f, 2);
     cd_gemm_set_kernels(old);
+    check_tile_pairs();
     return ot_finish();
 }

@@ -340,7 +340,7 @@ static void test_bmm_heads(size_t B, size_t NH, size_t Lq, size_t Lk, size_t hd)
  * same product followed by linear_bias_forward, bit for bit. */
 static void test_tile_epilogue(size_t N, size_t IN, size_t OUT, int nsplit) {
     int old_kernels = cd_gemm_set_kernels(CD_GEMM_TILES);
-    cd_gemm_set_tiles(64, nsplit);
+    cd_gemm_set_tiles(CD_TILE_SMALL, nsplit);
     size_t nx = N * IN, nw = OUT * IN, no = N * OUT;
     float *x = rnd(nx), *w = rnd(nw), *b = rnd(OUT);
     cd_mem mx = up(x, nx, 1), mw = up(w, nw, 2), mb = up(b, OUT, 3);
