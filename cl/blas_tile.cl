@@ -60,13 +60,44 @@ static inline __attribute__((always_inline)) float4 gemm_epilogue4(const float4 
     return epi == 2 ? select(r, (float4)(0.0f), isless(r, (float4)(0.0f))) : r;
 }
 
+/* Implicit operands of a convolution (cd_gemm_conv, src/ops/conv.c on GPUs):
+ * the products read the image batch and the output gradient where they lie
+ * instead of im2col's columns and packed copies, and write the output in its
+ * (B, K, Ho, Wo) layout. A column q of a product over a batch is pixel p of
+ * image b (q = b * P + p); a row crs of im2col is (c, r, s) of the window.
+ * The divisions are div_nonneg's (common.cl): q and crs stay below 2^24. */
+typedef struct {
+    int C, H, W, R, S, Wo, stride, pad, dil, P, nch;   /* nch: channels of a (B, nch, P) tensor view */
+    float inv_RS, inv_S, inv_Wo, inv_P;
+} conv_geom;
+
+/* im2col (CRS, B * P) of x (B, C, H, W) at (crs, q), 0 in the padding */
+static inline __attribute__((always_inline)) float im2col_at(__global const float *x, const int crs, const int q,
+                                                             const conv_geom g) {
+    const int c = div_nonneg(crs, g.R * g.S, g.inv_RS), rs = crs - c * (g.R * g.S);
+    const int r = div_nonneg(rs, g.S, g.inv_S), s = rs - r * g.S;
+    const int b = div_nonneg(q, g.P, g.inv_P), p = q - b * g.P;
+    const int oh = div_nonneg(p, g.Wo, g.inv_Wo), ow = p - oh * g.Wo;
+    const int ih = oh * g.stride - g.pad + r * g.dil, iw = ow * g.stride - g.pad + s * g.dil;
+    return ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? x[((b * g.C + c) * g.H + ih) * g.W + iw] : 0.0f;
+}
+
+/* where (ch, q) of a (B, nch, P) tensor lies: its rows are channels, its columns the batch's pixels */
+static inline __attribute__((always_inline)) int chw_index(const int ch, const int q, const conv_geom g) {
+    const int b = div_nonneg(q, g.P, g.inv_P);
+    return (b * g.nch + ch) * g.P + (q - b * g.P);
+}
+
 static inline __attribute__((always_inline)) void gemm_tile(
     __global float *C, __global const float *A, __global const float *B, const int M, const int N,
     const int K, const int lda, const int ldb, const int ldc, const ulong sA, const ulong sB, const ulong sC,
     const float alpha, const float beta, const int nsplit, const int kc, const uint zi, const ulong sAo,
     const ulong sBo, const ulong sCo, __global const float *bias, const int epi, __global float *sums,
     const int has_sums, __local float4 *As4, __local float4 *Bs4, const int ta, const int tb, const int BM,
-    const int BN, const int BK, const int WX, const int WY) {
+    const int BN, const int BK, const int WX, const int WY, const int av, const int bv, const int cv,
+    const conv_geom cg) {
+    /* av 1: op(A) (M, K) is a (B, M, P) tensor; bv 1: op(B) is im2col of x, 2: op(B) (K, N) is a
+     * (B, K, P) tensor; cv 1: C (M, N) is written as a (B, M, P) tensor (scalar stores) */
     const int NT = WX * WY, TM = BM / WY, TN = BN / WX;   /* TM, TN: 4 or 8 */
     const int LA = BM * BK / NT, LB = BN * BK / NT;       /* global loads per work-item */
     const int sa = BM + TILE_PAD, sb = BN + TILE_PAD;     /* row pitch of the staged slices */
@@ -101,11 +132,14 @@ static inline __attribute__((always_inline)) void gemm_tile(
     do {                                                                                               \
         _Pragma("unroll") for (int p = 0; p < LA; p++) {                                               \
             const int gm = m0 + am[p], gk = (k0) + ak[p];                                              \
-            ra[p] = (gm < M && gk < ke) ? A[ta ? gk * lda + gm : gm * lda + gk] : 0.0f;                \
+            ra[p] = (gm < M && gk < ke) ? A[av ? chw_index(gm, gk, cg) : ta ? gk * lda + gm : gm * lda + gk] \
+                                        : 0.0f;                                                        \
         }                                                                                              \
         _Pragma("unroll") for (int p = 0; p < LB; p++) {                                               \
             const int gn = n0 + bn[p], gk = (k0) + bk[p];                                              \
-            rb[p] = (gn < N && gk < ke) ? B[tb ? gn * ldb + gk : gk * ldb + gn] : 0.0f;                \
+            rb[p] = (gn < N && gk < ke) ? (bv == 1 ? im2col_at(B, tb ? gn : gk, tb ? gk : gn, cg)      \
+                                           : B[bv ? chw_index(gk, gn, cg) : tb ? gn * ldb + gk : gk * ldb + gn]) \
+                                        : 0.0f;                                                        \
         }                                                                                              \
     } while (0)
 
@@ -164,7 +198,15 @@ static inline __attribute__((always_inline)) void gemm_tile(
         for (int h = 0; h < TN / 4; h++) {
             const int n = n0 + h * (4 * WX) + tx * 4;
             __global float *c = C + m * ldc + n;
-            if (n + 4 <= N) {
+            if (cv) {                  /* nsplit 1: the caller keeps a scattered C whole */
+#pragma unroll
+                for (int q = 0; q < 4; q++) {
+                    if (n + q >= N) break;
+                    __global float *cq = C + chw_index(m, n + q, cg);
+                    const float r = alpha * acc[i][h * 4 + q];
+                    *cq = beta != 0.0f ? fma(beta, *cq, r) : r;
+                }
+            } else if (n + 4 <= N) {
                 float4 r = alpha * (float4)(acc[i][h * 4], acc[i][h * 4 + 1], acc[i][h * 4 + 2], acc[i][h * 4 + 3]);
                 if (beta != 0.0f) r = fma((float4)(beta), vload4(0, c), r);
                 if (epi) r = gemm_epilogue4(r, bias + n, epi);
@@ -192,9 +234,10 @@ static inline __attribute__((always_inline)) void gemm_tile(
         const ulong sums_off, const int has_sums
 #define GEMM_TILE_BODY(TA, TB, BM, BN, BK, WX, WY)                                                            \
     __local float4 As4[(BK) * ((BM) + TILE_PAD) / 4], Bs4[(BK) * ((BN) + TILE_PAD) / 4];                      \
+    const conv_geom none = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0f, 0.0f, 0.0f, 0.0f};                          \
     gemm_tile(C + C_off, A + A_off, B + B_off, M, N, K, lda, ldb, ldc, sA, sB, sC, alpha, beta, nsplit, kc,   \
               zi, sAo, sBo, sCo, bias + bias_off, epi, sums + sums_off, has_sums, As4, Bs4, TA, TB, BM, BN, BK, \
-              WX, WY)
+              WX, WY, 0, 0, 0, none)
 __kernel __attribute__((reqd_work_group_size(TS_WX, TS_WY, 1))) void gemm_tile_small_nn(GEMM_TILE_ARGS) {
     GEMM_TILE_BODY(0, 0, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY);
 }
@@ -218,6 +261,44 @@ __kernel __attribute__((reqd_work_group_size(TL_WX, TL_WY, 1))) void gemm_tile_l
 }
 __kernel __attribute__((reqd_work_group_size(TL_WX, TL_WY, 1))) void gemm_tile_large_tt(GEMM_TILE_ARGS) {
     GEMM_TILE_BODY(1, 1, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY);
+}
+
+/* The convolution's products with implicit operands (cd_gemm_conv), one
+ * matrix, k in nsplit parts as above (the forward only whole):
+ *   conv_fw: out (B, M, P) = alpha W (M, CRS) . im2col(x) (CRS, B*P)      [NN, bv 1, cv 1]
+ *   conv_dw: dW (M, CRS) = alpha dout (B, M, P) . im2col(x)^T + beta dW    [NT, av 1, bv 1]
+ *   conv_dx: dcol (CRS, B*P) = alpha W^T . dout (B, K, P)                  [TN, bv 2]
+ * Each entry is the fma chain over k of the product on im2col's columns and
+ * packed copies: the same bits. */
+#define GEMM_CONV_ARGS                                                                                        \
+    __global float *C, const ulong C_off, __global const float *A, const ulong A_off, __global const float *B, \
+        const ulong B_off, const int M, const int N, const int K, const int lda, const int ldb, const int ldc,  \
+        const ulong sC, const float alpha, const float beta, const int nsplit, const int kc, const int Cin,    \
+        const int H, const int W, const int R, const int S, const int Wo, const int stride, const int pad,     \
+        const int dil, const int P, const int nch, const float inv_RS, const float inv_S, const float inv_Wo,  \
+        const float inv_P
+#define GEMM_CONV_BODY(TA, TB, AV, BV, CV, BM, BN, BK, WX, WY)                                                \
+    __local float4 As4[(BK) * ((BM) + TILE_PAD) / 4], Bs4[(BK) * ((BN) + TILE_PAD) / 4];                      \
+    const conv_geom cg = {Cin, H, W, R, S, Wo, stride, pad, dil, P, nch, inv_RS, inv_S, inv_Wo, inv_P};       \
+    gemm_tile(C + C_off, A + A_off, B + B_off, M, N, K, lda, ldb, ldc, 0, 0, sC, alpha, beta, nsplit, kc, 1,  \
+              0, 0, 0, C, 0, C, 0, As4, Bs4, TA, TB, BM, BN, BK, WX, WY, AV, BV, CV, cg)
+__kernel __attribute__((reqd_work_group_size(TS_WX, TS_WY, 1))) void gemm_tile_small_conv_fw(GEMM_CONV_ARGS) {
+    GEMM_CONV_BODY(0, 0, 0, 1, 1, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY);
+}
+__kernel __attribute__((reqd_work_group_size(TS_WX, TS_WY, 1))) void gemm_tile_small_conv_dw(GEMM_CONV_ARGS) {
+    GEMM_CONV_BODY(0, 1, 1, 1, 0, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY);
+}
+__kernel __attribute__((reqd_work_group_size(TS_WX, TS_WY, 1))) void gemm_tile_small_conv_dx(GEMM_CONV_ARGS) {
+    GEMM_CONV_BODY(1, 0, 0, 2, 0, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY);
+}
+__kernel __attribute__((reqd_work_group_size(TL_WX, TL_WY, 1))) void gemm_tile_large_conv_fw(GEMM_CONV_ARGS) {
+    GEMM_CONV_BODY(0, 0, 0, 1, 1, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY);
+}
+__kernel __attribute__((reqd_work_group_size(TL_WX, TL_WY, 1))) void gemm_tile_large_conv_dw(GEMM_CONV_ARGS) {
+    GEMM_CONV_BODY(0, 1, 1, 1, 0, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY);
+}
+__kernel __attribute__((reqd_work_group_size(TL_WX, TL_WY, 1))) void gemm_tile_large_conv_dx(GEMM_CONV_ARGS) {
+    GEMM_CONV_BODY(1, 0, 0, 2, 0, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY);
 }
 
 /* C (M x N, ldc) = beta C + the sum of gemm_tile's nsplit parts (W: nsplit

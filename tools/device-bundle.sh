@@ -74,9 +74,10 @@ cat > "$out/run-bench.sh" <<'EOS'
 # the repository root: the devices, the shapes step as trained and as the
 # PyTorch twin, DETR-R50 800x800 batch 2 (timed, then profiled), the three
 # again with fused attention (CLDETR_ATTENTION=fused: is it faster on a GPU?),
+# shapes and R50 with a conv's operands read in place (CLDETR_CONV_TILES=implicit),
 # the GEMM paths at R50's shapes, then `cldetr tune --kernels tiles` (the tile
 # GEMM's shape pairs timed; the best stored) and the three steps with its
-# pair (about 6 minutes in all). Logs go to OUTDIR (default $OUT, else bench-logs).
+# pair (about 7 minutes in all). Logs go to OUTDIR (default $OUT, else bench-logs).
 #   BUILD/bundle/run-bench.sh [OUTDIR]
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-${OUT:-bench-logs}}
@@ -100,6 +101,8 @@ run r50-profile 240 cldetr bench "${r50[@]}" --steps 3 --warmup 1 --profile
 run shapes-fused 120 env CLDETR_ATTENTION=fused cldetr bench configs/shapes.ini --steps 30
 run twin-fused 120 env CLDETR_ATTENTION=fused cldetr bench configs/shapes.ini "${twin[@]}" --steps 30
 run r50-fused 240 env CLDETR_ATTENTION=fused cldetr bench "${r50[@]}" --steps 10 --warmup 2 --profile
+run shapes-implicit 120 env CLDETR_CONV_TILES=implicit cldetr bench configs/shapes.ini --steps 30 --profile
+run r50-implicit 240 env CLDETR_CONV_TILES=implicit cldetr bench "${r50[@]}" --steps 10 --warmup 2 --profile
 run gemm-r50 240 bench_gemm --r50 --paths clblast,tiles,tiles-small,tiles-large
 # the tile shapes by measurement: cldetr tune stores the fastest pair in this
 # machine's cache, and the steps run again with it (the runs above had the

@@ -169,7 +169,8 @@ ENVIRONMENT = [
     ('XDG_CACHE_HOME', 'Compiled kernel programs and GEMM tunings are cached in $XDG_CACHE_HOME/cldetr '
      '(else $HOME/.cache/cldetr, else /tmp/cldetr-cache). Deleting the folder is safe: it is rebuilt.'),
     ('CLDETR_VERBOSE', 'When set, say which cached programs and GEMM tunings were used or rebuilt.'),
-    ('CLDETR_GEMM_TUNING', 'off: ignore the GEMM tunings stored by `cldetr tune` (CLBlast\'s defaults).'),
+    ('CLDETR_GEMM_TUNING', 'off: ignore the GEMM tunings stored by `cldetr tune` (CLBlast\'s defaults, the '
+     'built-in tile shapes).'),
     ('CLDETR_GEMM_KERNELS', 'clblast, rows, tiles or auto (the default): which kernels run the matrix products. '
      'auto takes cldetr\'s row kernels on CPUs and its tile kernels on GPUs, the faster ones where measured '
      '(bench/README.md); the others are for comparisons.'),
@@ -182,6 +183,10 @@ ENVIRONMENT = [
      'stored (DETR-R50 800x800 batch 2: 640 MiB less device memory); separate: the score and value products, '
      'softmax and dropout as separate kernels. Both compute the same function with the same dropout mask. '
      'auto takes the separate kernels on every device: faster on CPUs (bench/README.md); GPUs not yet measured.'),
+    ('CLDETR_CONV_TILES', 'implicit, columns or auto (the default): on the tile GEMM kernels (GPUs), whether a '
+     'convolution\'s products read the images and the output gradient in place (implicit: no im2col columns, '
+     'no packed copies, four launches a convolution fewer in a training step, the same bits) or through '
+     'im2col\'s columns. auto takes the columns until a GPU has timed both (bench/README.md).'),
     ('CLDETR_GEMM_LAYOUT', 'row or swap: force the operand order of CLBlast GEMM calls instead of '
      'choosing it per shape (for measurements).'),
     ('CLDETR_OPENBLAS', 'bench-ops: the OpenBLAS library to compare with (default libopenblas.so.0).'),

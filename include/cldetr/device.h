@@ -196,6 +196,8 @@ size_t cd_blocks_local(const cd_device *dev, size_t blocks0, size_t others);
 
 /* Largest work-group size this kernel can use on this device. */
 size_t cd_kernel_wg_size(cd_device *dev, const char *name);
+/* How many times a kernel was enqueued on dev (0 when never built; tests). */
+long cd_kernel_launches(const cd_device *dev, const char *name);
 
 /* ---- memory ------------------------------------------------------------ */
 
@@ -298,6 +300,19 @@ void cd_gemm_tiles_line(const cd_tile_shape t[2], char *buf, size_t n);
  * them at its next launch). Returns 0, or -1 with cd_errbuf() when the device
  * cannot run them (work-group or local memory too large). */
 int cd_gemm_set_tile_shapes(cd_device *dev, const cd_tile_shape t[2]);
+/* A convolution's products on the GPU tile kernels with implicit operands
+ * (no im2col columns, no packed copies): the batch's images x (B, C, H, W),
+ * the output or its gradient (B, K, Ho, Wo), the window R x S. which:
+ *   CD_CONV_FW: out (B, M=K, P) = alpha A (M, K=CRS) . im2col(B=x) (CRS, N=B*P)
+ *   CD_CONV_DW: C (M=K, N=CRS) = alpha A=dout (K, B*P) . im2col(B=x)^T + beta C
+ *   CD_CONV_DX: C (M=CRS, N=B*P) = alpha A^T (A=w: K x CRS, lda) . B=dout (K, B*P) + beta C
+ * The bits of the same products on im2col's columns. Returns 1 when launched,
+ * 0 when the caller must use the columns (no tile kernels here, sizes past
+ * the kernels' 2^24 divisions, a forward whose k the rule would split). */
+typedef struct { int C, H, W, R, S, Ho, Wo, stride, pad, dil, K; } cd_conv_view;
+enum { CD_CONV_FW = 0, CD_CONV_DW = 1, CD_CONV_DX = 2 };
+int cd_gemm_conv(cd_device *dev, int which, size_t M, size_t N, size_t K, float alpha, cd_mem A, size_t lda,
+                 cd_mem B, float beta, cd_mem C, size_t ldc, const cd_conv_view *v);
 /* Apply stored GEMM tunings for this device (called by cd_open). */
 void cd_blas_init(cd_device *dev);
 

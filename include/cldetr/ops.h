@@ -212,6 +212,9 @@ size_t op_conv2d_forward_keep(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd
                               cd_mem keep);
 void op_conv2d_backward_kept(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd_mem dout, cd_mem x, cd_mem w,
                              cd_mem cols, size_t cols_group, const conv_shape *s, int acc);
+/* 1 when the convs' products on dev read their operands in place (the tile
+ * GEMM kernels with CLDETR_CONV_TILES=implicit), 0 with im2col's columns. */
+int op_conv2d_reads_in_place(cd_device *dev);
 
 /* ---- batch norm (src/ops/batchnorm.c, cl/batchnorm.cl) -------------------
  * Frozen: y = x * scale + shift with scale = w * rsqrt(var + eps), shift = b - mean * scale

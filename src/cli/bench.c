@@ -126,6 +126,9 @@ int cmd_bench(int argc, char **argv) {
     printf("device: %s (%s); GEMM: %s (%s); attention: %s\n", dev->info.name,
            dev->info.platform_name, cd_gemm_kernels_name(dev), cd_gemm_params(dev),
            nn_fused_attention(&ctx, (size_t)(mo.d / mo.nheads)) ? "fused (CLDETR_ATTENTION)" : "separate kernels");
+    if (cd_gemm_kernels(dev) == CD_GEMM_TILES)
+        printf("convolutions on the tile kernels: %s\n", op_conv2d_reads_in_place(dev)
+               ? "operands read in place (CLDETR_CONV_TILES=implicit)" : "through im2col's columns");
     printf("model: resnet%d width %d (%s BN), d=%d, %d heads, %d+%d layers, FFN %d, %d queries, %d classes; "
            "%.2f M parameters (%.2f M trained)\n", mo.depth, mo.width, mo.bn_trainable ? "trainable" : "frozen", mo.d,
            mo.nheads, mo.enc_layers, mo.dec_layers, mo.dim_ff, mo.num_queries, mo.num_classes, all / 1e6,

@@ -19,6 +19,7 @@ struct cd_kernel_entry {
     cl_kernel kernel;
     cl_program program;         /* the program it came from (cd_drop_program) */
     size_t wg_size, wg_multiple;
+    long launches;              /* enqueued so far (cd_kernel_launches) */
 };
 
 struct cd_pool_entry { cl_mem mem; size_t bytes; };
@@ -538,6 +539,12 @@ static cd_kernel_entry *get_kernel(cd_device *dev, const char *name) {
 cl_kernel cd_kernel(cd_device *dev, const char *name) { return get_kernel(dev, name)->kernel; }
 size_t cd_kernel_wg_size(cd_device *dev, const char *name) { return get_kernel(dev, name)->wg_size; }
 
+long cd_kernel_launches(const cd_device *dev, const char *name) {
+    for (int i = 0; i < dev->n_kernels; i++)
+        if (!strcmp(dev->kernels[i].name, name)) return dev->kernels[i].launches;
+    return 0;
+}
+
 /* ---- launches ---------------------------------------------------------- */
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
@@ -608,6 +615,7 @@ static void enqueue(cd_device *dev, cd_kernel_entry *ke, int dims, const size_t 
                  dev->oom_hint ? "; " : "", dev->oom_hint ? dev->oom_hint : "");
     }
     if (ev) cd_profile_add_event(dev, ke->name, ev);
+    ke->launches++;
 }
 
 void cd_launch(cd_device *dev, const char *name, int dims, const size_t *global,

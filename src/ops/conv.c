@@ -306,6 +306,49 @@ int op_conv2d_set_implicit(int mode) {
     return old;
 }
 
+/* The GPU tile kernels with implicit operands (cd_gemm_conv): the forward
+ * reads x in place and writes out in its layout, the weight gradient reads x
+ * and dout in place, over the whole batch in one product each; the input
+ * gradient's product reads dout in place (col2im stays). No im2col columns,
+ * no packed copies, no unpacking: 4 launches a conv fewer in a training step
+ * and the same bits (tests/ops/test_conv.c). CLDETR_CONV_TILES=implicit|
+ * columns|auto chooses (auto: columns, until a GPU has timed both), forced
+ * for tests by op_conv2d_set_tile_operands (1 implicit, 0 columns, -1 by the
+ * environment). */
+static int tile_operands = -2;
+
+int op_conv2d_set_tile_operands(int mode) {
+    int old = tile_operands;
+    tile_operands = mode;
+    return old;
+}
+
+/* CLDETR_CONV_TILES, read once (an unknown value ends the run on every device) */
+static int tile_operands_env(void) {
+    static int env = -2;
+    if (env != -2) return env;
+    const char *e = getenv("CLDETR_CONV_TILES");
+    env = 0;
+    if (e && *e && strcmp(e, "auto")) {
+        if (strcmp(e, "implicit") && strcmp(e, "columns"))
+            cd_fatal("CLDETR_CONV_TILES=%s: unknown; use implicit, columns or auto (unset: auto)", e);
+        env = !strcmp(e, "implicit");
+    }
+    return env;
+}
+
+static int use_tile_operands(cd_device *dev) {
+    int on = tile_operands >= 0 ? tile_operands : tile_operands_env();
+    return on && cd_gemm_kernels(dev) == CD_GEMM_TILES;
+}
+
+int op_conv2d_reads_in_place(cd_device *dev) { return use_tile_operands(dev); }
+
+static cd_conv_view conv_view(const conv_shape *s) {
+    return (cd_conv_view){(int)s->C, (int)s->H, (int)s->W, (int)s->R, (int)s->S, (int)conv_out_h(s),
+                          (int)conv_out_w(s), (int)s->stride, (int)s->pad, (int)s->dil, (int)s->K};
+}
+
 /* Floats of one image's padded copy xp (C, H+2, W+2), and of the batch's, that
  * the implicit path reads. */
 static size_t padded_image_floats(const conv_shape *s) { return s->C * (s->H + 2) * (s->W + 2); }
@@ -391,6 +434,7 @@ void op_conv2d_forward(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b,
 size_t op_conv2d_forward_keep(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd_mem b, const conv_shape *s,
                               cd_mem keep) {
     check_shape(s);
+    tile_operands_env();
     size_t P = conv_out_h(s) * conv_out_w(s), CRS = s->C * s->R * s->S, CHW = s->C * s->H * s->W;
     size_t KP = s->K * P;
     check_index_range(s, conv_group(dev, s, P));
@@ -417,6 +461,10 @@ size_t op_conv2d_forward_keep(cd_device *dev, cd_mem out, cd_mem x, cd_mem w, cd
         return conv_group(dev, s, P);
     }
     size_t G = conv_group(dev, s, P), CRSp = conv_pad_to(dev, CRS, CONV_PAD_K);
+    if (!cd_has(keep) && !cd_has(b) && use_tile_operands(dev)) {   /* out = w . im2col(x), the whole batch */
+        cd_conv_view v = conv_view(s);
+        if (cd_gemm_conv(dev, CD_CONV_FW, s->K, s->B * P, CRS, 1.0f, w, CRS, x, 0.0f, out, P, &v)) return G;
+    }
     cd_mem col = cd_has(keep) ? cd_none() : cd_alloc(dev, CRSp * G * P, "conv2d im2col");
     cd_mem tmp = G > 1 ? cd_alloc(dev, KP * G, "conv2d output group") : cd_none();
     cd_mem wk = w;
@@ -638,8 +686,15 @@ void op_conv2d_backward_kept(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd
         return;
     }
     size_t G = conv_group(dev, s, P), CRSp = cd_has(dx) ? conv_pad_to(dev, CRS, CONV_PAD_N) : CRS;
+    int implicit = use_tile_operands(dev);
+    cd_conv_view v = conv_view(s);
+    if (implicit && cd_has(dw) && !dw_nt &&   /* dw (K, CRS) += dout (K, B*P) . im2col(x)^T, the whole batch */
+        cd_gemm_conv(dev, CD_CONV_DW, s->K, CRS, s->B * P, 1.0f, dout, 0, x, 1.0f, dw, CRS, &v)) {
+        if (!cd_has(dx)) return;
+        dw = cd_none();
+    }
     cd_mem col = cd_alloc(dev, CRSp * G * P, "conv2d im2col");
-    cd_mem dperm = G > 1 ? cd_alloc(dev, KP * G, "conv2d output-gradient group") : cd_none();
+    cd_mem dperm = cd_none();   /* dout's group packed (K, gP), when the product cannot read it in place */
     cd_mem wk = w;
     if (CRSp != CRS) {   /* dcol's rows rounded up to CLBlast's NWG: zero weight columns */
         wk = cd_alloc(dev, s->K * CRSp, "conv2d padded weights");
@@ -648,7 +703,13 @@ void op_conv2d_backward_kept(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd
     for (size_t n0 = 0; n0 < s->B; n0 += G) {
         size_t g = CD_MIN(G, s->B - n0), gP = g * P;
         cd_mem dg = cd_at(dout, n0 * KP);
+        if (!cd_has(dw) && cd_has(dx) && implicit &&   /* dcol (CRS, gP) = w^T . dout (K, gP) read in place */
+            cd_gemm_conv(dev, CD_CONV_DX, CRS, gP, s->K, 1.0f, w, CRS, dg, 0.0f, col, gP, &v)) {
+            col2im(dev, cd_at(dx, n0 * CHW), col, g, s, acc);
+            continue;
+        }
         if (g > 1) {
+            if (!cd_has(dperm)) dperm = cd_alloc(dev, KP * G, "conv2d output-gradient group");
             CD_LAUNCH3(dev, "conv_pack_dout", P, s->K, g, KM(dperm), KM(dg), KI(g), KI(s->K), KI(P));
             dg = dperm;
         }
@@ -662,7 +723,7 @@ void op_conv2d_backward_kept(cd_device *dev, cd_mem dx, cd_mem dw, cd_mem db, cd
         }
     }
     cd_free(dev, col);
-    if (G > 1) cd_free(dev, dperm);
+    if (cd_has(dperm)) cd_free(dev, dperm);
     if (CRSp != CRS) cd_free(dev, wk);
 }
 

@@ -147,6 +147,10 @@ int op_conv2d_set_cpu_movers(int mode);
  * multiple of 16): 1 wherever the shape allows, 0 never, -1 by device type (the
  * default: on devices that are not GPUs); returns the old value. */
 int op_conv2d_set_implicit(int mode);
+/* The GPU tile kernels reading the conv's operands in place (cd_gemm_conv): 1
+ * on, 0 off (im2col's columns), -1 by CLDETR_CONV_TILES (the default: off);
+ * returns the old value. */
+int op_conv2d_set_tile_operands(int mode);
 
 /* stats.c: {sum, sum of squares, zeros} of x (n) */
 void op_moments_ref(double out[3], const double *x, size_t n);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CLI checks of the device layer (TAP): `cldetr devices`, the no-platform
 # message, `cldetr selftest`, a kernel broken on purpose, unknown verbs, the
-# CLDETR_GEMM_KERNELS, CLDETR_KERNEL_SHAPE and CLDETR_ATTENTION switches.
+# CLDETR_GEMM_KERNELS, CLDETR_KERNEL_SHAPE, CLDETR_ATTENTION and CLDETR_CONV_TILES switches.
 bin=$1
 n=0; failed=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
@@ -46,6 +46,10 @@ out=$(CLDETR_ATTENTION=flash "$bin" bench "$CLDETR_SOURCE_ROOT/configs/shapes.in
       --set model.num_classes=5 2>&1); rc=$?
 ok $([ $rc = 1 ] && echo "$out" | grep -q "CLDETR_ATTENTION=flash: unknown; use fused, separate or auto" \
      && echo 0 || echo 1) "unknown CLDETR_ATTENTION is named with the choices (exit $rc)"
+out=$(CLDETR_CONV_TILES=direct "$bin" bench "$CLDETR_SOURCE_ROOT/configs/shapes.ini" --steps 1 --warmup 0 \
+      --set model.num_classes=5 2>&1); rc=$?
+ok $([ $rc = 1 ] && echo "$out" | grep -q "CLDETR_CONV_TILES=direct: unknown; use implicit, columns or auto" \
+     && echo 0 || echo 1) "unknown CLDETR_CONV_TILES is named with the choices (exit $rc)"
 out=$(CLDETR_KERNEL_SHAPE=round "$bin" selftest --ops 2>&1); rc=$?
 ok $([ $rc = 1 ] && echo "$out" | grep -q "CLDETR_KERNEL_SHAPE=round: unknown; use cpu, gpu or auto" \
      && echo 0 || echo 1) "unknown CLDETR_KERNEL_SHAPE is named with the choices (exit $rc)"

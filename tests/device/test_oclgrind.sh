@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The op cases (`cldetr selftest --ops`, src/ops/op_cases.c) on oclgrind's
 # simulated device with its uninitialised-value and data-race checks (TAP),
-# in the kernels' GPU shape and again in their CPU shape.
+# in the kernels' GPU shape (with a conv's operands as im2col's columns and
+# read in place) and again in their CPU shape.
 # Any oclgrind report fails: in one of our kernels (cl/*.cl), or anywhere else
 # (CLBlast's kernels that the conv2d and linear cases call, the OpenCL API,
 # oclgrind itself). The GEMM checks of the full selftest are left out: they
@@ -60,6 +61,8 @@ check_pass() {   # label, oclgrind flags...
 }
 
 check_pass "GPU shapes" --uninitialized
+# the tile kernels reading a conv's operands in place (cl/blas_tile.cl's conv_fw, conv_dw, conv_dx)
+CLDETR_CONV_TILES=implicit check_pass "GPU shapes, conv operands in place" --uninitialized
 export CLDETR_KERNEL_SHAPE=cpu
 check_pass "CPU shapes"
 unset CLDETR_KERNEL_SHAPE

@@ -141,6 +141,74 @@ static void check_implicit_same_bits(const char *name, conv_shape s, int bias, i
     for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
 }
 
+/* The GPU tile kernels reading the operands in place (cd_gemm_conv) against
+ * the same kernels on im2col's columns and packed copies: the same bits for
+ * out, dx and dw when the columns path takes the batch in one group (the
+ * products then have the same k order and parts); nsplit forces k in parts
+ * (the forward then keeps its columns: the rule lets no forward read in
+ * place with k in parts). The tile path in its GPU shape (the GEMM kernels,
+ * the element-wise im2col and col2im). */
+static long conv_launches(int which) {   /* 0 forward, 1 dw, 2 dx: both tile sizes */
+    static const char *const names[2][3] = {
+        {"gemm_tile_small_conv_fw", "gemm_tile_small_conv_dw", "gemm_tile_small_conv_dx"},
+        {"gemm_tile_large_conv_fw", "gemm_tile_large_conv_dw", "gemm_tile_large_conv_dx"}};
+    return cd_kernel_launches(ot_dev, names[0][which]) + cd_kernel_launches(ot_dev, names[1][which]);
+}
+
+static void check_tile_operands_same_bits(const char *name, conv_shape s, int acc, int nsplit) {
+    size_t P = conv_out_h(&s) * conv_out_w(&s), nx = s.B * s.C * s.H * s.W, no = s.B * s.K * P;
+    size_t nw = s.K * s.C * s.R * s.S;
+    double *x = ot_randv(nx, -1, 1), *w = ot_randv(nw, -1, 1), *dout = ot_randv(no, -1, 1);
+    double *dx0 = ot_randv(nx, -1, 1), *dw0 = ot_randv(nw, -1, 1);
+    double *got[2][3];
+    long launched[3];
+    for (int q = 0; q < 3; q++) launched[q] = conv_launches(q);
+    int kernels = cd_gemm_set_kernels(CD_GEMM_TILES), path = op_conv2d_set_dw_path(0);
+    int movers = op_conv2d_set_cpu_movers(0), imp3 = op_conv2d_set_implicit(0);
+    cd_gemm_set_tiles(0, nsplit);
+    for (int in_place = 0; in_place < 2; in_place++) {
+        int old = op_conv2d_set_tile_operands(in_place);
+        cd_mem mx = op_upload(ot_dev, x, nx, 3), mw = op_upload(ot_dev, w, nw, 5), mo = op_upload(ot_dev, NULL, no, 7);
+        cd_mem md = op_upload(ot_dev, dout, no, 2), mdx = op_upload(ot_dev, dx0, nx, 9);
+        cd_mem mdw = op_upload(ot_dev, dw0, nw, 4);
+        size_t group = op_conv2d_forward_keep(ot_dev, mo, mx, mw, cd_none(), &s, cd_none());
+        op_conv2d_backward_kept(ot_dev, mdx, mdw, cd_none(), md, mx, mw, cd_none(), group, &s, acc);
+        t_ok(op_guards_intact(ot_dev, mo, no) && op_guards_intact(ot_dev, mdx, nx) && op_guards_intact(ot_dev, mdw, nw),
+             "%s, operands %s: nothing written outside the tensors", name, in_place ? "in place" : "as columns");
+        if (in_place) {   /* the in-place kernels ran (the forward's only with k whole) */
+            int seen = 0;
+            for (int q = 0; q < 3; q++)
+                seen |= (conv_launches(q) > launched[q]) << q;
+            t_ok(seen == (nsplit > 1 ? 6 : 7), "%s: the tile kernels' conv_fw, conv_dw and conv_dx ran (%d)", name,
+                 seen);
+        }
+        got[in_place][0] = op_download(ot_dev, mo, no);
+        got[in_place][1] = op_download(ot_dev, mdx, nx);
+        got[in_place][2] = op_download(ot_dev, mdw, nw);
+        cd_mem ms[] = {mx, mw, mo, md, mdx, mdw};
+        for (size_t i = 0; i < CD_ARRAY_LEN(ms); i++) cd_free(ot_dev, ms[i]);
+        op_conv2d_set_tile_operands(old);
+    }
+    cd_gemm_set_tiles(0, 0);
+    op_conv2d_set_implicit(imp3);
+    op_conv2d_set_cpu_movers(movers);
+    op_conv2d_set_dw_path(path);
+    cd_gemm_set_kernels(kernels);
+    const char *what[] = {"out", "dx", "dw +="};
+    size_t n[] = {no, nx, nw};
+    for (int t = 0; t < 3; t++) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "tile kernels, %s B%zu C%zu %zux%zu K%zu %zux%zu s%zu p%zu d%zu acc%d, k in %d "
+                 "part(s): %s, operands in place = as columns, bit for bit", name, s.B, s.C, s.H, s.W, s.K, s.R, s.S,
+                 s.stride, s.pad, s.dil, acc, nsplit ? nsplit : 1, what[t]);
+        ot_close(msg, got[0][t], got[1][t], n[t], 0, 0);
+        free(got[0][t]);
+        free(got[1][t]);
+    }
+    double *hs[] = {x, w, dout, dx0, dw0};
+    for (size_t i = 0; i < CD_ARRAY_LEN(hs); i++) free(hs[i]);
+}
+
 /* col2im in its CPU shape against the work-item-per-element kernel on the same
  * dcol: the same bits (conv_col2im_k3s2p1_cpu, _cpu4, conv_col2im_k3s1p1_w4
  * and conv_col2im_k1s2_cpu add the element kernels' terms in their order). */
@@ -436,7 +504,28 @@ int main(void) {
     old = op_conv2d_set_scratch_limit(2 * 27 * 1024);
     check_conv("tile kernels: groups 2 + 2 (scratch limit)", (conv_shape){4, 3, 32, 32, 5, 3, 3, 1, 1, 1}, 0, 0);
     op_conv2d_set_scratch_limit(old);
+    /* the tile kernels reading the operands in place: against the double
+     * reference (a batch cut into groups by the scratch limit too), and bit
+     * for bit against the columns */
+    int operands = op_conv2d_set_tile_operands(1);
+    check_conv("tile kernels, operands in place", (conv_shape){4, 3, 32, 32, 5, 3, 3, 1, 1, 1}, 0, 1);
+    check_conv("tile kernels, operands in place, stride 2 dil 2", (conv_shape){3, 3, 10, 13, 4, 3, 3, 2, 2, 2}, 0, 0);
+    check_conv("tile kernels, operands in place, with bias (columns)", (conv_shape){2, 4, 9, 7, 6, 3, 3, 1, 1, 1}, 1,
+               1);
+    old = op_conv2d_set_scratch_limit(2 * 27 * 1024);
+    check_conv("tile kernels, operands in place, groups 2 + 2", (conv_shape){4, 3, 32, 32, 5, 3, 3, 1, 1, 1}, 0, 1);
+    op_conv2d_set_scratch_limit(old);
+    op_conv2d_set_tile_operands(operands);
     cd_gemm_set_kernels(kernels);
+    check_tile_operands_same_bits("3x3", (conv_shape){4, 8, 16, 16, 8, 3, 3, 1, 1, 1}, 0, 0);
+    check_tile_operands_same_bits("3x3 odd sizes", (conv_shape){3, 5, 9, 7, 6, 3, 3, 1, 1, 1}, 1, 0);
+    check_tile_operands_same_bits("3x3/2", (conv_shape){2, 17, 11, 8, 5, 3, 3, 2, 1, 1}, 1, 0);
+    check_tile_operands_same_bits("3x3 dil 2", (conv_shape){3, 3, 10, 13, 4, 3, 3, 1, 2, 2}, 0, 0);
+    check_tile_operands_same_bits("7x7/2 stem", (conv_shape){2, 3, 32, 32, 8, 7, 7, 2, 3, 1}, 0, 0);
+    check_tile_operands_same_bits("1x1/2 downsample", (conv_shape){2, 16, 16, 16, 32, 1, 1, 2, 0, 1}, 1, 0);
+    check_tile_operands_same_bits("1x1 small plane", (conv_shape){4, 64, 4, 4, 128, 1, 1, 1, 0, 1}, 0, 0);
+    check_tile_operands_same_bits("3x3, k in parts", (conv_shape){4, 8, 16, 16, 8, 3, 3, 1, 1, 1}, 1, 3);
+    check_tile_operands_same_bits("stem, k in parts", (conv_shape){2, 3, 32, 32, 8, 7, 7, 2, 3, 1}, 0, 2);
     op_conv2d_set_implicit(implicit);
 
     ot_cases("conv");
