@@ -64,22 +64,66 @@ static inline __attribute__((always_inline)) float4 gemm_epilogue4(const float4 
  * the products read the image batch and the output gradient where they lie
  * instead of im2col's columns and packed copies, and write the output in its
  * (B, K, Ho, Wo) layout. A column q of a product over a batch is pixel p of
- * image b (q = b * P + p); a row crs of im2col is (c, r, s) of the window.
- * The divisions are div_nonneg's (common.cl): q and crs stay below 2^24. */
+ * image b (q = b * P + p); a row crs of im2col is a tap (c, r, s) of the
+ * window. The divisions are div_nonneg's (common.cl): q and crs stay below
+ * 2^24, and every offset below 2^31 (cd_gemm_conv's caller checks). */
 typedef struct {
     int C, H, W, R, S, Wo, stride, pad, dil, P, nch;   /* nch: channels of a (B, nch, P) tensor view */
     float inv_RS, inv_S, inv_Wo, inv_P;
 } conv_geom;
 
-/* im2col (CRS, B * P) of x (B, C, H, W) at (crs, q), 0 in the padding */
-static inline __attribute__((always_inline)) float im2col_at(__global const float *x, const int crs, const int q,
-                                                             const conv_geom g) {
-    const int c = div_nonneg(crs, g.R * g.S, g.inv_RS), rs = crs - c * (g.R * g.S);
-    const int r = div_nonneg(rs, g.S, g.inv_S), s = rs - r * g.S;
-    const int b = div_nonneg(q, g.P, g.inv_P), p = q - b * g.P;
-    const int oh = div_nonneg(p, g.Wo, g.inv_Wo), ow = p - oh * g.Wo;
-    const int ih = oh * g.stride - g.pad + r * g.dil, iw = ow * g.stride - g.pad + s * g.dil;
-    return ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? x[((b * g.C + c) * g.H + ih) * g.W + iw] : 0.0f;
+/* An implicit op(B)'s load slot: a work-item's load p of every slice has
+ * the same column n, so what n gives is computed once (slot_of) and each
+ * slice adds what its row k gives (implicit_b):
+ *   bv 1, tb 0 (op(B) = im2col(x), n a pixel q): the image's offset, the
+ *     window's top-left corner (ih0, iw0); k is a tap (c, r, s);
+ *   bv 1, tb 1 (op(B) = im2col(x)^T, n a tap): the channel's offset and the
+ *     tap's shifts r*dil, s*dil; k is a pixel;
+ *   bv 2 (op(B) a (B, nch, P) tensor, n a pixel): its offset at channel 0. */
+typedef struct { int off, dy, dx; } conv_slot;
+
+static inline __attribute__((always_inline)) conv_slot slot_of(const int n, const int bv, const int tb,
+                                                               const conv_geom g) {
+    conv_slot sl = {0, 0, 0};
+    if (bv == 1 && !tb) {
+        const int b = div_nonneg(n, g.P, g.inv_P), pix = n - b * g.P;
+        const int oh = div_nonneg(pix, g.Wo, g.inv_Wo), ow = pix - oh * g.Wo;
+        sl.off = b * g.C * g.H * g.W;
+        sl.dy = oh * g.stride - g.pad;
+        sl.dx = ow * g.stride - g.pad;
+    } else if (bv == 1) {
+        const int c = div_nonneg(n, g.R * g.S, g.inv_RS), rs = n - c * (g.R * g.S);
+        const int r = div_nonneg(rs, g.S, g.inv_S);
+        sl.off = c * g.H * g.W;
+        sl.dy = r * g.dil;
+        sl.dx = (rs - r * g.S) * g.dil;
+    } else if (bv == 2) {
+        const int b = div_nonneg(n, g.P, g.inv_P);
+        sl.off = b * g.nch * g.P + (n - b * g.P);
+    }
+    return sl;
+}
+
+/* op(B) at (k, the slot's column), 0 in the padding */
+static inline __attribute__((always_inline)) float implicit_b(__global const float *x, const int k,
+                                                              const conv_slot sl, const int bv, const int tb,
+                                                              const conv_geom g) {
+    if (bv == 2) return x[sl.off + k * g.P];
+    int off, ih, iw;
+    if (!tb) {                         /* k a tap (c, r, s) */
+        const int c = div_nonneg(k, g.R * g.S, g.inv_RS), rs = k - c * (g.R * g.S);
+        const int r = div_nonneg(rs, g.S, g.inv_S);
+        off = sl.off + c * g.H * g.W;
+        ih = sl.dy + r * g.dil;
+        iw = sl.dx + (rs - r * g.S) * g.dil;
+    } else {                           /* k a pixel q of image b */
+        const int b = div_nonneg(k, g.P, g.inv_P), pix = k - b * g.P;
+        const int oh = div_nonneg(pix, g.Wo, g.inv_Wo), ow = pix - oh * g.Wo;
+        off = sl.off + b * g.C * g.H * g.W;
+        ih = oh * g.stride - g.pad + sl.dy;
+        iw = ow * g.stride - g.pad + sl.dx;
+    }
+    return ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? x[off + ih * g.W + iw] : 0.0f;
 }
 
 /* where (ch, q) of a (B, nch, P) tensor lies: its rows are channels, its columns the batch's pixels */
@@ -127,6 +171,9 @@ static inline __attribute__((always_inline)) void gemm_tile(
         if (tb) { bk[p] = (int)(e % (uint)BK); bn[p] = (int)(e / (uint)BK); }
         else { bn[p] = (int)(e % (uint)BN); bk[p] = (int)(e / (uint)BN); }
     }
+    conv_slot bs[TILE_MAX_LOADS];    /* implicit op(B): what each load's column gives (slot_of) */
+#pragma unroll
+    for (int p = 0; p < LB; p++) bs[p] = slot_of(min(n0 + bn[p], N - 1), bv, tb, cg);   /* past N: never read */
     float ra[TILE_MAX_LOADS], rb[TILE_MAX_LOADS];
 #define TILE_LOAD(k0)                                                                                  \
     do {                                                                                               \
@@ -137,8 +184,8 @@ static inline __attribute__((always_inline)) void gemm_tile(
         }                                                                                              \
         _Pragma("unroll") for (int p = 0; p < LB; p++) {                                               \
             const int gn = n0 + bn[p], gk = (k0) + bk[p];                                              \
-            rb[p] = (gn < N && gk < ke) ? (bv == 1 ? im2col_at(B, tb ? gn : gk, tb ? gk : gn, cg)      \
-                                           : B[bv ? chw_index(gk, gn, cg) : tb ? gn * ldb + gk : gk * ldb + gn]) \
+            rb[p] = (gn < N && gk < ke) ? (bv ? implicit_b(B, gk, bs[p], bv, tb, cg)                  \
+                                              : B[tb ? gn * ldb + gk : gk * ldb + gn])                 \
                                         : 0.0f;                                                        \
         }                                                                                              \
     } while (0)
