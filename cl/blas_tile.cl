@@ -19,6 +19,9 @@
  * over k in order, so every shape of tile gives the same bits for the same
  * parts of k.
  *
+ * DB 1 stages the slices in two buffers in turn (one barrier a slice
+ * instead of two, twice the local memory).
+ *
  * Two shapes per build, "small" (TS_*) and "large" (TL_*), set by the
  * program's -D options (src/device/blas_tile.c: built-in, or what `cldetr
  * tune` measured best on the device); the defaults below are the built-in
@@ -37,12 +40,18 @@
 #define TS_WX 16
 #define TS_WY 16
 #endif
+#ifndef TS_DB
+#define TS_DB 0
+#endif
 #ifndef TL_BM
 #define TL_BM 128
 #define TL_BN 128
 #define TL_BK 8
 #define TL_WX 16
 #define TL_WY 16
+#endif
+#ifndef TL_DB
+#define TL_DB 0
 #endif
 #define TILE_PAD 4
 #define TILE_MAX_LOADS 16   /* global loads per operand and work-item: BM * BK / (WX * WY) at most */
@@ -138,7 +147,8 @@ static inline __attribute__((always_inline)) void gemm_tile(
     const float alpha, const float beta, const int nsplit, const int kc, const uint zi, const ulong sAo,
     const ulong sBo, const ulong sCo, __global const float *bias, const int epi, __global float *sums,
     const int has_sums, __local float4 *As4, __local float4 *Bs4, const int ta, const int tb, const int BM,
-    const int BN, const int BK, const int WX, const int WY, const int av, const int bv, const int cv,
+    const int BN, const int BK, const int WX, const int WY, const int DB, const int av, const int bv,
+    const int cv,
     const conv_geom cg) {
     /* av 1: op(A) (M, K) is a (B, M, P) tensor; bv 1: op(B) is im2col of x, 2: op(B) (K, N) is a
      * (B, K, P) tensor; cv 1: C (M, N) is written as a (B, M, P) tensor (scalar stores) */
@@ -201,28 +211,34 @@ static inline __attribute__((always_inline)) void gemm_tile(
     const int summing = has_sums && n0 == 0 && (int)t < BM;
     float srow = 0.0f;
     TILE_LOAD(kb);
-    for (int k0 = kb; k0 < ke; k0 += BK) {
-        barrier(CLK_LOCAL_MEM_FENCE);          /* the previous slice is no longer read */
+    for (int k0 = kb, it = 0; k0 < ke; k0 += BK, it++) {
+        /* DB: two buffers, a slice to each in turn: the barrier after a
+         * store is the only one, since every work-item passed it after it
+         * last read the buffer the next store fills */
+        const int buf = DB ? (it & 1) : 0;
+        __local float *Ab = As + buf * BK * sa, *Bb = Bs + buf * BK * sb;
+        __local const float4 *Ab4 = As4 + buf * BK * (sa / 4), *Bb4 = Bs4 + buf * BK * (sb / 4);
+        if (!DB) barrier(CLK_LOCAL_MEM_FENCE);  /* the previous slice is no longer read */
 #pragma unroll
-        for (int p = 0; p < LA; p++) As[ak[p] * sa + am[p]] = ra[p];
+        for (int p = 0; p < LA; p++) Ab[ak[p] * sa + am[p]] = ra[p];
 #pragma unroll
-        for (int p = 0; p < LB; p++) Bs[bk[p] * sb + bn[p]] = rb[p];
+        for (int p = 0; p < LB; p++) Bb[bk[p] * sb + bn[p]] = rb[p];
         barrier(CLK_LOCAL_MEM_FENCE);
         if (summing)
 #pragma unroll
-            for (int k = 0; k < BK; k++) srow += As[k * sa + (int)t];
+            for (int k = 0; k < BK; k++) srow += Ab[k * sa + (int)t];
         if (k0 + BK < ke) TILE_LOAD(k0 + BK);
 #pragma unroll
         for (int k = 0; k < BK; k++) {
             float a[8], bv[8];
 #pragma unroll
             for (int g = 0; g < TM / 4; g++) {
-                const float4 v = As4[k * (sa / 4) + g * WY + ty];
+                const float4 v = Ab4[k * (sa / 4) + g * WY + ty];
                 a[g * 4] = v.x; a[g * 4 + 1] = v.y; a[g * 4 + 2] = v.z; a[g * 4 + 3] = v.w;
             }
 #pragma unroll
             for (int h = 0; h < TN / 4; h++) {
-                const float4 v = Bs4[k * (sb / 4) + h * WX + tx];
+                const float4 v = Bb4[k * (sb / 4) + h * WX + tx];
                 bv[h * 4] = v.x; bv[h * 4 + 1] = v.y; bv[h * 4 + 2] = v.z; bv[h * 4 + 3] = v.w;
             }
 #pragma unroll
@@ -279,35 +295,36 @@ static inline __attribute__((always_inline)) void gemm_tile(
         const int kc, const uint zi, const ulong sAo, const ulong sBo, const ulong sCo,                         \
         __global const float *bias, const ulong bias_off, const int epi, __global float *sums,                  \
         const ulong sums_off, const int has_sums
-#define GEMM_TILE_BODY(TA, TB, BM, BN, BK, WX, WY)                                                            \
-    __local float4 As4[(BK) * ((BM) + TILE_PAD) / 4], Bs4[(BK) * ((BN) + TILE_PAD) / 4];                      \
+#define GEMM_TILE_BODY(TA, TB, BM, BN, BK, WX, WY, DB)                                                        \
+    __local float4 As4[(1 + (DB)) * (BK) * ((BM) + TILE_PAD) / 4];                                            \
+    __local float4 Bs4[(1 + (DB)) * (BK) * ((BN) + TILE_PAD) / 4];                                            \
     const conv_geom none = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0f, 0.0f, 0.0f, 0.0f};                          \
     gemm_tile(C + C_off, A + A_off, B + B_off, M, N, K, lda, ldb, ldc, sA, sB, sC, alpha, beta, nsplit, kc,   \
               zi, sAo, sBo, sCo, bias + bias_off, epi, sums + sums_off, has_sums, As4, Bs4, TA, TB, BM, BN, BK, \
-              WX, WY, 0, 0, 0, none)
+              WX, WY, DB, 0, 0, 0, none)
 __kernel __attribute__((reqd_work_group_size(TS_WX, TS_WY, 1))) void gemm_tile_small_nn(GEMM_TILE_ARGS) {
-    GEMM_TILE_BODY(0, 0, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY);
+    GEMM_TILE_BODY(0, 0, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY, TS_DB);
 }
 __kernel __attribute__((reqd_work_group_size(TS_WX, TS_WY, 1))) void gemm_tile_small_nt(GEMM_TILE_ARGS) {
-    GEMM_TILE_BODY(0, 1, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY);
+    GEMM_TILE_BODY(0, 1, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY, TS_DB);
 }
 __kernel __attribute__((reqd_work_group_size(TS_WX, TS_WY, 1))) void gemm_tile_small_tn(GEMM_TILE_ARGS) {
-    GEMM_TILE_BODY(1, 0, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY);
+    GEMM_TILE_BODY(1, 0, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY, TS_DB);
 }
 __kernel __attribute__((reqd_work_group_size(TS_WX, TS_WY, 1))) void gemm_tile_small_tt(GEMM_TILE_ARGS) {
-    GEMM_TILE_BODY(1, 1, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY);
+    GEMM_TILE_BODY(1, 1, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY, TS_DB);
 }
 __kernel __attribute__((reqd_work_group_size(TL_WX, TL_WY, 1))) void gemm_tile_large_nn(GEMM_TILE_ARGS) {
-    GEMM_TILE_BODY(0, 0, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY);
+    GEMM_TILE_BODY(0, 0, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY, TL_DB);
 }
 __kernel __attribute__((reqd_work_group_size(TL_WX, TL_WY, 1))) void gemm_tile_large_nt(GEMM_TILE_ARGS) {
-    GEMM_TILE_BODY(0, 1, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY);
+    GEMM_TILE_BODY(0, 1, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY, TL_DB);
 }
 __kernel __attribute__((reqd_work_group_size(TL_WX, TL_WY, 1))) void gemm_tile_large_tn(GEMM_TILE_ARGS) {
-    GEMM_TILE_BODY(1, 0, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY);
+    GEMM_TILE_BODY(1, 0, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY, TL_DB);
 }
 __kernel __attribute__((reqd_work_group_size(TL_WX, TL_WY, 1))) void gemm_tile_large_tt(GEMM_TILE_ARGS) {
-    GEMM_TILE_BODY(1, 1, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY);
+    GEMM_TILE_BODY(1, 1, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY, TL_DB);
 }
 
 /* The convolution's products with implicit operands (cd_gemm_conv), one
@@ -324,28 +341,29 @@ __kernel __attribute__((reqd_work_group_size(TL_WX, TL_WY, 1))) void gemm_tile_l
         const int H, const int W, const int R, const int S, const int Wo, const int stride, const int pad,     \
         const int dil, const int P, const int nch, const float inv_RS, const float inv_S, const float inv_Wo,  \
         const float inv_P
-#define GEMM_CONV_BODY(TA, TB, AV, BV, CV, BM, BN, BK, WX, WY)                                                \
-    __local float4 As4[(BK) * ((BM) + TILE_PAD) / 4], Bs4[(BK) * ((BN) + TILE_PAD) / 4];                      \
+#define GEMM_CONV_BODY(TA, TB, AV, BV, CV, BM, BN, BK, WX, WY, DB)                                            \
+    __local float4 As4[(1 + (DB)) * (BK) * ((BM) + TILE_PAD) / 4];                                            \
+    __local float4 Bs4[(1 + (DB)) * (BK) * ((BN) + TILE_PAD) / 4];                                            \
     const conv_geom cg = {Cin, H, W, R, S, Wo, stride, pad, dil, P, nch, inv_RS, inv_S, inv_Wo, inv_P};       \
     gemm_tile(C + C_off, A + A_off, B + B_off, M, N, K, lda, ldb, ldc, 0, 0, sC, alpha, beta, nsplit, kc, 1,  \
-              0, 0, 0, C, 0, C, 0, As4, Bs4, TA, TB, BM, BN, BK, WX, WY, AV, BV, CV, cg)
+              0, 0, 0, C, 0, C, 0, As4, Bs4, TA, TB, BM, BN, BK, WX, WY, DB, AV, BV, CV, cg)
 __kernel __attribute__((reqd_work_group_size(TS_WX, TS_WY, 1))) void gemm_tile_small_conv_fw(GEMM_CONV_ARGS) {
-    GEMM_CONV_BODY(0, 0, 0, 1, 1, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY);
+    GEMM_CONV_BODY(0, 0, 0, 1, 1, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY, TS_DB);
 }
 __kernel __attribute__((reqd_work_group_size(TS_WX, TS_WY, 1))) void gemm_tile_small_conv_dw(GEMM_CONV_ARGS) {
-    GEMM_CONV_BODY(0, 1, 1, 1, 0, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY);
+    GEMM_CONV_BODY(0, 1, 1, 1, 0, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY, TS_DB);
 }
 __kernel __attribute__((reqd_work_group_size(TS_WX, TS_WY, 1))) void gemm_tile_small_conv_dx(GEMM_CONV_ARGS) {
-    GEMM_CONV_BODY(1, 0, 0, 2, 0, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY);
+    GEMM_CONV_BODY(1, 0, 0, 2, 0, TS_BM, TS_BN, TS_BK, TS_WX, TS_WY, TS_DB);
 }
 __kernel __attribute__((reqd_work_group_size(TL_WX, TL_WY, 1))) void gemm_tile_large_conv_fw(GEMM_CONV_ARGS) {
-    GEMM_CONV_BODY(0, 0, 0, 1, 1, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY);
+    GEMM_CONV_BODY(0, 0, 0, 1, 1, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY, TL_DB);
 }
 __kernel __attribute__((reqd_work_group_size(TL_WX, TL_WY, 1))) void gemm_tile_large_conv_dw(GEMM_CONV_ARGS) {
-    GEMM_CONV_BODY(0, 1, 1, 1, 0, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY);
+    GEMM_CONV_BODY(0, 1, 1, 1, 0, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY, TL_DB);
 }
 __kernel __attribute__((reqd_work_group_size(TL_WX, TL_WY, 1))) void gemm_tile_large_conv_dx(GEMM_CONV_ARGS) {
-    GEMM_CONV_BODY(1, 0, 0, 2, 0, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY);
+    GEMM_CONV_BODY(1, 0, 0, 2, 0, TL_BM, TL_BN, TL_BK, TL_WX, TL_WY, TL_DB);
 }
 
 /* C (M x N, ldc) = beta C + the sum of gemm_tile's nsplit parts (W: nsplit

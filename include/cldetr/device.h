@@ -85,8 +85,9 @@ typedef struct cd_pool_entry cd_pool_entry;
 typedef struct cd_profile_entry cd_profile_entry;
 
 /* A tile shape of cl/blas_tile.cl's GEMM kernels: a bm x bn tile of C per
- * wx x wy work-group, k staged bk deep in local memory. */
-typedef struct { int bm, bn, bk, wx, wy; } cd_tile_shape;
+ * wx x wy work-group, k staged bk deep in local memory, in one buffer or
+ * (db) two in turn. */
+typedef struct { int bm, bn, bk, wx, wy, db; } cd_tile_shape;
 
 typedef struct cd_device {
     cd_device_info info;
@@ -289,7 +290,8 @@ void cd_gemm_set_tiles(int tile, int nsplit);
  * CLBlast's parameters' otherwise (e.g. "tile shapes: built-in"). */
 const char *cd_gemm_params(const cd_device *dev);
 /* Parse a "Tiles S_BM=64 S_BN=64 S_BK=8 S_WX=16 S_WY=16 L_BM=128 ..." line
- * (the small shape, then the large; as `cldetr tune` stores it) into
+ * (the small shape, then the large, S_DB=1 / L_DB=1 optional; as `cldetr
+ * tune` stores it) into
  * out[0..1], checking the kernels' rules (4 or 8 rows and columns per
  * work-item, whole loads per work-item, ...). Returns 0, or -1 with
  * cd_errbuf() naming the broken rule. */

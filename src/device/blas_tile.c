@@ -20,7 +20,7 @@ void cd_gemm_set_tiles(int tile, int nsplit) {
 
 /* The built-in shapes, measured on an H200 (bench/README.md): 64 x 64 tiles
  * and 128 x 128 tiles, k 8 deep, 16 x 16 work-groups. */
-const cd_tile_shape blas_tile_builtin[2] = {{64, 64, 8, 16, 16}, {128, 128, 8, 16, 16}};
+const cd_tile_shape blas_tile_builtin[2] = {{64, 64, 8, 16, 16, 0}, {128, 128, 8, 16, 16, 0}};
 
 static const char *const shape_names[2] = {"small", "large"};
 static const char *const prefixes[2] = {"S_", "L_"};
@@ -44,15 +44,18 @@ static int check_shape(const cd_tile_shape *s, const char *which) {
     if (s->bm > nt || s->bn > nt)
         return cd_seterr("tile shape %s: BM and BN (%d, %d) at most WX*WY (%d): a row's sums need a work-item",
                          which, s->bm, s->bn, nt);
+    if (s->db != 0 && s->db != 1)
+        return cd_seterr("tile shape %s: DB must be 0 or 1 (one buffer or two for the staged slices), got %d", which,
+                         s->db);
     if ((s->bm * s->bk) % nt || (s->bn * s->bk) % nt || s->bm * s->bk / nt > 16 || s->bn * s->bk / nt > 16)
         return cd_seterr("tile shape %s: a slice (BM*BK = %d, BN*BK = %d) must be 1 to 16 whole loads of the "
                          "%d work-items", which, s->bm * s->bk, s->bn * s->bk, nt);
     return 0;
 }
 
-/* Local memory of one kernel: both staged slices, rows padded by 4 floats. */
+/* Local memory of one kernel: both staged slices, rows padded by 4 floats, once or twice (DB). */
 static size_t local_bytes(const cd_tile_shape *s) {
-    return (size_t)4 * (size_t)s->bk * (size_t)(s->bm + 4 + s->bn + 4);
+    return (size_t)4 * (size_t)(1 + s->db) * (size_t)s->bk * (size_t)(s->bm + 4 + s->bn + 4);
 }
 
 int cd_gemm_parse_tiles(const char *line, cd_tile_shape out[2]) {
@@ -74,15 +77,24 @@ int cd_gemm_parse_tiles(const char *line, cd_tile_shape out[2]) {
                                  keys[k]);
             v[k] = (int)x;
         }
-        out[c] = (cd_tile_shape){v[0], v[1], v[2], v[3], v[4]};
+        char key[8];                  /* DB: optional, 0 when absent */
+        snprintf(key, sizeof key, "%sDB=", prefixes[c]);
+        const char *p = line;
+        while ((p = strstr(p, key)) && p[-1] != ' ') p++;
+        char *end = NULL;
+        long db = p ? strtol(p + strlen(key), &end, 10) : 0;
+        if (p && (end == p + strlen(key) || (*end && *end != ' ' && *end != '\n')))
+            return cd_seterr("tile shapes '%s': %sDB is not a number", line, prefixes[c]);
+        out[c] = (cd_tile_shape){v[0], v[1], v[2], v[3], v[4], (int)db};
         if (check_shape(&out[c], shape_names[c])) return -1;
     }
     return 0;
 }
 
 void cd_gemm_tiles_line(const cd_tile_shape t[2], char *buf, size_t n) {
-    snprintf(buf, n, "Tiles S_BM=%d S_BN=%d S_BK=%d S_WX=%d S_WY=%d L_BM=%d L_BN=%d L_BK=%d L_WX=%d L_WY=%d",
-             t[0].bm, t[0].bn, t[0].bk, t[0].wx, t[0].wy, t[1].bm, t[1].bn, t[1].bk, t[1].wx, t[1].wy);
+    snprintf(buf, n, "Tiles S_BM=%d S_BN=%d S_BK=%d S_WX=%d S_WY=%d%s L_BM=%d L_BN=%d L_BK=%d L_WX=%d L_WY=%d%s",
+             t[0].bm, t[0].bn, t[0].bk, t[0].wx, t[0].wy, t[0].db ? " S_DB=1" : "", t[1].bm, t[1].bn, t[1].bk,
+             t[1].wx, t[1].wy, t[1].db ? " L_DB=1" : "");
 }
 
 int blas_tiles_fit(size_t local_mem, size_t max_wg, const cd_tile_shape t[2], char *why, size_t n) {
@@ -117,9 +129,9 @@ int cd_gemm_set_tile_shapes(cd_device *dev, const cd_tile_shape t[2]) {
 void blas_tile_options(const cd_device *dev, char *buf, size_t n) {
     const cd_tile_shape *s = &dev->tiles[0], *l = &dev->tiles[1];
     snprintf(buf, n,
-             " -DTS_BM=%d -DTS_BN=%d -DTS_BK=%d -DTS_WX=%d -DTS_WY=%d"
-             " -DTL_BM=%d -DTL_BN=%d -DTL_BK=%d -DTL_WX=%d -DTL_WY=%d",
-             s->bm, s->bn, s->bk, s->wx, s->wy, l->bm, l->bn, l->bk, l->wx, l->wy);
+             " -DTS_BM=%d -DTS_BN=%d -DTS_BK=%d -DTS_WX=%d -DTS_WY=%d -DTS_DB=%d"
+             " -DTL_BM=%d -DTL_BN=%d -DTL_BK=%d -DTL_WX=%d -DTL_WY=%d -DTL_DB=%d",
+             s->bm, s->bn, s->bk, s->wx, s->wy, s->db, l->bm, l->bn, l->bk, l->wx, l->wy, l->db);
 }
 
 #define SPLIT_MIN_KC 128                    /* k per part at least */

@@ -77,8 +77,8 @@ static const char *const candidates_gpu[] = {
 /* cl/blas_tile.cl's tile shapes on GPUs (the default GEMM kernels there):
  * the built-in pair first, then k staged 16 or 32 deep (fewer barriers per
  * multiply-add), rectangular tiles (8 x 4 or 4 x 8 per work-item), 128-item
- * work-groups, and 32 x 64 small tiles (more work-groups for a small model's
- * products). Pairs that need more local memory or larger work-groups than the
+ * work-groups, 32 x 64 small tiles (more work-groups for a small model's
+ * products), and the slices double-buffered (one barrier a slice). Pairs that need more local memory or larger work-groups than the
  * device offers are skipped, named. */
 static const char *const candidates_tiles[] = {
     "Tiles S_BM=64 S_BN=64 S_BK=8 S_WX=16 S_WY=16 L_BM=128 L_BN=128 L_BK=8 L_WX=16 L_WY=16",
@@ -90,6 +90,8 @@ static const char *const candidates_tiles[] = {
     "Tiles S_BM=64 S_BN=128 S_BK=8 S_WX=16 S_WY=16 L_BM=128 L_BN=64 L_BK=16 L_WX=16 L_WY=16",
     "Tiles S_BM=32 S_BN=64 S_BK=16 S_WX=16 S_WY=8 L_BM=128 L_BN=128 L_BK=8 L_WX=16 L_WY=16",
     "Tiles S_BM=64 S_BN=64 S_BK=16 S_WX=8 S_WY=16 L_BM=128 L_BN=64 L_BK=16 L_WX=8 L_WY=16",
+    "Tiles S_BM=64 S_BN=64 S_BK=8 S_WX=16 S_WY=16 S_DB=1 L_BM=128 L_BN=128 L_BK=8 L_WX=16 L_WY=16 L_DB=1",
+    "Tiles S_BM=64 S_BN=64 S_BK=16 S_WX=16 S_WY=16 S_DB=1 L_BM=128 L_BN=128 L_BK=16 L_WX=16 L_WY=16 L_DB=1",
 };
 
 int cd_gemm_tile_candidates(int quick, const char **out, int max) {

@@ -140,10 +140,12 @@ static void tile_shape_checks(void) {
     for (int i = 0; i < n; i++) good += cd_gemm_parse_tiles(list[i], t) == 0;
     t_ok(n >= 6 && good == n, "all %d tile shape pairs obey the tile kernels' rules", n);
     t_ok(nq > 0 && nq < n && !strcmp(list[16], list[0]), "--quick tries %d of them, the built-in pair first", nq);
-    char line[256];
-    cd_gemm_parse_tiles(list[1], t);
-    cd_gemm_tiles_line(t, line, sizeof line);
-    t_ok(!strcmp(line, list[1]), "a pair's line reads back as written: %s", line);
+    for (int i = 1; i < n; i += n - 2) {   /* one with one buffer, the last with two */
+        char line[256];
+        cd_gemm_parse_tiles(list[i], t);
+        cd_gemm_tiles_line(t, line, sizeof line);
+        t_ok(!strcmp(line, list[i]), "a pair's line reads back as written: %s", line);
+    }
     static const char *const bad[][2] = {
         {"Tiles S_BM=64 S_BN=64 S_BK=8 S_WX=16 S_WY=16 L_BM=128 L_BN=128 L_BK=8 L_WX=16",
          "L_WY is missing or not a positive number"},
@@ -158,6 +160,10 @@ static void tile_shape_checks(void) {
         {"Tiles S_BM=64 S_BN=64 S_BK=8 S_WX=16 S_WY=16 L_BM=128 L_BN=128 L_BK=64 L_WX=16 L_WY=16",
          "tile shape large: a slice (BM*BK = 8192, BN*BK = 8192) must be 1 to 16 whole loads"},
         {"Xgemm MWG=64", "the line must start with 'Tiles'"},
+        {"Tiles S_BM=64 S_BN=64 S_BK=8 S_WX=16 S_WY=16 S_DB=2 L_BM=128 L_BN=128 L_BK=8 L_WX=16 L_WY=16",
+         "DB must be 0 or 1"},
+        {"Tiles S_BM=64 S_BN=64 S_BK=8 S_WX=16 S_WY=16 L_BM=128 L_BN=128 L_BK=8 L_WX=16 L_WY=16 L_DB=x",
+         "L_DB is not a number"},
         {"Tiles S_BM=64x S_BN=64 S_BK=8 S_WX=16 S_WY=16 L_BM=128 L_BN=128 L_BK=8 L_WX=16 L_WY=16",
          "S_BM is missing or not a positive number"},
     };
