@@ -122,6 +122,7 @@ int cd_gemm_set_tile_shapes(cd_device *dev, const cd_tile_shape t[2]) {
         return cd_seterr("tile shapes for %s: %s", dev->info.name, why);
     if (!memcmp(dev->tiles, t, sizeof dev->tiles)) return 0;
     cd_drop_program(dev, BLAS_TILE_FILE);
+    cd_drop_program(dev, BLAS_TILE_CONV_FILE);
     memcpy(dev->tiles, t, sizeof dev->tiles);
     return 0;
 }
@@ -152,9 +153,7 @@ static size_t tile_count(const cd_tile_shape *s, size_t M, size_t N, size_t batc
  * (weight gradients: 64 x 576 x 40000 ran at 1.4 TFLOP/s in CLBlast, 18.2 in
  * this rule's 30 parts). The parts are whole multiples of 8 of k whatever the
  * shapes, so a product split the same way gives the same bits on every pair. */
-typedef struct { int large; size_t nsplit, kc; } tile_plan;
-
-static tile_plan plan_product(const cd_device *dev, size_t M, size_t N, size_t K, size_t batch) {
+tile_plan blas_tile_plan(const cd_device *dev, size_t M, size_t N, size_t K, size_t batch) {
     size_t cus = CD_MAX((size_t)dev->info.compute_units, (size_t)1);
     const cd_tile_shape *L = &dev->tiles[1];
     int big = batch == 1 && M >= (size_t)L->bm && N >= (size_t)L->bn && K >= 1024 &&
@@ -180,7 +179,7 @@ int blas_tile_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
     if (has_sums && (!ta || tb || bt->inner * bt->outer != 1))
         cd_fatal("blas_tile_gemm: column sums only for one A^T B product (a bug in cldetr)");
     size_t batch = bt->inner * bt->outer;
-    tile_plan pl = plan_product(dev, M, N, K, batch);
+    tile_plan pl = blas_tile_plan(dev, M, N, K, batch);
     int large = pl.large;
     size_t nsplit = pl.nsplit, kc = pl.kc;
     const cd_tile_shape *s = &dev->tiles[large];
@@ -209,42 +208,5 @@ int blas_tile_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
                  KUL(0), KM(bm), KI(0), KM(has_sums ? Ws : C), KI(has_sums));
     CD_LAUNCH2(dev, "gemm_split_sum", N, M, KM(C), KM(W), KI(M), KI(N), KI(ldc), KI(nsplit), KF(beta), KM(bm),
                KI(epi), KM(sm), KI(has_sums));
-    return 1;
-}
-
-int cd_gemm_conv(cd_device *dev, int which, size_t M, size_t N, size_t K, float alpha, cd_mem A, size_t lda,
-                 cd_mem B, float beta, cd_mem C, size_t ldc, const cd_conv_view *v) {
-    if (M == 0 || N == 0 || K == 0 || cd_gemm_kernels(dev) != CD_GEMM_TILES) return 0;
-    size_t lim24 = (size_t)1 << 24, P = (size_t)v->Ho * (size_t)v->Wo;
-    size_t q = which == CD_CONV_DW ? K : N, crs = which == CD_CONV_DW ? N : which == CD_CONV_FW ? K : M;
-    if (q >= lim24 || crs >= lim24 || P == 0 || q % P) return 0;   /* div_nonneg's range; whole images */
-    tile_plan pl = plan_product(dev, M, N, K, 1);
-    if (which == CD_CONV_FW && pl.nsplit > 1) return 0;   /* parts would need a scattered sum: the columns' path */
-    static const char *names[2][3] = {
-        {"gemm_tile_small_conv_fw", "gemm_tile_small_conv_dw", "gemm_tile_small_conv_dx"},
-        {"gemm_tile_large_conv_fw", "gemm_tile_large_conv_dw", "gemm_tile_large_conv_dx"}};
-    const char *name = names[pl.large][which];
-    const cd_tile_shape *s = &dev->tiles[pl.large];
-    size_t wx = (size_t)s->wx, wy = (size_t)s->wy;
-    if (cd_kernel_wg_size(dev, name) < wx * wy) return 0;
-    size_t global[3] = {(N + (size_t)s->bn - 1) / (size_t)s->bn * wx, (M + (size_t)s->bm - 1) / (size_t)s->bm * wy,
-                        pl.nsplit};
-    size_t local[3] = {wx, wy, 1};
-    int RS = v->R * v->S;
-    cd_mem out = C;
-    size_t ldo = ldc;
-    if (pl.nsplit > 1) {
-        blas_ensure_temp(dev, pl.nsplit * M * N * sizeof(float));
-        out = (cd_mem){dev->blas_temp, 0};
-        ldo = N;
-    }
-    CD_LAUNCH_WG(dev, name, 3, global, local, KM(out), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda), KI(lda),
-                 KI(ldo), KUL(pl.nsplit > 1 ? M * N : 0), KF(alpha), KF(pl.nsplit > 1 ? 0.0f : beta),
-                 KI(pl.nsplit), KI(pl.kc), KI(v->C), KI(v->H), KI(v->W), KI(v->R), KI(v->S), KI(v->Wo),
-                 KI(v->stride), KI(v->pad), KI(v->dil), KI(P), KI(v->K), KF(1.0f / (float)RS),
-                 KF(1.0f / (float)v->S), KF(1.0f / (float)v->Wo), KF(1.0f / (float)P));
-    if (pl.nsplit > 1)
-        CD_LAUNCH2(dev, "gemm_split_sum", N, M, KM(C), KM(out), KI(M), KI(N), KI(ldc), KI(pl.nsplit), KF(beta),
-                   KM(C), KI(0), KM(C), KI(0));
     return 1;
 }

@@ -13,6 +13,7 @@ int blas_tile_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
                    size_t lda, cd_mem B, size_t ldb, float beta, cd_mem C, size_t ldc, const cd_batch *bt,
                    cd_mem bias, int relu, cd_mem sums);
 #define BLAS_TILE_FILE "blas_tile.cl"
+#define BLAS_TILE_CONV_FILE "blas_tile_conv.cl"   /* built with BLAS_TILE_FILE before it (device.c) */
 /* The built-in small and large tile shapes (64 x 64 and 128 x 128). */
 extern const cd_tile_shape blas_tile_builtin[2];
 /* The -D options of cl/blas_tile.cl for dev's tile shapes (device.c builds it with them). */
@@ -20,6 +21,10 @@ void blas_tile_options(const cd_device *dev, char *buf, size_t n);
 /* 1 when a device with this local memory and largest work-group (0: unknown)
  * can run the shapes t, else 0 and why. */
 int blas_tiles_fit(size_t local_mem, size_t max_wg, const cd_tile_shape t[2], char *why, size_t n);
+/* How blas_tile_gemm runs a product: the large tiles or the small, k in
+ * nsplit parts of kc (a multiple of 8) */
+typedef struct { int large; size_t nsplit, kc; } tile_plan;
+tile_plan blas_tile_plan(const cd_device *dev, size_t M, size_t N, size_t K, size_t batch);
 /* dev->blas_temp holds at least bytes (fatal, naming the buffer, when the device is out of memory) */
 void blas_ensure_temp(cd_device *dev, size_t bytes);
 

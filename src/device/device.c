@@ -421,6 +421,17 @@ int cd_build_file(cd_device *dev, const char *file) {
     if (pe->failed) return cd_seterr("%s failed to build earlier", file);
     const char *body = cd_kernel_source(file), *common = cd_kernel_source(COMMON_FILE);
     if (!common) common = "";
+    /* blas_tile_conv.cl's kernels are built on blas_tile.cl's helpers: that
+     * file goes between common.cl and it, its own kernels left out */
+    const char *prelude = !strcmp(file, BLAS_TILE_CONV_FILE) ? cd_kernel_source(BLAS_TILE_FILE) : NULL;
+    char *joined = NULL;
+    if (prelude) {
+        size_t jn = strlen(common) + strlen(prelude) + strlen(BLAS_TILE_FILE) + 64;
+        joined = cd_xmalloc(jn);
+        snprintf(joined, jn, "%s%s#define BLAS_TILE_PRELUDE\n#line 1 \"%s\"\n%s", common,
+                 *common && common[strlen(common) - 1] != '\n' ? "\n" : "", BLAS_TILE_FILE, prelude);
+        common = joined;
+    }
     /* cl/common.cl, then the file; #line makes compiler messages read "file.cl:LINE:COL".
      * The program cache key is the hash of this whole text. */
     long common_lines = 0;
@@ -430,10 +441,11 @@ int cd_build_file(cd_device *dev, const char *file) {
     char *src = cd_xmalloc(n);
     snprintf(src, n, "#line 1 \"%s\"\n%s%s#line 1 \"%s\"\n%s", COMMON_FILE, common,
              *common && common[strlen(common) - 1] != '\n' ? "\n" : "", file, body);
+    free(joined);   /* a compiler that ignores #line (fix_log_locations) names the prelude's lines common.cl's */
     /* the options every program gets, and a file's own: the GPU tile GEMM's tile shapes */
     char options[sizeof dev->build_options + 256];
     snprintf(options, sizeof options, "%s", dev->build_options);
-    if (!strcmp(file, BLAS_TILE_FILE))
+    if (!strcmp(file, BLAS_TILE_FILE) || prelude)
         blas_tile_options(dev, options + strlen(options), sizeof options - strlen(options));
     uint64_t key = program_key(dev, file, options, src);
     double t0 = cd_now();

@@ -61,7 +61,7 @@ check_pass() {   # label, oclgrind flags...
 }
 
 check_pass "GPU shapes" --uninitialized
-# the tile kernels reading a conv's operands in place (cl/blas_tile.cl's conv_fw, conv_dw, conv_dx)
+# the tile kernels reading a conv's operands in place (cl/blas_tile_conv.cl's conv_fw, conv_dw, conv_dx)
 CLDETR_CONV_TILES=implicit check_pass "GPU shapes, conv operands in place" --uninitialized
 export CLDETR_KERNEL_SHAPE=cpu
 check_pass "CPU shapes"

@@ -5,7 +5,9 @@
  * rows, 4 x 4 dot products, 16-wide vectors along k, 64 and 128 tiles, 8-deep
  * slices: tails in M, N and K, N below one stripe, a single element), leading
  * dimensions wider than the matrices, operands at odd offsets inside NaN
- * guards, alpha and beta, and batches with gaps between the matrices. */
+ * guards, alpha and beta, and batches with gaps between the matrices.
+ * Built a second time with GEMM_TILE_PAIRS (the test ops_gemm_tiles): every
+ * tile shape pair of `cldetr tune` against the built-in pair. */
 #include "op_test.h"
 #include "ops/reduce_util.h"
 #include "cldetr/blas_tune.h"
@@ -198,6 +200,7 @@ static void check_tn_sums_tiles(size_t M, size_t N, size_t K, int nsplit) {
     free(A); free(B); free(C0); free(s0); free(got); free(ref); free(gs); free(rs);
 }
 
+#ifdef GEMM_TILE_PAIRS
 /* Every tile shape pair `cldetr tune` may choose gives the built-in pair's bits:
  * each entry of C is one fma chain over k in order, so with the same parts of
  * k the tile shape changes nothing. Per pair: both tile kernels, k in one
@@ -291,10 +294,15 @@ static void check_tile_pairs(void) {
         for (int k = 0; k < 3; k++) free(in[i][k]);
     }
 }
+#endif
 
 int main(void) {
     ot_open();
     t_seed(11);
+#ifdef GEMM_TILE_PAIRS   /* the test ops_gemm_tiles: the tile shape pairs alone */
+    check_tile_pairs();
+    return ot_finish();
+#endif
     t_diag("GEMM kernels by default on this device: %s", cd_gemm_kernels_name(ot_dev));
     static const size_t shapes[][3] = {
         {1, 1, 1},      /* one element: every block clamped */
@@ -341,6 +349,5 @@ int main(void) {
     check_gemm(paths[5], 0, 1, 24, 40, 1500, 3, 0.5f, 0.5f, 1);
     check_gemm(paths[5], 1, 0, 24, 40, 1500, 0, 1.0f, 0.0f, 2);
     cd_gemm_set_kernels(old);
-    check_tile_pairs();
     return ot_finish();
 }
