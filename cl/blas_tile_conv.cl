@@ -5,7 +5,8 @@
  * operand views and the tile shapes' constants; its kernels left out). */
 
 /* The convolution's products with implicit operands (cd_gemm_conv), one
- * matrix, k in nsplit parts as above (the forward only whole):
+ * matrix, k in nsplit parts as above (the forward's parts are written in
+ * (B, M, P) order too, and summed as one row of M * N):
  *   conv_fw: out (B, M, P) = alpha W (M, CRS) . im2col(x) (CRS, B*P)      [NN, bv 1, cv 1]
  *   conv_dw: dW (M, CRS) = alpha dout (B, M, P) . im2col(x)^T + beta dW    [NT, av 1, bv 1]
  *   conv_dx: dcol (CRS, B*P) = alpha W^T . dout (B, K, P)                  [TN, bv 2]

@@ -310,7 +310,7 @@ int cd_gemm_set_tile_shapes(cd_device *dev, const cd_tile_shape t[2]);
  *   CD_CONV_DX: C (M=CRS, N=B*P) = alpha A^T (A=w: K x CRS, lda) . B=dout (K, B*P) + beta C
  * The bits of the same products on im2col's columns. Returns 1 when launched,
  * 0 when the caller must use the columns (no tile kernels here, sizes past
- * the kernels' 2^24 divisions, a forward whose k the rule would split). */
+ * the kernels' 2^24 divisions). */
 typedef struct { int C, H, W, R, S, Ho, Wo, stride, pad, dil, K; } cd_conv_view;
 enum { CD_CONV_FW = 0, CD_CONV_DW = 1, CD_CONV_DX = 2 };
 int cd_gemm_conv(cd_device *dev, int which, size_t M, size_t N, size_t K, float alpha, cd_mem A, size_t lda,

@@ -12,7 +12,6 @@ int cd_gemm_conv(cd_device *dev, int which, size_t M, size_t N, size_t K, float 
     size_t q = which == CD_CONV_DW ? K : N, crs = which == CD_CONV_DW ? N : which == CD_CONV_FW ? K : M;
     if (q >= lim24 || crs >= lim24 || P == 0 || q % P) return 0;   /* div_nonneg's range; whole images */
     tile_plan pl = blas_tile_plan(dev, M, N, K, 1);
-    if (which == CD_CONV_FW && pl.nsplit > 1) return 0;   /* parts would need a scattered sum: the columns' path */
     static const char *names[2][3] = {
         {"gemm_tile_small_conv_fw", "gemm_tile_small_conv_dw", "gemm_tile_small_conv_dx"},
         {"gemm_tile_large_conv_fw", "gemm_tile_large_conv_dw", "gemm_tile_large_conv_dx"}};
@@ -36,7 +35,10 @@ int cd_gemm_conv(cd_device *dev, int which, size_t M, size_t N, size_t K, float 
                  KI(pl.nsplit), KI(pl.kc), KI(v->C), KI(v->H), KI(v->W), KI(v->R), KI(v->S), KI(v->Wo),
                  KI(v->stride), KI(v->pad), KI(v->dil), KI(P), KI(v->K), KF(1.0f / (float)RS),
                  KF(1.0f / (float)v->S), KF(1.0f / (float)v->Wo), KF(1.0f / (float)P));
-    if (pl.nsplit > 1)
+    if (pl.nsplit > 1 && which == CD_CONV_FW)   /* parts in (B, M, P) order: summed as one row of M * N */
+        CD_LAUNCH2(dev, "gemm_split_sum", M * N, 1, KM(C), KM(out), KI(1), KI(M * N), KI(M * N), KI(pl.nsplit),
+                   KF(beta), KM(C), KI(0), KM(C), KI(0));
+    else if (pl.nsplit > 1)
         CD_LAUNCH2(dev, "gemm_split_sum", N, M, KM(C), KM(out), KI(M), KI(N), KI(ldc), KI(pl.nsplit), KF(beta),
                    KM(C), KI(0), KM(C), KI(0));
     return 1;

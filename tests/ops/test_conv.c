@@ -144,10 +144,9 @@ static void check_implicit_same_bits(const char *name, conv_shape s, int bias, i
 /* The GPU tile kernels reading the operands in place (cd_gemm_conv) against
  * the same kernels on im2col's columns and packed copies: the same bits for
  * out, dx and dw when the columns path takes the batch in one group (the
- * products then have the same k order and parts); nsplit forces k in parts
- * (the forward then keeps its columns: the rule lets no forward read in
- * place with k in parts). The tile path in its GPU shape (the GEMM kernels,
- * the element-wise im2col and col2im). */
+ * products then have the same k order and parts); nsplit forces k in parts.
+ * The tile path in its GPU shape (the GEMM kernels, the element-wise im2col
+ * and col2im). */
 static long conv_launches(int which) {   /* 0 forward, 1 dw, 2 dx: both tile sizes */
     static const char *const names[2][3] = {
         {"gemm_tile_small_conv_fw", "gemm_tile_small_conv_dw", "gemm_tile_small_conv_dx"},
@@ -175,12 +174,11 @@ static void check_tile_operands_same_bits(const char *name, conv_shape s, int ac
         op_conv2d_backward_kept(ot_dev, mdx, mdw, cd_none(), md, mx, mw, cd_none(), group, &s, acc);
         t_ok(op_guards_intact(ot_dev, mo, no) && op_guards_intact(ot_dev, mdx, nx) && op_guards_intact(ot_dev, mdw, nw),
              "%s, operands %s: nothing written outside the tensors", name, in_place ? "in place" : "as columns");
-        if (in_place) {   /* the in-place kernels ran (the forward's only with k whole) */
+        if (in_place) {   /* the in-place kernels ran */
             int seen = 0;
             for (int q = 0; q < 3; q++)
                 seen |= (conv_launches(q) > launched[q]) << q;
-            t_ok(seen == (nsplit > 1 ? 6 : 7), "%s: the tile kernels' conv_fw, conv_dw and conv_dx ran (%d)", name,
-                 seen);
+            t_ok(seen == 7, "%s: the tile kernels' conv_fw, conv_dw and conv_dx ran (%d)", name, seen);
         }
         got[in_place][0] = op_download(ot_dev, mo, no);
         got[in_place][1] = op_download(ot_dev, mdx, nx);
