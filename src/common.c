@@ -58,6 +58,19 @@ int cd_seterr(const char *fmt, ...) {
 
 const char *cd_errbuf(void) { return errbuf; }
 
+int cd_env_choice(const char *name, const char *const *choices, int n, const char *unset_note) {
+    const char *v = getenv(name);
+    if (!v || !*v || !strcmp(v, "auto")) return -1;
+    char list[256] = "";
+    size_t o = 0;
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(v, choices[i])) return i;
+        o += (size_t)snprintf(list + o, o < sizeof list ? sizeof list - o : 0, "%s, ", choices[i]);
+    }
+    if (o >= 2 && o < sizeof list) list[o - 2] = '\0';   /* "a, b" */
+    cd_fatal("%s=%s: unknown; use %s or auto (unset: auto%s)", name, v, list, unset_note ? unset_note : "");
+}
+
 void *cd_xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
     if (!p) cd_fatal("out of host memory allocating %zu bytes", n);

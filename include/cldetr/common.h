@@ -23,6 +23,11 @@ void cd_atfatal(void (*fn)(void *), void *ctx);
 /* Forget a hook (fn, ctx) (e.g. a closed device's). */
 void cd_atfatal_remove(void (*fn)(void *), void *ctx);
 
+/* A switch read from the environment: the index of its value among the n
+ * choices, or -1 when it is unset, empty or "auto". Any other value ends the
+ * run: "NAME=value: unknown; use a, b or auto (unset: auto<unset_note>)". */
+int cd_env_choice(const char *name, const char *const *choices, int n, const char *unset_note);
+
 /* Recoverable errors: functions that return -1 leave a message here. */
 int cd_seterr(const char *fmt, ...) CD_PRINTF(1, 2);   /* always returns -1 */
 const char *cd_errbuf(void);

@@ -235,14 +235,8 @@ int cd_gemm_set_kernels(int mode) {
 /* CLDETR_GEMM_KERNELS=clblast|rows|tiles|auto, read once; -1 = auto */
 static int env_mode(void) {
     static int mode = -2;
-    if (mode != -2) return mode;
-    const char *env = getenv("CLDETR_GEMM_KERNELS");
-    mode = -1;
-    if (!env || !*env || !strcmp(env, "auto")) return mode;
-    static const char *names[] = {"clblast", "rows", "tiles"};
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(env, names[i])) return mode = i;
-    cd_fatal("CLDETR_GEMM_KERNELS=%s: unknown; use clblast, rows, tiles or auto (unset: auto)", env);
+    static const char *const names[] = {"clblast", "rows", "tiles"};   /* in CD_GEMM_* order */
+    if (mode == -2) mode = cd_env_choice("CLDETR_GEMM_KERNELS", names, 3, NULL);
     return mode;
 }
 

@@ -191,13 +191,9 @@ cd_device *cd_open_local(const char *spec, int profiling, int local_rank) {
     }
     dev->profiling = profiling;
     dev->cpu_shaped = (dev->info.type & CL_DEVICE_TYPE_GPU) == 0;
-    const char *shape = getenv("CLDETR_KERNEL_SHAPE");
-    if (shape && *shape && strcmp(shape, "auto")) {
-        if (strcmp(shape, "cpu") && strcmp(shape, "gpu"))
-            cd_fatal("CLDETR_KERNEL_SHAPE=%s: unknown; use cpu, gpu or auto (unset: auto, by the device's type)",
-                     shape);
-        dev->cpu_shaped = !strcmp(shape, "cpu");
-    }
+    static const char *const shapes[] = {"cpu", "gpu"};
+    int shape = cd_env_choice("CLDETR_KERNEL_SHAPE", shapes, 2, ", by the device's type");
+    if (shape >= 0) dev->cpu_shaped = shape == 0;
     dev->queue = clCreateCommandQueue(dev->ctx, dev->info.device,
                                       profiling ? CL_QUEUE_PROFILING_ENABLE : 0, &err);
     if (err != CL_SUCCESS) {

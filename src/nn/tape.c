@@ -55,12 +55,9 @@ void nn_ctx_init(nn_ctx *ctx, cd_device *dev, nn_params *ps) {
     ctx->dev = dev;
     ctx->params = ps;
     ctx->record = 1;
-    const char *env = getenv("CLDETR_ATTENTION");
-    if (env && *env && strcmp(env, "auto")) {
-        if (strcmp(env, "fused") && strcmp(env, "separate"))
-            cd_fatal("CLDETR_ATTENTION=%s: unknown; use fused, separate or auto (unset: auto)", env);
-        ctx->attention = !strcmp(env, "fused") ? NN_ATTENTION_FUSED : NN_ATTENTION_SEPARATE;
-    }
+    static const char *const modes[] = {"fused", "separate"};
+    int mode = cd_env_choice("CLDETR_ATTENTION", modes, 2, NULL);
+    if (mode >= 0) ctx->attention = mode == 0 ? NN_ATTENTION_FUSED : NN_ATTENTION_SEPARATE;
 }
 
 void nn_ctx_free(nn_ctx *ctx) {

@@ -315,7 +315,7 @@ int op_conv2d_set_implicit(int mode) {
  * columns|auto chooses (auto: columns, until a GPU has timed both), forced
  * for tests by op_conv2d_set_tile_operands (1 implicit, 0 columns, -1 by the
  * environment). */
-static int tile_operands = -2;
+static int tile_operands = -1;
 
 int op_conv2d_set_tile_operands(int mode) {
     int old = tile_operands;
@@ -323,17 +323,11 @@ int op_conv2d_set_tile_operands(int mode) {
     return old;
 }
 
-/* CLDETR_CONV_TILES, read once (an unknown value ends the run on every device) */
+/* CLDETR_CONV_TILES, read once (an unknown value ends the run on every device): 1 implicit */
 static int tile_operands_env(void) {
     static int env = -2;
-    if (env != -2) return env;
-    const char *e = getenv("CLDETR_CONV_TILES");
-    env = 0;
-    if (e && *e && strcmp(e, "auto")) {
-        if (strcmp(e, "implicit") && strcmp(e, "columns"))
-            cd_fatal("CLDETR_CONV_TILES=%s: unknown; use implicit, columns or auto (unset: auto)", e);
-        env = !strcmp(e, "implicit");
-    }
+    static const char *const modes[] = {"implicit", "columns"};
+    if (env == -2) env = cd_env_choice("CLDETR_CONV_TILES", modes, 2, NULL) == 0;
     return env;
 }
 

@@ -42,7 +42,9 @@ done
 [ ! -s "$tmp/miss2" ]; ok $? "keys grouped by section: a subsection per SECTION of the .def"
 # ENVIRONMENT: the three of `cldetr --help`, and every CLDETR_ variable the sources read
 env=$(sed -n '/^\.SH ENVIRONMENT/,/^\.SH /p' "$tmp/man.txt")
-vars=$(grep -rhoE 'getenv\("(CLDETR_[A-Z_]+|XDG_CACHE_HOME)"\)' "$src/src" | sed 's/getenv("\(.*\)")/\1/' | sort -u)
+# getenv, and cd_env_choice for the switches (CLDETR_GEMM_KERNELS=clblast|rows|tiles|auto, ...)
+vars=$(grep -rhoE '(getenv|cd_env_choice)\("(CLDETR_[A-Z_]+|XDG_CACHE_HOME)"' "$src/src" | sed -E 's/.*\("(.*)"/\1/' |
+       sort -u)
 : >"$tmp/miss"
 for v in CLDETR_DEVICE CLDETR_KERNEL_DIR XDG_CACHE_HOME $vars; do
   grep -qx "\.B $v" <<<"$env" || echo "$v" >>"$tmp/miss"
