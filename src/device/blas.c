@@ -115,21 +115,19 @@ void cd_blas_init(cd_device *dev) {
     dev->gemm_params = "CLBlast's defaults";
     if (env && !strcmp(env, "off")) return;
     size_t len;
+    int nx = 0, nt = 0;
     char *text = cd_cache_load("gemm", cd_blas_tuning_key(dev), &len);
-    if (!text) {                  /* no tuning stored: the built-in set of the device's class, if any */
-        const char *builtin = cd_blas_builtin_tuning(dev);
-        if (builtin && cd_blas_apply_tuning(dev, builtin) > 0) dev->gemm_params = "built-in for CPUs";
-        return;
+    if (text) {
+        text = cd_xrealloc(text, len + 1);
+        text[len] = '\0';
+        int n = apply_tuning_text(dev, text, &nx, &nt);
+        if (dev->verbose) fprintf(stderr, "cldetr: applied %d GEMM tuning(s) from the cache\n", n);
+        free(text);
     }
-    text = cd_xrealloc(text, len + 1);
-    text[len] = '\0';
-    int nx = 0, nt = 0, n = apply_tuning_text(dev, text, &nx, &nt);
-    if (dev->verbose) fprintf(stderr, "cldetr: applied %d GEMM tuning(s) from the cache\n", n);
-    free(text);
     if (nt) dev->tile_params = "tuned (cldetr tune)";
     if (nx) {
         dev->gemm_params = "tuned (cldetr tune)";
-    } else {                      /* tile shapes alone: CLBlast keeps the built-in set of the device's class */
+    } else {                      /* no Xgemm stored: the built-in set of the device's class, if any */
         const char *builtin = cd_blas_builtin_tuning(dev);
         if (builtin && cd_blas_apply_tuning(dev, builtin) > 0) dev->gemm_params = "built-in for CPUs";
     }

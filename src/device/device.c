@@ -409,9 +409,20 @@ static char *fix_log_locations(cd_device *dev, const char *file, long common_lin
     return out;
 }
 
+/* "#line 1 "name"" and text, ending in a newline, at dst (room enough); returns the chars written */
+static size_t put_file(char *dst, const char *name, const char *text) {
+    size_t len = strlen(text);
+    return (size_t)sprintf(dst, "#line 1 \"%s\"\n%s%s", name, text, len && text[len - 1] != '\n' ? "\n" : "");
+}
+
+static cd_program_entry *find_program(const cd_device *dev, const char *file) {
+    for (int i = 0; i < dev->n_programs; i++)
+        if (!strcmp(dev->programs[i].file, file)) return &dev->programs[i];
+    return NULL;
+}
+
 int cd_build_file(cd_device *dev, const char *file) {
-    cd_program_entry *pe = NULL;
-    for (int i = 0; i < dev->n_programs; i++) if (!strcmp(dev->programs[i].file, file)) pe = &dev->programs[i];
+    cd_program_entry *pe = find_program(dev, file);
     if (!pe) return cd_seterr("no kernel file named %s", file);
     if (pe->program) return 0;
     if (pe->failed) return cd_seterr("%s failed to build earlier", file);
@@ -420,24 +431,20 @@ int cd_build_file(cd_device *dev, const char *file) {
     /* blas_tile_conv.cl's kernels are built on blas_tile.cl's helpers: that
      * file goes between common.cl and it, its own kernels left out */
     const char *prelude = !strcmp(file, BLAS_TILE_CONV_FILE) ? cd_kernel_source(BLAS_TILE_FILE) : NULL;
-    char *joined = NULL;
-    if (prelude) {
-        size_t jn = strlen(common) + strlen(prelude) + strlen(BLAS_TILE_FILE) + 64;
-        joined = cd_xmalloc(jn);
-        snprintf(joined, jn, "%s%s#define BLAS_TILE_PRELUDE\n#line 1 \"%s\"\n%s", common,
-                 *common && common[strlen(common) - 1] != '\n' ? "\n" : "", BLAS_TILE_FILE, prelude);
-        common = joined;
-    }
-    /* cl/common.cl, then the file; #line makes compiler messages read "file.cl:LINE:COL".
+    /* cl/common.cl, (the prelude,) then the file; #line makes compiler messages read "file.cl:LINE:COL".
      * The program cache key is the hash of this whole text. */
-    long common_lines = 0;
-    for (const char *c = common; *c; c++) common_lines += *c == '\n';
-    if (*common && common[strlen(common) - 1] != '\n') common_lines++;
-    size_t n = strlen(common) + strlen(body) + strlen(file) + 64;
+    size_t n = strlen(common) + strlen(body) + (prelude ? strlen(prelude) : 0) + 256, o = 0;
     char *src = cd_xmalloc(n);
-    snprintf(src, n, "#line 1 \"%s\"\n%s%s#line 1 \"%s\"\n%s", COMMON_FILE, common,
-             *common && common[strlen(common) - 1] != '\n' ? "\n" : "", file, body);
-    free(joined);   /* a compiler that ignores #line (fix_log_locations) names the prelude's lines common.cl's */
+    o += put_file(src + o, COMMON_FILE, common);
+    if (prelude) {
+        o += (size_t)sprintf(src + o, "#define BLAS_TILE_PRELUDE\n");
+        o += put_file(src + o, BLAS_TILE_FILE, prelude);
+    }
+    /* the lines before the file's own #line (fix_log_locations; a compiler that ignores #line names
+     * the prelude's lines common.cl's) */
+    long common_lines = -1;
+    for (size_t i = 0; i < o; i++) common_lines += src[i] == '\n';
+    sprintf(src + o, "#line 1 \"%s\"\n%s", file, body);
     /* the options every program gets, and a file's own: the GPU tile GEMM's tile shapes */
     char options[sizeof dev->build_options + 256];
     snprintf(options, sizeof options, "%s", dev->build_options);
@@ -487,8 +494,7 @@ int cd_build_all(cd_device *dev, FILE *log) {
 }
 
 void cd_drop_program(cd_device *dev, const char *file) {
-    cd_program_entry *pe = NULL;
-    for (int i = 0; i < dev->n_programs; i++) if (!strcmp(dev->programs[i].file, file)) pe = &dev->programs[i];
+    cd_program_entry *pe = find_program(dev, file);
     if (!pe || !pe->program) return;
     cd_finish(dev);
     int kept = 0;
@@ -509,7 +515,7 @@ void cd_drop_program(cd_device *dev, const char *file) {
     pe->failed = 0;
 }
 
-static cd_kernel_entry *find_kernel(cd_device *dev, const char *name) {
+static cd_kernel_entry *find_kernel(const cd_device *dev, const char *name) {
     for (int i = 0; i < dev->n_kernels; i++)
         if (!strcmp(dev->kernels[i].name, name)) return &dev->kernels[i];
     return NULL;
@@ -548,9 +554,8 @@ cl_kernel cd_kernel(cd_device *dev, const char *name) { return get_kernel(dev, n
 size_t cd_kernel_wg_size(cd_device *dev, const char *name) { return get_kernel(dev, name)->wg_size; }
 
 long cd_kernel_launches(const cd_device *dev, const char *name) {
-    for (int i = 0; i < dev->n_kernels; i++)
-        if (!strcmp(dev->kernels[i].name, name)) return dev->kernels[i].launches;
-    return 0;
+    const cd_kernel_entry *ke = find_kernel(dev, name);
+    return ke ? ke->launches : 0;
 }
 
 /* ---- launches ---------------------------------------------------------- */
