@@ -65,9 +65,10 @@ int cd_gemm_tile_candidates(int quick, const char **out, int max);
 /* The checks a candidate must pass, with kind's kernels forced (CD_GEMM_CLBLAST
  * or CD_GEMM_TILES): odd sizes, offsets, padded strides, every layout, a
  * product for the large tiles, and (big) the tuning shapes at sampled
- * entries, against a double-precision host product. Returns 0, or -1 with
- * the first wrong entry in msg. */
-int cd_gemm_tune_check(cd_device *dev, int kind, int big, char *msg, size_t n);
+ * entries, against a double-precision host product. *first_s (may be NULL):
+ * the seconds of the first check, which compiles the kernels. Returns 0, or
+ * -1 with the first wrong entry in msg. */
+int cd_gemm_tune_check(cd_device *dev, int kind, int big, double *first_s, char *msg, size_t n);
 /* A stored tuning text (old, may be NULL) with the lines of kind (CD_GEMM_TILES:
  * "Tiles" lines; CD_GEMM_CLBLAST: Xgemm and GemmRoutine) and their "# cldetr
  * tune" comment replaced by add: a device keeps its CLBlast tuning when its

@@ -58,34 +58,36 @@ static size_t local_bytes(const cd_tile_shape *s) {
     return (size_t)4 * (size_t)(1 + s->db) * (size_t)s->bk * (size_t)(s->bm + 4 + s->bn + 4);
 }
 
+int blas_line_value(const char *line, const char *name, long *v) {
+    size_t n = strlen(name);
+    for (const char *p = line; (p = strstr(p, name)); p += n) {
+        if ((p != line && p[-1] != ' ') || p[n] != '=') continue;
+        char *end;
+        *v = strtol(p + n + 1, &end, 10);
+        return end != p + n + 1 && (!*end || *end == ' ' || *end == '\n') ? 1 : -1;
+    }
+    return 0;
+}
+
 int cd_gemm_parse_tiles(const char *line, cd_tile_shape out[2]) {
     while (*line == ' ') line++;
     if (strncmp(line, "Tiles", 5) || (line[5] && line[5] != ' '))
         return cd_seterr("tile shapes '%s': the line must start with 'Tiles'", line);
-    static const char *const keys[5] = {"BM", "BN", "BK", "WX", "WY"};
+    static const char *const keys[6] = {"BM", "BN", "BK", "WX", "WY", "DB"};
     for (int c = 0; c < 2; c++) {
-        int v[5];
-        for (int k = 0; k < 5; k++) {
+        long v[6];
+        for (int k = 0; k < 6; k++) {
             char key[8];
-            snprintf(key, sizeof key, "%s%s=", prefixes[c], keys[k]);
-            const char *p = line;
-            while ((p = strstr(p, key)) && p[-1] != ' ') p++;
-            char *end = NULL;
-            long x = p ? strtol(p + strlen(key), &end, 10) : -1;
-            if (!p || end == p + strlen(key) || (*end && *end != ' ' && *end != '\n') || x <= 0 || x > 4096)
-                return cd_seterr("tile shapes '%s': %s%s is missing or not a positive number", line, prefixes[c],
-                                 keys[k]);
-            v[k] = (int)x;
+            snprintf(key, sizeof key, "%s%s", prefixes[c], keys[k]);
+            int got = blas_line_value(line, key, &v[k]);
+            if (k == 5) {             /* DB: optional, 0 when absent */
+                if (got < 0) return cd_seterr("tile shapes '%s': %s is not a number", line, key);
+                if (!got) v[k] = 0;
+            } else if (got != 1 || v[k] <= 0 || v[k] > 4096) {
+                return cd_seterr("tile shapes '%s': %s is missing or not a positive number", line, key);
+            }
         }
-        char key[8];                  /* DB: optional, 0 when absent */
-        snprintf(key, sizeof key, "%sDB=", prefixes[c]);
-        const char *p = line;
-        while ((p = strstr(p, key)) && p[-1] != ' ') p++;
-        char *end = NULL;
-        long db = p ? strtol(p + strlen(key), &end, 10) : 0;
-        if (p && (end == p + strlen(key) || (*end && *end != ' ' && *end != '\n')))
-            return cd_seterr("tile shapes '%s': %sDB is not a number", line, prefixes[c]);
-        out[c] = (cd_tile_shape){v[0], v[1], v[2], v[3], v[4], (int)db};
+        out[c] = (cd_tile_shape){(int)v[0], (int)v[1], (int)v[2], (int)v[3], (int)v[4], (int)v[5]};
         if (check_shape(&out[c], shape_names[c])) return -1;
     }
     return 0;

@@ -16,6 +16,9 @@ int blas_tile_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
 #define BLAS_TILE_CONV_FILE "blas_tile_conv.cl"   /* built with BLAS_TILE_FILE before it (device.c) */
 /* The built-in small and large tile shapes (64 x 64 and 128 x 128). */
 extern const cd_tile_shape blas_tile_builtin[2];
+/* The value of NAME in a "NAME=V NAME=V ..." tuning line: 1 and *v, 0 when
+ * absent, -1 when V is not a whole number */
+int blas_line_value(const char *line, const char *name, long *v);
 /* The -D options of cl/blas_tile.cl for dev's tile shapes (device.c builds it with them). */
 void blas_tile_options(const cd_device *dev, char *buf, size_t n);
 /* 1 when a device with this local memory and largest work-group (0: unknown)

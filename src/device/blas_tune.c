@@ -78,8 +78,9 @@ static const char *const candidates_gpu[] = {
  * the built-in pair first, then k staged 16 or 32 deep (fewer barriers per
  * multiply-add), rectangular tiles (8 x 4 or 4 x 8 per work-item), 128-item
  * work-groups, 32 x 64 small tiles (more work-groups for a small model's
- * products), and the slices double-buffered (one barrier a slice). Pairs that need more local memory or larger work-groups than the
- * device offers are skipped, named. */
+ * products), and the slices double-buffered (one barrier a slice). Pairs
+ * that need more local memory or larger work-groups than the device offers
+ * are skipped, named. */
 static const char *const candidates_tiles[] = {
     "Tiles S_BM=64 S_BN=64 S_BK=8 S_WX=16 S_WY=16 L_BM=128 L_BN=128 L_BK=8 L_WX=16 L_WY=16",
     "Tiles S_BM=64 S_BN=64 S_BK=16 S_WX=16 S_WY=16 L_BM=128 L_BN=128 L_BK=16 L_WX=16 L_WY=16",
@@ -123,12 +124,10 @@ int cd_gemm_tune_candidates(int gpu, int quick, const char **out, int max) {
     return CD_MIN(n, max);
 }
 
-/* Value of NAME in a "P=V P=V" line, or -1. */
+/* Value of NAME in a "P=V P=V" line, or -1 (absent, or not a whole number). */
 static long param(const char *line, const char *name) {
-    size_t n = strlen(name);
-    for (const char *p = line; (p = strstr(p, name)); p += n)
-        if ((p == line || p[-1] == ' ') && p[n] == '=') return strtol(p + n + 1, NULL, 10);
-    return -1;
+    long v;
+    return blas_line_value(line, name, &v) == 1 ? v : -1;
 }
 
 int cd_gemm_check_xgemm(const char *line) {
@@ -268,8 +267,10 @@ static double time_gemm(cd_device *dev, const tune_shape *s, int rounds, double 
 /* The correctness checks of a candidate on the kernels of kind (CD_GEMM_CLBLAST
  * or CD_GEMM_TILES, forced for the calls): odd sizes with offsets and padded
  * strides in every layout, then (big) the tuning shapes at sampled entries. */
-int cd_gemm_tune_check(cd_device *dev, int kind, int big, char *msg, size_t n) {
-    int old = cd_gemm_set_kernels(kind), bad = check_gemm(dev, 67, 45, 33, 0, 0, 0, msg, n);
+int cd_gemm_tune_check(cd_device *dev, int kind, int big, double *first_s, char *msg, size_t n) {
+    double t0 = cd_now();
+    int old = cd_gemm_set_kernels(kind), bad = check_gemm(dev, 67, 45, 33, 0, 0, 0, msg, n);   /* compiles */
+    if (first_s) *first_s = cd_now() - t0;
     for (int t = 1; t < 4 && !bad; t++) bad = check_gemm(dev, 45, 67, 70, t & 1, t >> 1, 0, msg, n);
     if (!bad) bad = check_gemm(dev, 130, 200, 257, 1, 1, 0, msg, n);
     if (!bad) bad = check_gemm(dev, 300, 140, 1100, 1, 0, 0, msg, n);     /* the large tiles (k >= 1024) */
@@ -303,10 +304,8 @@ static void child_run(const cd_tune_options *opt, int kind, const char *tuning, 
                cd_blas_apply_tuning(dev, tuning) != 1 + (strstr(tuning, "GemmRoutine") != NULL)) {
         snprintf(line, sizeof line, "FAIL CLBlast did not accept the parameters\n");
     } else {
-        double t0 = cd_now();
-        int bad = check_gemm(dev, 67, 45, 33, 0, 0, 0, msg, sizeof msg);   /* compiles */
-        double compile_s = cd_now() - t0;
-        if (!bad) bad = cd_gemm_tune_check(dev, kind, 1, msg, sizeof msg);
+        double compile_s = 0;
+        int bad = cd_gemm_tune_check(dev, kind, 1, &compile_s, msg, sizeof msg);
         int gpu = !(dev->info.type & CL_DEVICE_TYPE_CPU);
         const tune_shape *shapes = gpu ? shapes_gpu : shapes_cpu;
         if (bad) {
@@ -460,6 +459,7 @@ char *cd_gemm_tuning_merge(const char *old, int kind, const char *add) {
 static int store_merged(uint64_t key, int kind, const char *add) {
     size_t len = 0;
     char *old = cd_cache_load("gemm", key, &len);
+    if (!old && !*add) return 0;   /* nothing stored, nothing to store */
     if (old) {
         old = cd_xrealloc(old, len + 1);
         old[len] = '\0';
@@ -524,7 +524,8 @@ int cd_gemm_tune(const cd_tune_options *opt, cd_tune_result *res) {
     for (int i = tiles ? 0 : -1; i < n; i++) {
         char text[1024] = "", label[256];
         cand_result r;
-        if (i >= 0 && !(tiles && i == 0)) {
+        int dflt = i == (tiles ? 0 : -1);   /* the defaults' row: the first child's result */
+        if (!dflt) {
             if (tiles) snprintf(text, sizeof text, "%s\n", list[i]);
             else tuning_text(text, sizeof text, list[i], gpu);
             short_name(label, sizeof label, list[i]);
@@ -532,7 +533,7 @@ int cd_gemm_tune(const cd_tune_options *opt, cd_tune_result *res) {
             snprintf(label, sizeof label, "%s%s%s", deflabel, tiles ? ": " : "", tiles ? list[0] + 6 : "");
         }
         if (log) { fprintf(log, "%-4d %-86s", tiles ? i : i + 1, label); fflush(log); }
-        if (i < 0 || (tiles && i == 0)) {
+        if (dflt) {
             r = def;
         } else if (tiles ? !tiles_fit_limits(list[i], def.local_mem, def.max_wg, r.reason, sizeof r.reason)
                          : !xgemm_fits(list[i], def.local_mem, def.max_wg, r.reason, sizeof r.reason)) {
@@ -542,7 +543,7 @@ int cd_gemm_tune(const cd_tune_options *opt, cd_tune_result *res) {
                                  sizeof res->device_name)) {
             return -1;
         }
-        res->n_tried += i >= 0 && !(tiles && i == 0);
+        res->n_tried += !dflt;
         if (log) {
             if (r.ok) {
                 for (int s = 0; s < N_SHAPES; s++) fprintf(log, " %22.1f", r.gflops[s]);
@@ -551,7 +552,7 @@ int cd_gemm_tune(const cd_tune_options *opt, cd_tune_result *res) {
                 fprintf(log, " %s (%.0f s)\n", r.reason, r.wall_s);
             }
         }
-        if (i < 0 || (tiles && i == 0) || !r.ok) continue;
+        if (dflt || !r.ok) continue;
         res->n_valid++;
         if (best < 0 || r.geomean > best_r.geomean) { best = i; best_r = r; memcpy(win, text, sizeof win); }
     }
@@ -566,11 +567,8 @@ int cd_gemm_tune(const cd_tune_options *opt, cd_tune_result *res) {
         if (log) fprintf(log, "%s are fastest here (%.1f vs %.1f GFLOP/s); %s\n", tiles ? "the built-in tile shapes"
                          : "CLBlast's defaults", def.geomean, res->best_gflops,
                          opt->store ? "no tuning of them stored" : "--dry-run: nothing stored");
-        size_t len = 0;
-        char *old = opt->store ? cd_cache_load("gemm", res->key, &len) : NULL;
-        int had = old != NULL;         /* drop an earlier tuning of this kind: the defaults were measured best */
-        free(old);
-        return had ? store_merged(res->key, kind, "") : 0;
+        /* drop an earlier tuning of this kind: the defaults were measured best */
+        return opt->store ? store_merged(res->key, kind, "") : 0;
     }
     char stored[sizeof res->best];
     time_t now = time(NULL);

@@ -196,11 +196,11 @@ static void tune_kernel_checks(void) {
     cd_device *d = cd_open(NULL, 1);
     if (!d) return;
     char msg[512] = "";
-    int rc = cd_gemm_tune_check(d, CD_GEMM_CLBLAST, 0, msg, sizeof msg), ran = kernels_ran(d);
+    int rc = cd_gemm_tune_check(d, CD_GEMM_CLBLAST, 0, NULL, msg, sizeof msg), ran = kernels_ran(d);
     t_ok(rc == 0 && ran == 1, "the CLBlast candidates' checks pass on CLBlast's kernels alone (ran %d) %s", ran, msg);
     int old = cd_gemm_set_kernels(CD_GEMM_TILES), tiles = cd_gemm_kernels(d) == CD_GEMM_TILES;   /* fit here? */
     cd_gemm_set_kernels(old);
-    rc = cd_gemm_tune_check(d, CD_GEMM_TILES, 0, msg, sizeof msg);   /* the built-in pair; ops_gemm_tiles runs all */
+    rc = cd_gemm_tune_check(d, CD_GEMM_TILES, 0, NULL, msg, sizeof msg);   /* built-in pair; ops_gemm_tiles: all */
     ran = kernels_ran(d);
     t_ok(rc == 0 && ran == (tiles ? 2 : 1), "the tile candidates' checks pass on the tile kernels alone (ran %d, "
          "%s) %s", ran, tiles ? "the device runs them" : "CLBlast: the device cannot run them", msg);
