@@ -155,6 +155,21 @@ static size_t tile_count(const cd_tile_shape *s, size_t M, size_t N, size_t batc
  * (weight gradients: 64 x 576 x 40000 ran at 1.4 TFLOP/s in CLBlast, 18.2 in
  * this rule's 30 parts). The parts are whole multiples of 8 of k whatever the
  * shapes, so a product split the same way gives the same bits on every pair. */
+int blas_tile_range(cd_device *dev, const char *name, const cd_tile_shape *s, size_t M, size_t N, size_t z,
+                    size_t global[3], size_t local[3]) {
+    size_t wx = (size_t)s->wx, wy = (size_t)s->wy;
+    /* a compiler that cannot give the kernel its work-group (registers,
+     * local memory) leaves the product to CLBlast */
+    if (cd_kernel_wg_size(dev, name) < wx * wy) return 0;
+    global[0] = (N + (size_t)s->bn - 1) / (size_t)s->bn * wx;
+    global[1] = (M + (size_t)s->bm - 1) / (size_t)s->bm * wy;
+    global[2] = z;
+    local[0] = wx;
+    local[1] = wy;
+    local[2] = 1;
+    return 1;
+}
+
 tile_plan blas_tile_plan(const cd_device *dev, size_t M, size_t N, size_t K, size_t batch) {
     size_t cus = CD_MAX((size_t)dev->info.compute_units, (size_t)1);
     const cd_tile_shape *L = &dev->tiles[1];
@@ -189,13 +204,8 @@ int blas_tile_gemm(cd_device *dev, int ta, int tb, size_t M, size_t N, size_t K,
         {"gemm_tile_small_nn", "gemm_tile_small_nt", "gemm_tile_small_tn", "gemm_tile_small_tt"},
         {"gemm_tile_large_nn", "gemm_tile_large_nt", "gemm_tile_large_tn", "gemm_tile_large_tt"}};
     const char *name = names[large][ta * 2 + tb];
-    size_t wx = (size_t)s->wx, wy = (size_t)s->wy;
-    /* a compiler that cannot give the kernel its work-group (registers,
-     * local memory) leaves the product to CLBlast */
-    if (cd_kernel_wg_size(dev, name) < wx * wy) return 0;
-    size_t global[3] = {(N + (size_t)s->bn - 1) / (size_t)s->bn * wx, (M + (size_t)s->bm - 1) / (size_t)s->bm * wy,
-                        batch * nsplit};
-    size_t local[3] = {wx, wy, 1};
+    size_t global[3], local[3];
+    if (!blas_tile_range(dev, name, s, M, N, batch * nsplit, global, local)) return 0;
     if (nsplit == 1) {
         CD_LAUNCH_WG(dev, name, 3, global, local, KM(C), KM(A), KM(B), KI(M), KI(N), KI(K), KI(lda), KI(ldb),
                      KI(ldc), KUL(bt->sA), KUL(bt->sB), KUL(bt->sC), KF(alpha), KF(beta), KI(1), KI(K),

@@ -28,6 +28,10 @@ int blas_tiles_fit(size_t local_mem, size_t max_wg, const cd_tile_shape t[2], ch
  * nsplit parts of kc (a multiple of 8) */
 typedef struct { int large; size_t nsplit, kc; } tile_plan;
 tile_plan blas_tile_plan(const cd_device *dev, size_t M, size_t N, size_t K, size_t batch);
+/* The range of a tile kernel over C (M x N) and z matrices or parts: 0 when
+ * the device cannot give the kernel its work-group (the caller falls back) */
+int blas_tile_range(cd_device *dev, const char *name, const cd_tile_shape *s, size_t M, size_t N, size_t z,
+                    size_t global[3], size_t local[3]);
 /* dev->blas_temp holds at least bytes (fatal, naming the buffer, when the device is out of memory) */
 void blas_ensure_temp(cd_device *dev, size_t bytes);
 

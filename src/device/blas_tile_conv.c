@@ -17,11 +17,8 @@ int cd_gemm_conv(cd_device *dev, int which, size_t M, size_t N, size_t K, float 
         {"gemm_tile_large_conv_fw", "gemm_tile_large_conv_dw", "gemm_tile_large_conv_dx"}};
     const char *name = names[pl.large][which];
     const cd_tile_shape *s = &dev->tiles[pl.large];
-    size_t wx = (size_t)s->wx, wy = (size_t)s->wy;
-    if (cd_kernel_wg_size(dev, name) < wx * wy) return 0;
-    size_t global[3] = {(N + (size_t)s->bn - 1) / (size_t)s->bn * wx, (M + (size_t)s->bm - 1) / (size_t)s->bm * wy,
-                        pl.nsplit};
-    size_t local[3] = {wx, wy, 1};
+    size_t global[3], local[3];
+    if (!blas_tile_range(dev, name, s, M, N, pl.nsplit, global, local)) return 0;
     int RS = v->R * v->S;
     cd_mem out = C;
     size_t ldo = ldc;
