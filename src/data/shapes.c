@@ -179,7 +179,7 @@ static int write_split(const shapes_opts *o, const char *split, int split_no, in
     char path[4096], json[4096];
     snprintf(path, sizeof path, "%s/%s", o->dir, split);
     if (make_dir(path)) return -1;
-    snprintf(json, sizeof json, "%s/annotations/%s.json", o->dir, split);
+    snprintf(json, sizeof json, "%s/annotations/%s.json.part", o->dir, split);   /* renamed when both are whole */
     FILE *f = fopen(json, "w");
     if (!f) return cd_seterr("cannot write %s: %s", json, strerror(errno));
     fprintf(f, "{\"info\": {\"description\": \"cldetr synthetic shapes (%s split, seed %llu, %dx%d)\", "
@@ -233,5 +233,14 @@ int shapes_generate(const shapes_opts *o) {
     if (make_dir(path)) return -1;
     if (write_split(o, "train", 0, o->n_train)) return -1;
     if (write_split(o, "val", 1, o->n_val)) return -1;
+    /* the annotations appear only whole, train.json (what `cldetr train` looks for) last: a generation
+     * cut short leaves no dataset, and the next run makes it again instead of reading half a file */
+    static const char *const splits[2] = {"val", "train"};
+    for (int i = 0; i < 2; i++) {
+        char part[4096];
+        snprintf(part, sizeof part, "%s/annotations/%s.json.part", o->dir, splits[i]);
+        snprintf(path, sizeof path, "%s/annotations/%s.json", o->dir, splits[i]);
+        if (rename(part, path)) return cd_seterr("cannot rename %s to %s: %s", part, path, strerror(errno));
+    }
     return 0;
 }

@@ -13,6 +13,18 @@ common=(--set "data.root=$tmp/shapes" --set "train.out_dir=$tmp/runs" --set log.
 
 "$bin" train >"$tmp/out" 2>&1; check $? 2 "give a config file" "no config: exit 2 with usage"
 "$bin" train "$ini" --bogus >"$tmp/out" 2>&1; check $? 2 "unknown option '--bogus'" "unknown option is named"
+# A generation cut short leaves no annotation file behind (it used to leave half a train.json, which
+# the next `cldetr train` read as a JSON error instead of making the dataset again).
+"$bin" make-shapes "$tmp/cut" --train 100000 --val 10 --size 64 -q >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 50); do [ -e "$tmp/cut/train/000050.png" ] && break; sleep 0.1; done
+kill $pid 2>/dev/null; wait $pid 2>/dev/null
+[ -e "$tmp/cut/train/000050.png" ] && [ ! -e "$tmp/cut/annotations/train.json" ] && [ ! -e "$tmp/cut/annotations/val.json" ]
+ok $? "make-shapes cut short: images begun, no annotation file written"
+"$bin" make-shapes "$tmp/cut" --train 3 --val 2 --size 32 -q >"$tmp/out" 2>&1; rc=$?
+[ $rc = 0 ] && [ -s "$tmp/cut/annotations/train.json" ] && [ -s "$tmp/cut/annotations/val.json" ] &&
+  [ -z "$(ls "$tmp/cut/annotations" | grep part)" ]
+ok $? "then made again whole: train.json and val.json, no part file left (rc $rc)"
 "$bin" train --help-config >"$tmp/out" 2>&1; check $? 0 "clip_max_norm" "--help-config lists the keys"
 "$bin" train "$ini" "${common[@]}" --set train.lr=abc >"$tmp/out" 2>&1
 check $? 1 "train.lr: expected a number" "a bad value is named with the key"
